@@ -1,0 +1,120 @@
+// Command dsftp mounts the shared folders of the other members of a Discord
+// channel and shares the current directory with them, read-only.
+//
+// This package is thin wiring: flags, signals, logging and exit codes. The
+// work is in share/, peers/ and fs/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command ran and failed
+	exitUsage = 2 // bad flags or arguments
+)
+
+// usageError marks errors that come from bad flags or arguments.
+type usageError struct{ error }
+
+// globals are the flags every command has.
+type globals struct {
+	logLevel string
+	logJSON  bool
+}
+
+// subcommands are added by init functions in this package's other files,
+// one file per command.
+var subcommands []func(*globals) *cobra.Command
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "dsftp",
+		Short: "Mount your friends' shared folders, found through a Discord channel",
+		Long: `dsftp shares a folder read-only over SFTP and mounts the shares of the
+other members of a Discord channel (or of the local network) as one
+directory per peer.
+
+  dsftp mount ~/peers     share the working directory and mount everyone else's
+  dsftp share             only share the working directory`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return setupLogging(g)
+		},
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines instead of text")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
+	})
+	for _, mk := range subcommands {
+		root.AddCommand(mk(g))
+	}
+	return root
+}
+
+func setupLogging(g *globals) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if g.logJSON {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	slog.SetDefault(slog.New(h))
+	return nil
+}
+
+// signalContext is cancelled on the first SIGINT or SIGTERM. A second
+// signal restores the default action, so a stuck shutdown can be forced.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	ctx, stop := signalContext()
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "dsftp: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// isCobraUsage recognises cobra's own argument errors (unknown command,
+// wrong number of arguments), which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,261 @@
+package peers
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Entry is a live peer with the unique display name the registry gave it.
+type Entry struct {
+	Peer
+	// DisplayName is unique among live peers and safe as a path component.
+	DisplayName string
+	// Added is when the peer first appeared.
+	Added time.Time
+}
+
+// Registry is the set of live peers fed by discovery and the command line.
+// Readers poll List after a notification from Watch; all methods are safe
+// for concurrent use and never block on the network.
+type Registry struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	self     string // own ID, never listed
+	byID     map[string]*Entry
+	names    map[string]string // display name -> ID
+	watchers map[chan struct{}]struct{}
+	timer    chan struct{} // pokes Run when expiries change
+}
+
+// NewRegistry returns an empty registry. selfID, when non-empty, is the
+// local instance's own ID; adverts carrying it are ignored.
+func NewRegistry(selfID string) *Registry {
+	return &Registry{
+		now:      time.Now,
+		self:     selfID,
+		byID:     map[string]*Entry{},
+		names:    map[string]string{},
+		watchers: map[chan struct{}]struct{}{},
+		timer:    make(chan struct{}, 1),
+	}
+}
+
+// SetClock replaces time.Now, for tests.
+func (r *Registry) SetClock(now func() time.Time) {
+	r.mu.Lock()
+	r.now = now
+	r.mu.Unlock()
+}
+
+// Upsert adds p or refreshes the peer with the same ID. A refreshed peer
+// keeps its display name. It reports whether the peer is new.
+func (r *Registry) Upsert(p Peer) bool {
+	if p.ID == "" || p.ID == r.self {
+		return false
+	}
+	p = p.Clone()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	p.Updated = now
+	if !p.Expires.IsZero() && !p.Expires.After(now) {
+		return false
+	}
+	e, ok := r.byID[p.ID]
+	if ok {
+		e.Peer = p
+	} else {
+		e = &Entry{Peer: p, Added: now, DisplayName: r.uniqueName(p)}
+		r.byID[p.ID] = e
+		r.names[e.DisplayName] = p.ID
+	}
+	r.changedLocked()
+	return !ok
+}
+
+// uniqueName gives the first claimant the bare sanitized name; later ones
+// get a suffix from their own ID, so no advert can take over a name.
+func (r *Registry) uniqueName(p Peer) string {
+	base := SanitizeName(p.Name)
+	if _, taken := r.names[base]; !taken {
+		return base
+	}
+	suffix := "-" + shortID(p.ID)
+	if len(base)+len(suffix) > MaxNameLen {
+		base = SanitizeName(base[:MaxNameLen-len(suffix)])
+	}
+	name := base + suffix
+	for i := 2; ; i++ {
+		if _, taken := r.names[name]; !taken {
+			return name
+		}
+		name = base + suffix + "-" + itoa(i)
+	}
+}
+
+func itoa(i int) string {
+	var buf [20]byte
+	n := len(buf)
+	for {
+		n--
+		buf[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			return string(buf[n:])
+		}
+	}
+}
+
+// Remove drops the peer with the given ID, if present.
+func (r *Registry) Remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removeLocked(id)
+}
+
+func (r *Registry) removeLocked(id string) {
+	e, ok := r.byID[id]
+	if !ok {
+		return
+	}
+	delete(r.byID, id)
+	delete(r.names, e.DisplayName)
+	r.changedLocked()
+}
+
+// List returns the live peers sorted by display name.
+func (r *Registry) List() []Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	out := make([]Entry, 0, len(r.byID))
+	for _, e := range r.byID {
+		c := *e
+		c.Peer = e.Peer.Clone()
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
+	return out
+}
+
+// Get returns the live peer with the given display name.
+func (r *Registry) Get(name string) (Entry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	id, ok := r.names[name]
+	if !ok {
+		return Entry{}, false
+	}
+	e := *r.byID[id]
+	e.Peer = e.Peer.Clone()
+	return e, true
+}
+
+// ByID returns the live peer with the given ID.
+func (r *Registry) ByID(id string) (Entry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	e, ok := r.byID[id]
+	if !ok {
+		return Entry{}, false
+	}
+	c := *e
+	c.Peer = e.Peer.Clone()
+	return c, true
+}
+
+// AuthorizedKey reports whether key is a client key of a live peer, and
+// which. The share calls it (through a small interface) on every login.
+func (r *Registry) AuthorizedKey(key ssh.PublicKey) (string, bool) {
+	want := key.Marshal()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	for _, e := range r.byID {
+		for _, k := range e.ClientKeys {
+			if bytes.Equal(k.Marshal(), want) {
+				return e.DisplayName, true
+			}
+		}
+	}
+	return "", false
+}
+
+// Watch returns a channel that receives a value (coalesced) after every
+// change, and a function to stop watching.
+func (r *Registry) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.watchers[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.watchers, ch)
+		r.mu.Unlock()
+	}
+}
+
+func (r *Registry) changedLocked() {
+	for ch := range r.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case r.timer <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Registry) expireLocked() {
+	now := r.now()
+	for id, e := range r.byID {
+		if !e.Expires.IsZero() && !e.Expires.After(now) {
+			r.removeLocked(id)
+		}
+	}
+}
+
+// nextExpiry returns the earliest expiry among live peers, or zero.
+func (r *Registry) nextExpiry() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var next time.Time
+	for _, e := range r.byID {
+		if !e.Expires.IsZero() && (next.IsZero() || e.Expires.Before(next)) {
+			next = e.Expires
+		}
+	}
+	return next
+}
+
+// Run drops peers when their adverts expire, so watchers hear of it without
+// polling. It returns when ctx is done.
+func (r *Registry) Run(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		r.expireLocked()
+		r.mu.Unlock()
+		wait := time.Hour
+		if next := r.nextExpiry(); !next.IsZero() {
+			wait = time.Until(next) + 10*time.Millisecond
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.timer:
+		}
+	}
+}
