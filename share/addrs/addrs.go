@@ -115,24 +115,28 @@ func Select(o Options) ([]Addr, error) {
 	if err != nil {
 		return out, fmt.Errorf("list network interfaces: %w", err)
 	}
-	var local []Addr
+	type localAddr struct {
+		Addr
+		ifName string
+	}
+	var local []localAddr
 	for _, ifc := range ifs {
 		ip := ifc.Addr.Unmap()
 		switch {
 		case !ip.IsValid() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified():
 		case ip.Is4() && ip.IsPrivate():
-			local = append(local, Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: LAN, Reason: "LAN address on " + ifc.Name + ", for peers on the same network"})
+			local = append(local, localAddr{Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: LAN, Reason: "LAN address on " + ifc.Name + ", for peers on the same network"}, ifc.Name})
 		case ip.Is4():
-			local = append(local, Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: LAN, Reason: "address on " + ifc.Name})
+			local = append(local, localAddr{Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: LAN, Reason: "address on " + ifc.Name}, ifc.Name})
 		case ip.IsGlobalUnicast() && !ip.IsPrivate():
-			local = append(local, Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: IPv6, Reason: "global IPv6 address on " + ifc.Name + ", needs no port forwarding"})
+			local = append(local, localAddr{Addr{Addr: netip.AddrPortFrom(ip, o.Port).String(), Kind: IPv6, Reason: "global IPv6 address on " + ifc.Name + ", needs no port forwarding"}, ifc.Name})
 		}
 	}
-	slices.SortStableFunc(local, func(a, b Addr) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.Reason, b.Reason), strings.Compare(a.Addr, b.Addr))
+	slices.SortFunc(local, func(a, b localAddr) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.ifName, b.ifName), strings.Compare(a.Addr.Addr, b.Addr.Addr))
 	})
 	for _, a := range local {
-		add(a)
+		add(a.Addr)
 	}
 	return out, nil
 }
