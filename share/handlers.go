@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -111,10 +112,40 @@ func (h *fsHandlers) openNoAtime(rel string, extra int) (*os.File, error) {
 // generic failure, so clients say "Permission denied". os.Root has no
 // exported sentinel for it, hence the text match; anything else passes.
 func refuseEscapes(err error) error {
-	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
+	if isEscape(err) {
 		return fmt.Errorf("%w: %v", sftp.ErrSSHFxPermissionDenied, err)
 	}
 	return err
+}
+
+// isEscape reports os.Root's refusal of a path that leaves the root.
+func isEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
+}
+
+// followAbsLinks handles what os.Root refuses although it stays inside:
+// a final symlink with an absolute target that lies in the share (as
+// `ln -s "$PWD/file" link` makes). It returns the root-relative path to use
+// instead, or false. Every hop is read through the root, and the result is
+// opened through the root again, so confinement still holds.
+func (h *fsHandlers) followAbsLinks(rel string) (string, bool) {
+	moved := false
+	for range 8 {
+		fi, err := h.root.Lstat(rel)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return rel, moved && err == nil
+		}
+		target, err := h.root.Readlink(rel)
+		if err != nil || !filepath.IsAbs(target) {
+			return rel, moved
+		}
+		inside, ok := absInside(h.rootReal, target)
+		if !ok {
+			return "", false
+		}
+		rel, moved = inside, true
+	}
+	return "", false // a loop of absolute links
 }
 
 // Fileread opens a regular file for reading.
@@ -128,6 +159,11 @@ func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		return nil, err
 	}
 	f, err := h.openNoAtime(rel, 0)
+	if isEscape(err) {
+		if alt, ok := h.followAbsLinks(rel); ok {
+			f, err = h.openNoAtime(alt, 0)
+		}
+	}
 	if err != nil {
 		h.release()
 		return nil, err
@@ -239,6 +275,11 @@ func (h *fsHandlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
 		return h.list(rel)
 	case "Stat":
 		fi, err := h.root.Stat(rel)
+		if isEscape(err) {
+			if alt, ok := h.followAbsLinks(rel); ok {
+				fi, err = h.root.Stat(alt)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -302,6 +343,11 @@ func (h *fsHandlers) list(rel string) (sftp.ListerAt, error) {
 		return nil, err
 	}
 	d, err := h.openNoAtime(rel, unix.O_DIRECTORY)
+	if isEscape(err) {
+		if alt, ok := h.followAbsLinks(rel); ok {
+			d, err = h.openNoAtime(alt, unix.O_DIRECTORY)
+		}
+	}
 	if err != nil {
 		h.release()
 		return nil, err

@@ -44,25 +44,40 @@ func clientPath(rel string) string {
 
 // linkTargetForClient decides what readlink shows for the symlink at rel
 // (relative to the share root, whose real path is rootReal) with the link
-// text target. A relative target that stays inside the share is shown as is;
-// an absolute target inside the share is rewritten into the client's view
-// ("/sub/file"). Targets that point outside the share are refused: following
-// them would fail anyway, and the text would leak paths of the sharing
-// machine (home directory names and the like).
+// text target. A relative target that stays inside the share is shown as
+// is. An absolute target inside the share is shown relative to the link's
+// directory, so that clients (sshfs, which resolves links itself) land on
+// the same file. Targets that point outside the share are refused:
+// following them fails anyway, and the text would leak paths of the
+// sharing machine (home directory names and the like).
 func linkTargetForClient(rootReal, rel, target string) (string, bool) {
 	if target == "" || strings.IndexByte(target, 0) >= 0 {
 		return "", false
 	}
 	if filepath.IsAbs(target) {
-		r, err := filepath.Rel(rootReal, filepath.Clean(target))
-		if err != nil || !filepath.IsLocal(r) && r != "." {
+		inside, ok := absInside(rootReal, target)
+		if !ok {
 			return "", false
 		}
-		return clientPath(r), true
+		r, err := filepath.Rel(filepath.Dir(rel), inside)
+		if err != nil {
+			return "", false
+		}
+		return filepath.ToSlash(r), true
 	}
 	joined := filepath.Join(filepath.Dir(rel), target)
 	if joined != "." && !filepath.IsLocal(joined) {
 		return "", false
 	}
 	return target, true
+}
+
+// absInside maps an absolute path on the sharing machine to a path
+// relative to the share root, if it lies inside (lexically).
+func absInside(rootReal, target string) (string, bool) {
+	r, err := filepath.Rel(rootReal, filepath.Clean(target))
+	if err != nil || (r != "." && !filepath.IsLocal(r)) {
+		return "", false
+	}
+	return r, true
 }
