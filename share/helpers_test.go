@@ -85,15 +85,15 @@ func newFixture(t testing.TB, hostile bool) *fixture {
 	link("sub", filepath.Join(f.share, "dirlink"))                                  // directory symlink inside
 	link(filepath.Join(f.share, "sub", "b.txt"), filepath.Join(f.share, "abslink")) // absolute, inside
 	if hostile {
-		link("../outside/secret", filepath.Join(f.share, "out"))          // relative out
-		link(f.secret, filepath.Join(f.share, "absout"))                  // absolute out
-		link("../outside", filepath.Join(f.share, "outdir"))              // directory out
-		link(f.outside, filepath.Join(f.share, "absoutdir"))              // absolute directory out
-		link("chain2", filepath.Join(f.share, "chain1"))                  // chain: inside hop ...
+		link("../outside/secret", filepath.Join(f.share, "out"))           // relative out
+		link(f.secret, filepath.Join(f.share, "absout"))                   // absolute out
+		link("../outside", filepath.Join(f.share, "outdir"))               // directory out
+		link(f.outside, filepath.Join(f.share, "absoutdir"))               // absolute directory out
+		link("chain2", filepath.Join(f.share, "chain1"))                   // chain: inside hop ...
 		link("sub/../../outside/secret", filepath.Join(f.share, "chain2")) // ... then out
-		link("loop2", filepath.Join(f.share, "loop1"))                    // loop
+		link("loop2", filepath.Join(f.share, "loop1"))                     // loop
 		link("loop1", filepath.Join(f.share, "loop2"))
-		link("/", filepath.Join(f.share, "rootlink"))                          // the machine's root
+		link("/", filepath.Join(f.share, "rootlink"))                                       // the machine's root
 		link("../../../../../../../../etc/passwd", filepath.Join(f.share, "sub", "passwd")) // deep relative out
 		if err := syscall.Mkfifo(filepath.Join(f.share, "fifo"), 0o644); err != nil {
 			t.Fatal(err)
