@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -110,6 +111,7 @@ func hostForCommand(a netip.Addr) string {
 
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
+	var rf upnpFlags // upnp: port mapping and advertised addresses (upnp.go)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -129,10 +131,24 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
+			// upnp: bad --advertise/--upnp-lease values are usage errors.
+			if _, err := rf.check(); err != nil {
+				return err
+			}
 			srv, err := startShare(f.options(dir), cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
+			// upnp: forward the port on the router and print the advertised
+			// addresses now and whenever they change; the mapping is removed
+			// (tr.Wait) before the command returns.
+			out := cmd.OutOrStdout()
+			tr, err := startReachability(cmd.Context(), &rf, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) { writeAddrs(out, as) })
+			if err != nil {
+				srv.Close()
+				return err
+			}
+			defer tr.Wait()
 			if err := srv.Serve(cmd.Context()); err != nil {
 				return err
 			}
@@ -141,5 +157,6 @@ without keys. The host key is new each run unless --host-key pins it.`,
 		},
 	}
 	f.register(cmd.Flags())
+	rf.register(cmd.Flags()) // upnp
 	return cmd
 }

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -56,22 +58,24 @@ func (f *upnpFlags) check() ([]string, error) {
 	return out, nil
 }
 
-// startReachability starts mapping port on the router (unless --no-upnp)
-// and calls onChange with the advertised addresses: at once with the local
+// startReachability starts mapping the port of listen (the address the
+// share bound) on the router, unless --no-upnp or listen is a specific
+// address such as 127.0.0.1, and calls onChange with the advertised addresses: at once with the local
 // and --advertise ones, then after every change (mapping made, lost,
 // external address changed). Warnings for the user go to warnOut. When
 // ctx is done the mapping is removed; Tracker.Wait returns after that.
-func startReachability(ctx context.Context, f *upnpFlags, port int, warnOut io.Writer, onChange func([]addrs.Addr)) (*addrs.Tracker, error) {
+func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort, warnOut io.Writer, onChange func([]addrs.Addr)) (*addrs.Tracker, error) {
 	adv, err := f.check()
 	if err != nil {
 		return nil, err
 	}
-	if port <= 0 || port > 65535 {
-		return nil, fmt.Errorf("start port mapping: invalid port %d", port)
+	if listen.Port() == 0 {
+		return nil, fmt.Errorf("start port mapping: the share has no port (listening on %v)", listen)
 	}
 	var mu sync.Mutex // warnings and onChange may interleave otherwise
 	return addrs.Track(ctx, addrs.TrackOptions{
-		Port:      uint16(port),
+		Port:      listen.Port(),
+		Bind:      listen.Addr(),
 		Advertise: adv,
 		NoUPnP:    f.noUPnP,
 		Lease:     f.lease,
@@ -84,12 +88,22 @@ func startReachability(ctx context.Context, f *upnpFlags, port int, warnOut io.W
 		OnChange: func(as []addrs.Addr) {
 			mu.Lock()
 			defer mu.Unlock()
-			slog.Info("advertised addresses", "addrs", strings.Join(addrs.Strings(as), " "))
+			slog.Debug("advertised addresses", "addrs", strings.Join(addrs.Strings(as), " "))
 			if onChange != nil {
 				onChange(as)
 			}
 		},
 	}), nil
+}
+
+// listenAddr is the address a share bound: its first TCP listener.
+func listenAddr(as []net.Addr) netip.AddrPort {
+	for _, a := range as {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			return ta.AddrPort()
+		}
+	}
+	return netip.AddrPort{}
 }
 
 // writeAddrs prints the advertised addresses with their reasons, for the

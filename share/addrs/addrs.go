@@ -75,6 +75,9 @@ type Options struct {
 	// Advertise are --advertise HOST:PORT values, already checked with
 	// ParseAdvertise.
 	Advertise []string
+	// Bind is the address the share listens on. When it is a specific
+	// address (not 0.0.0.0 or ::), it is the only local address advertised.
+	Bind netip.Addr
 	// NoLocal leaves out this computer's own addresses (LAN and IPv6).
 	NoLocal bool
 	// Interfaces lists the local addresses. Nil means LocalInterfaces.
@@ -105,6 +108,10 @@ func Select(o Options) ([]Addr, error) {
 		add(Addr{Addr: o.External.String(), Kind: External, Reason: reason})
 	}
 	if o.NoLocal || o.Port == 0 {
+		return out, nil
+	}
+	if b := o.Bind.Unmap(); b.IsValid() && !b.IsUnspecified() {
+		add(Addr{Addr: netip.AddrPortFrom(b, o.Port).String(), Kind: kindOf(b), Reason: "the address the share listens on (--listen)"})
 		return out, nil
 	}
 	list := o.Interfaces
@@ -139,6 +146,13 @@ func Select(o Options) ([]Addr, error) {
 		add(a.Addr)
 	}
 	return out, nil
+}
+
+func kindOf(ip netip.Addr) Kind {
+	if ip.Is4() {
+		return LAN
+	}
+	return IPv6
 }
 
 // LocalInterfaces lists the addresses of the interfaces that are up and

@@ -3,6 +3,7 @@ package addrs
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -14,6 +15,11 @@ import (
 type TrackOptions struct {
 	// Port is the share's TCP listening port. Required.
 	Port uint16
+	// Bind is the address the share listens on. A specific address (not
+	// 0.0.0.0 or ::) is advertised alone and turns UPnP off: the router
+	// would forward to an address the share does not listen on, and a
+	// loopback-only share must not talk to the LAN at all.
+	Bind netip.Addr
 	// Advertise are checked --advertise values (see ParseAdvertise).
 	Advertise []string
 	// NoUPnP turns port mapping off (--no-upnp).
@@ -60,6 +66,10 @@ func Track(ctx context.Context, opts TrackOptions) *Tracker {
 	t := &Tracker{opts: opts, log: log, done: make(chan struct{})}
 	changes := make(chan portmap.Status, 1)
 	t.update(portmap.Status{})
+	if b := opts.Bind.Unmap(); !opts.NoUPnP && b.IsValid() && !b.IsUnspecified() {
+		log.Info("UPnP port mapping is off: the share listens on one address only", "listen", b)
+		opts.NoUPnP = true
+	}
 	if opts.NoUPnP {
 		close(t.done)
 		return t
@@ -101,6 +111,7 @@ func Track(ctx context.Context, opts TrackOptions) *Tracker {
 func (t *Tracker) update(s portmap.Status) {
 	as, err := Select(Options{
 		Port:       t.opts.Port,
+		Bind:       t.opts.Bind,
 		External:   s.External,
 		Router:     s.Router,
 		Advertise:  t.opts.Advertise,
