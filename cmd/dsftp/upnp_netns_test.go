@@ -200,18 +200,20 @@ func TestShareBehindCGNAT(t *testing.T) {
 	rs.terminate(t)
 }
 
-// TestShareNoUPnPAndAdvertise: --no-upnp sends nothing to the router and
-// --advertise values are listed first.
+// TestShareNoUPnPAndAdvertise: --no-upnp sends nothing to the router,
+// --advertise values are listed first, then the host's global IPv6 address,
+// then its LAN address.
 func TestShareNoUPnPAndAdvertise(t *testing.T) {
 	t.Parallel()
 	in := testenv.NewInternet(t)
 	home := in.NewHome(t, testenv.HomeOptions{})
 	host := home.AddHost(t)
+	testenv.MustRun(t, "ip", "-n", host.NS, "addr", "add", "2001:db8:77::2/64", "dev", "eth0", "nodad")
 	home.StartRouter(t)
 
 	rs := startRouterShare(t, host, "--no-upnp", "--advertise", "vps.example.org:2222", "--advertise", "[2001:db8::7]:22")
-	testenv.WaitFor(t, 10*time.Second, "the advertised addresses", func() bool { return len(rs.advertised()) == 3 })
-	want := []string{"vps.example.org:2222", "[2001:db8::7]:22", fmt.Sprintf("%s:%d", host.Addr, rs.port)}
+	testenv.WaitFor(t, 10*time.Second, "the advertised addresses", func() bool { return len(rs.advertised()) == 4 })
+	want := []string{"vps.example.org:2222", "[2001:db8::7]:22", fmt.Sprintf("[2001:db8:77::2]:%d", rs.port), fmt.Sprintf("%s:%d", host.Addr, rs.port)}
 	if got := rs.advertised(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("advertised %v, want %v", got, want)
 	}

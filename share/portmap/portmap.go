@@ -175,29 +175,45 @@ func (m *Mapper) Run(ctx context.Context) error {
 }
 
 // step brings the mapping up to date and returns when to look again.
+// When ctx ends in the middle, step returns without touching the state, so
+// that cleanup still knows which mapping to delete.
 func (m *Mapper) step(ctx context.Context) time.Duration {
+	if m.dev == nil {
+		dev, err := m.discover(ctx)
+		if ctx.Err() != nil {
+			return m.check
+		}
+		if err != nil {
+			m.publish(Status{Err: err})
+			return m.check
+		}
+		m.dev = dev
+	}
+	ip, err := m.externalIP(ctx)
 	if ctx.Err() != nil {
 		return m.check
 	}
-	if m.dev == nil {
-		if err := m.discover(ctx); err != nil {
-			m.publish(Status{Err: err})
-			return m.check
-		}
-	}
-	ip, err := m.externalIP(ctx)
 	if err != nil {
-		// The router stopped answering: rebooted, replaced, or UPnP was
-		// switched off. Its mappings are probably gone; search again.
+		// The router stopped answering: rebooted, replaced, frozen, or
+		// UPnP was switched off. Search again; until something answers,
+		// keep what we know, so that exit can still delete our mapping.
 		m.log.Info("router stopped answering; searching again", "router", m.dev.ID(), "err", err)
-		m.dev, m.ext = nil, 0
-		if err := m.discover(ctx); err != nil {
-			m.publish(Status{Err: err})
+		dev, derr := m.discover(ctx)
+		if ctx.Err() != nil {
 			return m.check
 		}
-		if ip, err = m.externalIP(ctx); err != nil {
+		if derr != nil {
 			m.publish(Status{Router: m.dev.Router(), Err: err})
-			m.dev = nil
+			return m.check
+		}
+		// Whatever answered (the same router after a reboot, or another
+		// one) may not have our mapping: map again.
+		m.dev, m.ext = dev, 0
+		if ip, err = m.externalIP(ctx); ctx.Err() != nil {
+			return m.check
+		}
+		if err != nil {
+			m.publish(Status{Router: m.dev.Router(), Err: err})
 			return m.check
 		}
 	}
@@ -220,10 +236,10 @@ func (m *Mapper) step(ctx context.Context) time.Duration {
 	default:
 		err = m.verify(ctx)
 	}
+	if ctx.Err() != nil {
+		return m.check
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return m.check
-		}
 		base.Err = err
 		m.publish(base)
 		return m.check
@@ -238,7 +254,7 @@ func (m *Mapper) step(ctx context.Context) time.Duration {
 	return m.check
 }
 
-func (m *Mapper) discover(ctx context.Context) error {
+func (m *Mapper) discover(ctx context.Context) (Device, error) {
 	start := time.Now()
 	devs, err := m.opts.Discover(ctx, m.opts.DiscoverTimeout)
 	if err != nil {
@@ -246,11 +262,10 @@ func (m *Mapper) discover(ctx context.Context) error {
 		if errors.As(err, &nr) && nr.Details != nil {
 			m.log.Debug("UPnP search details", "err", nr.Details)
 		}
-		return err
+		return nil, err
 	}
-	m.dev = devs[0]
-	m.log.Info("found UPnP router", "router", m.dev.ID(), "local", m.dev.LocalIP(), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	m.log.Info("found UPnP router", "router", devs[0].ID(), "local", devs[0].LocalIP(), "took", time.Since(start).Round(time.Millisecond))
+	return devs[0], nil
 }
 
 func (m *Mapper) externalIP(ctx context.Context) (netip.Addr, error) {

@@ -375,3 +375,32 @@ func TestRouterChanges(t *testing.T) {
 		t.Fatalf("mapping still on the router after SIGTERM: %q", home.Mappings(t, host))
 	}
 }
+
+// TestFrozenRouter: the router stops answering (miniupnpd SIGSTOPped) while
+// the share runs; stopping the share still finishes promptly, because every
+// router call has a deadline, and says the mapping could not be removed.
+func TestFrozenRouter(t *testing.T) {
+	t.Parallel()
+	in := testenv.NewInternet(t)
+	home := in.NewHome(t, testenv.HomeOptions{})
+	host := home.AddHost(t)
+	home.StartRouter(t)
+
+	d := startDemo(t, host, "-check", "2s")
+	want := fmt.Sprintf("%s:%d", home.WAN(), d.port)
+	d.waitAddrs(t, 20*time.Second, "the external address", func(as []string) bool { return contains(as, want) })
+
+	upnpd := home.Miniupnpd().Cmd.Process
+	if err := upnpd.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = upnpd.Signal(syscall.SIGCONT) })
+	// Let a check run into the frozen router, then stop.
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	d.stop(t) // fails after 15 s
+	t.Logf("stopped %v after SIGTERM with a frozen router", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(d.Output.String(), "could not remove port mapping") {
+		t.Errorf("expected a note that the mapping could not be removed:\n%s", d.Output)
+	}
+}
