@@ -140,7 +140,7 @@ func TestMapRenewDelete(t *testing.T) {
 	// another LAN host with upnpc) expires; ours must outlive several
 	// leases.
 	ctlPort := strconv.Itoa(d.port + 1)
-	testenv.MustRunIn(t, other.NS, "upnpc", "-e", "control", "-a", other.Addr.String(), ctlPort, ctlPort, "TCP", strconv.Itoa(int(lease/time.Second)))
+	testenv.MustRunIn(t, other.NS, "upnpc", "-u", home.RootDescURL(), "-e", "control", "-a", other.Addr.String(), ctlPort, ctlPort, "TCP", strconv.Itoa(int(lease/time.Second)))
 	controlGone := false
 	deadline := time.Now().Add(4 * lease)
 	for time.Now().Before(deadline) {
@@ -241,7 +241,7 @@ func TestPortTaken(t *testing.T) {
 			home.StartRouter(t)
 
 			port := "24242" // each host namespace is fresh, so the port is free
-			testenv.MustRunIn(t, squatter.NS, "upnpc", "-e", "squatter", "-a", squatter.Addr.String(), port, port, "TCP", "600")
+			testenv.MustRunIn(t, squatter.NS, "upnpc", "-u", home.RootDescURL(), "-e", "squatter", "-a", squatter.Addr.String(), port, port, "TCP", "600")
 			d := startDemo(t, host, "-port", port)
 			as := d.waitAddrs(t, 25*time.Second, "some external address", func(as []string) bool {
 				for _, a := range as {
@@ -349,7 +349,7 @@ func TestRouterChanges(t *testing.T) {
 	}
 
 	// 2. The mapping vanishes from the router (deleted behind our back).
-	if out := testenv.MustRunIn(t, host.NS, "upnpc", "-d", strconv.Itoa(d.port), "TCP"); !strings.Contains(out, "returned : 0") {
+	if out := testenv.MustRunIn(t, host.NS, "upnpc", "-u", home.RootDescURL(), "-d", strconv.Itoa(d.port), "TCP"); !strings.Contains(out, "returned : 0") {
 		t.Fatalf("upnpc -d did not remove the mapping:\n%s", out)
 	}
 	d.WaitOutput(t, "lost our port mapping", 20*time.Second)
