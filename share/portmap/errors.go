@@ -48,6 +48,19 @@ func (e *NoRouterError) Error() string {
 	return "no UPnP router found on the local network (UPnP may be turned off in the router's settings)"
 }
 
+// UnreachableError means the router that had our mapping stopped
+// answering and no router answered a new search.
+type UnreachableError struct {
+	Router string
+	Err    error // the failed request
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("router %s stopped answering UPnP requests (restarting, or UPnP switched off?); dsftp keeps trying", e.Router)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // NotAuthorizedError means the router refused to map the port (UPnP 606 or
 // 401): UPnP is on, but not allowed for this computer or this port.
 type NotAuthorizedError struct {

@@ -203,12 +203,15 @@ func (m *Mapper) step(ctx context.Context) time.Duration {
 			return m.check
 		}
 		if derr != nil {
-			m.publish(Status{Router: m.dev.Router(), Err: err})
+			m.publish(Status{Router: m.dev.Router(), Err: &UnreachableError{Router: m.dev.Router(), Err: err}})
 			return m.check
 		}
-		// Whatever answered (the same router after a reboot, or another
-		// one) may not have our mapping: map again.
-		m.dev, m.ext = dev, 0
+		// The same router (after a reboot, say) may or may not still have
+		// our mapping: the verify below finds out. Another router has not.
+		if dev.ID() != m.dev.ID() {
+			m.ext = 0
+		}
+		m.dev = dev
 		if ip, err = m.externalIP(ctx); ctx.Err() != nil {
 			return m.check
 		}
