@@ -255,3 +255,44 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// TestTwoHomesSameSubnet: two homes use the same LAN subnet behind two
+// routers; each share maps its port on its own router and a host in the
+// other home fetches a file through that external address with OpenSSH
+// sftp. (Discovery and mounting between the homes belong to the mount and
+// discovery tests.)
+func TestTwoHomesSameSubnet(t *testing.T) {
+	t.Parallel()
+	in := testenv.NewInternet(t)
+	homes := []*testenv.Home{
+		in.NewHome(t, testenv.HomeOptions{LAN: "192.168.77.0/24"}),
+		in.NewHome(t, testenv.HomeOptions{LAN: "192.168.77.0/24"}),
+	}
+	var hosts []*testenv.Host
+	var shares []*routerShare
+	for _, h := range homes {
+		hosts = append(hosts, h.AddHost(t))
+		h.StartRouter(t)
+	}
+	if hosts[0].Addr != hosts[1].Addr {
+		t.Fatalf("want the same LAN address in both homes, got %s and %s", hosts[0].Addr, hosts[1].Addr)
+	}
+	for i, h := range homes {
+		rs := startRouterShare(t, hosts[i])
+		rs.waitAdvertised(t, fmt.Sprintf("%s:%d", h.WAN(), rs.port))
+		shares = append(shares, rs)
+	}
+	for i := range homes {
+		j := 1 - i
+		got, err := shares[j].sftpFrom(t, hosts[i].NS, homes[j].WAN().String(), shares[j].port)
+		if err != nil || got != "hello through the router\n" {
+			t.Fatalf("home %d → home %d through %s:%d: got %q, %v", i, j, homes[j].WAN(), shares[j].port, got, err)
+		}
+	}
+	for i, rs := range shares {
+		rs.terminate(t)
+		if hasMapping(t, homes[i], hosts[i], rs.port) {
+			t.Errorf("home %d: mapping left after SIGTERM", i)
+		}
+	}
+}
