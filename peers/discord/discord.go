@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -136,6 +137,7 @@ type Discovery struct {
 	drop    chan struct{} // gateway disconnected
 	resync  chan struct{} // gateway (re)connected: read history
 	done    chan struct{} // run loop ended
+	ready   atomic.Bool   // READY or RESUMED since the last Open
 
 	mu       sync.Mutex
 	addrs    []string
@@ -187,8 +189,8 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		}
 	})
 	s.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) { poke(d.drop) })
-	s.AddHandler(func(*discordgo.Session, *discordgo.Ready) { poke(d.resync) })
-	s.AddHandler(func(*discordgo.Session, *discordgo.Resumed) { poke(d.resync) })
+	s.AddHandler(func(*discordgo.Session, *discordgo.Ready) { d.ready.Store(true); poke(d.resync) })
+	s.AddHandler(func(*discordgo.Session, *discordgo.Resumed) { d.ready.Store(true); poke(d.resync) })
 
 	fail := func(err error) (*Discovery, error) {
 		cancel()
@@ -282,6 +284,7 @@ func (d *Discovery) run() {
 	defer close(d.done)
 	refresh := time.NewTimer(jitter(d.cfg.Refresh))
 	defer refresh.Stop()
+	failures := 0 // gateway connections in a row that never became ready
 	repost := time.NewTimer(time.Hour)
 	repost.Stop()
 	defer repost.Stop()
@@ -312,7 +315,7 @@ func (d *Discovery) run() {
 				d.log.Warn("discord: read channel history after reconnect", "err", err)
 			}
 		case <-d.drop:
-			if !d.reconnect() {
+			if !d.reconnect(&failures) {
 				return
 			}
 		}
@@ -321,30 +324,55 @@ func (d *Discovery) run() {
 
 // reconnect reopens the gateway with backoff (discordgo's own loop is off:
 // it can storm and does not re-read history). History is read once the
-// gateway says READY or RESUMED. It returns false when discovery must stop.
-func (d *Discovery) reconnect() bool {
-	wait := time.Duration(0)
+// gateway says READY or RESUMED. A connection that dropped before either
+// counts as a failure: the backoff keeps growing and the token is checked
+// over REST, so a revoked token ends in one clear error, not a loop. It
+// returns false when discovery must stop.
+func (d *Discovery) reconnect(failures *int) bool {
+	if d.ready.Load() {
+		*failures = 0
+	} else {
+		*failures++
+	}
 	for {
+		wait := time.Duration(0)
+		if *failures > 0 {
+			wait = jitter(min(time.Second<<min(*failures-1, 6), time.Minute))
+			if err := d.checkToken(); err != nil {
+				d.fatal(err)
+				return false
+			}
+			d.log.Warn("discord: gateway connection lost; retrying", "in", wait.Round(time.Millisecond))
+		}
 		select {
 		case <-d.ctx.Done():
 			return false
 		case <-time.After(wait):
 		}
+		d.ready.Store(false)
 		err := d.s.Open()
 		if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
-			if wait > 0 {
-				d.log.Info("discord: gateway reconnected")
-			}
 			return true
 		}
 		if fatal := explainGateway(err); fatal != nil {
 			d.fatal(fatal)
 			return false
 		}
-		wait = min(max(2*wait, time.Second), time.Minute)
-		wait = jitter(wait)
-		d.log.Warn("discord: gateway connection lost; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		d.log.Debug("discord: gateway open failed", "err", err)
+		*failures++
 	}
+}
+
+// checkToken asks REST whether the token still works.
+func (d *Discovery) checkToken() error {
+	err := call(d.ctx, d.cfg.RequestTimeout, func(o ...discordgo.RequestOption) error {
+		_, err := d.s.User("@me", o...)
+		return err
+	})
+	if status, _ := restCode(err); status == 401 {
+		return ErrBadToken
+	}
+	return nil
 }
 
 // fatal records err and reports true if it must stop discovery.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/discord/discordfake"
 )
 
@@ -69,6 +71,11 @@ type node struct {
 }
 
 func newSigner(t testing.TB) ssh.Signer {
+	s, _ := newKey(t)
+	return s
+}
+
+func newKey(t testing.TB) (ssh.Signer, ed25519.PrivateKey) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -78,11 +85,22 @@ func newSigner(t testing.TB) ssh.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, priv
+}
+
+// privKeys remembers every private key the tests made, for the test that
+// no secret reaches the channel.
+var privKeys struct {
+	sync.Mutex
+	keys []ed25519.PrivateKey
 }
 
 func (e *env) config(t testing.TB, token, name string) (Config, ssh.Signer, ssh.Signer) {
-	host, client := newSigner(t), newSigner(t)
+	host, hp := newKey(t)
+	client, cp := newKey(t)
+	privKeys.Lock()
+	privKeys.keys = append(privKeys.keys, hp, cp)
+	privKeys.Unlock()
 	return Config{
 		Token: token, APIBase: e.fake.URL(), Name: name,
 		Signer: host, ClientKeys: []ssh.PublicKey{client.PublicKey()},
@@ -155,4 +173,15 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func decodeB64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+func encodeB64(b []byte) string         { return base64.RawURLEncoding.EncodeToString(b) }
+
+func advertDecode(text string) (string, error) {
+	d, err := advert.Decode(text)
+	if err != nil {
+		return "", err
+	}
+	return d.Fingerprint, nil
 }

@@ -81,6 +81,9 @@ func newSession(token, apiBase string) (*discordgo.Session, error) {
 	s.ShouldRetryOnRateLimit = false
 	s.StateEnabled = false
 	s.SyncEvents = true
+	// discordgo logs through the standard log package; everything that
+	// matters reaches us as an error or event and is logged with slog.
+	s.LogLevel = -1
 	s.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages | discordgo.IntentMessageContent
 	return s, nil
 }

@@ -71,7 +71,8 @@ type Bot struct {
 	// NoPost lists channel IDs the bot may read but not post in.
 	NoPost []string
 
-	id string
+	id      string
+	revoked bool
 }
 
 // Message is one message as stored by the fake.
@@ -286,6 +287,16 @@ func (s *Server) InvalidateSessions() {
 	}
 }
 
+// RevokeToken makes the bot's token invalid, as resetting it in the
+// developer portal does: REST answers 401 and the gateway closes with 4004.
+func (s *Server) RevokeToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bots[token]; ok {
+		b.revoked = true
+	}
+}
+
 // SetGatewayDown makes the gateway unreachable (true): open connections
 // are dropped, sessions forgotten and new connections refused with 503,
 // so clients miss everything until it is back up (false).
@@ -355,6 +366,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	b := s.bots[strings.TrimPrefix(r.Header.Get("Authorization"), "Bot ")]
+	if b != nil && b.revoked {
+		b = nil
+	}
 	s.mu.Unlock()
 	req := Request{Method: r.Method, Path: path}
 	if b == nil {

@@ -127,7 +127,8 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 				Intents int    `json:"intents"`
 			}
 			json.Unmarshal(f.D, &id)
-			if !s.identify(c, id.Token, id.Intents) {
+			if code, text := s.identify(c, id.Token, id.Intents); code != 0 {
+				c.closeWith(code, text)
 				return
 			}
 		case 6: // resume
@@ -142,23 +143,21 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) identify(c *conn, token string, intents int) bool {
+// identify starts a session, or returns the close code that refuses it.
+func (s *Server) identify(c *conn, token string, intents int) (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.bots[trimBot(token)]
-	if b == nil {
-		go c.closeWith(CloseAuthenticationFailed, "Authentication failed.")
-		return false
+	if b != nil && s.Identify != nil {
+		if code := s.Identify(b.id, intents); code != 0 {
+			return code, "Closed by test hook."
+		}
+	}
+	if b == nil || b.revoked {
+		return CloseAuthenticationFailed, "Authentication failed."
 	}
 	if intents&IntentMessageContent != 0 && !b.MessageContent {
-		go c.closeWith(CloseDisallowedIntents, "Disallowed intent(s).")
-		return false
-	}
-	if s.Identify != nil {
-		if code := s.Identify(b.id, intents); code != 0 {
-			go c.closeWith(code, "Closed by test hook.")
-			return false
-		}
+		return CloseDisallowedIntents, "Disallowed intent(s)."
 	}
 	ss := &session{id: s.newIDLocked(), bot: b, intents: intents, conn: c}
 	s.sessions[ss.id] = ss
@@ -189,13 +188,19 @@ func (s *Server) identify(c *conn, token string, intents int) bool {
 			s.sendLocked(ss, "GUILD_CREATE", map[string]any{"id": g, "name": name, "unavailable": false, "channels": orEmpty(chans)})
 		}
 	}
-	return true
+	return 0, ""
 }
 
 func (s *Server) resume(c *conn, token, id string, seq int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[id]
+	if ss != nil && ss.bot.revoked {
+		s.mu.Unlock()
+		c.closeWith(CloseAuthenticationFailed, "Authentication failed.")
+		s.mu.Lock()
+		return
+	}
 	if ss == nil || ss.invalid || ss.bot.Token != trimBot(token) || time.Since(ss.dropped) > s.ResumeWindow && ss.conn == nil {
 		c.send(map[string]any{"op": 9, "d": false})
 		return
