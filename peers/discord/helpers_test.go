@@ -176,7 +176,7 @@ func (s *syncBuffer) String() string {
 }
 
 func decodeB64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
-func encodeB64(b []byte) string         { return base64.RawURLEncoding.EncodeToString(b) }
+func encodeB64(b []byte) string          { return base64.RawURLEncoding.EncodeToString(b) }
 
 func advertDecode(text string) (string, error) {
 	d, err := advert.Decode(text)

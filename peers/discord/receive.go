@@ -39,8 +39,8 @@ type receiver struct {
 	known map[string]*peerState // by host key fingerprint
 	// done maps message IDs to the content already handled, so history
 	// re-reads skip signature checks for what they saw before.
-	done map[string]string
-	stale map[string]bool       // own stale messages already handled
+	done  map[string]string
+	stale map[string]bool // own stale messages already handled
 }
 
 // peerState is what we remember per host key, also after its advert is
