@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -110,6 +112,7 @@ func hostForCommand(a netip.Addr) string {
 
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
+	var df discoveryFlags // discord: discovery flags (issue 4)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -129,11 +132,38 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			srv, err := startShare(f.options(dir), cmd.OutOrStdout())
+			// discord: with a bot token, advertise the share in the channel
+			// and let the channel's live peers log in (issue 4).
+			log := slog.Default()
+			tok, reg, err := df.prepare(log)
 			if err != nil {
 				return err
 			}
-			if err := srv.Serve(cmd.Context()); err != nil {
+			opts := f.options(dir)
+			if reg != nil {
+				opts.Authorizer = reg
+			}
+			srv, err := startShare(opts, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			waitDiscovery := func() error { return nil }
+			if reg != nil {
+				go reg.Run(ctx)
+				d, err := startDiscovery(ctx, &df, tok, advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs())}, reg, log)
+				if err != nil {
+					srv.Close()
+					return err
+				}
+				waitDiscovery = superviseDiscovery(ctx, cancel, d, log)
+			}
+			// discord: end
+			if err := srv.Serve(ctx); err != nil {
+				return err
+			}
+			if err := waitDiscovery(); err != nil { // discord
 				return err
 			}
 			fmt.Fprintln(os.Stderr, "dsftp share stopped")
@@ -141,5 +171,6 @@ without keys. The host key is new each run unless --host-key pins it.`,
 		},
 	}
 	f.register(cmd.Flags())
+	df.register(cmd.Flags(), true) // discord
 	return cmd
 }

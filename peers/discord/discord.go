@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolve(ctx, s, cfg.RequestTimeout, cfg.Guild, cfg.Channel)
+	t, err := resolve(ctx, s, cfg.RequestTimeout, cfg.APIBase, cfg.Guild, cfg.Channel)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package discord
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
@@ -17,7 +19,7 @@ func List(ctx context.Context, cfg Config) ([]Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolve(ctx, s, cfg.RequestTimeout, cfg.Guild, cfg.Channel)
+	t, err := resolve(ctx, s, cfg.RequestTimeout, cfg.APIBase, cfg.Guild, cfg.Channel)
 	if err != nil {
 		return nil, err
 	}
@@ -26,5 +28,12 @@ func List(ctx context.Context, cfg Config) ([]Info, error) {
 	if err := r.catchUp(ctx, s); err != nil {
 		return nil, err
 	}
-	return r.list(time.Now()), nil
+	out := r.list(time.Now())
+	for i := range out {
+		if e, ok := cfg.Registry.ByID(out[i].ID); ok {
+			out[i].DisplayName = e.DisplayName
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.DisplayName, b.DisplayName) })
+	return out, nil
 }

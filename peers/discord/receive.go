@@ -60,8 +60,10 @@ type peerState struct {
 type Info struct {
 	// ID is the host key fingerprint.
 	ID string
-	// Name is the requested name (the registry's display name may differ).
-	Name       string
+	// Name is the requested name; DisplayName is the sanitized, unique
+	// name a mount shows (set by List).
+	Name        string
+	DisplayName string
 	Addrs      []string
 	Issued     time.Time
 	Expires    time.Time

@@ -120,6 +120,25 @@ func explainGateway(err error) error {
 	return nil
 }
 
+// apiBase is the API base for messages: the --discord-api override or
+// Discord itself.
+func apiBase(override string) string {
+	if override != "" {
+		return override
+	}
+	return "https://discord.com"
+}
+
+// unreachable explains a network failure without the URL discordgo built
+// (which names discord.com even when --discord-api points elsewhere).
+func unreachable(err error, base string) error {
+	var ue *url.Error
+	if errors.Is(err, ErrUnreachable) && errors.As(err, &ue) {
+		return fmt.Errorf("%w at %s: %v (check the network, or --discord-api)", ErrUnreachable, base, ue.Err)
+	}
+	return err
+}
+
 // call runs one REST request bounded by timeout, and waits out 429s a few
 // times (bounded by ctx) instead of letting discordgo retry forever.
 func call(ctx context.Context, timeout time.Duration, f func(opts ...discordgo.RequestOption) error) error {
@@ -155,7 +174,7 @@ type target struct {
 }
 
 // resolve checks the token and finds the guild and channel.
-func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, guild, channel string) (target, error) {
+func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, base, guild, channel string) (target, error) {
 	var t target
 	var me *discordgo.User
 	err := call(ctx, timeout, func(o ...discordgo.RequestOption) (err error) { me, err = s.User("@me", o...); return })
@@ -163,7 +182,7 @@ func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, g
 		if status, _ := restCode(err); status == http.StatusUnauthorized {
 			return t, ErrBadToken
 		}
-		return t, fmt.Errorf("check bot token: %w", err)
+		return t, fmt.Errorf("check bot token: %w", unreachable(err, apiBase(base)))
 	}
 	t.botID, t.botName = me.ID, me.Username
 	var guilds []*discordgo.UserGuild
