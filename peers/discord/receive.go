@@ -64,12 +64,12 @@ type Info struct {
 	// name a mount shows (set by List).
 	Name        string
 	DisplayName string
-	Addrs      []string
-	Issued     time.Time
-	Expires    time.Time
-	AuthorID   string
-	AuthorName string
-	MessageID  string
+	Addrs       []string
+	Issued      time.Time
+	Expires     time.Time
+	AuthorID    string
+	AuthorName  string
+	MessageID   string
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
