@@ -126,4 +126,33 @@ func countBy(e *env, author string) int {
 	return n
 }
 
-var _ = ssh.FingerprintSHA256
+// TestRestartReplacesStaleAdvert: a run that crashed leaves its advert; a
+// new run with the same host key and bot deletes it and takes over.
+func TestRestartReplacesStaleAdvert(t *testing.T) {
+	e := newEnv(t)
+	tokA, _ := e.bot(t)
+	tokB, idB := e.bot(t)
+	a := e.start(t, tokA, "alice")
+	host := newSigner(t)
+	withHost := func(addr string) func(*Config) {
+		return func(c *Config) {
+			c.Signer = host
+			c.Addrs = []string{addr}
+			c.Registry = peers.NewRegistry(ssh.FingerprintSHA256(host.PublicKey()))
+		}
+	}
+	old := e.start(t, tokB, "bob", withHost("192.0.2.1:1"))
+	waitFor(t, 10*time.Second, "alice to see the first bob", func() bool { return a.has(old.fp) })
+	old.d.cancel() // crash: the run loop stops, the advert stays
+	<-old.d.done
+	time.Sleep(1100 * time.Millisecond) // a later issued-at second
+	e.start(t, tokB, "bob", withHost("192.0.2.2:2"))
+	waitFor(t, 10*time.Second, "the stale advert to be deleted", func() bool { return countBy(e, idB) == 1 })
+	waitFor(t, 10*time.Second, "alice to see bob's new address", func() bool {
+		p, ok := a.reg.ByID(old.fp)
+		return ok && slices.Equal(p.Addrs, []string{"192.0.2.2:2"})
+	})
+	if got := names(a.reg); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("alice lists %v", got)
+	}
+}

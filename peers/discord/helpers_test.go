@@ -114,11 +114,11 @@ func (e *env) config(t testing.TB, token, name string) (Config, ssh.Signer, ssh.
 // start runs a node; it is closed at cleanup.
 func (e *env) start(t testing.TB, token, name string, mod ...func(*Config)) *node {
 	t.Helper()
-	cfg, host, client := e.config(t, token, name)
+	cfg, _, client := e.config(t, token, name)
 	for _, m := range mod {
 		m(&cfg)
 	}
-	n := &node{reg: cfg.Registry, host: host, client: client, fp: ssh.FingerprintSHA256(host.PublicKey()), token: token}
+	n := &node{reg: cfg.Registry, host: cfg.Signer, client: client, fp: ssh.FingerprintSHA256(cfg.Signer.PublicKey()), token: token}
 	n.started = time.Now()
 	d, err := Start(context.Background(), cfg)
 	if err != nil {
