@@ -152,7 +152,8 @@ type Discovery struct {
 // reads history into the registry, and posts the first advert after a
 // short random delay. It returns once that advert is posted, or with the
 // first fatal error (bad token, missing intent, channel not found, no
-// permission). Discovery then runs until Close or until ctx is done.
+// permission). ctx bounds only this start; discovery then runs until
+// Close (or a fatal error, see Done).
 func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	cfg.setDefaults()
 	if cfg.Signer == nil || cfg.Registry == nil {
@@ -184,8 +185,18 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { d.recv.message(m.Message, time.Now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageUpdate) { d.recv.message(m.Message, time.Now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageDelete) {
-		if m.Message != nil && m.ChannelID == t.channelID {
-			d.recv.deleted(m.ID)
+		if m.Message == nil || m.ChannelID != t.channelID {
+			return
+		}
+		d.recv.deleted(m.ID)
+		d.mu.Lock()
+		ours := m.ID == d.myMsg
+		d.mu.Unlock()
+		if ours {
+			// Someone (a moderator, or another holder of a shared token)
+			// deleted our live advert: post a new one soon.
+			d.log.Info("discord: our advert was deleted; posting it again")
+			poke(d.addrsCh)
 		}
 	})
 	s.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) { poke(d.drop) })
@@ -285,6 +296,7 @@ func (d *Discovery) run() {
 	refresh := time.NewTimer(jitter(d.cfg.Refresh))
 	defer refresh.Stop()
 	failures := 0 // gateway connections in a row that never became ready
+	retry := 0    // failed posts in a row
 	repost := time.NewTimer(time.Hour)
 	repost.Stop()
 	defer repost.Stop()
@@ -293,26 +305,28 @@ func (d *Discovery) run() {
 		case <-d.ctx.Done():
 			return
 		case <-refresh.C:
-			if err := d.recv.catchUp(d.ctx, d.s); err != nil {
-				d.log.Warn("discord: read channel history", "err", err)
-			}
-			if err := d.post(d.ctx); err != nil && d.fatal(err) {
+			if err := d.recv.catchUp(d.ctx, d.s); err != nil && d.fatal(err, "read channel history") {
 				return
 			}
-			refresh.Reset(jitter(d.cfg.Refresh))
+			next, ok := d.repost(&retry)
+			if !ok {
+				return
+			}
+			refresh.Reset(next)
 		case <-d.addrsCh:
 			d.mu.Lock()
 			wait := d.cfg.MinRepost - time.Since(d.lastPost)
 			d.mu.Unlock()
 			repost.Reset(max(wait, 0))
 		case <-repost.C:
-			if err := d.post(d.ctx); err != nil && d.fatal(err) {
+			next, ok := d.repost(&retry)
+			if !ok {
 				return
 			}
-			refresh.Reset(jitter(d.cfg.Refresh))
+			refresh.Reset(next)
 		case <-d.resync:
-			if err := d.recv.catchUp(d.ctx, d.s); err != nil {
-				d.log.Warn("discord: read channel history after reconnect", "err", err)
+			if err := d.recv.catchUp(d.ctx, d.s); err != nil && d.fatal(err, "read channel history after reconnect") {
+				return
 			}
 		case <-d.drop:
 			if !d.reconnect(&failures) {
@@ -320,6 +334,23 @@ func (d *Discovery) run() {
 			}
 		}
 	}
+}
+
+// repost posts a fresh advert and returns when to refresh next. A failed
+// post is retried with backoff (10 s, 20 s, … at most Refresh) rather than
+// a whole refresh later, so a short outage does not let the advert expire.
+// It returns false when discovery must stop.
+func (d *Discovery) repost(retry *int) (time.Duration, bool) {
+	err := d.post(d.ctx)
+	if err == nil {
+		*retry = 0
+		return jitter(d.cfg.Refresh), true
+	}
+	if d.fatal(err, "post advert") {
+		return 0, false
+	}
+	*retry++
+	return jitter(min(d.cfg.MinRepost<<min(*retry-1, 8), d.cfg.Refresh)), true
 }
 
 // reconnect reopens the gateway with backoff (discordgo's own loop is off:
@@ -339,7 +370,7 @@ func (d *Discovery) reconnect(failures *int) bool {
 		if *failures > 0 {
 			wait = jitter(min(time.Second<<min(*failures-1, 6), time.Minute))
 			if err := d.checkToken(); err != nil {
-				d.fatal(err)
+				d.fatal(err, "")
 				return false
 			}
 			d.log.Warn("discord: gateway connection lost; retrying", "in", wait.Round(time.Millisecond))
@@ -355,7 +386,7 @@ func (d *Discovery) reconnect(failures *int) bool {
 			return true
 		}
 		if fatal := explainGateway(err); fatal != nil {
-			d.fatal(fatal)
+			d.fatal(fatal, "")
 			return false
 		}
 		d.log.Debug("discord: gateway open failed", "err", err)
@@ -375,13 +406,14 @@ func (d *Discovery) checkToken() error {
 	return nil
 }
 
-// fatal records err and reports true if it must stop discovery.
-func (d *Discovery) fatal(err error) bool {
+// fatal reports whether err must stop discovery, and records it if so;
+// other errors are logged (as what failed) and retried later.
+func (d *Discovery) fatal(err error, what string) bool {
 	if d.ctx.Err() != nil {
 		return true
 	}
 	if !errors.Is(err, ErrBadToken) && !errors.Is(err, ErrIntent) && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrNoChannel) {
-		d.log.Warn("discord: post advert", "err", err)
+		d.log.Warn("discord: "+what, "err", err)
 		return false
 	}
 	d.log.Error("discord: discovery stopped", "err", err)

@@ -156,3 +156,30 @@ func TestRestartReplacesStaleAdvert(t *testing.T) {
 		t.Errorf("alice lists %v", got)
 	}
 }
+
+// TestAdvertDeletedByModerator: when someone else deletes a live advert,
+// its owner posts it again.
+func TestAdvertDeletedByModerator(t *testing.T) {
+	e := newEnv(t)
+	tokA, _ := e.bot(t)
+	tokB, idB := e.bot(t)
+	a := e.start(t, tokA, "alice")
+	b := e.start(t, tokB, "bob", func(c *Config) { c.MinRepost = 100 * time.Millisecond })
+	waitFor(t, 10*time.Second, "alice to see bob", func() bool { return a.has(b.fp) })
+	var msg string
+	for _, m := range e.fake.Messages(e.channel) {
+		if m.AuthorID == idB {
+			msg = m.ID
+		}
+	}
+	e.fake.Delete(e.channel, msg)
+	waitFor(t, 10*time.Second, "bob to post again", func() bool {
+		for _, m := range e.fake.Messages(e.channel) {
+			if m.AuthorID == idB && m.ID != msg {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "alice to list bob again", func() bool { return a.has(b.fp) })
+}
