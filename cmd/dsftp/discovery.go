@@ -18,6 +18,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
+	"github.com/dsftp/dsftp/share"
 )
 
 // Environment variables for discovery. The token is read from the
@@ -189,6 +190,25 @@ func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, adv adve
 	}
 	log.Info("advertising in Discord", "channel", "#"+strings.TrimPrefix(f.channel, "#"), "name", cfg.Name, "addrs", cfg.Addrs)
 	return d, nil
+}
+
+// attachDiscovery advertises a listening share srv (when prepare found a
+// token, i.e. reg is not nil) and returns a function that, after the
+// command's work ends, waits for the advert to be deleted and returns a
+// fatal discovery error if one ended the command through cancel. With
+// discovery off, it does nothing.
+func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discoveryFlags, tok string, reg *peers.Registry,
+	srv *share.Server, clientKeys []ssh.PublicKey, log *slog.Logger) (wait func() error, err error) {
+	if reg == nil {
+		return func() error { return nil }, nil
+	}
+	go reg.Run(ctx)
+	adv := advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs()), ClientKeys: clientKeys}
+	d, err := startDiscovery(ctx, df, tok, adv, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	return superviseDiscovery(ctx, cancel, d, log), nil
 }
 
 // superviseDiscovery ties d to the command's lifetime: when ctx ends the

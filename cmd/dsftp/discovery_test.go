@@ -267,3 +267,18 @@ func errorAs(err error, target **exec.ExitError) bool {
 	}
 	return ok
 }
+
+// TestFakeNotLinked: the fake Discord is test-only code and must not end
+// up in the dsftp binary.
+func TestFakeNotLinked(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !strings.Contains(string(out), "github.com/dsftp/dsftp/peers/discord\n") {
+		t.Fatal("go list output does not list peers/discord; the check proves nothing")
+	}
+	if strings.Contains(string(out), "discordfake") {
+		t.Error("cmd/dsftp depends on the fake Discord")
+	}
+}

@@ -149,15 +149,10 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			waitDiscovery := func() error { return nil }
-			if reg != nil {
-				go reg.Run(ctx)
-				d, err := startDiscovery(ctx, &df, tok, advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs())}, reg, log)
-				if err != nil {
-					srv.Close()
-					return err
-				}
-				waitDiscovery = superviseDiscovery(ctx, cancel, d, log)
+			waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			if err != nil {
+				srv.Close()
+				return err
 			}
 			// discord: end
 			if err := srv.Serve(ctx); err != nil {

@@ -77,9 +77,14 @@ func decodeAdvert(text string) (string, error) {
 
 func TestFatalErrors(t *testing.T) {
 	var identifies atomic.Int32
+	var gatewayRevoked atomic.Value // bot ID whose gateway login fails with 4004
+	gatewayRevoked.Store("")
 	e := newEnv(t, func(f *discordfake.Server) {
-		f.Identify = func(string, int) int {
+		f.Identify = func(bot string, _ int) int {
 			identifies.Add(1)
+			if bot == gatewayRevoked.Load().(string) {
+				return 4004
+			}
 			return 0
 		}
 	})
@@ -89,6 +94,8 @@ func TestFatalErrors(t *testing.T) {
 	lonely, lonelyID := e.bot(t, func(b *discordfake.Bot) { b.Guilds = nil })
 	g2 := e.fake.AddGuild("work")
 	twoGuilds, _ := e.bot(t, func(b *discordfake.Bot) { b.Guilds = append(b.Guilds, g2) })
+	gatewayOnly, gatewayOnlyID := e.bot(t)
+	gatewayRevoked.Store(gatewayOnlyID)
 
 	cases := []struct {
 		name, token, channel string
@@ -97,6 +104,7 @@ func TestFatalErrors(t *testing.T) {
 	}{
 		{"bad token", "not-a-token", "", ErrBadToken, []string{"DSFTP_DISCORD_TOKEN"}},
 		{"intent", noIntent, "", ErrIntent, []string{"Message Content"}},
+		{"gateway 4004", gatewayOnly, "", ErrBadToken, []string{"Reset Token"}},
 		{"channel", good, "nope", ErrNoChannel, []string{"#dsftp", "#general", "--channel"}},
 		{"post refused", readOnly, "", ErrForbidden, []string{"Send Messages"}},
 		{"no guild", lonely, "", ErrNoGuild, []string{InviteURL(lonelyID)}},
