@@ -155,27 +155,24 @@ type advertised struct {
 const maxAdvertAddrs = 8
 
 // prepare checks the flags and the token before anything starts. It
-// returns the token and a fresh registry for the share's Authorizer, or an
-// empty token and nil when discovery is off (--no-discord, or no token
+// returns the token, or "" when discovery is off (--no-discord, or no token
 // configured at all).
-func (f *discoveryFlags) prepare(log *slog.Logger) (string, *peers.Registry, error) {
+func (f *discoveryFlags) prepare(log *slog.Logger) (string, error) {
 	if err := f.validate(); err != nil {
-		return "", nil, err
+		return "", err
 	}
 	if f.noDiscord {
-		return "", nil, nil
+		return "", nil
 	}
 	tok, ok, err := f.token(log)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	if !ok {
 		log.Info("Discord discovery is off: no bot token (set " + envDiscordToken + " or write it to " + defaultTokenFile() + ")")
-		return "", nil, nil
+		return "", nil
 	}
-	// The registry does not need our own ID: discovery skips adverts
-	// signed with our host key before they reach it.
-	return tok, peers.NewRegistry(""), nil
+	return tok, nil
 }
 
 // startDiscovery starts Discord discovery for a running share, feeding reg
@@ -192,23 +189,69 @@ func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, adv adve
 	return d, nil
 }
 
-// attachDiscovery advertises a listening share srv (when prepare found a
-// token, i.e. reg is not nil) and returns a function that, after the
-// command's work ends, waits for the advert to be deleted and returns a
-// fatal discovery error if one ended the command through cancel. With
-// discovery off, it does nothing.
+// attachDiscovery advertises a listening share srv when tok is set, and
+// returns a function that, after the command's work ends, waits for the
+// advert to be deleted and returns the fatal discovery error, if one ended
+// the command through cancel. With tok "" it does nothing.
 func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discoveryFlags, tok string, reg *peers.Registry,
 	srv *share.Server, clientKeys []ssh.PublicKey, log *slog.Logger) (wait func() error, err error) {
-	if reg == nil {
+	if tok == "" {
 		return func() error { return nil }, nil
 	}
-	go reg.Run(ctx)
 	adv := advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs()), ClientKeys: clientKeys}
 	d, err := startDiscovery(ctx, df, tok, adv, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	return superviseDiscovery(ctx, cancel, d, log), nil
+}
+
+// mountShare is what Discord adds to `dsftp mount`: while mounted, share a
+// directory (default: the working directory) read-only and advertise it,
+// with the mount's per-run client key, in the channel.
+type mountShare struct {
+	dir   string
+	share shareFlags
+	disc  discoveryFlags
+}
+
+func (m *mountShare) register(fs *pflag.FlagSet) {
+	fs.StringVar(&m.dir, "share", ".", "DIR to share read-only with the channel's peers while mounted, when Discord is configured")
+	m.share.register(fs)
+	m.disc.register(fs, true)
+}
+
+// start shares and advertises (when a token is configured; else it does
+// nothing), feeding and authorizing through reg. stop, called when the
+// mount ends, deletes the advert, stops the share and returns a fatal
+// discovery error, if one ended the mount through cancel.
+func (m *mountShare) start(ctx context.Context, cancel context.CancelFunc, reg *peers.Registry, clientKey ssh.PublicKey, log *slog.Logger) (stop func() error, err error) {
+	tok, err := m.disc.prepare(log)
+	if err != nil || tok == "" {
+		return func() error { return nil }, err
+	}
+	opts := m.share.options(m.dir)
+	opts.Authorizer = reg
+	srv, err := startShare(opts, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	wait, err := attachDiscovery(ctx, cancel, &m.disc, tok, reg, srv, []ssh.PublicKey{clientKey}, log)
+	if err != nil {
+		cancel()
+		<-served
+		return nil, err
+	}
+	return func() error {
+		cancel()
+		derr := wait()
+		if serr := <-served; serr != nil && derr == nil {
+			return fmt.Errorf("share: %w", serr)
+		}
+		return derr
+	}, nil
 }
 
 // superviseDiscovery ties d to the command's lifetime: when ctx ends the

@@ -68,6 +68,17 @@ func (f *fakeDiscord) advertOf(name string) (*advert.Decoded, string) {
 	return nil, ""
 }
 
+// firstAdvert returns when the first advert with the given name was
+// posted.
+func (f *fakeDiscord) firstAdvert(name string) time.Time {
+	for _, m := range f.Messages(f.channel) {
+		if d, err := advert.Decode(m.Content); err == nil && d.Name == name {
+			return m.Time
+		}
+	}
+	return time.Time{}
+}
+
 var portRE = regexp.MustCompile(shareReadyPrefix + `(\d+)`)
 
 // startShare runs `dsftp share dir` advertising as name and waits until

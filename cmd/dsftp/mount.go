@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ type mountFlags struct {
 	create      bool
 	allowOther  bool
 	debugFUSE   bool
+	discord     mountShare // discord: share + advertise in Discord (issue 4)
 }
 
 func init() {
@@ -68,12 +70,14 @@ Examples:
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+		f.discord.register(fl) // discord
 		return cmd
 	})
 }
 
-func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
-	ctx := cmd.Context()
+func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
+	ctx, cancel := context.WithCancel(cmd.Context()) // discord: a fatal discovery error ends the mount
+	defer cancel()
 	log := slog.Default()
 	if f.connections < 1 {
 		return usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
@@ -126,6 +130,19 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 	defer pl.Close()
+
+	// discord: share --share DIR and advertise it with our client key; the
+	// channel's live peers appear in reg (issue 4).
+	stopShare, err := f.discord.start(ctx, cancel, reg, pl.PublicKey(), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := stopShare(); err == nil {
+			err = serr
+		}
+	}()
+	// discord: end
 
 	m, err := fs.New(abs, fs.Options{
 		Registry:   reg,

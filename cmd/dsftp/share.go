@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -135,20 +136,22 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
 			log := slog.Default()
-			tok, reg, err := df.prepare(log)
-			if err != nil {
-				return err
-			}
-			opts := f.options(dir)
-			if reg != nil {
-				opts.Authorizer = reg
-			}
-			srv, err := startShare(opts, cmd.OutOrStdout())
+			tok, err := df.prepare(log)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
+			opts := f.options(dir)
+			reg := peers.NewRegistry("") // discovery skips our own adverts itself
+			if tok != "" {
+				opts.Authorizer = reg
+				go reg.Run(ctx)
+			}
+			srv, err := startShare(opts, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
 			waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
 			if err != nil {
 				srv.Close()

@@ -26,11 +26,13 @@ func TestRateBudget100(t *testing.T) {
 	)
 	// The clock is scaled so that 100 peers in one process keep up: each
 	// advert is verified by all 99 others, on this machine's few cores.
-	refresh, stagger := 2*time.Second, 20*time.Millisecond
+	// Under the race detector signature checks are many times slower, so
+	// the clock runs slower too (and leaves CPU for other packages' tests).
+	refresh, stagger, periods := 2*time.Second, 20*time.Millisecond, 3
 	if raceEnabled {
-		refresh, stagger = 8*time.Second, 50*time.Millisecond
+		refresh, stagger, periods = 16*time.Second, 100*time.Millisecond, 2
 	}
-	measure := 3 * refresh
+	measure := time.Duration(periods) * refresh
 	scale := float64(real) / float64(refresh)
 	e := newEnv(t)
 	nodes := make([]*node, n)
@@ -43,6 +45,7 @@ func TestRateBudget100(t *testing.T) {
 		ids[i] = id
 		cfg, host, client := e.config(t, tok, fmt.Sprintf("peer%03d", i))
 		cfg.Refresh, cfg.TTL, cfg.PostDelay = refresh, 4*refresh, time.Second
+		cfg.RequestTimeout = 30 * time.Second // the fake serves 100 peers on a shared CPU
 		firstSeen[i] = map[string]time.Time{}
 		ch, stop := cfg.Registry.Watch()
 		t.Cleanup(stop)
@@ -143,7 +146,7 @@ func TestRateBudget100(t *testing.T) {
 		t.Logf("advert posted → listed on the others: median %v, p99 %v, max %v", q(fromPost, .5), q(fromPost, .99), q(fromPost, 1))
 	}
 
-	// Budget: writes during three scaled refresh periods in steady state.
+	// Budget: writes during a few scaled refresh periods in steady state.
 	before := e.fake.Writes()
 	time.Sleep(measure)
 	after := e.fake.Writes()
@@ -160,8 +163,16 @@ func TestRateBudget100(t *testing.T) {
 	if perPeer > 10 || worstRate > 12 {
 		t.Errorf("over budget: mean %.1f, worst %.1f writes per peer per hour; want about 10", perPeer, worstRate)
 	}
-	if perPeer < 4 {
-		t.Errorf("only %.1f writes per peer per hour: peers are not refreshing their adverts", perPeer)
+	// Honesty check: the peers did refresh (post + delete) in the window,
+	// so the budget above counted real work.
+	refreshed := 0
+	for _, id := range ids {
+		if after[id]-before[id] >= 2 {
+			refreshed++
+		}
+	}
+	if refreshed < n*9/10 {
+		t.Errorf("only %d of %d peers refreshed their advert in %v (%d refresh periods)", refreshed, n, measure, periods)
 	}
 	// At rest, one advert per peer.
 	waitFor(t, 10*time.Second, "one advert per peer", func() bool { return len(e.fake.Messages(e.channel)) <= n+n/10 })

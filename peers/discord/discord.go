@@ -5,9 +5,10 @@
 // peers.Registry; a deleted or expired advert removes its peer.
 //
 // REST history is the truth and the gateway only a hint: history is read at
-// start, after every gateway (re)connect and at every refresh, so what was
+// start and after every gateway (re)connect, so what was
 // missed while disconnected is caught up. Every REST call is bounded by a
 // context; discordgo's own reconnect and rate-limit retry loops are off.
+// While the gateway stays connected, history is also re-read about hourly.
 //
 // Cadence, sized for 100 peers in one channel: post once after a short
 // random delay, then every Refresh (15 min ± 20%) post a new advert and
@@ -297,6 +298,7 @@ func (d *Discovery) run() {
 	defer refresh.Stop()
 	failures := 0 // gateway connections in a row that never became ready
 	retry := 0    // failed posts in a row
+	refreshes := 0
 	repost := time.NewTimer(time.Hour)
 	repost.Stop()
 	defer repost.Stop()
@@ -305,8 +307,13 @@ func (d *Discovery) run() {
 		case <-d.ctx.Done():
 			return
 		case <-refresh.C:
-			if err := d.recv.catchUp(d.ctx, d.s); err != nil && d.fatal(err, "read channel history") {
-				return
+			// History is re-read after every gateway (re)connect; while
+			// connected, every fourth refresh (about an hour) is enough
+			// as a safety net for a missed event.
+			if refreshes++; refreshes%4 == 0 {
+				if err := d.recv.catchUp(d.ctx, d.s); err != nil && d.fatal(err, "read channel history") {
+					return
+				}
 			}
 			next, ok := d.repost(&retry)
 			if !ok {
