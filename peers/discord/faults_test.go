@@ -179,3 +179,28 @@ func TestRateLimited(t *testing.T) {
 		t.Fatalf("the fake answered 429 %d times; the test did not exercise it", limited.Load())
 	}
 }
+
+// TestMissedHeartbeats: a connection that stops acknowledging heartbeats
+// is replaced, without a reconnect storm, and adverts keep flowing.
+func TestMissedHeartbeats(t *testing.T) {
+	e := newEnv(t, func(f *discordfake.Server) { f.HeartbeatInterval = 100 * time.Millisecond })
+	tokA, _ := e.bot(t)
+	other, _ := e.bot(t)
+	a := e.start(t, tokA, "alice")
+	before := e.fake.Connects()
+	e.fake.SuppressHeartbeatAcks(true)
+	time.Sleep(3 * time.Second)
+	e.fake.SuppressHeartbeatAcks(false)
+	reconnects := e.fake.Connects() - before
+	t.Logf("%d gateway connections in 3 s without heartbeat ACKs (100 ms interval)", reconnects)
+	if reconnects < 1 {
+		t.Error("alice never noticed the dead connection")
+	}
+	if reconnects > 6 {
+		t.Errorf("%d reconnects in 3 s: a reconnect storm", reconnects)
+	}
+	text := e.craft(t, newSigner(t), "dave")
+	e.post(t, other, text)
+	fp, _ := advertDecode(text)
+	waitFor(t, 15*time.Second, "alice to see dave after the heartbeat trouble", func() bool { return a.has(fp) })
+}

@@ -104,6 +104,8 @@ type Server struct {
 	Identify func(botID string, intents int) int
 
 	gatewayDown atomic.Bool
+	noAcks      atomic.Bool
+	connects    atomic.Int64
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -286,6 +288,13 @@ func (s *Server) InvalidateSessions() {
 		c.send(map[string]any{"op": 9, "d": false})
 	}
 }
+
+// SuppressHeartbeatAcks stops (true) or resumes (false) answering
+// heartbeats, as a half-dead connection does; clients should reconnect.
+func (s *Server) SuppressHeartbeatAcks(on bool) { s.noAcks.Store(on) }
+
+// Connects returns how many gateway websocket connections were accepted.
+func (s *Server) Connects() int64 { return s.connects.Load() }
 
 // RevokeToken makes the bot's token invalid, as resetting it in the
 // developer portal does: REST answers 401 and the gateway closes with 4004.

@@ -91,6 +91,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	s.connects.Add(1)
 	c := &conn{ws: ws, out: make(chan []byte, 1024), done: make(chan struct{})}
 	s.mu.Lock()
 	s.conns[ws] = c
@@ -120,7 +121,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 		switch f.Op {
 		case 1: // heartbeat
-			c.send(map[string]any{"op": 11, "d": nil})
+			if !s.noAcks.Load() {
+				c.send(map[string]any{"op": 11, "d": nil})
+			}
 		case 2: // identify
 			var id struct {
 				Token   string `json:"token"`
