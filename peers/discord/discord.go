@@ -215,8 +215,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		}
 		return fail(fmt.Errorf("connect to the Discord gateway: %w", err))
 	}
-	drain(d.resync)
-	drain(d.drop)
+	drain(d.resync) // the READY of this Open; history is read just below
 	if err := d.recv.catchUp(ctx, s); err != nil {
 		return fail(err)
 	}
