@@ -189,21 +189,22 @@ func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, adv adve
 	return d, nil
 }
 
-// attachDiscovery advertises a listening share srv when tok is set, and
-// returns a function that, after the command's work ends, waits for the
-// advert to be deleted and returns the fatal discovery error, if one ended
-// the command through cancel. With tok "" it does nothing.
+// attachDiscovery advertises a listening share srv when tok is set. It
+// returns the running discovery (nil when tok is "", e.g. for UPnP to call
+// SetAddrs with the external address) and a function that, after the
+// command's work ends, waits for the advert to be deleted and returns the
+// fatal discovery error, if one ended the command through cancel.
 func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discoveryFlags, tok string, reg *peers.Registry,
-	srv *share.Server, clientKeys []ssh.PublicKey, log *slog.Logger) (wait func() error, err error) {
+	srv *share.Server, clientKeys []ssh.PublicKey, log *slog.Logger) (d *discord.Discovery, wait func() error, err error) {
 	if tok == "" {
-		return func() error { return nil }, nil
+		return nil, func() error { return nil }, nil
 	}
 	adv := advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs()), ClientKeys: clientKeys}
-	d, err := startDiscovery(ctx, df, tok, adv, reg, log)
+	d, err = startDiscovery(ctx, df, tok, adv, reg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return superviseDiscovery(ctx, cancel, d, log), nil
+	return d, superviseDiscovery(ctx, cancel, d, log), nil
 }
 
 // mountShare is what Discord adds to `dsftp mount`: while mounted, share a
@@ -213,6 +214,11 @@ type mountShare struct {
 	dir   string
 	share shareFlags
 	disc  discoveryFlags
+
+	// Set by start when Discord is configured, for later wiring (UPnP
+	// calls d.SetAddrs when the external address changes).
+	srv *share.Server
+	d   *discord.Discovery
 }
 
 func (m *mountShare) register(fs *pflag.FlagSet) {
@@ -238,12 +244,13 @@ func (m *mountShare) start(ctx context.Context, cancel context.CancelFunc, reg *
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
-	wait, err := attachDiscovery(ctx, cancel, &m.disc, tok, reg, srv, []ssh.PublicKey{clientKey}, log)
+	d, wait, err := attachDiscovery(ctx, cancel, &m.disc, tok, reg, srv, []ssh.PublicKey{clientKey}, log)
 	if err != nil {
 		cancel()
 		<-served
 		return nil, err
 	}
+	m.srv, m.d = srv, d
 	return func() error {
 		cancel()
 		derr := wait()

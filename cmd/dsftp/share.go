@@ -152,7 +152,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if err != nil {
 				return err
 			}
-			waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			_, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
 			if err != nil {
 				srv.Close()
 				return err
