@@ -143,6 +143,7 @@ func (s *Server) serveSFTP(log *slog.Logger, rwc io.ReadWriteCloser, handles *at
 		}
 	}()
 	h := newFSHandlers(s.root, s.rootReal, handles, s.opts.MaxHandlesPerConn, log, closeSession)
+	h.testHookRead = s.testHookRead
 	rs := sftp.NewRequestServer(rwc, h.handlers(), sftp.WithRSMaxTxPacket(maxReadData))
 	err := rs.Serve()
 	rs.Close()

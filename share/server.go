@@ -116,6 +116,10 @@ type Server struct {
 	shutdown bool
 
 	wg sync.WaitGroup
+
+	// testHookRead is handed to every session's handlers (see
+	// fsHandlers.testHookRead). Set before Serve; tests only.
+	testHookRead func(rel string)
 }
 
 // New checks the options, opens the shared directory and loads or makes
