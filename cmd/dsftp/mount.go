@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -171,7 +172,10 @@ func ttlFlag(d time.Duration) time.Duration {
 // prepareMountpoint cleans up a stale mount left by a killed run and
 // checks that dir is a directory, creating it when asked.
 func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
-	_, err := os.Stat(dir)
+	// statfs always reaches a FUSE daemon (stat may be answered from the
+	// kernel's attribute cache), so it is what reveals a dead one.
+	var sfs syscall.Statfs_t
+	err := syscall.Statfs(dir, &sfs)
 	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
 		log.Warn("cleaning up a stale mount left by an earlier run", "mountpoint", dir)
 		if err := lazyUnmount(dir); err != nil {
@@ -197,7 +201,50 @@ func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	if !fi.IsDir() {
 		return usageError{fmt.Errorf("mountpoint %s is not a directory", dir)}
 	}
+	if fstype := mountType(dir); fstype == "fuse.dsftp" {
+		return fmt.Errorf("%s is already mounted by another dsftp; stop it first (or: fusermount3 -u %s)", dir, dir)
+	}
 	return nil
+}
+
+// mountType returns the file system type mounted exactly at dir, or "".
+func mountType(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	fstype := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		f := strings.Fields(line)
+		if len(f) < 7 || unescapeMount(f[4]) != dir {
+			continue
+		}
+		for i := 6; i < len(f)-1; i++ {
+			if f[i] == "-" {
+				fstype = f[i+1] // the last mount at dir is the visible one
+				break
+			}
+		}
+	}
+	return fstype
+}
+
+// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			b.WriteByte((s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func lazyUnmount(dir string) error {
