@@ -14,6 +14,7 @@ import (
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 )
@@ -30,6 +31,9 @@ type mountFlags struct {
 	create      bool
 	allowOther  bool
 	debugFUSE   bool
+	shareDir    string
+	noShare     bool
+	share       shareFlags
 }
 
 func init() {
@@ -42,12 +46,19 @@ func init() {
 peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT) or
 SIGTERM unmounts.
 
+Like the original tool, mount also shares a directory (by default the
+working directory) read-only, exactly as 'dsftp share' does; --share DIR
+picks another, --no-share turns it off. The share flags of 'dsftp share'
+apply. Live peers' client keys may log in to it.
+
 Peers can be given on the command line with --peer; any SFTP server works
-(another dsftp share, or a plain OpenSSH server).
+(another dsftp share, or a plain OpenSSH server). Host keys are checked
+against the URL's fingerprint, or else ~/.ssh/known_hosts.
 
 Examples:
   dsftp mount ~/peers --peer alice=sftp://alice@192.0.2.7:2222/?fingerprint=SHA256:Xb1...
-  dsftp mount ~/peers --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519`,
+  dsftp mount ~/peers --no-share --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519
+  dsftp mount ~/peers --share ~/public --listen :2222`,
 			Args: func(cmd *cobra.Command, args []string) error {
 				if len(args) != 1 {
 					return usageError{fmt.Errorf("mount needs exactly one MOUNTPOINT, got %d arguments\nRun 'dsftp mount --help' for usage.", len(args))}
@@ -69,6 +80,9 @@ Examples:
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
+		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
+		f.share.register(fl)
 		return cmd
 	})
 }
@@ -109,7 +123,31 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 
-	reg := peers.NewRegistry("")
+	// The share starts first: its host key is this instance's identity,
+	// which the registry must never list as a peer. The registry decides
+	// which client keys (live peers' keys) may log in.
+	var reg *peers.Registry
+	var srv *share.Server
+	selfID := ""
+	if !f.noShare {
+		opts := f.share.options(f.shareDir)
+		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
+		opts.Logger = log
+		srv, err = startShare(opts, cmd.OutOrStdout())
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		selfID = srv.Fingerprint()
+	}
+	reg = peers.NewRegistry(selfID)
+	if srv != nil {
+		go func() {
+			if err := srv.Serve(ctx); err != nil {
+				log.Error("share stopped", "err", err)
+			}
+		}()
+	}
 	for _, p := range flagPeers {
 		reg.Upsert(p)
 	}
@@ -160,6 +198,11 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	return nil
 }
+
+// authorizerFunc adapts a function to share.KeyAuthorizer.
+type authorizerFunc func(ssh.PublicKey) (string, bool)
+
+func (f authorizerFunc) AuthorizedKey(k ssh.PublicKey) (string, bool) { return f(k) }
 
 // ttlFlag maps the user's "0 disables" to fs.Options' "negative disables".
 func ttlFlag(d time.Duration) time.Duration {
