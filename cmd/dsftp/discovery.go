@@ -169,7 +169,7 @@ func (f *discoveryFlags) prepare(log *slog.Logger) (string, error) {
 		return "", err
 	}
 	if !ok {
-		log.Info("Discord discovery is off: no bot token (set " + envDiscordToken + " or write it to " + defaultTokenFile() + ")")
+		log.Debug("Discord discovery is off: no bot token (set " + envDiscordToken + " or write it to " + defaultTokenFile() + ")")
 		return "", nil
 	}
 	return tok, nil
@@ -205,60 +205,6 @@ func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discove
 		return nil, nil, err
 	}
 	return d, superviseDiscovery(ctx, cancel, d, log), nil
-}
-
-// mountShare is what Discord adds to `dsftp mount`: while mounted, share a
-// directory (default: the working directory) read-only and advertise it,
-// with the mount's per-run client key, in the channel.
-type mountShare struct {
-	dir   string
-	share shareFlags
-	disc  discoveryFlags
-
-	// Set by start when Discord is configured, for later wiring (UPnP
-	// calls d.SetAddrs when the external address changes).
-	srv *share.Server
-	d   *discord.Discovery
-}
-
-func (m *mountShare) register(fs *pflag.FlagSet) {
-	fs.StringVar(&m.dir, "share", ".", "DIR to share read-only with the channel's peers while mounted, when Discord is configured")
-	m.share.register(fs)
-	m.disc.register(fs, true)
-}
-
-// start shares and advertises (when a token is configured; else it does
-// nothing), feeding and authorizing through reg. stop, called when the
-// mount ends, deletes the advert, stops the share and returns a fatal
-// discovery error, if one ended the mount through cancel.
-func (m *mountShare) start(ctx context.Context, cancel context.CancelFunc, reg *peers.Registry, clientKey ssh.PublicKey, log *slog.Logger) (stop func() error, err error) {
-	tok, err := m.disc.prepare(log)
-	if err != nil || tok == "" {
-		return func() error { return nil }, err
-	}
-	opts := m.share.options(m.dir)
-	opts.Authorizer = reg
-	srv, err := startShare(opts, os.Stderr)
-	if err != nil {
-		return nil, err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	d, wait, err := attachDiscovery(ctx, cancel, &m.disc, tok, reg, srv, []ssh.PublicKey{clientKey}, log)
-	if err != nil {
-		cancel()
-		<-served
-		return nil, err
-	}
-	m.srv, m.d = srv, d
-	return func() error {
-		cancel()
-		derr := wait()
-		if serr := <-served; serr != nil && derr == nil {
-			return fmt.Errorf("share: %w", serr)
-		}
-		return derr
-	}, nil
 }
 
 // superviseDiscovery ties d to the command's lifetime: when ctx ends the
