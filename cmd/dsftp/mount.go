@@ -1,0 +1,317 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dsftp/dsftp/fs"
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/share"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+)
+
+// mountFlags are the flags of `dsftp mount`.
+type mountFlags struct {
+	peers       []string
+	identities  []string
+	knownHosts  string
+	connections int
+	timeout     time.Duration
+	attrTTL     time.Duration
+	cacheSize   int
+	create      bool
+	allowOther  bool
+	debugFUSE   bool
+	shareDir    string
+	noShare     bool
+	share       shareFlags
+}
+
+func init() {
+	subcommands = append(subcommands, func(g *globals) *cobra.Command {
+		f := &mountFlags{}
+		cmd := &cobra.Command{
+			Use:   "mount MOUNTPOINT",
+			Short: "Mount every peer's share as MOUNTPOINT/<peer>, read-only",
+			Long: `Mount the shares of all live peers under MOUNTPOINT, one directory per
+peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT) or
+SIGTERM unmounts.
+
+Like the original tool, mount also shares a directory (by default the
+working directory) read-only, exactly as 'dsftp share' does; --share DIR
+picks another, --no-share turns it off. The share flags of 'dsftp share'
+apply. Live peers' client keys may log in to it.
+
+Peers can be given on the command line with --peer; any SFTP server works
+(another dsftp share, or a plain OpenSSH server). Host keys are checked
+against the URL's fingerprint, or else ~/.ssh/known_hosts.
+
+Examples:
+  dsftp mount ~/peers --peer alice=sftp://alice@192.0.2.7:2222/?fingerprint=SHA256:Xb1...
+  dsftp mount ~/peers --no-share --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519
+  dsftp mount ~/peers --share ~/public --listen :2222`,
+			Args: func(cmd *cobra.Command, args []string) error {
+				if len(args) != 1 {
+					return usageError{fmt.Errorf("mount needs exactly one MOUNTPOINT, got %d arguments\nRun 'dsftp mount --help' for usage.", len(args))}
+				}
+				return nil
+			},
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return runMount(cmd, f, args[0])
+			},
+		}
+		fl := cmd.Flags()
+		fl.StringArrayVar(&f.peers, "peer", nil, "add a peer: NAME=sftp://[user@]host[:port][/path][?fingerprint=SHA256:...] (repeatable)")
+		fl.StringArrayVar(&f.identities, "identity", nil, "private key `FILE` to log in to peers with, besides ssh-agent and the per-run key (repeatable)")
+		fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts `FILE` for peers without a pinned fingerprint (default ~/.ssh/known_hosts)")
+		fl.IntVar(&f.connections, "connections", pool.DefaultConnections, "SSH connections per peer at most")
+		fl.DurationVar(&f.timeout, "timeout", pool.DefaultTimeout, "fail a remote operation when its peer sends nothing for this long")
+		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
+		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
+		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
+		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
+		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
+		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
+		f.share.register(fl)
+		return cmd
+	})
+}
+
+func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
+	ctx := cmd.Context()
+	log := slog.Default()
+	if f.connections < 1 {
+		return usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
+	}
+	if f.timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)}
+	}
+	var flagPeers []peers.Peer
+	for _, s := range f.peers {
+		p, err := peers.ParsePeerFlag(s)
+		if err != nil {
+			return usageError{err}
+		}
+		flagPeers = append(flagPeers, p)
+	}
+	var ids []ssh.Signer
+	for _, file := range f.identities {
+		s, err := pool.LoadIdentity(file)
+		if err != nil {
+			return usageError{err}
+		}
+		ids = append(ids, s)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	if err := prepareMountpoint(abs, f.create, log); err != nil {
+		return err
+	}
+	if err := checkFUSE(); err != nil {
+		return err
+	}
+
+	// The share starts first: its host key is this instance's identity,
+	// which the registry must never list as a peer. The registry decides
+	// which client keys (live peers' keys) may log in.
+	var reg *peers.Registry
+	var srv *share.Server
+	selfID := ""
+	if !f.noShare {
+		opts := f.share.options(f.shareDir)
+		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
+		opts.Logger = log
+		srv, err = startShare(opts, cmd.OutOrStdout())
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		selfID = srv.Fingerprint()
+	}
+	reg = peers.NewRegistry(selfID)
+	if srv != nil {
+		go func() {
+			if err := srv.Serve(ctx); err != nil {
+				log.Error("share stopped", "err", err)
+			}
+		}()
+	}
+	for _, p := range flagPeers {
+		reg.Upsert(p)
+	}
+	go reg.Run(ctx)
+
+	pl, err := pool.New(pool.Options{
+		Connections:    f.connections,
+		Timeout:        f.timeout,
+		Identities:     ids,
+		AgentSocket:    os.Getenv("SSH_AUTH_SOCK"),
+		KnownHostsFile: f.knownHosts,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer pl.Close()
+
+	m, err := fs.New(abs, fs.Options{
+		Registry:   reg,
+		Pool:       pl,
+		AttrTTL:    ttlFlag(f.attrTTL),
+		CacheSize:  f.cacheSize,
+		AllowOther: f.allowOther,
+		Logger:     log,
+		Debug:      f.debugFUSE,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("mounted", "mountpoint", abs, "peers", len(reg.List()),
+		"client_key", ssh.FingerprintSHA256(pl.PublicKey()))
+
+	unmounted := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(unmounted)
+	}()
+	select {
+	case <-ctx.Done():
+		log.Info("unmounting", "mountpoint", abs)
+		if err := m.Unmount(); err != nil {
+			return fmt.Errorf("unmount %s: %w", abs, err)
+		}
+		<-unmounted
+	case <-unmounted:
+		log.Info("unmounted from outside", "mountpoint", abs)
+	}
+	return nil
+}
+
+// authorizerFunc adapts a function to share.KeyAuthorizer.
+type authorizerFunc func(ssh.PublicKey) (string, bool)
+
+func (f authorizerFunc) AuthorizedKey(k ssh.PublicKey) (string, bool) { return f(k) }
+
+// ttlFlag maps the user's "0 disables" to fs.Options' "negative disables".
+func ttlFlag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// prepareMountpoint cleans up a stale mount left by a killed run and
+// checks that dir is a directory, creating it when asked.
+func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
+	// statfs always reaches a FUSE daemon (stat may be answered from the
+	// kernel's attribute cache), so it is what reveals a dead one.
+	var sfs syscall.Statfs_t
+	err := syscall.Statfs(dir, &sfs)
+	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
+		log.Warn("cleaning up a stale mount left by an earlier run", "mountpoint", dir)
+		if err := lazyUnmount(dir); err != nil {
+			return fmt.Errorf("mountpoint %s is a stale mount (transport endpoint is not connected) and unmounting it failed: %w; try: fusermount3 -u -z %s", dir, err, dir)
+		}
+		_, err = os.Stat(dir)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if !create {
+			return usageError{fmt.Errorf("mountpoint %s does not exist; create it (mkdir -p %s) or pass --create", dir, dir)}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create mountpoint: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return usageError{fmt.Errorf("mountpoint %s is not a directory", dir)}
+	}
+	if fstype := mountType(dir); fstype == "fuse.dsftp" {
+		return fmt.Errorf("%s is already mounted by another dsftp; stop it first (or: fusermount3 -u %s)", dir, dir)
+	}
+	return nil
+}
+
+// mountType returns the file system type mounted exactly at dir, or "".
+func mountType(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	fstype := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		f := strings.Fields(line)
+		if len(f) < 7 || unescapeMount(f[4]) != dir {
+			continue
+		}
+		for i := 6; i < len(f)-1; i++ {
+			if f[i] == "-" {
+				fstype = f[i+1] // the last mount at dir is the visible one
+				break
+			}
+		}
+	}
+	return fstype
+}
+
+// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			b.WriteByte((s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func lazyUnmount(dir string) error {
+	if os.Geteuid() == 0 {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err == nil {
+			return nil
+		}
+	}
+	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
+	}
+	return nil
+}
+
+// checkFUSE names the missing piece before go-fuse fails obscurely.
+func checkFUSE() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) and install FUSE 3 (apt-get install fuse3)")
+	}
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			return fmt.Errorf("fusermount3 not found: install FUSE 3 (apt-get install fuse3)")
+		}
+	}
+	return nil
+}
