@@ -515,3 +515,37 @@ func TestCiphers(t *testing.T) {
 		t.Errorf("chacha20-only client: %v\n%s", err, out)
 	}
 }
+
+// TestListenDualStack: the default kind of address (":PORT") serves both
+// IPv4 and IPv6, and the reachable addresses include loopback.
+func TestListenDualStack(t *testing.T) {
+	l6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		testenv.Missing(t, "no IPv6 loopback: %v", err)
+	}
+	l6.Close()
+	f := newFixture(t, false)
+	ts := startTestShare(t, f.share, func(o *Options) { o.Listen = ":0" })
+	port := strconv.Itoa(ts.srv.Port())
+	if port == "0" {
+		t.Fatal("no port after Listen(:0)")
+	}
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ts.addr = net.JoinHostPort(host, port)
+		c, err := ts.dial(t)
+		if err != nil {
+			t.Errorf("login over %s: %v", host, err)
+			continue
+		}
+		c.Close()
+	}
+	var sawV4 bool
+	for _, a := range ts.srv.ReachableAddrs() {
+		if a.Addr().String() == "127.0.0.1" && strconv.Itoa(int(a.Port())) == port {
+			sawV4 = true
+		}
+	}
+	if !sawV4 {
+		t.Errorf("ReachableAddrs %v lacks 127.0.0.1:%s", ts.srv.ReachableAddrs(), port)
+	}
+}
