@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
@@ -111,7 +114,8 @@ func hostForCommand(a netip.Addr) string {
 
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
-	var rf upnpFlags // upnp: port mapping and advertised addresses (upnp.go)
+	var df discoveryFlags // discord: discovery flags (issue 4)
+	var rf upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -135,21 +139,51 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if _, err := rf.check(); err != nil {
 				return err
 			}
-			srv, err := startShare(f.options(dir), cmd.OutOrStdout())
+			// discord: with a bot token, advertise the share in the channel
+			// and let the channel's live peers log in (issue 4).
+			log := slog.Default()
+			tok, err := df.prepare(log)
 			if err != nil {
 				return err
 			}
-			// upnp: forward the port on the router and print the advertised
-			// addresses now and whenever they change; the mapping is removed
-			// (tr.Wait) before the command returns.
-			out := cmd.OutOrStdout()
-			tr, err := startReachability(cmd.Context(), &rf, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) { writeAddrs(out, as) })
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			opts := f.options(dir)
+			reg := peers.NewRegistry("") // discovery skips our own adverts itself
+			if tok != "" {
+				opts.Authorizer = reg
+				go reg.Run(ctx)
+			}
+			srv, err := startShare(opts, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
 			if err != nil {
 				srv.Close()
 				return err
 			}
-			defer tr.Wait()
-			if err := srv.Serve(cmd.Context()); err != nil {
+			// discord: end
+			// upnp: forward the port on the router and print the advertised
+			// addresses now and whenever they change, re-advertising them in
+			// the channel; the mapping is removed before the command returns.
+			out := cmd.OutOrStdout()
+			tr, err := startReachability(ctx, &rf, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+				writeAddrs(out, as)
+				if disc != nil {
+					disc.SetAddrs(addrs.Strings(as))
+				}
+			})
+			if err != nil {
+				srv.Close()
+				return err
+			}
+			defer func() { cancel(); tr.Wait() }()
+			// upnp: end
+			if err := srv.Serve(ctx); err != nil {
+				return err
+			}
+			if err := waitDiscovery(); err != nil { // discord
 				return err
 			}
 			fmt.Fprintln(os.Stderr, "dsftp share stopped")
@@ -157,6 +191,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 		},
 	}
 	f.register(cmd.Flags())
-	rf.register(cmd.Flags()) // upnp
+	df.register(cmd.Flags(), true) // discord
+	rf.register(cmd.Flags())       // upnp
 	return cmd
 }

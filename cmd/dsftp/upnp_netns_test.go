@@ -347,7 +347,7 @@ func TestTwoHomesMountEachOther(t *testing.T) {
 		peer := fmt.Sprintf("home%d=sftp://friend@%s:%d/?fingerprint=%s", j, homes[j].WAN(), shares[j].port, shares[j].hostKey.Fingerprint())
 		// nsenter --net, not ip netns exec: the latter also gives the
 		// program a private mount namespace, hiding the FUSE mount.
-		m := testenv.Start(t, nil, nsenter, "--net=/run/netns/"+hosts[i].NS, bin, "mount", mnt, "--peer", peer, "--identity", ids[i].Path)
+		m := testenv.Start(t, nil, nsenter, "--net=/run/netns/"+hosts[i].NS, bin, "mount", mnt, "--no-share", "--peer", peer, "--identity", ids[i].Path)
 		testenv.CleanupUnmount(t, mnt)
 		want := fmt.Sprintf("home %d\n", j)
 		file := filepath.Join(mnt, fmt.Sprintf("home%d", j), "home.txt")
