@@ -378,3 +378,88 @@ func TestTwoHomesMountEachOther(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoHomesDiscord is the whole story: two homes with the same LAN
+// subnet behind two UPnP routers, the fake Discord on the "internet" between
+// them, and one `dsftp mount` in each home. Each shares its directory, maps
+// its port, advertises the external address in the channel, and mounts the
+// other home's share. Each also advertises its LAN address 192.168.77.2,
+// which in the other home is that home's own computer: the host-key check
+// must reject it and the external address must win.
+func TestTwoHomesDiscord(t *testing.T) {
+	t.Parallel()
+	testenv.RequireFUSE(t)
+	nsenter := testenv.Require(t, "nsenter")[0]
+	bin := testenv.Binary(t)
+	fake := testenv.BuildProgram(t, "./peers/discord/discordfake/cmd/fakediscord")
+	in := testenv.NewInternet(t)
+
+	tokens := []string{fmt.Sprintf("tokA%d", os.Getpid()), fmt.Sprintf("tokB%d", os.Getpid())}
+	fd := testenv.StartIn(t, in.NS, nil, fake, "-listen", in.Addr.String()+":0", "-bot", tokens[0], "-bot", tokens[1])
+	fd.WaitOutput(t, `"url"`, 20*time.Second)
+	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+
+	type home struct {
+		home  *testenv.Home
+		host  *testenv.Host
+		mnt   string
+		share string
+		proc  *testenv.Process
+	}
+	var hs []*home
+	for i := 0; i < 2; i++ {
+		h := &home{home: in.NewHome(t, testenv.HomeOptions{LAN: "192.168.77.0/24"})}
+		h.host = h.home.AddHost(t)
+		h.home.StartRouter(t)
+		base := t.TempDir()
+		h.mnt, h.share = filepath.Join(base, "peers"), filepath.Join(base, "share")
+		for _, d := range []string{h.mnt, h.share} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(h.share, "whoami.txt"), []byte(fmt.Sprintf("home%d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	start := time.Now()
+	for i, h := range hs {
+		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[i], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
+		testenv.CleanupUnmount(t, h.mnt)
+		// nsenter --net keeps the test's mount namespace (see above).
+		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
+			"--share", h.share, "--name", fmt.Sprintf("home%d", i), "--timeout", "5s")
+	}
+	for i, h := range hs {
+		j := 1 - i
+		file := filepath.Join(h.mnt, fmt.Sprintf("home%d", j), "whoami.txt")
+		testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("home%d to mount home%d", i, j), func() bool {
+			select {
+			case <-h.proc.Done():
+				t.Fatalf("dsftp mount in home%d exited:\n%s", i, h.proc.Output)
+			default:
+			}
+			got, _ := os.ReadFile(file)
+			return string(got) == fmt.Sprintf("home%d\n", j)
+		})
+		t.Logf("home%d reads home%d's share %v after both started", i, j, time.Since(start).Round(time.Millisecond))
+		if out := h.proc.Output.String(); !strings.Contains(out, fmt.Sprintf("%s:2200", h.home.WAN())) {
+			t.Errorf("home%d did not advertise its external address %s:2200:\n%s", i, h.home.WAN(), out)
+		}
+	}
+	for i, h := range hs {
+		if err := h.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := h.proc.Wait(30 * time.Second); !ok {
+			t.Fatalf("dsftp mount in home%d still running 30 s after SIGTERM", i)
+		}
+		if testenv.Mounted(h.mnt) {
+			t.Errorf("home%d: %s still mounted", i, h.mnt)
+		}
+		if hasMapping(t, h.home, h.host, 2200) {
+			t.Errorf("home%d: mapping left after SIGTERM", i)
+		}
+	}
+}
