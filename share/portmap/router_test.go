@@ -404,3 +404,21 @@ func TestFrozenRouter(t *testing.T) {
 		t.Errorf("expected a note that the mapping could not be removed:\n%s", d.Output)
 	}
 }
+
+// TestRouterActionFailed: a misconfigured router (no firewall chains for
+// miniupnpd) answers AddPortMapping with UPnP error 501; the share reports
+// the router's error and keeps its LAN address.
+func TestRouterActionFailed(t *testing.T) {
+	t.Parallel()
+	in := testenv.NewInternet(t)
+	home := in.NewHome(t, testenv.HomeOptions{NoSkeleton: true})
+	host := home.AddHost(t)
+	home.StartRouter(t)
+
+	d := startDemo(t, host)
+	d.WaitOutput(t, "UPnP error 501", 20*time.Second)
+	if ls := d.addrsLines(); len(ls) == 0 || strings.Join(ls[len(ls)-1], " ") != fmt.Sprintf("%s:%d", host.Addr, d.port) {
+		t.Errorf("advertised %v; want only the LAN address", ls)
+	}
+	d.stop(t)
+}
