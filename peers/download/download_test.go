@@ -179,4 +179,3 @@ func mtime(t *testing.T, p string) string {
 	}
 	return strconv.FormatInt(fi.ModTime().Unix(), 10)
 }
-
