@@ -37,6 +37,7 @@ func (nopProgress) End()                           {}
 // meter tracks bytes and a smoothed rate.
 type meter struct {
 	done, size int64
+	from       int64 // done at start (resumed bytes)
 	start      time.Time
 	rate       float64 // bytes/s, exponentially smoothed
 	lastT      time.Time
@@ -44,12 +45,12 @@ type meter struct {
 }
 
 func (m *meter) reset(size, from int64, now time.Time) {
-	*m = meter{done: from, size: size, start: now, lastT: now, lastN: from}
+	*m = meter{done: from, size: size, from: from, start: now, lastT: now, lastN: from}
 }
 
 func (m *meter) sample(now time.Time) {
 	dt := now.Sub(m.lastT).Seconds()
-	if dt < 0.2 {
+	if dt < 0.1 {
 		return
 	}
 	r := float64(m.done-m.lastN) / dt
@@ -61,11 +62,24 @@ func (m *meter) sample(now time.Time) {
 	m.lastT, m.lastN = now, m.done
 }
 
+// current returns the smoothed rate, or before the first sample the
+// average since the start.
+func (m *meter) current(now time.Time) float64 {
+	if m.rate > 0 {
+		return m.rate
+	}
+	if dt := now.Sub(m.start).Seconds(); dt > 0 {
+		return float64(m.done-m.from) / dt
+	}
+	return 0
+}
+
 func (m *meter) eta() string {
-	if m.rate <= 0 || m.done >= m.size {
+	rate := m.current(time.Now())
+	if rate <= 0 || m.done >= m.size {
 		return "--:--"
 	}
-	s := int(float64(m.size-m.done) / m.rate)
+	s := int(float64(m.size-m.done) / rate)
 	if s >= 3600 {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
@@ -128,6 +142,7 @@ func (b *Bar) FileStart(name string, size, from int64) {
 	b.name = name
 	b.file.reset(size, from, time.Now())
 	b.total.done += from
+	b.total.from += from
 	b.total.lastN += from
 	b.drawLocked()
 }
@@ -205,7 +220,7 @@ func barLine(name string, m *meter, width int) string {
 	if m.size > 0 {
 		pct = float64(m.done) * 100 / float64(m.size)
 	}
-	stats := fmt.Sprintf(" %3.0f%% %s/%s %s/s ETA %s", pct, Size(m.done), Size(m.size), Size(int64(m.rate)), m.eta())
+	stats := fmt.Sprintf(" %3.0f%% %s/%s %s/s ETA %s", pct, Size(m.done), Size(m.size), Size(int64(m.current(time.Now()))), m.eta())
 	nameW := min(len([]rune(name)), 28)
 	barW := width - 1 - len(stats) - nameW - 3
 	if barW < 10 {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/dsftp/dsftp/cmd/internal/peerconn"
+	"github.com/dsftp/dsftp/cmd/internal/shell"
+	"github.com/dsftp/dsftp/peers"
+)
+
+func init() {
+	subcommands = append(subcommands, newShellCmd)
+}
+
+func newShellCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var noShare bool
+	var history string
+	cmd := &cobra.Command{
+		Use:   "shell",
+		Short: "Browse and download from peers interactively",
+		Long: `shell is an interactive client for the peers' shares, for machines without
+FUSE or for people who prefer it. Commands: list_peers, connect [peer], ls [-l],
+cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
+Tab completes commands, peer names and paths; Ctrl-C stops a running get
+(run it again to resume); Ctrl-D exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reg := peers.NewRegistry("")
+			if err := cf.addPeers(reg); err != nil {
+				return err
+			}
+			signers, err := cf.signers()
+			if err != nil {
+				return err
+			}
+			if !noShare {
+				slog.Warn("sharing from the shell is not wired in yet; running as if --no-share")
+			}
+			// Ctrl-C belongs to the shell (it stops a get), so the root
+			// context's SIGINT handling must not end the session.
+			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer cancel()
+			go reg.Run(ctx)
+			remote := peerconn.New(peerconn.Options{Registry: reg, Signers: signers})
+			defer remote.Close()
+			sh, err := shell.New(shell.Options{
+				Remote:      remote,
+				Terminal:    term.IsTerminal(int(os.Stdout.Fd())),
+				HistoryFile: history,
+				Banner:      "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave.",
+			})
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case sig := <-sigs:
+						if sig == syscall.SIGTERM {
+							cancel()
+							return
+						}
+						sh.Interrupt()
+					}
+				}
+			}()
+			if err := sh.Run(ctx); err != nil {
+				return fmt.Errorf("shell: %w", err)
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
+	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
+	return cmd
+}
