@@ -23,6 +23,7 @@ func init() {
 func newShellCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	var noShare bool
+	var sf shareFlags
 	var history string
 	cmd := &cobra.Command{
 		Use:   "shell",
@@ -42,13 +43,29 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 			if err != nil {
 				return err
 			}
-			if !noShare {
-				slog.Warn("sharing from the shell is not wired in yet; running as if --no-share")
-			}
 			// Ctrl-C belongs to the shell (it stops a get), so the root
 			// context's SIGINT handling must not end the session.
 			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
 			defer cancel()
+			if !noShare {
+				// Like the original tool, the shell shares the working
+				// directory; peers in the registry may log in.
+				opts := sf.options(".")
+				opts.Authorizer = reg
+				// Per-connection lines would interleave with the prompt;
+				// only warnings and errors reach the terminal.
+				opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				srv, err := startShare(opts, cmd.OutOrStdout())
+				if err != nil {
+					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
+				}
+				defer srv.Close()
+				go func() {
+					if err := srv.Serve(ctx); err != nil {
+						slog.Error("share stopped", "err", err)
+					}
+				}()
+			}
 			go reg.Run(ctx)
 			remote := peerconn.New(peerconn.Options{Registry: reg, Signers: signers})
 			defer remote.Close()
@@ -86,6 +103,7 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
+	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
 	return cmd
 }

@@ -333,3 +333,42 @@ func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// The shell shares its working directory (unless --no-share), like the
+// original tool: another dsftp downloads from it.
+func TestShellSharesWorkingDirectory(t *testing.T) {
+	testenv.RequireRoot(t)
+	bin := testenv.Binary(t)
+	dir := t.TempDir()
+	keys := t.TempDir()
+	writeFile(t, dir, "shared file.txt", "from the shell's share")
+	bigSum := writeBig(t, filepath.Join(dir, "eight.bin"), 8)
+	hostKey := testenv.NewKey(t, keys, "host")
+	client := testenv.NewKey(t, keys, "client")
+	authKeys := filepath.Join(keys, "authorized_keys")
+	os.WriteFile(authKeys, []byte(client.Public()+"\n"), 0o600)
+
+	x := testenv.StartTmux(t, dir, 120, 30, bin, "shell", "--listen", "127.0.0.1:0",
+		"--host-key", hostKey.Path, "--authorized-keys", authKeys)
+	screen := x.WaitScreen(`dsftp share ready on port \d+(?s:.*)dsftp>`, 30*time.Second)
+	port := regexp.MustCompile(`dsftp share ready on port (\d+)`).FindStringSubmatch(screen)[1]
+	if !strings.Contains(screen, "host key      "+hostKey.Fingerprint()) {
+		t.Fatalf("share banner without the host key:\n%s", screen)
+	}
+	url := "sftp://dsftp@127.0.0.1:" + port + "?fingerprint=" + hostKey.Fingerprint() + "&name=sh"
+	dest := t.TempDir()
+	out, code := runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:shared file.txt")
+	if code != 0 {
+		t.Fatalf("get from the shell's share: %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "shared file.txt")); string(b) != "from the shell's share" {
+		t.Fatalf("downloaded %q", b)
+	}
+	out, code = runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:/eight.bin")
+	if code != 0 || !strings.Contains(out, "sha256 "+bigSum+"  eight.bin") {
+		t.Fatalf("get eight.bin from the shell's share: %d\n%s", code, out)
+	}
+	// The shell still answers.
+	s := &shellSession{t: t, x: x}
+	s.expect("lls", `(?m)^shared file\.txt$`)
+}
