@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -42,22 +43,18 @@ DEST's directory, whatever names the peer sends.`,
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			reg := peers.NewRegistry("")
-			if err := cf.addPeers(reg); err != nil {
-				return err
-			}
-			signers, err := cf.signers()
+			reg, pl, err := cf.setup(slog.Default())
 			if err != nil {
 				return err
 			}
+			defer pl.Close()
 			ctx := cmd.Context()
 			go reg.Run(ctx)
 			name, remotePath, err := findPeer(ctx, reg, spec, wait)
 			if err != nil {
 				return err
 			}
-			remote := peerconn.New(peerconn.Options{Registry: reg, Signers: signers})
-			defer remote.Close()
+			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl})
 			src, err := remote.Connect(ctx, name)
 			if err != nil {
 				return err

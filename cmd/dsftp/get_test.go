@@ -41,7 +41,7 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	want := writeBig(t, filepath.Join(share, "big.bin"), size>>20)
 	sshd := testenv.StartSSHD(t, share)
 	dest := t.TempDir()
-	args := []string{"--identity", sshd.Client.Path, "--peer", sshd.URL() + "&name=alice", "--sha256", "alice:big.bin", dest}
+	args := []string{"--identity", sshd.Client.Path, "--peer", "alice=" + sshd.URL(), "--sha256", "alice:big.bin", dest}
 
 	p := testenv.Start(t, nil, testenv.Binary(t), append([]string{"get"}, args...)...)
 	part := filepath.Join(dest, "big.bin.part")
@@ -102,7 +102,7 @@ func TestGetNames(t *testing.T) {
 	writeFile(t, share, "tree/a.txt", "a")
 	writeFile(t, share, "tree/b/c.txt", "c")
 	sshd := testenv.StartSSHD(t, share)
-	base := []string{"--identity", sshd.Client.Path, "--peer", sshd.URL() + "&name=alice"}
+	base := []string{"--identity", sshd.Client.Path, "--peer", "alice=" + sshd.URL()}
 	get := func(dir string, args ...string) (string, int) {
 		return runGet(t, dir, append(append([]string{}, base...), args...)...)
 	}

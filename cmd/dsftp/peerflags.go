@@ -2,142 +2,72 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/url"
+	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
 )
 
-// clientFlags are the peer-side flags of shell and get: peers given by URL
-// and the keys to log in with. (Discovery adds peers on top of these.)
+// clientFlags are the peer-side flags of shell and get, named and read as
+// mount's: peers given on the command line, keys, host key trust and the
+// session pool's limits. (Discovery adds peers on top of --peer.)
 type clientFlags struct {
-	peerURLs   []string
-	identities []string
+	peers       []string
+	identities  []string
+	knownHosts  string
+	connections int
+	timeout     time.Duration
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&f.peerURLs, "peer", nil,
-		"add a peer by URL: sftp://USER@HOST:PORT/PATH?fingerprint=SHA256:…&name=NAME (repeatable)")
-	cmd.Flags().StringArrayVarP(&f.identities, "identity", "i", nil,
-		"private key file to log in to peers with (repeatable; default: ssh-agent and ~/.ssh/id_ed25519, id_ecdsa, id_rsa)")
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.peers, "peer", nil, "add a peer: NAME=sftp://[user@]host[:port][/path][?fingerprint=SHA256:...] (repeatable)")
+	fl.StringArrayVar(&f.identities, "identity", nil, "private key `FILE` to log in to peers with, besides ssh-agent and the per-run key (repeatable)")
+	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts `FILE` for peers without a pinned fingerprint (default ~/.ssh/known_hosts)")
+	fl.IntVar(&f.connections, "connections", pool.DefaultConnections, "SSH connections per peer at most")
+	fl.DurationVar(&f.timeout, "timeout", pool.DefaultTimeout, "fail a remote operation when its peer sends nothing for this long")
 }
 
-// addPeers parses the --peer URLs into the registry.
-func (f *clientFlags) addPeers(reg *peers.Registry) error {
-	for _, u := range f.peerURLs {
-		p, err := parsePeerURL(u)
+// setup parses the flags into a registry holding the --peer peers and a
+// pool logging to log; the caller closes the pool.
+func (f *clientFlags) setup(log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
+	if f.connections < 1 {
+		return nil, nil, usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
+	}
+	if f.timeout <= 0 {
+		return nil, nil, usageError{fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)}
+	}
+	reg := peers.NewRegistry("")
+	for _, s := range f.peers {
+		p, err := peers.ParsePeerFlag(s)
 		if err != nil {
-			return usageError{err}
+			return nil, nil, usageError{err}
 		}
 		reg.Upsert(p)
 	}
-	return nil
-}
-
-// parsePeerURL reads sftp://[USER@]HOST[:PORT][/PATH][?fingerprint=SHA256:…&name=NAME].
-func parsePeerURL(s string) (peers.Peer, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "sftp" || u.Host == "" {
-		return peers.Peer{}, fmt.Errorf("--peer %q: want sftp://USER@HOST:PORT/PATH?fingerprint=SHA256:…", s)
+	var ids []ssh.Signer
+	for _, file := range f.identities {
+		s, err := pool.LoadIdentity(file)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		ids = append(ids, s)
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "22"
-	}
-	q, err := query(u.RawQuery)
+	pl, err := pool.New(pool.Options{
+		Connections:    f.connections,
+		Timeout:        f.timeout,
+		Identities:     ids,
+		AgentSocket:    os.Getenv("SSH_AUTH_SOCK"),
+		KnownHostsFile: f.knownHosts,
+		Logger:         log,
+	})
 	if err != nil {
-		return peers.Peer{}, fmt.Errorf("--peer %q: %w", s, err)
+		return nil, nil, err
 	}
-	p := peers.Peer{
-		ID:                 s,
-		Name:               q.Get("name"),
-		Addrs:              []string{net.JoinHostPort(host, port)},
-		User:               u.User.Username(),
-		Path:               u.Path,
-		HostKeyFingerprint: q.Get("fingerprint"),
-		Source:             peers.SourceFlag,
-	}
-	if p.HostKeyFingerprint != "" {
-		if !strings.HasPrefix(p.HostKeyFingerprint, "SHA256:") {
-			return peers.Peer{}, fmt.Errorf("--peer %q: fingerprint must look like SHA256:… (ssh-keygen -lf KEY shows it)", s)
-		}
-		p.ID = p.HostKeyFingerprint
-	}
-	if p.Name == "" {
-		p.Name = host
-	}
-	return p, nil
-}
-
-// query parses a URL query like url.ParseQuery but keeps '+' as '+':
-// SHA256 fingerprints are base64 and often hold one.
-func query(raw string) (url.Values, error) {
-	v := url.Values{}
-	for _, kv := range strings.Split(raw, "&") {
-		if kv == "" {
-			continue
-		}
-		k, val, _ := strings.Cut(kv, "=")
-		k, err := url.PathUnescape(k)
-		if err != nil {
-			return nil, err
-		}
-		val, err = url.PathUnescape(val)
-		if err != nil {
-			return nil, err
-		}
-		v.Add(k, val)
-	}
-	return v, nil
-}
-
-// signers loads the --identity keys, or the usual defaults.
-func (f *clientFlags) signers() ([]ssh.Signer, error) {
-	var out []ssh.Signer
-	load := func(path string, must bool) error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			if must {
-				return fmt.Errorf("--identity %s: %w", path, err)
-			}
-			return nil
-		}
-		s, err := ssh.ParsePrivateKey(b)
-		if err != nil {
-			if must {
-				return fmt.Errorf("--identity %s: %w (keys with a passphrase: load them into ssh-agent instead)", path, err)
-			}
-			return nil
-		}
-		out = append(out, s)
-		return nil
-	}
-	for _, p := range f.identities {
-		if err := load(p, true); err != nil {
-			return nil, usageError{err}
-		}
-	}
-	if len(f.identities) > 0 {
-		return out, nil
-	}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-		if c, err := net.Dial("unix", sock); err == nil {
-			if s, err := agent.NewClient(c).Signers(); err == nil {
-				out = append(out, s...)
-			}
-		}
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-			_ = load(filepath.Join(home, ".ssh", n), false)
-		}
-	}
-	return out, nil
+	return reg, pl, nil
 }

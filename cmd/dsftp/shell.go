@@ -13,7 +13,6 @@ import (
 
 	"github.com/dsftp/dsftp/cmd/internal/peerconn"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
-	"github.com/dsftp/dsftp/peers"
 )
 
 func init() {
@@ -35,14 +34,13 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 (run it again to resume); Ctrl-D exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg := peers.NewRegistry("")
-			if err := cf.addPeers(reg); err != nil {
-				return err
-			}
-			signers, err := cf.signers()
+			// Connection warnings would break into the prompt; the shell
+			// reports failures itself, one line per command.
+			reg, pl, err := cf.setup(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 			if err != nil {
 				return err
 			}
+			defer pl.Close()
 			// Ctrl-C belongs to the shell (it stops a get), so the root
 			// context's SIGINT handling must not end the session.
 			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
@@ -67,11 +65,11 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 				}()
 			}
 			go reg.Run(ctx)
-			remote := peerconn.New(peerconn.Options{Registry: reg, Signers: signers})
-			defer remote.Close()
+			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl})
 			sh, err := shell.New(shell.Options{
 				Remote:      remote,
 				Terminal:    term.IsTerminal(int(os.Stdout.Fd())),
+				Timeout:     4 * cf.timeout,
 				HistoryFile: history,
 				Banner:      "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave.",
 			})

@@ -161,8 +161,8 @@ func TestShell(t *testing.T) {
 
 	x := testenv.StartTmux(t, dl, 160, 50, bin, "shell", "--no-share",
 		"--identity", sshd.Client.Path,
-		"--peer", sshd.URL()+"&name=alice",
-		"--peer", strings.Replace(sshd.URL(), sshd.HostKey.Fingerprint(), other.Fingerprint(), 1)+"&name=mallory",
+		"--peer", "alice="+sshd.URL(),
+		"--peer", "mallory="+strings.Replace(sshd.URL(), sshd.HostKey.Fingerprint(), other.Fingerprint(), 1),
 	)
 	s := &shellSession{t: t, x: x}
 	x.WaitScreen(`(?m)^dsftp>`, 30*time.Second)
@@ -178,7 +178,7 @@ func TestShell(t *testing.T) {
 	s.expect("list_peers", `(?m)^  alice +127\.0\.0\.1:\d+ +flag +SHA256:`, `(?m)^  mallory `)
 	s.expect("connect", `which peer\? connect one of: alice, mallory`)
 	s.expect("connect alcie", `error: connect: unknown peer alcie; did you mean alice\?`)
-	s.expect("connect mallory", `error: connect: .*host key mismatch: refusing to connect`)
+	s.expect("connect mallory", `error: connect: .*host key mismatch for mallory .*refusing to connect`)
 
 	// Completion of a command, then of a peer name.
 	s.complete("conn", "dsftp> connect ")
@@ -308,7 +308,15 @@ func TestShell(t *testing.T) {
 	sshd.Signal(syscall.SIGKILL)
 	s.expect("ls", `error: ls: `)
 	sshd.Restart(t)
-	s.expect("ls photos", `(?m)^cat\.jpg$`)
+	// The pool waits a moment (backoff) before dialing a failed peer again.
+	for i := 0; ; i++ {
+		if out := s.run("ls photos"); regexp.MustCompile(`(?m)^cat\.jpg$`).MatchString(out) {
+			break
+		} else if i == 20 || !strings.Contains(out, "error: ls: ") {
+			t.Fatalf("ls after the peer came back:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 
 	s.expect("disconnect", `disconnected from alice`)
 	x.WaitScreen(`(?m)^dsftp>`, 5*time.Second)
@@ -355,7 +363,7 @@ func TestShellSharesWorkingDirectory(t *testing.T) {
 	if !strings.Contains(screen, "host key      "+hostKey.Fingerprint()) {
 		t.Fatalf("share banner without the host key:\n%s", screen)
 	}
-	url := "sftp://dsftp@127.0.0.1:" + port + "?fingerprint=" + hostKey.Fingerprint() + "&name=sh"
+	url := "sh=sftp://dsftp@127.0.0.1:" + port + "?fingerprint=" + hostKey.Fingerprint()
 	dest := t.TempDir()
 	out, code := runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:shared file.txt")
 	if code != 0 {

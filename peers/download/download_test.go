@@ -20,7 +20,7 @@ import (
 )
 
 // dialSSHD opens a real SFTP session to a real OpenSSH sshd.
-func dialSSHD(t *testing.T, s *testenv.SSHD) *sftp.Client {
+func dialSSHD(t testing.TB, s *testenv.SSHD) *sftp.Client {
 	t.Helper()
 	conn, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{
 		User:            s.User(),
@@ -39,7 +39,7 @@ func dialSSHD(t *testing.T, s *testenv.SSHD) *sftp.Client {
 	return c
 }
 
-func writeRandom(t *testing.T, p string, n int) []byte {
+func writeRandom(t testing.TB, p string, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	rand.Read(b)

@@ -1,6 +1,8 @@
 package download
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -316,8 +318,11 @@ func (l *Lines) End() {}
 
 // doneLine is the line printed when a file finishes or fails.
 func doneLine(r FileResult, err error) string {
-	if err != nil {
-		return fmt.Sprintf("%s: failed after %s: %v", r.Local, Size(r.Resumed+r.Fetched), err)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return fmt.Sprintf("%s: stopped at %s of %s", r.Local, Size(r.Resumed+r.Fetched), Size(r.Size))
+	case err != nil:
+		return fmt.Sprintf("%s: failed at %s of %s: %v", r.Local, Size(r.Resumed+r.Fetched), Size(r.Size), err)
 	}
 	var b strings.Builder
 	if r.Skipped {
