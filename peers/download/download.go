@@ -199,6 +199,9 @@ func SafeName(name string) error {
 // plan lists a remote tree depth first in name order. Entries with unsafe
 // names, and anything but files and directories, are skipped with a note.
 func plan(ctx context.Context, src Source, remote, local string, p Progress) (files []item, dirs []string, err error) {
+	if strings.Count(local, "/") >= maxDepth {
+		return nil, nil, fmt.Errorf("%s: directories nested more than %d deep; download a subdirectory instead", remote, maxDepth)
+	}
 	dirs = append(dirs, local)
 	list, err := src.ReadDir(ctx, remote)
 	if err != nil {
@@ -226,6 +229,10 @@ func plan(ctx context.Context, src Source, remote, local string, p Progress) (fi
 	}
 	return files, dirs, nil
 }
+
+// maxDepth bounds get -r; sources do not follow links to directories, so
+// only a genuinely deep tree reaches it.
+const maxDepth = 128
 
 // partMeta is stored next to a .part file: what it is a prefix of.
 type partMeta struct {
@@ -270,13 +277,22 @@ func fetch(ctx context.Context, src Source, root *os.Root, it item, opts Options
 
 	want := partMeta{Origin: opts.Origin, Remote: it.remote, Size: size, MTime: mtime.Unix()}
 	var off int64
-	if pfi, err := root.Lstat(part); err == nil && pfi.Mode().IsRegular() {
+	if pfi, err := root.Lstat(part); err == nil {
 		var have partMeta
 		b, err := root.ReadFile(metaName)
-		if err == nil && json.Unmarshal(b, &have) == nil && have == want && pfi.Size() <= size {
+		switch {
+		case err != nil && !opts.Force:
+			// Not left by an interrupted get: somebody's own file.
+			return fr, fmt.Errorf("%s exists but is not an unfinished download of dsftp: move it away, or use -f to replace it", filepath.Join(root.Name(), part))
+		case err == nil && pfi.Mode().IsRegular() && json.Unmarshal(b, &have) == nil && have == want && pfi.Size() <= size:
 			off = pfi.Size()
-		} else {
-			opts.Progress.Note(fmt.Sprintf("%s: remote file changed since the interrupted download; starting over", it.local))
+		case err == nil:
+			opts.Progress.Note(fmt.Sprintf("%s: the remote file changed since the interrupted download; starting over", it.local))
+		}
+		if !pfi.Mode().IsRegular() {
+			if err := root.Remove(part); err != nil {
+				return fr, fmt.Errorf("replace %s: %w", part, err)
+			}
 		}
 	}
 	mb, _ := json.Marshal(want)

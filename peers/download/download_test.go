@@ -157,6 +157,37 @@ func TestGetTreeResumeAndConfinement(t *testing.T) {
 		t.Fatalf("meta file left after a finished download: %v", err)
 	}
 
+	// Links: a link to a file downloads as the file; a link to a
+	// directory (here a loop) is skipped, so get -r ends.
+	os.MkdirAll(filepath.Join(share, "links"), 0o755)
+	os.Symlink("..", filepath.Join(share, "links", "loop"))
+	os.Symlink("../x", filepath.Join(share, "links", "file.lnk"))
+	ldest := t.TempDir()
+	var notes strings.Builder
+	res, err = download.Get(ctx, src, "/links", ldest, download.Options{Recursive: true, Progress: &download.Lines{W: &notes}})
+	if err != nil || len(res.Files) != 1 || res.Files[0].Local != "links/file.lnk" {
+		t.Fatalf("get -r of links: %v, %+v", err, res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ldest, "links", "file.lnk")); !bytes.Equal(b, top) {
+		t.Fatalf("link to a file not downloaded as the file")
+	}
+	if !strings.Contains(notes.String(), "skipped /links/loop: not a regular file") {
+		t.Fatalf("no note about the skipped directory link:\n%s", notes.String())
+	}
+
+	// A .part file that dsftp did not write is somebody's: kept, unless -f.
+	fdest := t.TempDir()
+	os.WriteFile(filepath.Join(fdest, "x.part"), []byte("my notes"), 0o644)
+	if _, err := download.Get(ctx, src, "/x", fdest, download.Options{}); err == nil || !strings.Contains(err.Error(), "not an unfinished download of dsftp") {
+		t.Fatalf("get over a foreign .part: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fdest, "x.part")); string(b) != "my notes" {
+		t.Fatalf("foreign .part changed: %q", b)
+	}
+	if _, err := download.Get(ctx, src, "/x", fdest, download.Options{Force: true}); err != nil {
+		t.Fatalf("get -f over a foreign .part: %v", err)
+	}
+
 	// Missing file: one clear error.
 	_, err = download.Get(ctx, src, "/nope", rdest, download.Options{})
 	if err == nil || !strings.Contains(err.Error(), "no such file") {

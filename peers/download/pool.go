@@ -36,7 +36,8 @@ func (s *PoolSource) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
 	return s.Pool.Stat(ctx, peer, rel(p))
 }
 
-// ReadDir implements Source; symlinks are resolved, as for SFTPSource.
+// ReadDir implements Source; symlinks to files are resolved, links to
+// directories are not, as for SFTPSource.
 func (s *PoolSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, error) {
 	peer, err := s.Peer()
 	if err != nil {
@@ -48,7 +49,7 @@ func (s *PoolSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, erro
 	}
 	for i, fi := range list {
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if t, err := s.Pool.Stat(ctx, peer, path.Join(rel(p), fi.Name())); err == nil {
+			if t, err := s.Pool.Stat(ctx, peer, path.Join(rel(p), fi.Name())); err == nil && t.Mode().IsRegular() {
 				list[i] = renamed{t, fi.Name()}
 			}
 		}

@@ -77,8 +77,9 @@ func (s *SFTPSource) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
 	return call(ctx, s.timeout(), "stat", func() (fs.FileInfo, error) { return s.Client.Stat(s.remote(p)) })
 }
 
-// ReadDir implements Source. Entries that are symlinks are resolved, so a
-// link to a file downloads as that file.
+// ReadDir implements Source. Symlinks to files are resolved, so a link to
+// a file downloads as that file; links to directories stay links (get -r
+// skips them), so a link loop cannot make a download endless.
 func (s *SFTPSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, error) {
 	return call(ctx, s.timeout(), "list", func() ([]fs.FileInfo, error) {
 		list, err := s.Client.ReadDir(s.remote(p))
@@ -87,7 +88,7 @@ func (s *SFTPSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, erro
 		}
 		for i, fi := range list {
 			if fi.Mode()&fs.ModeSymlink != 0 {
-				if t, err := s.Client.Stat(path.Join(s.remote(p), fi.Name())); err == nil {
+				if t, err := s.Client.Stat(path.Join(s.remote(p), fi.Name())); err == nil && t.Mode().IsRegular() {
 					list[i] = renamed{t, fi.Name()}
 				}
 			}
