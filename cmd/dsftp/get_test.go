@@ -43,8 +43,29 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	dest := t.TempDir()
 	args := []string{"--identity", sshd.Client.Path, "--peer", "alice=" + sshd.URL(), "--sha256", "alice:big.bin", dest}
 
+	// Ctrl-C (SIGINT) while the peer is frozen: get stops promptly and
+	// keeps the .part file.
 	p := testenv.Start(t, nil, testenv.Binary(t), append([]string{"get"}, args...)...)
 	part := filepath.Join(dest, "big.bin.part")
+	testenv.WaitFor(t, 60*time.Second, ".part to reach 20 MiB", func() bool { return fileSize(part) >= 20<<20 })
+	if err := sshd.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	p.Cmd.Process.Signal(syscall.SIGINT)
+	if _, ok := p.Wait(10 * time.Second); !ok {
+		t.Fatalf("get did not stop within 10s of Ctrl-C:\n%s", p.Output.String())
+	}
+	if out := p.Output.String(); !strings.Contains(out, "interrupted; the .part file is kept") || p.Cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("get after Ctrl-C exited %d:\n%s", p.Cmd.ProcessState.ExitCode(), out)
+	}
+	if fileSize(part) < 20<<20 {
+		t.Fatalf(".part not kept after Ctrl-C")
+	}
+	sshd.Signal(syscall.SIGCONT)
+
+	// Again: it resumes; the peer dies mid-transfer.
+	p = testenv.Start(t, nil, testenv.Binary(t), append([]string{"get"}, args...)...)
+	p.WaitOutput(t, "big.bin: resuming at ", 30*time.Second)
 	testenv.WaitFor(t, 60*time.Second, ".part to reach 50 MiB", func() bool { return fileSize(part) >= 50<<20 })
 	// The peer dies mid-transfer: listener and the session's processes.
 	if err := sshd.Signal(syscall.SIGKILL); err != nil {
@@ -77,10 +98,10 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	}
 	fetched, _ := strconv.ParseInt(m[1], 10, 64)
 	if !strings.Contains(out, "big.bin: resuming at ") || fetched != size-kept {
-		t.Fatalf("second get fetched %d bytes, want %d (the rest after %d):\n%s", fetched, size-kept, kept, out)
+		t.Fatalf("get after the restart fetched %d bytes, want %d (the rest after %d):\n%s", fetched, size-kept, kept, out)
 	}
 	if !strings.Contains(out, "sha256 "+want+"  big.bin") {
-		t.Fatalf("second get did not print the right sha256 %s:\n%s", want, out)
+		t.Fatalf("get after the restart did not print the right sha256 %s:\n%s", want, out)
 	}
 	if got := fileSHA(t, filepath.Join(dest, "big.bin")); got != want {
 		t.Fatalf("big.bin sha256 %s, want %s", got, want)
@@ -90,7 +111,7 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 			t.Fatalf("%s left behind", leftover)
 		}
 	}
-	t.Logf("killed the peer at %d of %d bytes; the second get fetched %d", kept, size, fetched)
+	t.Logf("killed the peer at %d of %d bytes; the get after its restart fetched %d", kept, size, fetched)
 }
 
 func TestGetNames(t *testing.T) {
