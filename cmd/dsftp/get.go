@@ -43,7 +43,7 @@ DEST's directory, whatever names the peer sends.`,
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			reg, pl, err := cf.setup(slog.Default())
+			reg, pl, err := cf.setup("", slog.Default())
 			if err != nil {
 				return err
 			}

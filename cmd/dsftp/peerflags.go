@@ -34,15 +34,16 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 }
 
 // setup parses the flags into a registry holding the --peer peers and a
-// pool logging to log; the caller closes the pool.
-func (f *clientFlags) setup(log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
+// pool logging to log; the caller closes the pool. selfID is this
+// instance's own ID (its share's host key fingerprint), never listed.
+func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
 	if f.connections < 1 {
 		return nil, nil, usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
 	}
 	if f.timeout <= 0 {
 		return nil, nil, usageError{fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)}
 	}
-	reg := peers.NewRegistry("")
+	reg := peers.NewRegistry(selfID)
 	for _, s := range f.peers {
 		p, err := peers.ParsePeerFlag(s)
 		if err != nil {

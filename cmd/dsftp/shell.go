@@ -9,10 +9,13 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/peerconn"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/share"
 )
 
 func init() {
@@ -34,30 +37,38 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 (run it again to resume); Ctrl-D exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Connection warnings would break into the prompt; the shell
-			// reports failures itself, one line per command.
-			reg, pl, err := cf.setup(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-			if err != nil {
-				return err
-			}
-			defer pl.Close()
 			// Ctrl-C belongs to the shell (it stops a get), so the root
 			// context's SIGINT handling must not end the session.
 			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
 			defer cancel()
+			// Like the original tool, the shell shares the working
+			// directory. The share starts first: its host key is this
+			// instance's identity, which the registry must never list.
+			var reg *peers.Registry
+			var srv *share.Server
+			selfID := ""
 			if !noShare {
-				// Like the original tool, the shell shares the working
-				// directory; peers in the registry may log in.
 				opts := sf.options(".")
-				opts.Authorizer = reg
+				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
 				// Per-connection lines would interleave with the prompt;
 				// only warnings and errors reach the terminal.
 				opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				srv, err := startShare(opts, cmd.OutOrStdout())
+				var err error
+				srv, err = startShare(opts, cmd.OutOrStdout())
 				if err != nil {
 					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
 				}
 				defer srv.Close()
+				selfID = srv.Fingerprint()
+			}
+			// Connection warnings would break into the prompt too; the
+			// shell reports failures itself, one line per command.
+			reg, pl, err := cf.setup(selfID, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+			if err != nil {
+				return err
+			}
+			defer pl.Close()
+			if srv != nil {
 				go func() {
 					if err := srv.Serve(ctx); err != nil {
 						slog.Error("share stopped", "err", err)
