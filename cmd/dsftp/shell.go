@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -22,11 +24,16 @@ func init() {
 	subcommands = append(subcommands, newShellCmd)
 }
 
+// settleWindow is how long after its first advert discovery counts as
+// still settling: adverts of peers already online arrive within it.
+const settleWindow = 5 * time.Second
+
 func newShellCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	var noShare bool
 	var sf shareFlags
 	var history string
+	var df discoveryFlags
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Browse and download from peers interactively",
@@ -36,7 +43,17 @@ cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
 Tab completes commands, peer names and paths; Ctrl-C stops a running get
 (run it again to resume); Ctrl-D exits.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			// Discovery and share logs would break into the prompt; only
+			// warnings and errors reach the terminal.
+			quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			tok, err := df.prepare(quiet)
+			if err != nil {
+				return err
+			}
+			if tok != "" && noShare {
+				return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+			}
 			// Ctrl-C belongs to the shell (it stops a get), so the root
 			// context's SIGINT handling must not end the session.
 			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
@@ -50,10 +67,7 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 			if !noShare {
 				opts := sf.options(".")
 				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
-				// Per-connection lines would interleave with the prompt;
-				// only warnings and errors reach the terminal.
-				opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				var err error
+				opts.Logger = quiet
 				srv, err = startShare(opts, cmd.OutOrStdout())
 				if err != nil {
 					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
@@ -76,13 +90,46 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 				}()
 			}
 			go reg.Run(ctx)
-			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl})
+
+			// Discovery starts in the background so the shell answers at
+			// once; until the first advert is out and a little after,
+			// list_peers says more peers may arrive.
+			var settleAt atomic.Int64 // unix nanos; 0 while starting
+			waitDiscovery := make(chan func() error, 1)
+			banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
+			if tok != "" {
+				banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
+				go func() {
+					_, wait, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, quiet)
+					if err != nil {
+						quiet.Error("Discord discovery failed; only --peer peers are available", "err", err)
+						wait = func() error { return nil }
+						settleAt.Store(1)
+					} else {
+						settleAt.Store(time.Now().Add(settleWindow).UnixNano())
+					}
+					waitDiscovery <- wait
+				}()
+				defer func() {
+					cancel()
+					if derr := (<-waitDiscovery)(); err == nil {
+						err = derr
+					}
+				}()
+			}
+			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl, Settling: func() bool {
+				if tok == "" {
+					return false
+				}
+				at := settleAt.Load()
+				return at == 0 || time.Now().UnixNano() < at
+			}})
 			sh, err := shell.New(shell.Options{
 				Remote:      remote,
 				Terminal:    term.IsTerminal(int(os.Stdout.Fd())),
 				Timeout:     4 * cf.timeout,
 				HistoryFile: history,
-				Banner:      "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave.",
+				Banner:      banner,
 			})
 			if err != nil {
 				return err
@@ -113,6 +160,7 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
 	sf.register(cmd.Flags())
+	df.register(cmd.Flags(), true) // discord
 	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
 	return cmd
 }

@@ -6,7 +6,7 @@ package peerconn
 import (
 	"context"
 	"fmt"
-	"time"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -22,9 +22,9 @@ type Options struct {
 	Registry *peers.Registry
 	// Pool opens the SFTP sessions.
 	Pool *pool.Pool
-	// SettleUntil is when discovery is expected to have found the peers
-	// that are online; before it, Settling reports true.
-	SettleUntil time.Time
+	// Settling reports whether discovery is still collecting the peers
+	// that are online; nil means never (peers come from --peer only).
+	Settling func() bool
 }
 
 // Remote implements shell.Remote over a registry and a pool.
@@ -54,7 +54,7 @@ func (r *Remote) Peers() []shell.PeerInfo {
 }
 
 // Settling implements shell.Remote.
-func (r *Remote) Settling() bool { return time.Now().Before(r.opts.SettleUntil) }
+func (r *Remote) Settling() bool { return r.opts.Settling != nil && r.opts.Settling() }
 
 // Origin implements shell.Remote: the peer's ID (its host key
 // fingerprint), so a .part file is never continued from another machine
@@ -82,6 +82,11 @@ func (r *Remote) Connect(ctx context.Context, name string) (download.Source, err
 		return p, nil
 	}}
 	if _, err := src.Stat(ctx, "/"); err != nil {
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			// A dsftp peer lets a key in once it has seen the advert
+			// carrying it, which takes a moment after start.
+			return nil, fmt.Errorf("peer %s did not accept our key (yet): dsftp peers let others in once they see their advert, a few seconds after start; try again, or check that it trusts the same channel", name)
+		}
 		return nil, err
 	}
 	return src, nil
