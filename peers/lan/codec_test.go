@@ -29,6 +29,7 @@ type testCodec struct {
 	seq      uint64
 	addrs    []string
 	now      func() time.Time // nil: time.Now
+	mute     bool             // Encode fails: the peer goes silent
 }
 
 const testDomain = "dsftp-test-advert\x00"
@@ -69,6 +70,10 @@ func (c *testCodec) ID() string { return ssh.FingerprintSHA256(c.host.PublicKey(
 
 func (c *testCodec) Encode(ttl time.Duration) ([]byte, error) {
 	c.mu.Lock()
+	if c.mute {
+		c.mu.Unlock()
+		return nil, errors.New("muted")
+	}
 	c.seq++
 	now := time.Now()
 	if c.now != nil {

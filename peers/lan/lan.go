@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,6 +269,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}
 	}
 	defer func() {
+		d.leave()
 		if v4 != nil {
 			v4.Close()
 		}
@@ -332,9 +334,20 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
+// LeaveTTL is the lifetime of the advert sent on a clean exit: peers
+// drop us this long after, instead of after MissedAnnouncements. (Advert
+// times have a granularity of one second.)
+const LeaveTTL = 2 * time.Second
+
+// leave announces a short-lived advert so that peers drop us soon.
+func (d *Discovery) leave() { d.send(LeaveTTL) }
+
 // announce signs a fresh advert and sends it to every target.
-func (d *Discovery) announce() {
-	msg, err := d.opts.Codec.Encode(d.TTL())
+func (d *Discovery) announce() { d.send(d.TTL()) }
+
+// send signs a fresh advert valid for ttl and sends it to every target.
+func (d *Discovery) send(ttl time.Duration) {
+	msg, err := d.opts.Codec.Encode(ttl)
 	if err != nil {
 		d.log.Warn("cannot sign the LAN advert", "err", err)
 		return
@@ -448,6 +461,7 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	p := adv.Peer
 	p.Source = peers.SourceLAN
 	p.AuthorID = ""
+	p.Addrs = withSource(p.Addrs, from)
 	// Our own cadence bounds how long a peer lives without being heard,
 	// whatever expiry (or clock) the sender has.
 	if limit := now.Add(d.TTL()); p.Expires.IsZero() || p.Expires.After(limit) {
@@ -458,6 +472,34 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 		d.log.Info("found peer on the LAN", "name", p.Name, "id", p.ID, "addrs", p.Addrs, "from", from.String())
 		d.Announce() // let the newcomer hear of us at once
 	}
+}
+
+// withSource appends the address the advert came from, on the advertised
+// port, as a last candidate. It reaches a share whose advertised addresses
+// are wrong from here, and makes IPv6 link-local work: the sender cannot
+// know our zone, the arrival interface names it. Dialing it is safe, as the
+// client accepts only the advertised host key.
+func withSource(addrs []string, from *net.UDPAddr) []string {
+	if len(addrs) == 0 || from == nil {
+		return addrs
+	}
+	_, port, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		return addrs
+	}
+	ip := from.AddrPort().Addr().Unmap()
+	host := ip.String()
+	if ip.Is6() && ip.IsLinkLocalUnicast() {
+		if from.Zone == "" {
+			return addrs
+		}
+		host = ip.WithZone(from.Zone).String()
+	}
+	cand := net.JoinHostPort(host, port)
+	if slices.Contains(addrs, cand) {
+		return addrs
+	}
+	return append(slices.Clone(addrs), cand)
 }
 
 // pruneSeenLocked forgets instances whose last advert has expired; a

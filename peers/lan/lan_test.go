@@ -151,12 +151,40 @@ func TestExpiry(t *testing.T) {
 			watching = false
 		}
 	}
-	b.stop()
+	// Bob goes silent (as if his machine died): no more adverts, not
+	// even the one a clean exit sends.
+	b.codec.mu.Lock()
+	b.codec.mute = true
+	b.codec.mu.Unlock()
 	start := time.Now()
 	waitNames(t, a.reg)
-	if waited := time.Since(start); waited > a.d.TTL()+5*time.Second {
+	waited := time.Since(start)
+	if waited > a.d.TTL()+5*time.Second {
 		t.Errorf("bob dropped only after %v; TTL is %v", waited, a.d.TTL())
 	}
+	// His last advert went out at most one interval (+10%) before he went
+	// silent; it lives for 3.5 intervals.
+	if min := 2 * 400 * time.Millisecond; waited < min {
+		t.Errorf("bob dropped %v after going silent, before missing 3 announcements", waited)
+	}
+}
+
+// A clean exit sends a short-lived advert: peers drop the leaver within
+// seconds although its normal adverts live for minutes.
+func TestLeave(t *testing.T) {
+	port := freeUDPPort(t)
+	a := startNode(t, "alice", port, nil)
+	b := startNode(t, "bob", port, nil)
+	waitNames(t, a.reg, "bob")
+	if a.d.TTL() < time.Minute {
+		t.Fatalf("TTL %v too short to tell leaving from expiring", a.d.TTL())
+	}
+	b.stop()
+	start := time.Now()
+	testenv.WaitFor(t, 15*time.Second, "bob to be dropped after leaving", func() bool {
+		return len(a.reg.List()) == 0
+	})
+	t.Logf("bob dropped %v after he stopped", time.Since(start).Round(time.Millisecond))
 }
 
 // send writes raw datagrams to the port from a chosen loopback address.
@@ -240,8 +268,9 @@ func TestHostilePackets(t *testing.T) {
 	newer, _ := bob.Encode(time.Minute)
 	sendUntil(t, "127.0.0.3", port, newer, func() bool { return len(a.reg.List()) > 0 })
 	waitNames(t, a.reg, "bob")
-	if e, _ := a.reg.Get("bob"); !slices.Equal(e.Addrs, []string{"127.0.0.1:1"}) {
-		t.Errorf("bob's addresses changed by a forged advert: %v", e.Addrs)
+	// The advertised address first, then where the advert came from.
+	if e, _ := a.reg.Get("bob"); !slices.Equal(e.Addrs, []string{"127.0.0.1:1", "127.0.0.3:1"}) {
+		t.Errorf("bob's addresses: %v (a forged advert said 10.6.6.6)", e.Addrs)
 	}
 	if s := a.d.Stats(); s.Accepted != 1 || s.Invalid < 2 || s.Malformed == 0 {
 		t.Fatalf("stats after the flood: %+v", s)

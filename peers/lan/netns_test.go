@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,6 +58,10 @@ func helperMain(name string) int {
 			case <-ctx.Done():
 				return
 			case <-ch:
+				list := reg.List()
+				for _, e := range list {
+					fmt.Printf("addrs %s: %s\n", e.DisplayName, strings.Join(e.Addrs, " "))
+				}
 				fmt.Printf("peers: %s\n", strings.Join(names(reg), ","))
 			}
 		}
@@ -98,6 +103,11 @@ func TestNetnsIPv6Multicast(t *testing.T) {
 	b := startHelper(t, hosts[1], "bob", lan.Port)
 	a.WaitOutput(t, "peers: bob\n", 10*time.Second)
 	b.WaitOutput(t, "peers: alice\n", 10*time.Second)
+	// The only way to reach bob is his link-local address, on the
+	// interface alice heard him on.
+	if out := a.Output.String(); !regexp.MustCompile(`addrs bob: helper:22 \[fe80::[0-9a-f:]+%eth0\]:22\n`).MatchString(out) {
+		t.Errorf("bob's link-local address is not a candidate:\n%s", out)
+	}
 }
 
 // A host without an address cannot be heard; when it gets one, it
