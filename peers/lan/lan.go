@@ -94,7 +94,7 @@ type Options struct {
 	Interval time.Duration
 	// MinGap is the least time between two announcements triggered by
 	// hearing a new peer or an address change (they coalesce); 0 means
-	// 500 ms.
+	// 100 ms.
 	MinGap time.Duration
 	// PollInterval is how often interface addresses are checked for
 	// changes; 0 means 2 s.
@@ -173,7 +173,7 @@ func New(opts Options) (*Discovery, error) {
 		opts.Interval = DefaultInterval
 	}
 	if opts.MinGap <= 0 {
-		opts.MinGap = 500 * time.Millisecond
+		opts.MinGap = 100 * time.Millisecond
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 2 * time.Second
