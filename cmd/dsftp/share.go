@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dsftp/dsftp/share"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	subcommands = append(subcommands, newShareCmd)
+}
+
+// shareFlags are the flags of the SFTP server, shared by every command
+// that shares a directory (share, mount, shell).
+type shareFlags struct {
+	listen         string
+	hostKey        string
+	authorizedKeys string
+	password       bool
+	maxConns       int
+	maxHandles     int
+	maxAuthTries   int
+	loginGrace     time.Duration
+}
+
+// register adds the share flags to fs.
+func (f *shareFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", share.DefaultListen, "address to serve SFTP on (\":0\" picks a free port)")
+	fs.StringVar(&f.hostKey, "host-key", "", "OpenSSH private key FILE to use as the host key, created (ed25519, 0600) if missing; default: a new key each run")
+	fs.StringVar(&f.authorizedKeys, "authorized-keys", "", "OpenSSH authorized_keys FILE of client keys allowed to log in")
+	fs.BoolVar(&f.password, "password", false, "also allow logins with a random per-run password, shown on this terminal only (for FileZilla/WinSCP)")
+	fs.IntVar(&f.maxConns, "max-conns", share.DefaultMaxConns, "maximum number of concurrent logged-in connections")
+	fs.IntVar(&f.maxHandles, "max-handles", share.DefaultMaxHandlesPerConn, "maximum number of open files and directories per connection")
+	fs.IntVar(&f.maxAuthTries, "max-auth-tries", share.DefaultMaxAuthTries, "failed login attempts after which a connection is closed")
+	fs.DurationVar(&f.loginGrace, "login-grace", share.DefaultLoginGrace, "time a connection has to log in")
+}
+
+// options turns the flags into share.Options for dir.
+func (f *shareFlags) options(dir string) share.Options {
+	return share.Options{
+		Dir:                dir,
+		Listen:             f.listen,
+		HostKeyFile:        f.hostKey,
+		AuthorizedKeysFile: f.authorizedKeys,
+		Password:           f.password,
+		MaxConns:           f.maxConns,
+		MaxHandlesPerConn:  f.maxHandles,
+		MaxAuthTries:       f.maxAuthTries,
+		LoginGrace:         f.loginGrace,
+	}
+}
+
+// shareReadyPrefix starts the last banner line; tests and scripts wait
+// for it.
+const shareReadyPrefix = "dsftp share ready on port "
+
+// startShare makes the server, binds its port and prints the start-up
+// banner to out: addresses, host key fingerprint, password (if any) and a
+// ready-to-paste sftp command line. The caller runs srv.Serve(ctx).
+func startShare(opts share.Options, out io.Writer) (*share.Server, error) {
+	srv, err := share.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	printShareBanner(srv, opts, out)
+	return srv, nil
+}
+
+// printShareBanner writes the start-up banner; see startShare.
+func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
+	port := srv.Port()
+	addrs := srv.ReachableAddrs()
+	shown := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		shown = append(shown, a.String())
+	}
+	fmt.Fprintf(out, "Sharing %s read-only over SFTP\n", srv.Dir())
+	fmt.Fprintf(out, "  listening on  %s\n", strings.Join(shown, ", "))
+	fmt.Fprintf(out, "  host key      %s (%s)\n", srv.Fingerprint(), srv.HostKey().Type())
+	if pw := srv.Password(); pw != "" {
+		fmt.Fprintf(out, "  password      %s   (this run only; any user name)\n", pw)
+	}
+	if len(addrs) > 0 {
+		fmt.Fprintf(out, "  connect with  sftp -P %d dsftp@%s\n", port, hostForCommand(addrs[0].Addr()))
+	}
+	if opts.AuthorizedKeysFile == "" && opts.Authorizer == nil && !opts.Password {
+		fmt.Fprintln(out, "  note          nobody can log in yet: add --authorized-keys FILE or --password")
+	}
+	fmt.Fprintf(out, "%s%d\n", shareReadyPrefix, port)
+}
+
+// hostForCommand formats an address for user@HOST on a command line.
+func hostForCommand(a netip.Addr) string {
+	if a.Is6() {
+		return "[" + a.String() + "]"
+	}
+	return a.String()
+}
+
+func newShareCmd(g *globals) *cobra.Command {
+	var f shareFlags
+	cmd := &cobra.Command{
+		Use:   "share [DIR]",
+		Short: "Share DIR (default: the working directory) read-only over SFTP",
+		Long: `Serve DIR (default: the working directory) read-only over SSH/SFTP until
+interrupted. Any SFTP client works: OpenSSH sftp, sshfs, FileZilla, WinSCP.
+
+Clients see DIR as "/" and cannot leave it (not with "..", absolute paths or
+symlinks pointing outside). Every write is refused. Logins use public keys
+(--authorized-keys); --password adds a random per-run password for clients
+without keys. The host key is new each run unless --host-key pins it.`,
+		Example: `  dsftp share ~/photos --authorized-keys ~/.ssh/authorized_keys
+  dsftp share --listen :0 --password
+  sftp -P 2200 dsftp@192.168.1.5`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			srv, err := startShare(f.options(dir), cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			if err := srv.Serve(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "dsftp share stopped")
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}

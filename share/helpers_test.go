@@ -1,0 +1,327 @@
+package share
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// secretText is the content of the file outside the share. No test may
+// ever see it come back from the server.
+const secretText = "TOP-SECRET-OUTSIDE-THE-SHARE-7f3a\n"
+
+// secretName is a file name that exists only outside the share; a
+// directory listing containing it means the server listed outside.
+const secretName = "SECRET-MARKER-ONLY-OUTSIDE"
+
+// fixture is a shared directory with files, inside symlinks and hostile
+// symlinks, next to an outside directory holding the secret.
+type fixture struct {
+	base    string // parent of share and outside
+	share   string // the shared directory
+	outside string // sibling directory the client must never reach
+	secret  string // absolute path of the secret file
+}
+
+// newFixture builds the tree. hostile adds the symlinks that point out
+// (sshfs's diff -r would trip over them, since they are refused).
+func newFixture(t testing.TB, hostile bool) *fixture {
+	t.Helper()
+	base := t.TempDir()
+	f := &fixture{base: base, share: filepath.Join(base, "share"), outside: filepath.Join(base, "outside")}
+	f.secret = filepath.Join(f.outside, "secret")
+	mk := func(p string) {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string, b []byte) {
+		mk(filepath.Dir(p))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, p string) {
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(f.secret, []byte(secretText))
+	write(filepath.Join(f.outside, secretName), []byte(secretText))
+	mk(filepath.Join(f.outside, "dir", secretName))
+
+	random := make([]byte, 3<<20+12345) // a few MiB, not a multiple of any packet size
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(f.share, "a.txt"), []byte("hello from the share\n"))
+	write(filepath.Join(f.share, "name with spaces.txt"), []byte("spaces\n"))
+	write(filepath.Join(f.share, "sub", "b.txt"), []byte("in a subdirectory\n"))
+	write(filepath.Join(f.share, "sub", "deeper", "random.bin"), random)
+	write(filepath.Join(f.share, "sub", "deeper", "empty"), nil)
+	mk(filepath.Join(f.share, "emptydir"))
+	link("a.txt", filepath.Join(f.share, "link"))                                   // relative, inside
+	link("../a.txt", filepath.Join(f.share, "sub", "uplink"))                       // relative up, still inside
+	link("sub", filepath.Join(f.share, "dirlink"))                                  // directory symlink inside
+	link(filepath.Join(f.share, "sub", "b.txt"), filepath.Join(f.share, "abslink")) // absolute, inside
+	if hostile {
+		link("../outside/secret", filepath.Join(f.share, "out"))           // relative out
+		link(f.secret, filepath.Join(f.share, "absout"))                   // absolute out
+		link("../outside", filepath.Join(f.share, "outdir"))               // directory out
+		link(f.outside, filepath.Join(f.share, "absoutdir"))               // absolute directory out
+		link("chain2", filepath.Join(f.share, "chain1"))                   // chain: inside hop ...
+		link("sub/../../outside/secret", filepath.Join(f.share, "chain2")) // ... then out
+		link("loop2", filepath.Join(f.share, "loop1"))                     // loop
+		link("loop1", filepath.Join(f.share, "loop2"))
+		link("/", filepath.Join(f.share, "rootlink"))                                       // the machine's root
+		link("../../../../../../../../etc/passwd", filepath.Join(f.share, "sub", "passwd")) // deep relative out
+		if err := syscall.Mkfifo(filepath.Join(f.share, "fifo"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Old access times, so that a read that updates atime shows (relatime
+	// updates an atime older than the mtime).
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	_ = filepath.WalkDir(f.share, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			fi, _ := d.Info()
+			_ = os.Chtimes(p, old, fi.ModTime())
+		}
+		return nil
+	})
+	return f
+}
+
+// treeHash describes everything a write could change below dir: names,
+// types, modes, sizes, mtimes, atimes, link targets and contents. Two equal
+// hashes mean nothing changed on disk.
+func treeHash(t testing.TB, dir string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		line := fmt.Sprintf("%s %v %d mtime=%d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		switch {
+		case fi.Mode().IsRegular():
+			line += fmt.Sprintf(" atime=%d", st.Atim.Nano())
+			b, err := readNoAtime(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			line += " sha256=" + hex.EncodeToString(sum[:])
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("hash tree %s: %v", dir, err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// atimes records regular files' access times (treeHash itself reads the
+// files, so compare with this before hashing).
+func atimes(t testing.TB, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			var st syscall.Stat_t
+			if syscall.Lstat(p, &st) == nil {
+				out[p] = st.Atim.Nano()
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// testShare is a Server on 127.0.0.1 serving a fixture, with a client key
+// in its authorized keys and a known_hosts file pinning its host key.
+type testShare struct {
+	srv        *Server
+	port       int
+	addr       string
+	client     testenv.Key
+	knownHosts string
+	logs       *testenv.SyncBuffer
+	cancel     context.CancelFunc
+	done       chan error
+}
+
+// startTestShare serves dir. mod may change the options before New.
+func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
+	t.Helper()
+	tmp := t.TempDir()
+	ts := &testShare{client: testenv.NewKey(t, tmp, "client"), logs: &testenv.SyncBuffer{}}
+	ak := filepath.Join(tmp, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(ts.client.Public()+" tester\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Dir:                dir,
+		Listen:             "127.0.0.1:0",
+		AuthorizedKeysFile: ak,
+		Logger:             slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	ts.srv = srv
+	ts.port = srv.Port()
+	ts.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ts.port))
+	ts.knownHosts = filepath.Join(tmp, "known_hosts")
+	line := fmt.Sprintf("[127.0.0.1]:%d %s", ts.port, ssh.MarshalAuthorizedKey(srv.HostKey()))
+	if err := os.WriteFile(ts.knownHosts, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	ts.done = make(chan error, 1)
+	go func() { ts.done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-ts.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+		if t.Failed() {
+			log := ts.logs.String()
+			if len(log) > 4000 {
+				log = "…" + log[len(log)-4000:]
+			}
+			t.Logf("server log (tail):\n%s", log)
+		}
+	})
+	return ts
+}
+
+// sshArgs are the OpenSSH client options for this share: our key only,
+// host key pinned, no prompts.
+func (ts *testShare) sshArgs() []string {
+	return []string{
+		"-o", "BatchMode=yes",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "IdentityFile=" + ts.client.Path,
+		"-o", "UserKnownHostsFile=" + ts.knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "ConnectTimeout=10",
+	}
+}
+
+// sftpBatch runs OpenSSH `sftp -b` with batch, in workdir, and returns its
+// combined output and error (non-nil when a command not prefixed with "-"
+// failed).
+func (ts *testShare) sftpBatch(t testing.TB, workdir, batch string, extra ...string) (string, error) {
+	t.Helper()
+	sftpPath := testenv.Require(t, "sftp")[0]
+	bf := filepath.Join(t.TempDir(), "batch")
+	if err := os.WriteFile(bf, []byte(batch), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append(ts.sshArgs(), extra...)
+	args = append(args, "-b", bf, "-P", strconv.Itoa(ts.port), "anyone@127.0.0.1")
+	cmd := exec.CommandContext(ctx, sftpPath, args...)
+	cmd.Dir = workdir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// dial logs in with the client key (or the given auth) over x/crypto/ssh.
+func (ts *testShare) dial(t testing.TB, auth ...ssh.AuthMethod) (*ssh.Client, error) {
+	t.Helper()
+	if len(auth) == 0 {
+		auth = []ssh.AuthMethod{ssh.PublicKeys(ts.client.Signer)}
+	}
+	return ssh.Dial("tcp", ts.addr, &ssh.ClientConfig{
+		User:            "someone",
+		Auth:            auth,
+		HostKeyCallback: ssh.FixedHostKey(ts.srv.HostKey()),
+		Timeout:         10 * time.Second,
+	})
+}
+
+// sftpClient returns a pkg/sftp client over a real SSH connection.
+func (ts *testShare) sftpClient(t testing.TB) *sftp.Client {
+	t.Helper()
+	c, err := ts.dial(t)
+	if err != nil {
+		t.Fatalf("ssh login: %v", err)
+	}
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		c.Close()
+		t.Fatalf("sftp session: %v", err)
+	}
+	t.Cleanup(func() { sc.Close(); c.Close() })
+	return sc
+}
+
+// readAllRemote opens and reads a file through the client.
+func readAllRemote(c *sftp.Client, p string) ([]byte, error) {
+	f, err := c.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	_, err = io.Copy(&buf, f)
+	return buf.Bytes(), err
+}
+
+// readNoAtime reads a file without updating its access time (as its owner
+// or root; otherwise it falls back to a plain read), so hashing a tree does
+// not change what the next hash sees.
+func readNoAtime(p string) ([]byte, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOATIME|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return os.ReadFile(p)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	return io.ReadAll(f)
+}

@@ -1,0 +1,83 @@
+package share
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// errBadPath is returned for client paths that can never name a file in the
+// share (a NUL byte, for instance). It maps to SSH_FX_FAILURE at the client.
+var errBadPath = errors.New("invalid path")
+
+// clientToRel turns a path as the client sent it into a path relative to the
+// share root, for use with os.Root. The client sees the share as "/", so both
+// "/a/b" and "a/b" name DIR/a/b, and ".." never climbs above "/" (it is
+// cleaned away lexically, the way sshd's chroot would). The result is always
+// filepath.IsLocal; os.Root then refuses symlinks that leave the root.
+func clientToRel(p string) (string, error) {
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", fmt.Errorf("%w: NUL byte in path", errBadPath)
+	}
+	clean := path.Clean("/" + p)
+	rel := strings.TrimPrefix(clean, "/")
+	if rel == "" {
+		return ".", nil
+	}
+	if !filepath.IsLocal(rel) {
+		// Cannot happen after Clean("/"+p); kept as a second wall.
+		return "", fmt.Errorf("%w: %q leaves the share", errBadPath, p)
+	}
+	return rel, nil
+}
+
+// clientPath is the inverse of clientToRel: the absolute path the client
+// sees for rel.
+func clientPath(rel string) string {
+	if rel == "." || rel == "" {
+		return "/"
+	}
+	return "/" + filepath.ToSlash(rel)
+}
+
+// linkTargetForClient decides what readlink shows for the symlink at rel
+// (relative to the share root, whose real path is rootReal) with the link
+// text target. A relative target that stays inside the share is shown as
+// is. An absolute target inside the share is shown relative to the link's
+// directory, so that clients (sshfs, which resolves links itself) land on
+// the same file. Targets that point outside the share are refused:
+// following them fails anyway, and the text would leak paths of the
+// sharing machine (home directory names and the like).
+func linkTargetForClient(rootReal, rel, target string) (string, bool) {
+	if target == "" || strings.IndexByte(target, 0) >= 0 {
+		return "", false
+	}
+	if filepath.IsAbs(target) {
+		inside, ok := absInside(rootReal, target)
+		if !ok {
+			return "", false
+		}
+		r, err := filepath.Rel(filepath.Dir(rel), inside)
+		if err != nil {
+			return "", false
+		}
+		return filepath.ToSlash(r), true
+	}
+	joined := filepath.Join(filepath.Dir(rel), target)
+	if joined != "." && !filepath.IsLocal(joined) {
+		return "", false
+	}
+	return target, true
+}
+
+// absInside maps an absolute path on the sharing machine to a path
+// relative to the share root, if it lies inside (lexically).
+func absInside(rootReal, target string) (string, bool) {
+	r, err := filepath.Rel(rootReal, filepath.Clean(target))
+	if err != nil || (r != "." && !filepath.IsLocal(r)) {
+		return "", false
+	}
+	return r, true
+}

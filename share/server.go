@@ -1,0 +1,481 @@
+// Package share serves one directory read-only over SSH/SFTP.
+//
+// Every file access goes through an os.Root, so the client sees the
+// directory as "/" and cannot leave it: not with "..", not with absolute
+// paths, not through symlinks. Every write-like request is refused with
+// SSH_FX_PERMISSION_DENIED. Files are opened with O_NOATIME where the kernel
+// allows it, so serving them leaves no trace on disk.
+//
+// The SSH side is x/crypto/ssh with an ed25519 host key (per run unless
+// pinned), public-key auth (an authorized_keys file plus a KeyAuthorizer,
+// e.g. the live peers of a Discord channel), an optional per-run password,
+// AES-GCM ciphers first and no chacha20 (much slower in Go), and limits
+// against hostile clients: login grace, MaxAuthTries, caps on connections,
+// sessions and open handles.
+package share
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults for the zero values in Options.
+const (
+	DefaultListen            = ":2200"
+	DefaultMaxConns          = 64
+	DefaultMaxStartups       = 32
+	DefaultMaxSessions       = 16
+	DefaultMaxHandlesPerConn = 512
+	DefaultMaxAuthTries      = 6
+	DefaultLoginGrace        = 20 * time.Second
+
+	// shutdownGrace bounds how long Serve waits for connections to wind
+	// down after its context ends, well inside the 2 s promise.
+	shutdownGrace = 1500 * time.Millisecond
+
+	// maxReadData is the largest read answered in one SSH_FXP_DATA packet:
+	// the 256 KiB message limit of OpenSSH's sftp client minus the 9 bytes
+	// of type, request id and data length. Clients asking for 255 KiB get
+	// it in one packet; one asking for a full 256 KiB gets a short read,
+	// which every client handles, instead of a "message too long" abort.
+	maxReadData = 256*1024 - 9
+)
+
+// Options configure a Server. Zero values pick the defaults above.
+type Options struct {
+	// Dir is the directory to share. It must exist and be readable.
+	Dir string
+	// Listen is the TCP address to listen on, default ":2200" (IPv4 and
+	// IPv6). ":0" picks a free port; Port and Addrs report it.
+	Listen string
+	// HostKeyFile pins the host key: an OpenSSH private key file, created
+	// (ed25519, mode 0600) if missing. Empty means a new key every run.
+	HostKeyFile string
+	// AuthorizedKeysFile is an OpenSSH authorized_keys file whose keys may
+	// log in. Empty means none from a file.
+	AuthorizedKeysFile string
+	// Password turns on password logins with a random password made for
+	// this run (see Server.Password). Off by default: keys only.
+	Password bool
+	// Authorizer is asked about client keys not in AuthorizedKeysFile,
+	// e.g. a peers.Registry. Nil means only the file's keys.
+	Authorizer KeyAuthorizer
+	// Logger receives one line per connection and per auth result. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// MaxConns caps concurrent logged-in connections.
+	MaxConns int
+	// MaxStartups caps concurrent connections that have not logged in yet;
+	// more are dropped at once, so a flood cannot exhaust memory, and the
+	// flood's failures free their slots quickly (MaxAuthTries, LoginGrace).
+	MaxStartups int
+	// MaxSessionsPerConn caps SSH channels per connection.
+	MaxSessionsPerConn int
+	// MaxHandlesPerConn caps open files and directories per connection.
+	MaxHandlesPerConn int
+	// MaxAuthTries is the number of failed login attempts after which a
+	// connection is closed.
+	MaxAuthTries int
+	// LoginGrace is how long a connection may take to log in.
+	LoginGrace time.Duration
+}
+
+// Server is a read-only SFTP server for one directory.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	root     *os.Root
+	rootReal string // real path of Dir, symlinks resolved
+	signer   ssh.Signer
+	password string
+	authKeys []authorizedKey
+	config   *ssh.ServerConfig
+
+	startups chan struct{} // semaphore of connections not yet logged in
+	conns    atomic.Int64  // logged-in connections
+
+	mu       sync.Mutex
+	ln       net.Listener
+	live     map[net.Conn]struct{} // every accepted connection, for shutdown
+	shutdown bool
+
+	wg sync.WaitGroup
+}
+
+// New checks the options, opens the shared directory and loads or makes
+// the host key. It does not listen yet.
+func New(opts Options) (*Server, error) {
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxStartups <= 0 {
+		opts.MaxStartups = DefaultMaxStartups
+	}
+	if opts.MaxSessionsPerConn <= 0 {
+		opts.MaxSessionsPerConn = DefaultMaxSessions
+	}
+	if opts.MaxHandlesPerConn <= 0 {
+		opts.MaxHandlesPerConn = DefaultMaxHandlesPerConn
+	}
+	if opts.MaxAuthTries <= 0 {
+		opts.MaxAuthTries = DefaultMaxAuthTries
+	}
+	if opts.LoginGrace <= 0 {
+		opts.LoginGrace = DefaultLoginGrace
+	}
+	s := &Server{opts: opts, log: opts.Logger, live: map[net.Conn]struct{}{}}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.startups = make(chan struct{}, opts.MaxStartups)
+
+	root, real, err := openShareDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.root, s.rootReal = root, real
+
+	if opts.HostKeyFile != "" {
+		s.signer, err = loadOrCreateHostKey(opts.HostKeyFile)
+	} else {
+		s.signer, err = newHostKey()
+	}
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	if opts.AuthorizedKeysFile != "" {
+		if s.authKeys, err = loadAuthorizedKeys(opts.AuthorizedKeysFile); err != nil {
+			root.Close()
+			return nil, err
+		}
+	}
+	if opts.Password {
+		if s.password, err = newPassword(); err != nil {
+			root.Close()
+			return nil, err
+		}
+	}
+	s.config = s.sshConfig()
+	return s, nil
+}
+
+// openShareDir checks that dir exists, is a directory and can be listed,
+// and opens it as an os.Root.
+func openShareDir(dir string) (*os.Root, string, error) {
+	if dir == "" {
+		dir = "."
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("share directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", fmt.Errorf("share directory %s does not exist; give an existing directory (dsftp share DIR)", abs)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, "", fmt.Errorf("share directory %s: permission denied; give a directory you can read", abs)
+	case err != nil:
+		return nil, "", fmt.Errorf("share directory %s: %w", abs, err)
+	case !fi.IsDir():
+		return nil, "", fmt.Errorf("share directory %s is not a directory; give a directory, not a file", abs)
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, "", fmt.Errorf("open share directory %s: %w", abs, err)
+	}
+	// Opening needs only search permission; sharing needs listing.
+	d, err := root.Open(".")
+	if err == nil {
+		_, err = d.ReadDir(1)
+		d.Close()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		root.Close()
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, "", fmt.Errorf("share directory %s is not readable (permission denied); give a directory you can list, or fix its mode", abs)
+		}
+		return nil, "", fmt.Errorf("list share directory %s: %w", abs, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		root.Close()
+		return nil, "", fmt.Errorf("share directory %s: %w", abs, err)
+	}
+	return root, real, nil
+}
+
+// sshConfig builds the SSH server configuration.
+func (s *Server) sshConfig() *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		Config: ssh.Config{
+			// AES-GCM first; AES-CTR for old clients. No chacha20-poly1305:
+			// OpenSSH clients prefer it when offered and Go's
+			// implementation is several times slower than AES-GCM.
+			Ciphers: []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR},
+			MACs:    []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM, ssh.HMACSHA256, ssh.HMACSHA512},
+		},
+		MaxAuthTries:  s.opts.MaxAuthTries,
+		ServerVersion: "SSH-2.0-dsftp",
+		PublicKeyCallback: func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			perms, err := s.checkKey(key)
+			outcome := "accepted"
+			if err != nil {
+				outcome = "refused"
+			}
+			attrs := []any{"remote", cm.RemoteAddr().String(), "user", cm.User(), "method", "publickey", "key", ssh.FingerprintSHA256(key), "outcome", outcome}
+			if perms != nil {
+				attrs = append(attrs, "who", perms.Extensions[extWho])
+			}
+			s.log.Info("auth", attrs...)
+			return perms, err
+		},
+	}
+	if s.password != "" {
+		cfg.PasswordCallback = func(cm ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			perms, err := s.checkPassword(pw)
+			outcome := "accepted"
+			if err != nil {
+				outcome = "refused"
+			}
+			// Never the password itself, not even a wrong one (it may be
+			// a real password typed into the wrong window).
+			s.log.Info("auth", "remote", cm.RemoteAddr().String(), "user", cm.User(), "method", "password", "outcome", outcome)
+			return perms, err
+		}
+	}
+	cfg.AddHostKey(s.signer)
+	return cfg
+}
+
+// Listen binds the listening socket. Serve calls it if it was not called.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: port %s is already in use (another dsftp share?); pick another with --listen :PORT, or --listen :0 for a free one", s.opts.Listen, portString(s.opts.Listen))
+		}
+		return fmt.Errorf("listen on %s: %w; check --listen", s.opts.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addrs returns the addresses the server listens on (nil before Listen).
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return []net.Addr{s.ln.Addr()}
+}
+
+// Port returns the TCP port the server listens on (0 before Listen).
+func (s *Server) Port() int {
+	for _, a := range s.Addrs() {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			return ta.Port
+		}
+	}
+	return 0
+}
+
+// ReachableAddrs returns addresses clients on this machine or network can
+// dial: the bound address, or for a wildcard listener every address of the
+// machine's interfaces (non-loopback first, IPv4 before IPv6, link-local
+// IPv6 left out since it needs a zone). Sorted, for stable output.
+func (s *Server) ReachableAddrs() []netip.AddrPort {
+	var bound netip.AddrPort
+	for _, a := range s.Addrs() {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			bound = ta.AddrPort()
+		}
+	}
+	if !bound.IsValid() {
+		return nil
+	}
+	ip := bound.Addr().Unmap()
+	if !ip.IsUnspecified() {
+		return []netip.AddrPort{netip.AddrPortFrom(ip, bound.Port())}
+	}
+	v4only := ip.Is4()
+	ifaddrs, _ := net.InterfaceAddrs()
+	var out []netip.AddrPort
+	for _, ia := range ifaddrs {
+		pfx, err := netip.ParsePrefix(ia.String())
+		if err != nil {
+			continue
+		}
+		a := pfx.Addr().Unmap()
+		if a.IsLinkLocalUnicast() || a.IsMulticast() || (v4only && !a.Is4()) {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a, bound.Port()))
+	}
+	rank := func(a netip.Addr) int {
+		r := 0
+		if a.IsLoopback() {
+			r += 2
+		}
+		if !a.Is4() {
+			r++
+		}
+		return r
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int {
+		if d := rank(a.Addr()) - rank(b.Addr()); d != 0 {
+			return d
+		}
+		return a.Addr().Compare(b.Addr())
+	})
+	return slices.Compact(out)
+}
+
+// HostSigner returns the host key, e.g. for discovery to sign adverts.
+func (s *Server) HostSigner() ssh.Signer { return s.signer }
+
+// HostKey returns the public host key.
+func (s *Server) HostKey() ssh.PublicKey { return s.signer.PublicKey() }
+
+// Fingerprint returns the host key's SHA256:… fingerprint.
+func (s *Server) Fingerprint() string { return ssh.FingerprintSHA256(s.signer.PublicKey()) }
+
+// Password returns the per-run password, or "" unless Options.Password.
+// Show it on the local terminal only; never log or send it.
+func (s *Server) Password() string { return s.password }
+
+// Dir returns the real path of the shared directory.
+func (s *Server) Dir() string { return s.rootReal }
+
+// Serve accepts connections until ctx is done, then stops accepting,
+// closes every connection and returns within about 1.5 s. It returns nil
+// after ctx ends, or the error that stopped the listener.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		s.closeAll()
+	}()
+
+	var acceptErr error
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				acceptErr = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			}
+			break
+		}
+		if !s.track(c) {
+			c.Close()
+			break
+		}
+		s.wg.Add(1)
+		go s.handleConn(c)
+	}
+	s.closeAll()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		s.log.Warn("shutdown: some connections did not finish in time")
+	}
+	return acceptErr
+}
+
+// track records a live connection; false once shutdown began.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.live[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, c)
+}
+
+// closeAll stops the listener and closes every connection; their
+// goroutines then end on their own.
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return
+	}
+	s.shutdown = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.live {
+		c.Close()
+	}
+	s.root.Close()
+}
+
+// portString is the port part of a listen address, for messages.
+func portString(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if _, err := strconv.Atoi(p); err != nil {
+		return addr
+	}
+	return p
+}
+
+// Close releases the shared directory of a server that will not Serve (or
+// ends a running one, like cancelling Serve's context).
+func (s *Server) Close() error {
+	s.closeAll()
+	return nil
+}
