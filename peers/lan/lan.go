@@ -33,7 +33,7 @@ import (
 )
 
 // Port is the UDP port LAN adverts are sent to and received on.
-const Port = 21027 + 2 // 21029: next to Syncthing's 21027, not on it
+const Port = 21029 // next to Syncthing's 21027, not on it
 
 // Group is the IPv6 link-local multicast group LAN adverts are sent to
 // (transient, link-local scope).
