@@ -1,0 +1,161 @@
+// Package fs is dsftp's FUSE file system: one directory per live peer
+// under the mount root, each showing that peer's share read-only through
+// the SFTP session pool.
+//
+// The root follows the peer registry and never touches the network; a
+// peer's directory talks to that peer only, under the pool's deadlines,
+// so a frozen peer cannot block the root or the other peers.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultAttrTTL   = 10 * time.Second
+	DefaultCacheSize = 100000
+)
+
+// Options configure Mount.
+type Options struct {
+	// Registry lists the live peers; the root shows one directory each.
+	Registry *peers.Registry
+	// Pool carries all remote operations.
+	Pool *pool.Pool
+	// AttrTTL is how long attributes, listings and negative lookups are
+	// cached, here and in the kernel. Negative means no caching.
+	AttrTTL time.Duration
+	// CacheSize bounds the number of cached attribute entries.
+	CacheSize int
+	// UID and GID own every file; zero means the mounting process's.
+	UID, GID uint32
+	// AllowOther lets other users see the mount (needs user_allow_other
+	// in /etc/fuse.conf unless root).
+	AllowOther bool
+	// Logger receives mount events; nil means slog.Default().
+	Logger *slog.Logger
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// filesys is the state shared by all nodes.
+type filesys struct {
+	opts  Options
+	log   *slog.Logger
+	cache *cache
+	start time.Time
+}
+
+// Mount is a mounted dsftp file system.
+type Mount struct {
+	Dir    string
+	server *fuse.Server
+	root   *rootNode
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New mounts the file system at dir and starts following the registry.
+func New(dir string, opts Options) (*Mount, error) {
+	if opts.Registry == nil || opts.Pool == nil {
+		return nil, errors.New("fs: Registry and Pool are required")
+	}
+	if opts.AttrTTL == 0 {
+		opts.AttrTTL = DefaultAttrTTL
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.UID == 0 && opts.GID == 0 {
+		opts.UID, opts.GID = uint32(os.Getuid()), uint32(os.Getgid())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ttl := max(opts.AttrTTL, 0)
+	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now()}
+	root := &rootNode{fsys: fsys, children: map[string]string{}}
+	mo := &fusefs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName: "dsftp",
+			Name:   "dsftp",
+			// ro: the kernel refuses writes itself (EROFS); nosuid and
+			// nodev: a peer must not be able to serve setuid binaries or
+			// device nodes; default_permissions: the kernel checks modes,
+			// saving an ACCESS round trip per check.
+			Options:    []string{"ro", "nosuid", "nodev", "default_permissions"},
+			AllowOther: opts.AllowOther,
+			// Large reads: fewer, bigger FUSE requests feed the read-ahead.
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			// The kernel caches "no xattrs" after the first ENOSYS, so ls -l
+			// costs no xattr request per file.
+			DisableXAttrs:        true,
+			EnableSymlinkCaching: true,
+			MaxBackground:        64,
+			DirectMount:          true,
+			Debug:                opts.Debug,
+		},
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &ttl,
+		UID:             opts.UID,
+		GID:             opts.GID,
+	}
+	server, err := fusefs.Mount(dir, root, mo)
+	if err != nil {
+		return nil, explainMountError(dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mount{Dir: dir, server: server, root: root, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		root.follow(ctx)
+	}()
+	return m, nil
+}
+
+// Unmount unmounts (lazily if busy) and stops following the registry.
+func (m *Mount) Unmount() error {
+	m.cancel()
+	err := m.server.Unmount()
+	if err != nil {
+		// A shell sitting in the mount keeps it busy: detach it instead.
+		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
+			err = nil
+		}
+	}
+	<-m.done
+	return err
+}
+
+// Wait blocks until the file system is unmounted (also from outside,
+// e.g. fusermount3 -u).
+func (m *Mount) Wait() { m.server.Wait() }
+
+func explainMountError(dir string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist) && fileMissing("/dev/fuse"):
+		return fmt.Errorf("mount %s: /dev/fuse is missing; load the fuse module (modprobe fuse) or install fuse3 (apt-get install fuse3): %w", dir, err)
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("mount %s: not permitted; install fuse3 (which provides the setuid fusermount3) or run as root: %w", dir, err)
+	}
+	return fmt.Errorf("mount %s: %w", dir, err)
+}
+
+func fileMissing(p string) bool {
+	_, err := os.Stat(p)
+	return errors.Is(err, os.ErrNotExist)
+}

@@ -1,0 +1,161 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/dsftp/dsftp/peers"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// rootNode is the mount root: one persistent child directory per live
+// peer. go-fuse answers Lookup and Readdir from the children, so nothing
+// here touches the network.
+type rootNode struct {
+	fusefs.Inode
+	readOnly
+	fsys *filesys
+
+	// children maps display names to peer IDs; only follow and OnAdd
+	// touch it, one at a time.
+	children map[string]string
+}
+
+var (
+	_ fusefs.NodeOnAdder    = (*rootNode)(nil)
+	_ fusefs.NodeGetattrer  = (*rootNode)(nil)
+	_ fusefs.NodeStatfser   = (*rootNode)(nil)
+	_ fusefs.NodeSetattrer  = (*rootNode)(nil)
+	_ fusefs.NodeMkdirer    = (*rootNode)(nil)
+	_ fusefs.NodeCreater    = (*rootNode)(nil)
+	_ fusefs.NodeUnlinker   = (*rootNode)(nil)
+	_ fusefs.NodeRmdirer    = (*rootNode)(nil)
+	_ fusefs.NodeRenamer    = (*rootNode)(nil)
+	_ fusefs.NodeSymlinker  = (*rootNode)(nil)
+	_ fusefs.NodeLinker     = (*rootNode)(nil)
+	_ fusefs.NodeMknoder    = (*rootNode)(nil)
+	_ fusefs.NodeReaddirer  = (*rootNode)(nil)
+	_ fusefs.NodeLookuper   = (*rootNode)(nil)
+	_ fusefs.NodeOpendirer  = (*rootNode)(nil)
+	_ fusefs.NodeAccesser   = (*rootNode)(nil)
+	_ fusefs.NodeGetxattrer = (*rootNode)(nil)
+)
+
+// OnAdd fills the root before the mount becomes visible.
+func (r *rootNode) OnAdd(ctx context.Context) { r.sync(ctx, false) }
+
+// follow applies registry changes until ctx ends.
+func (r *rootNode) follow(ctx context.Context) {
+	ch, stop := r.fsys.opts.Registry.Watch()
+	defer stop()
+	r.sync(ctx, true) // changes between OnAdd and Watch
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			r.sync(ctx, true)
+		}
+	}
+}
+
+// sync makes the children match the registry and tells the kernel about
+// names that appeared or went away.
+func (r *rootNode) sync(ctx context.Context, notify bool) {
+	list := r.fsys.opts.Registry.List()
+	want := make(map[string]peers.Entry, len(list))
+	liveIDs := make(map[string]bool, len(list))
+	for _, e := range list {
+		want[e.DisplayName] = e
+		liveIDs[e.ID] = true
+	}
+	var changed []string
+	for name, id := range r.children {
+		if e, ok := want[name]; ok && e.ID == id {
+			continue
+		}
+		r.RmChild(name)
+		delete(r.children, name)
+		changed = append(changed, name)
+		if !liveIDs[id] {
+			r.fsys.opts.Pool.Forget(id)
+		}
+		r.fsys.log.Info("peer left", "peer", name)
+	}
+	for _, e := range list {
+		if _, ok := r.children[e.DisplayName]; ok {
+			continue
+		}
+		n := &node{fsys: r.fsys, peerID: e.ID}
+		child := r.NewPersistentInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(e.ID, "")})
+		r.AddChild(e.DisplayName, child, true)
+		r.children[e.DisplayName] = e.ID
+		changed = append(changed, e.DisplayName)
+		r.fsys.log.Info("peer joined", "peer", e.DisplayName, "source", e.Source)
+	}
+	if !notify {
+		return
+	}
+	for _, name := range changed {
+		// Drops a cached (possibly negative) dentry; ENOENT just means
+		// the kernel had none.
+		if errno := r.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
+			r.fsys.log.Debug("notify entry", "name", name, "errno", errno)
+		}
+	}
+	if len(changed) > 0 {
+		_ = r.NotifyContent(0, 0)
+	}
+}
+
+// Lookup answers from the children only.
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ch := r.GetChild(name)
+	if ch == nil {
+		return nil, syscall.ENOENT
+	}
+	if n, ok := ch.Operations().(*node); ok {
+		n.peerRootAttr(&out.Attr)
+	}
+	return ch, 0
+}
+
+// Opendir and Readdir list the children, sorted.
+func (r *rootNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
+
+func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	kids := r.Children()
+	es := make([]fuse.DirEntry, 0, len(kids))
+	for name, ch := range kids {
+		es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+	}
+	sortEntries(es)
+	return fusefs.NewListDirStream(es), 0
+}
+
+func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o555
+	out.Nlink = 2
+	out.Uid, out.Gid = r.fsys.opts.UID, r.fsys.opts.GID
+	t := uint64(r.fsys.start.Unix())
+	out.Mtime, out.Ctime, out.Atime = t, t, t
+	out.Blksize = 4096
+	return 0
+}
+
+// Access: with default_permissions the kernel checks modes itself.
+func (r *rootNode) Access(ctx context.Context, mask uint32) syscall.Errno { return 0 }
+
+// Getxattr: the root has no extended attributes.
+func (r *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENODATA
+}
+
+// Statfs reports an empty, read-only file system without asking any peer.
+func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.NameLen = 255
+	return 0
+}

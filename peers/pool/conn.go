@@ -1,0 +1,365 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Read sizes: OpenSSH's sftp-server answers reads of up to 255 KiB and says
+// so with the limits@openssh.com extension; every server handles 32 KiB.
+const (
+	bigPiece   = 255 * 1024
+	smallPiece = 32 * 1024
+)
+
+// conn is one SSH connection carrying one SFTP client.
+type conn struct {
+	g     *group
+	addr  string
+	ssh   *ssh.Client
+	sftp  *sftp.Client
+	piece int // read request size this server accepts
+
+	// lastData is when SFTP data last arrived (UnixNano); operations time
+	// out when it stops moving.
+	lastData atomic.Int64
+	dead     atomic.Bool
+	done     chan struct{} // closed by kill
+	killOnce sync.Once
+
+	// Guarded by g.mu.
+	inflight int
+	lastUsed time.Time
+}
+
+// progressReader records when data arrives from the server.
+type progressReader struct {
+	r io.Reader
+	c *conn
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.c.lastData.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// kill closes the connection once; pending calls on it fail promptly.
+func (c *conn) kill(reason error) {
+	c.killOnce.Do(func() {
+		c.dead.Store(true)
+		close(c.done)
+		if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) {
+			c.g.pool.log.Warn("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
+		} else {
+			c.g.pool.log.Debug("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
+		}
+		// Closing the SSH transport closes the TCP connection, which
+		// unblocks every goroutine waiting on this connection.
+		_ = c.ssh.Close()
+		_ = c.sftp.Close()
+	})
+}
+
+var errIdle = errors.New("idle")
+
+// call runs fn (which uses c) and returns its error, or returns early:
+// with ErrTimeout (closing c) when no SFTP data arrived for the pool's
+// Timeout or the hard deadline passed, with context.Canceled when ctx is
+// cancelled (the kernel interrupted the request; c stays open).
+func (c *conn) call(ctx context.Context, fn func() error) error {
+	if c.dead.Load() {
+		return errConnLost
+	}
+	opts := &c.g.pool.opts
+	start := time.Now()
+	hard := start.Add(opts.HardTimeout)
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	t := time.NewTimer(opts.Timeout)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ErrTimeout
+			}
+			return ctx.Err()
+		case <-c.done:
+			select {
+			case err := <-done:
+				if err == nil {
+					return nil
+				}
+			case <-time.After(100 * time.Millisecond):
+			}
+			return errConnLost
+		case now := <-t.C:
+			last := time.Unix(0, c.lastData.Load())
+			if last.Before(start) {
+				last = start
+			}
+			quiet := now.Sub(last)
+			if quiet >= opts.Timeout || !now.Before(hard) {
+				c.kill(ErrTimeout)
+				return ErrTimeout
+			}
+			next := opts.Timeout - quiet
+			if h := hard.Sub(now); h < next {
+				next = h
+			}
+			t.Reset(next)
+		}
+	}
+}
+
+// keepalive pings the server every Timeout and closes the connection when
+// a ping goes unanswered for a Timeout, or when it has been idle too long.
+func (c *conn) keepalive() {
+	opts := &c.g.pool.opts
+	t := time.NewTicker(opts.Timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		if c.g.idleFor(c) > opts.IdleTimeout {
+			c.kill(errIdle)
+			return
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		select {
+		case <-c.done:
+			return
+		case err := <-reply:
+			if err != nil {
+				c.kill(err)
+				return
+			}
+		case <-time.After(opts.Timeout):
+			c.kill(errors.New("keepalive unanswered"))
+			return
+		}
+	}
+}
+
+// group is the set of connections to one peer.
+type group struct {
+	pool *Pool
+	id   string
+
+	mu       sync.Mutex
+	peer     peers.Peer
+	conns    []*conn
+	dialing  *dialCall
+	nextDial time.Time     // no new dial before this (backoff)
+	backoff  time.Duration // current backoff step
+	lastErr  error         // why the last dial failed
+	good     string        // address that worked last
+	badUntil map[string]time.Time
+	down     bool // last dial failed (for logging state changes)
+}
+
+type dialCall struct {
+	done chan struct{}
+	err  error
+}
+
+func newGroup(p *Pool, peer peers.Peer) *group {
+	return &group{pool: p, id: peer.ID, peer: peer, badUntil: map[string]time.Time{}}
+}
+
+func (g *group) name() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return peerLabel(g.peer)
+}
+
+func (g *group) idleFor(c *conn) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c.inflight > 0 {
+		return 0
+	}
+	return time.Since(c.lastUsed)
+}
+
+// acquire returns a live connection with the fewest requests in flight,
+// dialing another one when all are busy and the peer has fewer than
+// Connections. Without any live connection it waits for a dial (bounded by
+// the dial timeout and ctx), or fails at once during backoff.
+func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
+	for {
+		g.mu.Lock()
+		g.peer = peer
+		live := g.conns[:0]
+		for _, c := range g.conns {
+			if !c.dead.Load() {
+				live = append(live, c)
+			}
+		}
+		clear(g.conns[len(live):])
+		g.conns = live
+		var best *conn
+		for _, c := range live {
+			if best == nil || c.inflight < best.inflight {
+				best = c
+			}
+		}
+		max := g.pool.opts.Connections
+		canGrow := len(live) < max && g.dialing == nil && !time.Now().Before(g.nextDial)
+		if best != nil {
+			if best.inflight > 0 && canGrow {
+				g.startDialLocked()
+			}
+			best.inflight++
+			g.mu.Unlock()
+			return best, nil
+		}
+		if g.dialing == nil {
+			if time.Now().Before(g.nextDial) {
+				err := g.lastErr
+				g.mu.Unlock()
+				return nil, err
+			}
+			g.startDialLocked()
+		}
+		d := g.dialing
+		g.mu.Unlock()
+		select {
+		case <-d.done:
+			if d.err != nil {
+				return nil, d.err
+			}
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, ErrTimeout
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release ends a request on c; an error that shows the connection is
+// broken closes it, so the next request dials afresh.
+func (g *group) release(c *conn, err error) {
+	g.mu.Lock()
+	c.inflight--
+	c.lastUsed = time.Now()
+	g.mu.Unlock()
+	if connBroken(err) {
+		c.kill(err)
+	}
+}
+
+func (g *group) startDialLocked() {
+	d := &dialCall{done: make(chan struct{})}
+	g.dialing = d
+	peer := g.peer.Clone()
+	addrs := g.orderAddrsLocked(peer.Addrs)
+	go func() {
+		c, addr, err := g.pool.dial(peer, addrs, g)
+		g.mu.Lock()
+		g.dialing = nil
+		now := time.Now()
+		if err != nil {
+			d.err = err
+			g.lastErr = err
+			if g.backoff == 0 {
+				g.backoff = 500 * time.Millisecond
+			} else if g.backoff < 5*time.Second {
+				g.backoff *= 2
+			}
+			g.nextDial = now.Add(g.backoff)
+			wasDown := g.down
+			g.down = true
+			g.mu.Unlock()
+			if !wasDown {
+				g.pool.log.Warn("cannot reach peer", "peer", peerLabel(peer), "err", err)
+			} else {
+				g.pool.log.Debug("cannot reach peer", "peer", peerLabel(peer), "err", err)
+			}
+			close(d.done)
+			return
+		}
+		g.good = addr
+		g.backoff = 0
+		g.nextDial = time.Time{}
+		wasDown := g.down
+		g.down = false
+		c.lastUsed = now
+		closed := g.pool.isClosed()
+		g.conns = append(g.conns, c)
+		g.mu.Unlock()
+		if closed {
+			c.kill(errPoolClosed)
+		}
+		if wasDown {
+			g.pool.log.Info("peer reachable again", "peer", peerLabel(peer), "addr", addr)
+		}
+		go c.keepalive()
+		go func() {
+			_ = c.ssh.Wait()
+			c.kill(errConnLost)
+		}()
+		close(d.done)
+	}()
+}
+
+// orderAddrsLocked puts the address that worked last first and addresses
+// that failed recently last.
+func (g *group) orderAddrsLocked(addrs []string) []string {
+	now := time.Now()
+	var first, mid, last []string
+	for _, a := range addrs {
+		switch {
+		case a == g.good:
+			first = append(first, a)
+		case now.Before(g.badUntil[a]):
+			last = append(last, a)
+		default:
+			mid = append(mid, a)
+		}
+	}
+	return append(append(first, mid...), last...)
+}
+
+func (g *group) markBad(addr string, d time.Duration) {
+	g.mu.Lock()
+	g.badUntil[addr] = time.Now().Add(d)
+	g.mu.Unlock()
+}
+
+func (g *group) closeAll(reason error) {
+	g.mu.Lock()
+	conns := g.conns
+	g.conns = nil
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.kill(reason)
+	}
+}
+
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}

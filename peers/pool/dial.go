@@ -1,0 +1,266 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// dialStagger is how long one address gets before the next is tried in
+// parallel (happy eyeballs, RFC 8305 suggests 250 ms).
+const dialStagger = 250 * time.Millisecond
+
+// badAddrFor is how long an address that failed is tried last.
+const badAddrFor = 30 * time.Second
+
+// ciphers prefers AES-GCM: with AES-NI it costs a fraction of the CPU of
+// chacha20-poly1305 in Go, and the SSH transport is the bottleneck of a
+// bulk read.
+var ciphers = []string{
+	ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+	ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR,
+}
+
+type dialResult struct {
+	c    *conn
+	addr string
+	err  error
+}
+
+// dial connects to the first of addrs that completes an SSH handshake with
+// the right host key and starts SFTP on it. Addresses are tried in order,
+// each dialStagger after the previous or as soon as the previous failed,
+// all racing in parallel; the whole dial is bounded by the pool's Timeout.
+func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, error) {
+	if len(addrs) == 0 {
+		return nil, "", fmt.Errorf("peer %s has no address: %w", peerLabel(peer), ErrUnreachable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeout)
+	defer cancel()
+	results := make(chan dialResult, len(addrs))
+	next, pending := 0, 0
+	launch := func() {
+		addr := addrs[next]
+		next++
+		pending++
+		go func() {
+			c, err := p.dialAddr(ctx, peer, addr, g)
+			results <- dialResult{c, addr, err}
+		}()
+	}
+	launch()
+	stagger := time.NewTimer(dialStagger)
+	defer stagger.Stop()
+	var errs []error
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				cancel()
+				// Losers that still finish are closed.
+				go func(n int) {
+					for ; n > 0; n-- {
+						if l := <-results; l.c != nil {
+							l.c.kill(errPoolClosed)
+						}
+					}
+				}(pending)
+				return r.c, r.addr, nil
+			}
+			g.markBad(r.addr, badAddrFor)
+			errs = append(errs, fmt.Errorf("%s: %w", r.addr, r.err))
+			if next < len(addrs) {
+				launch()
+				stagger.Reset(dialStagger)
+			}
+		case <-stagger.C:
+			if next < len(addrs) {
+				launch()
+				stagger.Reset(dialStagger)
+			}
+		}
+	}
+	err := errors.Join(errs...)
+	var hk *HostKeyError
+	if errors.As(err, &hk) {
+		return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), err)
+	}
+	return nil, "", fmt.Errorf("dial peer %s: %w (%w)", peerLabel(peer), ErrUnreachable, err)
+}
+
+// dialAddr connects to one address; ctx bounds everything up to a working
+// SFTP session.
+func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *group) (*conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// The SSH and SFTP handshakes take no context: closing the socket
+	// when ctx ends unblocks them.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	ok := false
+	defer func() {
+		if !ok {
+			stop()
+			nc.Close()
+		}
+	}()
+	if dl, has := ctx.Deadline(); has {
+		_ = nc.SetDeadline(dl)
+	}
+
+	auth, closeAgent := p.auth(peer)
+	defer closeAgent()
+	user := peer.User
+	if user == "" {
+		user = p.opts.User
+	}
+	cfg := &ssh.ClientConfig{
+		User:            user,
+		Auth:            auth,
+		HostKeyCallback: p.hostKeyCallback(peer),
+		ClientVersion:   "SSH-2.0-dsftp",
+		Config:          ssh.Config{Ciphers: ciphers},
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+		}
+		return nil, fmt.Errorf("ssh handshake: %w", err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	c := &conn{g: g, addr: addr, ssh: client, done: make(chan struct{})}
+	sess, err := client.NewSession()
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("start sftp subsystem: %w", err)
+	}
+	cl, err := sftp.NewClientPipe(progressReader{r, c}, w, sftp.MaxPacketUnchecked(bigPiece))
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("start sftp: %w", err)
+	}
+	c.sftp = cl
+	c.piece = smallPiece
+	if _, ok := cl.HasExtension("limits@openssh.com"); ok {
+		c.piece = bigPiece
+	}
+	if strings.Contains(string(sc.ServerVersion()), "dsftp") {
+		// dsftp share answers reads of up to 255 KiB.
+		c.piece = bigPiece
+	}
+	c.lastData.Store(time.Now().UnixNano())
+	_ = nc.SetDeadline(time.Time{})
+	if !stop() {
+		cl.Close()
+		client.Close()
+		return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+	}
+	ok = true
+	return c, nil
+}
+
+// auth offers the per-run key first to dsftp peers (that is the key they
+// accept) and last to peers from --peer URLs (usually plain OpenSSH
+// servers that know the user's own keys), to stay within MaxAuthTries.
+func (p *Pool) auth(peer peers.Peer) ([]ssh.AuthMethod, func()) {
+	var agentConn net.Conn
+	closeAgent := func() {
+		if agentConn != nil {
+			agentConn.Close()
+		}
+	}
+	signers := func() ([]ssh.Signer, error) {
+		var own []ssh.Signer
+		own = append(own, p.opts.Identities...)
+		if p.opts.AgentSocket != "" {
+			c, err := net.DialTimeout("unix", p.opts.AgentSocket, time.Second)
+			if err == nil {
+				agentConn = c
+				if as, err := agent.NewClient(c).Signers(); err == nil {
+					own = append(own, as...)
+				}
+			}
+		}
+		if peer.Source == peers.SourceFlag {
+			return append(own, p.opts.RunKey), nil
+		}
+		return append([]ssh.Signer{p.opts.RunKey}, own...), nil
+	}
+	return []ssh.AuthMethod{ssh.PublicKeysCallback(signers)}, closeAgent
+}
+
+// hostKeyCallback accepts exactly peer.HostKey when set, else a key with
+// the pinned fingerprint, else what known_hosts says.
+func (p *Pool) hostKeyCallback(peer peers.Peer) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		got := ssh.FingerprintSHA256(key)
+		if peer.HostKey != nil {
+			if bytes.Equal(key.Marshal(), peer.HostKey.Marshal()) {
+				return nil
+			}
+			return &HostKeyError{Peer: peerLabel(peer), Addr: hostname, Want: []string{ssh.FingerprintSHA256(peer.HostKey)}, Got: got}
+		}
+		if peer.HostKeyFingerprint != "" {
+			if got == peer.HostKeyFingerprint {
+				return nil
+			}
+			return &HostKeyError{Peer: peerLabel(peer), Addr: hostname, Want: []string{peer.HostKeyFingerprint}, Got: got}
+		}
+		file := p.opts.KnownHostsFile
+		if file == "" {
+			home, _ := os.UserHomeDir()
+			file = filepath.Join(home, ".ssh", "known_hosts")
+		}
+		cb, err := knownhosts.New(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return &HostKeyError{Peer: peerLabel(peer), Addr: hostname, Got: got}
+			}
+			return fmt.Errorf("read %s: %w", file, err)
+		}
+		err = cb(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		if errors.As(err, &ke) {
+			var want []string
+			for _, k := range ke.Want {
+				want = append(want, ssh.FingerprintSHA256(k.Key))
+			}
+			return &HostKeyError{Peer: peerLabel(peer), Addr: hostname, Want: want, Got: got}
+		}
+		return err
+	}
+}

@@ -1,0 +1,275 @@
+// Package pool keeps SFTP sessions to peers: up to Options.Connections SSH
+// connections per peer, dialled lazily (all of a peer's addresses in
+// parallel, happy-eyeballs style), kept alive with keepalive@openssh.com,
+// torn down when they stop answering, and closed when idle.
+//
+// Every remote operation runs under a deadline: it fails with ETIMEDOUT
+// when its connection has received no SFTP data for Options.Timeout (a
+// frozen or vanished peer), and in any case after HardTimeout. The calls of
+// pkg/sftp take no context, so each runs in its own goroutine and the
+// caller returns at the deadline; the stuck connection is then closed,
+// which also releases the goroutine.
+//
+// Reader (OpenReader) is the sequential read-ahead pipeline shared by the
+// FUSE filesystem and `dsftp get`.
+package pool
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultConnections = 4
+	DefaultTimeout     = 10 * time.Second
+	DefaultIdleTimeout = 3 * time.Minute
+)
+
+// Options configure a Pool.
+type Options struct {
+	// Connections is the most SSH connections kept per peer. Concurrent
+	// requests and open files are spread across them.
+	Connections int
+	// Timeout is how long an operation may wait without any SFTP data
+	// arriving on its connection before it fails with ETIMEDOUT and the
+	// connection is closed. It also bounds dialing and is the keepalive
+	// interval.
+	Timeout time.Duration
+	// HardTimeout bounds an operation even while its connection keeps
+	// receiving data for other requests. Zero means 4 × Timeout.
+	HardTimeout time.Duration
+	// IdleTimeout closes connections that carried no request for this long.
+	IdleTimeout time.Duration
+	// RunKey is the per-run client key that discovery advertises; New
+	// generates an ed25519 key when nil.
+	RunKey ssh.Signer
+	// Identities are extra client keys (--identity FILE).
+	Identities []ssh.Signer
+	// AgentSocket is the ssh-agent socket to take keys from ("" for none);
+	// usually $SSH_AUTH_SOCK.
+	AgentSocket string
+	// KnownHostsFile decides host keys of peers without a pinned key or
+	// fingerprint; "" means ~/.ssh/known_hosts.
+	KnownHostsFile string
+	// User is the login name for peers whose URL names none; "" means the
+	// current user.
+	User string
+	// Logger receives connection events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Pool holds the connections to all peers. Its methods are safe for
+// concurrent use.
+type Pool struct {
+	opts   Options
+	log    *slog.Logger
+	mu     sync.Mutex
+	groups map[string]*group // by peer ID
+	closed bool
+}
+
+// NewRunKey generates a fresh ed25519 client key for one run of dsftp.
+func NewRunKey() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate run key: %w", err)
+	}
+	return ssh.NewSignerFromKey(priv)
+}
+
+// LoadIdentity reads an unencrypted OpenSSH/PEM private key file.
+func LoadIdentity(file string) (ssh.Signer, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read identity: %w", err)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	var pp *ssh.PassphraseMissingError
+	if errors.As(err, &pp) {
+		return nil, fmt.Errorf("identity %s is passphrase-protected; add it to ssh-agent (ssh-add %s) and set SSH_AUTH_SOCK instead", file, file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity %s: %w", file, err)
+	}
+	return s, nil
+}
+
+// New returns a pool; it dials nothing until the first request.
+func New(opts Options) (*Pool, error) {
+	if opts.Connections <= 0 {
+		opts.Connections = DefaultConnections
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.HardTimeout <= 0 {
+		opts.HardTimeout = 4 * opts.Timeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.RunKey == nil {
+		k, err := NewRunKey()
+		if err != nil {
+			return nil, err
+		}
+		opts.RunKey = k
+	}
+	if opts.User == "" {
+		if u, err := user.Current(); err == nil {
+			opts.User = u.Username
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{}}, nil
+}
+
+// PublicKey is the per-run client key, for discovery to advertise and for
+// peers' shares to accept.
+func (p *Pool) PublicKey() ssh.PublicKey { return p.opts.RunKey.PublicKey() }
+
+// RunKey is the per-run client key itself.
+func (p *Pool) RunKey() ssh.Signer { return p.opts.RunKey }
+
+// Timeout is the per-operation deadline in use.
+func (p *Pool) Timeout() time.Duration { return p.opts.Timeout }
+
+// Close closes every connection; later calls fail.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	groups := p.groups
+	p.groups = map[string]*group{}
+	p.mu.Unlock()
+	for _, g := range groups {
+		g.closeAll(errPoolClosed)
+	}
+	return nil
+}
+
+// Forget closes the connections to the peer with this ID, e.g. after it
+// left the registry.
+func (p *Pool) Forget(id string) {
+	p.mu.Lock()
+	g := p.groups[id]
+	delete(p.groups, id)
+	p.mu.Unlock()
+	if g != nil {
+		g.closeAll(errors.New("peer left"))
+	}
+}
+
+var errPoolClosed = errors.New("connection pool closed")
+
+func (p *Pool) group(peer peers.Peer) (*group, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPoolClosed
+	}
+	g := p.groups[peer.ID]
+	if g == nil {
+		g = newGroup(p, peer)
+		p.groups[peer.ID] = g
+	}
+	return g, nil
+}
+
+// RemotePath maps a path relative to the peer's root (slash-separated, ""
+// for the root) to the path sent to the server.
+func RemotePath(peer peers.Peer, rel string) string {
+	rel = path.Clean("/" + rel)[1:]
+	if peer.Path == "" {
+		if rel == "" {
+			return "."
+		}
+		return rel
+	}
+	return path.Join(peer.Path, rel)
+}
+
+// do runs fn on a connection to peer under the pool's deadlines.
+func (p *Pool) do(ctx context.Context, peer peers.Peer, op, rel string, fn func(c *conn) error) error {
+	g, err := p.group(peer)
+	if err != nil {
+		return opError(op, peer, rel, err)
+	}
+	c, err := g.acquire(ctx, peer)
+	if err != nil {
+		return opError(op, peer, rel, err)
+	}
+	err = c.call(ctx, func() error { return fn(c) })
+	g.release(c, err)
+	return opError(op, peer, rel, err)
+}
+
+// Lstat returns the attributes of rel without following a final symlink.
+func (p *Pool) Lstat(ctx context.Context, peer peers.Peer, rel string) (os.FileInfo, error) {
+	var fi os.FileInfo
+	err := p.do(ctx, peer, "lstat", rel, func(c *conn) (err error) {
+		fi, err = c.sftp.Lstat(RemotePath(peer, rel))
+		return err
+	})
+	return fi, err
+}
+
+// Stat returns the attributes of rel, following symlinks.
+func (p *Pool) Stat(ctx context.Context, peer peers.Peer, rel string) (os.FileInfo, error) {
+	var fi os.FileInfo
+	err := p.do(ctx, peer, "stat", rel, func(c *conn) (err error) {
+		fi, err = c.sftp.Stat(RemotePath(peer, rel))
+		return err
+	})
+	return fi, err
+}
+
+// ReadDir lists the directory rel with the attributes of every entry, in
+// the server's order.
+func (p *Pool) ReadDir(ctx context.Context, peer peers.Peer, rel string) ([]os.FileInfo, error) {
+	var list []os.FileInfo
+	err := p.do(ctx, peer, "readdir", rel, func(c *conn) (err error) {
+		list, err = c.sftp.ReadDir(RemotePath(peer, rel))
+		return err
+	})
+	return list, err
+}
+
+// ReadLink returns the target of the symlink rel, unchanged.
+func (p *Pool) ReadLink(ctx context.Context, peer peers.Peer, rel string) (string, error) {
+	var target string
+	err := p.do(ctx, peer, "readlink", rel, func(c *conn) (err error) {
+		target, err = c.sftp.ReadLink(RemotePath(peer, rel))
+		return err
+	})
+	return target, err
+}
+
+// StatVFS returns file system statistics where the server supports the
+// statvfs@openssh.com extension; otherwise an error wrapping ENOTSUP.
+func (p *Pool) StatVFS(ctx context.Context, peer peers.Peer, rel string) (*sftp.StatVFS, error) {
+	var st *sftp.StatVFS
+	err := p.do(ctx, peer, "statvfs", rel, func(c *conn) (err error) {
+		if _, ok := c.sftp.HasExtension("statvfs@openssh.com"); !ok {
+			return errNotSupported
+		}
+		st, err = c.sftp.StatVFS(RemotePath(peer, rel))
+		return err
+	})
+	return st, err
+}

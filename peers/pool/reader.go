@@ -1,0 +1,417 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/pkg/sftp"
+)
+
+// Read-ahead tuning. A sequential reader keeps up to maxWindow chunks of
+// ChunkSize in flight; each chunk is fetched as parallel requests of the
+// largest size the server accepts (255 KiB or 32 KiB).
+const (
+	ChunkSize = 1 << 20
+	maxWindow = 8
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
+// Reader reads one remote file. Sequential reads (two or more in a row)
+// start read-ahead: a growing window of chunks fetched ahead of the reader.
+// A read elsewhere fetches exactly the bytes asked for and resets the
+// window, so random access does not over-fetch.
+//
+// ReadAtContext may be called concurrently (the kernel issues parallel
+// reads); Read and Seek keep a position for io.Reader users. Every remote
+// request runs under the pool's deadlines.
+type Reader struct {
+	pool *Pool
+	g    *group
+	c    *conn
+	f    *sftp.File
+	peer peers.Peer
+	rel  string
+	size int64 // -1 when unknown
+
+	ctx    context.Context // for read-ahead fetches; cancelled by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	queue  []*chunk // contiguous read-ahead chunks, ascending
+	next   int64    // offset just past the last queued chunk
+	seqEnd int64    // where a sequential read would continue; -1 before the first read
+	streak int      // consecutive sequential reads
+	pos    int64    // for Read and Seek
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type chunk struct {
+	off  int64
+	want int
+	buf  *[]byte
+	done chan struct{}
+	n    int   // valid once done is closed
+	err  error // valid once done is closed
+
+	// Guarded by Reader.mu.
+	refs     int  // reads copying out of buf
+	dropped  bool // no longer queued
+	complete bool // the fetch goroutine no longer writes to buf
+}
+
+// OpenReader opens rel (relative to the peer's root) for reading. size is
+// the file's size when the caller knows it (reads stop there without a
+// round trip), or -1 to have OpenReader ask the server.
+func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size int64) (*Reader, error) {
+	g, err := p.group(peer)
+	if err != nil {
+		return nil, opError("open", peer, rel, err)
+	}
+	c, err := g.acquire(ctx, peer)
+	if err != nil {
+		return nil, opError("open", peer, rel, err)
+	}
+	var f *sftp.File
+	var fsize int64 = size
+	err = c.call(ctx, func() error {
+		h, err := c.sftp.Open(RemotePath(peer, rel))
+		if err != nil {
+			return err
+		}
+		if fsize < 0 {
+			fi, err := h.Stat()
+			if err != nil {
+				h.Close()
+				return err
+			}
+			fsize = fi.Size()
+		}
+		if ctx.Err() != nil {
+			// The caller gave up; do not leak the handle.
+			h.Close()
+			return ctx.Err()
+		}
+		f = h
+		return nil
+	})
+	if err != nil {
+		g.release(c, err)
+		return nil, opError("open", peer, rel, err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	return &Reader{pool: p, g: g, c: c, f: f, peer: peer, rel: rel, size: fsize, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
+}
+
+// Size is the file size known at open.
+func (r *Reader) Size() int64 { return r.size }
+
+// ReadAt implements io.ReaderAt.
+func (r *Reader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := r.ReadAtContext(context.Background(), b, off)
+	if err == nil && n < len(b) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Read implements io.Reader at the position Seek sets.
+func (r *Reader) Read(b []byte) (int, error) {
+	r.mu.Lock()
+	pos := r.pos
+	r.mu.Unlock()
+	n, err := r.ReadAtContext(context.Background(), b, pos)
+	r.mu.Lock()
+	r.pos = pos + int64(n)
+	r.mu.Unlock()
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek implements io.Seeker.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		if r.size < 0 {
+			return 0, errors.New("seek from end: size unknown")
+		}
+		offset += r.size
+	default:
+		return 0, fmt.Errorf("seek: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, errors.New("seek: negative position")
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+// ReadAtContext reads len(b) bytes at off, or fewer with io.EOF at the end
+// of the file. ctx cancels the wait (e.g. a FUSE interrupt); deadlines come
+// from the pool.
+func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("read: negative offset")
+	}
+	if r.size >= 0 {
+		if off >= r.size {
+			return 0, io.EOF
+		}
+		if rem := r.size - off; int64(len(b)) > rem {
+			b = b[:rem]
+		}
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(b))
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, os.ErrClosed
+	}
+	seq := off == r.seqEnd || (len(r.queue) > 0 && off >= r.queue[0].off && off < r.next)
+	if end > r.seqEnd {
+		r.seqEnd = end
+	}
+	if !seq {
+		r.streak = 0
+		r.dropLocked(len(r.queue))
+		r.mu.Unlock()
+		return r.readDirect(ctx, b, off)
+	}
+	r.streak++
+	chunks := r.planLocked(off, end)
+	for _, ch := range chunks {
+		ch.refs++
+	}
+	r.mu.Unlock()
+
+	n, err := r.copyOut(ctx, chunks, b, off)
+
+	r.mu.Lock()
+	for _, ch := range chunks {
+		ch.refs--
+		r.recycleLocked(ch)
+	}
+	r.mu.Unlock()
+	if n == len(b) {
+		return n, nil
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	return n, opError("read", r.peer, r.rel, err)
+}
+
+// planLocked queues chunks so that [off, end) is covered and the window
+// ahead is full, and returns the chunks covering [off, end).
+func (r *Reader) planLocked(off, end int64) []*chunk {
+	drop := 0
+	for drop < len(r.queue) && r.queue[drop].off+int64(r.queue[drop].want) <= off {
+		drop++
+	}
+	r.dropLocked(drop)
+	if len(r.queue) == 0 || off < r.queue[0].off {
+		r.dropLocked(len(r.queue))
+		r.next = off
+	}
+	window := min(1+r.streak, maxWindow)
+	for r.next < end || len(r.queue) < window {
+		if r.size >= 0 && r.next >= r.size {
+			break
+		}
+		want := int64(ChunkSize)
+		if r.size >= 0 && r.next+want > r.size {
+			want = r.size - r.next
+		}
+		ch := &chunk{off: r.next, want: int(want), buf: chunkPool.Get().(*[]byte), done: make(chan struct{})}
+		r.queue = append(r.queue, ch)
+		r.next += want
+		go r.fetch(ch)
+	}
+	var out []*chunk
+	for _, ch := range r.queue {
+		if ch.off < end && ch.off+int64(ch.want) > off {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// dropLocked removes the first n chunks from the queue.
+func (r *Reader) dropLocked(n int) {
+	for _, ch := range r.queue[:n] {
+		ch.dropped = true
+		r.recycleLocked(ch)
+	}
+	r.queue = append(r.queue[:0], r.queue[n:]...)
+}
+
+// recycleLocked returns a chunk's buffer to the pool once nobody can touch
+// it any more.
+func (r *Reader) recycleLocked(ch *chunk) {
+	if ch.dropped && ch.complete && ch.refs == 0 && ch.buf != nil {
+		chunkPool.Put(ch.buf)
+		ch.buf = nil
+	}
+}
+
+func (r *Reader) fetch(ch *chunk) {
+	n, err, complete := r.readRange(r.ctx, (*ch.buf)[:ch.want], ch.off)
+	r.mu.Lock()
+	ch.n, ch.err = n, err
+	// An abandoned request may still write into buf: let the garbage
+	// collector have it instead of the pool.
+	ch.complete = complete
+	if !complete {
+		ch.buf = nil
+	}
+	close(ch.done)
+	r.recycleLocked(ch)
+	r.mu.Unlock()
+}
+
+func (r *Reader) copyOut(ctx context.Context, chunks []*chunk, b []byte, off int64) (int, error) {
+	n := 0
+	for _, ch := range chunks {
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+		at := off + int64(n) - ch.off
+		if at < int64(ch.n) {
+			if ch.buf == nil {
+				return n, ch.err
+			}
+			n += copy(b[n:], (*ch.buf)[at:ch.n])
+		}
+		if n == len(b) {
+			return n, nil
+		}
+		if ch.n < ch.want || ch.err != nil {
+			if ch.err != nil {
+				return n, ch.err
+			}
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
+// readDirect serves a non-sequential read with exactly the bytes asked for.
+func (r *Reader) readDirect(ctx context.Context, b []byte, off int64) (int, error) {
+	// Read into a private buffer: a request abandoned at a deadline may
+	// still write into it after we return.
+	var bufp *[]byte
+	var buf []byte
+	if len(b) <= ChunkSize {
+		bufp = chunkPool.Get().(*[]byte)
+		buf = (*bufp)[:len(b)]
+	} else {
+		buf = make([]byte, len(b))
+	}
+	n, err, complete := r.readRange(ctx, buf, off)
+	copy(b, buf[:n])
+	if complete && bufp != nil {
+		chunkPool.Put(bufp)
+	}
+	if n == len(b) {
+		return n, nil
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	if err == io.EOF {
+		return n, err
+	}
+	return n, opError("read", r.peer, r.rel, err)
+}
+
+// readRange fills b from off with parallel requests of the connection's
+// piece size. It returns the length of the contiguous prefix read, the
+// first error, and whether all requests have finished (false when the
+// deadline or ctx cut them short).
+func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error, bool) {
+	piece := r.c.piece
+	pieces := (len(b) + piece - 1) / piece
+	ns := make([]int, pieces)
+	errs := make([]error, pieces)
+	finished := make(chan struct{})
+	err := r.c.call(ctx, func() error {
+		defer close(finished)
+		var wg sync.WaitGroup
+		for i := range pieces {
+			lo := i * piece
+			hi := min(lo+piece, len(b))
+			wg.Go(func() {
+				ns[i], errs[i] = r.f.ReadAt(b[lo:hi], off+int64(lo))
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+	complete := false
+	select {
+	case <-finished:
+		complete = true
+	default:
+	}
+	if err != nil || !complete {
+		if err == nil {
+			err = errConnLost
+		}
+		if connBroken(err) {
+			r.c.kill(err)
+		}
+		return 0, err, complete
+	}
+	n := 0
+	for i := range pieces {
+		n += ns[i]
+		if errs[i] != nil {
+			if connBroken(errs[i]) {
+				r.c.kill(errs[i])
+			}
+			return n, errs[i], true
+		}
+		if ns[i] < min(piece, len(b)-i*piece) {
+			return n, io.EOF, true
+		}
+	}
+	return n, nil, true
+}
+
+// Close releases the remote handle and the connection slot. It waits for
+// the server's answer at most the pool's deadline.
+func (r *Reader) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.dropLocked(len(r.queue))
+		r.mu.Unlock()
+		r.cancel()
+		err := r.c.call(context.Background(), func() error { return r.f.Close() })
+		r.g.release(r.c, err)
+		if err != nil {
+			r.closeErr = opError("close", r.peer, r.rel, err)
+		}
+	})
+	return r.closeErr
+}
