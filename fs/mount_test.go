@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,6 +73,9 @@ func startMount(t *testing.T, dir string, args ...string) *mountProc {
 	bin := testenv.Binary(t)
 	testenv.CleanupUnmount(t, dir)
 	all := append([]string{"mount", dir, "--log-level", "debug"}, args...)
+	if !slices.Contains(args, "--share") {
+		all = append(all, "--no-share") // never serve the package directory on :2200
+	}
 	p := testenv.Start(t, nil, bin, all...)
 	m := &mountProc{dir: dir, proc: p}
 	t.Cleanup(func() { m.stop(t) })
@@ -92,6 +98,14 @@ func (m *mountProc) stop(t *testing.T) {
 	if testenv.Mounted(m.dir) {
 		t.Errorf("%s still mounted after SIGTERM", m.dir)
 	}
+}
+
+func fileSize(t *testing.T, p string) int {
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(fi.Size())
 }
 
 func mountDir(t *testing.T) string {
@@ -142,11 +156,74 @@ func TestMountOpenSSH(t *testing.T) {
 	sshd := testenv.StartSSHD(t, src)
 	mnt := mountDir(t)
 	startMount(t, mnt, "--timeout", "5s", "--identity", sshd.Client.Path, "--peer", "alpha="+sshd.URL())
-	peer := filepath.Join(mnt, "alpha")
-
 	if got := run(t, "ls", mnt); got != "alpha\n" {
 		t.Fatalf("ls of the root = %q, want alpha", got)
 	}
+	checkTools(t, src, filepath.Join(mnt, "alpha"), sums)
+}
+
+// startShare runs `dsftp share` on a free loopback port for the key in
+// authKeys and returns its --peer URL.
+func startShare(t *testing.T, dir, authKeys string) string {
+	t.Helper()
+	p := testenv.Start(t, nil, testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0", "--authorized-keys", authKeys)
+	p.WaitOutput(t, "dsftp share ready on port ", 60*time.Second)
+	return shareURL(t, p.Output.String())
+}
+
+// shareURL reads port and host key from a share's start-up banner.
+func shareURL(t *testing.T, banner string) string {
+	t.Helper()
+	port := regexp.MustCompile(`dsftp share ready on port (\d+)`).FindStringSubmatch(banner)
+	fp := regexp.MustCompile(`host key\s+(SHA256:\S+)`).FindStringSubmatch(banner)
+	if port == nil || fp == nil {
+		t.Fatalf("no port or host key in the share banner:\n%s", banner)
+	}
+	if _, err := strconv.Atoi(port[1]); err != nil {
+		t.Fatal(err)
+	}
+	return "sftp://dsftp@127.0.0.1:" + port[1] + "/?fingerprint=" + fp[1]
+}
+
+// TestMountDsftpShare runs the same tools against `dsftp share`.
+func TestMountDsftpShare(t *testing.T) {
+	src := t.TempDir()
+	sums := tree(t, src, 12<<20)
+	key := testenv.NewKey(t, t.TempDir(), "id")
+	ak := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(ak, []byte(key.Public()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := startShare(t, src, ak)
+	mnt := mountDir(t)
+	startMount(t, mnt, "--timeout", "5s", "--identity", key.Path, "--peer", "beta="+url)
+	checkTools(t, src, filepath.Join(mnt, "beta"), sums)
+}
+
+// TestMountAlsoShares: a mount shares its --share directory; a second
+// mount reads it through that share.
+func TestMountAlsoShares(t *testing.T) {
+	src := t.TempDir()
+	sums := tree(t, src, 1<<20)
+	key := testenv.NewKey(t, t.TempDir(), "id")
+	ak := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(ak, []byte(key.Public()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startMount(t, mountDir(t), "--share", src, "--listen", "127.0.0.1:0", "--authorized-keys", ak)
+	url := shareURL(t, a.proc.Output.String())
+	mnt := mountDir(t)
+	startMount(t, mnt, "--identity", key.Path, "--peer", "a="+url)
+	run(t, "diff", "-r", src, filepath.Join(mnt, "a"))
+	if got := sha(t, filepath.Join(mnt, "a", "big.bin")); got != sums["big.bin"] {
+		t.Errorf("big.bin through the mount's share: checksum differs")
+	}
+}
+
+// checkTools runs diff -r, find, sha256sum, grep -r, cp -a, stat, du, df
+// and friends on a mounted peer directory against its source.
+func checkTools(t *testing.T, src, peer string, sums map[string]string) {
+	t.Helper()
 	run(t, "diff", "-r", src, peer)
 	if got, want := relFind(t, peer), relFind(t, src); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("find differs:\n got %v\nwant %v", got, want)
@@ -183,7 +260,7 @@ func TestMountOpenSSH(t *testing.T) {
 	if st.Mode&0o7777 != 0o555 || st.Size != 10 || st.Uid != uint32(os.Getuid()) {
 		t.Errorf("stat exec.sh: mode %o size %d uid %d; want 0555, 10, %d", st.Mode&0o7777, st.Size, st.Uid, os.Getuid())
 	}
-	if out := run(t, "stat", "-c", "%s %F", filepath.Join(peer, "big.bin")); out != fmt.Sprintf("%d regular file\n", 12<<20) {
+	if out := run(t, "stat", "-c", "%s %F", filepath.Join(peer, "big.bin")); out != fmt.Sprintf("%d regular file\n", fileSize(t, filepath.Join(src, "big.bin"))) {
 		t.Errorf("stat big.bin: %q", out)
 	}
 	// du counts blocks; df works (OpenSSH has statvfs@openssh.com).
@@ -200,12 +277,6 @@ func TestMountOpenSSH(t *testing.T) {
 		t.Errorf("stat of a missing file: %v, want ENOENT", err)
 	}
 	// xattrs answer at once with "none".
-	if _, err := exec.Command("getfattr", "-d", filepath.Join(peer, "hello.txt")).CombinedOutput(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Logf("getfattr not available: %v", err)
-		}
-	}
 	buf := make([]byte, 64)
 	if _, err := syscall.Getxattr(filepath.Join(peer, "hello.txt"), "user.x", buf); err == nil {
 		t.Errorf("getxattr user.x succeeded on a file without xattrs")

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"io"
 	"path"
 	"sync"
 	"syscall"
@@ -266,7 +267,7 @@ var (
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.r.ReadAtContext(ctx, dest, off)
-	if err != nil && n < len(dest) && pool.Errno(err) != 0 && !isEOF(err) {
+	if err != nil && err != io.EOF {
 		// A short read would look like the end of the file to the kernel;
 		// report the failure instead.
 		errno := pool.Errno(err)

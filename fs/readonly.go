@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -46,5 +44,3 @@ func (readOnly) Rmdir(ctx context.Context, name string) syscall.Errno { return s
 func (readOnly) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	return syscall.EROFS
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -185,6 +185,13 @@ type testShare struct {
 // startTestShare serves dir. mod may change the options before New.
 func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
 	t.Helper()
+	return startTestShareHook(t, dir, mod, nil)
+}
+
+// startTestShareHook is startTestShare with a hook that runs on the
+// Server before Serve (to set test hooks).
+func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(*Server)) *testShare {
+	t.Helper()
 	tmp := t.TempDir()
 	ts := &testShare{client: testenv.NewKey(t, tmp, "client"), logs: &testenv.SyncBuffer{}}
 	ak := filepath.Join(tmp, "authorized_keys")
@@ -208,6 +215,9 @@ func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
 		t.Fatalf("Listen: %v", err)
 	}
 	ts.srv = srv
+	if hook != nil {
+		hook(srv)
+	}
 	ts.port = srv.Port()
 	ts.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ts.port))
 	ts.knownHosts = filepath.Join(tmp, "known_hosts")

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 )
@@ -29,6 +31,9 @@ type mountFlags struct {
 	create      bool
 	allowOther  bool
 	debugFUSE   bool
+	shareDir    string
+	noShare     bool
+	share       shareFlags
 }
 
 func init() {
@@ -41,12 +46,19 @@ func init() {
 peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT) or
 SIGTERM unmounts.
 
+Like the original tool, mount also shares a directory (by default the
+working directory) read-only, exactly as 'dsftp share' does; --share DIR
+picks another, --no-share turns it off. The share flags of 'dsftp share'
+apply. Live peers' client keys may log in to it.
+
 Peers can be given on the command line with --peer; any SFTP server works
-(another dsftp share, or a plain OpenSSH server).
+(another dsftp share, or a plain OpenSSH server). Host keys are checked
+against the URL's fingerprint, or else ~/.ssh/known_hosts.
 
 Examples:
   dsftp mount ~/peers --peer alice=sftp://alice@192.0.2.7:2222/?fingerprint=SHA256:Xb1...
-  dsftp mount ~/peers --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519`,
+  dsftp mount ~/peers --no-share --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519
+  dsftp mount ~/peers --share ~/public --listen :2222`,
 			Args: func(cmd *cobra.Command, args []string) error {
 				if len(args) != 1 {
 					return usageError{fmt.Errorf("mount needs exactly one MOUNTPOINT, got %d arguments\nRun 'dsftp mount --help' for usage.", len(args))}
@@ -68,6 +80,9 @@ Examples:
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
+		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
+		f.share.register(fl)
 		return cmd
 	})
 }
@@ -108,7 +123,31 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 
-	reg := peers.NewRegistry("")
+	// The share starts first: its host key is this instance's identity,
+	// which the registry must never list as a peer. The registry decides
+	// which client keys (live peers' keys) may log in.
+	var reg *peers.Registry
+	var srv *share.Server
+	selfID := ""
+	if !f.noShare {
+		opts := f.share.options(f.shareDir)
+		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
+		opts.Logger = log
+		srv, err = startShare(opts, cmd.OutOrStdout())
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		selfID = srv.Fingerprint()
+	}
+	reg = peers.NewRegistry(selfID)
+	if srv != nil {
+		go func() {
+			if err := srv.Serve(ctx); err != nil {
+				log.Error("share stopped", "err", err)
+			}
+		}()
+	}
 	for _, p := range flagPeers {
 		reg.Upsert(p)
 	}
@@ -160,6 +199,11 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	return nil
 }
 
+// authorizerFunc adapts a function to share.KeyAuthorizer.
+type authorizerFunc func(ssh.PublicKey) (string, bool)
+
+func (f authorizerFunc) AuthorizedKey(k ssh.PublicKey) (string, bool) { return f(k) }
+
 // ttlFlag maps the user's "0 disables" to fs.Options' "negative disables".
 func ttlFlag(d time.Duration) time.Duration {
 	if d <= 0 {
@@ -171,7 +215,10 @@ func ttlFlag(d time.Duration) time.Duration {
 // prepareMountpoint cleans up a stale mount left by a killed run and
 // checks that dir is a directory, creating it when asked.
 func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
-	_, err := os.Stat(dir)
+	// statfs always reaches a FUSE daemon (stat may be answered from the
+	// kernel's attribute cache), so it is what reveals a dead one.
+	var sfs syscall.Statfs_t
+	err := syscall.Statfs(dir, &sfs)
 	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
 		log.Warn("cleaning up a stale mount left by an earlier run", "mountpoint", dir)
 		if err := lazyUnmount(dir); err != nil {
@@ -197,7 +244,50 @@ func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	if !fi.IsDir() {
 		return usageError{fmt.Errorf("mountpoint %s is not a directory", dir)}
 	}
+	if fstype := mountType(dir); fstype == "fuse.dsftp" {
+		return fmt.Errorf("%s is already mounted by another dsftp; stop it first (or: fusermount3 -u %s)", dir, dir)
+	}
 	return nil
+}
+
+// mountType returns the file system type mounted exactly at dir, or "".
+func mountType(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	fstype := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		f := strings.Fields(line)
+		if len(f) < 7 || unescapeMount(f[4]) != dir {
+			continue
+		}
+		for i := 6; i < len(f)-1; i++ {
+			if f[i] == "-" {
+				fstype = f[i+1] // the last mount at dir is the visible one
+				break
+			}
+		}
+	}
+	return fstype
+}
+
+// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			b.WriteByte((s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func lazyUnmount(dir string) error {

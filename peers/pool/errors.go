@@ -59,33 +59,31 @@ func peerLabel(p peers.Peer) string {
 }
 
 // Errno maps an error from this package (or pkg/sftp) to the errno a file
-// system should return.
+// system should return. Only the errnos this package means are passed on;
+// transport noise (EPIPE, ECONNRESET, …) becomes EIO.
 func Errno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var errno syscall.Errno
+	var hk *HostKeyError
 	switch {
+	case err == nil:
+		return 0
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return syscall.ETIMEDOUT
+	case errors.Is(err, ErrUnreachable):
+		return syscall.EHOSTUNREACH
+	case errors.As(err, &hk):
+		return syscall.EACCES
+	case errors.Is(err, errNotSupported):
+		return syscall.ENOTSUP
 	case errors.Is(err, fs.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, fs.ErrPermission):
 		return syscall.EACCES
-	case errors.As(err, &errno):
-		return errno
 	}
 	var st *sftp.StatusError
-	if errors.As(err, &st) {
-		switch st.FxCode() {
-		case sftp.ErrSSHFxOpUnsupported:
-			return syscall.ENOTSUP
-		case sftp.ErrSSHFxConnectionLost, sftp.ErrSSHFxNoConnection:
-			return syscall.EIO
-		}
-		return syscall.EIO
+	if errors.As(err, &st) && st.FxCode() == sftp.ErrSSHFxOpUnsupported {
+		return syscall.ENOTSUP
 	}
 	return syscall.EIO
 }

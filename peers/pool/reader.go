@@ -385,6 +385,11 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 	n := 0
 	for i := range pieces {
 		n += ns[i]
+		if e := errs[i]; e != nil && e != io.EOF && errors.Is(e, io.EOF) {
+			// A wrapped EOF is the transport closing ("failed to send
+			// packet: EOF"), not the end of the file.
+			errs[i] = fmt.Errorf("%w: %v", errConnLost, e)
+		}
 		if errs[i] != nil {
 			if connBroken(errs[i]) {
 				r.c.kill(errs[i])
