@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/lan"
+	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
 )
 
 // Discovery methods, as --discovery names them.
@@ -19,22 +24,29 @@ const (
 	discoveryOff     = "off"
 )
 
+// envDiscovery, when set, is the default of --discovery.
+const envDiscovery = "DSFTP_DISCOVERY"
+
 // lanFlags choose how peers are found (--discovery) and tune LAN
 // discovery. Every command that shares or mounts has them.
 type lanFlags struct {
-	// discovery is the raw --discovery value; "" means the default.
+	// discovery is the raw --discovery value; "" means $DSFTP_DISCOVERY,
+	// or else the default.
 	discovery string
 	// port is the UDP port of LAN adverts.
 	port int
 	// ifaces limits LAN discovery to these network interfaces.
 	ifaces []string
+	// defaulted records that LAN discovery was chosen only because no
+	// Discord token is configured; startLAN then prints lanNotice.
+	defaulted bool
 }
 
 // register adds the flags to fs.
 func (f *lanFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.discovery, "discovery", "",
 		"how to find peers: discord, lan, off, or a comma list such as discord,lan "+
-			"(default: discord when a Discord token is configured, otherwise lan). "+
+			"(default: $"+envDiscovery+", else discord when a Discord token is configured, otherwise lan). "+
 			"With lan, anyone on this network can read your share")
 	fs.IntVar(&f.port, "lan-port", lan.Port, "UDP port for LAN discovery; every peer on the network must use the same one")
 	fs.StringSliceVar(&f.ifaces, "lan-interface", nil,
@@ -61,42 +73,34 @@ func (m discoveryMethods) String() string {
 	return strings.Join(s, ",")
 }
 
-// discordTokenConfigured reports whether a Discord token is set up, which
-// makes discord the default method. The Discord wiring may replace it with
-// a check that also knows --token-file.
-var discordTokenConfigured = func() bool {
-	return strings.TrimSpace(os.Getenv("DSFTP_DISCORD_TOKEN")) != ""
+// lanNotice is printed when LAN discovery is chosen by default.
+const lanNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
+
+// value is --discovery, or else $DSFTP_DISCOVERY, or "" for the default.
+func (f *lanFlags) value() string {
+	if v := strings.TrimSpace(f.discovery); v != "" {
+		return v
+	}
+	return strings.TrimSpace(os.Getenv(envDiscovery))
 }
 
-// lanNotice is printed when LAN discovery is chosen by default.
-const lanNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set DSFTP_DISCORD_TOKEN (see \"Discovery through Discord\" in the README)"
-
-// resolve checks the flags and decides the methods. When --discovery is
-// not given it is discord if tokenConfigured, else lan, and then the
-// one-line notice goes to notice.
-func (f *lanFlags) resolve(tokenConfigured bool, notice io.Writer) (discoveryMethods, error) {
-	var m discoveryMethods
+// parse checks the flags and parses the --discovery value; explicit is
+// false when it is empty (the default applies).
+func (f *lanFlags) parse() (m discoveryMethods, explicit bool, err error) {
 	if f.port < 1 || f.port > 65535 {
-		return m, usageError{fmt.Errorf("--lan-port %d: want a UDP port from 1 to 65535", f.port)}
+		return m, false, usageError{fmt.Errorf("--lan-port %d: want a UDP port from 1 to 65535", f.port)}
 	}
 	for _, name := range f.ifaces {
 		if _, err := net.InterfaceByName(name); err != nil {
-			return m, usageError{fmt.Errorf("--lan-interface %q: no such network interface (list them with `ip link`)", name)}
+			return m, false, usageError{fmt.Errorf("--lan-interface %q: no such network interface (list them with `ip link`)", name)}
 		}
 	}
-	if strings.TrimSpace(f.discovery) == "" {
-		if tokenConfigured {
-			m.discord = true
-		} else {
-			m.lan = true
-			if notice != nil {
-				fmt.Fprintln(notice, lanNotice)
-			}
-		}
-		return m, nil
+	v := f.value()
+	if v == "" {
+		return m, false, nil
 	}
 	off := false
-	for _, w := range strings.Split(f.discovery, ",") {
+	for _, w := range strings.Split(v, ",") {
 		switch strings.ToLower(strings.TrimSpace(w)) {
 		case discoveryDiscord:
 			m.discord = true
@@ -105,11 +109,127 @@ func (f *lanFlags) resolve(tokenConfigured bool, notice io.Writer) (discoveryMet
 		case discoveryOff:
 			off = true
 		default:
-			return discoveryMethods{}, usageError{fmt.Errorf("--discovery %q: want discord, lan or off, or a comma list such as discord,lan", f.discovery)}
+			return discoveryMethods{}, false, usageError{fmt.Errorf("--discovery %q: want discord, lan or off, or a comma list such as discord,lan", v)}
 		}
 	}
 	if off && (m.discord || m.lan) {
-		return discoveryMethods{}, usageError{errors.New("--discovery: off cannot be combined with other methods")}
+		return discoveryMethods{}, false, usageError{errors.New("--discovery: off cannot be combined with other methods")}
+	}
+	return m, true, nil
+}
+
+// resolve decides the methods: the parsed --discovery, or by default
+// discord if tokenConfigured, else lan (and then f.defaulted is set).
+func (f *lanFlags) resolve(tokenConfigured bool) (discoveryMethods, error) {
+	m, explicit, err := f.parse()
+	if err != nil || explicit {
+		return m, err
+	}
+	if tokenConfigured {
+		m.discord = true
+	} else {
+		m.lan = true
+		f.defaulted = true
 	}
 	return m, nil
+}
+
+// choose applies --discovery to the Discord flags: it returns the Discord
+// token to use ("" when Discord is not chosen) and whether LAN discovery
+// is on. It replaces discoveryFlags.prepare in the commands.
+func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, useLAN bool, err error) {
+	m, explicit, err := f.parse()
+	if err != nil {
+		return "", false, err
+	}
+	if explicit && !m.discord {
+		// Discord is not wanted: check its flags, never its token.
+		if err := df.validate(); err != nil {
+			return "", false, err
+		}
+	} else if tok, err = df.prepare(log); err != nil {
+		return "", false, err
+	}
+	if m, err = f.resolve(tok != ""); err != nil {
+		return "", false, err
+	}
+	if m.discord && tok == "" {
+		if df.noDiscord {
+			return "", false, usageError{errors.New("--discovery discord and --no-discord contradict each other; drop one")}
+		}
+		return "", false, fmt.Errorf("--discovery discord needs a Discord bot token: set %s or write it to %s (see \"Discovery through Discord\" in the README)", envDiscordToken, defaultTokenFile())
+	}
+	if !m.discord {
+		tok = ""
+	}
+	return tok, m.lan, nil
+}
+
+// startLAN announces srv on the local network under name, with the client
+// keys this instance logs in to others with, and feeds verified adverts
+// into reg (which the share consults about client keys). It returns once
+// the sockets are open. Discovery stops when ctx ends; wait returns after
+// the last (leaving) advert went out. onAddrs, if set, also hears of new
+// share addresses (Discord's SetAddrs).
+func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, srv *share.Server, name string,
+	clientKeys []ssh.PublicKey, onAddrs func([]string), log *slog.Logger) (wait func(), err error) {
+	codec := lan.NewAdvertCodec(srv.HostSigner(), name, "dsftp", clientKeys)
+	addrs := func() []string {
+		a := addrStrings(srv.ReachableAddrs())
+		return a[:min(len(a), maxAdvertAddrs)]
+	}
+	codec.SetAddrs(addrs())
+	setAddrs := func() {
+		a := addrs()
+		codec.SetAddrs(a)
+		if onAddrs != nil {
+			onAddrs(a)
+		}
+	}
+	d, err := lan.New(lan.Options{
+		Codec: codec, Registry: reg, SelfID: srv.Fingerprint(),
+		Port: f.port, Interfaces: f.ifaces,
+		OnAddrsChange: setAddrs, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Listen(); err != nil {
+		return nil, err
+	}
+	if f.defaulted {
+		fmt.Fprintln(os.Stderr, lanNotice)
+	} else {
+		where := "this network"
+		if len(f.ifaces) > 0 {
+			where = "the network of " + strings.Join(f.ifaces, ", ")
+		}
+		log.Warn("LAN discovery is on: anyone on " + where + " can read this share")
+	}
+	log.Info("announcing on the LAN", "name", name, "port", d.Port())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			log.Error("LAN discovery stopped", "err", err)
+		}
+	}()
+	return func() { <-done }, nil
+}
+
+// advertName is the name adverts carry: --name, or the OS user name.
+func advertName(df *discoveryFlags) string {
+	if df.name != "" {
+		return df.name
+	}
+	return defaultName()
+}
+
+// discordSetAddrs lets LAN discovery's address watch update the Discord
+// advert too; nil when Discord is off.
+func discordSetAddrs(d *discord.Discovery) func([]string) {
+	if d == nil {
+		return nil
+	}
+	return d.SetAddrs
 }

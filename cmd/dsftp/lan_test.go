@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -24,9 +23,9 @@ func TestResolveDiscovery(t *testing.T) {
 		{" LAN , discord ", false, "discord,lan", false},
 		{"off", true, "off", false},
 	} {
+		t.Setenv(envDiscovery, "")
 		f := lanFlags{discovery: tc.flag, port: lan.Port}
-		var out bytes.Buffer
-		m, err := f.resolve(tc.token, &out)
+		m, err := f.resolve(tc.token)
 		if err != nil {
 			t.Errorf("%q token=%v: %v", tc.flag, tc.token, err)
 			continue
@@ -34,15 +33,22 @@ func TestResolveDiscovery(t *testing.T) {
 		if m.String() != tc.want {
 			t.Errorf("%q token=%v: got %s, want %s", tc.flag, tc.token, m, tc.want)
 		}
-		if got := out.Len() > 0; got != tc.notice {
-			t.Errorf("%q token=%v: notice %q", tc.flag, tc.token, out.String())
+		if f.defaulted != tc.notice {
+			t.Errorf("%q token=%v: defaulted=%v", tc.flag, tc.token, f.defaulted)
 		}
-		if tc.notice {
-			line := out.String()
-			if strings.Count(line, "\n") != 1 || !strings.Contains(line, "anyone") || !strings.Contains(line, "DSFTP_DISCORD_TOKEN") {
-				t.Errorf("notice is not one line saying who can read and how to set up Discord: %q", line)
-			}
-		}
+	}
+	if strings.Contains(lanNotice, "\n") || !strings.Contains(lanNotice, "anyone") || !strings.Contains(lanNotice, envDiscordToken) {
+		t.Errorf("notice is not one line saying who can read and how to set up Discord: %q", lanNotice)
+	}
+	// $DSFTP_DISCOVERY is the default; the flag wins.
+	t.Setenv(envDiscovery, "off")
+	f := lanFlags{port: lan.Port}
+	if m, err := f.resolve(false); err != nil || m.String() != "off" || f.defaulted {
+		t.Errorf("DSFTP_DISCOVERY=off: %v %v defaulted=%v", m, err, f.defaulted)
+	}
+	f = lanFlags{discovery: "lan", port: lan.Port}
+	if m, err := f.resolve(true); err != nil || m.String() != "lan" {
+		t.Errorf("--discovery lan with DSFTP_DISCOVERY=off: %v %v", m, err)
 	}
 }
 
@@ -58,7 +64,8 @@ func TestResolveDiscoveryErrors(t *testing.T) {
 		{lanFlags{discovery: "lan", port: 70000}, "--lan-port 70000"},
 		{lanFlags{discovery: "lan", port: lan.Port, ifaces: []string{"nosuchif0"}}, `--lan-interface "nosuchif0"`},
 	} {
-		_, err := tc.f.resolve(false, nil)
+		t.Setenv(envDiscovery, "")
+		_, err := tc.f.resolve(false)
 		var ue usageError
 		if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want a usage error containing %q", tc.f, err, tc.want)

@@ -36,6 +36,7 @@ type mountFlags struct {
 	noShare     bool
 	share       shareFlags
 	disc        discoveryFlags // discord: discovery flags (issue 4)
+	lan         lanFlags       // lan: --discovery and LAN flags (issue 7)
 }
 
 func init() {
@@ -86,6 +87,7 @@ Examples:
 		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
 		f.share.register(fl)
 		f.disc.register(fl, true) // discord
+		f.lan.register(fl)        // lan
 		return cmd
 	})
 }
@@ -117,12 +119,18 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		ids = append(ids, s)
 	}
 	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, err := f.disc.prepare(log)
+	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
 	if err != nil {
 		return err
 	}
 	if tok != "" && f.noShare {
 		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+	}
+	if useLAN && f.noShare { // lan: nothing to announce without a share
+		if !f.lan.defaulted {
+			return usageError{fmt.Errorf("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
+		}
+		useLAN = false
 	}
 	// discord: end
 	abs, err := filepath.Abs(dir)
@@ -181,7 +189,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 
 	// discord: advertise the share with our per-run client key; the
 	// channel's live peers appear in reg, and their keys may log in.
-	_, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
+	dd, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
 	if err != nil {
 		return err
 	}
@@ -191,6 +199,13 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 			err = derr
 		}
 	}()
+	if useLAN { // lan: announce on the local network (issue 7)
+		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, discordSetAddrs(dd), log)
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); waitLAN() }()
+	}
 	// discord: end
 
 	m, err := fs.New(abs, fs.Options{

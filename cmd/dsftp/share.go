@@ -114,6 +114,7 @@ func hostForCommand(a netip.Addr) string {
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
 	var df discoveryFlags // discord: discovery flags (issue 4)
+	var lf lanFlags       // lan: --discovery and LAN flags (issue 7)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -136,7 +137,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
 			log := slog.Default()
-			tok, err := df.prepare(log)
+			tok, useLAN, err := lf.choose(&df, log) // lan: --discovery
 			if err != nil {
 				return err
 			}
@@ -144,7 +145,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			defer cancel()
 			opts := f.options(dir)
 			reg := peers.NewRegistry("") // discovery skips our own adverts itself
-			if tok != "" {
+			if tok != "" || useLAN {     // lan
 				opts.Authorizer = reg
 				go reg.Run(ctx)
 			}
@@ -152,10 +153,19 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if err != nil {
 				return err
 			}
-			_, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			dd, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
 			if err != nil {
 				srv.Close()
 				return err
+			}
+			if useLAN { // lan: announce on the local network (issue 7)
+				waitLAN, err := startLAN(ctx, &lf, reg, srv, advertName(&df), nil, discordSetAddrs(dd), log)
+				if err != nil {
+					cancel()
+					srv.Close()
+					return err
+				}
+				defer func() { cancel(); waitLAN() }()
 			}
 			// discord: end
 			if err := srv.Serve(ctx); err != nil {
@@ -170,5 +180,6 @@ without keys. The host key is new each run unless --host-key pins it.`,
 	}
 	f.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord
+	lf.register(cmd.Flags())       // lan
 	return cmd
 }

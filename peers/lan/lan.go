@@ -280,9 +280,10 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}()
 
 	// One timer for periodic and triggered announcements: whichever is
-	// due first. Triggered ones keep MinGap apart so a burst of newcomers
-	// costs one announcement.
-	var last time.Time
+	// due first. Triggered ones keep MinGap apart from each other (not
+	// from periodic ones, so a newcomer heard just after our start is
+	// answered at once), and a burst of newcomers costs one announcement.
+	var last time.Time // of the last triggered announcement
 	periodic := time.Now() // announce at once on start
 	var pending bool
 	timer := time.NewTimer(0)
@@ -314,7 +315,10 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}
 		if !now.Before(due) {
 			d.announce()
-			last, pending = now, false
+			if pending {
+				last = now
+			}
+			pending = false
 			periodic = now.Add(jitter(d.opts.Interval))
 			due = periodic
 		}

@@ -92,13 +92,14 @@ fail() {
 }
 
 for _ in $(seq 1 300); do # up to 30 s; usually well under a second
-	if [ -d "$mnt/alice" ] && [ -d "$mnt/bob" ]; then break; fi
+	# Listed, and readable: alice and bob have heard of us too.
+	if ls "$mnt/alice" "$mnt/bob" >/dev/null 2>&1; then break; fi
 	for pid in "${pids[@]}"; do
 		kill -0 "$pid" 2>/dev/null || fail "a dsftp process (pid $pid) exited early"
 	done
 	sleep 0.1
 done
-[ -d "$mnt/alice" ] && [ -d "$mnt/bob" ] || fail "alice and bob did not appear in $mnt within 30 s"
+ls "$mnt/alice" "$mnt/bob" >/dev/null 2>&1 || fail "alice and bob did not appear in $mnt within 30 s"
 
 rel=$mnt
 case $mnt in "$PWD"/*) rel=${mnt#"$PWD"/} ;; esac
