@@ -283,7 +283,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 	// due first. Triggered ones keep MinGap apart from each other (not
 	// from periodic ones, so a newcomer heard just after our start is
 	// answered at once), and a burst of newcomers costs one announcement.
-	var last time.Time // of the last triggered announcement
+	var last time.Time     // of the last triggered announcement
 	periodic := time.Now() // announce at once on start
 	var pending bool
 	timer := time.NewTimer(0)
