@@ -60,7 +60,7 @@ cleanup() {
 	echo "demo: stopped; nothing is mounted or running any more"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+trap 'exit 0' INT # Ctrl-C is how the demo is meant to end
 trap 'exit 143' TERM
 
 # Loopback only: the demo's shares listen on 127.0.0.1 and announce on lo.
