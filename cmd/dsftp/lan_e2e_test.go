@@ -22,6 +22,7 @@ import (
 	"unicode"
 
 	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/peers/lan"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
@@ -293,7 +294,7 @@ func TestLANHostileAdverts(t *testing.T) {
 	hello, err := advert.Encode(advert.Advert{
 		Name: "friend", Addrs: []string{"127.0.0.1:1"},
 		ClientKeys: []string{advert.MarshalKey(friendClient.PublicKey())},
-		Guild:      "lan", Channel: "lan", Instance: advert.NewInstance(), Seq: 1,
+		Guild:      lan.AdvertGuild, Channel: lan.AdvertChannel, Instance: advert.NewInstance(), Seq: 1,
 		Issued: now.Unix(), Expires: now.Add(time.Minute).Unix(),
 	}, friendHost)
 	if err != nil {
