@@ -6,15 +6,15 @@
 #
 # Environment:
 #   DSFTP_BIN      dsftp binary to use (default: build bin/dsftp)
-#   DEMO_MOUNT     mountpoint (default: testdata/demo/peers; the ./peers at
-#                  the top of the repository is the peers Go package)
+#   DEMO_MOUNT     mountpoint (default: ./peers-demo at the top of the
+#                  repository; ./peers there is the peers Go package)
 #   DEMO_LAN_PORT  UDP port for LAN discovery (default 21039, apart from
 #                  the real default so a running dsftp does not join in)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 demo=$root/testdata/demo
-mnt=${DEMO_MOUNT:-$demo/peers}
+mnt=${DEMO_MOUNT:-$root/peers-demo}
 port=${DEMO_LAN_PORT:-21039}
 bin=${DSFTP_BIN:-}
 
@@ -50,8 +50,12 @@ cleanup() {
 	stopped=1
 	echo
 	echo "demo: stopping"
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	# Newest first: the mount unmounts while the shares it reads still
+	# answer, then the shares stop.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 	if mountpoint -q "$mnt" 2>/dev/null; then
 		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" || true
 	fi
