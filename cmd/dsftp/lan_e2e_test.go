@@ -411,11 +411,19 @@ func TestLANDefaultNotice(t *testing.T) {
 		t.Fatal("share did not stop within 20 s of SIGINT")
 	}
 
-	cmd := exec.Command(bin, "share", "--discovery", "smoke-signals")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "want discord, lan or off") {
-		t.Errorf("--discovery smoke-signals: %v\n%s", err, out)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"share", "--discovery", "smoke-signals"}, "want discord, lan or off"},
+		{[]string{"mount", t.TempDir(), "--no-share", "--discovery", "lan"}, "--no-share with LAN discovery"},
+		{[]string{"share", "--discovery", "lan", "--lan-port", "0"}, "--lan-port 0"},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.want) {
+			t.Errorf("dsftp %v: %v, want exit 2 saying %q\n%s", c.args, err, c.want, out)
+		}
 	}
 }
 
