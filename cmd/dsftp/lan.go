@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/lan"
 	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/pflag"
@@ -169,23 +168,18 @@ func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, use
 // keys this instance logs in to others with, and feeds verified adverts
 // into reg (which the share consults about client keys). It returns once
 // the sockets are open. Discovery stops when ctx ends; wait returns after
-// the last (leaving) advert went out. onAddrs, if set, also hears of new
-// share addresses (Discord's SetAddrs).
+// the last (leaving) advert went out. LAN adverts carry the share's local
+// addresses, kept current by the LAN's own address watch; the addresses
+// seen from outside (UPnP) are the Discord advert's business.
 func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, srv *share.Server, name string,
-	clientKeys []ssh.PublicKey, onAddrs func([]string), log *slog.Logger) (wait func(), err error) {
+	clientKeys []ssh.PublicKey, log *slog.Logger) (wait func(), err error) {
 	codec := lan.NewAdvertCodec(srv.HostSigner(), name, "dsftp", clientKeys)
 	addrs := func() []string {
 		a := addrStrings(srv.ReachableAddrs())
 		return a[:min(len(a), maxAdvertAddrs)]
 	}
 	codec.SetAddrs(addrs())
-	setAddrs := func() {
-		a := addrs()
-		codec.SetAddrs(a)
-		if onAddrs != nil {
-			onAddrs(a)
-		}
-	}
+	setAddrs := func() { codec.SetAddrs(addrs()) }
 	d, err := lan.New(lan.Options{
 		Codec: codec, Registry: reg, SelfID: srv.Fingerprint(),
 		Port: f.port, Interfaces: f.ifaces,
@@ -223,13 +217,4 @@ func advertName(df *discoveryFlags) string {
 		return df.name
 	}
 	return defaultName()
-}
-
-// discordSetAddrs lets LAN discovery's address watch update the Discord
-// advert too; nil when Discord is off.
-func discordSetAddrs(d *discord.Discovery) func([]string) {
-	if d == nil {
-		return nil
-	}
-	return d.SetAddrs
 }

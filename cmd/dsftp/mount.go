@@ -16,6 +16,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 )
@@ -37,6 +38,7 @@ type mountFlags struct {
 	share       shareFlags
 	disc        discoveryFlags // discord: discovery flags (issue 4)
 	lan         lanFlags       // lan: --discovery and LAN flags (issue 7)
+	upnp        upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 }
 
 func init() {
@@ -88,6 +90,7 @@ Examples:
 		f.share.register(fl)
 		f.disc.register(fl, true) // discord
 		f.lan.register(fl)        // lan
+		f.upnp.register(fl)       // upnp
 		return cmd
 	})
 }
@@ -133,6 +136,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		useLAN = false
 	}
 	// discord: end
+	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first
+		return err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
@@ -189,7 +195,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 
 	// discord: advertise the share with our per-run client key; the
 	// channel's live peers appear in reg, and their keys may log in.
-	dd, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
+	disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
 	if err != nil {
 		return err
 	}
@@ -200,13 +206,31 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		}
 	}()
 	if useLAN { // lan: announce on the local network (issue 7)
-		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, discordSetAddrs(dd), log)
+		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, log)
 		if err != nil {
 			return err
 		}
 		defer func() { cancel(); waitLAN() }()
 	}
 	// discord: end
+
+	// upnp: forward the share's port on the router, print the advertised
+	// addresses and re-advertise them in the channel when they change; the
+	// mapping is removed before the command returns.
+	if srv != nil {
+		out := cmd.OutOrStdout()
+		tr, err := startReachability(ctx, &f.upnp, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+			writeAddrs(out, as)
+			if disc != nil {
+				disc.SetAddrs(addrs.Strings(as))
+			}
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); tr.Wait() }()
+	}
+	// upnp: end
 
 	m, err := fs.New(abs, fs.Options{
 		Registry:   reg,
