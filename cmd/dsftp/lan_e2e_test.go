@@ -86,7 +86,9 @@ func (m *lanMount) waitList(t *testing.T, want ...string) {
 // stop interrupts dsftp like Ctrl-C and checks it unmounted and exited.
 func (m *lanMount) stop(t *testing.T) {
 	t.Helper()
+	start := time.Now()
 	_ = m.proc.Cmd.Process.Signal(syscall.SIGINT)
+	defer func() { t.Logf("%s stopped in %v", m.name, time.Since(start).Round(time.Millisecond)) }()
 	if _, ok := m.proc.Wait(20 * time.Second); !ok {
 		t.Fatalf("%s did not exit within 20 s of SIGINT", m.name)
 	}
@@ -168,8 +170,10 @@ func TestLANThreeOnOneHost(t *testing.T) {
 	}
 	// A clean exit leaves the others' mounts at once (not after 90 s).
 	ms[2].stop(t)
+	left := time.Now()
 	ms[0].waitList(t, "bob")
 	ms[1].waitList(t, "alice")
+	t.Logf("carol gone from the others' mounts %v after she stopped", time.Since(left).Round(time.Millisecond))
 	ms[0].stop(t)
 	ms[1].stop(t)
 }
