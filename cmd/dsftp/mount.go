@@ -37,6 +37,7 @@ type mountFlags struct {
 	noShare     bool
 	share       shareFlags
 	disc        discoveryFlags // discord: discovery flags (issue 4)
+	lan         lanFlags       // lan: --discovery and LAN flags (issue 7)
 	upnp        upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 }
 
@@ -88,6 +89,7 @@ Examples:
 		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
 		f.share.register(fl)
 		f.disc.register(fl, true) // discord
+		f.lan.register(fl)        // lan
 		f.upnp.register(fl)       // upnp
 		return cmd
 	})
@@ -120,12 +122,18 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		ids = append(ids, s)
 	}
 	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, err := f.disc.prepare(log)
+	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
 	if err != nil {
 		return err
 	}
 	if tok != "" && f.noShare {
 		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+	}
+	if useLAN && f.noShare { // lan: nothing to announce without a share
+		if !f.lan.defaulted {
+			return usageError{fmt.Errorf("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
+		}
+		useLAN = false
 	}
 	// discord: end
 	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first
@@ -197,6 +205,13 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 			err = derr
 		}
 	}()
+	if useLAN { // lan: announce on the local network (issue 7)
+		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, log)
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); waitLAN() }()
+	}
 	// discord: end
 
 	// upnp: forward the share's port on the router, print the advertised
