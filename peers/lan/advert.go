@@ -1,6 +1,7 @@
 package lan
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -46,6 +47,12 @@ func NewAdvertCodec(hostKey ssh.Signer, name, user string, clientKeys []ssh.Publ
 	return c
 }
 
+// NewVerifyCodec returns a codec that only verifies adverts, for a
+// listener (Options.ListenOnly); its Encode fails.
+func NewVerifyCodec() *AdvertCodec {
+	return &AdvertCodec{now: time.Now}
+}
+
 // SetAddrs sets the host:port addresses the next adverts carry.
 func (c *AdvertCodec) SetAddrs(addrs []string) {
 	c.mu.Lock()
@@ -58,6 +65,9 @@ func (c *AdvertCodec) Instance() string { return c.instance }
 
 // Encode implements Codec.
 func (c *AdvertCodec) Encode(ttl time.Duration) ([]byte, error) {
+	if c.signer == nil {
+		return nil, errors.New("lan advert codec: verify-only, cannot sign")
+	}
 	now := c.now()
 	c.mu.Lock()
 	c.seq++

@@ -102,6 +102,10 @@ type Options struct {
 	// RateLimit is the number of adverts per second verified in total;
 	// more are dropped. 0 means 200. Each source address gets a tenth.
 	RateLimit float64
+	// ListenOnly makes a listener that never sends: no announcements and
+	// no leaving advert, so nobody learns of it. Only Codec.Verify is
+	// used (NewVerifyCodec needs no host key). For `dsftp peers`.
+	ListenOnly bool
 	// OnAddrsChange, if set, is called (from Run's goroutine) when the
 	// local interface addresses change, before the announcement that
 	// follows, so the caller can update the addresses it advertises.
@@ -269,7 +273,9 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}
 	}
 	defer func() {
-		d.leave()
+		if !d.opts.ListenOnly {
+			d.leave()
+		}
 		if v4 != nil {
 			v4.Close()
 		}
@@ -278,6 +284,11 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
+
+	if d.opts.ListenOnly {
+		<-ctx.Done()
+		return nil
+	}
 
 	// One timer for periodic and triggered announcements: whichever is
 	// due first. Triggered ones keep MinGap apart from each other (not
@@ -474,7 +485,9 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	d.stats.accepted.Add(1)
 	if d.opts.Registry.Upsert(p) {
 		d.log.Info("found peer on the LAN", "name", p.Name, "id", p.ID, "addrs", p.Addrs, "from", from.String())
-		d.Announce() // let the newcomer hear of us at once
+		if !d.opts.ListenOnly {
+			d.Announce() // let the newcomer hear of us at once
+		}
 	}
 }
 
