@@ -140,7 +140,7 @@ func TestShareInDiscord(t *testing.T) {
 	b, _ := startDiscordShare(t, f, tokB, "bob", t.TempDir())
 
 	// dsftp peers lists both, with the fingerprints their banners show.
-	out, err := exec.Command(testenv.Binary(t), "peers", "--json", "--discord-api", f.URL()).CombinedOutput()
+	out, err := exec.Command(testenv.Binary(t), "peers", "--json", "--discovery", "discord", "--discord-api", f.URL()).CombinedOutput()
 	if err == nil {
 		t.Fatalf("dsftp peers without a token succeeded:\n%s", out)
 	}

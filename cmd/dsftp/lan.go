@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/lan"
@@ -135,8 +136,30 @@ func (f *lanFlags) resolve(tokenConfigured bool) (discoveryMethods, error) {
 
 // choose applies --discovery to the Discord flags: it returns the Discord
 // token to use ("" when Discord is not chosen) and whether LAN discovery
-// is on. It replaces discoveryFlags.prepare in the commands.
-func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, useLAN bool, err error) {
+// is on. It replaces discoveryFlags.prepare in the commands (share, mount,
+// shell, peers). noShare is the command's --no-share: discovery then has
+// nothing to announce, and peers let in only the client keys of peers that
+// announce a share, so an explicit method is a usage error and the LAN
+// default is simply off.
+func (f *lanFlags) choose(df *discoveryFlags, noShare bool, log *slog.Logger) (tok string, useLAN bool, err error) {
+	tok, useLAN, err = f.chooseMethods(df, log)
+	if err != nil {
+		return "", false, err
+	}
+	if tok != "" && noShare {
+		return "", false, usageError{errors.New("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+	}
+	if useLAN && noShare {
+		if !f.defaulted {
+			return "", false, usageError{errors.New("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
+		}
+		useLAN = false
+	}
+	return tok, useLAN, nil
+}
+
+// chooseMethods is choose without the --no-share rules.
+func (f *lanFlags) chooseMethods(df *discoveryFlags, log *slog.Logger) (tok string, useLAN bool, err error) {
 	m, explicit, err := f.parse()
 	if err != nil {
 		return "", false, err
@@ -217,4 +240,37 @@ func advertName(df *discoveryFlags) string {
 		return df.name
 	}
 	return defaultName()
+}
+
+// listenLAN listens for LAN adverts without sending anything (no advert,
+// no leaving message: the peers never learn of us) until wait has passed
+// or ctx ends. It returns once the sockets are open; heard then blocks
+// until the listening is over and returns the verified peers heard.
+func listenLAN(ctx context.Context, f *lanFlags, wait time.Duration, log *slog.Logger) (heard func() []peers.Entry, err error) {
+	reg := peers.NewRegistry("")
+	d, err := lan.New(lan.Options{
+		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true,
+		Port: f.port, Interfaces: f.ifaces, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Listen(); err != nil {
+		return nil, err
+	}
+	// Scripts and tests wait for this line before starting peers.
+	fmt.Fprintf(os.Stderr, "dsftp: listening for LAN adverts on UDP port %d for %v (Ctrl-C stops early)\n", d.Port(), wait)
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		if err := d.Run(lctx); err != nil {
+			log.Error("LAN listening stopped", "err", err)
+		}
+	}()
+	return func() []peers.Entry {
+		<-done
+		return reg.List()
+	}, nil
 }

@@ -122,18 +122,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		ids = append(ids, s)
 	}
 	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
+	tok, useLAN, err := f.lan.choose(&f.disc, f.noShare, log) // lan: --discovery
 	if err != nil {
 		return err
-	}
-	if tok != "" && f.noShare {
-		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
-	}
-	if useLAN && f.noShare { // lan: nothing to announce without a share
-		if !f.lan.defaulted {
-			return usageError{fmt.Errorf("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
-		}
-		useLAN = false
 	}
 	// discord: end
 	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
+	"github.com/dsftp/dsftp/peers/lan"
 )
 
 func init() {
@@ -20,82 +25,150 @@ func init() {
 
 // peerJSON is one line of `dsftp peers --json`.
 type peerJSON struct {
-	Name        string    `json:"name"`
-	Requested   string    `json:"requested_name"`
-	Fingerprint string    `json:"fingerprint"`
-	Addrs       []string  `json:"addrs"`
-	Issued      time.Time `json:"issued"`
-	Expires     time.Time `json:"expires"`
-	AgeSeconds  int64     `json:"age_seconds"`
-	AuthorID    string    `json:"author_id"`
-	AuthorName  string    `json:"author_name"`
+	Name        string   `json:"name"`
+	Requested   string   `json:"requested_name"`
+	Fingerprint string   `json:"fingerprint"`
+	Addrs       []string `json:"addrs"`
+	// Source is where the advert was found: discord or lan.
+	Source string `json:"source"`
+	// Issued is when a Discord advert was posted; LAN adverts give
+	// LastHeard instead (they are re-sent every interval).
+	Issued     time.Time `json:"issued,omitzero"`
+	LastHeard  time.Time `json:"last_heard,omitzero"`
+	Expires    time.Time `json:"expires"`
+	AgeSeconds int64     `json:"age_seconds"`
+	AuthorID   string    `json:"author_id,omitempty"`
+	AuthorName string    `json:"author_name,omitempty"`
 }
+
+// defaultPeersWait is how long `dsftp peers` listens on the LAN: one
+// announcement interval plus its jitter, so every live peer announces at
+// least once while we listen (we send nothing that would make them answer
+// sooner).
+const defaultPeersWait = lan.DefaultInterval + lan.DefaultInterval/10
+
+// peersLANNotice is printed when LAN is chosen by default.
+const peersLANNotice = "dsftp: no Discord token configured, so listing the peers on the local network (--discovery lan)"
 
 func newPeersCmd(g *globals) *cobra.Command {
 	var f discoveryFlags
+	var lf lanFlags // lan: --discovery and LAN flags
 	var asJSON bool
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "peers",
-		Short: "List the live peers advertised in the Discord channel, then exit",
-		Long: `Read the Discord channel's recent history once and list every live, verified
-advert: the name a mount shows, the host key fingerprint, the addresses, the
-advert's age and the Discord user that posted it. Nothing is posted.
+		Short: "List the live peers (Discord channel or local network), then exit",
+		Long: `List every live, verified advert: the name a mount shows, the host key
+fingerprint, the addresses, the advert's age and its source. Nothing is
+posted or announced.
 
-The bot token comes from $DSFTP_DISCORD_TOKEN or --token-file.`,
+With Discord (--discovery discord, the default when a bot token is
+configured) the channel's recent history is read once; SOURCE names the
+Discord user that posted the advert. The bot token comes from
+$DSFTP_DISCORD_TOKEN or --token-file.
+
+With LAN discovery (--discovery lan, the default without a token) dsftp
+only listens on the LAN port for --wait (default 33s: one announcement
+interval plus jitter, so every live peer is heard at least once); Ctrl-C
+stops early and prints what was heard. AGE is then the time since the
+peer was last heard. --discovery discord,lan does both.`,
 		Example: `  dsftp peers
-  dsftp peers --channel dsftp-work --json`,
+  dsftp peers --channel dsftp-work --json
+  dsftp peers --discovery lan --wait 10s --lan-interface eth0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.validate(); err != nil {
-				return err
+			if wait <= 0 {
+				return usageError{fmt.Errorf("--wait %v: want a positive duration such as 10s", wait)}
 			}
 			log := slog.Default()
-			tok, ok, err := f.token(log)
+			tok, useLAN, err := lf.choose(&f, false, log)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return fmt.Errorf("no Discord bot token: set %s or write it to %s (see README: Discovery through Discord)", envDiscordToken, defaultTokenFile())
+			if tok == "" && !useLAN {
+				return usageError{errors.New("--discovery off: nothing to list; use --discovery discord or lan")}
 			}
-			list, err := discord.List(cmd.Context(), f.config(tok, log))
-			if err != nil {
-				return fmt.Errorf("discord: %w", err)
+			if lf.defaulted {
+				fmt.Fprintln(os.Stderr, peersLANNotice)
 			}
+			ctx := cmd.Context()
+			var heard func() []peers.Entry
+			if useLAN {
+				// Listen first: adverts heard while Discord answers count.
+				if heard, err = listenLAN(ctx, &lf, wait, log); err != nil {
+					return err
+				}
+			}
+			var rows []peerJSON
 			now := time.Now()
-			out := cmd.OutOrStdout()
-			if asJSON {
-				rows := make([]peerJSON, 0, len(list))
+			if tok != "" {
+				list, err := discord.List(ctx, f.config(tok, log))
+				if err != nil {
+					return fmt.Errorf("discord: %w", err)
+				}
+				now = time.Now()
 				for _, p := range list {
 					rows = append(rows, peerJSON{
 						Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
-						Issued: p.Issued.UTC(), Expires: p.Expires.UTC(), AgeSeconds: int64(now.Sub(p.Issued).Seconds()),
-						AuthorID: p.AuthorID, AuthorName: p.AuthorName,
+						Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
+						AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
 					})
+				}
+			}
+			if heard != nil {
+				list := heard()
+				now = time.Now()
+				for _, e := range list {
+					rows = append(rows, peerJSON{
+						Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
+						Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
+						AgeSeconds: int64(now.Sub(e.Updated).Seconds()),
+					})
+				}
+			}
+			slices.SortStableFunc(rows, func(a, b peerJSON) int {
+				return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source))
+			})
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if rows == nil {
+					rows = []peerJSON{}
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
-			if len(list) == 0 {
-				fmt.Fprintf(os.Stderr, "no live peers in #%s\n", strings.TrimPrefix(f.channel, "#"))
+			if len(rows) == 0 {
+				var where []string
+				if tok != "" {
+					where = append(where, "#"+strings.TrimPrefix(f.channel, "#"))
+				}
+				if useLAN {
+					where = append(where, fmt.Sprintf("the local network (UDP port %d)", lf.port))
+				}
+				fmt.Fprintf(os.Stderr, "no live peers in %s\n", strings.Join(where, " or "))
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tAUTHOR")
-			for _, p := range list {
-				author := p.AuthorName
-				if author == "" {
-					author = p.AuthorID
-				} else {
-					author += " (" + p.AuthorID + ")"
+			fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
+			for _, p := range rows {
+				source := p.Source
+				if p.AuthorName != "" {
+					source += " by " + p.AuthorName + " (" + p.AuthorID + ")"
+				} else if p.AuthorID != "" {
+					source += " by " + p.AuthorID
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.DisplayName, p.ID, strings.Join(p.Addrs, ","), age(now.Sub(p.Issued)), author)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
+					age(time.Duration(p.AgeSeconds)*time.Second), source)
 			}
 			return tw.Flush()
 		},
 	}
 	f.register(cmd.Flags(), false)
+	lf.register(cmd.Flags()) // lan
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	cmd.Flags().DurationVar(&wait, "wait", defaultPeersWait,
+		"how long to listen for LAN adverts (peers announce every "+lan.DefaultInterval.String()+"; a shorter wait may miss some)")
 	return cmd
 }
 

@@ -143,7 +143,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
 			log := slog.Default()
-			tok, useLAN, err := lf.choose(&df, log) // lan: --discovery
+			tok, useLAN, err := lf.choose(&df, false, log) // lan: --discovery
 			if err != nil {
 				return err
 			}

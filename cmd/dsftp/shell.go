@@ -34,6 +34,7 @@ func newShellCmd(g *globals) *cobra.Command {
 	var sf shareFlags
 	var history string
 	var df discoveryFlags
+	var lf lanFlags // lan: --discovery and LAN flags (issue 7)
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Browse and download from peers interactively",
@@ -41,18 +42,19 @@ func newShellCmd(g *globals) *cobra.Command {
 FUSE or for people who prefer it. Commands: list_peers, connect [peer], ls [-l],
 cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
 Tab completes commands, peer names and paths; Ctrl-C stops a running get
-(run it again to resume); Ctrl-D exits.`,
+(run it again to resume); Ctrl-D exits.
+
+Like mount, the shell shares the working directory read-only while it runs
+(--no-share turns that off) and finds peers as --discovery says: through
+the Discord channel, on the local network (lan), or only --peer (off).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			// Discovery and share logs would break into the prompt; only
 			// warnings and errors reach the terminal.
 			quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			tok, err := df.prepare(quiet)
+			tok, useLAN, err := lf.choose(&df, noShare, quiet) // lan: --discovery
 			if err != nil {
 				return err
-			}
-			if tok != "" && noShare {
-				return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
 			}
 			// Ctrl-C belongs to the shell (it stops a get), so the root
 			// context's SIGINT handling must not end the session.
@@ -90,6 +92,17 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 				}()
 			}
 			go reg.Run(ctx)
+			// lan: announce the share on the local network; peers that
+			// hear us answer at once, so they arrive within settleWindow.
+			var lanSettleAt time.Time
+			if useLAN {
+				waitLAN, err := startLAN(ctx, &lf, reg, srv, advertName(&df), []ssh.PublicKey{pl.PublicKey()}, quiet)
+				if err != nil {
+					return err
+				}
+				defer func() { cancel(); waitLAN() }()
+				lanSettleAt = time.Now().Add(settleWindow)
+			}
 
 			// Discovery starts in the background so the shell answers at
 			// once; until the first advert is out and a little after,
@@ -97,6 +110,9 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 			var settleAt atomic.Int64 // unix nanos; 0 while starting
 			waitDiscovery := make(chan func() error, 1)
 			banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
+			if useLAN {
+				banner += "\nFinding peers on the local network; list_peers shows them as they arrive."
+			}
 			if tok != "" {
 				banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
 				go func() {
@@ -118,6 +134,9 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 				}()
 			}
 			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl, Settling: func() bool {
+				if useLAN && time.Now().Before(lanSettleAt) {
+					return true
+				}
 				if tok == "" {
 					return false
 				}
@@ -161,6 +180,7 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
 	sf.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord
+	lf.register(cmd.Flags())       // lan
 	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
 	return cmd
 }

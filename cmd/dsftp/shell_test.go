@@ -386,7 +386,7 @@ func TestShellSharesWorkingDirectory(t *testing.T) {
 	authKeys := filepath.Join(keys, "authorized_keys")
 	os.WriteFile(authKeys, []byte(client.Public()+"\n"), 0o600)
 
-	x := testenv.StartTmux(t, dir, 120, 30, bin, "shell", "--listen", "127.0.0.1:0",
+	x := testenv.StartTmux(t, dir, 120, 30, bin, "shell", "--listen", "127.0.0.1:0", "--discovery", "off",
 		"--host-key", hostKey.Path, "--authorized-keys", authKeys)
 	screen := x.WaitScreen(`dsftp share ready on port \d+(?s:.*)dsftp>`, 30*time.Second)
 	port := regexp.MustCompile(`dsftp share ready on port (\d+)`).FindStringSubmatch(screen)[1]

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
+
+// lanShare is one `dsftp share --discovery lan` on loopback.
+type lanShare struct {
+	name, fp string
+	port     int
+	proc     *testenv.Process
+}
+
+// startLANShare shares dir as name on loopback, LAN port lanPort.
+func startLANShare(t *testing.T, name, dir string, lanPort int) *lanShare {
+	t.Helper()
+	args := append([]string{"share", dir, "--name", name, "--discovery", "lan"}, loopbackArgs(lanPort)...)
+	p := testenv.Start(t, []string{"DSFTP_DISCORD_TOKEN="}, testenv.Binary(t), args...)
+	p.WaitOutput(t, shareReadyPrefix, 60*time.Second)
+	out := p.Output.String()
+	port, _ := strconv.Atoi(regexp.MustCompile(regexp.QuoteMeta(shareReadyPrefix) + `(\d+)`).FindStringSubmatch(out)[1])
+	fp := regexp.MustCompile(`host key +(SHA256:\S+)`).FindStringSubmatch(out)
+	if fp == nil {
+		t.Fatalf("%s: no host key in the banner:\n%s", name, out)
+	}
+	return &lanShare{name: name, fp: fp[1], port: port, proc: p}
+}
+
+// found lists the names a dsftp logged "found peer on the LAN" for.
+func found(out string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`msg="found peer on the LAN" discovery=lan name=(\S+)`).FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+func (s *lanShare) stop(t *testing.T) {
+	t.Helper()
+	_ = s.proc.Cmd.Process.Signal(syscall.SIGINT)
+	if _, ok := s.proc.Wait(20 * time.Second); !ok {
+		t.Fatalf("%s did not exit within 20 s of SIGINT", s.name)
+	}
+}
+
+// The shell with --discovery lan announces its share, lists a LAN peer
+// and downloads from it; the peer lets the shell in because it heard the
+// shell's advert.
+func TestShellOnLAN(t *testing.T) {
+	bin := testenv.Binary(t)
+	port := freeUDPPort(t)
+	dirA := t.TempDir()
+	writeFile(t, dirA, "hello world.txt", "hello from alice\n")
+	alice := startLANShare(t, "alice", dirA, port)
+
+	dl := t.TempDir()
+	argv := append([]string{"env", "DSFTP_DISCORD_TOKEN=", bin, "shell", "--name", "me", "--discovery", "lan"}, loopbackArgs(port)...)
+	x := testenv.StartTmux(t, dl, 140, 40, argv...)
+	x.WaitScreen(`(?m)^dsftp>`, 60*time.Second)
+	if !strings.Contains(x.Screen(), "Finding peers on the local network") {
+		t.Fatalf("no LAN note in the banner:\n%s", x.Screen())
+	}
+	s := &shellSession{t: t, x: x}
+	aliceRow := regexp.MustCompile(`(?m)^  alice +127\.0\.0\.1:` + strconv.Itoa(alice.port) + ` +lan +` + regexp.QuoteMeta(alice.fp) + `$`)
+	for i := 0; ; i++ {
+		out := s.run("list_peers")
+		if aliceRow.MatchString(out) {
+			break
+		}
+		if i == 60 {
+			t.Fatalf("alice never appeared in list_peers:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The shell announced itself: alice heard it (and so accepts its key).
+	testenv.WaitFor(t, 30*time.Second, "alice to hear the shell", func() bool {
+		return slices.Contains(found(alice.proc.Output.String()), "me")
+	})
+	s.expect("connect alice", `connected to alice`)
+	s.expect("ls", `(?m)^hello world\.txt$`)
+	s.expect(`get "hello world.txt"`, `hello world\.txt: done, 17 B`)
+	if b, _ := os.ReadFile(filepath.Join(dl, "hello world.txt")); string(b) != "hello from alice\n" {
+		t.Fatalf("downloaded %q", b)
+	}
+	x.Keys("C-d")
+	testenv.WaitFor(t, 15*time.Second, "the shell to exit", x.Dead)
+	alice.stop(t)
+}
+
+// lanSniffer records every datagram sent to the LAN port on loopback.
+type lanSniffer struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func sniffLAN(t *testing.T, port int) *lanSniffer {
+	c := broadcastConn(t, port) // closed at cleanup, which ends the reader
+	s := &lanSniffer{}
+	go func() {
+		buf := make([]byte, 8192)
+		for {
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, bytes.Clone(buf[:n]))
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// senders returns the names in the adverts heard, and how many datagrams
+// were not valid adverts.
+func (s *lanSniffer) senders() (names []string, invalid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs {
+		d, err := advert.Decode(string(m))
+		if err != nil {
+			invalid++
+			continue
+		}
+		if !slices.Contains(names, d.Name) {
+			names = append(names, d.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, invalid
+}
+
+// startPeersListener starts `dsftp peers --discovery lan` on loopback and
+// returns once it listens; stdout is kept apart for --json.
+func startPeersListener(t *testing.T, port int, extra ...string) (stdout *bytes.Buffer, stderr *testenv.SyncBuffer, wait func(time.Duration) (error, bool)) {
+	t.Helper()
+	args := append([]string{"peers", "--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port)}, extra...)
+	cmd := exec.Command(testenv.Binary(t), args...)
+	cmd.Env = append(os.Environ(), "DSFTP_DISCORD_TOKEN=")
+	stdout, stderr = &bytes.Buffer{}, &testenv.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill() // by PID
+			<-done
+		}
+	})
+	wait = func(d time.Duration) (error, bool) {
+		select {
+		case <-done:
+			return werr, true
+		case <-time.After(d):
+			return nil, false
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, "dsftp peers to listen", func() bool {
+		return strings.Contains(stderr.String(), "listening for LAN adverts on UDP port "+strconv.Itoa(port))
+	})
+	return stdout, stderr, wait
+}
+
+// `dsftp peers --discovery lan` lists the LAN sharers, as JSON and as a
+// table, and sends nothing: no datagram but the sharers' adverts crosses
+// the port, and the sharers never hear of the listeners.
+func TestPeersOnLAN(t *testing.T) {
+	port := freeUDPPort(t)
+	sniff := sniffLAN(t, port)
+	// The listeners start first: sharers announce at once on start, and
+	// then only every 30 s.
+	jsonOut, jsonErr, jsonWait := startPeersListener(t, port, "--wait", "20s", "--json")
+	tableOut, tableErr, tableWait := startPeersListener(t, port, "--wait", "20s")
+	dirA, dirB := t.TempDir(), t.TempDir()
+	alice := startLANShare(t, "alice", dirA, port)
+	bob := startLANShare(t, "bob", dirB, port)
+
+	for _, w := range []struct {
+		wait   func(time.Duration) (error, bool)
+		stderr *testenv.SyncBuffer
+	}{{jsonWait, jsonErr}, {tableWait, tableErr}} {
+		err, ok := w.wait(60 * time.Second)
+		if !ok {
+			t.Fatal("dsftp peers --wait 20s still running after 60 s")
+		}
+		if err != nil {
+			t.Fatalf("dsftp peers: %v\n%s", err, w.stderr.String())
+		}
+	}
+	var rows []peerJSON
+	if err := json.Unmarshal(jsonOut.Bytes(), &rows); err != nil {
+		t.Fatalf("parse %s: %v", jsonOut, err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("dsftp peers --json listed %d peers, want alice and bob:\n%s", len(rows), jsonOut)
+	}
+	for i, sh := range []*lanShare{alice, bob} {
+		r := rows[i]
+		want := "127.0.0.1:" + strconv.Itoa(sh.port)
+		if r.Name != sh.name || r.Fingerprint != sh.fp || r.Source != "lan" || !slices.Contains(r.Addrs, want) || r.Expires.IsZero() {
+			t.Errorf("row %d = %+v, want %s %s at %s from lan", i, r, sh.name, sh.fp, want)
+		}
+	}
+	table := tableOut.String()
+	for _, sh := range []*lanShare{alice, bob} {
+		row := `(?m)^` + sh.name + ` +` + regexp.QuoteMeta(sh.fp) + ` +127\.0\.0\.1:` + strconv.Itoa(sh.port) + ` +\d+s +lan$`
+		if !regexp.MustCompile(row).MatchString(table) || !strings.HasPrefix(table, "NAME") {
+			t.Errorf("table lacks a row for %s:\n%s", sh.name, table)
+		}
+	}
+
+	alice.stop(t)
+	bob.stop(t)
+	// The sharers heard only each other; the wire carried only their
+	// adverts (a listener that sent anything would show up here).
+	if got := found(alice.proc.Output.String()); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("alice found %v on the LAN, want only bob", got)
+	}
+	if got := found(bob.proc.Output.String()); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("bob found %v on the LAN, want only alice", got)
+	}
+	time.Sleep(300 * time.Millisecond) // the last leaving adverts
+	names, invalid := sniff.senders()
+	if !slices.Equal(names, []string{"alice", "bob"}) || invalid != 0 {
+		t.Errorf("the LAN port carried adverts of %v and %d other datagrams; want only alice's and bob's", names, invalid)
+	}
+}
+
+// --discovery off has nothing to list; --wait must be positive.
+func TestPeersUsage(t *testing.T) {
+	bin := testenv.Binary(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"peers", "--discovery", "off"}, "nothing to list"},
+		{[]string{"peers", "--discovery", "lan", "--wait", "0s"}, "--wait 0s"},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.want) {
+			t.Errorf("dsftp %v: %v, want exit 2 saying %q\n%s", c.args, err, c.want, out)
+		}
+	}
+}
