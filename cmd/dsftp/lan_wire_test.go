@@ -248,8 +248,9 @@ func TestPeersOnLAN(t *testing.T) {
 	}
 }
 
-// --discovery off has nothing to list; --wait must be positive.
-func TestPeersUsage(t *testing.T) {
+// --discovery off has nothing to list; --wait must be positive; a shell
+// without a share cannot announce itself.
+func TestPeersAndShellUsage(t *testing.T) {
 	bin := testenv.Binary(t)
 	for _, c := range []struct {
 		args []string
@@ -257,6 +258,7 @@ func TestPeersUsage(t *testing.T) {
 	}{
 		{[]string{"peers", "--discovery", "off"}, "nothing to list"},
 		{[]string{"peers", "--discovery", "lan", "--wait", "0s"}, "--wait 0s"},
+		{[]string{"shell", "--no-share", "--discovery", "lan", "--lan-interface", "lo"}, "--no-share with LAN discovery"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		var ee *exec.ExitError

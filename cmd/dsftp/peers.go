@@ -141,12 +141,12 @@ peer was last heard. --discovery discord,lan does both.`,
 			if len(rows) == 0 {
 				var where []string
 				if tok != "" {
-					where = append(where, "#"+strings.TrimPrefix(f.channel, "#"))
+					where = append(where, "in #"+strings.TrimPrefix(f.channel, "#"))
 				}
 				if useLAN {
-					where = append(where, fmt.Sprintf("the local network (UDP port %d)", lf.port))
+					where = append(where, fmt.Sprintf("on the local network (UDP port %d, listened %v)", lf.port, wait))
 				}
-				fmt.Fprintf(os.Stderr, "no live peers in %s\n", strings.Join(where, " or "))
+				fmt.Fprintf(os.Stderr, "no live peers %s\n", strings.Join(where, " or "))
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

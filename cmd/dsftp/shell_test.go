@@ -251,9 +251,11 @@ func TestShell(t *testing.T) {
 	// The same file again is already complete; a different local file
 	// is kept unless -f.
 	s.expect(`get "my file.txt"`, `my file\.txt: already complete \(6 B\)`)
-	os.WriteFile(filepath.Join(dl, "my file.txt"), []byte("my own"), 0o644)
+	// (Another size: a file of the remote size written in the same
+	// second as the remote one would count as already complete.)
+	os.WriteFile(filepath.Join(dl, "my file.txt"), []byte("my own copy"), 0o644)
 	s.expect(`get "my file.txt"`, `error: get: .*my file\.txt already exists \(use -f to overwrite\)`)
-	if b, _ := os.ReadFile(filepath.Join(dl, "my file.txt")); string(b) != "my own" {
+	if b, _ := os.ReadFile(filepath.Join(dl, "my file.txt")); string(b) != "my own copy" {
 		t.Fatalf("get without -f overwrote a local file")
 	}
 	s.expect(`get -f "my file.txt"`, `my file\.txt: done`)
