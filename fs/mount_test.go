@@ -376,3 +376,35 @@ func TestParallelReadersTwoPeers(t *testing.T) {
 		t.Fatalf("%d reads failed:\n%s", len(failures), strings.Join(failures, "\n"))
 	}
 }
+
+// TestChangesAppearAfterTTL: listings, attributes and contents cached by
+// dsftp and the kernel are refreshed once --attr-ttl has passed.
+func TestChangesAppearAfterTTL(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<10)
+	sshd := testenv.StartSSHD(t, src)
+	mnt := mountDir(t)
+	startMount(t, mnt, "--attr-ttl", "1s", "--identity", sshd.Client.Path, "--peer", "a="+sshd.URL())
+	dir := filepath.Join(mnt, "a", "many", "d0")
+	before, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "a", "hello.txt")); err != nil || string(b) != "hello from the peer\n" {
+		t.Fatalf("hello.txt: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "many", "d0", "new.txt"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "hello.txt"), []byte("changed, and longer than before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the new file to be listed", func() bool {
+		es, err := os.ReadDir(dir)
+		return err == nil && len(es) == len(before)+1
+	})
+	testenv.WaitFor(t, 15*time.Second, "the changed content", func() bool {
+		b, err := os.ReadFile(filepath.Join(mnt, "a", "hello.txt"))
+		return err == nil && string(b) == "changed, and longer than before\n"
+	})
+}

@@ -23,6 +23,9 @@ type node struct {
 	rel    string
 
 	mu sync.Mutex
+	// The listing served at the last opendir, for FOPEN_KEEP_CACHE on
+	// directories.
+	lastListing *dirListing
 	// Size and mtime at the last open, for FOPEN_KEEP_CACHE.
 	openedSize  uint64
 	openedMtime uint64
@@ -31,23 +34,24 @@ type node struct {
 }
 
 var (
-	_ fusefs.NodeLookuper   = (*node)(nil)
-	_ fusefs.NodeGetattrer  = (*node)(nil)
-	_ fusefs.NodeReaddirer  = (*node)(nil)
-	_ fusefs.NodeReadlinker = (*node)(nil)
-	_ fusefs.NodeOpener     = (*node)(nil)
-	_ fusefs.NodeStatfser   = (*node)(nil)
-	_ fusefs.NodeAccesser   = (*node)(nil)
-	_ fusefs.NodeGetxattrer = (*node)(nil)
-	_ fusefs.NodeSetattrer  = (*node)(nil)
-	_ fusefs.NodeMkdirer    = (*node)(nil)
-	_ fusefs.NodeCreater    = (*node)(nil)
-	_ fusefs.NodeUnlinker   = (*node)(nil)
-	_ fusefs.NodeRmdirer    = (*node)(nil)
-	_ fusefs.NodeRenamer    = (*node)(nil)
-	_ fusefs.NodeSymlinker  = (*node)(nil)
-	_ fusefs.NodeLinker     = (*node)(nil)
-	_ fusefs.NodeMknoder    = (*node)(nil)
+	_ fusefs.NodeLookuper       = (*node)(nil)
+	_ fusefs.NodeGetattrer      = (*node)(nil)
+	_ fusefs.NodeReaddirer      = (*node)(nil)
+	_ fusefs.NodeOpendirHandler = (*node)(nil)
+	_ fusefs.NodeReadlinker     = (*node)(nil)
+	_ fusefs.NodeOpener         = (*node)(nil)
+	_ fusefs.NodeStatfser       = (*node)(nil)
+	_ fusefs.NodeAccesser       = (*node)(nil)
+	_ fusefs.NodeGetxattrer     = (*node)(nil)
+	_ fusefs.NodeSetattrer      = (*node)(nil)
+	_ fusefs.NodeMkdirer        = (*node)(nil)
+	_ fusefs.NodeCreater        = (*node)(nil)
+	_ fusefs.NodeUnlinker       = (*node)(nil)
+	_ fusefs.NodeRmdirer        = (*node)(nil)
+	_ fusefs.NodeRenamer        = (*node)(nil)
+	_ fusefs.NodeSymlinker      = (*node)(nil)
+	_ fusefs.NodeLinker         = (*node)(nil)
+	_ fusefs.NodeMknoder        = (*node)(nil)
 )
 
 // peer returns the current registry entry of the node's peer; a peer that
@@ -141,8 +145,38 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	d, errno := n.listing(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fusefs.NewListDirStream(d.entries), 0
+}
+
+// OpendirHandle lists the directory (from the cache when fresh) and lets
+// the kernel cache the listing (FOPEN_CACHE_DIR). While the same listing
+// is still ours, the kernel may keep its copy (FOPEN_KEEP_CACHE), so a warm
+// `ls -lR` or `find` costs no READDIR at all.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	d, errno := n.listing(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	n.mu.Lock()
+	keep := n.lastListing == d
+	n.lastListing = d
+	n.mu.Unlock()
+	fl := uint32(fuse.FOPEN_CACHE_DIR)
+	if keep {
+		fl |= fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{entries: d.entries}, fl, 0
+}
+
+// listing returns the directory's entries, from the cache or the peer; a
+// fetched listing fills the attribute cache for every entry.
+func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
 	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok {
-		return fusefs.NewListDirStream(d.entries), 0
+		return d, 0
 	}
 	p, errno := n.peer()
 	if errno != 0 {
@@ -170,7 +204,42 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	}
 	sortEntries(d.entries)
 	n.fsys.cache.putDir(n.peerID, n.rel, d)
-	return fusefs.NewListDirStream(d.entries), 0
+	return d, 0
+}
+
+// dirHandle serves one opendir's listing.
+type dirHandle struct {
+	mu      sync.Mutex
+	entries []fuse.DirEntry
+	pos     int
+}
+
+var (
+	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
+	_ fusefs.FileSeekdirer    = (*dirHandle)(nil)
+)
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pos >= len(h.entries) {
+		return nil, 0
+	}
+	e := h.entries[h.pos]
+	h.pos++
+	e.Off = uint64(h.pos)
+	return &e, 0
+}
+
+// Seekdir: offsets are positions in the sorted listing (0 is the start).
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if off > uint64(len(h.entries)) {
+		return syscall.EINVAL
+	}
+	h.pos = int(off)
+	return 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

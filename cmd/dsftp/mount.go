@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ type mountFlags struct {
 	shareDir    string
 	noShare     bool
 	share       shareFlags
+	cpuProfile  string
 }
 
 func init() {
@@ -83,6 +85,8 @@ Examples:
 		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
 		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
 		f.share.register(fl)
+		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
+		_ = fl.MarkHidden("cpu-profile")
 		return cmd
 	})
 }
@@ -111,6 +115,16 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 			return usageError{err}
 		}
 		ids = append(ids, s)
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

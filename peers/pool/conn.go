@@ -31,6 +31,8 @@ type conn struct {
 	// lastData is when SFTP data last arrived (UnixNano); operations time
 	// out when it stops moving.
 	lastData atomic.Int64
+	dmu      sync.Mutex
+	data     *dataChan // lazily opened, for Readers
 	dead     atomic.Bool
 	done     chan struct{} // closed by kill
 	killOnce sync.Once
@@ -52,6 +54,22 @@ func (p progressReader) Read(b []byte) (int, error) {
 		p.c.lastData.Store(time.Now().UnixNano())
 	}
 	return n, err
+}
+
+// dataChan returns the connection's bulk-read session, opening it on first
+// use. Call it inside call(), which bounds the round trips.
+func (c *conn) dataChan() (*dataChan, error) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.data != nil {
+		return c.data, nil
+	}
+	d, err := openDataChan(c.ssh, func(r io.Reader) io.Reader { return progressReader{r, c} })
+	if err != nil {
+		return nil, err
+	}
+	c.data = d
+	return d, nil
 }
 
 // kill closes the connection once; pending calls on it fail promptly.

@@ -92,7 +92,7 @@ func Errno(err error) syscall.Errno {
 // as opposed to an answer from a healthy server (no such file, EOF, …).
 func connBroken(err error) bool {
 	if err == nil || err == io.EOF || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, errNotSupported) {
+		errors.Is(err, context.Canceled) || errors.Is(err, errNotSupported) || errors.Is(err, errServerStatus) {
 		return false
 	}
 	var st *sftp.StatusError

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/pkg/sftp"
 )
 
 // Read-ahead tuning. A sequential reader keeps up to maxWindow chunks of
@@ -34,7 +33,8 @@ type Reader struct {
 	pool *Pool
 	g    *group
 	c    *conn
-	f    *sftp.File
+	d    *dataChan
+	h    string // remote file handle
 	peer peers.Peer
 	rel  string
 	size int64 // -1 when unknown
@@ -80,27 +80,32 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 	if err != nil {
 		return nil, opError("open", peer, rel, err)
 	}
-	var f *sftp.File
-	var fsize int64 = size
+	var d *dataChan
+	var h string
+	fsize := size
 	err = c.call(ctx, func() error {
-		h, err := c.sftp.Open(RemotePath(peer, rel))
-		if err != nil {
-			return err
-		}
+		var err error
+		remote := RemotePath(peer, rel)
 		if fsize < 0 {
-			fi, err := h.Stat()
+			fi, err := c.sftp.Stat(remote)
 			if err != nil {
-				h.Close()
 				return err
 			}
 			fsize = fi.Size()
 		}
+		if d, err = c.dataChan(); err != nil {
+			return err
+		}
+		hd, err := d.open(remote)
+		if err != nil {
+			return err
+		}
 		if ctx.Err() != nil {
 			// The caller gave up; do not leak the handle.
-			h.Close()
+			d.closeHandle(hd)
 			return ctx.Err()
 		}
-		f = h
+		h = hd
 		return nil
 	})
 	if err != nil {
@@ -108,7 +113,7 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 		return nil, opError("open", peer, rel, err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	return &Reader{pool: p, g: g, c: c, f: f, peer: peer, rel: rel, size: fsize, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
+	return &Reader{pool: p, g: g, c: c, d: d, h: h, peer: peer, rel: rel, size: fsize, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
 }
 
 // Size is the file size known at open.
@@ -349,22 +354,12 @@ func (r *Reader) readDirect(ctx context.Context, b []byte, off int64) (int, erro
 // first error, and whether all requests have finished (false when the
 // deadline or ctx cut them short).
 func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error, bool) {
-	piece := r.c.piece
-	pieces := (len(b) + piece - 1) / piece
-	ns := make([]int, pieces)
-	errs := make([]error, pieces)
+	var n int
+	var rerr error
 	finished := make(chan struct{})
 	err := r.c.call(ctx, func() error {
 		defer close(finished)
-		var wg sync.WaitGroup
-		for i := range pieces {
-			lo := i * piece
-			hi := min(lo+piece, len(b))
-			wg.Go(func() {
-				ns[i], errs[i] = r.f.ReadAt(b[lo:hi], off+int64(lo))
-			})
-		}
-		wg.Wait()
+		n, rerr = r.d.readAt(r.h, b, off, r.c.piece)
 		return nil
 	})
 	complete := false
@@ -382,25 +377,10 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 		}
 		return 0, err, complete
 	}
-	n := 0
-	for i := range pieces {
-		n += ns[i]
-		if e := errs[i]; e != nil && e != io.EOF && errors.Is(e, io.EOF) {
-			// A wrapped EOF is the transport closing ("failed to send
-			// packet: EOF"), not the end of the file.
-			errs[i] = fmt.Errorf("%w: %v", errConnLost, e)
-		}
-		if errs[i] != nil {
-			if connBroken(errs[i]) {
-				r.c.kill(errs[i])
-			}
-			return n, errs[i], true
-		}
-		if ns[i] < min(piece, len(b)-i*piece) {
-			return n, io.EOF, true
-		}
+	if rerr != nil && rerr != io.EOF && connBroken(rerr) {
+		r.c.kill(rerr)
 	}
-	return n, nil, true
+	return n, rerr, true
 }
 
 // Close releases the remote handle and the connection slot. It waits for
@@ -412,7 +392,7 @@ func (r *Reader) Close() error {
 		r.dropLocked(len(r.queue))
 		r.mu.Unlock()
 		r.cancel()
-		err := r.c.call(context.Background(), func() error { return r.f.Close() })
+		err := r.c.call(context.Background(), func() error { return r.d.closeHandle(r.h) })
 		r.g.release(r.c, err)
 		if err != nil {
 			r.closeErr = opError("close", r.peer, r.rel, err)
