@@ -366,4 +366,3 @@ func (d *dataChan) readAt(h string, b []byte, off int64, piece int) (int, error)
 	}
 	return n, first
 }
-
