@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"io"
 	"path"
 	"sync"
 	"syscall"
@@ -152,10 +151,10 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	return fusefs.NewListDirStream(d.entries), 0
 }
 
-// OpendirHandle lists the directory (from the cache when fresh) and lets
-// the kernel cache the listing (FOPEN_CACHE_DIR). While the same listing
-// is still ours, the kernel may keep its copy (FOPEN_KEEP_CACHE), so a warm
-// `ls -lR` or `find` costs no READDIR at all.
+// OpendirHandle lists the directory (from the cache when fresh). While the
+// same listing is still ours, the kernel may cache it and keep its copy
+// (FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs
+// no READDIR at all.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	d, errno := n.listing(ctx)
 	if errno != 0 {
@@ -165,9 +164,12 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	keep := n.lastListing == d
 	n.lastListing = d
 	n.mu.Unlock()
-	fl := uint32(fuse.FOPEN_CACHE_DIR)
+	// go-fuse turns FOPEN_CACHE_DIR into CACHE_DIR|KEEP_CACHE, so a new
+	// listing gets neither: the kernel then drops its cached copy, and the
+	// next opendir of this same listing lets it cache afresh.
+	var fl uint32
 	if keep {
-		fl |= fuse.FOPEN_KEEP_CACHE
+		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
 	return &dirHandle{entries: d.entries}, fl, 0
 }
@@ -335,16 +337,29 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.r.ReadAtContext(ctx, dest, off)
-	if err != nil && err != io.EOF {
-		// A short read would look like the end of the file to the kernel;
-		// report the failure instead.
+	data, release, err := h.r.ReadAtNoCopy(ctx, dest, off)
+	if err != nil {
+		// Never a short read for a failure: the kernel would take it for
+		// the end of the file.
+		release()
 		errno := pool.Errno(err)
 		h.n.logErr("read", h.n.rel, err, errno)
 		return nil, errno
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return &readResult{data: data, release: release}, 0
 }
+
+// readResult hands a read-ahead buffer to go-fuse without copying; Done
+// (after the reply went to the kernel) gives the buffer back.
+type readResult struct {
+	data    []byte
+	release func()
+	once    sync.Once
+}
+
+func (r *readResult) Bytes(buf []byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *readResult) Size() int                              { return len(r.data) }
+func (r *readResult) Done()                                  { r.once.Do(r.release) }
 
 // Release closes the remote handle in the background: the kernel does not
 // wait for it, and the pool bounds it with its deadline.

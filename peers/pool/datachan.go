@@ -99,7 +99,7 @@ func openDataChan(client *ssh.Client, track func(io.Reader) io.Reader) (*dataCha
 		sess.Close()
 		return nil, fmt.Errorf("start sftp subsystem: %w", err)
 	}
-	d := &dataChan{sess: sess, w: w, r: bufio.NewReaderSize(track(rd), 64<<10), pending: map[uint32]*dataReq{}}
+	d := &dataChan{sess: sess, w: w, r: bufio.NewReaderSize(track(rd), 4<<10), pending: map[uint32]*dataReq{}}
 	// INIT, version 3; the VERSION reply carries no request ID.
 	if _, err := w.Write([]byte{0, 0, 0, 5, fxpInit, 0, 0, 0, 3}); err != nil {
 		sess.Close()

@@ -109,6 +109,27 @@ func TestReader(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("sequential read differs (%d bytes, want %d)", got.Len(), len(data))
 	}
+	// In place, as FUSE reads: 128 KiB steps, mostly inside one chunk.
+	got.Reset()
+	r2, err := p.OpenReader(ctx, peerOf(t, s), "f", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(0); ; off += 128 << 10 {
+		b, release, err := r2.ReadAtNoCopy(ctx, make([]byte, 128<<10), off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Write(b)
+		release()
+		if len(b) == 0 {
+			break
+		}
+	}
+	r2.Close()
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("ReadAtNoCopy differs (%d bytes, want %d)", got.Len(), len(data))
+	}
 	// Random reads, some crossing chunk boundaries and the end.
 	for _, off := range []int64{0, 1, ChunkSize - 10, 3*ChunkSize + 7, int64(len(data)) - 5, 12345} {
 		b := make([]byte, 300000)

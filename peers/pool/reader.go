@@ -19,7 +19,15 @@ const (
 	maxWindow = 8
 )
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+// Buffer pools: whole chunks for read-ahead, and small buffers for the
+// direct reads of small files and random access (zeroing a 1 MiB buffer
+// for a 4 KiB read would cost more than the read).
+var (
+	chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+)
+
+const smallBuf = 128 << 10
 
 // Reader reads one remote file. Sequential reads (two or more in a row)
 // start read-ahead: a growing window of chunks fetched ahead of the reader.
@@ -206,7 +214,11 @@ func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, e
 		ch.refs++
 	}
 	r.mu.Unlock()
+	return r.finish(ctx, chunks, b, off)
+}
 
+// finish copies the planned chunks into b and releases them.
+func (r *Reader) finish(ctx context.Context, chunks []*chunk, b []byte, off int64) (int, error) {
 	n, err := r.copyOut(ctx, chunks, b, off)
 
 	r.mu.Lock()
@@ -224,6 +236,79 @@ func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, e
 	return n, opError("read", r.peer, r.rel, err)
 }
 
+// ReadAtNoCopy is ReadAtContext for callers that can use the data in
+// place: when the range lies in one read-ahead chunk it returns a slice of
+// that chunk, valid until release is called (exactly once); otherwise it
+// reads into b and returns b[:n]. At the end of the file data is shorter
+// than b, with err nil.
+func (r *Reader) ReadAtNoCopy(ctx context.Context, b []byte, off int64) (data []byte, release func(), err error) {
+	nop := func() {}
+	if off < 0 {
+		return nil, nop, errors.New("read: negative offset")
+	}
+	want := len(b)
+	if r.size >= 0 {
+		if off >= r.size {
+			return nil, nop, nil
+		}
+		if rem := r.size - off; int64(want) > rem {
+			want = int(rem)
+		}
+	}
+	if want == 0 {
+		return nil, nop, nil
+	}
+	end := off + int64(want)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, nop, os.ErrClosed
+	}
+	seq := off == r.seqEnd || (len(r.queue) > 0 && off >= r.queue[0].off && off < r.next)
+	if !seq {
+		r.mu.Unlock()
+		n, err := r.ReadAtContext(ctx, b, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return b[:n], nop, err
+	}
+	if end > r.seqEnd {
+		r.seqEnd = end
+	}
+	r.streak++
+	chunks := r.planLocked(off, end)
+	for _, ch := range chunks {
+		ch.refs++
+	}
+	r.mu.Unlock()
+	if len(chunks) == 1 {
+		ch := chunks[0]
+		at := off - ch.off
+		release := func() {
+			r.mu.Lock()
+			ch.refs--
+			r.recycleLocked(ch)
+			r.mu.Unlock()
+		}
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			release()
+			return nil, nop, ctx.Err()
+		}
+		if ch.err == nil && ch.n == ch.want && ch.buf != nil && at+int64(want) <= int64(ch.n) {
+			return (*ch.buf)[at : at+int64(want)], release, nil
+		}
+		// A short or failed chunk: the copying path sorts it out.
+	}
+	n, err := r.finish(ctx, chunks, b[:want], off)
+	if err == io.EOF {
+		err = nil
+	}
+	return b[:n], nop, err
+}
+
 // planLocked queues chunks so that [off, end) is covered and the window
 // ahead is full, and returns the chunks covering [off, end).
 func (r *Reader) planLocked(off, end int64) []*chunk {
@@ -234,7 +319,9 @@ func (r *Reader) planLocked(off, end int64) []*chunk {
 	r.dropLocked(drop)
 	if len(r.queue) == 0 || off < r.queue[0].off {
 		r.dropLocked(len(r.queue))
-		r.next = off
+		// Chunks aligned like the kernel's reads keep most reads within
+		// one chunk, which ReadAtNoCopy can hand out without copying.
+		r.next = off - off%ChunkSize
 	}
 	window := min(1+r.streak, maxWindow)
 	for r.next < end || len(r.queue) < window {
@@ -324,18 +411,25 @@ func (r *Reader) copyOut(ctx context.Context, chunks []*chunk, b []byte, off int
 func (r *Reader) readDirect(ctx context.Context, b []byte, off int64) (int, error) {
 	// Read into a private buffer: a request abandoned at a deadline may
 	// still write into it after we return.
+	var pool *sync.Pool
+	switch {
+	case len(b) <= smallBuf:
+		pool = &smallPool
+	case len(b) <= ChunkSize:
+		pool = &chunkPool
+	}
 	var bufp *[]byte
 	var buf []byte
-	if len(b) <= ChunkSize {
-		bufp = chunkPool.Get().(*[]byte)
+	if pool != nil {
+		bufp = pool.Get().(*[]byte)
 		buf = (*bufp)[:len(b)]
 	} else {
 		buf = make([]byte, len(b))
 	}
 	n, err, complete := r.readRange(ctx, buf, off)
 	copy(b, buf[:n])
-	if complete && bufp != nil {
-		chunkPool.Put(bufp)
+	if complete && pool != nil {
+		pool.Put(bufp)
 	}
 	if n == len(b) {
 		return n, nil
