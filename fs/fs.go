@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +57,19 @@ type filesys struct {
 	log   *slog.Logger
 	cache *cache
 	start time.Time
+
+	flightMu    sync.Mutex
+	flights     map[string]*flight // listings being fetched, by key(peer, rel)
+	prefetchSem chan struct{}      // bounds background listing fetches
+}
+
+func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
+	switch errno {
+	case syscall.ENOENT, syscall.EINTR, syscall.EACCES, syscall.ENOTSUP:
+		fsys.log.Debug(op, "path", rel, "err", err)
+	default:
+		fsys.log.Warn(op+" failed", "path", rel, "err", err)
+	}
 }
 
 // Mount is a mounted dsftp file system.
@@ -85,7 +99,8 @@ func New(dir string, opts Options) (*Mount, error) {
 		opts.Logger = slog.Default()
 	}
 	ttl := max(opts.AttrTTL, 0)
-	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now()}
+	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now(),
+		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel)}
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{

@@ -108,12 +108,7 @@ func (n *node) attr(ctx context.Context, rel string, out *fuse.Attr) syscall.Err
 }
 
 func (n *node) logErr(op, rel string, err error, errno syscall.Errno) {
-	switch errno {
-	case syscall.ENOENT, syscall.EINTR, syscall.EACCES, syscall.ENOTSUP:
-		n.fsys.log.Debug(op, "peer", n.peerID, "path", rel, "err", err)
-	default:
-		n.fsys.log.Warn(op+" failed", "path", rel, "err", err)
-	}
+	n.fsys.logErr(op, rel, err, errno)
 }
 
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -151,62 +146,31 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	return fusefs.NewListDirStream(d.entries), 0
 }
 
-// OpendirHandle lists the directory (from the cache when fresh). While the
-// same listing is still ours, the kernel may cache it and keep its copy
-// (FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs
-// no READDIR at all.
+// OpendirHandle lists the directory (from the cache when fresh) and lets
+// the kernel cache the listing (FOPEN_CACHE_DIR, and go-fuse adds
+// FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs no READDIR at all.
+// When the listing was fetched anew, the kernel's older copy is dropped
+// with a notification (from a goroutine: a notification must not be sent
+// from inside a request on the same inode).
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	d, errno := n.listing(ctx)
 	if errno != 0 {
 		return nil, 0, errno
 	}
 	n.mu.Lock()
-	keep := n.lastListing == d
+	stale := n.lastListing != nil && n.lastListing != d
 	n.lastListing = d
 	n.mu.Unlock()
-	// go-fuse turns FOPEN_CACHE_DIR into CACHE_DIR|KEEP_CACHE, so a new
-	// listing gets neither: the kernel then drops its cached copy, and the
-	// next opendir of this same listing lets it cache afresh.
-	var fl uint32
-	if keep {
-		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	if stale {
+		go n.NotifyContent(0, 0)
 	}
-	return &dirHandle{entries: d.entries}, fl, 0
+	n.fsys.prefetchSubdirs(n.peerID, n.rel, d)
+	return &dirHandle{entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
-// listing returns the directory's entries, from the cache or the peer; a
-// fetched listing fills the attribute cache for every entry.
+// listing returns the directory's entries, from the cache or the peer.
 func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
-	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok {
-		return d, 0
-	}
-	p, errno := n.peer()
-	if errno != 0 {
-		return nil, errno
-	}
-	list, err := n.fsys.opts.Pool.ReadDir(ctx, p, n.rel)
-	if err != nil {
-		errno := pool.Errno(err)
-		n.logErr("readdir", n.rel, err, errno)
-		return nil, errno
-	}
-	d := &dirListing{entries: make([]fuse.DirEntry, 0, len(list)), names: make(map[string]struct{}, len(list))}
-	for _, fi := range list {
-		name := fi.Name()
-		if name == "." || name == ".." || name == "" {
-			continue
-		}
-		rel := path.Join(n.rel, name)
-		var a fuse.Attr
-		toAttr(fi, n.fsys.opts.UID, n.fsys.opts.GID, &a)
-		a.Ino = inoOf(n.peerID, rel)
-		n.fsys.cache.putAttr(n.peerID, rel, attrEntry{attr: a})
-		d.entries = append(d.entries, fuse.DirEntry{Name: name, Mode: a.Mode, Ino: a.Ino})
-		d.names[name] = struct{}{}
-	}
-	sortEntries(d.entries)
-	n.fsys.cache.putDir(n.peerID, n.rel, d)
-	return d, 0
+	return n.fsys.listDir(ctx, n.peerID, n.rel)
 }
 
 // dirHandle serves one opendir's listing.

@@ -20,6 +20,10 @@ const (
 	smallPiece = 32 * 1024
 )
 
+// growAt is the number of requests and open files on every connection at
+// which a peer gets another connection.
+const growAt = 3
+
 // conn is one SSH connection carrying one SFTP client.
 type conn struct {
 	g     *group
@@ -245,7 +249,10 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		max := g.pool.opts.Connections
 		canGrow := len(live) < max && g.dialing == nil && !time.Now().Before(g.nextDial)
 		if best != nil {
-			if best.inflight > 0 && canGrow {
+			// One SFTP session pipelines many requests; another
+			// connection (a costly handshake, and on OpenSSH a new server
+			// process) pays off only once the least busy one is loaded.
+			if best.inflight >= growAt && canGrow {
 				g.startDialLocked()
 			}
 			best.inflight++
