@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -145,15 +146,42 @@ func New(dir string, opts Options) (*Mount, error) {
 // Unmount unmounts (lazily if busy) and stops following the registry.
 func (m *Mount) Unmount() error {
 	m.cancel()
-	err := m.server.Unmount()
-	if err != nil {
+	// go-fuse's Unmount waits for its request loops after the kernel let
+	// go; bound that wait so shutdown never hangs.
+	done := make(chan error, 1)
+	go func() { done <- m.server.Unmount() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		err = errors.New("unmount did not finish within 5 s")
+	}
+	if err != nil && isMounted(m.Dir) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
 		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
 			err = nil
 		}
 	}
 	<-m.done
+	if !isMounted(m.Dir) {
+		return nil
+	}
 	return err
+}
+
+// isMounted reports whether dir is a mount point of a dsftp file system.
+func isMounted(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == dir && f[2] == "fuse.dsftp" {
+			return true
+		}
+	}
+	return false
 }
 
 // Wait blocks until the file system is unmounted (also from outside,

@@ -87,16 +87,29 @@ func startMount(t *testing.T, dir string, args ...string) *mountProc {
 func (m *mountProc) stop(t *testing.T) {
 	select {
 	case <-m.proc.Done():
+		m.checkRaces(t)
 		return
 	default:
 	}
 	_ = m.proc.Cmd.Process.Signal(syscall.SIGTERM)
 	if _, ok := m.proc.Wait(15 * time.Second); !ok {
+		// A goroutine dump (in the process output) shows what hangs.
+		_ = m.proc.Cmd.Process.Signal(syscall.SIGQUIT)
+		m.proc.Wait(5 * time.Second)
 		t.Errorf("dsftp mount did not exit within 15 s of SIGTERM")
 		return
 	}
 	if testenv.Mounted(m.dir) {
 		t.Errorf("%s still mounted after SIGTERM", m.dir)
+	}
+	m.checkRaces(t)
+}
+
+// checkRaces fails the test when the race detector reported in the
+// mount process (built with -race when the tests are).
+func (m *mountProc) checkRaces(t *testing.T) {
+	if strings.Contains(m.proc.Output.String(), "WARNING: DATA RACE") {
+		t.Errorf("data race in dsftp mount")
 	}
 }
 

@@ -212,7 +212,10 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		if err := m.Unmount(); err != nil {
 			return fmt.Errorf("unmount %s: %w", abs, err)
 		}
-		<-unmounted
+		select {
+		case <-unmounted:
+		case <-time.After(2 * time.Second):
+		}
 	case <-unmounted:
 		log.Info("unmounted from outside", "mountpoint", abs)
 	}
