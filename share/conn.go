@@ -45,7 +45,7 @@ func (s *Server) handleConn(c net.Conn) {
 	defer leaveStartup()
 
 	_ = c.SetDeadline(time.Now().Add(s.opts.LoginGrace))
-	sconn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	sconn, chans, reqs, err := ssh.NewServerConn(c, s.connConfig())
 	if err != nil {
 		log.Info("connection closed without login", "err", err, "duration", time.Since(start).Round(time.Millisecond))
 		return
@@ -143,6 +143,7 @@ func (s *Server) serveSFTP(log *slog.Logger, rwc io.ReadWriteCloser, handles *at
 		}
 	}()
 	h := newFSHandlers(s.root, s.rootReal, handles, s.opts.MaxHandlesPerConn, log, closeSession)
+	h.testHookRead = s.testHookRead
 	rs := sftp.NewRequestServer(rwc, h.handlers(), sftp.WithRSMaxTxPacket(maxReadData))
 	err := rs.Serve()
 	rs.Close()

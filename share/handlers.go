@@ -37,6 +37,10 @@ type fsHandlers struct {
 	log        *slog.Logger
 	onPanic    func() // ends the session after a recovered panic
 
+	// testHookRead, if set, runs at the start of every ReadAt with the
+	// root-relative path; tests use it to make a handler panic.
+	testHookRead func(rel string)
+
 	// noatime is cleared after the kernel refuses O_NOATIME once (we are
 	// neither the owner nor privileged), so later opens skip the retry.
 	noatime atomic.Bool
@@ -183,7 +187,7 @@ func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		h.release()
 		return nil, err
 	}
-	return &readFile{f: f, h: h}, nil
+	return &readFile{f: f, h: h, rel: rel}, nil
 }
 
 // errNotRegular refuses FIFOs, sockets and device nodes inside the share:
@@ -194,11 +198,15 @@ var errNotRegular = errors.New("not a regular file")
 type readFile struct {
 	f    *os.File
 	h    *fsHandlers
+	rel  string // path in the share, for logs
 	once sync.Once
 }
 
 func (rf *readFile) ReadAt(p []byte, off int64) (n int, err error) {
-	defer rf.h.recoverTo(&err, "read", rf.f.Name())
+	defer rf.h.recoverTo(&err, "read", clientPath(rf.rel))
+	if rf.h.testHookRead != nil {
+		rf.h.testHookRead(rf.rel)
+	}
 	return rf.f.ReadAt(p, off)
 }
 

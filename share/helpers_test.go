@@ -103,7 +103,7 @@ func newFixture(t testing.TB, hostile bool) *fixture {
 	// updates an atime older than the mtime).
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	_ = filepath.WalkDir(f.share, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && (d.Type().IsRegular() || d.IsDir()) {
 			fi, _ := d.Info()
 			_ = os.Chtimes(p, old, fi.ModTime())
 		}
@@ -114,27 +114,29 @@ func newFixture(t testing.TB, hostile bool) *fixture {
 
 // treeHash describes everything a write could change below dir: names,
 // types, modes, sizes, mtimes, atimes, link targets and contents. Two equal
-// hashes mean nothing changed on disk.
+// hashes mean nothing changed on disk. It reads with O_NOATIME, so hashing
+// changes nothing either.
 func treeHash(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	walkNoAtime(t, dir, func(p string, st *syscall.Stat_t) {
 		rel, _ := filepath.Rel(dir, p)
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return err
+			t.Fatalf("hash tree: %v", err)
 		}
-		st := fi.Sys().(*syscall.Stat_t)
 		line := fmt.Sprintf("%s %v %d mtime=%d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			// A symlink's atime changes whenever anyone reads or follows
+			// it (readlink has no O_NOATIME); that is the one atime the
+			// server cannot avoid, so it is left out.
+			line += fmt.Sprintf(" atime=%d", st.Atim.Nano())
+		}
 		switch {
 		case fi.Mode().IsRegular():
-			line += fmt.Sprintf(" atime=%d", st.Atim.Nano())
 			b, err := readNoAtime(p)
 			if err != nil {
-				return err
+				t.Fatalf("hash tree: %v", err)
 			}
 			sum := sha256.Sum256(b)
 			line += " sha256=" + hex.EncodeToString(sum[:])
@@ -143,30 +145,55 @@ func treeHash(t testing.TB, dir string) string {
 			line += " -> " + target
 		}
 		lines = append(lines, line)
-		return nil
 	})
-	if err != nil {
-		t.Fatalf("hash tree %s: %v", dir, err)
-	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
 
-// atimes records regular files' access times (treeHash itself reads the
-// files, so compare with this before hashing).
+// atimes records the access times of regular files and directories.
 func atimes(t testing.TB, dir string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			var st syscall.Stat_t
-			if syscall.Lstat(p, &st) == nil {
-				out[p] = st.Atim.Nano()
-			}
+	walkNoAtime(t, dir, func(p string, st *syscall.Stat_t) {
+		if m := st.Mode & syscall.S_IFMT; m == syscall.S_IFREG || m == syscall.S_IFDIR {
+			out[p] = st.Atim.Nano()
 		}
-		return nil
 	})
 	return out
+}
+
+// walkNoAtime calls fn for dir and everything below it (not following
+// symlinks), listing directories with O_NOATIME so the walk itself leaves
+// access times alone. fn sees each directory's stat from before its
+// listing.
+func walkNoAtime(t testing.TB, dir string, fn func(p string, st *syscall.Stat_t)) {
+	t.Helper()
+	var walk func(p string)
+	walk = func(p string) {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatalf("lstat %s: %v", p, err)
+		}
+		fn(p, &st)
+		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+			return
+		}
+		fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOATIME|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("open %s: %v", p, err)
+		}
+		f := os.NewFile(uintptr(fd), p)
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			t.Fatalf("list %s: %v", p, err)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			walk(filepath.Join(p, n))
+		}
+	}
+	walk(dir)
 }
 
 // testShare is a Server on 127.0.0.1 serving a fixture, with a client key
@@ -184,6 +211,13 @@ type testShare struct {
 
 // startTestShare serves dir. mod may change the options before New.
 func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
+	t.Helper()
+	return startTestShareHook(t, dir, mod, nil)
+}
+
+// startTestShareHook is startTestShare with a hook that runs on the
+// Server before Serve (to set test hooks).
+func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(*Server)) *testShare {
 	t.Helper()
 	tmp := t.TempDir()
 	ts := &testShare{client: testenv.NewKey(t, tmp, "client"), logs: &testenv.SyncBuffer{}}
@@ -208,6 +242,9 @@ func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
 		t.Fatalf("Listen: %v", err)
 	}
 	ts.srv = srv
+	if hook != nil {
+		hook(srv)
+	}
 	ts.port = srv.Port()
 	ts.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ts.port))
 	ts.knownHosts = filepath.Join(tmp, "known_hosts")

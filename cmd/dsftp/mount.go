@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,7 @@ type mountFlags struct {
 	noShare     bool
 	share       shareFlags
 	cpuProfile  string
+	disc        discoveryFlags // discord: discovery flags (issue 4)
 }
 
 func init() {
@@ -88,12 +90,14 @@ Examples:
 		f.share.register(fl)
 		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
 		_ = fl.MarkHidden("cpu-profile")
+		f.disc.register(fl, true) // discord
 		return cmd
 	})
 }
 
-func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
-	ctx := cmd.Context()
+func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
+	ctx, cancel := context.WithCancel(cmd.Context()) // discord: a fatal discovery error ends the mount
+	defer cancel()
 	log := slog.Default()
 	if f.connections < 1 {
 		return usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
@@ -132,6 +136,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	// limit keeps the heap modest.
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(512 << 20)
+	// discord: check the discovery flags and token before mounting (issue 4).
+	tok, err := f.disc.prepare(log)
+	if err != nil {
+		return err
+	}
+	if tok != "" && f.noShare {
+		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+	}
+	// discord: end
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
@@ -185,6 +198,20 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 	defer pl.Close()
+
+	// discord: advertise the share with our per-run client key; the
+	// channel's live peers appear in reg, and their keys may log in.
+	_, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cancel() // also when unmounted from outside
+		if derr := waitDiscovery(); err == nil {
+			err = derr
+		}
+	}()
+	// discord: end
 
 	m, err := fs.New(abs, fs.Options{
 		Registry:   reg,

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -110,6 +113,7 @@ func hostForCommand(a netip.Addr) string {
 
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
+	var df discoveryFlags // discord: discovery flags (issue 4)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -129,11 +133,35 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			srv, err := startShare(f.options(dir), cmd.OutOrStdout())
+			// discord: with a bot token, advertise the share in the channel
+			// and let the channel's live peers log in (issue 4).
+			log := slog.Default()
+			tok, err := df.prepare(log)
 			if err != nil {
 				return err
 			}
-			if err := srv.Serve(cmd.Context()); err != nil {
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			opts := f.options(dir)
+			reg := peers.NewRegistry("") // discovery skips our own adverts itself
+			if tok != "" {
+				opts.Authorizer = reg
+				go reg.Run(ctx)
+			}
+			srv, err := startShare(opts, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			if err != nil {
+				srv.Close()
+				return err
+			}
+			// discord: end
+			if err := srv.Serve(ctx); err != nil {
+				return err
+			}
+			if err := waitDiscovery(); err != nil { // discord
 				return err
 			}
 			fmt.Fprintln(os.Stderr, "dsftp share stopped")
@@ -141,5 +169,6 @@ without keys. The host key is new each run unless --host-key pins it.`,
 		},
 	}
 	f.register(cmd.Flags())
+	df.register(cmd.Flags(), true) // discord
 	return cmd
 }

@@ -1,0 +1,201 @@
+package advert
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func sample(now time.Time, client ssh.PublicKey) Advert {
+	return Advert{
+		Name: "alice", Addrs: []string{"192.0.2.1:2222", "[2001:db8::1]:2222"}, User: "dsftp",
+		ClientKeys: []string{MarshalKey(client)},
+		Guild:      "100", Channel: "200", Instance: NewInstance(), Seq: 1,
+		Issued: now.Unix(), Expires: now.Add(40 * time.Minute).Unix(),
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	host, client := newSigner(t), newSigner(t)
+	now := time.Now()
+	text, err := Encode(sample(now, client.PublicKey()), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(text, "dsftp/1 ") || len(text) > MaxLen {
+		t.Fatalf("bad text %q (%d chars)", text, len(text))
+	}
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if err := d.Check("100", "200", now); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if d.Fingerprint != ssh.FingerprintSHA256(host.PublicKey()) {
+		t.Errorf("fingerprint %s", d.Fingerprint)
+	}
+	if len(d.ClientKeys) != 1 || string(d.ClientKeys[0].Marshal()) != string(client.PublicKey().Marshal()) {
+		t.Errorf("client keys %v", d.ClientKeys)
+	}
+	if d.Name != "alice" || len(d.Addrs) != 2 || d.Addrs[1] != "[2001:db8::1]:2222" {
+		t.Errorf("decoded %+v", d.Advert)
+	}
+}
+
+func TestRSAUsesSHA2(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := Encode(sample(time.Now(), newSigner(t).PublicKey()), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(text); err != nil {
+		t.Fatalf("Decode RSA advert: %v", err)
+	}
+}
+
+// tamper re-encodes the payload of text after f changes it, keeping the
+// original signature.
+func tamper(t *testing.T, text string, f func(string) string) string {
+	body, sig, _ := strings.Cut(strings.TrimPrefix(text, Prefix), ".")
+	p, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Prefix + base64.RawURLEncoding.EncodeToString([]byte(f(string(p)))) + "." + sig
+}
+
+func TestHostile(t *testing.T) {
+	host, other := newSigner(t), newSigner(t)
+	now := time.Now()
+	good, err := Encode(sample(now, other.PublicKey()), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same content signed by another key, but claiming host's key.
+	forged, _ := Encode(sample(now, other.PublicKey()), other)
+	forged = tamper(t, forged, func(s string) string {
+		return strings.Replace(s, MarshalKey(other.PublicKey()), MarshalKey(host.PublicKey()), 1)
+	})
+	cases := map[string]struct {
+		text string
+		want error
+	}{
+		"empty":          {"", ErrNotAdvert},
+		"chat":           {"hello everyone", ErrNotAdvert},
+		"future version": {"dsftp/2 abc.def", ErrNotAdvert},
+		"no signature":   {Prefix + "eyJ9", ErrMalformed},
+		"bad base64":     {Prefix + "!!!.???", ErrMalformed},
+		"bad json":       {Prefix + base64.RawURLEncoding.EncodeToString([]byte("{")) + ".AAAA", ErrMalformed},
+		"oversized":      {Prefix + strings.Repeat("A", MaxLen) + ".AAAA", ErrTooLong},
+		"renamed":        {tamper(t, good, func(s string) string { return strings.Replace(s, `"alice"`, `"mallory"`, 1) }), ErrSignature},
+		"rebound":        {tamper(t, good, func(s string) string { return strings.Replace(s, `"channel":"200"`, `"channel":"201"`, 1) }), ErrSignature},
+		"forged key":     {forged, ErrSignature},
+		"truncated sig":  {good[:len(good)-10], ErrMalformed},
+	}
+	for name, c := range cases {
+		_, err := Decode(c.text)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", name, err, c.want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	host, client := newSigner(t), newSigner(t)
+	now := time.Now()
+	decode := func(a Advert) *Decoded {
+		text, err := Encode(a, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Decode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a := sample(now, client.PublicKey())
+	d := decode(a)
+	if err := d.Check("100", "999", now); !errors.Is(err, ErrBinding) {
+		t.Errorf("other channel: %v", err)
+	}
+	if err := d.Check("999", "200", now); !errors.Is(err, ErrBinding) {
+		t.Errorf("other guild: %v", err)
+	}
+	if err := d.Check("100", "200", now.Add(41*time.Minute)); !errors.Is(err, ErrExpired) {
+		t.Errorf("after expiry: %v", err)
+	}
+	long := a
+	long.Expires = now.Add(3 * time.Hour).Unix()
+	if err := decode(long).Check("100", "200", now); !errors.Is(err, ErrExpired) {
+		t.Errorf("TTL above MaxTTL: %v", err)
+	}
+	future := a
+	future.Issued, future.Expires = now.Add(time.Hour).Unix(), now.Add(90*time.Minute).Unix()
+	if err := decode(future).Check("100", "200", now); !errors.Is(err, ErrFuture) {
+		t.Errorf("future: %v", err)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	host := newSigner(t)
+	a := sample(time.Now(), newSigner(t).PublicKey())
+	for i := 0; i < 100; i++ {
+		a.Addrs = append(a.Addrs, "203.0.113.250:65535")
+	}
+	if _, err := Encode(a, host); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("100 addresses: %v, want ErrTooLong", err)
+	}
+	// The largest advert dsftp itself makes fits: 8 addresses, 2 keys,
+	// a 64-byte name.
+	a.Addrs = a.Addrs[:8]
+	a.Name = strings.Repeat("n", 64)
+	a.ClientKeys = append(a.ClientKeys, MarshalKey(newSigner(t).PublicKey()))
+	if text, err := Encode(a, host); err != nil {
+		t.Fatalf("typical advert: %v", err)
+	} else {
+		t.Logf("largest typical advert: %d characters", len(text))
+	}
+}
+
+func TestBadAddrsDropped(t *testing.T) {
+	host := newSigner(t)
+	a := sample(time.Now(), newSigner(t).PublicKey())
+	a.Addrs = []string{"ok:1", "no port", "a/b:1", "x:", "\x00:1", "good.example:22"}
+	text, _ := Encode(a, host)
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(d.Addrs, ",") != "ok:1,good.example:22" {
+		t.Fatalf("addrs %q", d.Addrs)
+	}
+}
