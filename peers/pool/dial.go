@@ -95,7 +95,8 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 	}
 	err := errors.Join(errs...)
 	var hk *HostKeyError
-	if errors.As(err, &hk) {
+	if errors.As(err, &hk) || errors.Is(err, ErrAuth) {
+		// The peer answered and refused: not an unreachable peer.
 		return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), err)
 	}
 	return nil, "", fmt.Errorf("dial peer %s: %w (%w)", peerLabel(peer), ErrUnreachable, err)
@@ -144,6 +145,9 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("log in as %q: %w: %v", user, ErrAuth, err)
 		}
 		return nil, fmt.Errorf("ssh handshake: %w", err)
 	}

@@ -21,6 +21,10 @@ var (
 	// be connected to. It matches syscall.EHOSTUNREACH.
 	ErrUnreachable = fmt.Errorf("peer unreachable: %w", syscall.EHOSTUNREACH)
 
+	// ErrAuth is returned (wrapped) when a peer refused every client key
+	// offered. It matches syscall.EACCES.
+	ErrAuth = fmt.Errorf("no client key accepted (add one with --identity or ssh-agent): %w", syscall.EACCES)
+
 	errNotSupported = fmt.Errorf("not supported by the server: %w", syscall.ENOTSUP)
 	errConnLost     = fmt.Errorf("connection lost: %w", syscall.EIO)
 )
@@ -72,6 +76,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.ETIMEDOUT
 	case errors.Is(err, ErrUnreachable):
 		return syscall.EHOSTUNREACH
+	case errors.Is(err, ErrAuth):
+		return syscall.EACCES
 	case errors.As(err, &hk):
 		return syscall.EACCES
 	case errors.Is(err, errNotSupported):

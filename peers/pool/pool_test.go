@@ -172,6 +172,16 @@ func TestHostKeyMismatch(t *testing.T) {
 	}
 }
 
+func TestNoAcceptedKey(t *testing.T) {
+	s := testenv.StartSSHD(t, t.TempDir())
+	stranger := testenv.NewKey(t, t.TempDir(), "stranger")
+	p := newPool(t, Options{Timeout: 5 * time.Second, Identities: []ssh.Signer{stranger.Signer}})
+	_, err := p.Lstat(testenv.Context(t, time.Minute), peerOf(t, s), "")
+	if Errno(err) != syscall.EACCES || !strings.Contains(err.Error(), "--identity") {
+		t.Fatalf("login with an unknown key: %v (errno %v), want EACCES naming --identity", err, Errno(err))
+	}
+}
+
 func TestKnownHosts(t *testing.T) {
 	s := testenv.StartSSHD(t, t.TempDir())
 	peer := peerOf(t, s)
