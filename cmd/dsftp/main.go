@@ -80,10 +80,16 @@ func setupLogging(g *globals) error {
 	return nil
 }
 
-// signalContext is cancelled on the first SIGINT or SIGTERM. A second
-// signal restores the default action, so a stuck shutdown can be forced.
+// signalContext is cancelled on the first SIGINT or SIGTERM. Once it is,
+// the signals get their default action back, so a second Ctrl-C ends a
+// shutdown that is stuck (say, on a frozen router) instead of being ignored.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 func main() {

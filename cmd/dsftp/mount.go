@@ -18,6 +18,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 )
@@ -39,6 +40,7 @@ type mountFlags struct {
 	share       shareFlags
 	cpuProfile  string
 	disc        discoveryFlags // discord: discovery flags (issue 4)
+	upnp        upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 }
 
 func init() {
@@ -91,6 +93,7 @@ Examples:
 		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
 		_ = fl.MarkHidden("cpu-profile")
 		f.disc.register(fl, true) // discord
+		f.upnp.register(fl)       // upnp
 		return cmd
 	})
 }
@@ -145,6 +148,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
 	}
 	// discord: end
+	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first
+		return err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
@@ -201,7 +207,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 
 	// discord: advertise the share with our per-run client key; the
 	// channel's live peers appear in reg, and their keys may log in.
-	_, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
+	disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
 	if err != nil {
 		return err
 	}
@@ -212,6 +218,24 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		}
 	}()
 	// discord: end
+
+	// upnp: forward the share's port on the router, print the advertised
+	// addresses and re-advertise them in the channel when they change; the
+	// mapping is removed before the command returns.
+	if srv != nil {
+		out := cmd.OutOrStdout()
+		tr, err := startReachability(ctx, &f.upnp, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+			writeAddrs(out, as)
+			if disc != nil {
+				disc.SetAddrs(addrs.Strings(as))
+			}
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); tr.Wait() }()
+	}
+	// upnp: end
 
 	m, err := fs.New(abs, fs.Options{
 		Registry:   reg,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -114,6 +115,7 @@ func hostForCommand(a netip.Addr) string {
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
 	var df discoveryFlags // discord: discovery flags (issue 4)
+	var rf upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -132,6 +134,10 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
+			}
+			// upnp: bad --advertise/--upnp-lease values are usage errors.
+			if _, err := rf.check(); err != nil {
+				return err
 			}
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
@@ -152,12 +158,28 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if err != nil {
 				return err
 			}
-			_, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
 			if err != nil {
 				srv.Close()
 				return err
 			}
 			// discord: end
+			// upnp: forward the port on the router and print the advertised
+			// addresses now and whenever they change, re-advertising them in
+			// the channel; the mapping is removed before the command returns.
+			out := cmd.OutOrStdout()
+			tr, err := startReachability(ctx, &rf, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+				writeAddrs(out, as)
+				if disc != nil {
+					disc.SetAddrs(addrs.Strings(as))
+				}
+			})
+			if err != nil {
+				srv.Close()
+				return err
+			}
+			defer func() { cancel(); tr.Wait() }()
+			// upnp: end
 			if err := srv.Serve(ctx); err != nil {
 				return err
 			}
@@ -170,5 +192,6 @@ without keys. The host key is new each run unless --host-key pins it.`,
 	}
 	f.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord
+	rf.register(cmd.Flags())       // upnp
 	return cmd
 }

@@ -1,17 +1,16 @@
 package discordfake
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // rewrite points discordgo at the fake, as dsftp's --discord-api does.
@@ -145,36 +144,26 @@ func errorsAs(err error, target **discordgo.RateLimitError) bool {
 	return ok
 }
 
-// TestStandalone runs the fakediscord command and talks to it.
+// TestStandalone runs the fakediscord command and talks to it. The binary
+// is built first and run directly (not with "go run", whose child would
+// outlive a killed parent) so cleanup ends it by PID.
 func TestStandalone(t *testing.T) {
-	cmd := exec.Command("go", "run", "./cmd/fakediscord", "-bot", "T1", "-bot", "T2:nointent")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- s
-	}()
+	bin := testenv.BuildProgram(t, "./peers/discord/discordfake/cmd/fakediscord")
+	p := testenv.Start(t, nil, bin, "-bot", "T1", "-bot", "T2:nointent")
 	var info struct {
 		URL      string
 		Guild    string
 		Channels map[string]string
 		Bots     map[string]string
 	}
-	select {
-	case l := <-line:
-		if err := json.Unmarshal([]byte(l), &info); err != nil {
-			t.Fatalf("parse %q: %v", l, err)
+	testenv.WaitFor(t, 90*time.Second, "fakediscord's start-up line", func() bool {
+		for _, l := range strings.Split(p.Output.String(), "\n") {
+			if json.Unmarshal([]byte(l), &info) == nil && info.URL != "" {
+				return true
+			}
 		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("fakediscord did not start")
-	}
+		return false
+	})
 	s, _ := discordgo.New("Bot T1")
 	u, _ := url.Parse(info.URL)
 	s.Client = &http.Client{Transport: rewrite{u}, Timeout: 10 * time.Second}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"github.com/dsftp/dsftp/cmd/internal/peerconn"
+	"github.com/dsftp/dsftp/cmd/internal/shell"
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/share"
+)
+
+func init() {
+	subcommands = append(subcommands, newShellCmd)
+}
+
+// settleWindow is how long after its first advert discovery counts as
+// still settling: adverts of peers already online arrive within it.
+const settleWindow = 5 * time.Second
+
+func newShellCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var noShare bool
+	var sf shareFlags
+	var history string
+	var df discoveryFlags
+	cmd := &cobra.Command{
+		Use:   "shell",
+		Short: "Browse and download from peers interactively",
+		Long: `shell is an interactive client for the peers' shares, for machines without
+FUSE or for people who prefer it. Commands: list_peers, connect [peer], ls [-l],
+cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
+Tab completes commands, peer names and paths; Ctrl-C stops a running get
+(run it again to resume); Ctrl-D exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			// Discovery and share logs would break into the prompt; only
+			// warnings and errors reach the terminal.
+			quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			tok, err := df.prepare(quiet)
+			if err != nil {
+				return err
+			}
+			if tok != "" && noShare {
+				return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+			}
+			// Ctrl-C belongs to the shell (it stops a get), so the root
+			// context's SIGINT handling must not end the session.
+			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer cancel()
+			// Like the original tool, the shell shares the working
+			// directory. The share starts first: its host key is this
+			// instance's identity, which the registry must never list.
+			var reg *peers.Registry
+			var srv *share.Server
+			selfID := ""
+			if !noShare {
+				opts := sf.options(".")
+				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
+				opts.Logger = quiet
+				srv, err = startShare(opts, cmd.OutOrStdout())
+				if err != nil {
+					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
+				}
+				defer srv.Close()
+				selfID = srv.Fingerprint()
+			}
+			// Connection warnings would break into the prompt too; the
+			// shell reports failures itself, one line per command.
+			reg, pl, err := cf.setup(selfID, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+			if err != nil {
+				return err
+			}
+			defer pl.Close()
+			if srv != nil {
+				go func() {
+					if err := srv.Serve(ctx); err != nil {
+						slog.Error("share stopped", "err", err)
+					}
+				}()
+			}
+			go reg.Run(ctx)
+
+			// Discovery starts in the background so the shell answers at
+			// once; until the first advert is out and a little after,
+			// list_peers says more peers may arrive.
+			var settleAt atomic.Int64 // unix nanos; 0 while starting
+			waitDiscovery := make(chan func() error, 1)
+			banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
+			if tok != "" {
+				banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
+				go func() {
+					_, wait, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, quiet)
+					if err != nil {
+						quiet.Error("Discord discovery failed; only --peer peers are available", "err", err)
+						wait = func() error { return nil }
+						settleAt.Store(1)
+					} else {
+						settleAt.Store(time.Now().Add(settleWindow).UnixNano())
+					}
+					waitDiscovery <- wait
+				}()
+				defer func() {
+					cancel()
+					if derr := (<-waitDiscovery)(); err == nil {
+						err = derr
+					}
+				}()
+			}
+			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl, Settling: func() bool {
+				if tok == "" {
+					return false
+				}
+				at := settleAt.Load()
+				return at == 0 || time.Now().UnixNano() < at
+			}})
+			sh, err := shell.New(shell.Options{
+				Remote:      remote,
+				Terminal:    term.IsTerminal(int(os.Stdout.Fd())),
+				Timeout:     4 * cf.timeout,
+				HistoryFile: history,
+				Banner:      banner,
+			})
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case sig := <-sigs:
+						if sig == syscall.SIGTERM {
+							cancel()
+							return
+						}
+						sh.Interrupt()
+					}
+				}
+			}()
+			if err := sh.Run(ctx); err != nil {
+				return fmt.Errorf("shell: %w", err)
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
+	sf.register(cmd.Flags())
+	df.register(cmd.Flags(), true) // discord
+	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
+	return cmd
+}
