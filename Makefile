@@ -50,6 +50,11 @@ BENCHFLAGS ?=
 bench: build
 	$(GO) run ./fs/bench -dsftp $(BIN) $(BENCHFLAGS)
 
+# A one-command demo: two sharers and a mount at ./peers-demo, on
+# this machine only (LAN discovery on loopback). Ctrl-C stops it.
+demo: build
+	DSFTP_BIN=$(abspath $(BIN)) testdata/demo/demo.sh
+
 fmt:
 	gofmt -w cmd fs peers share testdata
 

@@ -40,6 +40,7 @@ type mountFlags struct {
 	share       shareFlags
 	cpuProfile  string
 	disc        discoveryFlags // discord: discovery flags (issue 4)
+	lan         lanFlags       // lan: --discovery and LAN flags (issue 7)
 	upnp        upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 }
 
@@ -93,6 +94,7 @@ Examples:
 		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
 		_ = fl.MarkHidden("cpu-profile")
 		f.disc.register(fl, true) // discord
+		f.lan.register(fl)        // lan
 		f.upnp.register(fl)       // upnp
 		return cmd
 	})
@@ -140,12 +142,18 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(512 << 20)
 	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, err := f.disc.prepare(log)
+	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
 	if err != nil {
 		return err
 	}
 	if tok != "" && f.noShare {
 		return usageError{fmt.Errorf("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
+	}
+	if useLAN && f.noShare { // lan: nothing to announce without a share
+		if !f.lan.defaulted {
+			return usageError{fmt.Errorf("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
+		}
+		useLAN = false
 	}
 	// discord: end
 	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first
@@ -217,6 +225,13 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 			err = derr
 		}
 	}()
+	if useLAN { // lan: announce on the local network (issue 7)
+		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, log)
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); waitLAN() }()
+	}
 	// discord: end
 
 	// upnp: forward the share's port on the router, print the advertised

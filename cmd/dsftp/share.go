@@ -115,6 +115,7 @@ func hostForCommand(a netip.Addr) string {
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
 	var df discoveryFlags // discord: discovery flags (issue 4)
+	var lf lanFlags       // lan: --discovery and LAN flags (issue 7)
 	var rf upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
@@ -142,7 +143,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
 			log := slog.Default()
-			tok, err := df.prepare(log)
+			tok, useLAN, err := lf.choose(&df, log) // lan: --discovery
 			if err != nil {
 				return err
 			}
@@ -150,7 +151,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			defer cancel()
 			opts := f.options(dir)
 			reg := peers.NewRegistry("") // discovery skips our own adverts itself
-			if tok != "" {
+			if tok != "" || useLAN {     // lan
 				opts.Authorizer = reg
 				go reg.Run(ctx)
 			}
@@ -162,6 +163,15 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if err != nil {
 				srv.Close()
 				return err
+			}
+			if useLAN { // lan: announce on the local network (issue 7)
+				waitLAN, err := startLAN(ctx, &lf, reg, srv, advertName(&df), nil, log)
+				if err != nil {
+					cancel()
+					srv.Close()
+					return err
+				}
+				defer func() { cancel(); waitLAN() }()
 			}
 			// discord: end
 			// upnp: forward the port on the router and print the advertised
@@ -192,6 +202,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 	}
 	f.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord
+	lf.register(cmd.Flags())       // lan
 	rf.register(cmd.Flags())       // upnp
 	return cmd
 }

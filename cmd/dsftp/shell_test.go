@@ -111,13 +111,43 @@ func (s *shellSession) waitPrompt(n int, timeout time.Duration) string {
 	}
 }
 
-// run types line, presses Enter and returns what the command printed.
+// run types line, presses Enter and returns what the command printed: the
+// lines after the last prompt line that shows the command, up to the next
+// prompt. Searching for the echoed command, rather than counting prompts,
+// keeps a prompt that readline redraws while keys arrive (which happens
+// under load) from being taken for the command's end.
 func (s *shellSession) run(line string) string {
 	s.t.Helper()
-	n := s.prompts()
+	from := s.prompts() - 1
 	s.x.Type(line)
 	s.x.Keys("Enter")
-	return s.waitPrompt(n+1, 60*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		lines := strings.Split(s.x.History(), "\n")
+		var prompts []int
+		for i, l := range lines {
+			if promptRe.MatchString(l) {
+				prompts = append(prompts, i)
+			}
+		}
+		if from >= 0 && from < len(prompts) {
+			echo := -1
+			for _, i := range prompts[from:] {
+				if strings.HasSuffix(strings.TrimRight(lines[i], " "), "> "+line) {
+					echo = i
+				}
+			}
+			for _, i := range prompts[from:] {
+				if echo >= 0 && i > echo {
+					return strings.Join(lines[echo+1:i], "\n")
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out waiting for %q to finish; screen:\n%s", line, s.x.Screen())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
 }
 
 // expect runs line and checks that its output matches every regexp.

@@ -211,7 +211,7 @@ type Process struct {
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), withDiscoveryDefault(env)...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.Output
 	cmd.Stderr = p.Output

@@ -1,0 +1,97 @@
+package lan_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/peers/lan"
+	"golang.org/x/crypto/ssh"
+)
+
+func TestAdvertCodec(t *testing.T) {
+	host, client := newSigner(), newSigner()
+	c := lan.NewAdvertCodec(host, "alice", "dsftp", []ssh.PublicKey{client.PublicKey()})
+	c.SetAddrs([]string{"192.0.2.7:2200"})
+	msg, err := c.Encode(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg2, _ := c.Encode(time.Minute)
+	other := lan.NewAdvertCodec(newSigner(), "bob", "", nil)
+	a, err := other.Verify(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := other.Verify(msg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.Peer
+	if p.ID != ssh.FingerprintSHA256(host.PublicKey()) || p.Name != "alice" || p.User != "dsftp" ||
+		!slices.Equal(p.Addrs, []string{"192.0.2.7:2200"}) || len(p.ClientKeys) != 1 ||
+		string(p.ClientKeys[0].Marshal()) != string(client.PublicKey().Marshal()) {
+		t.Errorf("verified advert says %+v", p)
+	}
+	if a.Instance != c.Instance() || a2.Instance != a.Instance || a2.Seq <= a.Seq {
+		t.Errorf("instance/seq: %s/%d then %s/%d", a.Instance, a.Seq, a2.Instance, a2.Seq)
+	}
+	if d := time.Until(p.Expires); d < 50*time.Second || d > 61*time.Second {
+		t.Errorf("expires in %v, want about a minute", d)
+	}
+
+	// The same format bound to a Discord channel is refused on the LAN.
+	discord, err := advert.Encode(advert.Advert{
+		Name: "mallory", Addrs: []string{"192.0.2.9:2200"}, Guild: "1234", Channel: "5678",
+		Instance: advert.NewInstance(), Seq: 1,
+		Issued: time.Now().Unix(), Expires: time.Now().Add(time.Minute).Unix(),
+	}, newSigner())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Verify([]byte(discord)); !errors.Is(err, advert.ErrBinding) {
+		t.Errorf("a Discord channel's advert on the LAN: %v, want ErrBinding", err)
+	}
+	// Expired.
+	old, _ := c.Encode(-time.Second)
+	if _, err := other.Verify(old); !errors.Is(err, advert.ErrExpired) {
+		t.Errorf("expired advert: %v, want ErrExpired", err)
+	}
+	// Tampered.
+	bad := slices.Clone(msg)
+	bad[len(advert.Prefix)+5] ^= 1
+	if _, err := other.Verify(bad); err == nil {
+		t.Error("tampered advert verified")
+	}
+}
+
+// Two discoveries with the real advert find each other over loopback.
+func TestAdvertCodecDiscovery(t *testing.T) {
+	port := freeUDPPort(t)
+	regs := map[string]*peers.Registry{}
+	for _, name := range []string{"alice", "bob"} {
+		host := newSigner()
+		c := lan.NewAdvertCodec(host, name, "", []ssh.PublicKey{newSigner().PublicKey()})
+		c.SetAddrs([]string{"127.0.0.1:2200"})
+		id := ssh.FingerprintSHA256(host.PublicKey())
+		reg := peers.NewRegistry(id)
+		d, err := lan.New(lan.Options{Codec: c, Registry: reg, SelfID: id, Port: port, Interfaces: []string{"lo"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		regs[name] = reg
+	}
+	waitNames(t, regs["alice"], "bob")
+	waitNames(t, regs["bob"], "alice")
+}

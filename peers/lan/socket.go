@@ -1,0 +1,211 @@
+package lan
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// target is one destination of our announcements.
+type target struct {
+	addr *net.UDPAddr
+}
+
+// listenUDP opens a socket on the shared port: SO_REUSEPORT so that several
+// dsftp processes on one host can all listen, SO_BROADCAST to send to
+// broadcast addresses, and packet info to learn the arrival interface.
+func listenUDP(network string, port int) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			set := func(level, opt int) {
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), level, opt, 1)
+				}
+			}
+			set(unix.SOL_SOCKET, unix.SO_REUSEADDR)
+			set(unix.SOL_SOCKET, unix.SO_REUSEPORT)
+			// Room for a burst (capped by net.core.rmem_max); a flood
+			// then costs dropped datagrams, and a peer's next
+			// announcement gets through.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+			if network == "udp4" {
+				set(unix.SOL_SOCKET, unix.SO_BROADCAST)
+				set(unix.IPPROTO_IP, unix.IP_PKTINFO)
+			} else {
+				set(unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO)
+				// Other processes on this host joined the group too.
+				set(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	addr := fmt.Sprintf("0.0.0.0:%d", port)
+	if network == "udp6" {
+		addr = fmt.Sprintf("[::]:%d", port)
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// ifindexFromOOB returns the arrival interface from IP_PKTINFO or
+// IPV6_PKTINFO control data, or -1.
+func ifindexFromOOB(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return -1
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+			return int(int32(binary.NativeEndian.Uint32(m.Data[0:4])))
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+			return int(binary.NativeEndian.Uint32(m.Data[16:20]))
+		}
+	}
+	return -1
+}
+
+// interfaceAllowed reports whether a datagram that arrived on ifindex is
+// for us: always when no interfaces were named.
+func (d *Discovery) interfaceAllowed(ifindex int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.allowed == nil {
+		return true
+	}
+	return d.allowed[ifindex]
+}
+
+// rescan recomputes the announcement targets from the interfaces and joins
+// the IPv6 group on new ones. It reports whether anything changed since
+// the last scan.
+func (d *Discovery) rescan() bool {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		d.log.Debug("list interfaces", "err", err)
+		return false
+	}
+	var (
+		targets []target
+		sig     strings.Builder
+		allowed map[int]bool
+		v6ifs   []net.Interface
+	)
+	if len(d.opts.Interfaces) > 0 {
+		allowed = map[int]bool{}
+	}
+	seen := map[string]bool{}
+	for _, ifc := range ifaces {
+		if len(d.opts.Interfaces) > 0 && !slices.Contains(d.opts.Interfaces, ifc.Name) {
+			continue
+		}
+		if allowed != nil {
+			allowed[ifc.Index] = true
+		}
+		if ifc.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&sig, "%d %s %v:", ifc.Index, ifc.Name, ifc.Flags)
+		hasV6 := false
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			sig.WriteString(" " + ipn.String())
+			ip4 := ipn.IP.To4()
+			if ip4 == nil {
+				hasV6 = true
+				continue
+			}
+			if ifc.Flags&(net.FlagBroadcast|net.FlagLoopback) == 0 {
+				continue
+			}
+			mask := ipn.Mask
+			if len(mask) == net.IPv6len {
+				mask = mask[12:]
+			}
+			if ones, bits := ipn.Mask.Size(); bits-ones < 2 {
+				continue // /31 and /32 have no broadcast address
+			}
+			b := make(net.IP, net.IPv4len)
+			for i := range b {
+				b[i] = ip4[i] | ^mask[i]
+			}
+			if !seen[b.String()] {
+				seen[b.String()] = true
+				targets = append(targets, target{addr: &net.UDPAddr{IP: b, Port: d.port}})
+			}
+		}
+		sig.WriteString("\n")
+		if hasV6 && ifc.Flags&net.FlagMulticast != 0 && ifc.Flags&net.FlagLoopback == 0 {
+			v6ifs = append(v6ifs, ifc)
+		}
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.v6 != nil {
+		present := map[int]bool{}
+		for _, ifc := range v6ifs {
+			present[ifc.Index] = true
+			if !d.joined[ifc.Index] {
+				if err := joinGroup(d.v6, ifc.Index); err != nil {
+					d.log.Debug("join IPv6 LAN group", "interface", ifc.Name, "err", err)
+					continue
+				}
+				d.joined[ifc.Index] = true
+			}
+			targets = append(targets, target{addr: &net.UDPAddr{IP: Group, Port: d.port, Zone: ifc.Name}})
+		}
+		for idx := range d.joined {
+			if !present[idx] {
+				delete(d.joined, idx) // the kernel left the group with the interface
+			}
+		}
+	}
+	d.targets = targets
+	d.allowed = allowed
+	s := sig.String()
+	changed := s != d.lastSig
+	d.lastSig = s
+	return changed
+}
+
+// joinGroup joins the IPv6 LAN group on one interface.
+func joinGroup(c *net.UDPConn, ifindex int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	mreq := &unix.IPv6Mreq{Interface: uint32(ifindex)}
+	copy(mreq.Multiaddr[:], Group.To16())
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPv6Mreq(int(fd), unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq)
+	})
+	if err != nil {
+		return err
+	}
+	if serr == unix.EADDRINUSE {
+		return nil // already a member
+	}
+	return serr
+}
