@@ -275,6 +275,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	select {
 	case <-ctx.Done():
 		log.Info("unmounting", "mountpoint", abs)
+		// Closing the pool first fails the requests still waiting on a
+		// peer at once; go-fuse's unmount waits for their handlers.
+		pl.Close()
 		if err := m.Unmount(); err != nil {
 			return fmt.Errorf("unmount %s: %w", abs, err)
 		}
