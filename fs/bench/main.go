@@ -13,7 +13,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -91,12 +91,15 @@ func main() {
 	}
 	bin, _ := filepath.Abs(*dsftpBin)
 	*dsftpBin = bin
+	live.mounts = map[string]*exec.Cmd{}
+	teardownOnSignal()
+	defer teardown()
 	work := *workDir
 	if work == "" {
 		var err error
 		work, err = os.MkdirTemp("/var/tmp", "dsftp-bench-")
 		check(err)
-		defer os.RemoveAll(work)
+		live.work = work
 	}
 	data := filepath.Join(work, "data")
 	fmt.Fprintf(os.Stderr, "bench: writing test data to %s\n", data)
@@ -109,17 +112,18 @@ func main() {
 		switch s {
 		case "sshd":
 			servers = append(servers, startSSHD(work, data, key, pub))
+			live.Lock()
+			live.servers = append(live.servers, servers[len(servers)-1])
+			live.Unlock()
 		case "share":
 			servers = append(servers, startShare(work, data, key, pub))
+			live.Lock()
+			live.servers = append(live.servers, servers[len(servers)-1])
+			live.Unlock()
 		default:
 			fatal("unknown server %q", s)
 		}
 	}
-	defer func() {
-		for _, s := range servers {
-			s.cleanup()
-		}
-	}()
 	clients := []client{
 		{"dsftp", mountDsftp},
 		{"sshfs", func(s *server, dir string) (*exec.Cmd, error) { return mountSSHFS(s, dir) }},
@@ -346,7 +350,7 @@ func descendants(pid int) []int {
 
 func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
 	url := fmt.Sprintf("sftp://%s@%s%s?fingerprint=%s", s.user, s.addr, s.dir, s.fp)
-	cmd := exec.Command(*dsftpBin, "mount", dir, "--no-share", "--log-level", "warn",
+	cmd := exec.Command(*dsftpBin, "mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
 		"--identity", s.key, "--peer", "peer="+url)
 	return startMount(cmd, dir, "")
 }
@@ -370,6 +374,9 @@ func startMount(cmd *exec.Cmd, dir, _ string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	mountPIDs[dir] = cmd.Process.Pid
+	live.Lock()
+	live.mounts[dir] = cmd
+	live.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for !mounted(dir) {
 		if time.Now().After(deadline) {
@@ -383,6 +390,9 @@ func startMount(cmd *exec.Cmd, dir, _ string) (*exec.Cmd, error) {
 }
 
 func unmount(dir string, cmd *exec.Cmd) {
+	live.Lock()
+	delete(live.mounts, dir)
+	live.Unlock()
 	if cmd.Path == *dsftpBin {
 		cmd.Process.Signal(syscall.SIGTERM)
 	} else if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
@@ -498,7 +508,7 @@ func startSSHD(work, data, key, pub string) *server {
 func startShare(work, data, key, pub string) *server {
 	ak := filepath.Join(work, "share_authorized_keys")
 	check(os.WriteFile(ak, []byte(pub+"\n"), 0o600))
-	cmd := exec.Command(*dsftpBin, "share", data, "--listen", "127.0.0.1:0", "--authorized-keys", ak, "--log-level", "warn")
+	cmd := exec.Command(*dsftpBin, "share", data, "--listen", "127.0.0.1:0", "--discovery", "off", "--no-upnp", "--authorized-keys", ak, "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	check(err)
 	cmd.Stderr = os.Stderr
@@ -583,7 +593,46 @@ func check(err error) {
 
 func fatal(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	var ee *exec.ExitError
-	_ = errors.As(nil, &ee)
+	teardown()
 	os.Exit(1)
+}
+
+// live is what the bench has running: mounts and servers. However the
+// bench ends (done, fatal error, Ctrl-C), teardown unmounts and stops them,
+// by PID, and removes the work directory it made.
+var live struct {
+	sync.Mutex
+	mounts  map[string]*exec.Cmd // mountpoint -> mount process
+	servers []*server
+	work    string // removed at teardown when the bench made it
+}
+
+func teardown() {
+	live.Lock()
+	defer live.Unlock()
+	for dir, cmd := range live.mounts {
+		_ = cmd.Process.Kill()
+		_ = exec.Command("fusermount3", "-u", "-z", dir).Run()
+		delete(live.mounts, dir)
+	}
+	for _, s := range live.servers {
+		s.cleanup()
+	}
+	live.servers = nil
+	if live.work != "" {
+		os.RemoveAll(live.work)
+		live.work = ""
+	}
+}
+
+// teardownOnSignal makes Ctrl-C and SIGTERM leave nothing behind.
+func teardownOnSignal() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping servers and unmounting\n", sig)
+		teardown()
+		os.Exit(130)
+	}()
 }
