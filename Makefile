@@ -42,6 +42,14 @@ vet:
 test: deps vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
+# bench: dsftp mount vs sshfs (default and AES-GCM) on OpenSSH sshd and on
+# dsftp share, over loopback; prints a markdown table. Needs root, FUSE,
+# sshd, sshfs and ~1.5 GiB in /var/tmp; takes several minutes. Built
+# without -race. BENCHFLAGS="-runs 7 -v" etc. pass options through.
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./fs/bench -dsftp $(BIN) $(BENCHFLAGS)
+
 # A one-command demo: two sharers and a mount at ./peers-demo, on
 # this machine only (LAN discovery on loopback). Ctrl-C stops it.
 demo: build

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +58,19 @@ type filesys struct {
 	log   *slog.Logger
 	cache *cache
 	start time.Time
+
+	flightMu    sync.Mutex
+	flights     map[string]*flight // listings being fetched, by key(peer, rel)
+	prefetchSem chan struct{}      // bounds background listing fetches
+}
+
+func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
+	switch errno {
+	case syscall.ENOENT, syscall.EINTR, syscall.EACCES, syscall.ENOTSUP:
+		fsys.log.Debug(op, "path", rel, "err", err)
+	default:
+		fsys.log.Warn(op+" failed", "path", rel, "err", err)
+	}
 }
 
 // Mount is a mounted dsftp file system.
@@ -85,7 +100,8 @@ func New(dir string, opts Options) (*Mount, error) {
 		opts.Logger = slog.Default()
 	}
 	ttl := max(opts.AttrTTL, 0)
-	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now()}
+	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now(),
+		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel)}
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
@@ -130,15 +146,42 @@ func New(dir string, opts Options) (*Mount, error) {
 // Unmount unmounts (lazily if busy) and stops following the registry.
 func (m *Mount) Unmount() error {
 	m.cancel()
-	err := m.server.Unmount()
-	if err != nil {
+	// go-fuse's Unmount waits for its request loops after the kernel let
+	// go; bound that wait so shutdown never hangs.
+	done := make(chan error, 1)
+	go func() { done <- m.server.Unmount() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		err = errors.New("unmount did not finish within 5 s")
+	}
+	if err != nil && isMounted(m.Dir) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
 		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
 			err = nil
 		}
 	}
 	<-m.done
+	if !isMounted(m.Dir) {
+		return nil
+	}
 	return err
+}
+
+// isMounted reports whether dir is a mount point of a dsftp file system.
+func isMounted(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == dir && f[2] == "fuse.dsftp" {
+			return true
+		}
+	}
+	return false
 }
 
 // Wait blocks until the file system is unmounted (also from outside,

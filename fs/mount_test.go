@@ -87,16 +87,29 @@ func startMount(t *testing.T, dir string, args ...string) *mountProc {
 func (m *mountProc) stop(t *testing.T) {
 	select {
 	case <-m.proc.Done():
+		m.checkRaces(t)
 		return
 	default:
 	}
 	_ = m.proc.Cmd.Process.Signal(syscall.SIGTERM)
 	if _, ok := m.proc.Wait(15 * time.Second); !ok {
+		// A goroutine dump (in the process output) shows what hangs.
+		_ = m.proc.Cmd.Process.Signal(syscall.SIGQUIT)
+		m.proc.Wait(5 * time.Second)
 		t.Errorf("dsftp mount did not exit within 15 s of SIGTERM")
 		return
 	}
 	if testenv.Mounted(m.dir) {
 		t.Errorf("%s still mounted after SIGTERM", m.dir)
+	}
+	m.checkRaces(t)
+}
+
+// checkRaces fails the test when the race detector reported in the
+// mount process (built with -race when the tests are).
+func (m *mountProc) checkRaces(t *testing.T) {
+	if strings.Contains(m.proc.Output.String(), "WARNING: DATA RACE") {
+		t.Errorf("data race in dsftp mount")
 	}
 }
 
@@ -375,4 +388,39 @@ func TestParallelReadersTwoPeers(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d reads failed:\n%s", len(failures), strings.Join(failures, "\n"))
 	}
+}
+
+// TestChangesAppearAfterTTL: listings, attributes and contents cached by
+// dsftp and the kernel are refreshed once --attr-ttl has passed.
+func TestChangesAppearAfterTTL(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<10)
+	sshd := testenv.StartSSHD(t, src)
+	mnt := mountDir(t)
+	startMount(t, mnt, "--attr-ttl", "1s", "--identity", sshd.Client.Path, "--peer", "a="+sshd.URL())
+	dir := filepath.Join(mnt, "a", "many", "d0")
+	var before []os.DirEntry
+	for range 3 { // the kernel caches the listing from the second one on
+		var err error
+		if before, err = os.ReadDir(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "a", "hello.txt")); err != nil || string(b) != "hello from the peer\n" {
+		t.Fatalf("hello.txt: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "many", "d0", "new.txt"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "hello.txt"), []byte("changed, and longer than before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the new file to be listed", func() bool {
+		es, err := os.ReadDir(dir)
+		return err == nil && len(es) == len(before)+1
+	})
+	testenv.WaitFor(t, 15*time.Second, "the changed content", func() bool {
+		b, err := os.ReadFile(filepath.Join(mnt, "a", "hello.txt"))
+		return err == nil && string(b) == "changed, and longer than before\n"
+	})
 }

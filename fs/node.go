@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"io"
 	"path"
 	"sync"
 	"syscall"
@@ -23,6 +22,9 @@ type node struct {
 	rel    string
 
 	mu sync.Mutex
+	// The listing served at the last opendir, for FOPEN_KEEP_CACHE on
+	// directories.
+	lastListing *dirListing
 	// Size and mtime at the last open, for FOPEN_KEEP_CACHE.
 	openedSize  uint64
 	openedMtime uint64
@@ -31,23 +33,24 @@ type node struct {
 }
 
 var (
-	_ fusefs.NodeLookuper   = (*node)(nil)
-	_ fusefs.NodeGetattrer  = (*node)(nil)
-	_ fusefs.NodeReaddirer  = (*node)(nil)
-	_ fusefs.NodeReadlinker = (*node)(nil)
-	_ fusefs.NodeOpener     = (*node)(nil)
-	_ fusefs.NodeStatfser   = (*node)(nil)
-	_ fusefs.NodeAccesser   = (*node)(nil)
-	_ fusefs.NodeGetxattrer = (*node)(nil)
-	_ fusefs.NodeSetattrer  = (*node)(nil)
-	_ fusefs.NodeMkdirer    = (*node)(nil)
-	_ fusefs.NodeCreater    = (*node)(nil)
-	_ fusefs.NodeUnlinker   = (*node)(nil)
-	_ fusefs.NodeRmdirer    = (*node)(nil)
-	_ fusefs.NodeRenamer    = (*node)(nil)
-	_ fusefs.NodeSymlinker  = (*node)(nil)
-	_ fusefs.NodeLinker     = (*node)(nil)
-	_ fusefs.NodeMknoder    = (*node)(nil)
+	_ fusefs.NodeLookuper       = (*node)(nil)
+	_ fusefs.NodeGetattrer      = (*node)(nil)
+	_ fusefs.NodeReaddirer      = (*node)(nil)
+	_ fusefs.NodeOpendirHandler = (*node)(nil)
+	_ fusefs.NodeReadlinker     = (*node)(nil)
+	_ fusefs.NodeOpener         = (*node)(nil)
+	_ fusefs.NodeStatfser       = (*node)(nil)
+	_ fusefs.NodeAccesser       = (*node)(nil)
+	_ fusefs.NodeGetxattrer     = (*node)(nil)
+	_ fusefs.NodeSetattrer      = (*node)(nil)
+	_ fusefs.NodeMkdirer        = (*node)(nil)
+	_ fusefs.NodeCreater        = (*node)(nil)
+	_ fusefs.NodeUnlinker       = (*node)(nil)
+	_ fusefs.NodeRmdirer        = (*node)(nil)
+	_ fusefs.NodeRenamer        = (*node)(nil)
+	_ fusefs.NodeSymlinker      = (*node)(nil)
+	_ fusefs.NodeLinker         = (*node)(nil)
+	_ fusefs.NodeMknoder        = (*node)(nil)
 )
 
 // peer returns the current registry entry of the node's peer; a peer that
@@ -105,12 +108,7 @@ func (n *node) attr(ctx context.Context, rel string, out *fuse.Attr) syscall.Err
 }
 
 func (n *node) logErr(op, rel string, err error, errno syscall.Errno) {
-	switch errno {
-	case syscall.ENOENT, syscall.EINTR, syscall.EACCES, syscall.ENOTSUP:
-		n.fsys.log.Debug(op, "peer", n.peerID, "path", rel, "err", err)
-	default:
-		n.fsys.log.Warn(op+" failed", "path", rel, "err", err)
-	}
+	n.fsys.logErr(op, rel, err, errno)
 }
 
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -141,36 +139,73 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok {
-		return fusefs.NewListDirStream(d.entries), 0
-	}
-	p, errno := n.peer()
+	d, errno := n.listing(ctx)
 	if errno != 0 {
 		return nil, errno
 	}
-	list, err := n.fsys.opts.Pool.ReadDir(ctx, p, n.rel)
-	if err != nil {
-		errno := pool.Errno(err)
-		n.logErr("readdir", n.rel, err, errno)
-		return nil, errno
-	}
-	d := &dirListing{entries: make([]fuse.DirEntry, 0, len(list)), names: make(map[string]struct{}, len(list))}
-	for _, fi := range list {
-		name := fi.Name()
-		if name == "." || name == ".." || name == "" {
-			continue
-		}
-		rel := path.Join(n.rel, name)
-		var a fuse.Attr
-		toAttr(fi, n.fsys.opts.UID, n.fsys.opts.GID, &a)
-		a.Ino = inoOf(n.peerID, rel)
-		n.fsys.cache.putAttr(n.peerID, rel, attrEntry{attr: a})
-		d.entries = append(d.entries, fuse.DirEntry{Name: name, Mode: a.Mode, Ino: a.Ino})
-		d.names[name] = struct{}{}
-	}
-	sortEntries(d.entries)
-	n.fsys.cache.putDir(n.peerID, n.rel, d)
 	return fusefs.NewListDirStream(d.entries), 0
+}
+
+// OpendirHandle lists the directory (from the cache when fresh) and lets
+// the kernel cache the listing (FOPEN_CACHE_DIR, and go-fuse adds
+// FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs no READDIR at all.
+// When the listing was fetched anew, the kernel's older copy is dropped
+// with a notification (from a goroutine: a notification must not be sent
+// from inside a request on the same inode).
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	d, errno := n.listing(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	n.mu.Lock()
+	stale := n.lastListing != nil && n.lastListing != d
+	n.lastListing = d
+	n.mu.Unlock()
+	if stale {
+		go n.NotifyContent(0, 0)
+	}
+	n.fsys.prefetchSubdirs(n.peerID, n.rel, d)
+	return &dirHandle{entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// listing returns the directory's entries, from the cache or the peer.
+func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
+	return n.fsys.listDir(ctx, n.peerID, n.rel)
+}
+
+// dirHandle serves one opendir's listing.
+type dirHandle struct {
+	mu      sync.Mutex
+	entries []fuse.DirEntry
+	pos     int
+}
+
+var (
+	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
+	_ fusefs.FileSeekdirer    = (*dirHandle)(nil)
+)
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pos >= len(h.entries) {
+		return nil, 0
+	}
+	e := h.entries[h.pos]
+	h.pos++
+	e.Off = uint64(h.pos)
+	return &e, 0
+}
+
+// Seekdir: offsets are positions in the sorted listing (0 is the start).
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if off > uint64(len(h.entries)) {
+		return syscall.EINVAL
+	}
+	h.pos = int(off)
+	return 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -266,16 +301,29 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.r.ReadAtContext(ctx, dest, off)
-	if err != nil && err != io.EOF {
-		// A short read would look like the end of the file to the kernel;
-		// report the failure instead.
+	data, release, err := h.r.ReadAtNoCopy(ctx, dest, off)
+	if err != nil {
+		// Never a short read for a failure: the kernel would take it for
+		// the end of the file.
+		release()
 		errno := pool.Errno(err)
 		h.n.logErr("read", h.n.rel, err, errno)
 		return nil, errno
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return &readResult{data: data, release: release}, 0
 }
+
+// readResult hands a read-ahead buffer to go-fuse without copying; Done
+// (after the reply went to the kernel) gives the buffer back.
+type readResult struct {
+	data    []byte
+	release func()
+	once    sync.Once
+}
+
+func (r *readResult) Bytes(buf []byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *readResult) Size() int                              { return len(r.data) }
+func (r *readResult) Done()                                  { r.once.Do(r.release) }
 
 // Release closes the remote handle in the background: the kernel does not
 // wait for it, and the pool bounds it with its deadline.

@@ -20,6 +20,10 @@ const (
 	smallPiece = 32 * 1024
 )
 
+// growAt is the number of requests and open files on every connection at
+// which a peer gets another connection.
+const growAt = 3
+
 // conn is one SSH connection carrying one SFTP client.
 type conn struct {
 	g     *group
@@ -31,6 +35,8 @@ type conn struct {
 	// lastData is when SFTP data last arrived (UnixNano); operations time
 	// out when it stops moving.
 	lastData atomic.Int64
+	dmu      sync.Mutex
+	data     *dataChan // lazily opened, for Readers
 	dead     atomic.Bool
 	done     chan struct{} // closed by kill
 	killOnce sync.Once
@@ -52,6 +58,22 @@ func (p progressReader) Read(b []byte) (int, error) {
 		p.c.lastData.Store(time.Now().UnixNano())
 	}
 	return n, err
+}
+
+// dataChan returns the connection's bulk-read session, opening it on first
+// use. Call it inside call(), which bounds the round trips.
+func (c *conn) dataChan() (*dataChan, error) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.data != nil {
+		return c.data, nil
+	}
+	d, err := openDataChan(c.ssh, func(r io.Reader) io.Reader { return progressReader{r, c} })
+	if err != nil {
+		return nil, err
+	}
+	c.data = d
+	return d, nil
 }
 
 // kill closes the connection once; pending calls on it fail promptly.
@@ -227,7 +249,10 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		max := g.pool.opts.Connections
 		canGrow := len(live) < max && g.dialing == nil && !time.Now().Before(g.nextDial)
 		if best != nil {
-			if best.inflight > 0 && canGrow {
+			// One SFTP session pipelines many requests; another
+			// connection (a costly handshake, and on OpenSSH a new server
+			// process) pays off only once the least busy one is loaded.
+			if best.inflight >= growAt && canGrow {
 				g.startDialLocked()
 			}
 			best.inflight++

@@ -3,6 +3,8 @@ package pool
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -95,7 +97,8 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 	}
 	err := errors.Join(errs...)
 	var hk *HostKeyError
-	if errors.As(err, &hk) {
+	if errors.As(err, &hk) || errors.Is(err, ErrAuth) {
+		// The peer answered and refused: not an unreachable peer.
 		return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), err)
 	}
 	return nil, "", fmt.Errorf("dial peer %s: %w (%w)", peerLabel(peer), ErrUnreachable, err)
@@ -130,11 +133,12 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		user = p.opts.User
 	}
 	cfg := &ssh.ClientConfig{
-		User:            user,
-		Auth:            auth,
-		HostKeyCallback: p.hostKeyCallback(peer),
-		ClientVersion:   "SSH-2.0-dsftp",
-		Config:          ssh.Config{Ciphers: ciphers},
+		User:              user,
+		Auth:              auth,
+		HostKeyCallback:   p.hostKeyCallback(peer),
+		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
+		ClientVersion:     "SSH-2.0-dsftp",
+		Config:            ssh.Config{Ciphers: ciphers},
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	if err != nil {
@@ -144,6 +148,9 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("log in as %q: %w: %v", user, ErrAuth, err)
 		}
 		return nil, fmt.Errorf("ssh handshake: %w", err)
 	}
@@ -223,6 +230,55 @@ func (p *Pool) auth(peer peers.Peer) ([]ssh.AuthMethod, func()) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(signers)}, closeAgent
 }
 
+// hostKeyAlgorithms asks the server for a host key of a type we can check:
+// the pinned key's, or one of the types known_hosts holds for addr (else
+// a server with several host keys may present one known_hosts lacks, and
+// the check fails although the host is known). nil means the defaults.
+func (p *Pool) hostKeyAlgorithms(peer peers.Peer, addr string) []string {
+	var types []string
+	switch {
+	case peer.HostKey != nil:
+		types = []string{peer.HostKey.Type()}
+	case peer.HostKeyFingerprint != "":
+		return nil
+	default:
+		cb, err := knownhosts.New(p.knownHostsFile())
+		if err != nil {
+			return nil
+		}
+		// A key no host has makes the callback list the host's known keys.
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		probe, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			return nil
+		}
+		var ke *knownhosts.KeyError
+		if err := cb(addr, &net.TCPAddr{}, probe.PublicKey()); !errors.As(err, &ke) || len(ke.Want) == 0 {
+			return nil
+		}
+		for _, k := range ke.Want {
+			types = append(types, k.Key.Type())
+		}
+	}
+	var algos []string
+	for _, t := range types {
+		if t == ssh.KeyAlgoRSA {
+			// An RSA key is offered under its SHA-2 signature names.
+			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256)
+		}
+		algos = append(algos, t)
+	}
+	return algos
+}
+
+func (p *Pool) knownHostsFile() string {
+	if p.opts.KnownHostsFile != "" {
+		return p.opts.KnownHostsFile
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".ssh", "known_hosts")
+}
+
 // hostKeyCallback accepts exactly peer.HostKey when set, else a key with
 // the pinned fingerprint, else what known_hosts says.
 func (p *Pool) hostKeyCallback(peer peers.Peer) ssh.HostKeyCallback {
@@ -240,11 +296,7 @@ func (p *Pool) hostKeyCallback(peer peers.Peer) ssh.HostKeyCallback {
 			}
 			return &HostKeyError{Peer: peerLabel(peer), Addr: hostname, Want: []string{peer.HostKeyFingerprint}, Got: got}
 		}
-		file := p.opts.KnownHostsFile
-		if file == "" {
-			home, _ := os.UserHomeDir()
-			file = filepath.Join(home, ".ssh", "known_hosts")
-		}
+		file := p.knownHostsFile()
 		cb, err := knownhosts.New(file)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {

@@ -21,6 +21,10 @@ var (
 	// be connected to. It matches syscall.EHOSTUNREACH.
 	ErrUnreachable = fmt.Errorf("peer unreachable: %w", syscall.EHOSTUNREACH)
 
+	// ErrAuth is returned (wrapped) when a peer refused every client key
+	// offered. It matches syscall.EACCES.
+	ErrAuth = fmt.Errorf("no client key accepted (add one with --identity or ssh-agent): %w", syscall.EACCES)
+
 	errNotSupported = fmt.Errorf("not supported by the server: %w", syscall.ENOTSUP)
 	errConnLost     = fmt.Errorf("connection lost: %w", syscall.EIO)
 )
@@ -72,6 +76,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.ETIMEDOUT
 	case errors.Is(err, ErrUnreachable):
 		return syscall.EHOSTUNREACH
+	case errors.Is(err, ErrAuth):
+		return syscall.EACCES
 	case errors.As(err, &hk):
 		return syscall.EACCES
 	case errors.Is(err, errNotSupported):
@@ -92,7 +98,7 @@ func Errno(err error) syscall.Errno {
 // as opposed to an answer from a healthy server (no such file, EOF, …).
 func connBroken(err error) bool {
 	if err == nil || err == io.EOF || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, errNotSupported) {
+		errors.Is(err, context.Canceled) || errors.Is(err, errNotSupported) || errors.Is(err, errServerStatus) {
 		return false
 	}
 	var st *sftp.StatusError

@@ -204,72 +204,69 @@ func RemotePath(peer peers.Peer, rel string) string {
 	return path.Join(peer.Path, rel)
 }
 
-// do runs fn on a connection to peer under the pool's deadlines.
-func (p *Pool) do(ctx context.Context, peer peers.Peer, op, rel string, fn func(c *conn) error) error {
+// do runs fn on a connection to peer under the pool's deadlines and
+// returns its value. fn runs in its own goroutine and may outlive do (when
+// the deadline or ctx cuts it short), so its result travels through a
+// channel and is read only once fn has finished.
+func do[T any](ctx context.Context, p *Pool, peer peers.Peer, op, rel string, fn func(c *conn) (T, error)) (T, error) {
+	var zero T
 	g, err := p.group(peer)
 	if err != nil {
-		return opError(op, peer, rel, err)
+		return zero, opError(op, peer, rel, err)
 	}
 	c, err := g.acquire(ctx, peer)
 	if err != nil {
-		return opError(op, peer, rel, err)
+		return zero, opError(op, peer, rel, err)
 	}
-	err = c.call(ctx, func() error { return fn(c) })
+	res := make(chan T, 1)
+	err = c.call(ctx, func() error {
+		v, err := fn(c)
+		res <- v
+		return err
+	})
 	g.release(c, err)
-	return opError(op, peer, rel, err)
+	if err != nil {
+		return zero, opError(op, peer, rel, err)
+	}
+	return <-res, nil
 }
 
 // Lstat returns the attributes of rel without following a final symlink.
 func (p *Pool) Lstat(ctx context.Context, peer peers.Peer, rel string) (os.FileInfo, error) {
-	var fi os.FileInfo
-	err := p.do(ctx, peer, "lstat", rel, func(c *conn) (err error) {
-		fi, err = c.sftp.Lstat(RemotePath(peer, rel))
-		return err
+	return do(ctx, p, peer, "lstat", rel, func(c *conn) (os.FileInfo, error) {
+		return c.sftp.Lstat(RemotePath(peer, rel))
 	})
-	return fi, err
 }
 
 // Stat returns the attributes of rel, following symlinks.
 func (p *Pool) Stat(ctx context.Context, peer peers.Peer, rel string) (os.FileInfo, error) {
-	var fi os.FileInfo
-	err := p.do(ctx, peer, "stat", rel, func(c *conn) (err error) {
-		fi, err = c.sftp.Stat(RemotePath(peer, rel))
-		return err
+	return do(ctx, p, peer, "stat", rel, func(c *conn) (os.FileInfo, error) {
+		return c.sftp.Stat(RemotePath(peer, rel))
 	})
-	return fi, err
 }
 
 // ReadDir lists the directory rel with the attributes of every entry, in
 // the server's order.
 func (p *Pool) ReadDir(ctx context.Context, peer peers.Peer, rel string) ([]os.FileInfo, error) {
-	var list []os.FileInfo
-	err := p.do(ctx, peer, "readdir", rel, func(c *conn) (err error) {
-		list, err = c.sftp.ReadDir(RemotePath(peer, rel))
-		return err
+	return do(ctx, p, peer, "readdir", rel, func(c *conn) ([]os.FileInfo, error) {
+		return c.sftp.ReadDir(RemotePath(peer, rel))
 	})
-	return list, err
 }
 
 // ReadLink returns the target of the symlink rel, unchanged.
 func (p *Pool) ReadLink(ctx context.Context, peer peers.Peer, rel string) (string, error) {
-	var target string
-	err := p.do(ctx, peer, "readlink", rel, func(c *conn) (err error) {
-		target, err = c.sftp.ReadLink(RemotePath(peer, rel))
-		return err
+	return do(ctx, p, peer, "readlink", rel, func(c *conn) (string, error) {
+		return c.sftp.ReadLink(RemotePath(peer, rel))
 	})
-	return target, err
 }
 
 // StatVFS returns file system statistics where the server supports the
 // statvfs@openssh.com extension; otherwise an error wrapping ENOTSUP.
 func (p *Pool) StatVFS(ctx context.Context, peer peers.Peer, rel string) (*sftp.StatVFS, error) {
-	var st *sftp.StatVFS
-	err := p.do(ctx, peer, "statvfs", rel, func(c *conn) (err error) {
+	return do(ctx, p, peer, "statvfs", rel, func(c *conn) (*sftp.StatVFS, error) {
 		if _, ok := c.sftp.HasExtension("statvfs@openssh.com"); !ok {
-			return errNotSupported
+			return nil, errNotSupported
 		}
-		st, err = c.sftp.StatVFS(RemotePath(peer, rel))
-		return err
+		return c.sftp.StatVFS(RemotePath(peer, rel))
 	})
-	return st, err
 }

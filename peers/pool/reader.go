@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/pkg/sftp"
 )
 
 // Read-ahead tuning. A sequential reader keeps up to maxWindow chunks of
@@ -20,7 +19,15 @@ const (
 	maxWindow = 8
 )
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+// Buffer pools: whole chunks for read-ahead, and small buffers for the
+// direct reads of small files and random access (zeroing a 1 MiB buffer
+// for a 4 KiB read would cost more than the read).
+var (
+	chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+)
+
+const smallBuf = 128 << 10
 
 // Reader reads one remote file. Sequential reads (two or more in a row)
 // start read-ahead: a growing window of chunks fetched ahead of the reader.
@@ -34,7 +41,8 @@ type Reader struct {
 	pool *Pool
 	g    *group
 	c    *conn
-	f    *sftp.File
+	d    *dataChan
+	h    string // remote file handle
 	peer peers.Peer
 	rel  string
 	size int64 // -1 when unknown
@@ -80,27 +88,32 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 	if err != nil {
 		return nil, opError("open", peer, rel, err)
 	}
-	var f *sftp.File
-	var fsize int64 = size
+	var d *dataChan
+	var h string
+	fsize := size
 	err = c.call(ctx, func() error {
-		h, err := c.sftp.Open(RemotePath(peer, rel))
-		if err != nil {
-			return err
-		}
+		var err error
+		remote := RemotePath(peer, rel)
 		if fsize < 0 {
-			fi, err := h.Stat()
+			fi, err := c.sftp.Stat(remote)
 			if err != nil {
-				h.Close()
 				return err
 			}
 			fsize = fi.Size()
 		}
+		if d, err = c.dataChan(); err != nil {
+			return err
+		}
+		hd, err := d.open(remote)
+		if err != nil {
+			return err
+		}
 		if ctx.Err() != nil {
 			// The caller gave up; do not leak the handle.
-			h.Close()
+			d.closeHandle(hd)
 			return ctx.Err()
 		}
-		f = h
+		h = hd
 		return nil
 	})
 	if err != nil {
@@ -108,7 +121,7 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 		return nil, opError("open", peer, rel, err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	return &Reader{pool: p, g: g, c: c, f: f, peer: peer, rel: rel, size: fsize, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
+	return &Reader{pool: p, g: g, c: c, d: d, h: h, peer: peer, rel: rel, size: fsize, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
 }
 
 // Size is the file size known at open.
@@ -201,7 +214,11 @@ func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, e
 		ch.refs++
 	}
 	r.mu.Unlock()
+	return r.finish(ctx, chunks, b, off)
+}
 
+// finish copies the planned chunks into b and releases them.
+func (r *Reader) finish(ctx context.Context, chunks []*chunk, b []byte, off int64) (int, error) {
 	n, err := r.copyOut(ctx, chunks, b, off)
 
 	r.mu.Lock()
@@ -219,6 +236,79 @@ func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, e
 	return n, opError("read", r.peer, r.rel, err)
 }
 
+// ReadAtNoCopy is ReadAtContext for callers that can use the data in
+// place: when the range lies in one read-ahead chunk it returns a slice of
+// that chunk, valid until release is called (exactly once); otherwise it
+// reads into b and returns b[:n]. At the end of the file data is shorter
+// than b, with err nil.
+func (r *Reader) ReadAtNoCopy(ctx context.Context, b []byte, off int64) (data []byte, release func(), err error) {
+	nop := func() {}
+	if off < 0 {
+		return nil, nop, errors.New("read: negative offset")
+	}
+	want := len(b)
+	if r.size >= 0 {
+		if off >= r.size {
+			return nil, nop, nil
+		}
+		if rem := r.size - off; int64(want) > rem {
+			want = int(rem)
+		}
+	}
+	if want == 0 {
+		return nil, nop, nil
+	}
+	end := off + int64(want)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, nop, os.ErrClosed
+	}
+	seq := off == r.seqEnd || (len(r.queue) > 0 && off >= r.queue[0].off && off < r.next)
+	if !seq {
+		r.mu.Unlock()
+		n, err := r.ReadAtContext(ctx, b, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return b[:n], nop, err
+	}
+	if end > r.seqEnd {
+		r.seqEnd = end
+	}
+	r.streak++
+	chunks := r.planLocked(off, end)
+	for _, ch := range chunks {
+		ch.refs++
+	}
+	r.mu.Unlock()
+	if len(chunks) == 1 {
+		ch := chunks[0]
+		at := off - ch.off
+		release := func() {
+			r.mu.Lock()
+			ch.refs--
+			r.recycleLocked(ch)
+			r.mu.Unlock()
+		}
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			release()
+			return nil, nop, ctx.Err()
+		}
+		if ch.err == nil && ch.n == ch.want && ch.buf != nil && at+int64(want) <= int64(ch.n) {
+			return (*ch.buf)[at : at+int64(want)], release, nil
+		}
+		// A short or failed chunk: the copying path sorts it out.
+	}
+	n, err := r.finish(ctx, chunks, b[:want], off)
+	if err == io.EOF {
+		err = nil
+	}
+	return b[:n], nop, err
+}
+
 // planLocked queues chunks so that [off, end) is covered and the window
 // ahead is full, and returns the chunks covering [off, end).
 func (r *Reader) planLocked(off, end int64) []*chunk {
@@ -229,7 +319,9 @@ func (r *Reader) planLocked(off, end int64) []*chunk {
 	r.dropLocked(drop)
 	if len(r.queue) == 0 || off < r.queue[0].off {
 		r.dropLocked(len(r.queue))
-		r.next = off
+		// Chunks aligned like the kernel's reads keep most reads within
+		// one chunk, which ReadAtNoCopy can hand out without copying.
+		r.next = off - off%ChunkSize
 	}
 	window := min(1+r.streak, maxWindow)
 	for r.next < end || len(r.queue) < window {
@@ -319,18 +411,25 @@ func (r *Reader) copyOut(ctx context.Context, chunks []*chunk, b []byte, off int
 func (r *Reader) readDirect(ctx context.Context, b []byte, off int64) (int, error) {
 	// Read into a private buffer: a request abandoned at a deadline may
 	// still write into it after we return.
+	var pool *sync.Pool
+	switch {
+	case len(b) <= smallBuf:
+		pool = &smallPool
+	case len(b) <= ChunkSize:
+		pool = &chunkPool
+	}
 	var bufp *[]byte
 	var buf []byte
-	if len(b) <= ChunkSize {
-		bufp = chunkPool.Get().(*[]byte)
+	if pool != nil {
+		bufp = pool.Get().(*[]byte)
 		buf = (*bufp)[:len(b)]
 	} else {
 		buf = make([]byte, len(b))
 	}
 	n, err, complete := r.readRange(ctx, buf, off)
 	copy(b, buf[:n])
-	if complete && bufp != nil {
-		chunkPool.Put(bufp)
+	if complete && pool != nil {
+		pool.Put(bufp)
 	}
 	if n == len(b) {
 		return n, nil
@@ -349,22 +448,12 @@ func (r *Reader) readDirect(ctx context.Context, b []byte, off int64) (int, erro
 // first error, and whether all requests have finished (false when the
 // deadline or ctx cut them short).
 func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error, bool) {
-	piece := r.c.piece
-	pieces := (len(b) + piece - 1) / piece
-	ns := make([]int, pieces)
-	errs := make([]error, pieces)
+	var n int
+	var rerr error
 	finished := make(chan struct{})
 	err := r.c.call(ctx, func() error {
 		defer close(finished)
-		var wg sync.WaitGroup
-		for i := range pieces {
-			lo := i * piece
-			hi := min(lo+piece, len(b))
-			wg.Go(func() {
-				ns[i], errs[i] = r.f.ReadAt(b[lo:hi], off+int64(lo))
-			})
-		}
-		wg.Wait()
+		n, rerr = r.d.readAt(r.h, b, off, r.c.piece)
 		return nil
 	})
 	complete := false
@@ -382,25 +471,10 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 		}
 		return 0, err, complete
 	}
-	n := 0
-	for i := range pieces {
-		n += ns[i]
-		if e := errs[i]; e != nil && e != io.EOF && errors.Is(e, io.EOF) {
-			// A wrapped EOF is the transport closing ("failed to send
-			// packet: EOF"), not the end of the file.
-			errs[i] = fmt.Errorf("%w: %v", errConnLost, e)
-		}
-		if errs[i] != nil {
-			if connBroken(errs[i]) {
-				r.c.kill(errs[i])
-			}
-			return n, errs[i], true
-		}
-		if ns[i] < min(piece, len(b)-i*piece) {
-			return n, io.EOF, true
-		}
+	if rerr != nil && rerr != io.EOF && connBroken(rerr) {
+		r.c.kill(rerr)
 	}
-	return n, nil, true
+	return n, rerr, true
 }
 
 // Close releases the remote handle and the connection slot. It waits for
@@ -412,7 +486,7 @@ func (r *Reader) Close() error {
 		r.dropLocked(len(r.queue))
 		r.mu.Unlock()
 		r.cancel()
-		err := r.c.call(context.Background(), func() error { return r.f.Close() })
+		err := r.c.call(context.Background(), func() error { return r.d.closeHandle(r.h) })
 		r.g.release(r.c, err)
 		if err != nil {
 			r.closeErr = opError("close", r.peer, r.rel, err)

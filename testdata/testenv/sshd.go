@@ -109,13 +109,38 @@ func (s *SSHD) Kill() {
 
 // Signal sends sig to the listener and to every sshd process serving one of
 // its connections (found via their parent PID), e.g. SIGSTOP to freeze it.
+// The listener is stopped first, so that it cannot fork a session that the
+// list of children would miss, and children are listed again until no new
+// one shows up; only then does the listener get sig itself (its children
+// would be reparented, and so lost, if it died first).
 func (s *SSHD) Signal(sig syscall.Signal) error {
-	pids := append([]int{s.Proc.Cmd.Process.Pid}, Descendants(s.Proc.Cmd.Process.Pid)...)
+	listener := s.Proc.Cmd.Process.Pid
 	var first error
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && first == nil {
+	note := func(pid int, err error) {
+		if err != nil && err != syscall.ESRCH && first == nil {
 			first = fmt.Errorf("kill %d: %w", pid, err)
 		}
+	}
+	if sig != syscall.SIGCONT {
+		note(listener, syscall.Kill(listener, syscall.SIGSTOP))
+	}
+	done := map[int]bool{}
+	for {
+		fresh := 0
+		for _, pid := range Descendants(listener) {
+			if !done[pid] {
+				done[pid] = true
+				fresh++
+				note(pid, syscall.Kill(pid, sig))
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	note(listener, syscall.Kill(listener, sig))
+	if sig != syscall.SIGSTOP && sig != syscall.SIGKILL {
+		note(listener, syscall.Kill(listener, syscall.SIGCONT))
 	}
 	return first
 }
