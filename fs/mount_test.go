@@ -289,10 +289,18 @@ func checkTools(t *testing.T, src, peer string, sums map[string]string) {
 	if _, err := os.Stat(filepath.Join(peer, "nope")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat of a missing file: %v, want ENOENT", err)
 	}
-	// xattrs answer at once with "none".
+	// xattrs answer "none" (ENOTSUP once the kernel has learned that the
+	// filesystem has none, ENODATA from the node itself), never an I/O
+	// error and never a value.
 	buf := make([]byte, 64)
-	if _, err := syscall.Getxattr(filepath.Join(peer, "hello.txt"), "user.x", buf); err == nil {
-		t.Errorf("getxattr user.x succeeded on a file without xattrs")
+	for _, name := range []string{"user.x", "security.selinux", "system.posix_acl_access"} {
+		_, err := syscall.Getxattr(filepath.Join(peer, "hello.txt"), name, buf)
+		if err != syscall.ENOTSUP && err != syscall.ENODATA {
+			t.Errorf("getxattr %s: %v, want ENOTSUP or ENODATA", name, err)
+		}
+	}
+	if n, err := syscall.Listxattr(filepath.Join(peer, "hello.txt"), buf); err != syscall.ENOTSUP && !(err == nil && n == 0) {
+		t.Errorf("listxattr: %d, %v; want no names", n, err)
 	}
 }
 

@@ -27,7 +27,7 @@ func StartTmux(t testing.TB, dir string, width, height int, argv ...string) *Tmu
 	Require(t, "tmux")
 	x := &Tmux{t: t, sock: filepath.Join(t.TempDir(), "tmux")}
 	args := []string{"new-session", "-d", "-s", "main", "-x", strconv.Itoa(width), "-y", strconv.Itoa(height), "-c", dir}
-	args = append(args, strings.Join(quoteArgs(argv), " "))
+	args = append(args, strings.Join(quoteArgs(tmuxDiscoveryDefault(argv)), " "))
 	x.run(args...)
 	x.run("set-option", "-t", "main", "remain-on-exit", "on")
 	pid, err := strconv.Atoi(strings.TrimSpace(x.run("display-message", "-p", "-t", "main", "#{pid}")))
@@ -42,6 +42,24 @@ func StartTmux(t testing.TB, dir string, width, height int, argv ...string) *Tmu
 		_ = syscall.Kill(x.pid, syscall.SIGKILL)
 	})
 	return x
+}
+
+// tmuxDiscoveryDefault gives the program in the tmux window the same
+// DSFTP_DISCOVERY=off default as Start does: tmux hands its own server's
+// environment to the window, not ours, so it goes on an env(1) prefix,
+// merged with one the caller already wrote.
+func tmuxDiscoveryDefault(argv []string) []string {
+	var env []string
+	rest := argv
+	if len(rest) > 0 && rest[0] == "env" {
+		rest = rest[1:]
+		for len(rest) > 0 && strings.Contains(rest[0], "=") && !strings.HasPrefix(rest[0], "-") {
+			env = append(env, rest[0])
+			rest = rest[1:]
+		}
+	}
+	out := append([]string{"env"}, withDiscoveryDefault(env)...)
+	return append(out, rest...)
 }
 
 func quoteArgs(argv []string) []string {
