@@ -16,7 +16,6 @@ import (
 
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
@@ -25,23 +24,19 @@ import (
 
 // mountFlags are the flags of `dsftp mount`.
 type mountFlags struct {
-	peers       []string
-	identities  []string
-	knownHosts  string
-	connections int
-	timeout     time.Duration
-	attrTTL     time.Duration
-	cacheSize   int
-	create      bool
-	allowOther  bool
-	debugFUSE   bool
-	shareDir    string
-	noShare     bool
-	share       shareFlags
-	cpuProfile  string
-	disc        discoveryFlags // discord: discovery flags (issue 4)
-	lan         lanFlags       // lan: --discovery and LAN flags (issue 7)
-	upnp        upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
+	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
+	attrTTL    time.Duration
+	cacheSize  int
+	create     bool
+	allowOther bool
+	debugFUSE  bool
+	shareDir   string
+	noShare    bool
+	share      shareFlags
+	cpuProfile string
+	disc       discoveryFlags // discord: discovery flags (issue 4)
+	lan        lanFlags       // lan: --discovery and LAN flags (issue 7)
+	upnp       upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
 }
 
 func init() {
@@ -78,11 +73,7 @@ Examples:
 			},
 		}
 		fl := cmd.Flags()
-		fl.StringArrayVar(&f.peers, "peer", nil, "add a peer: NAME=sftp://[user@]host[:port][/path][?fingerprint=SHA256:...] (repeatable)")
-		fl.StringArrayVar(&f.identities, "identity", nil, "private key `FILE` to log in to peers with, besides ssh-agent and the per-run key (repeatable)")
-		fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts `FILE` for peers without a pinned fingerprint (default ~/.ssh/known_hosts)")
-		fl.IntVar(&f.connections, "connections", pool.DefaultConnections, "SSH connections per peer at most")
-		fl.DurationVar(&f.timeout, "timeout", pool.DefaultTimeout, "fail a remote operation when its peer sends nothing for this long")
+		f.client.register(cmd)
 		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
@@ -104,27 +95,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	ctx, cancel := context.WithCancel(cmd.Context()) // discord: a fatal discovery error ends the mount
 	defer cancel()
 	log := slog.Default()
-	if f.connections < 1 {
-		return usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
-	}
-	if f.timeout <= 0 {
-		return usageError{fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)}
-	}
-	var flagPeers []peers.Peer
-	for _, s := range f.peers {
-		p, err := peers.ParsePeerFlag(s)
-		if err != nil {
-			return usageError{err}
-		}
-		flagPeers = append(flagPeers, p)
-	}
-	var ids []ssh.Signer
-	for _, file := range f.identities {
-		s, err := pool.LoadIdentity(file)
-		if err != nil {
-			return usageError{err}
-		}
-		ids = append(ids, s)
+	flagPeers, ids, err := f.client.parse()
+	if err != nil {
+		return err
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -191,14 +164,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	}
 	go reg.Run(ctx)
 
-	pl, err := pool.New(pool.Options{
-		Connections:    f.connections,
-		Timeout:        f.timeout,
-		Identities:     ids,
-		AgentSocket:    os.Getenv("SSH_AUTH_SOCK"),
-		KnownHostsFile: f.knownHosts,
-		Logger:         log,
-	})
+	pl, err := f.client.newPool(ids, log)
 	if err != nil {
 		return err
 	}

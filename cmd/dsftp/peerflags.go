@@ -33,23 +33,22 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", pool.DefaultTimeout, "fail a remote operation when its peer sends nothing for this long")
 }
 
-// setup parses the flags into a registry holding the --peer peers and a
-// pool logging to log; the caller closes the pool. selfID is this
-// instance's own ID (its share's host key fingerprint), never listed.
-func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
+// parse checks the flags and reads the --peer peers and --identity keys,
+// before anything starts, so a typo is a usage error and nothing else.
+func (f *clientFlags) parse() ([]peers.Peer, []ssh.Signer, error) {
 	if f.connections < 1 {
 		return nil, nil, usageError{fmt.Errorf("--connections %d: want at least 1", f.connections)}
 	}
 	if f.timeout <= 0 {
 		return nil, nil, usageError{fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)}
 	}
-	reg := peers.NewRegistry(selfID)
+	var ps []peers.Peer
 	for _, s := range f.peers {
 		p, err := peers.ParsePeerFlag(s)
 		if err != nil {
 			return nil, nil, usageError{err}
 		}
-		reg.Upsert(p)
+		ps = append(ps, p)
 	}
 	var ids []ssh.Signer
 	for _, file := range f.identities {
@@ -59,7 +58,13 @@ func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *
 		}
 		ids = append(ids, s)
 	}
-	pl, err := pool.New(pool.Options{
+	return ps, ids, nil
+}
+
+// newPool makes the session pool with the flags' limits, the given
+// identities, ssh-agent and known_hosts; the caller closes it.
+func (f *clientFlags) newPool(ids []ssh.Signer, log *slog.Logger) (*pool.Pool, error) {
+	return pool.New(pool.Options{
 		Connections:    f.connections,
 		Timeout:        f.timeout,
 		Identities:     ids,
@@ -67,6 +72,21 @@ func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *
 		KnownHostsFile: f.knownHosts,
 		Logger:         log,
 	})
+}
+
+// setup parses the flags into a registry holding the --peer peers and a
+// pool logging to log; the caller closes the pool. selfID is this
+// instance's own ID (its share's host key fingerprint), never listed.
+func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
+	ps, ids, err := f.parse()
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := peers.NewRegistry(selfID)
+	for _, p := range ps {
+		reg.Upsert(p)
+	}
+	pl, err := f.newPool(ids, log)
 	if err != nil {
 		return nil, nil, err
 	}
