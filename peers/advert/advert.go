@@ -10,6 +10,12 @@
 // Domain || JSON, so an advert cannot be mistaken for any other signed
 // SSH data, and is carried in SSH wire format (ssh.Signature).
 //
+// A client-only advert (Client set) comes from an instance that shares
+// nothing (`dsftp get`, or mount and shell with --no-share): it is signed
+// with a per-run identity key that never serves, carries the client keys
+// and no addresses, and only lets those keys in to the receivers' shares;
+// receivers do not list it as a peer.
+//
 // An advert holds no secret: only public keys and addresses. It always fits
 // in one Discord message (MaxLen characters).
 package advert
@@ -52,7 +58,13 @@ type Advert struct {
 	// it and makes it unique).
 	Name string `json:"name"`
 	// Addrs are host:port candidates for the peer's SFTP share, best first.
+	// A client-only advert has none.
 	Addrs []string `json:"addrs"`
+	// Client marks a client-only advert: the instance shares nothing, so
+	// HostKey is only its signing identity, Addrs is empty and ClientKeys
+	// holds at least one key. Receivers that predate the field ignore it
+	// (unknown fields are ignored) and see a share without addresses.
+	Client bool `json:"client,omitempty"`
 	// User is the SSH user name to log in as ("" lets the client choose).
 	User string `json:"user,omitempty"`
 	// HostKey is the share's SSH host key in authorized_keys format; it
@@ -102,8 +114,12 @@ func MarshalKey(k ssh.PublicKey) string {
 }
 
 // Encode signs a with signer and returns the message text. The host key in
-// a is set from signer. It fails if the result exceeds MaxLen.
+// a is set from signer. It fails if the result exceeds MaxLen, or if a is
+// client-only but has addresses or no client key.
 func Encode(a Advert, signer ssh.Signer) (string, error) {
+	if err := a.checkClient(); err != nil {
+		return "", fmt.Errorf("encode advert: %w", err)
+	}
 	a.HostKey = MarshalKey(signer.PublicKey())
 	payload, err := json.Marshal(a)
 	if err != nil {
@@ -192,6 +208,9 @@ func Decode(text string) (*Decoded, error) {
 	if a.Instance == "" || a.Seq == 0 || a.Guild == "" || a.Channel == "" {
 		return nil, fmt.Errorf("%w: missing instance, seq, guild or channel", ErrMalformed)
 	}
+	if err := a.checkClient(); err != nil {
+		return nil, err
+	}
 	d := &Decoded{Advert: a, HostKey: hostKey, Fingerprint: ssh.FingerprintSHA256(hostKey)}
 	for _, s := range a.ClientKeys {
 		k, err := parseKey(s)
@@ -202,6 +221,18 @@ func Decode(text string) (*Decoded, error) {
 	}
 	d.Addrs = slices.DeleteFunc(slices.Clone(a.Addrs), func(s string) bool { return !validAddr(s) })
 	return d, nil
+}
+
+// checkClient rejects a client-only advert that names addresses (it would
+// be a share in disguise) or carries no client key (it would mean nothing).
+func (a *Advert) checkClient() error {
+	if a.Client && len(a.Addrs) > 0 {
+		return fmt.Errorf("%w: a client-only advert carries no addresses", ErrMalformed)
+	}
+	if a.Client && len(a.ClientKeys) == 0 {
+		return fmt.Errorf("%w: a client-only advert without client keys", ErrMalformed)
+	}
+	return nil
 }
 
 // Check verifies that d was made for guild and channel and is live at now.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -197,5 +198,65 @@ func TestBadAddrsDropped(t *testing.T) {
 	}
 	if strings.Join(d.Addrs, ",") != "ok:1,good.example:22" {
 		t.Fatalf("addrs %q", d.Addrs)
+	}
+}
+
+// A client-only advert (an instance that shares nothing) round-trips with
+// its flag, its client key and no addresses.
+func TestClientOnlyRoundTrip(t *testing.T) {
+	id, client := newSigner(t), newSigner(t)
+	now := time.Now()
+	a := sample(now, client.PublicKey())
+	a.Addrs, a.Client, a.User = nil, true, ""
+	text, err := Encode(a, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if err := d.Check("100", "200", now); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if !d.Client || len(d.Addrs) != 0 || d.Fingerprint != ssh.FingerprintSHA256(id.PublicKey()) {
+		t.Errorf("decoded client=%v addrs=%v fingerprint=%s", d.Client, d.Addrs, d.Fingerprint)
+	}
+	if len(d.ClientKeys) != 1 || string(d.ClientKeys[0].Marshal()) != string(client.PublicKey().Marshal()) {
+		t.Errorf("client keys %v", d.ClientKeys)
+	}
+	// A share's advert does not carry the field at all, so receivers that
+	// predate it see exactly what they saw before.
+	share, _ := Encode(sample(now, client.PublicKey()), id)
+	body, _, _ := strings.Cut(strings.TrimPrefix(share, Prefix), ".")
+	if p, _ := base64.RawURLEncoding.DecodeString(body); strings.Contains(string(p), `"client"`) {
+		t.Errorf("a share's advert mentions the client flag: %s", p)
+	}
+}
+
+// A client-only advert with addresses (a share in disguise) or without a
+// client key is malformed, even when correctly signed.
+func TestClientOnlyInvalid(t *testing.T) {
+	id, client := newSigner(t), newSigner(t)
+	now := time.Now()
+	withAddrs := sample(now, client.PublicKey())
+	withAddrs.Client = true
+	noKeys := sample(now, client.PublicKey())
+	noKeys.Client, noKeys.Addrs, noKeys.ClientKeys = true, nil, nil
+	for name, a := range map[string]Advert{"with addresses": withAddrs, "without client keys": noKeys} {
+		if _, err := Encode(a, id); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Encode %s: %v, want ErrMalformed", name, err)
+		}
+		// Signed by hand, as a hostile sender would.
+		a.HostKey = MarshalKey(id.PublicKey())
+		payload, _ := json.Marshal(a)
+		sig, err := sign(id, append([]byte(Domain), payload...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := Prefix + base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(ssh.Marshal(sig))
+		if _, err := Decode(text); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode %s: %v, want ErrMalformed", name, err)
+		}
 	}
 }
