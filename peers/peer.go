@@ -47,6 +47,11 @@ type Peer struct {
 	Source string
 	// AuthorID is the Discord user that posted the advert, if any.
 	AuthorID string
+	// ClientOnly marks an instance that shares nothing (`dsftp get`, or
+	// mount/shell with --no-share): it has no addresses and its ID is only
+	// its advert's signing key. The registry lets its ClientKeys in like
+	// any live peer's, but never lists it nor gives it a display name.
+	ClientOnly bool
 	// Expires is when the peer is dropped unless refreshed; zero never.
 	Expires time.Time
 	// Updated is when the peer was last added or refreshed.

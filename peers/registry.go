@@ -14,6 +14,9 @@ import (
 type Entry struct {
 	Peer
 	// DisplayName is unique among live peers and safe as a path component.
+	// For a client-only entry (see Clients) it is only the sanitized
+	// requested name: clients claim no name, so they never take one away
+	// from a share.
 	DisplayName string
 	// Added is when the peer first appeared.
 	Added time.Time
@@ -22,12 +25,17 @@ type Entry struct {
 // Registry is the set of live peers fed by discovery and the command line.
 // Readers poll List after a notification from Watch; all methods are safe
 // for concurrent use and never block on the network.
+//
+// Client-only adverts (Peer.ClientOnly) are kept apart: their keys count
+// for AuthorizedKey, but List, Get and ByID never return them, so they get
+// no directory in a mount and claim no display name.
 type Registry struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	self     string // own ID, never listed
-	byID     map[string]*Entry
-	names    map[string]string // display name -> ID
+	byID     map[string]*Entry // shares: listed, with a unique name
+	clients  map[string]*Entry // client-only: keys only, never listed
+	names    map[string]string // display name -> ID (shares only)
 	watchers map[chan struct{}]struct{}
 	timer    chan struct{} // pokes Run when expiries change
 }
@@ -39,6 +47,7 @@ func NewRegistry(selfID string) *Registry {
 		now:      time.Now,
 		self:     selfID,
 		byID:     map[string]*Entry{},
+		clients:  map[string]*Entry{},
 		names:    map[string]string{},
 		watchers: map[chan struct{}]struct{}{},
 		timer:    make(chan struct{}, 1),
@@ -66,6 +75,11 @@ func (r *Registry) Upsert(p Peer) bool {
 	if !p.Expires.IsZero() && !p.Expires.After(now) {
 		return false
 	}
+	if p.ClientOnly {
+		return r.upsertClientLocked(p, now)
+	}
+	// The same key advertising a share again is a share from now on.
+	delete(r.clients, p.ID)
 	e, ok := r.byID[p.ID]
 	if ok {
 		e.Peer = p
@@ -73,6 +87,23 @@ func (r *Registry) Upsert(p Peer) bool {
 		e = &Entry{Peer: p, Added: now, DisplayName: r.uniqueName(p)}
 		r.byID[p.ID] = e
 		r.names[e.DisplayName] = p.ID
+	}
+	r.changedLocked()
+	return !ok
+}
+
+// upsertClientLocked records a client-only advert. A share with the same
+// ID that now advertises as a client only gives up its directory and name.
+func (r *Registry) upsertClientLocked(p Peer, now time.Time) bool {
+	if _, wasShare := r.byID[p.ID]; wasShare {
+		r.removeLocked(p.ID)
+	}
+	e, ok := r.clients[p.ID]
+	if ok {
+		e.Peer = p
+		e.DisplayName = SanitizeName(p.Name)
+	} else {
+		r.clients[p.ID] = &Entry{Peer: p, Added: now, DisplayName: SanitizeName(p.Name)}
 	}
 	r.changedLocked()
 	return !ok
@@ -111,14 +142,33 @@ func itoa(i int) string {
 	}
 }
 
-// Remove drops the peer with the given ID, if present.
+// Remove drops the peer (or client-only entry) with the given ID, if
+// present.
 func (r *Registry) Remove(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.removeLocked(id)
 }
 
+// RemoveFrom drops the peer or client-only entry with the given ID if its
+// latest advert came from source, so one discovery method cannot drop what
+// another one still sees.
+func (r *Registry) RemoveFrom(id, source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.byID[id]; ok && e.Source == source {
+		r.removeLocked(id)
+	}
+	if e, ok := r.clients[id]; ok && e.Source == source {
+		r.removeLocked(id)
+	}
+}
+
 func (r *Registry) removeLocked(id string) {
+	if _, ok := r.clients[id]; ok {
+		delete(r.clients, id)
+		r.changedLocked()
+	}
 	e, ok := r.byID[id]
 	if !ok {
 		return
@@ -140,6 +190,27 @@ func (r *Registry) List() []Entry {
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
+	return out
+}
+
+// Clients returns the live client-only entries (instances that share
+// nothing but whose keys may log in), sorted by name, then ID.
+func (r *Registry) Clients() []Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	out := make([]Entry, 0, len(r.clients))
+	for _, e := range r.clients {
+		c := *e
+		c.Peer = e.Peer.Clone()
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DisplayName != out[j].DisplayName {
+			return out[i].DisplayName < out[j].DisplayName
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -171,21 +242,34 @@ func (r *Registry) ByID(id string) (Entry, bool) {
 	return c, true
 }
 
-// AuthorizedKey reports whether key is a client key of a live peer, and
-// which. The share calls it (through a small interface) on every login.
+// AuthorizedKey reports whether key is a client key of a live peer or
+// client-only advert, and whose ("NAME (client)" for a client-only one).
+// The share calls it (through a small interface) on every login.
 func (r *Registry) AuthorizedKey(key ssh.PublicKey) (string, bool) {
 	want := key.Marshal()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
 	for _, e := range r.byID {
-		for _, k := range e.ClientKeys {
-			if bytes.Equal(k.Marshal(), want) {
-				return e.DisplayName, true
-			}
+		if hasKey(e, want) {
+			return e.DisplayName, true
+		}
+	}
+	for _, e := range r.clients {
+		if hasKey(e, want) {
+			return e.DisplayName + " (client)", true
 		}
 	}
 	return "", false
+}
+
+func hasKey(e *Entry, want []byte) bool {
+	for _, k := range e.ClientKeys {
+		if bytes.Equal(k.Marshal(), want) {
+			return true
+		}
+	}
+	return false
 }
 
 // Watch returns a channel that receives a value (coalesced) after every
@@ -217,21 +301,25 @@ func (r *Registry) changedLocked() {
 
 func (r *Registry) expireLocked() {
 	now := r.now()
-	for id, e := range r.byID {
-		if !e.Expires.IsZero() && !e.Expires.After(now) {
-			r.removeLocked(id)
+	for _, m := range []map[string]*Entry{r.byID, r.clients} {
+		for id, e := range m {
+			if !e.Expires.IsZero() && !e.Expires.After(now) {
+				r.removeLocked(id)
+			}
 		}
 	}
 }
 
-// nextExpiry returns the earliest expiry among live peers, or zero.
+// nextExpiry returns the earliest expiry among live entries, or zero.
 func (r *Registry) nextExpiry() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var next time.Time
-	for _, e := range r.byID {
-		if !e.Expires.IsZero() && (next.IsZero() || e.Expires.Before(next)) {
-			next = e.Expires
+	for _, m := range []map[string]*Entry{r.byID, r.clients} {
+		for _, e := range m {
+			if !e.Expires.IsZero() && (next.IsZero() || e.Expires.Before(next)) {
+				next = e.Expires
+			}
 		}
 	}
 	return next

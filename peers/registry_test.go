@@ -113,3 +113,83 @@ func TestRegistryExpiryAndAuthorizedKey(t *testing.T) {
 		t.Fatal("already expired advert accepted")
 	}
 }
+
+// A client-only advert lets its key in but is not a peer: not listed, no
+// directory name, and it cannot take a name from a share, before or after
+// the share arrives.
+func TestRegistryClientOnly(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := NewRegistry("")
+	r.SetClock(func() time.Time { return now })
+	ck, sk := newKey(t), newKey(t)
+	// The client arrives first, asking for the name the share wants.
+	if !r.Upsert(Peer{ID: "SHA256:client1", Name: "alice", ClientKeys: []ssh.PublicKey{ck}, ClientOnly: true, Expires: now.Add(time.Minute)}) {
+		t.Fatal("a new client-only advert is not reported as new")
+	}
+	r.Upsert(Peer{ID: "SHA256:share1", Name: "alice", Addrs: []string{"x:1"}, ClientKeys: []ssh.PublicKey{sk}, Expires: now.Add(time.Hour)})
+	if who, ok := r.AuthorizedKey(ck); !ok || who != "alice (client)" {
+		t.Fatalf("client key: AuthorizedKey = %q %v, want alice (client)", who, ok)
+	}
+	if who, ok := r.AuthorizedKey(sk); !ok || who != "alice" {
+		t.Fatalf("share's client key: AuthorizedKey = %q %v", who, ok)
+	}
+	list := r.List()
+	if len(list) != 1 || list[0].ID != "SHA256:share1" || list[0].DisplayName != "alice" {
+		t.Fatalf("List = %+v, want only the share, named alice", list)
+	}
+	if e, ok := r.Get("alice"); !ok || e.ID != "SHA256:share1" {
+		t.Fatalf("Get(alice) = %s %v, want the share", e.ID, ok)
+	}
+	if _, ok := r.ByID("SHA256:client1"); ok {
+		t.Fatal("ByID finds a client-only entry")
+	}
+	// A second share with the name still gets a suffix: the client took
+	// nothing, and the first share keeps the bare name.
+	r.Upsert(Peer{ID: "SHA256:share2", Name: "alice"})
+	if e, ok := r.Get("alice"); !ok || e.ID != "SHA256:share1" {
+		t.Fatalf("after a second share, alice is %s", e.ID)
+	}
+	cl := r.Clients()
+	if len(cl) != 1 || cl[0].ID != "SHA256:client1" || cl[0].DisplayName != "alice" {
+		t.Fatalf("Clients = %+v", cl)
+	}
+	// Refreshing the client changes nothing visible; RemoveFrom another
+	// source leaves it; expiry drops it and its key.
+	if r.Upsert(Peer{ID: "SHA256:client1", Name: "alice", ClientKeys: []ssh.PublicKey{ck}, ClientOnly: true, Expires: now.Add(time.Minute)}) {
+		t.Fatal("a refreshed client-only advert is reported as new")
+	}
+	r.RemoveFrom("SHA256:client1", SourceLAN)
+	if _, ok := r.AuthorizedKey(ck); !ok {
+		t.Fatal("RemoveFrom another source dropped the client")
+	}
+	now = now.Add(2 * time.Minute)
+	if _, ok := r.AuthorizedKey(ck); ok {
+		t.Fatal("the key of an expired client-only advert is still let in")
+	}
+	if n := len(r.Clients()); n != 0 {
+		t.Fatalf("%d clients after expiry", n)
+	}
+	if next := r.nextExpiry(); !next.Equal(now.Add(58 * time.Minute)) {
+		t.Fatalf("next expiry %v", next)
+	}
+}
+
+// A client with the ID of a listed share (the same signing key) turns the
+// share into a client: its directory and name go; RemoveFrom drops clients.
+func TestRegistryShareBecomesClient(t *testing.T) {
+	r := NewRegistry("")
+	k := newKey(t)
+	r.Upsert(Peer{ID: "SHA256:x", Name: "bob", Addrs: []string{"x:1"}, Source: SourceDiscord})
+	r.Upsert(Peer{ID: "SHA256:x", Name: "bob", ClientKeys: []ssh.PublicKey{k}, ClientOnly: true, Source: SourceDiscord})
+	if len(r.List()) != 0 {
+		t.Fatalf("List = %+v after the share became a client", r.List())
+	}
+	r.Upsert(Peer{ID: "SHA256:y", Name: "bob"})
+	if e, _ := r.Get("bob"); e.ID != "SHA256:y" {
+		t.Fatalf("the name bob was not freed: %s", e.ID)
+	}
+	r.RemoveFrom("SHA256:x", SourceDiscord)
+	if _, ok := r.AuthorizedKey(k); ok || len(r.Clients()) != 0 {
+		t.Fatal("RemoveFrom left the client")
+	}
+}
