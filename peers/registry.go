@@ -32,7 +32,7 @@ type Entry struct {
 type Registry struct {
 	mu       sync.Mutex
 	now      func() time.Time
-	self     string // own ID, never listed
+	self     string            // own ID, never listed
 	byID     map[string]*Entry // shares: listed, with a unique name
 	clients  map[string]*Entry // client-only: keys only, never listed
 	names    map[string]string // display name -> ID (shares only)
