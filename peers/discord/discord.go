@@ -62,8 +62,14 @@ type Config struct {
 	// User is the SSH user name others log in as ("" leaves it to them).
 	User string
 	// Signer is the share's SSH host key. It signs adverts, and clients
-	// accept only this key for this peer.
+	// accept only this key for this peer. For ClientOnly it is a per-run
+	// identity key that never serves.
 	Signer ssh.Signer
+	// ClientOnly posts client-only adverts: this instance shares nothing
+	// (dsftp get, or mount and shell with --no-share), so the adverts carry
+	// only ClientKeys, no addresses (Addrs and SetAddrs are ignored), and
+	// receivers let those keys in without listing us as a peer.
+	ClientOnly bool
 	// ClientKeys are the public keys this instance logs in to other shares
 	// with; their shares accept them while this advert is live.
 	ClientKeys []ssh.PublicKey
@@ -160,6 +166,12 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	if cfg.Signer == nil || cfg.Registry == nil {
 		return nil, errors.New("discord discovery: Signer and Registry are required")
 	}
+	if cfg.ClientOnly {
+		if len(cfg.ClientKeys) == 0 {
+			return nil, errors.New("discord discovery: a client-only advert needs ClientKeys")
+		}
+		cfg.Addrs = nil
+	}
 	s, err := newSession(cfg.Token, cfg.APIBase)
 	if err != nil {
 		return nil, err
@@ -239,6 +251,9 @@ func (d *Discovery) BotID() string     { return d.t.botID }
 // SetAddrs replaces the advertised addresses and re-posts at once (at most
 // every MinRepost) when they changed.
 func (d *Discovery) SetAddrs(addrs []string) {
+	if d.cfg.ClientOnly {
+		return // nothing to reach
+	}
 	d.mu.Lock()
 	changed := !slices.Equal(d.addrs, addrs)
 	d.addrs = slices.Clone(addrs)
@@ -436,7 +451,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	d.seq++
 	now := time.Now()
 	a := advert.Advert{
-		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User,
+		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
 		Guild: d.t.guildID, Channel: d.t.channelID, Instance: d.instance, Seq: d.seq,
 		Issued: now.Unix(), Expires: now.Add(d.cfg.TTL).Unix(),
 	}
@@ -445,7 +460,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	text, err := advert.Encode(a, d.cfg.Signer)
-	for errors.Is(err, advert.ErrTooLong) && len(a.Addrs) > 1 {
+	for errors.Is(err, advert.ErrTooLong) && len(a.Addrs) > 1 && !a.Client {
 		a.Addrs = a.Addrs[:len(a.Addrs)-1] // keep the best ones
 		text, err = advert.Encode(a, d.cfg.Signer)
 	}

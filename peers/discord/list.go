@@ -10,7 +10,7 @@ import (
 )
 
 // List reads the channel's history once and returns the live, verified
-// adverts, without connecting to the gateway or posting anything. Only
+// adverts (client-only ones with Info.Client set), without connecting to the gateway or posting anything. Only
 // Token, APIBase, Guild, Channel, AllowUsers, Logger and RequestTimeout of
 // cfg are used.
 func List(ctx context.Context, cfg Config) ([]Info, error) {
@@ -32,6 +32,9 @@ func List(ctx context.Context, cfg Config) ([]Info, error) {
 	for i := range out {
 		if e, ok := cfg.Registry.ByID(out[i].ID); ok {
 			out[i].DisplayName = e.DisplayName
+		} else if out[i].Client {
+			// Clients claim no unique name; show the cleaned one.
+			out[i].DisplayName = peers.SanitizeName(out[i].Name)
 		}
 	}
 	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.DisplayName, b.DisplayName) })

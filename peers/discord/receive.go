@@ -65,11 +65,14 @@ type Info struct {
 	Name        string
 	DisplayName string
 	Addrs       []string
-	Issued      time.Time
-	Expires     time.Time
-	AuthorID    string
-	AuthorName  string
-	MessageID   string
+	// Client marks a client-only advert (an instance that shares nothing:
+	// its keys may log in, but it is no peer to mount).
+	Client     bool
+	Issued     time.Time
+	Expires    time.Time
+	AuthorID   string
+	AuthorName string
+	MessageID  string
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
@@ -134,7 +137,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 		instance: d.Instance, seq: d.Seq, issued: d.Issued, expires: time.Unix(d.Expires, 0),
 		msgID: m.ID, author: author, live: true,
 		info: Info{
-			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs,
+			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, Client: d.Client,
 			Issued: time.Unix(d.Issued, 0), Expires: time.Unix(d.Expires, 0),
 			AuthorID: author, AuthorName: authorName, MessageID: m.ID,
 		},
@@ -143,7 +146,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 	r.reg.Upsert(peers.Peer{
 		ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, User: d.User,
 		HostKey: d.HostKey, HostKeyFingerprint: d.Fingerprint, ClientKeys: d.ClientKeys,
-		Source: peers.SourceDiscord, AuthorID: author, Expires: st.expires,
+		Source: peers.SourceDiscord, AuthorID: author, Expires: st.expires, ClientOnly: d.Client,
 	})
 }
 
@@ -161,9 +164,7 @@ func (r *receiver) deleted(id string) {
 
 func (r *receiver) dropLocked(fp string, st *peerState) {
 	st.live = false
-	if e, ok := r.reg.ByID(fp); ok && e.Source == peers.SourceDiscord {
-		r.reg.Remove(fp)
-	}
+	r.reg.RemoveFrom(fp, peers.SourceDiscord)
 }
 
 // catchUp reads the channel history back to advert.MaxTTL ago, oldest
