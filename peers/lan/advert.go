@@ -25,6 +25,7 @@ type AdvertCodec struct {
 	signer     ssh.Signer
 	name, user string
 	clientKeys []string
+	client     bool // client-only: no addresses
 	instance   string
 	now        func() time.Time
 
@@ -47,14 +48,28 @@ func NewAdvertCodec(hostKey ssh.Signer, name, user string, clientKeys []ssh.Publ
 	return c
 }
 
+// NewClientCodec returns a codec for an instance that shares nothing: it
+// signs client-only adverts (advert.Advert.Client) with identity, a per-run
+// key that never serves, carrying clientKeys and no addresses. Peers let
+// those keys in but do not list the instance.
+func NewClientCodec(identity ssh.Signer, name string, clientKeys []ssh.PublicKey) *AdvertCodec {
+	c := NewAdvertCodec(identity, name, "", clientKeys)
+	c.client = true
+	return c
+}
+
 // NewVerifyCodec returns a codec that only verifies adverts, for a
 // listener (Options.ListenOnly); its Encode fails.
 func NewVerifyCodec() *AdvertCodec {
 	return &AdvertCodec{now: time.Now}
 }
 
-// SetAddrs sets the host:port addresses the next adverts carry.
+// SetAddrs sets the host:port addresses the next adverts carry (none for
+// a client codec).
 func (c *AdvertCodec) SetAddrs(addrs []string) {
+	if c.client {
+		return
+	}
 	c.mu.Lock()
 	c.addrs = append([]string(nil), addrs...)
 	c.mu.Unlock()
@@ -72,7 +87,7 @@ func (c *AdvertCodec) Encode(ttl time.Duration) ([]byte, error) {
 	c.mu.Lock()
 	c.seq++
 	a := advert.Advert{
-		Name: c.name, Addrs: c.addrs, User: c.user, ClientKeys: c.clientKeys,
+		Name: c.name, Addrs: c.addrs, User: c.user, ClientKeys: c.clientKeys, Client: c.client,
 		Guild: AdvertGuild, Channel: AdvertChannel,
 		Instance: c.instance, Seq: c.seq,
 		Issued: now.Unix(), Expires: now.Add(ttl).Unix(),
@@ -97,7 +112,7 @@ func (c *AdvertCodec) Verify(msg []byte) (Advert, error) {
 	return Advert{
 		Peer: peers.Peer{
 			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, User: d.User,
-			HostKey: d.HostKey, ClientKeys: d.ClientKeys,
+			HostKey: d.HostKey, ClientKeys: d.ClientKeys, ClientOnly: d.Client,
 			Expires: time.Unix(d.Expires, 0),
 		},
 		Instance: d.Instance, Seq: d.Seq,

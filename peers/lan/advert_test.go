@@ -10,6 +10,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/lan"
+	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -94,4 +95,55 @@ func TestAdvertCodecDiscovery(t *testing.T) {
 	}
 	waitNames(t, regs["alice"], "bob")
 	waitNames(t, regs["bob"], "alice")
+}
+
+// A client-only instance (NewClientCodec) on the LAN: the share lets its
+// key in at once but does not list it; the client finds the share; when
+// the client stops, its leaving advert takes the key away soon.
+func TestClientCodecDiscovery(t *testing.T) {
+	port := freeUDPPort(t)
+	start := func(c *lan.AdvertCodec, id string) (*peers.Registry, func()) {
+		reg := peers.NewRegistry(id)
+		d, err := lan.New(lan.Options{Codec: c, Registry: reg, SelfID: id, Port: port, Interfaces: []string{"lo"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go reg.Run(ctx)
+		go func() { d.Run(ctx); close(done) }()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return reg, stop
+	}
+	host := newSigner()
+	sc := lan.NewAdvertCodec(host, "alice", "", []ssh.PublicKey{newSigner().PublicKey()})
+	sc.SetAddrs([]string{"127.0.0.1:2200"})
+	share, _ := start(sc, ssh.FingerprintSHA256(host.PublicKey()))
+
+	id, key := newSigner(), newSigner().PublicKey()
+	cc := lan.NewClientCodec(id, "alice", []ssh.PublicKey{key})
+	cc.SetAddrs([]string{"127.0.0.1:9"}) // ignored: nothing to reach
+	client, stopClient := start(cc, ssh.FingerprintSHA256(id.PublicKey()))
+
+	waitNames(t, client, "alice")
+	testenv.WaitFor(t, 10*time.Second, "the share to let the client's key in", func() bool {
+		_, ok := share.AuthorizedKey(key)
+		return ok
+	})
+	if l := share.List(); len(l) != 0 {
+		t.Fatalf("the share lists %+v; a client must not be a peer", l)
+	}
+	cl := share.Clients()
+	if len(cl) != 1 || len(cl[0].Addrs) != 0 || !cl[0].ClientOnly || cl[0].Source != peers.SourceLAN {
+		t.Fatalf("the share's clients: %+v", cl)
+	}
+	stopClient()
+	testenv.WaitFor(t, 10*time.Second, "the share to drop the client's key after it left", func() bool {
+		_, ok := share.AuthorizedKey(key)
+		return !ok
+	})
 }
