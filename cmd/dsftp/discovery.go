@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
-	"github.com/dsftp/dsftp/share"
 )
 
 // Environment variables for discovery. The token is read from the
@@ -140,17 +138,6 @@ func (f *discoveryFlags) config(token string, log *slog.Logger) discord.Config {
 	}
 }
 
-// advertised is what a running share offers to discovery.
-type advertised struct {
-	// Signer is the share's host key.
-	Signer ssh.Signer
-	// Addrs are the share's reachable host:port addresses, best first.
-	Addrs []string
-	// ClientKeys are the keys this process logs in to other shares with
-	// (none for a plain `dsftp share`).
-	ClientKeys []ssh.PublicKey
-}
-
 // maxAdvertAddrs keeps adverts short: the best addresses are enough.
 const maxAdvertAddrs = 8
 
@@ -175,32 +162,37 @@ func (f *discoveryFlags) prepare(log *slog.Logger) (string, error) {
 	return tok, nil
 }
 
-// startDiscovery starts Discord discovery for a running share, feeding reg
+// startDiscovery starts Discord discovery advertising me, feeding reg
 // (both from prepare), and returns once the first advert is posted.
-func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, adv advertised, reg *peers.Registry, log *slog.Logger) (*discord.Discovery, error) {
+func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, me self, reg *peers.Registry, log *slog.Logger) (*discord.Discovery, error) {
 	cfg := f.config(tok, log)
-	cfg.Signer, cfg.ClientKeys, cfg.Registry = adv.Signer, adv.ClientKeys, reg
-	cfg.Addrs = adv.Addrs[:min(len(adv.Addrs), maxAdvertAddrs)]
+	cfg.Signer, cfg.ClientKeys, cfg.Registry = me.signer, me.clientKeys, reg
+	cfg.Addrs, cfg.ClientOnly = me.addrs(), me.clientOnly()
 	d, err := discord.Start(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
-	log.Info("advertising in Discord", "channel", "#"+strings.TrimPrefix(f.channel, "#"), "name", cfg.Name, "addrs", cfg.Addrs)
+	channel := "#" + strings.TrimPrefix(f.channel, "#")
+	if me.clientOnly() {
+		log.Info("advertising our client key in Discord (sharing nothing)", "channel", channel, "name", cfg.Name)
+	} else {
+		log.Info("advertising in Discord", "channel", channel, "name", cfg.Name, "addrs", cfg.Addrs)
+	}
 	return d, nil
 }
 
-// attachDiscovery advertises a listening share srv when tok is set. It
-// returns the running discovery (nil when tok is "", e.g. for UPnP to call
-// SetAddrs with the external address) and a function that, after the
-// command's work ends, waits for the advert to be deleted and returns the
-// fatal discovery error, if one ended the command through cancel.
+// attachDiscovery advertises me (a listening share, or a client-only
+// advert) when tok is set. It returns the running discovery (nil when tok
+// is "", e.g. for UPnP to call SetAddrs with the external address) and a
+// function that, after the command's work ends, waits for the advert to
+// be deleted and returns the fatal discovery error, if one ended the
+// command through cancel.
 func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discoveryFlags, tok string, reg *peers.Registry,
-	srv *share.Server, clientKeys []ssh.PublicKey, log *slog.Logger) (d *discord.Discovery, wait func() error, err error) {
+	me self, log *slog.Logger) (d *discord.Discovery, wait func() error, err error) {
 	if tok == "" {
 		return nil, func() error { return nil }, nil
 	}
-	adv := advertised{Signer: srv.HostSigner(), Addrs: addrStrings(srv.ReachableAddrs()), ClientKeys: clientKeys}
-	d, err = startDiscovery(ctx, df, tok, adv, reg, log)
+	d, err = startDiscovery(ctx, df, tok, me, reg, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/peerconn"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/peers/pool"
 )
 
 func init() {
@@ -24,6 +26,8 @@ func init() {
 
 func newGetCmd(g *globals) *cobra.Command {
 	var cf clientFlags
+	var df discoveryFlags
+	var lf lanFlags
 	var opts download.Options
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -33,29 +37,90 @@ func newGetCmd(g *globals) *cobra.Command {
 directory). The file is written as DEST.part and renamed when complete; an
 interrupted get run again resumes when the remote file is unchanged. An
 existing file is never overwritten without -f. Nothing is written outside
-DEST's directory, whatever names the peer sends.`,
+DEST's directory, whatever names the peer sends.
+
+PEER is a --peer name, or a peer found as --discovery says, like mount and
+shell do: in the Discord channel (the default with a bot token) or on the
+local network (lan, the default without one). get shares nothing, so it
+advertises only its per-run client key (a client-only advert, which peers
+do not list) until it exits; that is what lets PEER's share accept it. It
+waits up to --wait for PEER to appear and to accept the key.`,
 		Example: `  dsftp get alice:photos/cat.jpg
-  dsftp get -r --sha256 bob:/games ~/Downloads/`,
+  dsftp get --discovery lan -r --sha256 bob:/games ~/Downloads/
+  dsftp get --peer "alice=sftp://dsftp@192.0.2.7:2200/?fingerprint=SHA256:Xb1..." alice:big.bin`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			spec := args[0]
 			dest := "."
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			reg, pl, err := cf.setup("", slog.Default())
+			if wait < 0 {
+				return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
+			}
+			log := slog.Default()
+			if _, _, err := splitSpec(spec, nil); err != nil {
+				return err
+			}
+			// get shares nothing: a per-run key signs its client-only
+			// adverts and is its own ID, which its registry never lists.
+			identity, err := newIdentity()
+			if err != nil {
+				return err
+			}
+			reg, pl, err := cf.setup(ssh.FingerprintSHA256(identity.PublicKey()), log)
 			if err != nil {
 				return err
 			}
 			defer pl.Close()
-			ctx := cmd.Context()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
 			go reg.Run(ctx)
-			name, remotePath, err := findPeer(ctx, reg, spec, wait)
+			discovering := false
+			tok, useLAN, err := lf.choose(&df, log)
+			if err != nil {
+				return err
+			}
+			// A --peer name needs no discovery: nothing is posted.
+			if _, _, err := splitSpec(spec, reg); err != nil {
+				me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
+				if useLAN {
+					waitLAN, err := startLAN(ctx, &lf, reg, me, advertName(&df), log)
+					if err != nil {
+						return err
+					}
+					defer func() { cancel(); waitLAN() }()
+				}
+				// Started after LAN: a LAN peer may answer while Discord
+				// reads history and posts. The advert is deleted on exit.
+				_, waitDiscord, err := attachDiscovery(ctx, cancel, &df, tok, reg, me, log)
+				if err != nil {
+					return err
+				}
+				defer func() {
+					cancel()
+					// A fatal Discord error ends the get through cancel;
+					// it, not "context canceled", is the reason.
+					if derr := waitDiscord(); derr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+						err = derr
+					}
+				}()
+				discovering = tok != "" || useLAN
+			}
+			// --wait counts from when discovery is listening (and our
+			// advert is out), for finding PEER and for it accepting us.
+			deadline := time.Now().Add(wait)
+			why := fmt.Sprintf("none by that name appeared within --wait %v", wait)
+			if !discovering {
+				deadline = time.Now() // only --peer peers: nothing will arrive
+				why = "not a --peer name, and --discovery is off"
+			}
+			name, remotePath, err := findPeer(ctx, reg, spec, deadline, why)
 			if err != nil {
 				return err
 			}
 			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl})
-			src, err := remote.Connect(ctx, name)
+			src, err := connectAccepted(ctx, remote, pl, reg, name, deadline, wait)
 			if err != nil {
 				return err
 			}
@@ -85,46 +150,90 @@ DEST's directory, whatever names the peer sends.`,
 		},
 	}
 	cf.register(cmd)
+	df.register(cmd.Flags(), true) // --name is what the peer's share logs for us
+	lf.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&opts.Recursive, "recursive", "r", false, "download a directory with everything in it")
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "overwrite existing files")
 	cmd.Flags().BoolVar(&opts.SHA256, "sha256", false, "hash each file while downloading and print its SHA-256")
-	cmd.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to wait for PEER to be discovered")
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to wait for PEER to be discovered and to accept our key")
 	cmd.Flags().DurationVar(&opts.StallTimeout, "stall-timeout", 30*time.Second, "give up when a peer sends nothing for this long (the .part file is kept)")
 	return cmd
 }
 
-// findPeer splits PEER:PATH, preferring the longest registered peer name
-// before a colon, and waits up to wait for the peer to appear.
-func findPeer(ctx context.Context, reg *peers.Registry, spec string, wait time.Duration) (name, path string, err error) {
+// connectAccepted connects to the peer name. A discovered peer lets our key
+// in only once it has seen our advert, a moment after we posted it, so a
+// refused key is retried until deadline (the pool's backoff is reset each
+// time, so the next try dials at once).
+func connectAccepted(ctx context.Context, remote *peerconn.Remote, pl *pool.Pool, reg *peers.Registry,
+	name string, deadline time.Time, wait time.Duration) (download.Source, error) {
+	for {
+		src, err := remote.Connect(ctx, name)
+		if err == nil || !errors.Is(err, peerconn.ErrNotAccepted) {
+			return src, err
+		}
+		if e, ok := reg.Get(name); ok {
+			pl.Forget(e.ID)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("peer %s did not accept our key within --wait %v: its share lets in only keys of live adverts in the channel (or on the LAN) it reads; check that it uses the same --channel (and --allow-user lets our bot in), or try a longer --wait", name, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(left, 300*time.Millisecond)):
+		}
+	}
+}
+
+// splitSpec splits PEER:PATH, preferring the longest peer name in reg
+// before a colon. With reg nil it only checks the form.
+func splitSpec(spec string, reg *peers.Registry) (name, path string, err error) {
 	if !strings.Contains(spec, ":") {
 		return "", "", usageError{fmt.Errorf("%q: want PEER:PATH, e.g. alice:photos/cat.jpg", spec)}
 	}
+	if reg == nil {
+		return "", "", nil
+	}
+	for i := len(spec) - 1; i >= 0; i-- {
+		if spec[i] != ':' {
+			continue
+		}
+		if _, ok := reg.Get(spec[:i]); ok {
+			return spec[:i], spec[i+1:], nil
+		}
+	}
+	return "", "", errUnknownPeer
+}
+
+var errUnknownPeer = errors.New("unknown peer")
+
+// findPeer splits PEER:PATH, preferring the longest registered peer name
+// before a colon, and waits until deadline for the peer to appear. why
+// says, for the error, how long and where we looked.
+func findPeer(ctx context.Context, reg *peers.Registry, spec string, deadline time.Time, why string) (name, path string, err error) {
 	ch, stop := reg.Watch()
 	defer stop()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
+	timer := time.NewTimer(max(time.Until(deadline), 0))
+	defer timer.Stop()
 	for {
-		for i := len(spec) - 1; i >= 0; i-- {
-			if spec[i] != ':' {
-				continue
-			}
-			if _, ok := reg.Get(spec[:i]); ok {
-				return spec[:i], spec[i+1:], nil
-			}
+		name, path, err := splitSpec(spec, reg)
+		if err == nil || !errors.Is(err, errUnknownPeer) {
+			return name, path, err
 		}
 		select {
 		case <-ch:
 			continue
 		case <-ctx.Done():
 			return "", "", ctx.Err()
-		case <-deadline.C:
+		case <-timer.C:
 		}
 		want := spec[:strings.Index(spec, ":")]
 		var names []string
 		for _, e := range reg.List() {
 			names = append(names, e.DisplayName)
 		}
-		msg := fmt.Sprintf("unknown peer %q (none by that name appeared within %v)", want, wait)
+		msg := fmt.Sprintf("unknown peer %q (%s)", want, why)
 		if near, ok := shell.Closest(want, names); ok {
 			msg += fmt.Sprintf("; did you mean %q?", near)
 		} else if len(names) > 0 {

@@ -21,6 +21,9 @@ func runGet(t *testing.T, dir string, args ...string) (string, int) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	cmd := exec.CommandContext(ctx, testenv.Binary(t), append([]string{"get"}, args...)...)
 	cmd.Dir = dir
+	// get finds peers by discovery unless PEER is a --peer name; these
+	// tests must not announce on the host's network (see testenv.Start).
+	cmd.Env = append(os.Environ(), "DSFTP_DISCOVERY=off")
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("dsftp get %v did not finish in 2 minutes:\n%s", args, out)

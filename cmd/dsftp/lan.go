@@ -12,9 +12,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/lan"
-	"github.com/dsftp/dsftp/share"
 	"github.com/spf13/pflag"
-	"golang.org/x/crypto/ssh"
 )
 
 // Discovery methods, as --discovery names them.
@@ -75,6 +73,9 @@ func (m discoveryMethods) String() string {
 
 // lanNotice is printed when LAN discovery is chosen by default.
 const lanNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
+
+// lanClientNotice is lanNotice for a process that shares nothing.
+const lanClientNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan); to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
 
 // value is --discovery, or else $DSFTP_DISCOVERY, or "" for the default.
 func (f *lanFlags) value() string {
@@ -137,29 +138,9 @@ func (f *lanFlags) resolve(tokenConfigured bool) (discoveryMethods, error) {
 // choose applies --discovery to the Discord flags: it returns the Discord
 // token to use ("" when Discord is not chosen) and whether LAN discovery
 // is on. It replaces discoveryFlags.prepare in the commands (share, mount,
-// shell, peers). noShare is the command's --no-share: discovery then has
-// nothing to announce, and peers let in only the client keys of peers that
-// announce a share, so an explicit method is a usage error and the LAN
-// default is simply off.
-func (f *lanFlags) choose(df *discoveryFlags, noShare bool, log *slog.Logger) (tok string, useLAN bool, err error) {
-	tok, useLAN, err = f.chooseMethods(df, log)
-	if err != nil {
-		return "", false, err
-	}
-	if tok != "" && noShare {
-		return "", false, usageError{errors.New("--no-share with Discord discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or add --no-discord")}
-	}
-	if useLAN && noShare {
-		if !f.defaulted {
-			return "", false, usageError{errors.New("--no-share with LAN discovery: peers let in only the keys of peers that advertise a share; drop --no-share, or use --discovery off")}
-		}
-		useLAN = false
-	}
-	return tok, useLAN, nil
-}
-
-// chooseMethods is choose without the --no-share rules.
-func (f *lanFlags) chooseMethods(df *discoveryFlags, log *slog.Logger) (tok string, useLAN bool, err error) {
+// shell, get, peers). A command that shares nothing (--no-share, get)
+// still advertises, with a client-only advert, so the same rules apply.
+func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, useLAN bool, err error) {
 	m, explicit, err := f.parse()
 	if err != nil {
 		return "", false, err
@@ -187,24 +168,26 @@ func (f *lanFlags) chooseMethods(df *discoveryFlags, log *slog.Logger) (tok stri
 	return tok, m.lan, nil
 }
 
-// startLAN announces srv on the local network under name, with the client
-// keys this instance logs in to others with, and feeds verified adverts
-// into reg (which the share consults about client keys). It returns once
-// the sockets are open. Discovery stops when ctx ends; wait returns after
-// the last (leaving) advert went out. LAN adverts carry the share's local
-// addresses, kept current by the LAN's own address watch; the addresses
-// seen from outside (UPnP) are the Discord advert's business.
-func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, srv *share.Server, name string,
-	clientKeys []ssh.PublicKey, log *slog.Logger) (wait func(), err error) {
-	codec := lan.NewAdvertCodec(srv.HostSigner(), name, "dsftp", clientKeys)
-	addrs := func() []string {
-		a := addrStrings(srv.ReachableAddrs())
-		return a[:min(len(a), maxAdvertAddrs)]
+// startLAN announces me (a share, or a client-only advert) on the local
+// network under name, with the client keys this instance logs in to
+// others with, and feeds verified adverts into reg (which the share
+// consults about client keys). It returns once the sockets are open.
+// Discovery stops when ctx ends; wait returns after the last (leaving)
+// advert went out. LAN adverts carry the share's local addresses, kept
+// current by the LAN's own address watch; the addresses seen from outside
+// (UPnP) are the Discord advert's business.
+func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, me self, name string, log *slog.Logger) (wait func(), err error) {
+	var codec *lan.AdvertCodec
+	var setAddrs func()
+	if me.clientOnly() {
+		codec = lan.NewClientCodec(me.signer, name, me.clientKeys)
+	} else {
+		codec = lan.NewAdvertCodec(me.signer, name, "dsftp", me.clientKeys)
+		codec.SetAddrs(me.addrs())
+		setAddrs = func() { codec.SetAddrs(me.addrs()) }
 	}
-	codec.SetAddrs(addrs())
-	setAddrs := func() { codec.SetAddrs(addrs()) }
 	d, err := lan.New(lan.Options{
-		Codec: codec, Registry: reg, SelfID: srv.Fingerprint(),
+		Codec: codec, Registry: reg, SelfID: me.id(),
 		Port: f.port, Interfaces: f.ifaces,
 		OnAddrsChange: setAddrs, Logger: log,
 	})
@@ -214,16 +197,25 @@ func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, srv *share.
 	if err := d.Listen(); err != nil {
 		return nil, err
 	}
-	if f.defaulted {
+	switch {
+	case me.clientOnly() && f.defaulted:
+		fmt.Fprintln(os.Stderr, lanClientNotice)
+	case me.clientOnly():
+		// Nothing of ours can be read; our key only reaches the others.
+	case f.defaulted:
 		fmt.Fprintln(os.Stderr, lanNotice)
-	} else {
+	default:
 		where := "this network"
 		if len(f.ifaces) > 0 {
 			where = "the network of " + strings.Join(f.ifaces, ", ")
 		}
 		log.Warn("LAN discovery is on: anyone on " + where + " can read this share")
 	}
-	log.Info("announcing on the LAN", "name", name, "port", d.Port())
+	if me.clientOnly() {
+		log.Info("announcing our client key on the LAN (sharing nothing)", "name", name, "port", d.Port())
+	} else {
+		log.Info("announcing on the LAN", "name", name, "port", d.Port())
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -245,8 +237,9 @@ func advertName(df *discoveryFlags) string {
 // listenLAN listens for LAN adverts without sending anything (no advert,
 // no leaving message: the peers never learn of us) until wait has passed
 // or ctx ends. It returns once the sockets are open; heard then blocks
-// until the listening is over and returns the verified peers heard.
-func listenLAN(ctx context.Context, f *lanFlags, wait time.Duration, log *slog.Logger) (heard func() []peers.Entry, err error) {
+// until the listening is over and returns the verified peers heard, and
+// apart from them the client-only adverts (instances that share nothing).
+func listenLAN(ctx context.Context, f *lanFlags, wait time.Duration, log *slog.Logger) (heard func() (list, clients []peers.Entry), err error) {
 	reg := peers.NewRegistry("")
 	d, err := lan.New(lan.Options{
 		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true,
@@ -269,8 +262,8 @@ func listenLAN(ctx context.Context, f *lanFlags, wait time.Duration, log *slog.L
 			log.Error("LAN listening stopped", "err", err)
 		}
 	}()
-	return func() []peers.Entry {
+	return func() ([]peers.Entry, []peers.Entry) {
 		<-done
-		return reg.List()
+		return reg.List(), reg.Clients()
 	}, nil
 }

@@ -51,6 +51,15 @@ func found(out string) []string {
 	return names
 }
 
+// heardClients lists the names a dsftp logged a client-only LAN advert for.
+func heardClients(out string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`msg="heard a client on the LAN[^"]*" discovery=lan name=(\S+)`).FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
 func (s *lanShare) stop(t *testing.T) {
 	t.Helper()
 	_ = s.proc.Cmd.Process.Signal(syscall.SIGINT)
@@ -62,7 +71,14 @@ func (s *lanShare) stop(t *testing.T) {
 // The shell with --discovery lan announces its share, lists a LAN peer
 // and downloads from it; the peer lets the shell in because it heard the
 // shell's advert.
-func TestShellOnLAN(t *testing.T) {
+func TestShellOnLAN(t *testing.T) { testShellOnLAN(t, false) }
+
+// With --no-share (refused with LAN discovery before client-only adverts
+// existed) the shell announces a client-only advert: alice hears it as a
+// client, not a peer, and lets the shell in all the same.
+func TestShellNoShareOnLAN(t *testing.T) { testShellOnLAN(t, true) }
+
+func testShellOnLAN(t *testing.T, noShare bool) {
 	bin := testenv.Binary(t)
 	port := freeUDPPort(t)
 	dirA := t.TempDir()
@@ -71,6 +87,9 @@ func TestShellOnLAN(t *testing.T) {
 
 	dl := t.TempDir()
 	argv := append([]string{"env", "DSFTP_DISCORD_TOKEN=", bin, "shell", "--name", "me", "--discovery", "lan"}, loopbackArgs(port)...)
+	if noShare {
+		argv = append(argv, "--no-share")
+	}
 	x := testenv.StartTmux(t, dl, 140, 40, argv...)
 	x.WaitScreen(`(?m)^dsftp>`, 60*time.Second)
 	if !strings.Contains(x.Screen(), "Finding peers on the local network") {
@@ -88,10 +107,17 @@ func TestShellOnLAN(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// The shell announced itself: alice heard it (and so accepts its key).
+	// The shell announced itself: alice heard it (and so accepts its key),
+	// as a peer, or with --no-share as a client only.
 	testenv.WaitFor(t, 30*time.Second, "alice to hear the shell", func() bool {
+		if noShare {
+			return slices.Contains(heardClients(alice.proc.Output.String()), "me")
+		}
 		return slices.Contains(found(alice.proc.Output.String()), "me")
 	})
+	if noShare && slices.Contains(found(alice.proc.Output.String()), "me") {
+		t.Errorf("alice took the --no-share shell for a peer:\n%s", alice.proc.Output.String())
+	}
 	s.expect("connect alice", `connected to alice`)
 	s.expect("ls", `(?m)^hello world\.txt$`)
 	s.expect(`get "hello world.txt"`, `hello world\.txt: done, 17 B`)
@@ -248,8 +274,9 @@ func TestPeersOnLAN(t *testing.T) {
 	}
 }
 
-// --discovery off has nothing to list; --wait must be positive; a shell
-// without a share cannot announce itself.
+// --discovery off has nothing to list; --wait must be positive. (A shell
+// with --no-share and LAN discovery used to be refused here; it now
+// announces a client-only advert: TestShellNoShareOnLAN.)
 func TestPeersAndShellUsage(t *testing.T) {
 	bin := testenv.Binary(t)
 	for _, c := range []struct {
@@ -258,7 +285,6 @@ func TestPeersAndShellUsage(t *testing.T) {
 	}{
 		{[]string{"peers", "--discovery", "off"}, "nothing to list"},
 		{[]string{"peers", "--discovery", "lan", "--wait", "0s"}, "--wait 0s"},
-		{[]string{"shell", "--no-share", "--discovery", "lan", "--lan-interface", "lo"}, "--no-share with LAN discovery"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		var ee *exec.ExitError

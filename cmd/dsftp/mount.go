@@ -52,7 +52,9 @@ SIGTERM unmounts.
 Like the original tool, mount also shares a directory (by default the
 working directory) read-only, exactly as 'dsftp share' does; --share DIR
 picks another, --no-share turns it off. The share flags of 'dsftp share'
-apply. Live peers' client keys may log in to it.
+apply. Live peers' client keys may log in to it. With --no-share, discovery
+still posts a client-only advert (our client key, no addresses), which is
+what lets the peers' shares accept us; it is not listed as a peer.
 
 Peers can be given on the command line with --peer; any SFTP server works
 (another dsftp share, or a plain OpenSSH server). Host keys are checked
@@ -80,7 +82,7 @@ Examples:
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
 		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
-		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount")
+		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount (discovery then advertises only our client key, so peers' shares let us in)")
 		f.share.register(fl)
 		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
 		_ = fl.MarkHidden("cpu-profile")
@@ -115,7 +117,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(512 << 20)
 	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, useLAN, err := f.lan.choose(&f.disc, f.noShare, log) // lan: --discovery
+	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
 	if err != nil {
 		return err
 	}
@@ -136,11 +138,18 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 
 	// The share starts first: its host key is this instance's identity,
 	// which the registry must never list as a peer. The registry decides
-	// which client keys (live peers' keys) may log in.
+	// which client keys (live peers' keys) may log in. Without a share, a
+	// per-run key signs our client-only adverts and is our identity.
 	var reg *peers.Registry
 	var srv *share.Server
+	var identity ssh.Signer
 	selfID := ""
-	if !f.noShare {
+	if f.noShare {
+		if identity, err = newIdentity(); err != nil {
+			return err
+		}
+		selfID = ssh.FingerprintSHA256(identity.PublicKey())
+	} else {
 		opts := f.share.options(f.shareDir)
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
 		opts.Logger = log
@@ -170,9 +179,14 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	}
 	defer pl.Close()
 
-	// discord: advertise the share with our per-run client key; the
-	// channel's live peers appear in reg, and their keys may log in.
-	disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, log)
+	// discord: advertise the share (or, with --no-share, a client-only
+	// advert) with our per-run client key; the channel's live peers appear
+	// in reg, and their keys may log in.
+	me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
+	if srv != nil {
+		me = shareSelf(srv, []ssh.PublicKey{pl.PublicKey()})
+	}
+	disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, me, log)
 	if err != nil {
 		return err
 	}
@@ -183,7 +197,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		}
 	}()
 	if useLAN { // lan: announce on the local network (issue 7)
-		waitLAN, err := startLAN(ctx, &f.lan, reg, srv, advertName(&f.disc), []ssh.PublicKey{pl.PublicKey()}, log)
+		waitLAN, err := startLAN(ctx, &f.lan, reg, me, advertName(&f.disc), log)
 		if err != nil {
 			return err
 		}

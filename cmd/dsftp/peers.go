@@ -60,7 +60,9 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Short: "List the live peers (Discord channel or local network), then exit",
 		Long: `List every live, verified advert: the name a mount shows, the host key
 fingerprint, the addresses, the advert's age and its source. Nothing is
-posted or announced.
+posted or announced. Client-only adverts (dsftp get, or mount and shell
+with --no-share: they share nothing, but their keys may read the shares)
+follow in a CLIENT table of their own; --json lists only the peers.
 
 With Discord (--discovery discord, the default when a bot token is
 configured) the channel's recent history is read once; SOURCE names the
@@ -81,7 +83,7 @@ peer was last heard. --discovery discord,lan does both.`,
 				return usageError{fmt.Errorf("--wait %v: want a positive duration such as 10s", wait)}
 			}
 			log := slog.Default()
-			tok, useLAN, err := lf.choose(&f, false, log)
+			tok, useLAN, err := lf.choose(&f, log)
 			if err != nil {
 				return err
 			}
@@ -92,14 +94,16 @@ peer was last heard. --discovery discord,lan does both.`,
 				fmt.Fprintln(os.Stderr, peersLANNotice)
 			}
 			ctx := cmd.Context()
-			var heard func() []peers.Entry
+			var heard func() (list, clients []peers.Entry)
 			if useLAN {
 				// Listen first: adverts heard while Discord answers count.
 				if heard, err = listenLAN(ctx, &lf, wait, log); err != nil {
 					return err
 				}
 			}
-			var rows []peerJSON
+			// Client-only adverts (dsftp get, --no-share) are no peers:
+			// they go in a table of their own, and not into --json.
+			var rows, clients []peerJSON
 			now := time.Now()
 			if tok != "" {
 				list, err := discord.List(ctx, f.config(tok, log))
@@ -108,27 +112,40 @@ peer was last heard. --discovery discord,lan does both.`,
 				}
 				now = time.Now()
 				for _, p := range list {
-					rows = append(rows, peerJSON{
+					row := peerJSON{
 						Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
 						Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
 						AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
-					})
+					}
+					if p.Client {
+						clients = append(clients, row)
+					} else {
+						rows = append(rows, row)
+					}
 				}
 			}
 			if heard != nil {
-				list := heard()
+				list, cl := heard()
 				now = time.Now()
-				for _, e := range list {
-					rows = append(rows, peerJSON{
+				lanRow := func(e peers.Entry) peerJSON {
+					return peerJSON{
 						Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
 						Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
 						AgeSeconds: int64(now.Sub(e.Updated).Seconds()),
-					})
+					}
+				}
+				for _, e := range list {
+					rows = append(rows, lanRow(e))
+				}
+				for _, e := range cl {
+					clients = append(clients, lanRow(e))
 				}
 			}
-			slices.SortStableFunc(rows, func(a, b peerJSON) int {
-				return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source))
-			})
+			byName := func(a, b peerJSON) int {
+				return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source), strings.Compare(a.Fingerprint, b.Fingerprint))
+			}
+			slices.SortStableFunc(rows, byName)
+			slices.SortStableFunc(clients, byName)
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if rows == nil {
@@ -147,19 +164,28 @@ peer was last heard. --discovery discord,lan does both.`,
 					where = append(where, fmt.Sprintf("on the local network (UDP port %d, listened %v)", lf.port, wait))
 				}
 				fmt.Fprintf(os.Stderr, "no live peers %s\n", strings.Join(where, " or "))
-				return nil
+				if len(clients) == 0 {
+					return nil
+				}
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
-			for _, p := range rows {
-				source := p.Source
-				if p.AuthorName != "" {
-					source += " by " + p.AuthorName + " (" + p.AuthorID + ")"
-				} else if p.AuthorID != "" {
-					source += " by " + p.AuthorID
+			if len(rows) > 0 {
+				fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
+				for _, p := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
+						age(time.Duration(p.AgeSeconds)*time.Second), p.source())
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
-					age(time.Duration(p.AgeSeconds)*time.Second), source)
+			}
+			if len(clients) > 0 {
+				// They share nothing, but their keys may read shares.
+				if len(rows) > 0 {
+					fmt.Fprintln(tw)
+				}
+				fmt.Fprintln(tw, "CLIENT\tFINGERPRINT\t\tAGE\tSOURCE")
+				for _, p := range clients {
+					fmt.Fprintf(tw, "%s\t%s\t\t%s\t%s\n", p.Name, p.Fingerprint,
+						age(time.Duration(p.AgeSeconds)*time.Second), p.source())
+				}
 			}
 			return tw.Flush()
 		},
@@ -170,6 +196,17 @@ peer was last heard. --discovery discord,lan does both.`,
 	cmd.Flags().DurationVar(&wait, "wait", defaultPeersWait,
 		"how long to listen for LAN adverts (peers announce every "+lan.DefaultInterval.String()+"; a shorter wait may miss some)")
 	return cmd
+}
+
+// source is the SOURCE column: where the advert was found, and by whom.
+func (p peerJSON) source() string {
+	switch {
+	case p.AuthorName != "":
+		return p.Source + " by " + p.AuthorName + " (" + p.AuthorID + ")"
+	case p.AuthorID != "":
+		return p.Source + " by " + p.AuthorID
+	}
+	return p.Source
 }
 
 // age prints a duration the way people read it: 45s, 12m, 3h.

@@ -143,7 +143,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// discord: with a bot token, advertise the share in the channel
 			// and let the channel's live peers log in (issue 4).
 			log := slog.Default()
-			tok, useLAN, err := lf.choose(&df, false, log) // lan: --discovery
+			tok, useLAN, err := lf.choose(&df, log) // lan: --discovery
 			if err != nil {
 				return err
 			}
@@ -159,13 +159,13 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if err != nil {
 				return err
 			}
-			disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, nil, log)
+			disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, shareSelf(srv, nil), log)
 			if err != nil {
 				srv.Close()
 				return err
 			}
 			if useLAN { // lan: announce on the local network (issue 7)
-				waitLAN, err := startLAN(ctx, &lf, reg, srv, advertName(&df), nil, log)
+				waitLAN, err := startLAN(ctx, &lf, reg, shareSelf(srv, nil), advertName(&df), log)
 				if err != nil {
 					cancel()
 					srv.Close()

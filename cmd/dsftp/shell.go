@@ -46,13 +46,15 @@ Tab completes commands, peer names and paths; Ctrl-C stops a running get
 
 Like mount, the shell shares the working directory read-only while it runs
 (--no-share turns that off) and finds peers as --discovery says: through
-the Discord channel, on the local network (lan), or only --peer (off).`,
+the Discord channel, on the local network (lan), or only --peer (off).
+With --no-share it still advertises its client key (a client-only advert,
+not listed as a peer), which is what lets the peers' shares accept it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			// Discovery and share logs would break into the prompt; only
 			// warnings and errors reach the terminal.
 			quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			tok, useLAN, err := lf.choose(&df, noShare, quiet) // lan: --discovery
+			tok, useLAN, err := lf.choose(&df, quiet) // lan: --discovery
 			if err != nil {
 				return err
 			}
@@ -65,8 +67,15 @@ the Discord channel, on the local network (lan), or only --peer (off).`,
 			// instance's identity, which the registry must never list.
 			var reg *peers.Registry
 			var srv *share.Server
+			var identity ssh.Signer
 			selfID := ""
-			if !noShare {
+			if noShare {
+				// Our client-only adverts are signed with a per-run key.
+				if identity, err = newIdentity(); err != nil {
+					return err
+				}
+				selfID = ssh.FingerprintSHA256(identity.PublicKey())
+			} else {
 				opts := sf.options(".")
 				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
 				opts.Logger = quiet
@@ -92,11 +101,15 @@ the Discord channel, on the local network (lan), or only --peer (off).`,
 				}()
 			}
 			go reg.Run(ctx)
+			me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
+			if srv != nil {
+				me = shareSelf(srv, []ssh.PublicKey{pl.PublicKey()})
+			}
 			// lan: announce the share on the local network; peers that
 			// hear us answer at once, so they arrive within settleWindow.
 			var lanSettleAt time.Time
 			if useLAN {
-				waitLAN, err := startLAN(ctx, &lf, reg, srv, advertName(&df), []ssh.PublicKey{pl.PublicKey()}, quiet)
+				waitLAN, err := startLAN(ctx, &lf, reg, me, advertName(&df), quiet)
 				if err != nil {
 					return err
 				}
@@ -116,7 +129,7 @@ the Discord channel, on the local network (lan), or only --peer (off).`,
 			if tok != "" {
 				banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
 				go func() {
-					_, wait, err := attachDiscovery(ctx, cancel, &df, tok, reg, srv, []ssh.PublicKey{pl.PublicKey()}, quiet)
+					_, wait, err := attachDiscovery(ctx, cancel, &df, tok, reg, me, quiet)
 					if err != nil {
 						quiet.Error("Discord discovery failed; only --peer peers are available", "err", err)
 						wait = func() error { return nil }
@@ -177,7 +190,7 @@ the Discord channel, on the local network (lan), or only --peer (off).`,
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs")
+	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs (discovery then advertises only our client key, so peers' shares let us in)")
 	sf.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord
 	lf.register(cmd.Flags())       // lan

@@ -484,7 +484,11 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	}
 	d.stats.accepted.Add(1)
 	if d.opts.Registry.Upsert(p) {
-		d.log.Info("found peer on the LAN", "name", p.Name, "id", p.ID, "addrs", p.Addrs, "from", from.String())
+		if p.ClientOnly {
+			d.log.Info("heard a client on the LAN (it shares nothing; its key may log in)", "name", p.Name, "id", p.ID, "from", from.String())
+		} else {
+			d.log.Info("found peer on the LAN", "name", p.Name, "id", p.ID, "addrs", p.Addrs, "from", from.String())
+		}
 		if !d.opts.ListenOnly {
 			d.Announce() // let the newcomer hear of us at once
 		}

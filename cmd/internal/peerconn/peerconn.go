@@ -5,6 +5,7 @@ package peerconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -26,6 +27,20 @@ type Options struct {
 	// that are online; nil means never (peers come from --peer only).
 	Settling func() bool
 }
+
+// ErrNotAccepted is wrapped by Connect when the peer refused our client
+// key: a dsftp share lets a key in only once it has seen the advert
+// carrying it, so right after start this may pass by itself.
+var ErrNotAccepted = errors.New("peer did not accept our key (yet)")
+
+// notAcceptedError says what to do about ErrNotAccepted, in one line.
+type notAcceptedError struct{ peer string }
+
+func (e notAcceptedError) Error() string {
+	return fmt.Sprintf("peer %s did not accept our key (yet): dsftp peers let others in once they see their advert, a few seconds after start; try again, or check that it trusts the same channel", e.peer)
+}
+
+func (e notAcceptedError) Is(target error) bool { return target == ErrNotAccepted }
 
 // Remote implements shell.Remote over a registry and a pool.
 type Remote struct {
@@ -85,7 +100,7 @@ func (r *Remote) Connect(ctx context.Context, name string) (download.Source, err
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			// A dsftp peer lets a key in once it has seen the advert
 			// carrying it, which takes a moment after start.
-			return nil, fmt.Errorf("peer %s did not accept our key (yet): dsftp peers let others in once they see their advert, a few seconds after start; try again, or check that it trusts the same channel", name)
+			return nil, notAcceptedError{name}
 		}
 		return nil, err
 	}
