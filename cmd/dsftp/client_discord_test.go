@@ -201,7 +201,6 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	}
 }
 
-
 // TestGetNotAccepted: a share that never lets the get in (its --allow-user
 // trusts only its own bot) makes get retry until --wait and then fail with
 // one clear line; the advert is still deleted.
