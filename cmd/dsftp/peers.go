@@ -181,9 +181,9 @@ peer was last heard. --discovery discord,lan does both.`,
 				if len(rows) > 0 {
 					fmt.Fprintln(tw)
 				}
-				fmt.Fprintln(tw, "CLIENT\tFINGERPRINT\t\tAGE\tSOURCE")
+				fmt.Fprintln(tw, "CLIENT\tFINGERPRINT\tAGE\tSOURCE")
 				for _, p := range clients {
-					fmt.Fprintf(tw, "%s\t%s\t\t%s\t%s\n", p.Name, p.Fingerprint,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint,
 						age(time.Duration(p.AgeSeconds)*time.Second), p.source())
 				}
 			}
