@@ -383,8 +383,12 @@ func TestLANDemo(t *testing.T) {
 		t.Fatalf("demo reported %d processes, want 3:\n%s", len(pids), p.Output.String())
 	}
 	_ = p.Cmd.Process.Signal(syscall.SIGINT)
-	if _, ok := p.Wait(30 * time.Second); !ok {
+	werr, ok := p.Wait(30 * time.Second)
+	if !ok {
 		t.Fatal("demo did not stop within 30 s of Ctrl-C")
+	}
+	if werr != nil {
+		t.Errorf("demo after Ctrl-C: %v, want exit 0:\n%s", werr, p.Output.String())
 	}
 	if testenv.Mounted(mnt) {
 		t.Error("demo left its mount behind")

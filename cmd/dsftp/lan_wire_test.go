@@ -97,16 +97,7 @@ func testShellOnLAN(t *testing.T, noShare bool) {
 	}
 	s := &shellSession{t: t, x: x}
 	aliceRow := regexp.MustCompile(`(?m)^  alice +127\.0\.0\.1:` + strconv.Itoa(alice.port) + ` +lan +` + regexp.QuoteMeta(alice.fp) + `$`)
-	for i := 0; ; i++ {
-		out := s.run("list_peers")
-		if aliceRow.MatchString(out) {
-			break
-		}
-		if i == 60 {
-			t.Fatalf("alice never appeared in list_peers:\n%s", out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	s.waitPeer(aliceRow)
 	// The shell announced itself: alice heard it (and so accepts its key),
 	// as a peer, or with --no-share as a client only.
 	testenv.WaitFor(t, 30*time.Second, "alice to hear the shell", func() bool {

@@ -36,16 +36,7 @@ func TestShellFindsPeersThroughDiscord(t *testing.T) {
 	// The first answer comes before discovery has settled, and says so.
 	s.expect("list_peers", `\(discovery is still running: more peers may still arrive\)`)
 	aliceRow := regexp.MustCompile(`(?m)^  alice +127\.0\.0\.1:\d+ +discord +SHA256:\S+$`)
-	for i := 0; ; i++ {
-		out := s.run("list_peers")
-		if aliceRow.MatchString(out) {
-			break
-		}
-		if i == 60 {
-			t.Fatalf("alice never appeared in list_peers:\n%s", out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	s.waitPeer(aliceRow)
 
 	s.complete("connect al", "dsftp> connect alice ")
 	n := s.prompts()

@@ -164,6 +164,21 @@ func (s *shellSession) expect(line string, res ...string) string {
 
 // complete types partial, presses Tab and waits for the edited line to
 // match want (the whole current line, prompt included).
+// waitPeer runs list_peers until row matches its output (30 s at most).
+func (s *shellSession) waitPeer(row *regexp.Regexp) {
+	s.t.Helper()
+	for i := 0; ; i++ {
+		out := s.run("list_peers")
+		if row.MatchString(out) {
+			return
+		}
+		if i == 60 {
+			s.t.Fatalf("no row matching %s in list_peers:\n%s", row, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func (s *shellSession) complete(partial, want string) {
 	s.t.Helper()
 	s.x.Type(partial)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,6 +232,13 @@ func (g *group) idleFor(c *conn) time.Duration {
 func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 	for {
 		g.mu.Lock()
+		if !slices.Equal(g.peer.Addrs, peer.Addrs) {
+			// New addresses (a re-advert after a router reboot or a
+			// move) have not failed yet: dial them now, not after the
+			// backoff the old ones earned.
+			g.nextDial = time.Time{}
+			g.backoff = 0
+		}
 		g.peer = peer
 		live := g.conns[:0]
 		for _, c := range g.conns {

@@ -279,6 +279,28 @@ func TestSilentPeerFailsFast(t *testing.T) {
 	}
 }
 
+// TestNewAddressSkipsBackoff: a peer that failed and then advertises a
+// new address is dialed at once there, not after the old address's
+// backoff.
+func TestNewAddressSkipsBackoff(t *testing.T) {
+	s := testenv.StartSSHD(t, t.TempDir())
+	peer := peerOf(t, s)
+	good := peer.Addrs
+	peer.Addrs = []string{"127.0.0.1:1"}
+	p := newPool(t, Options{Timeout: 5 * time.Second, Identities: []ssh.Signer{s.Client.Signer}})
+	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
+		t.Fatal("a refused port answered")
+	}
+	// Same address again: refused at once by the backoff, no dial.
+	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
+		t.Fatal("a refused port answered the second time")
+	}
+	peer.Addrs = good
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Fatalf("after the peer moved to %v: %v; want the new address dialed at once", good, err)
+	}
+}
+
 // TestHappyEyeballs: a peer whose first address is silent is reached
 // through its second, in far less than the deadline the first would burn;
 // the working address is remembered.

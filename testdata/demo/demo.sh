@@ -73,7 +73,10 @@ common=(--discovery lan --lan-interface lo --lan-port "$port" --listen 127.0.0.1
 start() { # name dir logfile command...
 	local name=$1 dir=$2 log=$3
 	shift 3
-	(cd "$dir" && exec "$@") >"$log" 2>&1 &
+	# setsid: Ctrl-C in the terminal signals the whole foreground process
+	# group; the dsftp processes must not stop on their own, racing the
+	# trap, but in order through cleanup (the mount first).
+	(cd "$dir" && exec setsid "$@") >"$log" 2>&1 &
 	pids+=($!)
 	echo "demo: started $name (pid $!)"
 }
