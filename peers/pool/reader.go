@@ -15,15 +15,17 @@ import (
 // ChunkSize in flight; each chunk is fetched as parallel requests of the
 // largest size the server accepts (255 KiB or 32 KiB).
 //
-// Three chunks are enough: the SSH channel window (2 MiB in x/crypto/ssh)
+// Four chunks are enough: the SSH channel window (2 MiB in x/crypto/ssh)
 // caps the data in flight anyway, so more chunks only queue requests at
 // the server, and a small window keeps the buffers in the CPU cache
 // between the channel's copy in and the kernel's copy out. Measured on
-// loopback (1 GiB, dsftp share): 8 -> 3 chunks cut the client's CPU per
-// GiB from 1.96 to 1.70 s and the server's from 1.33 to 1.11 s.
+// loopback (1 GiB, dsftp share, A/B alternating): with asynchronous FUSE
+// reads 3 beat 8 (client CPU per GiB 1.96 -> 1.70 s); with synchronous
+// ones (fs.Options sets SyncRead) 4 beats 3 (1.58 -> 1.51 s, 568 -> 602
+// MiB/s) and 6 is no better than 4.
 const (
 	ChunkSize = 1 << 20
-	maxWindow = 3
+	maxWindow = 4
 )
 
 // Buffer pools: whole chunks for read-ahead, and small buffers for the
