@@ -45,7 +45,11 @@ func (s *Server) handleConn(c net.Conn) {
 	defer leaveStartup()
 
 	_ = c.SetDeadline(time.Now().Add(s.opts.LoginGrace))
-	sconn, chans, reqs, err := ssh.NewServerConn(c, s.connConfig())
+	pc := newPacketConn(c)
+	if s.testHookPacketConn != nil {
+		s.testHookPacketConn(pc)
+	}
+	sconn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig())
 	if err != nil {
 		log.Info("connection closed without login", "err", err, "duration", time.Since(start).Round(time.Millisecond))
 		return
