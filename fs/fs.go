@@ -121,8 +121,17 @@ func New(dir string, opts Options) (*Mount, error) {
 			DisableXAttrs:        true,
 			EnableSymlinkCaching: true,
 			MaxBackground:        64,
-			DirectMount:          true,
-			Debug:                opts.Debug,
+			// Synchronous reads: the kernel's read-ahead asks for the next
+			// 128 KiB from the reading process itself instead of queueing
+			// background requests. Our own read-ahead has the data ready,
+			// so nothing is lost, and far fewer wake-ups of FUSE and Go
+			// threads happen per byte (measured on loopback: client CPU
+			// per GiB -8%, the server's -10%, throughput +5%). Synchronous
+			// requests can also be interrupted (Ctrl-C), background ones
+			// cannot.
+			SyncRead:    true,
+			DirectMount: true,
+			Debug:       opts.Debug,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,

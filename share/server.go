@@ -120,6 +120,8 @@ type Server struct {
 	// testHookRead is handed to every session's handlers (see
 	// fsHandlers.testHookRead). Set before Serve; tests only.
 	testHookRead func(rel string)
+	// testHookPacketConn sees every connection's packetConn. Tests only.
+	testHookPacketConn func(*packetConn)
 }
 
 // New checks the options, opens the shared directory and loads or makes

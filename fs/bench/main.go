@@ -44,6 +44,9 @@ var (
 	workDir  = flag.String("work", "", "directory for the test data (default: a new one under /var/tmp, removed at the end)")
 	only     = flag.String("servers", "sshd,share", "servers to benchmark against")
 	verbose  = flag.Bool("v", false, "print every measurement")
+	only1    = flag.String("clients", "dsftp,sshfs,sshfs-aes", "clients to benchmark (for quicker experiments)")
+	seqOnly  = flag.Bool("seq-only", false, "measure only the sequential read and its CPU (for quicker experiments)")
+	profDir  = flag.String("cpuprofile", "", "write a CPU profile of every dsftp mount's sequential read to `DIR`/mount-N.pprof")
 )
 
 // client is a way of mounting a server.
@@ -131,6 +134,9 @@ func main() {
 			return mountSSHFS(s, dir, "-o", "Ciphers=aes128-gcm@openssh.com")
 		}},
 	}
+	clients = slices.DeleteFunc(clients, func(c client) bool {
+		return !slices.Contains(strings.Split(*only1, ","), c.name)
+	})
 	// results[server][client][metric] = samples
 	results := map[string]map[string]map[string][]float64{}
 	for _, s := range servers {
@@ -183,6 +189,42 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 		}
 		fn()
 	}
+	if !*seqOnly {
+		runListings(withMount, root, out)
+	}
+	withMount(func() {
+		pids := clientPIDs(s, mnt)
+		big := filepath.Join(root, "big.bin")
+		evict(big)
+		cpu0 := cpuSeconds(pids)
+		srv0 := serverCPU(s)
+		start := time.Now()
+		n := catFile(big)
+		d := time.Since(start).Seconds()
+		cpu := cpuSeconds(pids) - cpu0
+		srv := serverCPU(s) - srv0
+		if n != *bigSize {
+			fatal("%s on %s: read %d bytes of big.bin, want %d", c.name, s.name, n, *bigSize)
+		}
+		out[metrics[0]] = float64(n) / (1 << 20) / d
+		out[metrics[6]] = cpu / (float64(n) / (1 << 30))
+		if *verbose && srv >= 0 {
+			fmt.Fprintf(os.Stderr, "  server CPU per GiB read (s)      %.3f\n", srv/(float64(n)/(1<<30)))
+		}
+		if !*seqOnly {
+			out[metrics[5]] = parallelRead(filepath.Join(root, "par"), 16)
+		}
+	})
+	if *verbose {
+		for _, m := range metrics {
+			fmt.Fprintf(os.Stderr, "  %-34s %.3f\n", m, out[m])
+		}
+	}
+	return out
+}
+
+// runListings measures ls -lR and find, cold and warm.
+func runListings(withMount func(func()), root string, out map[string]float64) {
 	withMount(func() {
 		out[metrics[1]] = timeCmd("ls", "-lR", filepath.Join(root, "tree"))
 		out[metrics[2]] = timeCmd("ls", "-lR", filepath.Join(root, "tree"))
@@ -191,28 +233,6 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 		out[metrics[3]] = timeCmd("find", filepath.Join(root, "tree"))
 		out[metrics[4]] = timeCmd("find", filepath.Join(root, "tree"))
 	})
-	withMount(func() {
-		pids := clientPIDs(s, mnt)
-		big := filepath.Join(root, "big.bin")
-		evict(big)
-		cpu0 := cpuSeconds(pids)
-		start := time.Now()
-		n := catFile(big)
-		d := time.Since(start).Seconds()
-		cpu := cpuSeconds(pids) - cpu0
-		if n != *bigSize {
-			fatal("%s on %s: read %d bytes of big.bin, want %d", c.name, s.name, n, *bigSize)
-		}
-		out[metrics[0]] = float64(n) / (1 << 20) / d
-		out[metrics[6]] = cpu / (float64(n) / (1 << 30))
-		out[metrics[5]] = parallelRead(filepath.Join(root, "par"), 16)
-	})
-	if *verbose {
-		for _, m := range metrics {
-			fmt.Fprintf(os.Stderr, "  %-34s %.3f\n", m, out[m])
-		}
-	}
-	return out
 }
 
 func timeCmd(name string, args ...string) float64 {
@@ -350,9 +370,26 @@ func descendants(pid int) []int {
 
 func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
 	url := fmt.Sprintf("sftp://%s@%s%s?fingerprint=%s", s.user, s.addr, s.dir, s.fp)
-	cmd := exec.Command(*dsftpBin, "mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
-		"--identity", s.key, "--peer", "peer="+url)
+	args := []string{"mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
+		"--identity", s.key, "--peer", "peer=" + url}
+	if *profDir != "" {
+		profiles++
+		args = append(args, "--cpu-profile", filepath.Join(*profDir, fmt.Sprintf("mount-%d.pprof", profiles)))
+	}
+	cmd := exec.Command(*dsftpBin, args...)
 	return startMount(cmd, dir, "")
+}
+
+var profiles int
+
+// serverCPU is the CPU seconds the server's processes used so far, or -1
+// when the server is not running.
+func serverCPU(s *server) float64 {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return -1
+	}
+	pid := s.cmd.Process.Pid
+	return cpuSeconds(append([]int{pid}, descendants(pid)...))
 }
 
 func mountSSHFS(s *server, dir string, extra ...string) (*exec.Cmd, error) {

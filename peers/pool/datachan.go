@@ -223,43 +223,79 @@ func (d *dataChan) readReplies() error {
 
 // send registers req and writes one packet: type, id, then body.
 func (d *dataChan) send(typ byte, req *dataReq, body ...[]byte) error {
-	req.done = make(chan struct{})
+	return d.sendBatch([]outPacket{{typ, req, body}})
+}
+
+// outPacket is one request for sendBatch.
+type outPacket struct {
+	typ  byte
+	req  *dataReq
+	body [][]byte
+}
+
+// sendBatch registers the requests and writes their packets with one
+// channel write: one SSH packet and one syscall for a chunk's worth of
+// READs instead of one each.
+func (d *dataChan) sendBatch(pkts []outPacket) error {
 	d.mu.Lock()
 	if d.err != nil {
 		err := d.err
 		d.mu.Unlock()
 		return err
 	}
-	d.nextID++
-	id := d.nextID
-	d.pending[id] = req
-	d.mu.Unlock()
-	size := 5
-	for _, b := range body {
-		size += len(b)
+	size := 0
+	ids := make([]uint32, len(pkts))
+	for i, p := range pkts {
+		p.req.done = make(chan struct{})
+		d.nextID++
+		ids[i] = d.nextID
+		d.pending[d.nextID] = p.req
+		size += 9
+		for _, b := range p.body {
+			size += len(b)
+		}
 	}
-	pkt := make([]byte, 9, 4+size)
-	binary.BigEndian.PutUint32(pkt, uint32(size))
-	pkt[4] = typ
-	binary.BigEndian.PutUint32(pkt[5:], id)
-	for _, b := range body {
-		pkt = append(pkt, b...)
+	d.mu.Unlock()
+	buf := make([]byte, 0, size)
+	for i, p := range pkts {
+		l := 5
+		for _, b := range p.body {
+			l += len(b)
+		}
+		buf = binary.BigEndian.AppendUint32(buf, uint32(l))
+		buf = append(buf, p.typ)
+		buf = binary.BigEndian.AppendUint32(buf, ids[i])
+		for _, b := range p.body {
+			buf = append(buf, b...)
+		}
 	}
 	d.wmu.Lock()
-	_, err := d.w.Write(pkt)
+	_, err := d.w.Write(buf)
 	d.wmu.Unlock()
 	if err != nil {
 		d.mu.Lock()
 		if d.err == nil {
 			d.err = fmt.Errorf("%w: %v", errConnLost, err)
 		}
-		_, still := d.pending[id]
-		delete(d.pending, id)
-		d.mu.Unlock()
-		if still {
-			return d.err
+		// Requests still pending never got out: fail them here. The
+		// read loop already took (and answers) the others.
+		var failed []*dataReq
+		for i, id := range ids {
+			if _, still := d.pending[id]; still {
+				delete(d.pending, id)
+				failed = append(failed, pkts[i].req)
+			}
 		}
-		// The read loop already answered it; fall through to wait.
+		err := d.err
+		d.mu.Unlock()
+		for _, r := range failed {
+			r.err = err
+			close(r.done)
+		}
+		if len(failed) > 0 {
+			return err
+		}
+		// The read loop already answered them all; fall through to wait.
 	}
 	return nil
 }
@@ -319,16 +355,23 @@ func (d *dataChan) readAt(h string, b []byte, off int64, piece int) (int, error)
 		return req, d.send(fxpRead, req, hs, tail[:])
 	}
 	var parts []part
+	var batch []outPacket
 	for lo := 0; lo < len(b); lo += piece {
 		hi := min(lo+piece, len(b))
-		req, err := issue(lo, hi)
-		if err != nil {
-			for _, p := range parts {
-				<-p.req.done
-			}
-			return 0, err
-		}
+		req := &dataReq{buf: b[lo:hi]}
+		tail := make([]byte, 12)
+		binary.BigEndian.PutUint64(tail[:8], uint64(off)+uint64(lo))
+		binary.BigEndian.PutUint32(tail[8:], uint32(hi-lo))
+		batch = append(batch, outPacket{fxpRead, req, [][]byte{hs, tail}})
 		parts = append(parts, part{lo, hi, req})
+	}
+	if err := d.sendBatch(batch); err != nil {
+		// Every request is answered or failed: wait until none can
+		// still write into b.
+		for _, p := range parts {
+			<-p.req.done
+		}
+		return 0, err
 	}
 	n := 0
 	var first error

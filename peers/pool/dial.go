@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -140,7 +141,7 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		ClientVersion:     "SSH-2.0-dsftp",
 		Config:            ssh.Config{Ciphers: ciphers},
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(bufferedConn{nc, bufio.NewReaderSize(nc, connReadBuf)}, addr, cfg)
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
@@ -316,3 +317,16 @@ func (p *Pool) hostKeyCallback(peer peers.Peer) ssh.HostKeyCallback {
 		return err
 	}
 }
+
+// connReadBuf is the read buffer under the SSH transport. x/crypto/ssh
+// reads each packet with two or three small reads; one large buffer turns
+// them into about one read(2) per 64 KiB of whatever has arrived.
+const connReadBuf = 256 << 10
+
+// bufferedConn is a net.Conn whose reads go through a large buffer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }

@@ -116,13 +116,17 @@ func TestReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	for off := int64(0); ; off += 128 << 10 {
-		b, release, err := r2.ReadAtNoCopy(ctx, make([]byte, 128<<10), off)
+		bs, release, err := r2.ReadAtNoCopy(ctx, make([]byte, 128<<10), off)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got.Write(b)
+		n := 0
+		for _, b := range bs {
+			got.Write(b)
+			n += len(b)
+		}
 		release()
-		if len(b) == 0 {
+		if n == 0 {
 			break
 		}
 	}
