@@ -45,7 +45,7 @@ func (f *lanFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.discovery, "discovery", "",
 		"how to find peers: discord, lan, off, or a comma list such as discord,lan "+
 			"(default: $"+envDiscovery+", else discord when a Discord token is configured, otherwise lan). "+
-			"With lan, anyone on this network can read your share")
+			"With lan, anyone on this network can read your share, if this command shares one")
 	fs.IntVar(&f.port, "lan-port", lan.Port, "UDP port for LAN discovery; every peer on the network must use the same one")
 	fs.StringSliceVar(&f.ifaces, "lan-interface", nil,
 		"network interface for LAN discovery, e.g. eth0 or lo (repeatable; default: every interface that is up)")
