@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 
 	"github.com/dsftp/dsftp/peers"
@@ -17,8 +18,13 @@ type rootNode struct {
 	readOnly
 	fsys *filesys
 
-	// children maps display names to peer IDs; only follow and OnAdd
-	// touch it, one at a time.
+	// mu guards children, the names the mount shows: Lookup and Readdir
+	// answer from it, not from the Inode tree. go-fuse links the inode a
+	// Lookup returns into the tree after Lookup returns, so a Lookup that
+	// races sync's RmChild can put a departed peer back in the tree;
+	// children stays right, and the next sync removes the straggler.
+	mu sync.Mutex
+	// children maps display names to peer IDs; only sync writes it.
 	children map[string]string
 }
 
@@ -71,6 +77,7 @@ func (r *rootNode) sync(ctx context.Context, notify bool) {
 		liveIDs[e.ID] = true
 	}
 	var changed []string
+	r.mu.Lock()
 	for name, id := range r.children {
 		if e, ok := want[name]; ok && e.ID == id {
 			continue
@@ -83,6 +90,12 @@ func (r *rootNode) sync(ctx context.Context, notify bool) {
 		}
 		r.fsys.log.Info("peer left", "peer", name)
 	}
+	// Stragglers a racing Lookup put back into the tree (see mu).
+	for name := range r.Children() {
+		if _, ok := r.children[name]; !ok {
+			r.RmChild(name)
+		}
+	}
 	for _, e := range list {
 		if _, ok := r.children[e.DisplayName]; ok {
 			continue
@@ -94,6 +107,7 @@ func (r *rootNode) sync(ctx context.Context, notify bool) {
 		changed = append(changed, e.DisplayName)
 		r.fsys.log.Info("peer joined", "peer", e.DisplayName, "source", e.Source)
 	}
+	r.mu.Unlock()
 	if !notify {
 		return
 	}
@@ -111,13 +125,21 @@ func (r *rootNode) sync(ctx context.Context, notify bool) {
 
 // Lookup answers from the children only.
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	r.mu.Lock()
+	id, ok := r.children[name]
+	r.mu.Unlock()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
 	ch := r.GetChild(name)
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
-	if n, ok := ch.Operations().(*node); ok {
-		n.peerRootAttr(&out.Attr)
+	n, ok := ch.Operations().(*node)
+	if !ok || n.peerID != id {
+		return nil, syscall.ENOENT
 	}
+	n.peerRootAttr(&out.Attr)
 	return ch, 0
 }
 
@@ -125,11 +147,12 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 func (r *rootNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 
 func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	kids := r.Children()
-	es := make([]fuse.DirEntry, 0, len(kids))
-	for name, ch := range kids {
-		es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+	r.mu.Lock()
+	es := make([]fuse.DirEntry, 0, len(r.children))
+	for name, id := range r.children {
+		es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
 	}
+	r.mu.Unlock()
 	sortEntries(es)
 	return fusefs.NewListDirStream(es), 0
 }

@@ -78,8 +78,19 @@ func (m *lanMount) list(t *testing.T) []string {
 
 func (m *lanMount) waitList(t *testing.T, want ...string) {
 	t.Helper()
+	start := time.Now()
+	var last []string
+	logged := false
 	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%s to list %v", m.name, want), func() bool {
-		return slices.Equal(m.list(t), want)
+		last = m.list(t)
+		if slices.Equal(last, want) {
+			return true
+		}
+		if !logged && time.Since(start) > 29*time.Second {
+			logged = true
+			t.Logf("%s still lists %v", m.name, last)
+		}
+		return false
 	})
 }
 

@@ -12,7 +12,15 @@ import (
 )
 
 func TestGatewayFaults(t *testing.T) {
-	e := newEnv(t)
+	// lastHistory is when a bot last read channel history over REST.
+	var lastHistory atomic.Int64
+	e := newEnv(t, func(f *discordfake.Server) {
+		f.OnRequest = func(r discordfake.Request) {
+			if r.Method == "GET" && strings.HasSuffix(r.Path, "/messages") {
+				lastHistory.Store(time.Now().UnixNano())
+			}
+		}
+	})
 	tokA, _ := e.bot(t)
 	tokB, _ := e.bot(t)
 	other, _ := e.bot(t)
@@ -33,6 +41,12 @@ func TestGatewayFaults(t *testing.T) {
 	daveMsg := e.post(t, other, dave)
 	waitFor(t, 15*time.Second, "alice to see dave after a drop", func() bool { return a.has(fp(dave)) })
 	waitFor(t, 15*time.Second, "both gateways back", func() bool { return e.fake.GatewayConns() == 2 })
+	// Both must have finished the history read their reconnect started:
+	// one still under way when the outage begins would find erin in
+	// history, and the outage would prove nothing.
+	waitFor(t, 15*time.Second, "both ready and history reads settled", func() bool {
+		return a.d.ready.Load() && b.d.ready.Load() && time.Since(time.Unix(0, lastHistory.Load())) > 500*time.Millisecond
+	})
 
 	// A long outage with lost sessions: nothing is replayed, so history
 	// must bring the new advert and the deletion.
