@@ -46,6 +46,7 @@ var (
 	verbose  = flag.Bool("v", false, "print every measurement")
 	only1    = flag.String("clients", "dsftp,sshfs,sshfs-aes", "clients to benchmark (for quicker experiments)")
 	seqOnly  = flag.Bool("seq-only", false, "measure only the sequential read and its CPU (for quicker experiments)")
+	extra    = flag.String("dsftp-flags", "", "extra flags for every `dsftp mount`, space-separated (for experiments)")
 	profDir  = flag.String("cpuprofile", "", "write a CPU profile of every dsftp mount's sequential read to `DIR`/mount-N.pprof")
 )
 
@@ -372,6 +373,7 @@ func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
 	url := fmt.Sprintf("sftp://%s@%s%s?fingerprint=%s", s.user, s.addr, s.dir, s.fp)
 	args := []string{"mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
 		"--identity", s.key, "--peer", "peer=" + url}
+	args = append(args, strings.Fields(*extra)...)
 	if *profDir != "" {
 		profiles++
 		args = append(args, "--cpu-profile", filepath.Join(*profDir, fmt.Sprintf("mount-%d.pprof", profiles)))
