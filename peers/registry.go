@@ -183,13 +183,20 @@ func (r *Registry) List() []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
-	out := make([]Entry, 0, len(r.byID))
-	for _, e := range r.byID {
+	out := snapshot(r.byID)
+	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
+	return out
+}
+
+// snapshot copies the entries of m, deeply enough that callers may keep
+// them after the lock is released.
+func snapshot(m map[string]*Entry) []Entry {
+	out := make([]Entry, 0, len(m))
+	for _, e := range m {
 		c := *e
 		c.Peer = e.Peer.Clone()
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
 	return out
 }
 
@@ -199,12 +206,7 @@ func (r *Registry) Clients() []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
-	out := make([]Entry, 0, len(r.clients))
-	for _, e := range r.clients {
-		c := *e
-		c.Peer = e.Peer.Clone()
-		out = append(out, c)
-	}
+	out := snapshot(r.clients)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].DisplayName != out[j].DisplayName {
 			return out[i].DisplayName < out[j].DisplayName
