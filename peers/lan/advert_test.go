@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,28 @@ func TestAdvertCodec(t *testing.T) {
 	}
 }
 
+// startOnLo runs LAN discovery with codec c on loopback only, feeding a
+// new registry for the instance id; stop (also run at cleanup) ends it.
+func startOnLo(t *testing.T, c *lan.AdvertCodec, id string, port int) (reg *peers.Registry, stop func()) {
+	t.Helper()
+	reg = peers.NewRegistry(id)
+	d, err := lan.New(lan.Options{Codec: c, Registry: reg, SelfID: id, Port: port, Interfaces: []string{"lo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go reg.Run(ctx)
+	go func() { d.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return reg, stop
+}
+
 // Two discoveries with the real advert find each other over loopback.
 func TestAdvertCodecDiscovery(t *testing.T) {
 	port := freeUDPPort(t)
@@ -78,19 +101,7 @@ func TestAdvertCodecDiscovery(t *testing.T) {
 		host := newSigner()
 		c := lan.NewAdvertCodec(host, name, "", []ssh.PublicKey{newSigner().PublicKey()})
 		c.SetAddrs([]string{"127.0.0.1:2200"})
-		id := ssh.FingerprintSHA256(host.PublicKey())
-		reg := peers.NewRegistry(id)
-		d, err := lan.New(lan.Options{Codec: c, Registry: reg, SelfID: id, Port: port, Interfaces: []string{"lo"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { d.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+		reg, _ := startOnLo(t, c, ssh.FingerprintSHA256(host.PublicKey()), port)
 		regs[name] = reg
 	}
 	waitNames(t, regs["alice"], "bob")
@@ -102,32 +113,15 @@ func TestAdvertCodecDiscovery(t *testing.T) {
 // the client stops, its leaving advert takes the key away soon.
 func TestClientCodecDiscovery(t *testing.T) {
 	port := freeUDPPort(t)
-	start := func(c *lan.AdvertCodec, id string) (*peers.Registry, func()) {
-		reg := peers.NewRegistry(id)
-		d, err := lan.New(lan.Options{Codec: c, Registry: reg, SelfID: id, Port: port, Interfaces: []string{"lo"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go reg.Run(ctx)
-		go func() { d.Run(ctx); close(done) }()
-		stop := func() { cancel(); <-done }
-		t.Cleanup(stop)
-		return reg, stop
-	}
 	host := newSigner()
 	sc := lan.NewAdvertCodec(host, "alice", "", []ssh.PublicKey{newSigner().PublicKey()})
 	sc.SetAddrs([]string{"127.0.0.1:2200"})
-	share, _ := start(sc, ssh.FingerprintSHA256(host.PublicKey()))
+	share, _ := startOnLo(t, sc, ssh.FingerprintSHA256(host.PublicKey()), port)
 
 	id, key := newSigner(), newSigner().PublicKey()
 	cc := lan.NewClientCodec(id, "alice", []ssh.PublicKey{key})
 	cc.SetAddrs([]string{"127.0.0.1:9"}) // ignored: nothing to reach
-	client, stopClient := start(cc, ssh.FingerprintSHA256(id.PublicKey()))
+	client, stopClient := startOnLo(t, cc, ssh.FingerprintSHA256(id.PublicKey()), port)
 
 	waitNames(t, client, "alice")
 	testenv.WaitFor(t, 10*time.Second, "the share to let the client's key in", func() bool {
