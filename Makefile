@@ -7,7 +7,7 @@
 
 GO      ?= go
 BIN     ?= bin/dsftp
-PKGS    ?= ./... ./testdata/testenv
+PKGS    ?= ./... ./testdata/testenv ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
@@ -48,7 +48,7 @@ test: deps vet
 # without -race. BENCHFLAGS="-runs 7 -v" etc. pass options through.
 BENCHFLAGS ?=
 bench: build
-	$(GO) run ./fs/bench -dsftp $(BIN) $(BENCHFLAGS)
+	$(GO) run ./testdata/bench -dsftp $(BIN) $(BENCHFLAGS)
 
 # A one-command demo: two sharers and a mount at ./peers-demo, on
 # this machine only (LAN discovery on loopback). Ctrl-C stops it.

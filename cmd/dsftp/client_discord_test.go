@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/peers/discord/discordfake"
+	"github.com/dsftp/dsftp/testdata/discordfake"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/peers/advert"
-	"github.com/dsftp/dsftp/peers/discord/discordfake"
+	"github.com/dsftp/dsftp/testdata/discordfake"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 

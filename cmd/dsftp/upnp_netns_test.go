@@ -309,7 +309,7 @@ func TestTwoHomesDiscord(t *testing.T) {
 	testenv.RequireFUSE(t)
 	nsenter := testenv.Require(t, "nsenter")[0]
 	bin := testenv.Binary(t)
-	fake := testenv.BuildProgram(t, "./peers/discord/discordfake/cmd/fakediscord")
+	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 
 	tokens := []string{fmt.Sprintf("tokA%d", os.Getpid()), fmt.Sprintf("tokB%d", os.Getpid())}

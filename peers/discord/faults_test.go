@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/peers/discord/discordfake"
+	"github.com/dsftp/dsftp/testdata/discordfake"
 )
 
 func TestGatewayFaults(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
-	"github.com/dsftp/dsftp/peers/discord/discordfake"
+	"github.com/dsftp/dsftp/testdata/discordfake"
 )
 
 // env is one fake Discord with a guild and a #dsftp channel.

@@ -1,7 +1,7 @@
 package portmap_test
 
 // Tests against a real UPnP router: miniupnpd (nftables) in a network
-// namespace, the stand-in share (internal/portmaptest) on a LAN host
+// namespace, the stand-in share (testdata/portmaptest) on a LAN host
 // behind it, and clients on the "internet" namespace. See testenv/netns.go.
 
 import (
@@ -16,7 +16,7 @@ import (
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
-const demoPkg = "./share/portmap/internal/portmaptest"
+const demoPkg = "./testdata/portmaptest"
 
 // demo is one run of portmaptest on a LAN host.
 type demo struct {

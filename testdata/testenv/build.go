@@ -17,7 +17,7 @@ var (
 )
 
 // BuildProgram builds the main package pkg (an import path inside the
-// module, e.g. "./share/portmap/internal/portmaptest") once per test
+// module, e.g. "./testdata/portmaptest") once per test
 // process, with -race when the test has it, and returns the executable's
 // path. Build before running it in a network namespace: the Go toolchain
 // cannot reach the module proxy from inside.

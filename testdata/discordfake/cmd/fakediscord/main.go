@@ -16,7 +16,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/dsftp/dsftp/peers/discord/discordfake"
+	"github.com/dsftp/dsftp/testdata/discordfake"
 )
 
 type multi []string

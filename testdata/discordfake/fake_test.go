@@ -148,7 +148,7 @@ func errorsAs(err error, target **discordgo.RateLimitError) bool {
 // is built first and run directly (not with "go run", whose child would
 // outlive a killed parent) so cleanup ends it by PID.
 func TestStandalone(t *testing.T) {
-	bin := testenv.BuildProgram(t, "./peers/discord/discordfake/cmd/fakediscord")
+	bin := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	p := testenv.Start(t, nil, bin, "-bot", "T1", "-bot", "T2:nointent")
 	var info struct {
 		URL      string
