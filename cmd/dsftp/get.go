@@ -16,7 +16,7 @@ import (
 	"github.com/dsftp/dsftp/cmd/internal/peerconn"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/peers/pool"
 )
 
@@ -143,9 +143,7 @@ waits up to --wait for PEER to appear and to accept the key.`,
 				}
 				return err
 			}
-			d := time.Since(start)
-			fmt.Fprintf(out, "%d file(s), %s: fetched %d bytes in %.1fs (%s/s)\n", len(res.Files), download.Size(res.Bytes),
-				res.Fetched, d.Seconds(), download.Size(int64(float64(res.Fetched)/max(d.Seconds(), 0.001))))
+			fmt.Fprintln(out, res.Summary(time.Since(start)))
 			return nil
 		},
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/peers/pool"
 )
 

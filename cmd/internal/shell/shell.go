@@ -4,7 +4,7 @@
 // uses github.com/chzyer/readline for editing, history and completion.
 //
 // The shell sees peers only through Remote, and downloads with
-// peers/download, the engine `dsftp get` uses too.
+// cmd/internal/download, the engine `dsftp get` uses too.
 package shell
 
 import (
@@ -21,7 +21,7 @@ import (
 
 	"github.com/chzyer/readline"
 
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 )
 
 // PeerInfo is what list_peers shows about a peer.
@@ -501,9 +501,7 @@ func (s *Shell) cmdGet(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(res.Files) > 1 {
-		d := time.Since(start)
-		fmt.Fprintf(s.out, "%d files, %s, fetched %s in %.1fs (%s/s)\n", len(res.Files), download.Size(res.Bytes),
-			download.Size(res.Fetched), d.Seconds(), download.Size(int64(float64(res.Fetched)/max(d.Seconds(), 0.001))))
+		fmt.Fprintln(s.out, res.Summary(time.Since(start)))
 	}
 	return nil
 }

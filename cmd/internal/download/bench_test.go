@@ -7,7 +7,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )

@@ -86,6 +86,18 @@ type Result struct {
 	Bytes int64
 }
 
+// Summary is the closing line of a download that took d, the same for
+// `dsftp get` and the shell's get: files, total size, bytes fetched (exact,
+// for scripts) and the rate.
+func (r Result) Summary(d time.Duration) string {
+	files := fmt.Sprintf("%d files", len(r.Files))
+	if len(r.Files) == 1 {
+		files = "1 file"
+	}
+	return fmt.Sprintf("%s, %s: fetched %d bytes in %.1fs (%s/s)", files, Size(r.Bytes),
+		r.Fetched, d.Seconds(), Size(int64(float64(r.Fetched)/max(d.Seconds(), 0.001))))
+}
+
 // Get downloads remote (a file, or with Options.Recursive a directory) from
 // src to dest. When dest is an existing directory or ends in a separator,
 // the download goes inside it under the remote base name; otherwise dest is

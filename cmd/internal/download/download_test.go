@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/pkg/sftp"
 
-	"github.com/dsftp/dsftp/peers/download"
+	"github.com/dsftp/dsftp/cmd/internal/download"
 )
 
 // hostile is an SFTP server (pkg/sftp's request server, speaking the real
