@@ -13,10 +13,10 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/cmd/internal/peerconn"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/peers/pool"
 )
 

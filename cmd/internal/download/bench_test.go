@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/cmd/internal/download"
+	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )

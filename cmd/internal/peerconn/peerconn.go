@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/peers/pool"
 )
 
