@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/download"
-	"github.com/dsftp/dsftp/cmd/internal/peerconn"
-	"github.com/dsftp/dsftp/cmd/internal/shell"
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/pool"
 )
 
 func init() {
@@ -59,8 +55,8 @@ waits up to --wait for PEER to appear and to accept the key.`,
 				return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
 			}
 			log := slog.Default()
-			if _, _, err := splitSpec(spec, nil); err != nil {
-				return err
+			if _, _, err := client.SplitSpec(spec, nil); err != nil {
+				return usageError{err}
 			}
 			// get shares nothing: a per-run key signs its client-only
 			// adverts and is its own ID, which its registry never lists.
@@ -82,7 +78,7 @@ waits up to --wait for PEER to appear and to accept the key.`,
 				return err
 			}
 			// A --peer name needs no discovery: nothing is posted.
-			if _, _, err := splitSpec(spec, reg); err != nil {
+			if !client.Known(spec, reg) {
 				me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
 				if useLAN {
 					waitLAN, err := startLAN(ctx, &lf, reg, me, advertName(&df), log)
@@ -115,12 +111,12 @@ waits up to --wait for PEER to appear and to accept the key.`,
 				deadline = time.Now() // only --peer peers: nothing will arrive
 				why = "not a --peer name, and --discovery is off"
 			}
-			name, remotePath, err := findPeer(ctx, reg, spec, deadline, why)
+			name, remotePath, err := client.FindPeer(ctx, reg, spec, deadline, why)
 			if err != nil {
 				return err
 			}
-			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl})
-			src, err := connectAccepted(ctx, remote, pl, reg, name, deadline, wait)
+			remote := client.New(client.Options{Registry: reg, Pool: pl})
+			src, err := remote.ConnectAccepted(ctx, name, deadline, wait)
 			if err != nil {
 				return err
 			}
@@ -156,87 +152,4 @@ waits up to --wait for PEER to appear and to accept the key.`,
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to wait for PEER to be discovered and to accept our key")
 	cmd.Flags().DurationVar(&opts.StallTimeout, "stall-timeout", 30*time.Second, "give up when a peer sends nothing for this long (the .part file is kept)")
 	return cmd
-}
-
-// connectAccepted connects to the peer name. A discovered peer lets our key
-// in only once it has seen our advert, a moment after we posted it, so a
-// refused key is retried until deadline (the pool's backoff is reset each
-// time, so the next try dials at once).
-func connectAccepted(ctx context.Context, remote *peerconn.Remote, pl *pool.Pool, reg *peers.Registry,
-	name string, deadline time.Time, wait time.Duration) (download.Source, error) {
-	for {
-		src, err := remote.Connect(ctx, name)
-		if err == nil || !errors.Is(err, peerconn.ErrNotAccepted) {
-			return src, err
-		}
-		if e, ok := reg.Get(name); ok {
-			pl.Forget(e.ID)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, fmt.Errorf("peer %s did not accept our key within --wait %v: its share lets in only keys of live adverts in the channel (or on the LAN) it reads; check that it uses the same --channel (and --allow-user lets our bot in), or try a longer --wait", name, wait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(min(left, 300*time.Millisecond)):
-		}
-	}
-}
-
-// splitSpec splits PEER:PATH, preferring the longest peer name in reg
-// before a colon. With reg nil it only checks the form.
-func splitSpec(spec string, reg *peers.Registry) (name, path string, err error) {
-	if !strings.Contains(spec, ":") {
-		return "", "", usageError{fmt.Errorf("%q: want PEER:PATH, e.g. alice:photos/cat.jpg", spec)}
-	}
-	if reg == nil {
-		return "", "", nil
-	}
-	for i := len(spec) - 1; i >= 0; i-- {
-		if spec[i] != ':' {
-			continue
-		}
-		if _, ok := reg.Get(spec[:i]); ok {
-			return spec[:i], spec[i+1:], nil
-		}
-	}
-	return "", "", errUnknownPeer
-}
-
-var errUnknownPeer = errors.New("unknown peer")
-
-// findPeer splits PEER:PATH, preferring the longest registered peer name
-// before a colon, and waits until deadline for the peer to appear. why
-// says, for the error, how long and where we looked.
-func findPeer(ctx context.Context, reg *peers.Registry, spec string, deadline time.Time, why string) (name, path string, err error) {
-	ch, stop := reg.Watch()
-	defer stop()
-	timer := time.NewTimer(max(time.Until(deadline), 0))
-	defer timer.Stop()
-	for {
-		name, path, err := splitSpec(spec, reg)
-		if err == nil || !errors.Is(err, errUnknownPeer) {
-			return name, path, err
-		}
-		select {
-		case <-ch:
-			continue
-		case <-ctx.Done():
-			return "", "", ctx.Err()
-		case <-timer.C:
-		}
-		want := spec[:strings.Index(spec, ":")]
-		var names []string
-		for _, e := range reg.List() {
-			names = append(names, e.DisplayName)
-		}
-		msg := fmt.Sprintf("unknown peer %q (%s)", want, why)
-		if near, ok := shell.Closest(want, names); ok {
-			msg += fmt.Sprintf("; did you mean %q?", near)
-		} else if len(names) > 0 {
-			msg += "; known peers: " + strings.Join(names, ", ")
-		}
-		return "", "", errors.New(msg)
-	}
 }

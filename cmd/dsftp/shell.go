@@ -14,7 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
-	"github.com/dsftp/dsftp/cmd/internal/peerconn"
+	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
@@ -146,7 +146,7 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 					}
 				}()
 			}
-			remote := peerconn.New(peerconn.Options{Registry: reg, Pool: pl, Settling: func() bool {
+			remote := client.New(client.Options{Registry: reg, Pool: pl, Settling: func() bool {
 				if useLAN && time.Now().Before(lanSettleAt) {
 					return true
 				}

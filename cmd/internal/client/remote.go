@@ -1,13 +1,13 @@
-// Package peerconn connects the shell and `dsftp get` to the peers in a
-// registry through the peer session pool (peers/pool): the same sessions,
-// deadlines and host key checks as the mount.
-package peerconn
+// Package client is the client side of dsftp's shell and `dsftp get`:
+// finding a peer in a registry, connecting to it through the peer session
+// pool (peers/pool: the same sessions, deadlines and host key checks as the
+// mount), and retrying while a discovered peer has not yet accepted our key.
+package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -97,7 +97,7 @@ func (r *Remote) Connect(ctx context.Context, name string) (download.Source, err
 		return p, nil
 	}}
 	if _, err := src.Stat(ctx, "/"); err != nil {
-		if strings.Contains(err.Error(), "unable to authenticate") {
+		if errors.Is(err, pool.ErrAuth) {
 			// A dsftp peer lets a key in once it has seen the advert
 			// carrying it, which takes a moment after start.
 			return nil, notAcceptedError{name}
