@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -176,21 +175,6 @@ func (m *Mount) Unmount() error {
 		return nil
 	}
 	return err
-}
-
-// isMounted reports whether dir is a mount point of a dsftp file system.
-func isMounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[1] == dir && f[2] == "fuse.dsftp" {
-			return true
-		}
-	}
-	return false
 }
 
 // Wait blocks until the file system is unmounted (also from outside,

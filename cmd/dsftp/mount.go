@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/addrs"
-	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 )
 
 // mountFlags are the flags of `dsftp mount`.
@@ -129,10 +127,13 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
 	}
-	if err := prepareMountpoint(abs, f.create, log); err != nil {
+	if err := fs.PrepareMountpoint(abs, f.create, log); err != nil {
+		if errors.Is(err, fs.ErrBadMountpoint) {
+			return usageError{err}
+		}
 		return err
 	}
-	if err := checkFUSE(); err != nil {
+	if err := fs.CheckFUSE(); err != nil {
 		return err
 	}
 
@@ -273,108 +274,4 @@ func ttlFlag(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
-}
-
-// prepareMountpoint cleans up a stale mount left by a killed run and
-// checks that dir is a directory, creating it when asked.
-func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
-	// statfs always reaches a FUSE daemon (stat may be answered from the
-	// kernel's attribute cache), so it is what reveals a dead one.
-	var sfs syscall.Statfs_t
-	err := syscall.Statfs(dir, &sfs)
-	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
-		log.Warn("cleaning up a stale mount left by an earlier run", "mountpoint", dir)
-		if err := lazyUnmount(dir); err != nil {
-			return fmt.Errorf("mountpoint %s is a stale mount (transport endpoint is not connected) and unmounting it failed: %w; try: fusermount3 -u -z %s", dir, err, dir)
-		}
-		_, err = os.Stat(dir)
-	}
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if !create {
-			return usageError{fmt.Errorf("mountpoint %s does not exist; create it (mkdir -p %s) or pass --create", dir, dir)}
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create mountpoint: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return usageError{fmt.Errorf("mountpoint %s is not a directory", dir)}
-	}
-	if fstype := mountType(dir); fstype == "fuse.dsftp" {
-		return fmt.Errorf("%s is already mounted by another dsftp; stop it first (or: fusermount3 -u %s)", dir, dir)
-	}
-	return nil
-}
-
-// mountType returns the file system type mounted exactly at dir, or "".
-func mountType(dir string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	fstype := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-		f := strings.Fields(line)
-		if len(f) < 7 || unescapeMount(f[4]) != dir {
-			continue
-		}
-		for i := 6; i < len(f)-1; i++ {
-			if f[i] == "-" {
-				fstype = f[i+1] // the last mount at dir is the visible one
-				break
-			}
-		}
-	}
-	return fstype
-}
-
-// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			b.WriteByte((s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func lazyUnmount(dir string) error {
-	if os.Geteuid() == 0 {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err == nil {
-			return nil
-		}
-	}
-	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
-	}
-	return nil
-}
-
-// checkFUSE names the missing piece before go-fuse fails obscurely.
-func checkFUSE() error {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return fmt.Errorf("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) and install FUSE 3 (apt-get install fuse3)")
-	}
-	if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			return fmt.Errorf("fusermount3 not found: install FUSE 3 (apt-get install fuse3)")
-		}
-	}
-	return nil
 }

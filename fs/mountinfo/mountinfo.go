@@ -1,0 +1,60 @@
+// Package mountinfo reads /proc/self/mountinfo: which file systems are
+// mounted exactly at a directory. It imports nothing of dsftp, so the test
+// helpers (testdata/testenv) use the same parser as fs without an import
+// cycle through fs's own dependencies.
+package mountinfo
+
+import (
+	"os"
+	"slices"
+	"strings"
+)
+
+// Types lists the types of the file systems mounted exactly at dir
+// (absolute, clean), in mount order: the last one is the visible one.
+func Types(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	return parse(string(b), dir)
+}
+
+// parse is Types on the text of a mountinfo file.
+func parse(text, dir string) []string {
+	var types []string
+	for _, line := range strings.Split(text, "\n") {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		f := strings.Fields(line)
+		if len(f) < 7 || Unescape(f[4]) != dir {
+			continue
+		}
+		if i := slices.Index(f[6:], "-"); i >= 0 && 6+i+1 < len(f) {
+			types = append(types, f[6+i+1])
+		}
+	}
+	return types
+}
+
+// Mounted reports whether anything is mounted exactly at dir.
+func Mounted(dir string) bool { return len(Types(dir)) > 0 }
+
+// Unescape undoes the octal escapes (\040 for a space, \011, \012, \134)
+// the kernel writes in mount paths; a backslash that does not start three
+// octal digits stays as it is.
+func Unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	isOctal := func(c byte) bool { return c >= '0' && c <= '7' }
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
