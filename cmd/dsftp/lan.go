@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/lan"
-	"github.com/spf13/pflag"
 )
 
 // Discovery methods, as --discovery names them.

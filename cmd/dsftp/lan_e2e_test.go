@@ -21,11 +21,12 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/lan"
 	"github.com/dsftp/dsftp/testdata/testenv"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 )
 
 // These tests run the real dsftp binary with --discovery lan: on loopback

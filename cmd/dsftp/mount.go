@@ -17,7 +17,7 @@ import (
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share"
-	"github.com/dsftp/dsftp/share/addrs"
+	"github.com/dsftp/dsftp/share/reach"
 )
 
 // mountFlags are the flags of `dsftp mount`.
@@ -211,10 +211,10 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	// mapping is removed before the command returns.
 	if srv != nil {
 		out := cmd.OutOrStdout()
-		tr, err := startReachability(ctx, &f.upnp, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+		tr, err := startReachability(ctx, &f.upnp, reach.Bound(srv.Addrs()), cmd.ErrOrStderr(), func(as []reach.Addr) {
 			writeAddrs(out, as)
 			if disc != nil {
-				disc.SetAddrs(addrs.Strings(as))
+				disc.SetAddrs(reach.Strings(as))
 			}
 		})
 		if err != nil {

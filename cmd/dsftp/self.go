@@ -8,6 +8,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/reach"
 )
 
 // self is what this process advertises: its share, or, when it shares
@@ -58,6 +59,6 @@ func (s self) addrs() []string {
 	if s.srv == nil {
 		return nil
 	}
-	a := addrStrings(s.srv.ReachableAddrs())
+	a := addrStrings(reach.Local(s.srv.Addrs()))
 	return a[:min(len(a), maxAdvertAddrs)]
 }

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share"
-	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/reach"
 )
 
 func init() {
@@ -84,7 +85,7 @@ func startShare(opts share.Options, out io.Writer) (*share.Server, error) {
 // printShareBanner writes the start-up banner; see startShare.
 func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
 	port := srv.Port()
-	addrs := srv.ReachableAddrs()
+	addrs := reach.Local(srv.Addrs())
 	shown := make([]string, 0, len(addrs))
 	for _, a := range addrs {
 		shown = append(shown, a.String())
@@ -178,10 +179,10 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			// addresses now and whenever they change, re-advertising them in
 			// the channel; the mapping is removed before the command returns.
 			out := cmd.OutOrStdout()
-			tr, err := startReachability(ctx, &rf, listenAddr(srv.Addrs()), cmd.ErrOrStderr(), func(as []addrs.Addr) {
+			tr, err := startReachability(ctx, &rf, reach.Bound(srv.Addrs()), cmd.ErrOrStderr(), func(as []reach.Addr) {
 				writeAddrs(out, as)
 				if disc != nil {
-					disc.SetAddrs(addrs.Strings(as))
+					disc.SetAddrs(reach.Strings(as))
 				}
 			})
 			if err != nil {

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // startShareBinary runs `dsftp share` with args and waits for its ready

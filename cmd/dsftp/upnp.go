@@ -6,7 +6,7 @@ package main
 //	var rf upnpFlags
 //	rf.register(cmd.Flags())
 //	…
-//	tr, err := startReachability(ctx, &rf, srv.Port(), cmd.ErrOrStderr(), func(as []addrs.Addr) { … })
+//	tr, err := startReachability(ctx, &rf, srv.Port(), cmd.ErrOrStderr(), func(as []reach.Addr) { … })
 //	…
 //	<-ctx.Done(); tr.Wait() // the mapping is removed before exit
 
@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -23,8 +22,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dsftp/dsftp/share/addrs"
 	"github.com/dsftp/dsftp/share/portmap"
+	"github.com/dsftp/dsftp/share/reach"
 )
 
 // upnpFlags are the reachability flags.
@@ -46,7 +45,7 @@ func (f *upnpFlags) register(fs *pflag.FlagSet) {
 func (f *upnpFlags) check() ([]string, error) {
 	var out []string
 	for _, a := range f.advertise {
-		v, err := addrs.ParseAdvertise(a)
+		v, err := reach.ParseAdvertise(a)
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -64,7 +63,7 @@ func (f *upnpFlags) check() ([]string, error) {
 // and --advertise ones, then after every change (mapping made, lost,
 // external address changed). Warnings for the user go to warnOut. When
 // ctx is done the mapping is removed; Tracker.Wait returns after that.
-func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort, warnOut io.Writer, onChange func([]addrs.Addr)) (*addrs.Tracker, error) {
+func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort, warnOut io.Writer, onChange func([]reach.Addr)) (*reach.Tracker, error) {
 	adv, err := f.check()
 	if err != nil {
 		return nil, err
@@ -73,7 +72,7 @@ func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort,
 		return nil, fmt.Errorf("start port mapping: the share has no port (listening on %v)", listen)
 	}
 	var mu sync.Mutex // warnings and onChange may interleave otherwise
-	return addrs.Track(ctx, addrs.TrackOptions{
+	return reach.Track(ctx, reach.TrackOptions{
 		Port:      listen.Port(),
 		Bind:      listen.Addr(),
 		Advertise: adv,
@@ -85,10 +84,10 @@ func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort,
 			defer mu.Unlock()
 			fmt.Fprintf(warnOut, "dsftp: warning: %s\n", strings.ReplaceAll(text, "\n", "\n  "))
 		},
-		OnChange: func(as []addrs.Addr) {
+		OnChange: func(as []reach.Addr) {
 			mu.Lock()
 			defer mu.Unlock()
-			slog.Debug("advertised addresses", "addrs", strings.Join(addrs.Strings(as), " "))
+			slog.Debug("advertised addresses", "addrs", strings.Join(reach.Strings(as), " "))
 			if onChange != nil {
 				onChange(as)
 			}
@@ -96,23 +95,13 @@ func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort,
 	}), nil
 }
 
-// listenAddr is the address a share bound: its first TCP listener.
-func listenAddr(as []net.Addr) netip.AddrPort {
-	for _, a := range as {
-		if ta, ok := a.(*net.TCPAddr); ok {
-			return ta.AddrPort()
-		}
-	}
-	return netip.AddrPort{}
-}
-
 // writeAddrs prints the advertised addresses with their reasons, for the
 // start-up banner and for later changes.
-func writeAddrs(w io.Writer, as []addrs.Addr) {
+func writeAddrs(w io.Writer, as []reach.Addr) {
 	if len(as) == 0 {
 		fmt.Fprintln(w, "Advertised addresses: none (no network address found; use --advertise HOST:PORT)")
 		return
 	}
 	fmt.Fprintln(w, "Advertised addresses:")
-	addrs.Write(w, as)
+	reach.Write(w, as)
 }

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dsftp/dsftp/share/addrs"
+	"github.com/dsftp/dsftp/share/reach"
 )
 
 func main() {
@@ -56,14 +56,14 @@ func main() {
 	p := l.Addr().(*net.TCPAddr).Port
 	fmt.Printf("LISTEN %d\n", p)
 	start := time.Now()
-	t := addrs.Track(ctx, addrs.TrackOptions{
+	t := reach.Track(ctx, reach.TrackOptions{
 		Port:          uint16(p),
 		NoUPnP:        *noUPnP,
 		Warn:          func(text string) { fmt.Printf("WARNING %s\n", text) },
 		Lease:         *lease,
 		CheckInterval: *check,
-		OnChange: func(as []addrs.Addr) {
-			fmt.Printf("ADDRS %s\n", strings.Join(addrs.Strings(as), " "))
+		OnChange: func(as []reach.Addr) {
+			fmt.Printf("ADDRS %s\n", strings.Join(reach.Strings(as), " "))
 			for _, a := range as {
 				fmt.Printf("  %s (after %v)\n", a, time.Since(start).Round(time.Millisecond))
 			}

@@ -1,13 +1,15 @@
-// Package addrs chooses the addresses a share advertises to its peers, each
-// with the reason it was chosen, for display in the start-up output and in
-// `dsftp peers`.
+// Package reach is the one address policy of a share: which addresses it
+// advertises to its peers, each with the reason it was chosen (Select,
+// kept current with the UPnP port mapping by Track, for Discord adverts and
+// the start-up output), and which addresses clients on this machine or
+// network can dial (Local, for LAN adverts and the banner).
 //
 // Peers dial all of them in parallel (that is the mount's business), so the
 // list favours reach over brevity: the router's external address when UPnP
 // mapped the port, every LAN IPv4 address (peers behind the same router;
 // hairpin NAT through the external address often fails), every global IPv6
 // address (no NAT needed), and whatever the user gave with --advertise.
-package addrs
+package reach
 
 import (
 	"cmp"
