@@ -1,27 +1,14 @@
 package peers
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-func newKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
 
 func TestSanitizeName(t *testing.T) {
 	cases := map[string]string{
@@ -86,8 +73,8 @@ func TestRegistryExpiryAndAuthorizedKey(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := NewRegistry("")
 	r.SetClock(func() time.Time { return now })
-	k := newKey(t)
-	other := newKey(t)
+	k := testenv.NewSigner(t).PublicKey()
+	other := testenv.NewSigner(t).PublicKey()
 	ch, stop := r.Watch()
 	defer stop()
 	r.Upsert(Peer{ID: "SHA256:p1", Name: "bob", ClientKeys: []ssh.PublicKey{k}, Expires: now.Add(time.Minute)})
@@ -121,7 +108,7 @@ func TestRegistryClientOnly(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := NewRegistry("")
 	r.SetClock(func() time.Time { return now })
-	ck, sk := newKey(t), newKey(t)
+	ck, sk := testenv.NewSigner(t).PublicKey(), testenv.NewSigner(t).PublicKey()
 	// The client arrives first, asking for the name the share wants.
 	if !r.Upsert(Peer{ID: "SHA256:client1", Name: "alice", ClientKeys: []ssh.PublicKey{ck}, ClientOnly: true, Expires: now.Add(time.Minute)}) {
 		t.Fatal("a new client-only advert is not reported as new")
@@ -178,7 +165,7 @@ func TestRegistryClientOnly(t *testing.T) {
 // share into a client: its directory and name go; RemoveFrom drops clients.
 func TestRegistryShareBecomesClient(t *testing.T) {
 	r := NewRegistry("")
-	k := newKey(t)
+	k := testenv.NewSigner(t).PublicKey()
 	r.Upsert(Peer{ID: "SHA256:x", Name: "bob", Addrs: []string{"x:1"}, Source: SourceDiscord})
 	r.Upsert(Peer{ID: "SHA256:x", Name: "bob", ClientKeys: []ssh.PublicKey{k}, ClientOnly: true, Source: SourceDiscord})
 	if len(r.List()) != 0 {

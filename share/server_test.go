@@ -2,8 +2,6 @@ package share
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -23,25 +21,12 @@ import (
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
-func randomSigner(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestAuthUnknownKeyRefused: a key that is neither in --authorized-keys
 // nor known to the authorizer cannot log in, with either client.
 func TestAuthUnknownKeyRefused(t *testing.T) {
 	f := newFixture(t, false)
 	ts := startTestShare(t, f.share, nil)
-	if _, err := ts.dial(t, ssh.PublicKeys(randomSigner(t))); err == nil {
+	if _, err := ts.dial(t, ssh.PublicKeys(testenv.NewSigner(t))); err == nil {
 		t.Fatal("login with an unknown key succeeded")
 	}
 	// OpenSSH with a key the server does not know.
@@ -76,7 +61,7 @@ func (a *fakeAuthorizer) AuthorizedKey(k ssh.PublicKey) (string, bool) {
 // TestAuthAuthorizer: keys not in the file are asked of the authorizer.
 func TestAuthAuthorizer(t *testing.T) {
 	f := newFixture(t, false)
-	peer := randomSigner(t)
+	peer := testenv.NewSigner(t)
 	auth := &fakeAuthorizer{key: peer.PublicKey()}
 	ts := startTestShare(t, f.share, func(o *Options) { o.Authorizer = auth })
 	c, err := ts.dial(t, ssh.PublicKeys(peer))
@@ -156,7 +141,7 @@ func TestAuthMaxAuthTries(t *testing.T) {
 	// Many wrong keys: the connection is also cut off.
 	var keys []ssh.Signer
 	for range 12 {
-		keys = append(keys, randomSigner(t))
+		keys = append(keys, testenv.NewSigner(t))
 	}
 	if _, err := ts.dial(t, ssh.PublicKeys(keys...)); err == nil {
 		t.Fatal("login with unknown keys succeeded")
@@ -181,7 +166,7 @@ func TestLoginFloodDoesNotStall(t *testing.T) {
 					return
 				default:
 				}
-				_, err := ts.dial(t, ssh.Password("guess"), ssh.PublicKeys(randomSigner(t)))
+				_, err := ts.dial(t, ssh.Password("guess"), ssh.PublicKeys(testenv.NewSigner(t)))
 				if err == nil {
 					t.Error("flood login succeeded")
 					return

@@ -17,7 +17,7 @@ import (
 // adverts) find alice's share on the LAN and read from it. alice hears
 // them as clients, never as peers, and carol's mount never lists the get.
 func TestGetAndMountNoShareOnLAN(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	lanArgs := []string{"--lan-interface", "lo", "--lan-port", strconv.Itoa(port)}
 	dirA := t.TempDir()
 	want := writeBig(t, filepath.Join(dirA, "cat.bin"), 2)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -184,8 +182,7 @@ func TestShareInDiscord(t *testing.T) {
 	if out, err := sftpLs(t, portA, aliceAdvert.HostKey, carolKey.Path); err == nil {
 		t.Fatalf("alice's share let in carol before carol advertised:\n%s", out)
 	}
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	carolHost, _ := ssh.NewSignerFromKey(hostPriv)
+	carolHost := testenv.NewSigner(t)
 	now := time.Now()
 	text, err := advert.Encode(advert.Advert{
 		Name: "carol", Addrs: []string{"127.0.0.1:9"}, Guild: f.guild, Channel: f.channel,

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -34,16 +32,6 @@ import (
 // on a bridge the test makes. Nothing is sent on the host's interfaces.
 
 // freeUDPPort returns a UDP port that was free on loopback a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // lanMount is one `dsftp mount` sharing its own small folder.
 type lanMount struct {
 	name string
@@ -157,7 +145,7 @@ func readFile(t *testing.T, path string) string {
 // Three dsftp processes on one host, all on 127.0.0.1 only, find each
 // other and read each other's files.
 func TestLANThreeOnOneHost(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	names := []string{"alice", "bob", "carol"}
 	var ms []*lanMount
 	for _, n := range names {
@@ -239,7 +227,7 @@ func broadcastConn(t *testing.T, port int) *net.UDPConn {
 // nothing: the mount still lists the real peer, under its own name, and
 // reads its files.
 func TestLANHostileAdverts(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	conn := broadcastConn(t, port)
 	alice := startLANMount(t, nil, "alice", loopbackArgs(port)...)
 	bob := startLANMount(t, nil, "bob", loopbackArgs(port)...)
@@ -271,7 +259,7 @@ func TestLANHostileAdverts(t *testing.T) {
 
 	// Forged: bob's advert with other addresses and mallory's client key,
 	// bob's signature kept.
-	evil := newTestSigner(t)
+	evil := testenv.NewSigner(t)
 	payloadB64, sigB64, _ := strings.Cut(strings.TrimPrefix(realText, advert.Prefix), ".")
 	raw, err := base64.RawURLEncoding.DecodeString(payloadB64)
 	if err != nil {
@@ -305,7 +293,7 @@ func TestLANHostileAdverts(t *testing.T) {
 	}
 	// A genuine newcomer after the flood: anyone on the LAN may join, so
 	// alice's share accepts the client key its advert carries.
-	friendHost, friendClient := newTestSigner(t), newTestSigner(t)
+	friendHost, friendClient := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	hello, err := advert.Encode(advert.Advert{
 		Name: "friend", Addrs: []string{"127.0.0.1:1"},
@@ -365,7 +353,7 @@ func TestLANDemo(t *testing.T) {
 	mnt := filepath.Join(t.TempDir(), "peers")
 	p := testenv.Start(t, []string{
 		"DSFTP_BIN=" + bin, "DEMO_MOUNT=" + mnt,
-		fmt.Sprintf("DEMO_LAN_PORT=%d", freeUDPPort(t)), "DSFTP_DISCORD_TOKEN=",
+		fmt.Sprintf("DEMO_LAN_PORT=%d", testenv.FreeUDPPort(t)), "DSFTP_DISCORD_TOKEN=",
 	}, filepath.Join(root, "testdata/demo/demo.sh"))
 	testenv.CleanupUnmount(t, mnt)
 	start := time.Now()
@@ -421,7 +409,7 @@ func TestLANDemo(t *testing.T) {
 // client-only advert: TestGetAndMountNoShareOnLAN.)
 func TestLANDefaultNotice(t *testing.T) {
 	bin := testenv.Binary(t)
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	// No token, no token file, no $DSFTP_DISCOVERY: the default applies.
 	env := []string{"DSFTP_DISCORD_TOKEN=", "DSFTP_DISCOVERY=", "XDG_CONFIG_HOME=" + t.TempDir()}
 	p := testenv.Start(t, env, bin, "share", t.TempDir(), "--lan-interface", "lo",
@@ -446,19 +434,6 @@ func TestLANDefaultNotice(t *testing.T) {
 			t.Errorf("dsftp %v: %v, want exit 2 saying %q\n%s", c.args, err, c.want, out)
 		}
 	}
-}
-
-func newTestSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // shortFP is the suffix the registry gives a second claimant of a name.

@@ -80,7 +80,7 @@ func TestShellNoShareOnLAN(t *testing.T) { testShellOnLAN(t, true) }
 
 func testShellOnLAN(t *testing.T, noShare bool) {
 	bin := testenv.Binary(t)
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	dirA := t.TempDir()
 	writeFile(t, dirA, "hello world.txt", "hello from alice\n")
 	alice := startLANShare(t, "alice", dirA, port)
@@ -204,7 +204,7 @@ func startPeersListener(t *testing.T, port int, extra ...string) (stdout *bytes.
 // table, and sends nothing: no datagram but the sharers' adverts crosses
 // the port, and the sharers never hear of the listeners.
 func TestPeersOnLAN(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	sniff := sniffLAN(t, port)
 	// The listeners start first: sharers announce at once on start, and
 	// then only every 30 s.

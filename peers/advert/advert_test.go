@@ -1,7 +1,6 @@
 package advert
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -12,20 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-func newSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
 
 func sample(now time.Time, client ssh.PublicKey) Advert {
 	return Advert{
@@ -37,7 +25,7 @@ func sample(now time.Time, client ssh.PublicKey) Advert {
 }
 
 func TestRoundTrip(t *testing.T) {
-	host, client := newSigner(t), newSigner(t)
+	host, client := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	text, err := Encode(sample(now, client.PublicKey()), host)
 	if err != nil {
@@ -73,7 +61,7 @@ func TestRSAUsesSHA2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := Encode(sample(time.Now(), newSigner(t).PublicKey()), host)
+	text, err := Encode(sample(time.Now(), testenv.NewSigner(t).PublicKey()), host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +82,7 @@ func tamper(t *testing.T, text string, f func(string) string) string {
 }
 
 func TestHostile(t *testing.T) {
-	host, other := newSigner(t), newSigner(t)
+	host, other := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	good, err := Encode(sample(now, other.PublicKey()), host)
 	if err != nil {
@@ -130,7 +118,7 @@ func TestHostile(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	host, client := newSigner(t), newSigner(t)
+	host, client := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	decode := func(a Advert) *Decoded {
 		text, err := Encode(a, host)
@@ -167,8 +155,8 @@ func TestCheck(t *testing.T) {
 }
 
 func TestSizeLimit(t *testing.T) {
-	host := newSigner(t)
-	a := sample(time.Now(), newSigner(t).PublicKey())
+	host := testenv.NewSigner(t)
+	a := sample(time.Now(), testenv.NewSigner(t).PublicKey())
 	for i := 0; i < 100; i++ {
 		a.Addrs = append(a.Addrs, "203.0.113.250:65535")
 	}
@@ -179,7 +167,7 @@ func TestSizeLimit(t *testing.T) {
 	// a 64-byte name.
 	a.Addrs = a.Addrs[:8]
 	a.Name = strings.Repeat("n", 64)
-	a.ClientKeys = append(a.ClientKeys, MarshalKey(newSigner(t).PublicKey()))
+	a.ClientKeys = append(a.ClientKeys, MarshalKey(testenv.NewSigner(t).PublicKey()))
 	if text, err := Encode(a, host); err != nil {
 		t.Fatalf("typical advert: %v", err)
 	} else {
@@ -188,8 +176,8 @@ func TestSizeLimit(t *testing.T) {
 }
 
 func TestBadAddrsDropped(t *testing.T) {
-	host := newSigner(t)
-	a := sample(time.Now(), newSigner(t).PublicKey())
+	host := testenv.NewSigner(t)
+	a := sample(time.Now(), testenv.NewSigner(t).PublicKey())
 	a.Addrs = []string{"ok:1", "no port", "a/b:1", "x:", "\x00:1", "good.example:22"}
 	text, _ := Encode(a, host)
 	d, err := Decode(text)
@@ -204,7 +192,7 @@ func TestBadAddrsDropped(t *testing.T) {
 // A client-only advert (an instance that shares nothing) round-trips with
 // its flag, its client key and no addresses.
 func TestClientOnlyRoundTrip(t *testing.T) {
-	id, client := newSigner(t), newSigner(t)
+	id, client := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	a := sample(now, client.PublicKey())
 	a.Addrs, a.Client, a.User = nil, true, ""
@@ -237,7 +225,7 @@ func TestClientOnlyRoundTrip(t *testing.T) {
 // A client-only advert with addresses (a share in disguise) or without a
 // client key is malformed, even when correctly signed.
 func TestClientOnlyInvalid(t *testing.T) {
-	id, client := newSigner(t), newSigner(t)
+	id, client := testenv.NewSigner(t), testenv.NewSigner(t)
 	now := time.Now()
 	withAddrs := sample(now, client.PublicKey())
 	withAddrs.Client = true

@@ -18,6 +18,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/testdata/discordfake"
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // env is one fake Discord with a guild and a #dsftp channel.
@@ -71,21 +72,8 @@ type node struct {
 }
 
 func newSigner(t testing.TB) ssh.Signer {
-	s, _ := newKey(t)
+	s, _ := testenv.NewEd25519(t)
 	return s
-}
-
-func newKey(t testing.TB) (ssh.Signer, ed25519.PrivateKey) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, priv
 }
 
 // privKeys remembers every private key the tests made, for the test that
@@ -96,8 +84,8 @@ var privKeys struct {
 }
 
 func (e *env) config(t testing.TB, token, name string) (Config, ssh.Signer, ssh.Signer) {
-	host, hp := newKey(t)
-	client, cp := newKey(t)
+	host, hp := testenv.NewEd25519(t)
+	client, cp := testenv.NewEd25519(t)
 	privKeys.Lock()
 	privKeys.keys = append(privKeys.keys, hp, cp)
 	privKeys.Unlock()

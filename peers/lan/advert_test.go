@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/lan"
 	"github.com/dsftp/dsftp/testdata/testenv"
-	"golang.org/x/crypto/ssh"
 )
 
 func TestAdvertCodec(t *testing.T) {
-	host, client := newSigner(), newSigner()
+	host, client := testenv.NewSigner(t), testenv.NewSigner(t)
 	c := lan.NewAdvertCodec(host, "alice", "dsftp", []ssh.PublicKey{client.PublicKey()})
 	c.SetAddrs([]string{"192.0.2.7:2200"})
 	msg, err := c.Encode(time.Minute)
@@ -24,7 +25,7 @@ func TestAdvertCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg2, _ := c.Encode(time.Minute)
-	other := lan.NewAdvertCodec(newSigner(), "bob", "", nil)
+	other := lan.NewAdvertCodec(testenv.NewSigner(t), "bob", "", nil)
 	a, err := other.Verify(msg)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestAdvertCodec(t *testing.T) {
 		Name: "mallory", Addrs: []string{"192.0.2.9:2200"}, Guild: "1234", Channel: "5678",
 		Instance: advert.NewInstance(), Seq: 1,
 		Issued: time.Now().Unix(), Expires: time.Now().Add(time.Minute).Unix(),
-	}, newSigner())
+	}, testenv.NewSigner(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +96,11 @@ func startOnLo(t *testing.T, c *lan.AdvertCodec, id string, port int) (reg *peer
 
 // Two discoveries with the real advert find each other over loopback.
 func TestAdvertCodecDiscovery(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	regs := map[string]*peers.Registry{}
 	for _, name := range []string{"alice", "bob"} {
-		host := newSigner()
-		c := lan.NewAdvertCodec(host, name, "", []ssh.PublicKey{newSigner().PublicKey()})
+		host := testenv.NewSigner(t)
+		c := lan.NewAdvertCodec(host, name, "", []ssh.PublicKey{testenv.NewSigner(t).PublicKey()})
 		c.SetAddrs([]string{"127.0.0.1:2200"})
 		reg, _ := startOnLo(t, c, ssh.FingerprintSHA256(host.PublicKey()), port)
 		regs[name] = reg
@@ -112,13 +113,13 @@ func TestAdvertCodecDiscovery(t *testing.T) {
 // key in at once but does not list it; the client finds the share; when
 // the client stops, its leaving advert takes the key away soon.
 func TestClientCodecDiscovery(t *testing.T) {
-	port := freeUDPPort(t)
-	host := newSigner()
-	sc := lan.NewAdvertCodec(host, "alice", "", []ssh.PublicKey{newSigner().PublicKey()})
+	port := testenv.FreeUDPPort(t)
+	host := testenv.NewSigner(t)
+	sc := lan.NewAdvertCodec(host, "alice", "", []ssh.PublicKey{testenv.NewSigner(t).PublicKey()})
 	sc.SetAddrs([]string{"127.0.0.1:2200"})
 	share, _ := startOnLo(t, sc, ssh.FingerprintSHA256(host.PublicKey()), port)
 
-	id, key := newSigner(), newSigner().PublicKey()
+	id, key := testenv.NewSigner(t), testenv.NewSigner(t).PublicKey()
 	cc := lan.NewClientCodec(id, "alice", []ssh.PublicKey{key})
 	cc.SetAddrs([]string{"127.0.0.1:9"}) // ignored: nothing to reach
 	client, stopClient := startOnLo(t, cc, ssh.FingerprintSHA256(id.PublicKey()), port)

@@ -2,7 +2,6 @@ package lan_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -10,11 +9,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/lan"
-	"golang.org/x/crypto/ssh"
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // testCodec stands in for the signed advert of peers/advert in these
@@ -45,23 +47,11 @@ type testAdvert struct {
 	Expires    time.Time `json:"expires"`
 }
 
-func newSigner() ssh.Signer {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
-
-func newTestCodec(name string, addrs ...string) *testCodec {
+func newTestCodec(t testing.TB, name string, addrs ...string) *testCodec {
 	var inst [8]byte
 	rand.Read(inst[:])
 	return &testCodec{
-		name: name, host: newSigner(), client: newSigner(),
+		name: name, host: testenv.NewSigner(t), client: testenv.NewSigner(t),
 		instance: fmt.Sprintf("%x", inst), addrs: addrs,
 	}
 }

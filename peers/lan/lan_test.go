@@ -17,16 +17,6 @@ import (
 )
 
 // freeUDPPort returns a UDP port that was free on loopback a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 type node struct {
 	codec  *testCodec
 	reg    *peers.Registry
@@ -38,7 +28,7 @@ type node struct {
 // startNode runs a Discovery that sends and listens on loopback only.
 func startNode(t *testing.T, name string, port int, mod func(*lan.Options)) *node {
 	t.Helper()
-	n := &node{codec: newTestCodec(name, "127.0.0.1:2222"), done: make(chan error, 1)}
+	n := &node{codec: newTestCodec(t, name, "127.0.0.1:2222"), done: make(chan error, 1)}
 	n.reg = peers.NewRegistry(n.codec.ID())
 	opts := lan.Options{
 		Codec: n.codec, Registry: n.reg, SelfID: n.codec.ID(), Port: port,
@@ -95,7 +85,7 @@ func waitNames(t *testing.T, r *peers.Registry, want ...string) {
 // time through "announce at once on start" and "announce at once when an
 // unknown peer is heard": every node must list the other two.
 func TestThreeOnOneHost(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	a := startNode(t, "alice", port, nil)
 	b := startNode(t, "bob", port, nil)
 	c := startNode(t, "carol", port, nil)
@@ -132,7 +122,7 @@ func TestThreeOnOneHost(t *testing.T) {
 // A peer that stops announcing is dropped after three missed
 // announcements, and not before while it keeps announcing.
 func TestExpiry(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	short := func(o *lan.Options) { o.Interval = 400 * time.Millisecond }
 	a := startNode(t, "alice", port, short)
 	b := startNode(t, "bob", port, short)
@@ -172,7 +162,7 @@ func TestExpiry(t *testing.T) {
 // A clean exit sends a short-lived advert: peers drop the leaver within
 // seconds although its normal adverts live for minutes.
 func TestLeave(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	a := startNode(t, "alice", port, nil)
 	b := startNode(t, "bob", port, nil)
 	waitNames(t, a.reg, "bob")
@@ -221,11 +211,11 @@ func sendUntil(t *testing.T, from string, port int, msg []byte, cond func() bool
 // Forged, tampered, replayed, expired, oversized and random packets change
 // nothing; afterwards a real newcomer is still found.
 func TestHostilePackets(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	a := startNode(t, "alice", port, nil)
 
 	// Material from a real peer that is not running.
-	bob := newTestCodec("bob", "127.0.0.1:1")
+	bob := newTestCodec(t, "bob", "127.0.0.1:1")
 	good, err := bob.Encode(time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +229,7 @@ func TestHostilePackets(t *testing.T) {
 	// Signed by mallory, claiming bob's host key.
 	forged := adv
 	forged.Addrs = []string{"10.6.6.6:22"}
-	m, _ := signAdvert(forged, newSigner())
+	m, _ := signAdvert(forged, testenv.NewSigner(t))
 	hostile = append(hostile, m)
 	// Bob's signature on changed content.
 	tampered := strings.Replace(string(good), ".", "x.", 1)
@@ -291,18 +281,18 @@ func TestHostilePackets(t *testing.T) {
 // A flood of validly signed adverts from one address is rate limited and
 // does not keep adverts from another address out.
 func TestRateLimit(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	a := startNode(t, "alice", port, func(o *lan.Options) { o.RateLimit = 100 })
 	var flood [][]byte
 	for i := 0; i < 500; i++ {
-		m, err := newTestCodec(fmt.Sprintf("spam%d", i), "127.0.0.1:1").Encode(time.Minute)
+		m, err := newTestCodec(t, fmt.Sprintf("spam%d", i), "127.0.0.1:1").Encode(time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		flood = append(flood, m)
 	}
 	send(t, "127.0.0.2", port, flood...)
-	dave := newTestCodec("dave", "127.0.0.1:1")
+	dave := newTestCodec(t, "dave", "127.0.0.1:1")
 	m, _ := dave.Encode(time.Minute)
 	sendUntil(t, "127.0.0.4", port, m, func() bool {
 		_, ok := a.reg.ByID(dave.ID())
@@ -330,7 +320,7 @@ func TestPortTaken(t *testing.T) {
 	if c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", port)); err == nil {
 		defer c6.Close()
 	}
-	d, err := lan.New(lan.Options{Codec: newTestCodec("x"), Registry: peers.NewRegistry(""), Port: port, Interfaces: []string{"lo"}})
+	d, err := lan.New(lan.Options{Codec: newTestCodec(t, "x"), Registry: peers.NewRegistry(""), Port: port, Interfaces: []string{"lo"}})
 	if err != nil {
 		t.Fatal(err)
 	}

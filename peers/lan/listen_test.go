@@ -5,15 +5,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/peers/lan"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dsftp/dsftp/peers/lan"
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // A listen-only discovery hears the announcers and never sends: its codec
 // never signs, nothing leaves its sockets, and the announcers never learn
 // of it, not even when it stops (no leaving advert).
 func TestListenOnly(t *testing.T) {
-	port := freeUDPPort(t)
+	port := testenv.FreeUDPPort(t)
 	// The listener starts first: with an interval of a minute it hears
 	// the others' announcements on start.
 	l := startNode(t, "eve", port, func(o *lan.Options) { o.ListenOnly = true })
@@ -44,7 +46,7 @@ func TestListenOnly(t *testing.T) {
 
 // The verify-only codec checks real adverts and refuses to sign.
 func TestVerifyCodec(t *testing.T) {
-	host := newSigner()
+	host := testenv.NewSigner(t)
 	c := lan.NewAdvertCodec(host, "alice", "dsftp", nil)
 	c.SetAddrs([]string{"127.0.0.1:2200"})
 	msg, err := c.Encode(time.Minute)

@@ -33,7 +33,7 @@ func helperMain(name string) int {
 	defer stop()
 	var port int
 	fmt.Sscan(os.Getenv("DSFTP_LAN_PORT"), &port)
-	codec := newTestCodec(name, "helper:22")
+	codec := newTestCodec(nil, name, "helper:22")
 	reg := peers.NewRegistry(codec.ID())
 	var ifaces []string
 	if v := os.Getenv("DSFTP_LAN_IFACES"); v != "" {

@@ -32,6 +32,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 var (
@@ -303,7 +305,7 @@ func parallelRead(dir string, workers int) float64 {
 // double-forks away from sshfs, so it is found by its command line).
 func clientPIDs(s *server, mnt string) []int {
 	pid := mountPIDs[mnt]
-	pids := append([]int{pid}, descendants(pid)...)
+	pids := append([]int{pid}, testenv.Descendants(pid)...)
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
@@ -340,35 +342,6 @@ func cpuSeconds(pids []int) float64 {
 	return float64(ticks) / 100 // USER_HZ
 }
 
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		pp, _ := strconv.Atoi(f[1])
-		children[pp] = append(children[pp], p)
-	}
-	var out []int
-	var walk func(int)
-	walk = func(p int) {
-		for _, c := range children[p] {
-			out = append(out, c)
-			walk(c)
-		}
-	}
-	walk(pid)
-	return out
-}
-
 func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
 	url := fmt.Sprintf("sftp://%s@%s%s?fingerprint=%s", s.user, s.addr, s.dir, s.fp)
 	args := []string{"mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
@@ -391,7 +364,7 @@ func serverCPU(s *server) float64 {
 		return -1
 	}
 	pid := s.cmd.Process.Pid
-	return cpuSeconds(append([]int{pid}, descendants(pid)...))
+	return cpuSeconds(append([]int{pid}, testenv.Descendants(pid)...))
 }
 
 func mountSSHFS(s *server, dir string, extra ...string) (*exec.Cmd, error) {

@@ -10,8 +10,6 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -133,6 +131,17 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
 // WaitTCP waits until addr accepts TCP connections.
 func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
@@ -175,20 +184,13 @@ func (k Key) Fingerprint() string { return ssh.FingerprintSHA256(k.Signer.Public
 // NewKey makes an ed25519 key and writes it into dir/name (and name.pub).
 func NewKey(t testing.TB, dir, name string) Key {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, priv := NewEd25519(t)
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
 		t.Fatal(err)
 	}
 	k := Key{Signer: signer, Path: path}
