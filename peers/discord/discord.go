@@ -32,6 +32,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // Defaults for Config's durations.
@@ -308,7 +309,7 @@ func (d *Discovery) Close(ctx context.Context) error {
 // run keeps the advert fresh and the gateway connected until Close.
 func (d *Discovery) run() {
 	defer close(d.done)
-	refresh := time.NewTimer(jitter(d.cfg.Refresh))
+	refresh := time.NewTimer(pace.Jitter(d.cfg.Refresh, 20))
 	defer refresh.Stop()
 	failures := 0 // gateway connections in a row that never became ready
 	retry := 0    // failed posts in a row
@@ -365,13 +366,13 @@ func (d *Discovery) repost(retry *int) (time.Duration, bool) {
 	err := d.post(d.ctx)
 	if err == nil {
 		*retry = 0
-		return jitter(d.cfg.Refresh), true
+		return pace.Jitter(d.cfg.Refresh, 20), true
 	}
 	if d.fatal(err, "post advert") {
 		return 0, false
 	}
 	*retry++
-	return jitter(min(d.cfg.MinRepost<<min(*retry-1, 8), d.cfg.Refresh)), true
+	return pace.Jitter(min(d.cfg.MinRepost<<min(*retry-1, 8), d.cfg.Refresh), 20), true
 }
 
 // reconnect reopens the gateway with backoff (discordgo's own loop is off:
@@ -389,7 +390,7 @@ func (d *Discovery) reconnect(failures *int) bool {
 	for {
 		wait := time.Duration(0)
 		if *failures > 0 {
-			wait = jitter(min(time.Second<<min(*failures-1, 6), time.Minute))
+			wait = pace.Jitter(min(time.Second<<min(*failures-1, 6), time.Minute), 20)
 			if err := d.checkToken(); err != nil {
 				d.fatal(err, "")
 				return false
@@ -506,14 +507,6 @@ func (d *Discovery) deleteMessage(ctx context.Context, id string) {
 // key, same bot), so the channel shows one advert per peer.
 func (d *Discovery) deleteStale(id string) {
 	go d.deleteMessage(d.ctx, id)
-}
-
-// jitter spreads d by ±20%.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d*8/10 + rand.N(d*4/10+1)
 }
 
 func poke(ch chan struct{}) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // maxHistoryPages bounds one history read (100 messages a page).
@@ -28,7 +29,7 @@ type receiver struct {
 	selfID   string
 	allow    []string
 	timeout  time.Duration
-	limiter  logLimiter
+	limiter  *pace.LogLimiter
 	instance string // own instance, if advertising
 
 	// deleteStale, when set, is called with the message ID of an advert
@@ -78,8 +79,8 @@ type Info struct {
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
 	return &receiver{
 		t: t, reg: cfg.Registry, log: log, selfID: selfID, allow: cfg.AllowUsers,
-		timeout: cfg.RequestTimeout,
-		known:   map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
+		timeout: cfg.RequestTimeout, limiter: &pace.LogLimiter{Every: time.Minute},
+		known: map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
 	}
 }
 
@@ -143,11 +144,9 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 		},
 	}
 	r.known[d.Fingerprint] = st
-	r.reg.Upsert(peers.Peer{
-		ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, User: d.User,
-		HostKey: d.HostKey, HostKeyFingerprint: d.Fingerprint, ClientKeys: d.ClientKeys,
-		Source: peers.SourceDiscord, AuthorID: author, Expires: st.expires, ClientOnly: d.Client,
-	})
+	p := d.Peer(peers.SourceDiscord)
+	p.HostKeyFingerprint, p.AuthorID = d.Fingerprint, author
+	r.reg.Upsert(p)
 }
 
 // deleted handles a deleted message: if it was a peer's current advert,
@@ -259,7 +258,7 @@ func (r *receiver) reject(err error, msgID, author string) {
 // level, else at debug, so a flood cannot fill the log.
 func (r *receiver) rejectLocked(err error, msgID, author string) {
 	level := slog.LevelDebug
-	if r.limiter.allow(reasonOf(err), time.Now()) {
+	if ok, _ := r.limiter.Allow(reasonOf(err), time.Now()); ok {
 		level = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), level, "discord: ignored advert", "reason", err, "message", msgID, "author", author)
@@ -272,20 +271,4 @@ func reasonOf(err error) string {
 		}
 	}
 	return err.Error()
-}
-
-// logLimiter allows one event per key per minute.
-type logLimiter struct {
-	last map[string]time.Time
-}
-
-func (l *logLimiter) allow(key string, now time.Time) bool {
-	if l.last == nil {
-		l.last = map[string]time.Time{}
-	}
-	if t, ok := l.last[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	l.last[key] = now
-	return true
 }

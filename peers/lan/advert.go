@@ -110,11 +110,7 @@ func (c *AdvertCodec) Verify(msg []byte) (Advert, error) {
 		return Advert{}, fmt.Errorf("advert from %s: %w", d.Fingerprint, err)
 	}
 	return Advert{
-		Peer: peers.Peer{
-			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, User: d.User,
-			HostKey: d.HostKey, ClientKeys: d.ClientKeys, ClientOnly: d.Client,
-			Expires: time.Unix(d.Expires, 0),
-		},
+		Peer:     d.Peer(peers.SourceLAN),
 		Instance: d.Instance, Seq: d.Seq,
 	}, nil
 }

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/internal/pace"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -198,6 +198,7 @@ func New(opts Options) (*Discovery, error) {
 		recent:     newRecentSet(1024),
 		sentRecent: newRecentSet(8),
 		limiter:    newLimiter(opts.RateLimit, opts.RateLimit/10, 1024),
+		logLim:     logLimiter{pace.LogLimiter{Every: logEvery}},
 		trigger:    make(chan struct{}, 1),
 	}, nil
 }
@@ -330,7 +331,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 				last = now
 			}
 			pending = false
-			periodic = now.Add(jitter(d.opts.Interval))
+			periodic = now.Add(pace.Jitter(d.opts.Interval, 10))
 			due = periodic
 		}
 		if !timer.Stop() {
@@ -341,12 +342,6 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}
 		timer.Reset(time.Until(due))
 	}
-}
-
-// jitter spreads announcements over ±10% of d so that instances started
-// together do not stay in step.
-func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
 }
 
 // LeaveTTL is the lifetime of the advert sent on a clean exit: peers

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // bucket is a token bucket: rate tokens per second, up to burst.
@@ -68,28 +70,17 @@ func (l *limiter) allow(src string, now time.Time) bool {
 	return l.total.take(now, l.rate, 2*l.rate)
 }
 
-// logLimiter lets one log line per kind through every 10 s, and says how
-// many were suppressed in between.
-type logLimiter struct {
-	mu    sync.Mutex
-	last  map[string]time.Time
-	quiet map[string]int
-}
+// logLimiter lets one log line per kind through every logEvery, and says
+// how many were suppressed in between.
+type logLimiter struct{ pace.LogLimiter }
+
+const logEvery = 10 * time.Second
 
 func (l *logLimiter) log(log *slog.Logger, level slog.Level, kind, msg string, args ...any) {
-	l.mu.Lock()
-	if l.last == nil {
-		l.last, l.quiet = map[string]time.Time{}, map[string]int{}
-	}
-	now := time.Now()
-	if now.Sub(l.last[kind]) < 10*time.Second {
-		l.quiet[kind]++
-		l.mu.Unlock()
+	ok, suppressed := l.Allow(kind, time.Now())
+	if !ok {
 		return
 	}
-	suppressed := l.quiet[kind]
-	l.last[kind], l.quiet[kind] = now, 0
-	l.mu.Unlock()
 	if suppressed > 0 {
 		args = append(args, "suppressed", suppressed)
 	}
