@@ -181,6 +181,38 @@ func (m *Mount) Unmount() error {
 // e.g. fusermount3 -u).
 func (m *Mount) Wait() { m.server.Wait() }
 
+// unmountWait bounds the wait for go-fuse's request loops after Unmount.
+const unmountWait = 2 * time.Second
+
+// Run serves until ctx ends, then closes the pool and unmounts, or until the file system is
+// unmounted from outside (fusermount3 -u), which is no error.
+func (m *Mount) Run(ctx context.Context) error {
+	unmounted := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(unmounted)
+	}()
+	log := m.root.fsys.log
+	select {
+	case <-ctx.Done():
+		log.Info("unmounting", "mountpoint", m.Dir)
+		// The pool's owner closes it when ctx ends too; closing it first
+		// here fails the requests still waiting on a peer at once, which
+		// go-fuse's unmount waits for.
+		m.root.fsys.opts.Pool.Close()
+		if err := m.Unmount(); err != nil {
+			return fmt.Errorf("unmount %s: %w", m.Dir, err)
+		}
+		select {
+		case <-unmounted:
+		case <-time.After(unmountWait):
+		}
+	case <-unmounted:
+		log.Info("unmounted from outside", "mountpoint", m.Dir)
+	}
+	return nil
+}
+
 func explainMountError(dir string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist) && fileMissing("/dev/fuse"):

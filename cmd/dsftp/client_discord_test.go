@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -147,7 +149,7 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	if d == nil || !d.Client || len(d.Addrs) != 0 || len(d.ClientKeys) != 1 {
 		t.Fatalf("carol's advert: %+v, want a client-only one with one key and no addresses", d)
 	}
-	if strings.Contains(c.Output.String(), shareReadyPrefix) {
+	if strings.Contains(c.Output.String(), instance.ReadyPrefix) {
 		t.Error("carol started a share despite --no-share")
 	}
 	// While carol's advert is live, the sharers list only each other.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +30,7 @@ func TestGetAndMountNoShareOnLAN(t *testing.T) {
 	if got := fileSHA(t, carol.path("alice", "cat.bin")); got != want {
 		t.Fatalf("carol read alice's cat.bin with sha256 %s, want %s", got, want)
 	}
-	if strings.Contains(carol.proc.Output.String(), shareReadyPrefix) {
+	if strings.Contains(carol.proc.Output.String(), instance.ReadyPrefix) {
 		t.Error("carol started a share despite --no-share")
 	}
 

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -138,9 +135,6 @@ func (f *discoveryFlags) config(token string, log *slog.Logger) discord.Config {
 	}
 }
 
-// maxAdvertAddrs keeps adverts short: the best addresses are enough.
-const maxAdvertAddrs = 8
-
 // prepare checks the flags and the token before anything starts. It
 // returns the token, or "" when discovery is off (--no-discord, or no token
 // configured at all).
@@ -160,83 +154,4 @@ func (f *discoveryFlags) prepare(log *slog.Logger) (string, error) {
 		return "", nil
 	}
 	return tok, nil
-}
-
-// startDiscovery starts Discord discovery advertising me, feeding reg
-// (both from prepare), and returns once the first advert is posted.
-func startDiscovery(ctx context.Context, f *discoveryFlags, tok string, me self, reg *peers.Registry, log *slog.Logger) (*discord.Discovery, error) {
-	cfg := f.config(tok, log)
-	cfg.Signer, cfg.ClientKeys, cfg.Registry = me.signer, me.clientKeys, reg
-	cfg.Addrs, cfg.ClientOnly = me.addrs(), me.clientOnly()
-	d, err := discord.Start(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("discord: %w", err)
-	}
-	channel := "#" + strings.TrimPrefix(f.channel, "#")
-	if me.clientOnly() {
-		log.Info("advertising our client key in Discord (sharing nothing)", "channel", channel, "name", cfg.Name)
-	} else {
-		log.Info("advertising in Discord", "channel", channel, "name", cfg.Name, "addrs", cfg.Addrs)
-	}
-	return d, nil
-}
-
-// attachDiscovery advertises me (a listening share, or a client-only
-// advert) when tok is set. It returns the running discovery (nil when tok
-// is "", e.g. for UPnP to call SetAddrs with the external address) and a
-// function that, after the command's work ends, waits for the advert to
-// be deleted and returns the fatal discovery error, if one ended the
-// command through cancel.
-func attachDiscovery(ctx context.Context, cancel context.CancelFunc, df *discoveryFlags, tok string, reg *peers.Registry,
-	me self, log *slog.Logger) (d *discord.Discovery, wait func() error, err error) {
-	if tok == "" {
-		return nil, func() error { return nil }, nil
-	}
-	d, err = startDiscovery(ctx, df, tok, me, reg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, superviseDiscovery(ctx, cancel, d, log), nil
-}
-
-// superviseDiscovery ties d to the command's lifetime: when ctx ends the
-// advert is deleted at once, so peers drop us while the share is still
-// winding down; when discovery stops on a fatal error, cancel ends the
-// command. wait returns that fatal error, after the advert is gone.
-func superviseDiscovery(ctx context.Context, cancel context.CancelFunc, d *discord.Discovery, log *slog.Logger) (wait func() error) {
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		select {
-		case <-ctx.Done():
-		case <-d.Done():
-			cancel()
-		}
-		stopDiscovery(d, log)
-	}()
-	return func() error {
-		<-stopped
-		if err := d.Err(); err != nil {
-			return fmt.Errorf("discord: %w", err)
-		}
-		return nil
-	}
-}
-
-// stopDiscovery deletes the advert, bounded so exit never hangs.
-func stopDiscovery(d *discord.Discovery, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := d.Close(ctx); err != nil {
-		log.Warn("could not delete the Discord advert; it expires by itself", "err", err)
-	}
-}
-
-// addrStrings formats a share's addresses for an advert.
-func addrStrings(addrs []netip.AddrPort) []string {
-	out := make([]string, 0, len(addrs))
-	for _, a := range addrs {
-		out = append(out, a.String())
-	}
-	return out
 }

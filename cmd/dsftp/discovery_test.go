@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"context"
 	"encoding/json"
 	"os"
@@ -77,7 +79,7 @@ func (f *fakeDiscord) firstAdvert(name string) time.Time {
 	return time.Time{}
 }
 
-var portRE = regexp.MustCompile(shareReadyPrefix + `(\d+)`)
+var portRE = regexp.MustCompile(instance.ReadyPrefix + `(\d+)`)
 
 // startShare runs `dsftp share dir` advertising as name and waits until
 // its advert is posted; it returns the process and its port.

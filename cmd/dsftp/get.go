@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/download"
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/peers"
 )
 
 func init() {
@@ -45,102 +47,12 @@ waits up to --wait for PEER to appear and to accept the key.`,
   dsftp get --discovery lan -r --sha256 bob:/games ~/Downloads/
   dsftp get --peer "alice=sftp://dsftp@192.0.2.7:2200/?fingerprint=SHA256:Xb1..." alice:big.bin`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			spec := args[0]
+		RunE: func(cmd *cobra.Command, args []string) error {
 			dest := "."
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			if wait < 0 {
-				return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
-			}
-			log := slog.Default()
-			if _, _, err := client.SplitSpec(spec, nil); err != nil {
-				return usageError{err}
-			}
-			// get shares nothing: a per-run key signs its client-only
-			// adverts and is its own ID, which its registry never lists.
-			identity, err := newIdentity()
-			if err != nil {
-				return err
-			}
-			reg, pl, err := cf.setup(ssh.FingerprintSHA256(identity.PublicKey()), log)
-			if err != nil {
-				return err
-			}
-			defer pl.Close()
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			go reg.Run(ctx)
-			discovering := false
-			tok, useLAN, err := lf.choose(&df, log)
-			if err != nil {
-				return err
-			}
-			// A --peer name needs no discovery: nothing is posted.
-			if !client.Known(spec, reg) {
-				me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
-				if useLAN {
-					waitLAN, err := startLAN(ctx, &lf, reg, me, advertName(&df), log)
-					if err != nil {
-						return err
-					}
-					defer func() { cancel(); waitLAN() }()
-				}
-				// Started after LAN: a LAN peer may answer while Discord
-				// reads history and posts. The advert is deleted on exit.
-				_, waitDiscord, err := attachDiscovery(ctx, cancel, &df, tok, reg, me, log)
-				if err != nil {
-					return err
-				}
-				defer func() {
-					cancel()
-					// A fatal Discord error ends the get through cancel;
-					// it, not "context canceled", is the reason.
-					if derr := waitDiscord(); derr != nil && (err == nil || errors.Is(err, context.Canceled)) {
-						err = derr
-					}
-				}()
-				discovering = tok != "" || useLAN
-			}
-			// --wait counts from when discovery is listening (and our
-			// advert is out), for finding PEER and for it accepting us.
-			deadline := time.Now().Add(wait)
-			why := fmt.Sprintf("none by that name appeared within --wait %v", wait)
-			if !discovering {
-				deadline = time.Now() // only --peer peers: nothing will arrive
-				why = "not a --peer name, and --discovery is off"
-			}
-			name, remotePath, err := client.FindPeer(ctx, reg, spec, deadline, why)
-			if err != nil {
-				return err
-			}
-			remote := client.New(client.Options{Registry: reg, Pool: pl})
-			src, err := remote.ConnectAccepted(ctx, name, deadline, wait)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				opts.Progress = download.NewBar(out, func() int {
-					w, _, _ := term.GetSize(int(f.Fd()))
-					return w
-				})
-			} else {
-				opts.Progress = &download.Lines{W: out}
-			}
-			opts.Origin = remote.Origin(name)
-			opts.RootName = name
-			start := time.Now()
-			res, err := download.Get(ctx, src, remotePath, dest, opts)
-			if err != nil {
-				if errors.Is(ctx.Err(), context.Canceled) {
-					return fmt.Errorf("interrupted; the .part file is kept: run the same command again to resume")
-				}
-				return err
-			}
-			fmt.Fprintln(out, res.Summary(time.Since(start)))
-			return nil
+			return getCmd(cmd, args[0], dest, &cf, &df, &lf, opts, wait)
 		},
 	}
 	cf.register(cmd)
@@ -152,4 +64,82 @@ waits up to --wait for PEER to appear and to accept the key.`,
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to wait for PEER to be discovered and to accept our key")
 	cmd.Flags().DurationVar(&opts.StallTimeout, "stall-timeout", 30*time.Second, "give up when a peer sends nothing for this long (the .part file is kept)")
 	return cmd
+}
+
+// getCmd downloads spec (PEER:PATH) into dest. It finds PEER among the
+// --peer peers or, failing that, by discovery, advertising only our client
+// key until it exits.
+func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discoveryFlags, lf *lanFlags,
+	opts download.Options, wait time.Duration) error {
+	if wait < 0 {
+		return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
+	}
+	if _, _, err := client.SplitSpec(spec, nil); err != nil {
+		return usageError{err}
+	}
+	log := slog.Default()
+	ps, ids, err := cf.parse()
+	if err != nil {
+		return err
+	}
+	cfg := instance.Config{
+		Peers: ps, Pool: cf.poolOptions(ids, log),
+		// A --peer name needs no discovery: nothing is posted.
+		Discover: func(reg *peers.Registry) bool { return !client.Known(spec, reg) },
+		Out:      cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,
+	}
+	if err := discoveryConfig(&cfg, df, lf, true, log); err != nil {
+		return err
+	}
+	in, err := instance.Start(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	in.Go(func(ctx context.Context) error { return fetch(ctx, in, spec, dest, opts, wait, cmd.OutOrStdout()) })
+	return in.Wait()
+}
+
+// fetch waits for the peer of spec and downloads from it.
+func fetch(ctx context.Context, in *instance.Instance, spec, dest string, opts download.Options, wait time.Duration, out io.Writer) error {
+	// --wait counts from when discovery is listening (and our advert is
+	// out), for finding PEER and for it accepting us.
+	deadline := time.Now().Add(wait)
+	why := fmt.Sprintf("none by that name appeared within --wait %v", wait)
+	if !in.Discovering {
+		deadline = time.Now() // only --peer peers: nothing will arrive
+		why = "not a --peer name, and --discovery is off"
+	}
+	name, remotePath, err := client.FindPeer(ctx, in.Registry, spec, deadline, why)
+	if err != nil {
+		return err
+	}
+	remote := client.New(client.Options{Registry: in.Registry, Pool: in.Pool})
+	src, err := remote.ConnectAccepted(ctx, name, deadline, wait)
+	if err != nil {
+		return err
+	}
+	opts.Progress = progress(out)
+	opts.Origin = remote.Origin(name)
+	opts.RootName = name
+	start := time.Now()
+	res, err := download.Get(ctx, src, remotePath, dest, opts)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("interrupted; the .part file is kept: run the same command again to resume")
+		}
+		return err
+	}
+	fmt.Fprintln(out, res.Summary(time.Since(start)))
+	return nil
+}
+
+// progress draws bars on a terminal, else prints plain lines.
+func progress(out io.Writer) download.Progress {
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return download.NewBar(out, func() int {
+			w, _, _ := term.GetSize(int(f.Fd()))
+			return w
+		})
+	}
+	return &download.Lines{W: out}
 }

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers/lan"
 )
 
@@ -169,64 +167,6 @@ func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, use
 	return tok, m.lan, nil
 }
 
-// startLAN announces me (a share, or a client-only advert) on the local
-// network under name, with the client keys this instance logs in to
-// others with, and feeds verified adverts into reg (which the share
-// consults about client keys). It returns once the sockets are open.
-// Discovery stops when ctx ends; wait returns after the last (leaving)
-// advert went out. LAN adverts carry the share's local addresses, kept
-// current by the LAN's own address watch; the addresses seen from outside
-// (UPnP) are the Discord advert's business.
-func startLAN(ctx context.Context, f *lanFlags, reg *peers.Registry, me self, name string, log *slog.Logger) (wait func(), err error) {
-	var codec *lan.AdvertCodec
-	var setAddrs func()
-	if me.clientOnly() {
-		codec = lan.NewClientCodec(me.signer, name, me.clientKeys)
-	} else {
-		codec = lan.NewAdvertCodec(me.signer, name, "dsftp", me.clientKeys)
-		codec.SetAddrs(me.addrs())
-		setAddrs = func() { codec.SetAddrs(me.addrs()) }
-	}
-	d, err := lan.New(lan.Options{
-		Codec: codec, Registry: reg, SelfID: me.id(),
-		Port: f.port, Interfaces: f.ifaces,
-		OnAddrsChange: setAddrs, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Listen(); err != nil {
-		return nil, err
-	}
-	switch {
-	case me.clientOnly() && f.defaulted:
-		fmt.Fprintln(os.Stderr, lanClientNotice)
-	case me.clientOnly():
-		// Nothing of ours can be read; our key only reaches the others.
-	case f.defaulted:
-		fmt.Fprintln(os.Stderr, lanNotice)
-	default:
-		where := "this network"
-		if len(f.ifaces) > 0 {
-			where = "the network of " + strings.Join(f.ifaces, ", ")
-		}
-		log.Warn("LAN discovery is on: anyone on " + where + " can read this share")
-	}
-	if me.clientOnly() {
-		log.Info("announcing our client key on the LAN (sharing nothing)", "name", name, "port", d.Port())
-	} else {
-		log.Info("announcing on the LAN", "name", name, "port", d.Port())
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(ctx); err != nil {
-			log.Error("LAN discovery stopped", "err", err)
-		}
-	}()
-	return func() { <-done }, nil
-}
-
 // advertName is the name adverts carry: --name, or the OS user name.
 func advertName(df *discoveryFlags) string {
 	if df.name != "" {
@@ -235,36 +175,28 @@ func advertName(df *discoveryFlags) string {
 	return defaultName()
 }
 
-// listenLAN listens for LAN adverts without sending anything (no advert,
-// no leaving message: the peers never learn of us) until wait has passed
-// or ctx ends. It returns once the sockets are open; heard then blocks
-// until the listening is over and returns the verified peers heard, and
-// apart from them the client-only adverts (instances that share nothing).
-func listenLAN(ctx context.Context, f *lanFlags, wait time.Duration, log *slog.Logger) (heard func() (list, clients []peers.Entry), err error) {
-	reg := peers.NewRegistry("")
-	d, err := lan.New(lan.Options{
-		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true,
-		Port: f.port, Interfaces: f.ifaces, Logger: log,
-	})
+// discoveryConfig applies --discovery and the Discord flags to cfg: the
+// Discord config when Discord is chosen, the LAN config when LAN is, and
+// the name adverts carry. clientOnly says the command shares nothing,
+// which the LAN notice then does not warn about.
+func discoveryConfig(cfg *instance.Config, df *discoveryFlags, lf *lanFlags, clientOnly bool, log *slog.Logger) error {
+	tok, useLAN, err := lf.choose(df, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := d.Listen(); err != nil {
-		return nil, err
+	cfg.Name = advertName(df)
+	if tok != "" {
+		dc := df.config(tok, log)
+		cfg.Discord = &dc
 	}
-	// Scripts and tests wait for this line before starting peers.
-	fmt.Fprintf(os.Stderr, "dsftp: listening for LAN adverts on UDP port %d for %v (Ctrl-C stops early)\n", d.Port(), wait)
-	lctx, cancel := context.WithTimeout(ctx, wait)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer cancel()
-		if err := d.Run(lctx); err != nil {
-			log.Error("LAN listening stopped", "err", err)
+	if useLAN {
+		cfg.LAN = &instance.LAN{Port: lf.port, Interfaces: lf.ifaces}
+		switch {
+		case lf.defaulted && clientOnly:
+			cfg.LAN.Notice = lanClientNotice
+		case lf.defaulted:
+			cfg.LAN.Notice = lanNotice
 		}
-	}()
-	return func() ([]peers.Entry, []peers.Entry) {
-		<-done
-		return reg.List(), reg.Clients()
-	}, nil
+	}
+	return nil
 }

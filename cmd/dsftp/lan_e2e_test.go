@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -415,7 +417,7 @@ func TestLANDefaultNotice(t *testing.T) {
 	p := testenv.Start(t, env, bin, "share", t.TempDir(), "--lan-interface", "lo",
 		"--lan-port", strconv.Itoa(port), "--listen", "127.0.0.1:0")
 	p.WaitOutput(t, "anyone on it can read your share", 30*time.Second)
-	p.WaitOutput(t, shareReadyPrefix, 30*time.Second)
+	p.WaitOutput(t, instance.ReadyPrefix, 30*time.Second)
 	_ = p.Cmd.Process.Signal(syscall.SIGINT)
 	if _, ok := p.Wait(20 * time.Second); !ok {
 		t.Fatal("share did not stop within 20 s of SIGINT")
@@ -453,7 +455,7 @@ func shortFP(fp string) string {
 // sharePort reads the port of a dsftp's share from its banner.
 func sharePort(t *testing.T, m *lanMount) int {
 	t.Helper()
-	match := regexp.MustCompile(regexp.QuoteMeta(shareReadyPrefix) + `(\d+)`).FindStringSubmatch(m.proc.Output.String())
+	match := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(m.proc.Output.String())
 	if match == nil {
 		t.Fatalf("%s printed no share banner:\n%s", m.name, m.proc.Output.String())
 	}

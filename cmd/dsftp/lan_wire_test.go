@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -32,9 +34,9 @@ func startLANShare(t *testing.T, name, dir string, lanPort int) *lanShare {
 	t.Helper()
 	args := append([]string{"share", dir, "--name", name, "--discovery", "lan"}, loopbackArgs(lanPort)...)
 	p := testenv.Start(t, []string{"DSFTP_DISCORD_TOKEN="}, testenv.Binary(t), args...)
-	p.WaitOutput(t, shareReadyPrefix, 60*time.Second)
+	p.WaitOutput(t, instance.ReadyPrefix, 60*time.Second)
 	out := p.Output.String()
-	port, _ := strconv.Atoi(regexp.MustCompile(regexp.QuoteMeta(shareReadyPrefix) + `(\d+)`).FindStringSubmatch(out)[1])
+	port, _ := strconv.Atoi(regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(out)[1])
 	fp := regexp.MustCompile(`host key +(SHA256:\S+)`).FindStringSubmatch(out)
 	if fp == nil {
 		t.Fatalf("%s: no host key in the banner:\n%s", name, out)

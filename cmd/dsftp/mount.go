@@ -14,10 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/fs"
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share"
-	"github.com/dsftp/dsftp/share/reach"
 )
 
 // mountFlags are the flags of `dsftp mount`.
@@ -32,9 +30,9 @@ type mountFlags struct {
 	noShare    bool
 	share      shareFlags
 	cpuProfile string
-	disc       discoveryFlags // discord: discovery flags (issue 4)
-	lan        lanFlags       // lan: --discovery and LAN flags (issue 7)
-	upnp       upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
+	disc       discoveryFlags
+	lan        lanFlags
+	upnp       upnpFlags
 }
 
 func init() {
@@ -84,149 +82,85 @@ Examples:
 		f.share.register(fl)
 		fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile to `FILE` until exit (for development)")
 		_ = fl.MarkHidden("cpu-profile")
-		f.disc.register(fl, true) // discord
-		f.lan.register(fl)        // lan
-		f.upnp.register(fl)       // upnp
+		f.disc.register(fl, true)
+		f.lan.register(fl)
+		f.upnp.register(fl)
 		return cmd
 	})
 }
 
-func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
-	ctx, cancel := context.WithCancel(cmd.Context()) // discord: a fatal discovery error ends the mount
-	defer cancel()
+// runMount mounts the live peers' shares at dir until interrupted or
+// unmounted from outside, sharing a directory meanwhile (unless --no-share).
+func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	log := slog.Default()
 	flagPeers, ids, err := f.client.parse()
 	if err != nil {
 		return err
 	}
 	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
+		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	// Bulk reads allocate in the SSH layer for every packet; collecting
 	// less often saves about a tenth of the CPU per byte, and the soft
 	// limit keeps the heap modest.
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(512 << 20)
-	// discord: check the discovery flags and token before mounting (issue 4).
-	tok, useLAN, err := f.lan.choose(&f.disc, log) // lan: --discovery
+	cfg := instance.Config{
+		Peers: flagPeers, Pool: f.client.poolOptions(ids, log),
+		Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,
+	}
+	// Check the discovery flags and token, and the usage of the UPnP
+	// flags, before touching the mountpoint.
+	if err := discoveryConfig(&cfg, &f.disc, &f.lan, f.noShare, log); err != nil {
+		return err
+	}
+	adv, err := f.upnp.check()
 	if err != nil {
 		return err
 	}
-	// discord: end
-	if _, err := f.upnp.check(); err != nil { // upnp: usage errors first
+	abs, err := prepareMountpoint(dir, f.create, log)
+	if err != nil {
 		return err
 	}
+	if !f.noShare {
+		opts := f.share.options(f.shareDir)
+		opts.Logger = log
+		cfg.Share, cfg.Reach = &opts, f.upnp.config(adv)
+	}
+	in, err := instance.Start(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	in.Go(func(ctx context.Context) error { return mountPeers(ctx, in, f, abs, log) })
+	return in.Wait()
+}
+
+// prepareMountpoint makes dir absolute and ready to mount on, and checks
+// that FUSE is there.
+func prepareMountpoint(dir string, create bool, log *slog.Logger) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("mountpoint %s: %w", dir, err)
+		return "", fmt.Errorf("mountpoint %s: %w", dir, err)
 	}
-	if err := fs.PrepareMountpoint(abs, f.create, log); err != nil {
+	if err := fs.PrepareMountpoint(abs, create, log); err != nil {
 		if errors.Is(err, fs.ErrBadMountpoint) {
-			return usageError{err}
+			return "", usageError{err}
 		}
-		return err
+		return "", err
 	}
-	if err := fs.CheckFUSE(); err != nil {
-		return err
-	}
+	return abs, fs.CheckFUSE()
+}
 
-	// The share starts first: its host key is this instance's identity,
-	// which the registry must never list as a peer. The registry decides
-	// which client keys (live peers' keys) may log in. Without a share, a
-	// per-run key signs our client-only adverts and is our identity.
-	var reg *peers.Registry
-	var srv *share.Server
-	var identity ssh.Signer
-	selfID := ""
-	if f.noShare {
-		if identity, err = newIdentity(); err != nil {
-			return err
-		}
-		selfID = ssh.FingerprintSHA256(identity.PublicKey())
-	} else {
-		opts := f.share.options(f.shareDir)
-		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
-		opts.Logger = log
-		srv, err = startShare(opts, cmd.OutOrStdout())
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		selfID = srv.Fingerprint()
-	}
-	reg = peers.NewRegistry(selfID)
-	if srv != nil {
-		go func() {
-			if err := srv.Serve(ctx); err != nil {
-				log.Error("share stopped", "err", err)
-			}
-		}()
-	}
-	for _, p := range flagPeers {
-		reg.Upsert(p)
-	}
-	go reg.Run(ctx)
-
-	pl, err := f.client.newPool(ids, log)
-	if err != nil {
-		return err
-	}
-	defer pl.Close()
-
-	// discord: advertise the share (or, with --no-share, a client-only
-	// advert) with our per-run client key; the channel's live peers appear
-	// in reg, and their keys may log in.
-	me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
-	if srv != nil {
-		me = shareSelf(srv, []ssh.PublicKey{pl.PublicKey()})
-	}
-	disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &f.disc, tok, reg, me, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cancel() // also when unmounted from outside
-		if derr := waitDiscovery(); err == nil {
-			err = derr
-		}
-	}()
-	if useLAN { // lan: announce on the local network (issue 7)
-		waitLAN, err := startLAN(ctx, &f.lan, reg, me, advertName(&f.disc), log)
-		if err != nil {
-			return err
-		}
-		defer func() { cancel(); waitLAN() }()
-	}
-	// discord: end
-
-	// upnp: forward the share's port on the router, print the advertised
-	// addresses and re-advertise them in the channel when they change; the
-	// mapping is removed before the command returns.
-	if srv != nil {
-		out := cmd.OutOrStdout()
-		tr, err := startReachability(ctx, &f.upnp, reach.Bound(srv.Addrs()), cmd.ErrOrStderr(), func(as []reach.Addr) {
-			writeAddrs(out, as)
-			if disc != nil {
-				disc.SetAddrs(reach.Strings(as))
-			}
-		})
-		if err != nil {
-			return err
-		}
-		defer func() { cancel(); tr.Wait() }()
-	}
-	// upnp: end
-
-	m, err := fs.New(abs, fs.Options{
-		Registry:   reg,
-		Pool:       pl,
+// mountPeers mounts the instance's peers at dir until ctx ends or the
+// file system is unmounted from outside.
+func mountPeers(ctx context.Context, in *instance.Instance, f *mountFlags, dir string, log *slog.Logger) error {
+	m, err := fs.New(dir, fs.Options{
+		Registry:   in.Registry,
+		Pool:       in.Pool,
 		AttrTTL:    ttlFlag(f.attrTTL),
 		CacheSize:  f.cacheSize,
 		AllowOther: f.allowOther,
@@ -236,37 +170,23 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	if err != nil {
 		return err
 	}
-	log.Info("mounted", "mountpoint", abs, "peers", len(reg.List()),
-		"client_key", ssh.FingerprintSHA256(pl.PublicKey()))
-
-	unmounted := make(chan struct{})
-	go func() {
-		m.Wait()
-		close(unmounted)
-	}()
-	select {
-	case <-ctx.Done():
-		log.Info("unmounting", "mountpoint", abs)
-		// Closing the pool first fails the requests still waiting on a
-		// peer at once; go-fuse's unmount waits for their handlers.
-		pl.Close()
-		if err := m.Unmount(); err != nil {
-			return fmt.Errorf("unmount %s: %w", abs, err)
-		}
-		select {
-		case <-unmounted:
-		case <-time.After(2 * time.Second):
-		}
-	case <-unmounted:
-		log.Info("unmounted from outside", "mountpoint", abs)
-	}
-	return nil
+	log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
+		"client_key", ssh.FingerprintSHA256(in.ClientKey()))
+	return m.Run(ctx)
 }
 
-// authorizerFunc adapts a function to share.KeyAuthorizer.
-type authorizerFunc func(ssh.PublicKey) (string, bool)
-
-func (f authorizerFunc) AuthorizedKey(k ssh.PublicKey) (string, bool) { return f(k) }
+// startCPUProfile writes a CPU profile to file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	pf, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
+}
 
 // ttlFlag maps the user's "0 disables" to fs.Options' "negative disables".
 func ttlFlag(d time.Duration) time.Duration {

@@ -61,34 +61,15 @@ func (f *clientFlags) parse() ([]peers.Peer, []ssh.Signer, error) {
 	return ps, ids, nil
 }
 
-// newPool makes the session pool with the flags' limits, the given
-// identities, ssh-agent and known_hosts; the caller closes it.
-func (f *clientFlags) newPool(ids []ssh.Signer, log *slog.Logger) (*pool.Pool, error) {
-	return pool.New(pool.Options{
+// poolOptions are the session pool's options from the flags, with the
+// given identities, ssh-agent and known_hosts.
+func (f *clientFlags) poolOptions(ids []ssh.Signer, log *slog.Logger) *pool.Options {
+	return &pool.Options{
 		Connections:    f.connections,
 		Timeout:        f.timeout,
 		Identities:     ids,
 		AgentSocket:    os.Getenv("SSH_AUTH_SOCK"),
 		KnownHostsFile: f.knownHosts,
 		Logger:         log,
-	})
-}
-
-// setup parses the flags into a registry holding the --peer peers and a
-// pool logging to log; the caller closes the pool. selfID is this
-// instance's own ID (its share's host key fingerprint), never listed.
-func (f *clientFlags) setup(selfID string, log *slog.Logger) (*peers.Registry, *pool.Pool, error) {
-	ps, ids, err := f.parse()
-	if err != nil {
-		return nil, nil, err
 	}
-	reg := peers.NewRegistry(selfID)
-	for _, p := range ps {
-		reg.Upsert(p)
-	}
-	pl, err := f.newPool(ids, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return reg, pl, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/lan"
@@ -52,7 +54,7 @@ const peersLANNotice = "dsftp: no Discord token configured, so listing the peers
 
 func newPeersCmd(g *globals) *cobra.Command {
 	var f discoveryFlags
-	var lf lanFlags // lan: --discovery and LAN flags
+	var lf lanFlags
 	var asJSON bool
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -79,123 +81,141 @@ peer was last heard. --discovery discord,lan does both.`,
   dsftp peers --discovery lan --wait 10s --lan-interface eth0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if wait <= 0 {
-				return usageError{fmt.Errorf("--wait %v: want a positive duration such as 10s", wait)}
-			}
-			log := slog.Default()
-			tok, useLAN, err := lf.choose(&f, log)
-			if err != nil {
-				return err
-			}
-			if tok == "" && !useLAN {
-				return usageError{errors.New("--discovery off: nothing to list; use --discovery discord or lan")}
-			}
-			if lf.defaulted {
-				fmt.Fprintln(os.Stderr, peersLANNotice)
-			}
-			ctx := cmd.Context()
-			var heard func() (list, clients []peers.Entry)
-			if useLAN {
-				// Listen first: adverts heard while Discord answers count.
-				if heard, err = listenLAN(ctx, &lf, wait, log); err != nil {
-					return err
-				}
-			}
-			// Client-only adverts (dsftp get, --no-share) are no peers:
-			// they go in a table of their own, and not into --json.
-			var rows, clients []peerJSON
-			now := time.Now()
-			if tok != "" {
-				list, err := discord.List(ctx, f.config(tok, log))
-				if err != nil {
-					return fmt.Errorf("discord: %w", err)
-				}
-				now = time.Now()
-				for _, p := range list {
-					row := peerJSON{
-						Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
-						Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
-						AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
-					}
-					if p.Client {
-						clients = append(clients, row)
-					} else {
-						rows = append(rows, row)
-					}
-				}
-			}
-			if heard != nil {
-				list, cl := heard()
-				now = time.Now()
-				lanRow := func(e peers.Entry) peerJSON {
-					return peerJSON{
-						Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
-						Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
-						AgeSeconds: int64(now.Sub(e.Updated).Seconds()),
-					}
-				}
-				for _, e := range list {
-					rows = append(rows, lanRow(e))
-				}
-				for _, e := range cl {
-					clients = append(clients, lanRow(e))
-				}
-			}
-			byName := func(a, b peerJSON) int {
-				return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source), strings.Compare(a.Fingerprint, b.Fingerprint))
-			}
-			slices.SortStableFunc(rows, byName)
-			slices.SortStableFunc(clients, byName)
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if rows == nil {
-					rows = []peerJSON{}
-				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			}
-			if len(rows) == 0 {
-				var where []string
-				if tok != "" {
-					where = append(where, "in #"+strings.TrimPrefix(f.channel, "#"))
-				}
-				if useLAN {
-					where = append(where, fmt.Sprintf("on the local network (UDP port %d, listened %v)", lf.port, wait))
-				}
-				fmt.Fprintf(os.Stderr, "no live peers %s\n", strings.Join(where, " or "))
-				if len(clients) == 0 {
-					return nil
-				}
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			if len(rows) > 0 {
-				fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
-				for _, p := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
-						age(time.Duration(p.AgeSeconds)*time.Second), p.source())
-				}
-			}
-			if len(clients) > 0 {
-				// They share nothing, but their keys may read shares.
-				if len(rows) > 0 {
-					fmt.Fprintln(tw)
-				}
-				fmt.Fprintln(tw, "CLIENT\tFINGERPRINT\tAGE\tSOURCE")
-				for _, p := range clients {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint,
-						age(time.Duration(p.AgeSeconds)*time.Second), p.source())
-				}
-			}
-			return tw.Flush()
+			return runPeers(cmd, &f, &lf, asJSON, wait)
 		},
 	}
 	f.register(cmd.Flags(), false)
-	lf.register(cmd.Flags()) // lan
+	lf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
 	cmd.Flags().DurationVar(&wait, "wait", defaultPeersWait,
 		"how long to listen for LAN adverts (peers announce every "+lan.DefaultInterval.String()+"; a shorter wait may miss some)")
 	return cmd
+}
+
+// runPeers lists the live peers: from the channel's history, and heard on
+// the LAN within wait.
+func runPeers(cmd *cobra.Command, f *discoveryFlags, lf *lanFlags, asJSON bool, wait time.Duration) error {
+	if wait <= 0 {
+		return usageError{fmt.Errorf("--wait %v: want a positive duration such as 10s", wait)}
+	}
+	log := slog.Default()
+	tok, useLAN, err := lf.choose(f, log)
+	if err != nil {
+		return err
+	}
+	if tok == "" && !useLAN {
+		return usageError{errors.New("--discovery off: nothing to list; use --discovery discord or lan")}
+	}
+	if lf.defaulted {
+		fmt.Fprintln(os.Stderr, peersLANNotice)
+	}
+	ctx := cmd.Context()
+	var heard func() (list, clients []peers.Entry)
+	if useLAN {
+		// Listen first: adverts heard while Discord answers count.
+		lan := instance.LAN{Port: lf.port, Interfaces: lf.ifaces}
+		if heard, err = instance.ListenLAN(ctx, lan, wait, os.Stderr, log); err != nil {
+			return err
+		}
+	}
+	// Client-only adverts (dsftp get, --no-share) are no peers: they go in
+	// a table of their own, and not into --json.
+	var rows, clients []peerJSON
+	if tok != "" {
+		list, err := discord.List(ctx, f.config(tok, log))
+		if err != nil {
+			return fmt.Errorf("discord: %w", err)
+		}
+		rows, clients = discordRows(list, time.Now())
+	}
+	if heard != nil {
+		list, cl := heard()
+		now := time.Now()
+		rows, clients = append(rows, lanRows(list, now)...), append(clients, lanRows(cl, now)...)
+	}
+	byName := func(a, b peerJSON) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source), strings.Compare(a.Fingerprint, b.Fingerprint))
+	}
+	slices.SortStableFunc(rows, byName)
+	slices.SortStableFunc(clients, byName)
+	out := cmd.OutOrStdout()
+	if asJSON {
+		if rows == nil {
+			rows = []peerJSON{}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		var where []string
+		if tok != "" {
+			where = append(where, "in #"+strings.TrimPrefix(f.channel, "#"))
+		}
+		if useLAN {
+			where = append(where, fmt.Sprintf("on the local network (UDP port %d, listened %v)", lf.port, wait))
+		}
+		fmt.Fprintf(os.Stderr, "no live peers %s\n", strings.Join(where, " or "))
+		if len(clients) == 0 {
+			return nil
+		}
+	}
+	return writeTables(out, rows, clients)
+}
+
+// discordRows are the rows of the adverts read in the channel: peers, and
+// apart from them the client-only adverts.
+func discordRows(list []discord.Info, now time.Time) (rows, clients []peerJSON) {
+	for _, p := range list {
+		row := peerJSON{
+			Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
+			Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
+			AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
+		}
+		if p.Client {
+			clients = append(clients, row)
+		} else {
+			rows = append(rows, row)
+		}
+	}
+	return rows, clients
+}
+
+// lanRows are the rows of the adverts heard on the LAN.
+func lanRows(list []peers.Entry, now time.Time) []peerJSON {
+	var rows []peerJSON
+	for _, e := range list {
+		rows = append(rows, peerJSON{
+			Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
+			Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
+			AgeSeconds: int64(now.Sub(e.Updated).Seconds()),
+		})
+	}
+	return rows
+}
+
+// writeTables prints the peers, then the clients (they share nothing, but
+// their keys may read shares).
+func writeTables(out io.Writer, rows, clients []peerJSON) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if len(rows) > 0 {
+		fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
+		for _, p := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
+				age(time.Duration(p.AgeSeconds)*time.Second), p.source())
+		}
+	}
+	if len(clients) > 0 {
+		if len(rows) > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintln(tw, "CLIENT\tFINGERPRINT\tAGE\tSOURCE")
+		for _, p := range clients {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint,
+				age(time.Duration(p.AgeSeconds)*time.Second), p.source())
+		}
+	}
+	return tw.Flush()
 }
 
 // source is the SOURCE column: where the advert was found, and by whom.

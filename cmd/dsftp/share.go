@@ -1,21 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/share"
-	"github.com/dsftp/dsftp/share/reach"
 )
 
 func init() {
@@ -62,62 +57,11 @@ func (f *shareFlags) options(dir string) share.Options {
 	}
 }
 
-// shareReadyPrefix starts the last banner line; tests and scripts wait
-// for it.
-const shareReadyPrefix = "dsftp share ready on port "
-
-// startShare makes the server, binds its port and prints the start-up
-// banner to out: addresses, host key fingerprint, password (if any) and a
-// ready-to-paste sftp command line. The caller runs srv.Serve(ctx).
-func startShare(opts share.Options, out io.Writer) (*share.Server, error) {
-	srv, err := share.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Listen(); err != nil {
-		srv.Close()
-		return nil, err
-	}
-	printShareBanner(srv, opts, out)
-	return srv, nil
-}
-
-// printShareBanner writes the start-up banner; see startShare.
-func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
-	port := srv.Port()
-	addrs := reach.Local(srv.Addrs())
-	shown := make([]string, 0, len(addrs))
-	for _, a := range addrs {
-		shown = append(shown, a.String())
-	}
-	fmt.Fprintf(out, "Sharing %s read-only over SFTP\n", srv.Dir())
-	fmt.Fprintf(out, "  listening on  %s\n", strings.Join(shown, ", "))
-	fmt.Fprintf(out, "  host key      %s (%s)\n", srv.Fingerprint(), srv.HostKey().Type())
-	if pw := srv.Password(); pw != "" {
-		fmt.Fprintf(out, "  password      %s   (this run only; any user name)\n", pw)
-	}
-	if len(addrs) > 0 {
-		fmt.Fprintf(out, "  connect with  sftp -P %d dsftp@%s\n", port, hostForCommand(addrs[0].Addr()))
-	}
-	if opts.AuthorizedKeysFile == "" && opts.Authorizer == nil && !opts.Password {
-		fmt.Fprintln(out, "  note          nobody can log in yet: add --authorized-keys FILE or --password")
-	}
-	fmt.Fprintf(out, "%s%d\n", shareReadyPrefix, port)
-}
-
-// hostForCommand formats an address for user@HOST on a command line.
-func hostForCommand(a netip.Addr) string {
-	if a.Is6() {
-		return "[" + a.String() + "]"
-	}
-	return a.String()
-}
-
 func newShareCmd(g *globals) *cobra.Command {
 	var f shareFlags
-	var df discoveryFlags // discord: discovery flags (issue 4)
-	var lf lanFlags       // lan: --discovery and LAN flags (issue 7)
-	var rf upnpFlags      // upnp: port mapping and advertised addresses (upnp.go)
+	var df discoveryFlags
+	var lf lanFlags
+	var rf upnpFlags
 	cmd := &cobra.Command{
 		Use:   "share [DIR]",
 		Short: "Share DIR (default: the working directory) read-only over SFTP",
@@ -137,73 +81,38 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			// upnp: bad --advertise/--upnp-lease values are usage errors.
-			if _, err := rf.check(); err != nil {
-				return err
-			}
-			// discord: with a bot token, advertise the share in the channel
-			// and let the channel's live peers log in (issue 4).
-			log := slog.Default()
-			tok, useLAN, err := lf.choose(&df, log) // lan: --discovery
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			opts := f.options(dir)
-			reg := peers.NewRegistry("") // discovery skips our own adverts itself
-			if tok != "" || useLAN {     // lan
-				opts.Authorizer = reg
-				go reg.Run(ctx)
-			}
-			srv, err := startShare(opts, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			disc, waitDiscovery, err := attachDiscovery(ctx, cancel, &df, tok, reg, shareSelf(srv, nil), log)
-			if err != nil {
-				srv.Close()
-				return err
-			}
-			if useLAN { // lan: announce on the local network (issue 7)
-				waitLAN, err := startLAN(ctx, &lf, reg, shareSelf(srv, nil), advertName(&df), log)
-				if err != nil {
-					cancel()
-					srv.Close()
-					return err
-				}
-				defer func() { cancel(); waitLAN() }()
-			}
-			// discord: end
-			// upnp: forward the port on the router and print the advertised
-			// addresses now and whenever they change, re-advertising them in
-			// the channel; the mapping is removed before the command returns.
-			out := cmd.OutOrStdout()
-			tr, err := startReachability(ctx, &rf, reach.Bound(srv.Addrs()), cmd.ErrOrStderr(), func(as []reach.Addr) {
-				writeAddrs(out, as)
-				if disc != nil {
-					disc.SetAddrs(reach.Strings(as))
-				}
-			})
-			if err != nil {
-				srv.Close()
-				return err
-			}
-			defer func() { cancel(); tr.Wait() }()
-			// upnp: end
-			if err := srv.Serve(ctx); err != nil {
-				return err
-			}
-			if err := waitDiscovery(); err != nil { // discord
-				return err
-			}
-			fmt.Fprintln(os.Stderr, "dsftp share stopped")
-			return nil
+			return runShare(cmd, dir, &f, &df, &lf, &rf)
 		},
 	}
 	f.register(cmd.Flags())
-	df.register(cmd.Flags(), true) // discord
-	lf.register(cmd.Flags())       // lan
-	rf.register(cmd.Flags())       // upnp
+	df.register(cmd.Flags(), true)
+	lf.register(cmd.Flags())
+	rf.register(cmd.Flags())
 	return cmd
+}
+
+// runShare serves dir until interrupted; with discovery, it advertises the
+// share and lets the live peers' client keys in.
+func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags, lf *lanFlags, rf *upnpFlags) error {
+	// Bad --advertise/--upnp-lease values are usage errors.
+	adv, err := rf.check()
+	if err != nil {
+		return err
+	}
+	log := slog.Default()
+	cfg := instance.Config{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log, Reach: rf.config(adv)}
+	if err := discoveryConfig(&cfg, df, lf, false, log); err != nil {
+		return err
+	}
+	opts := f.options(dir)
+	cfg.Share = &opts
+	in, err := instance.Start(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	if err := in.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "dsftp share stopped")
+	return nil
 }

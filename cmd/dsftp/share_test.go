@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"context"
 	"net"
 	"os"
@@ -25,7 +27,7 @@ func startShareBinary(t *testing.T, args ...string) *testenv.Process {
 	t.Helper()
 	bin := testenv.Binary(t)
 	p := testenv.Start(t, nil, bin, append([]string{"share"}, args...)...)
-	p.WaitOutput(t, shareReadyPrefix, 60*time.Second)
+	p.WaitOutput(t, instance.ReadyPrefix, 60*time.Second)
 	return p
 }
 
@@ -186,7 +188,7 @@ func TestShareErrors(t *testing.T) {
 func TestShareFreePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:0", "--password")
-	m := regexp.MustCompile(regexp.QuoteMeta(shareReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Output.String())
+	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Output.String())
 	if m == nil || m[1] == "0" {
 		t.Fatalf("no port in the ready line:\n%s", p.Output.String())
 	}

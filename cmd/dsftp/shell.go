@@ -6,27 +6,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/client"
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share"
 )
 
 func init() {
 	subcommands = append(subcommands, newShellCmd)
 }
-
-// settleWindow is how long after its first advert discovery counts as
-// still settling: adverts of peers already online arrive within it.
-const settleWindow = 5 * time.Second
 
 func newShellCmd(g *globals) *cobra.Command {
 	var cf clientFlags
@@ -34,7 +26,7 @@ func newShellCmd(g *globals) *cobra.Command {
 	var sf shareFlags
 	var history string
 	var df discoveryFlags
-	var lf lanFlags // lan: --discovery and LAN flags (issue 7)
+	var lf lanFlags
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Browse and download from peers interactively",
@@ -50,150 +42,98 @@ the Discord channel, on the local network (lan), or only --peer (off).
 With --no-share it still advertises its client key (a client-only advert,
 not listed as a peer), which is what lets the peers' shares accept it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			// Discovery and share logs would break into the prompt; only
-			// warnings and errors reach the terminal.
-			quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			tok, useLAN, err := lf.choose(&df, quiet) // lan: --discovery
-			if err != nil {
-				return err
-			}
-			// Ctrl-C belongs to the shell (it stops a get), so the root
-			// context's SIGINT handling must not end the session.
-			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
-			defer cancel()
-			// Like the original tool, the shell shares the working
-			// directory. The share starts first: its host key is this
-			// instance's identity, which the registry must never list.
-			var reg *peers.Registry
-			var srv *share.Server
-			var identity ssh.Signer
-			selfID := ""
-			if noShare {
-				// Our client-only adverts are signed with a per-run key.
-				if identity, err = newIdentity(); err != nil {
-					return err
-				}
-				selfID = ssh.FingerprintSHA256(identity.PublicKey())
-			} else {
-				opts := sf.options(".")
-				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
-				opts.Logger = quiet
-				srv, err = startShare(opts, cmd.OutOrStdout())
-				if err != nil {
-					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
-				}
-				defer srv.Close()
-				selfID = srv.Fingerprint()
-			}
-			// Connection warnings would break into the prompt too; the
-			// shell reports failures itself, one line per command.
-			reg, pl, err := cf.setup(selfID, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-			if err != nil {
-				return err
-			}
-			defer pl.Close()
-			if srv != nil {
-				go func() {
-					if err := srv.Serve(ctx); err != nil {
-						slog.Error("share stopped", "err", err)
-					}
-				}()
-			}
-			go reg.Run(ctx)
-			me := clientSelf(identity, []ssh.PublicKey{pl.PublicKey()})
-			if srv != nil {
-				me = shareSelf(srv, []ssh.PublicKey{pl.PublicKey()})
-			}
-			// lan: announce the share on the local network; peers that
-			// hear us answer at once, so they arrive within settleWindow.
-			var lanSettleAt time.Time
-			if useLAN {
-				waitLAN, err := startLAN(ctx, &lf, reg, me, advertName(&df), quiet)
-				if err != nil {
-					return err
-				}
-				defer func() { cancel(); waitLAN() }()
-				lanSettleAt = time.Now().Add(settleWindow)
-			}
-
-			// Discovery starts in the background so the shell answers at
-			// once; until the first advert is out and a little after,
-			// list_peers says more peers may arrive.
-			var settleAt atomic.Int64 // unix nanos; 0 while starting
-			waitDiscovery := make(chan func() error, 1)
-			banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
-			if useLAN {
-				banner += "\nFinding peers on the local network; list_peers shows them as they arrive."
-			}
-			if tok != "" {
-				banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
-				go func() {
-					_, wait, err := attachDiscovery(ctx, cancel, &df, tok, reg, me, quiet)
-					if err != nil {
-						quiet.Error("Discord discovery failed; only --peer peers are available", "err", err)
-						wait = func() error { return nil }
-						settleAt.Store(1)
-					} else {
-						settleAt.Store(time.Now().Add(settleWindow).UnixNano())
-					}
-					waitDiscovery <- wait
-				}()
-				defer func() {
-					cancel()
-					if derr := (<-waitDiscovery)(); err == nil {
-						err = derr
-					}
-				}()
-			}
-			remote := client.New(client.Options{Registry: reg, Pool: pl, Settling: func() bool {
-				if useLAN && time.Now().Before(lanSettleAt) {
-					return true
-				}
-				if tok == "" {
-					return false
-				}
-				at := settleAt.Load()
-				return at == 0 || time.Now().UnixNano() < at
-			}})
-			sh, err := shell.New(shell.Options{
-				Remote:      remote,
-				Terminal:    term.IsTerminal(int(os.Stdout.Fd())),
-				Timeout:     4 * cf.timeout,
-				HistoryFile: history,
-				Banner:      banner,
-			})
-			if err != nil {
-				return err
-			}
-			sigs := make(chan os.Signal, 1)
-			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sigs)
-			go func() {
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case sig := <-sigs:
-						if sig == syscall.SIGTERM {
-							cancel()
-							return
-						}
-						sh.Interrupt()
-					}
-				}
-			}()
-			if err := sh.Run(ctx); err != nil {
-				return fmt.Errorf("shell: %w", err)
-			}
-			return nil
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runShellCmd(cmd, &cf, &df, &lf, &sf, noShare, history)
 		},
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs (discovery then advertises only our client key, so peers' shares let us in)")
 	sf.register(cmd.Flags())
-	df.register(cmd.Flags(), true) // discord
-	lf.register(cmd.Flags())       // lan
+	df.register(cmd.Flags(), true)
+	lf.register(cmd.Flags())
 	cmd.Flags().StringVar(&history, "history", "", "file to keep the command history in (default: history only for this session)")
 	return cmd
+}
+
+// runShellCmd runs the interactive shell, sharing the working directory
+// meanwhile (unless noShare) and finding peers as --discovery says.
+func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, noShare bool, history string) error {
+	// Discovery and share logs would break into the prompt; only warnings
+	// and errors reach the terminal.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := instance.Config{
+		ShareHint: "share the working directory (or run with --no-share)",
+		// Discovery starts in the background so the shell answers at once;
+		// until the first advert is out and a little after, list_peers says
+		// more peers may arrive.
+		DiscordInBackground: true,
+		Out:                 cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: quiet,
+	}
+	if err := discoveryConfig(&cfg, df, lf, noShare, quiet); err != nil {
+		return err
+	}
+	ps, ids, err := cf.parse()
+	if err != nil {
+		return err
+	}
+	// Connection warnings would break into the prompt too; the shell
+	// reports failures itself, one line per command.
+	cfg.Peers = ps
+	cfg.Pool = cf.poolOptions(ids, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if !noShare {
+		opts := sf.options(".")
+		opts.Logger = quiet
+		cfg.Share = &opts
+	}
+	// Ctrl-C belongs to the shell (it stops a get), so the root context's
+	// SIGINT handling must not end the session.
+	in, err := instance.Start(context.WithoutCancel(cmd.Context()), cfg)
+	if err != nil {
+		return err
+	}
+	banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
+	if cfg.LAN != nil {
+		banner += "\nFinding peers on the local network; list_peers shows them as they arrive."
+	}
+	if cfg.Discord != nil {
+		banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
+	}
+	in.Go(func(ctx context.Context) error {
+		return runShell(ctx, in, shell.Options{Timeout: 4 * cf.timeout, HistoryFile: history, Banner: banner})
+	})
+	return in.Wait()
+}
+
+// runShell runs the shell until exit, Ctrl-D or SIGTERM; SIGINT stops the
+// running command only.
+func runShell(ctx context.Context, in *instance.Instance, opts shell.Options) error {
+	opts.Remote = client.New(client.Options{Registry: in.Registry, Pool: in.Pool, Settling: in.Settling})
+	opts.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
+	sh, err := shell.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-sigs:
+				if sig == syscall.SIGTERM {
+					cancel()
+					return
+				}
+				sh.Interrupt()
+			}
+		}
+	}()
+	if err := sh.Run(ctx); err != nil {
+		return fmt.Errorf("shell: %w", err)
+	}
+	return nil
 }

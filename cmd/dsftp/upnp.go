@@ -1,27 +1,15 @@
 package main
 
-// Reachability wiring: the UPnP port mapping and the advertised addresses,
-// shared by every command that serves a share (`dsftp share`, `dsftp mount`).
-//
-//	var rf upnpFlags
-//	rf.register(cmd.Flags())
-//	…
-//	tr, err := startReachability(ctx, &rf, srv.Port(), cmd.ErrOrStderr(), func(as []reach.Addr) { … })
-//	…
-//	<-ctx.Done(); tr.Wait() // the mapping is removed before exit
+// The reachability flags: the UPnP port mapping and the advertised
+// addresses of every command that serves a share (share, mount).
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/netip"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/share/portmap"
 	"github.com/dsftp/dsftp/share/reach"
 )
@@ -57,51 +45,8 @@ func (f *upnpFlags) check() ([]string, error) {
 	return out, nil
 }
 
-// startReachability starts mapping the port of listen (the address the
-// share bound) on the router, unless --no-upnp or listen is a specific
-// address such as 127.0.0.1, and calls onChange with the advertised addresses: at once with the local
-// and --advertise ones, then after every change (mapping made, lost,
-// external address changed). Warnings for the user go to warnOut. When
-// ctx is done the mapping is removed; Tracker.Wait returns after that.
-func startReachability(ctx context.Context, f *upnpFlags, listen netip.AddrPort, warnOut io.Writer, onChange func([]reach.Addr)) (*reach.Tracker, error) {
-	adv, err := f.check()
-	if err != nil {
-		return nil, err
-	}
-	if listen.Port() == 0 {
-		return nil, fmt.Errorf("start port mapping: the share has no port (listening on %v)", listen)
-	}
-	var mu sync.Mutex // warnings and onChange may interleave otherwise
-	return reach.Track(ctx, reach.TrackOptions{
-		Port:      listen.Port(),
-		Bind:      listen.Addr(),
-		Advertise: adv,
-		NoUPnP:    f.noUPnP,
-		Lease:     f.lease,
-		Logger:    slog.Default(),
-		Warn: func(text string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(warnOut, "dsftp: warning: %s\n", strings.ReplaceAll(text, "\n", "\n  "))
-		},
-		OnChange: func(as []reach.Addr) {
-			mu.Lock()
-			defer mu.Unlock()
-			slog.Debug("advertised addresses", "addrs", strings.Join(reach.Strings(as), " "))
-			if onChange != nil {
-				onChange(as)
-			}
-		},
-	}), nil
-}
-
-// writeAddrs prints the advertised addresses with their reasons, for the
-// start-up banner and for later changes.
-func writeAddrs(w io.Writer, as []reach.Addr) {
-	if len(as) == 0 {
-		fmt.Fprintln(w, "Advertised addresses: none (no network address found; use --advertise HOST:PORT)")
-		return
-	}
-	fmt.Fprintln(w, "Advertised addresses:")
-	reach.Write(w, as)
+// config turns the flags, with the --advertise values check returned, into
+// the instance's reachability settings.
+func (f *upnpFlags) config(advertise []string) *instance.Reach {
+	return &instance.Reach{NoUPnP: f.noUPnP, Advertise: advertise, Lease: f.lease}
 }

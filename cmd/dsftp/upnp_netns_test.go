@@ -5,6 +5,8 @@ package main
 // OpenSSH sftp client on the "internet" side.
 
 import (
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+
 	"errors"
 	"fmt"
 	"os"
@@ -47,8 +49,8 @@ func startRouterShare(t *testing.T, host *testenv.Host, extra ...string) *router
 	}
 	args := append([]string{"share", rs.dir, "--host-key", rs.hostKey.Path, "--authorized-keys", auth}, extra...)
 	rs.Process = testenv.StartIn(t, host.NS, nil, bin, args...)
-	rs.WaitOutput(t, shareReadyPrefix, 20*time.Second)
-	m := regexp.MustCompile(regexp.QuoteMeta(shareReadyPrefix) + `(\d+)`).FindStringSubmatch(rs.Output.String())
+	rs.WaitOutput(t, instance.ReadyPrefix, 20*time.Second)
+	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(rs.Output.String())
 	fmt.Sscan(m[1], &rs.port)
 	return rs
 }

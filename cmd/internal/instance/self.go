@@ -1,4 +1,4 @@
-package main
+package instance
 
 import (
 	"crypto/ed25519"
@@ -10,6 +10,9 @@ import (
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/reach"
 )
+
+// maxAdvertAddrs keeps adverts short: the best addresses are enough.
+const maxAdvertAddrs = 8
 
 // self is what this process advertises: its share, or, when it shares
 // nothing (dsftp get; mount and shell with --no-share), a client-only
@@ -26,14 +29,14 @@ type self struct {
 }
 
 // shareSelf advertises the running share srv.
-func shareSelf(srv *share.Server, clientKeys []ssh.PublicKey) self {
-	return self{srv: srv, signer: srv.HostSigner(), clientKeys: clientKeys}
+func shareSelf(srv *share.Server) self {
+	return self{srv: srv, signer: srv.HostSigner()}
 }
 
 // clientSelf advertises a process that shares nothing, signed with
 // identity (see newIdentity).
-func clientSelf(identity ssh.Signer, clientKeys []ssh.PublicKey) self {
-	return self{signer: identity, clientKeys: clientKeys}
+func clientSelf(identity ssh.Signer) self {
+	return self{signer: identity}
 }
 
 // newIdentity returns a fresh ed25519 key for signing client-only adverts.
@@ -59,6 +62,10 @@ func (s self) addrs() []string {
 	if s.srv == nil {
 		return nil
 	}
-	a := addrStrings(reach.Local(s.srv.Addrs()))
-	return a[:min(len(a), maxAdvertAddrs)]
+	local := reach.Local(s.srv.Addrs())
+	out := make([]string, 0, len(local))
+	for _, a := range local[:min(len(local), maxAdvertAddrs)] {
+		out = append(out, a.String())
+	}
+	return out
 }
