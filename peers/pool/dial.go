@@ -157,29 +157,10 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	c := &conn{g: g, addr: addr, ssh: client, done: make(chan struct{})}
-	sess, err := client.NewSession()
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("open session: %w", err)
-	}
-	w, err := sess.StdinPipe()
+	cl, err := startSFTP(client, c)
 	if err != nil {
 		client.Close()
 		return nil, err
-	}
-	r, err := sess.StdoutPipe()
-	if err != nil {
-		client.Close()
-		return nil, err
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("start sftp subsystem: %w", err)
-	}
-	cl, err := sftp.NewClientPipe(progressReader{r, c}, w, sftp.MaxPacketUnchecked(bigPiece))
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("start sftp: %w", err)
 	}
 	c.sftp = cl
 	c.piece = smallPiece
@@ -199,6 +180,31 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	}
 	ok = true
 	return c, nil
+}
+
+// startSFTP opens the SFTP subsystem on client for c, whose progress it
+// records; the caller closes client on error.
+func startSFTP(client *ssh.Client, c *conn) (*sftp.Client, error) {
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	w, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	r, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		return nil, fmt.Errorf("start sftp subsystem: %w", err)
+	}
+	cl, err := sftp.NewClientPipe(progressReader{r, c}, w, sftp.MaxPacketUnchecked(bigPiece))
+	if err != nil {
+		return nil, fmt.Errorf("start sftp: %w", err)
+	}
+	return cl, nil
 }
 
 // auth offers the per-run key first to dsftp peers (that is the key they

@@ -239,10 +239,14 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	MustRun(t, "ip", "-n", r, "link", "set", "lan", "up")
 	MustRunIn(t, r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
-	// The skeleton miniupnpd 2.3.1 (nftables) expects in "table inet
-	// filter"; without it every AddPortMapping fails with 501. Each jump on
-	// its own line.
-	nft := `table inet filter {
+	h.writeRouterConfig(t, o)
+	return h
+}
+
+// skeletonNFT is the skeleton miniupnpd 2.3.1 (nftables) expects in
+// "table inet filter"; without it every AddPortMapping fails with 501.
+// Each jump on its own line.
+const skeletonNFT = `table inet filter {
 	chain forward {
 		type filter hook forward priority 0; policy drop;
 		ct state established,related accept
@@ -267,17 +271,21 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	}
 }
 `
+
+// writeRouterConfig loads the nftables skeleton into the router (unless
+// o.NoSkeleton) and writes miniupnpd's configuration.
+func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
+	t.Helper()
 	nftFile := filepath.Join(h.dir, "skeleton.nft")
-	if err := os.WriteFile(nftFile, []byte(nft), 0o644); err != nil {
+	if err := os.WriteFile(nftFile, []byte(skeletonNFT), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if !o.NoSkeleton {
-		MustRunIn(t, r, "nft", "-f", nftFile)
+		MustRunIn(t, h.Router, "nft", "-f", nftFile)
 	}
-
 	rules := o.Rules
 	if len(rules) == 0 {
-		rules = []string{"allow 1024-65535 " + lan.String() + " 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535"}
+		rules = []string{"allow 1024-65535 " + h.LAN.String() + " 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535"}
 	}
 	conf := []string{
 		"ext_ifname=wan0",
@@ -299,7 +307,6 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	if err := os.WriteFile(h.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return h
 }
 
 func uuid() string {

@@ -267,49 +267,12 @@ func fetch(ctx context.Context, src Source, root *os.Root, it item, opts Options
 	local := filepath.FromSlash(it.local)
 	part, metaName := local+PartSuffix, local+MetaSuffix
 
-	if fi, err := root.Lstat(local); err == nil {
-		switch {
-		case fi.IsDir():
-			return fr, fmt.Errorf("%s is a local directory", it.local)
-		case !opts.Force && fi.Mode().IsRegular() && fi.Size() == size && fi.ModTime().Unix() == mtime.Unix():
-			fr.Skipped = true
-			opts.Progress.FileStart(it.local, size, size)
-			if opts.SHA256 {
-				d, err := hashFile(root, local, size, nil)
-				if err != nil {
-					return fr, err
-				}
-				fr.SHA256 = d
-			}
-			return fr, nil
-		case !opts.Force:
-			return fr, fmt.Errorf("%s %w", filepath.Join(root.Name(), local), ErrExists)
-		}
+	if done, err := existing(root, it, opts, &fr); done || err != nil {
+		return fr, err
 	}
-
-	want := partMeta{Origin: opts.Origin, Remote: it.remote, Size: size, MTime: mtime.Unix()}
-	var off int64
-	if pfi, err := root.Lstat(part); err == nil {
-		var have partMeta
-		b, err := root.ReadFile(metaName)
-		switch {
-		case err != nil && !opts.Force:
-			// Not left by an interrupted get: somebody's own file.
-			return fr, fmt.Errorf("%s exists but is not an unfinished download of dsftp: move it away, or use -f to replace it", filepath.Join(root.Name(), part))
-		case err == nil && pfi.Mode().IsRegular() && json.Unmarshal(b, &have) == nil && have == want && pfi.Size() <= size:
-			off = pfi.Size()
-		case err == nil:
-			opts.Progress.Note(fmt.Sprintf("%s: the remote file changed since the interrupted download; starting over", it.local))
-		}
-		if !pfi.Mode().IsRegular() {
-			if err := root.Remove(part); err != nil {
-				return fr, fmt.Errorf("replace %s: %w", part, err)
-			}
-		}
-	}
-	mb, _ := json.Marshal(want)
-	if err := writeFile(root, metaName, mb); err != nil {
-		return fr, fmt.Errorf("record download state: %w", err)
+	off, err := resumeAt(root, it, opts)
+	if err != nil {
+		return fr, err
 	}
 	f, err := root.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -337,7 +300,6 @@ func fetch(ctx context.Context, src Source, root *os.Root, it item, opts Options
 	if err != nil {
 		return fr, err
 	}
-	got := off + n
 	// The file must not have changed under us: same size and mtime now,
 	// and exactly that many bytes received.
 	st, err := src.Stat(ctx, it.remote)
@@ -350,24 +312,96 @@ func fetch(ctx context.Context, src Source, root *os.Root, it item, opts Options
 		_ = root.Remove(metaName)
 		return fr, fmt.Errorf("remote file changed during the download; run get again for the new version")
 	}
-	if got != size {
+	if got := off + n; got != size {
 		return fr, fmt.Errorf("size check failed: received %d bytes, the peer says %d; run get again", got, size)
 	}
-	if err := f.Sync(); err != nil {
-		return fr, fmt.Errorf("write %s: %w", part, err)
-	}
-	if err := f.Close(); err != nil {
-		return fr, fmt.Errorf("write %s: %w", part, err)
-	}
-	_ = root.Chtimes(part, mtime, mtime)
-	if err := root.Rename(part, local); err != nil {
-		return fr, fmt.Errorf("rename %s: %w", part, err)
+	if err := finish(root, f, part, local, mtime); err != nil {
+		return fr, err
 	}
 	_ = root.Remove(metaName)
 	if h != nil {
 		fr.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
 	return fr, nil
+}
+
+// existing handles a local file already at the item's place: done when it
+// is the same file (skipped, hashed if asked), an error when it is in the
+// way and not to be overwritten.
+func existing(root *os.Root, it item, opts Options, fr *FileResult) (done bool, err error) {
+	size, mtime := it.info.Size(), it.info.ModTime()
+	local := filepath.FromSlash(it.local)
+	fi, err := root.Lstat(local)
+	if err != nil {
+		return false, nil
+	}
+	switch {
+	case fi.IsDir():
+		return false, fmt.Errorf("%s is a local directory", it.local)
+	case !opts.Force && fi.Mode().IsRegular() && fi.Size() == size && fi.ModTime().Unix() == mtime.Unix():
+		fr.Skipped = true
+		opts.Progress.FileStart(it.local, size, size)
+		if opts.SHA256 {
+			d, err := hashFile(root, local, size, nil)
+			if err != nil {
+				return false, err
+			}
+			fr.SHA256 = d
+		}
+		return true, nil
+	case !opts.Force:
+		return false, fmt.Errorf("%s %w", filepath.Join(root.Name(), local), ErrExists)
+	}
+	return false, nil
+}
+
+// resumeAt returns where to continue the item's .part file (0 to start
+// over) and records what the .part file holds.
+func resumeAt(root *os.Root, it item, opts Options) (int64, error) {
+	size := it.info.Size()
+	local := filepath.FromSlash(it.local)
+	part, metaName := local+PartSuffix, local+MetaSuffix
+	want := partMeta{Origin: opts.Origin, Remote: it.remote, Size: size, MTime: it.info.ModTime().Unix()}
+	var off int64
+	if pfi, err := root.Lstat(part); err == nil {
+		var have partMeta
+		b, err := root.ReadFile(metaName)
+		switch {
+		case err != nil && !opts.Force:
+			// Not left by an interrupted get: somebody's own file.
+			return 0, fmt.Errorf("%s exists but is not an unfinished download of dsftp: move it away, or use -f to replace it", filepath.Join(root.Name(), part))
+		case err == nil && pfi.Mode().IsRegular() && json.Unmarshal(b, &have) == nil && have == want && pfi.Size() <= size:
+			off = pfi.Size()
+		case err == nil:
+			opts.Progress.Note(fmt.Sprintf("%s: the remote file changed since the interrupted download; starting over", it.local))
+		}
+		if !pfi.Mode().IsRegular() {
+			if err := root.Remove(part); err != nil {
+				return 0, fmt.Errorf("replace %s: %w", part, err)
+			}
+		}
+	}
+	mb, _ := json.Marshal(want)
+	if err := writeFile(root, metaName, mb); err != nil {
+		return 0, fmt.Errorf("record download state: %w", err)
+	}
+	return off, nil
+}
+
+// finish makes the complete .part file f the downloaded file local, with
+// the remote modification time.
+func finish(root *os.Root, f *os.File, part, local string, mtime time.Time) error {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", part, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", part, err)
+	}
+	_ = root.Chtimes(part, mtime, mtime)
+	if err := root.Rename(part, local); err != nil {
+		return fmt.Errorf("rename %s: %w", part, err)
+	}
+	return nil
 }
 
 func writeFile(root *os.Root, name string, b []byte) error {

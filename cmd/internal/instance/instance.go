@@ -109,11 +109,11 @@ type Instance struct {
 // registry, the pool, then LAN discovery (listening), Discord (first
 // advert posted, unless in the background) and the port mapping. It
 // returns when all of that is up; ctx ending stops everything.
-func Start(ctx context.Context, cfg Config) (in *Instance, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	in = &Instance{cfg: cfg, log: cfg.Logger}
+	in := &Instance{cfg: cfg, log: cfg.Logger}
 	if err := in.startShare(); err != nil {
 		return nil, err
 	}

@@ -33,49 +33,10 @@ const (
 
 func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 	p := parse(string(line[:pos]))
-	kind := kNone
-	if len(p.words) == 0 {
-		kind = kCommand
-	} else {
-		var operands int
-		for _, w := range p.words[1:] {
-			if !strings.HasPrefix(w, "-") {
-				operands++
-			}
-		}
-		if strings.HasPrefix(p.cur, "-") && p.quote == 0 {
-			return nil, 0
-		}
-		switch p.words[0] {
-		case "connect":
-			if operands == 0 {
-				kind = kPeer
-			}
-		case "ls", "get":
-			if c.s.peer != "" && operands == 0 {
-				kind = kRemote
-			} else if p.words[0] == "get" && operands == 1 {
-				kind = kLocal
-			}
-		case "cd":
-			if c.s.peer != "" && operands == 0 {
-				kind = kRemoteDir
-			}
-		case "lcd":
-			if operands == 0 {
-				kind = kLocalDir
-			}
-		case "lls":
-			if operands == 0 {
-				kind = kLocal
-			}
-		case "help":
-			if operands == 0 {
-				kind = kCommand
-			}
-		}
+	if len(p.words) > 0 && strings.HasPrefix(p.cur, "-") && p.quote == 0 {
+		return nil, 0
 	}
-
+	kind := c.kindOf(p.words)
 	var cands []string // full names that extend p.cur's last component
 	var base string    // the part of p.cur those names replace
 	switch kind {
@@ -103,27 +64,66 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 	sort.Strings(cands)
 	var out [][]rune
 	for _, cand := range cands {
-		name, term := cand, ""
-		// A trailing marker says how to end the word: "/" keeps it open
-		// for the next component; "\x00" (a file or peer) closes the
-		// quote and adds a space.
-		switch {
-		case strings.HasSuffix(cand, "/"):
-			name, term = cand[:len(cand)-1], "/"
-		case strings.HasSuffix(cand, "\x00"):
-			name, term = cand[:len(cand)-1], string(p.quote)+" "
-			if p.quote == 0 {
-				term = " "
-			}
-		case strings.HasSuffix(cand, " "):
-			name, term = cand[:len(cand)-1], " "
+		if word, ok := complete(cand, base, p.quote); ok {
+			out = append(out, []rune(word))
 		}
-		if !strings.HasPrefix(name, base) {
-			continue
-		}
-		out = append(out, []rune(escape(name[len(base):], p.quote)+term))
 	}
 	return out, p.raw
+}
+
+// kindOf says what the word being typed after words is: a command, a peer,
+// a remote or local path (or directory), or nothing to complete.
+func (c *completer) kindOf(words []string) int {
+	if len(words) == 0 {
+		return kCommand
+	}
+	var operands int
+	for _, w := range words[1:] {
+		if !strings.HasPrefix(w, "-") {
+			operands++
+		}
+	}
+	connected := c.s.peer != ""
+	switch {
+	case words[0] == "connect" && operands == 0:
+		return kPeer
+	case (words[0] == "ls" || words[0] == "get") && connected && operands == 0:
+		return kRemote
+	case words[0] == "get" && operands == 1:
+		return kLocal
+	case words[0] == "cd" && connected && operands == 0:
+		return kRemoteDir
+	case words[0] == "lcd" && operands == 0:
+		return kLocalDir
+	case words[0] == "lls" && operands == 0:
+		return kLocal
+	case words[0] == "help" && operands == 0:
+		return kCommand
+	}
+	return kNone
+}
+
+// complete returns what to insert for the candidate cand when base is
+// typed, or false when cand does not extend base. A trailing marker on
+// cand says how to end the word: "/" keeps it open for the next
+// component; "\x00" (a file or peer) closes the quote and adds a space.
+func complete(cand, base string, quote rune) (string, bool) {
+	name, term := cand, ""
+	switch {
+	case strings.HasSuffix(cand, "/"):
+		name, term = cand[:len(cand)-1], "/"
+	case strings.HasSuffix(cand, "\x00"):
+		name, term = cand[:len(cand)-1], string(quote)+" "
+		if quote == 0 {
+			term = " "
+		}
+	case strings.HasSuffix(cand, " "):
+		name, term = cand[:len(cand)-1], " "
+	}
+	if !strings.HasPrefix(name, base) {
+		return "", false
+	}
+	return escape(name[len(base):], quote) + term, true
 }
 
 // splitDir splits a typed path into its directory part (with the slash)
