@@ -182,7 +182,7 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 		strings.Contains(peersPart, "carol") || !strings.Contains(peersPart, "alice") {
 		t.Errorf("dsftp peers does not show carol apart as a client:\n%s", table)
 	}
-	var rows []peerJSON
+	var rows []instance.Listed
 	if err := json.Unmarshal([]byte(peersCmd("--json")), &rows); err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"os/user"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
 )
@@ -19,7 +16,7 @@ import (
 // Environment variables for discovery. The token is read from the
 // environment or a file, never from a flag, so it stays out of `ps`.
 const (
-	envDiscordToken = "DSFTP_DISCORD_TOKEN"
+	envDiscordToken = discord.TokenEnv
 	envDiscordAPI   = "DSFTP_DISCORD_API"
 )
 
@@ -35,31 +32,10 @@ type discoveryFlags struct {
 	noDiscord  bool
 }
 
-// defaultTokenFile is $XDG_CONFIG_HOME/dsftp/discord-token (or the OS
-// equivalent).
-func defaultTokenFile() string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "dsftp", "discord-token")
-}
-
-// defaultName is the OS user name.
-func defaultName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if n := os.Getenv("USER"); n != "" {
-		return n
-	}
-	return "peer"
-}
-
 // register adds the discovery flags to fs. withName is false for
 // commands that do not advertise (peers).
 func (f *discoveryFlags) register(fs *pflag.FlagSet, withName bool) {
-	fs.StringVar(&f.tokenFile, "token-file", "", "FILE holding the Discord bot token (default "+defaultTokenFile()+"; $"+envDiscordToken+" takes precedence)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "FILE holding the Discord bot token (default "+discord.DefaultTokenFile()+"; $"+envDiscordToken+" takes precedence)")
 	fs.StringVar(&f.channel, "channel", discord.DefaultChannel, "Discord text channel NAME or ID where peers advertise")
 	fs.StringVar(&f.guild, "guild", "", "Discord server NAME or ID (needed only when the bot is in several)")
 	fs.StringVar(&f.api, "discord-api", "", "Discord API base URL (scheme and host; default https://discord.com or $"+envDiscordAPI+"), for Discord-compatible servers and tests")
@@ -77,32 +53,7 @@ func (f *discoveryFlags) token(log *slog.Logger) (tok string, ok bool, err error
 	if t := strings.TrimSpace(os.Getenv(envDiscordToken)); t != "" {
 		return t, true, nil
 	}
-	path, explicit := f.tokenFile, f.tokenFile != ""
-	if !explicit {
-		path = defaultTokenFile()
-		if path == "" {
-			return "", false, nil
-		}
-	}
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("read Discord token: %w (write the bot token to it, or set %s)", err, envDiscordToken)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("the Discord token file is readable by other users; run: chmod 600 "+path, "mode", fi.Mode().Perm().String())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", false, fmt.Errorf("read Discord token: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", false, fmt.Errorf("Discord token file %s is empty: write the bot token to it", path)
-	}
-	return t, true, nil
+	return discord.ReadToken(f.tokenFile, log)
 }
 
 // validate checks the flags that can be checked without the network.
@@ -127,7 +78,7 @@ func (f *discoveryFlags) config(token string, log *slog.Logger) discord.Config {
 	}
 	name := f.name
 	if name == "" {
-		name = defaultName()
+		name = instance.DefaultName()
 	}
 	return discord.Config{
 		Token: token, APIBase: api, Guild: f.guild, Channel: f.channel,
@@ -150,7 +101,7 @@ func (f *discoveryFlags) prepare(log *slog.Logger) (string, error) {
 		return "", err
 	}
 	if !ok {
-		log.Debug("Discord discovery is off: no bot token (set " + envDiscordToken + " or write it to " + defaultTokenFile() + ")")
+		log.Debug("Discord discovery is off: no bot token (set " + envDiscordToken + " or write it to " + discord.DefaultTokenFile() + ")")
 		return "", nil
 	}
 	return tok, nil

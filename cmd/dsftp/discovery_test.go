@@ -150,7 +150,7 @@ func TestShareInDiscord(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dsftp peers --json: %v\n%s", err, out)
 	}
-	var rows []peerJSON
+	var rows []instance.Listed
 	if err := json.Unmarshal(out, &rows); err != nil {
 		t.Fatalf("parse %s: %v", out, err)
 	}

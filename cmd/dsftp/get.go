@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/download"
@@ -95,51 +91,9 @@ func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discover
 	if err != nil {
 		return err
 	}
-	in.Go(func(ctx context.Context) error { return fetch(ctx, in, spec, dest, opts, wait, cmd.OutOrStdout()) })
-	return in.Wait()
-}
-
-// fetch waits for the peer of spec and downloads from it.
-func fetch(ctx context.Context, in *instance.Instance, spec, dest string, opts download.Options, wait time.Duration, out io.Writer) error {
-	// --wait counts from when discovery is listening (and our advert is
-	// out), for finding PEER and for it accepting us.
-	deadline := time.Now().Add(wait)
-	why := fmt.Sprintf("none by that name appeared within --wait %v", wait)
-	if !in.Discovering {
-		deadline = time.Now() // only --peer peers: nothing will arrive
-		why = "not a --peer name, and --discovery is off"
-	}
-	name, remotePath, err := client.FindPeer(ctx, in.Registry, spec, deadline, why)
-	if err != nil {
-		return err
-	}
 	remote := client.New(client.Options{Registry: in.Registry, Pool: in.Pool})
-	src, err := remote.ConnectAccepted(ctx, name, deadline, wait)
-	if err != nil {
-		return err
-	}
-	opts.Progress = progress(out)
-	opts.Origin = remote.Origin(name)
-	opts.RootName = name
-	start := time.Now()
-	res, err := download.Get(ctx, src, remotePath, dest, opts)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("interrupted; the .part file is kept: run the same command again to resume")
-		}
-		return err
-	}
-	fmt.Fprintln(out, res.Summary(time.Since(start)))
-	return nil
-}
-
-// progress draws bars on a terminal, else prints plain lines.
-func progress(out io.Writer) download.Progress {
-	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return download.NewBar(out, func() int {
-			w, _, _ := term.GetSize(int(f.Fd()))
-			return w
-		})
-	}
-	return &download.Lines{W: out}
+	in.Go(func(ctx context.Context) error {
+		return remote.Get(ctx, spec, dest, opts, in.Discovering, wait, cmd.OutOrStdout())
+	})
+	return in.Wait()
 }

@@ -11,14 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/lan"
-)
-
-// Discovery methods, as --discovery names them.
-const (
-	discoveryDiscord = "discord"
-	discoveryLAN     = "lan"
-	discoveryOff     = "off"
 )
 
 // envDiscovery, when set, is the default of --discovery.
@@ -50,26 +44,6 @@ func (f *lanFlags) register(fs *pflag.FlagSet) {
 		"network interface for LAN discovery, e.g. eth0 or lo (repeatable; default: every interface that is up)")
 }
 
-// discoveryMethods is the resolved --discovery.
-type discoveryMethods struct {
-	discord, lan bool
-}
-
-// String renders the methods as --discovery would take them.
-func (m discoveryMethods) String() string {
-	var s []string
-	if m.discord {
-		s = append(s, discoveryDiscord)
-	}
-	if m.lan {
-		s = append(s, discoveryLAN)
-	}
-	if len(s) == 0 {
-		return discoveryOff
-	}
-	return strings.Join(s, ",")
-}
-
 // lanNotice is printed when LAN discovery is chosen by default.
 const lanNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
 
@@ -86,7 +60,7 @@ func (f *lanFlags) value() string {
 
 // parse checks the flags and parses the --discovery value; explicit is
 // false when it is empty (the default applies).
-func (f *lanFlags) parse() (m discoveryMethods, explicit bool, err error) {
+func (f *lanFlags) parse() (m instance.Methods, explicit bool, err error) {
 	if f.port < 1 || f.port > 65535 {
 		return m, false, usageError{fmt.Errorf("--lan-port %d: want a UDP port from 1 to 65535", f.port)}
 	}
@@ -99,36 +73,23 @@ func (f *lanFlags) parse() (m discoveryMethods, explicit bool, err error) {
 	if v == "" {
 		return m, false, nil
 	}
-	off := false
-	for _, w := range strings.Split(v, ",") {
-		switch strings.ToLower(strings.TrimSpace(w)) {
-		case discoveryDiscord:
-			m.discord = true
-		case discoveryLAN:
-			m.lan = true
-		case discoveryOff:
-			off = true
-		default:
-			return discoveryMethods{}, false, usageError{fmt.Errorf("--discovery %q: want discord, lan or off, or a comma list such as discord,lan", v)}
-		}
-	}
-	if off && (m.discord || m.lan) {
-		return discoveryMethods{}, false, usageError{errors.New("--discovery: off cannot be combined with other methods")}
+	if m, err = instance.ParseMethods(v); err != nil {
+		return m, false, usageError{err}
 	}
 	return m, true, nil
 }
 
 // resolve decides the methods: the parsed --discovery, or by default
 // discord if tokenConfigured, else lan (and then f.defaulted is set).
-func (f *lanFlags) resolve(tokenConfigured bool) (discoveryMethods, error) {
+func (f *lanFlags) resolve(tokenConfigured bool) (instance.Methods, error) {
 	m, explicit, err := f.parse()
 	if err != nil || explicit {
 		return m, err
 	}
 	if tokenConfigured {
-		m.discord = true
+		m.Discord = true
 	} else {
-		m.lan = true
+		m.LAN = true
 		f.defaulted = true
 	}
 	return m, nil
@@ -144,7 +105,7 @@ func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, use
 	if err != nil {
 		return "", false, err
 	}
-	if explicit && !m.discord {
+	if explicit && !m.Discord {
 		// Discord is not wanted: check its flags, never its token.
 		if err := df.validate(); err != nil {
 			return "", false, err
@@ -155,16 +116,16 @@ func (f *lanFlags) choose(df *discoveryFlags, log *slog.Logger) (tok string, use
 	if m, err = f.resolve(tok != ""); err != nil {
 		return "", false, err
 	}
-	if m.discord && tok == "" {
+	if m.Discord && tok == "" {
 		if df.noDiscord {
 			return "", false, usageError{errors.New("--discovery discord and --no-discord contradict each other; drop one")}
 		}
-		return "", false, fmt.Errorf("--discovery discord needs a Discord bot token: set %s or write it to %s (see \"Discovery through Discord\" in the README)", envDiscordToken, defaultTokenFile())
+		return "", false, fmt.Errorf("--discovery discord needs a Discord bot token: set %s or write it to %s (see \"Discovery through Discord\" in the README)", envDiscordToken, discord.DefaultTokenFile())
 	}
-	if !m.discord {
+	if !m.Discord {
 		tok = ""
 	}
-	return tok, m.lan, nil
+	return tok, m.LAN, nil
 }
 
 // advertName is the name adverts carry: --name, or the OS user name.
@@ -172,7 +133,7 @@ func advertName(df *discoveryFlags) string {
 	if df.name != "" {
 		return df.name
 	}
-	return defaultName()
+	return instance.DefaultName()
 }
 
 // discoveryConfig applies --discovery and the Discord flags to cfg: the

@@ -228,7 +228,7 @@ func TestPeersOnLAN(t *testing.T) {
 			t.Fatalf("dsftp peers: %v\n%s", err, w.stderr.String())
 		}
 	}
-	var rows []peerJSON
+	var rows []instance.Listed
 	if err := json.Unmarshal(jsonOut.Bytes(), &rows); err != nil {
 		t.Fatalf("parse %s: %v", jsonOut, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -104,8 +102,7 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	return in.Wait()
 }
 
-// runShell runs the shell until exit, Ctrl-D or SIGTERM; SIGINT stops the
-// running command only.
+// runShell runs the shell until exit, Ctrl-D or SIGTERM.
 func runShell(ctx context.Context, in *instance.Instance, opts shell.Options) error {
 	opts.Remote = client.New(client.Options{Registry: in.Registry, Pool: in.Pool, Settling: in.Settling})
 	opts.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
@@ -113,26 +110,7 @@ func runShell(ctx context.Context, in *instance.Instance, opts shell.Options) er
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sig := <-sigs:
-				if sig == syscall.SIGTERM {
-					cancel()
-					return
-				}
-				sh.Interrupt()
-			}
-		}
-	}()
-	if err := sh.Run(ctx); err != nil {
+	if err := sh.RunWithSignals(ctx); err != nil {
 		return fmt.Errorf("shell: %w", err)
 	}
 	return nil

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Progress receives the events of a download. Add may be called from
@@ -352,4 +355,15 @@ func Size(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%.1f PiB", f/1024)
+}
+
+// ProgressFor draws bars when out is a terminal, else prints plain lines.
+func ProgressFor(out io.Writer) Progress {
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return NewBar(out, func() int {
+			w, _, _ := term.GetSize(int(f.Fd()))
+			return w
+		})
+	}
+	return &Lines{W: out}
 }

@@ -1,5 +1,5 @@
 // Package instance is the one bring-up and shutdown of a dsftp process,
-// for every command (share, mount, shell, get; peers uses ListenLAN): the
+// for every command (share, mount, shell, get; List for peers): the
 // share or a per-run identity, the registry, the session pool, the own
 // advert, Discord, LAN and UPnP. Each long-running part runs as a
 // Run(ctx) error under one errgroup: the first to fail stops the others,

@@ -73,13 +73,12 @@ func (in *Instance) lanNotice() {
 	}
 }
 
-// ListenLAN listens for LAN adverts without sending anything (no advert,
+// listenLAN listens for LAN adverts without sending anything (no advert,
 // no leaving message: the peers never learn of us) until wait has passed
 // or ctx ends. It returns once the sockets are open; heard then blocks
 // until the listening is over and returns the verified peers heard, and
 // apart from them the client-only adverts (instances that share nothing).
-// This is `dsftp peers`' whole bring-up.
-func ListenLAN(ctx context.Context, cfg LAN, wait time.Duration, errOut io.Writer, log *slog.Logger) (heard func() (list, clients []peers.Entry), err error) {
+func listenLAN(ctx context.Context, cfg LAN, wait time.Duration, errOut io.Writer, log *slog.Logger) (heard func() (list, clients []peers.Entry), err error) {
 	reg := peers.NewRegistry("")
 	d, err := lan.New(lan.Options{
 		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true,

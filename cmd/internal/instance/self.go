@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"os"
+	"os/user"
 
 	"golang.org/x/crypto/ssh"
 
@@ -68,4 +70,16 @@ func (s self) addrs() []string {
 		out = append(out, a.String())
 	}
 	return out
+}
+
+// DefaultName is the name adverts carry unless --name says otherwise:
+// the OS user name.
+func DefaultName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return n
+	}
+	return "peer"
 }
