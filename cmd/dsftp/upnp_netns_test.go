@@ -137,49 +137,39 @@ func hasMapping(t *testing.T, home *testenv.Home, host *testenv.Host, port int) 
 
 // TestShareBehindRouter: `dsftp share` maps its port on the router, a
 // client on the internet fetches a file through the external address with
-// OpenSSH sftp, the short lease is renewed, and SIGTERM removes the
-// mapping.
+// OpenSSH sftp, and SIGTERM removes the mapping. (IGDv1 routers and lease
+// renewal are share/portmap's tests.)
 func TestShareBehindRouter(t *testing.T) {
 	t.Parallel()
-	for _, v1 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("IGDv1=%v", v1), func(t *testing.T) {
-			t.Parallel()
-			in := testenv.NewInternet(t)
-			home := in.NewHome(t, testenv.HomeOptions{IGDv1: v1})
-			host := home.AddHost(t)
-			home.StartRouter(t)
+	in := testenv.NewInternet(t)
+	home := in.NewHome(t, testenv.HomeOptions{})
+	host := home.AddHost(t)
+	home.StartRouter(t)
 
-			start := time.Now()
-			rs := startRouterShare(t, host, "--upnp-lease", "4s")
-			ext := fmt.Sprintf("%s:%d", home.WAN(), rs.port)
-			rs.waitAdvertised(t, ext)
-			t.Logf("external address %s advertised %v after starting dsftp share", ext, time.Since(start).Round(time.Millisecond))
-			if as := rs.advertised(); !strings.Contains(strings.Join(as, " "), fmt.Sprintf("%s:%d", host.Addr, rs.port)) {
-				t.Errorf("advertised %v: want the LAN address too", as)
-			}
-			if !hasMapping(t, home, host, rs.port) {
-				t.Fatalf("upnpc -l shows no mapping for port %d: %q", rs.port, home.Mappings(t, host))
-			}
-			got, err := rs.sftpFrom(t, in.NS, home.WAN().String(), rs.port)
-			if err != nil || got != "hello through the router\n" {
-				t.Fatalf("sftp through %s: got %q, %v", ext, got, err)
-			}
-			// Three leases later the mapping must still be there: miniupnpd
-			// drops expired leases, so it was renewed.
-			time.Sleep(12 * time.Second)
-			if !hasMapping(t, home, host, rs.port) {
-				t.Fatalf("mapping gone after 12 s with a 4 s lease: not renewed; router has %q", home.Mappings(t, host))
-			}
-			rs.terminate(t)
-			if hasMapping(t, home, host, rs.port) {
-				t.Fatalf("mapping still on the router after SIGTERM: %q", home.Mappings(t, host))
-			}
-		})
+	start := time.Now()
+	rs := startRouterShare(t, host, "--upnp-lease", "4s")
+	ext := fmt.Sprintf("%s:%d", home.WAN(), rs.port)
+	rs.waitAdvertised(t, ext)
+	t.Logf("external address %s advertised %v after starting dsftp share", ext, time.Since(start).Round(time.Millisecond))
+	if as := rs.advertised(); !strings.Contains(strings.Join(as, " "), fmt.Sprintf("%s:%d", host.Addr, rs.port)) {
+		t.Errorf("advertised %v: want the LAN address too", as)
+	}
+	if !hasMapping(t, home, host, rs.port) {
+		t.Fatalf("upnpc -l shows no mapping for port %d: %q", rs.port, home.Mappings(t, host))
+	}
+	got, err := rs.sftpFrom(t, in.NS, home.WAN().String(), rs.port)
+	if err != nil || got != "hello through the router\n" {
+		t.Fatalf("sftp through %s: got %q, %v", ext, got, err)
+	}
+	rs.terminate(t)
+	if hasMapping(t, home, host, rs.port) {
+		t.Fatalf("mapping still on the router after SIGTERM: %q", home.Mappings(t, host))
 	}
 }
 
-// TestShareBehindCGNAT: behind a carrier-grade NAT router, dsftp share
-// warns in plain words and advertises no external address.
+// TestShareBehindCGNAT: the port mapper's warnings reach the user as
+// "dsftp: warning:" lines, and only the LAN address is advertised. (What
+// the CGNAT warning says is share/portmap's TestCGNATRouter.)
 func TestShareBehindCGNAT(t *testing.T) {
 	t.Parallel()
 	in := testenv.NewInternet(t)
@@ -189,11 +179,8 @@ func TestShareBehindCGNAT(t *testing.T) {
 
 	rs := startRouterShare(t, host)
 	rs.WaitOutput(t, "carrier-grade NAT", 30*time.Second)
-	out := rs.Output.String()
-	for _, want := range []string{"dsftp: warning:", "cannot connect to this share", "You can still mount", "--advertise"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("warning lacks %q:\n%s", want, out)
-		}
+	if !strings.Contains(rs.Output.String(), "dsftp: warning:") {
+		t.Errorf("the warning is not a dsftp: warning: line:\n%s", rs.Output)
 	}
 	as := rs.advertised()
 	if len(as) != 1 || as[0] != fmt.Sprintf("%s:%d", host.Addr, rs.port) {
