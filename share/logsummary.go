@@ -35,13 +35,13 @@ const (
 )
 
 type logKey struct {
-	kind logKind
-	src  netip.Prefix // invalid: all other sources
+	kind   logKind
+	src    netip.Prefix // invalid: all other sources
+	reason string       // one of a few fixed texts, or ""
 }
 
 type logCount struct {
 	shown, suppressed int
-	reasons           map[string]int
 }
 
 // logLimiter rate-limits and summarises repeated log events.
@@ -57,16 +57,17 @@ func newLogLimiter(log *slog.Logger, window time.Duration) *logLimiter {
 	return &logLimiter{log: log, window: window, m: map[logKey]*logCount{}}
 }
 
-// allow counts one event of kind from src, for reason (a short fixed text
-// or ""); it reports whether to log this one in full.
+// allow counts one event of kind from src, for reason (one of a few fixed
+// texts, or ""); it reports whether to log this one in full. Each reason
+// has its own first lines, so a new kind of trouble shows at once.
 func (l *logLimiter) allow(kind logKind, src netip.Prefix, reason string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := logKey{kind, src}
+	k := logKey{kind, src, reason}
 	c := l.m[k]
 	if c == nil {
 		if len(l.m) >= maxLogKeys {
-			k.src = netip.Prefix{}
+			k = logKey{kind: kind}
 			c = l.m[k]
 		}
 		if c == nil {
@@ -79,12 +80,6 @@ func (l *logLimiter) allow(kind logKind, src netip.Prefix, reason string) bool {
 		return true
 	}
 	c.suppressed++
-	if reason != "" {
-		if c.reasons == nil {
-			c.reasons = map[string]int{}
-		}
-		c.reasons[reason]++
-	}
 	return false
 }
 
@@ -120,7 +115,10 @@ func (l *logLimiter) flush() {
 		if a.kind != b.kind {
 			return int(a.kind) - int(b.kind)
 		}
-		return a.src.Addr().Compare(b.src.Addr())
+		if d := a.src.Addr().Compare(b.src.Addr()); d != 0 {
+			return d
+		}
+		return strings.Compare(a.reason, b.reason)
 	})
 	span := "in the last minute"
 	if l.window != time.Minute {
@@ -136,8 +134,8 @@ func (l *logLimiter) flush() {
 		}
 		n := thousands(total)
 		attrs := []any{"remote", sourceString(k.src), "count", total, "logged", c.shown}
-		if len(c.reasons) > 0 {
-			attrs = append(attrs, "reasons", reasonList(c.reasons))
+		if k.reason != "" {
+			attrs = append(attrs, "reason", k.reason)
 		}
 		switch k.kind {
 		case kindRefused:
@@ -152,25 +150,6 @@ func (l *logLimiter) flush() {
 			l.log.Warn(fmt.Sprintf("accept failed %s times %s; retrying with backoff", n, span), attrs[2:]...)
 		}
 	}
-}
-
-// reasonList formats reason counts as "reason: n; …", most frequent first.
-func reasonList(m map[string]int) string {
-	rs := make([]string, 0, len(m))
-	for r := range m {
-		rs = append(rs, r)
-	}
-	slices.SortFunc(rs, func(a, b string) int {
-		if m[a] != m[b] {
-			return m[b] - m[a]
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = r + ": " + thousands(m[r])
-	}
-	return strings.Join(parts, "; ")
 }
 
 // thousands formats n with commas: 12345 -> "12,345".
