@@ -244,7 +244,7 @@ func TestManyInFlightNotRead(t *testing.T) {
 
 // floodReads opens sessions on c, opens path in each and sends reads of
 // 256 KiB without ever reading a reply, for at most d. It returns how
-// many reads were written.
+// many reads were written. Sessions stay open until d has passed.
 func floodReads(t testing.TB, c *ssh.Client, path string, sessions, reads int, d time.Duration) string {
 	t.Helper()
 	var sent, opened atomic.Int64
@@ -292,6 +292,7 @@ func floodReads(t testing.TB, c *ssh.Client, path string, sessions, reads int, d
 				}
 				sent.Add(1)
 			}
+			<-ctx.Done() // hold the session, never reading
 		}()
 	}
 	wg.Wait()

@@ -238,7 +238,9 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, re
 	if err != nil {
 		return
 	}
-	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1)
+	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
+		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
+	})
 	register(sf, true)
 	defer register(sf, false)
 	if flow.gone.Load() {

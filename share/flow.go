@@ -18,26 +18,34 @@ import (
 // never reads the replies would make it hold one pair per request; one did
 // that with about 69,000 READs and took the server to 7.3 GB.
 //
-// So each session stops reading from its channel while it has as many
-// unanswered requests as it may: it counts requests on the way in and
+// So each session hands pkg/sftp a new request only while it has fewer
+// unanswered ones than it may: it counts requests on the way in and
 // replies on the way out (one reply per request, in SFTP). A session may
 // always have one request in flight; beyond that it takes slots from its
 // connection's budget (MaxRequestsPerConn) and keeps them until it ends,
 // because the allocator keeps the pages it allocated for as long. So the
 // pages of one connection never exceed (MaxRequestsPerConn +
-// MaxSessionsPerConn) × 512 KiB; with the SSH receive window each session
-// buffers (2 MiB in x/crypto/ssh), see memoryPerConn.
+// MaxSessionsPerConn) × 512 KiB.
+//
+// The requests waiting behind the cap are read off the channel at once
+// into a plain byte buffer of at most maxPending bytes; a session that
+// queues more is closed. Leaving them in x/crypto/ssh instead would cost
+// far more than the 2 MiB window suggests: it keeps every SSH message
+// apart, about 100 bytes of bookkeeping for a 30-byte READ request (a
+// flood measured 40 MiB for four sessions), more for smaller messages.
+// No real client queues that much: 1 MiB is some 30,000 READ requests.
 const (
 	pagesPerRequest = 2
 	sftpPageSize    = 256 << 10
-	sshWindowSize   = 2 << 20
+	maxPending      = 1 << 20
+	pumpChunk       = 32 << 10
 )
 
 // memoryPerConn is the bound on request memory of one logged-in
 // connection, as the README states it.
 func memoryPerConn(o *Options) int64 {
 	return int64(o.MaxRequestsPerConn+o.MaxSessionsPerConn)*pagesPerRequest*sftpPageSize +
-		int64(o.MaxSessionsPerConn)*sshWindowSize
+		int64(o.MaxSessionsPerConn)*(maxPending+pumpChunk)
 }
 
 // errSessionGone answers requests still queued when the client has gone:
@@ -86,22 +94,27 @@ func (c *connFlow) idleFor(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, c.lastReq.Load()))
 }
 
-// sessionFlow wraps one session's channel for pkg/sftp: Read waits for a
-// free request slot at every packet boundary, Write counts replies.
+// sessionFlow wraps one session's channel for pkg/sftp: a pump reads the
+// channel into a bounded buffer, Read hands out a new request only when a
+// request slot is free, Write counts replies.
 type sessionFlow struct {
-	ch   io.ReadWriteCloser
-	conn *connFlow
-	max  int // most requests in flight in this session
+	ch         io.ReadWriteCloser
+	conn       *connFlow
+	max        int    // most requests in flight in this session
+	onOverflow func() // called when the client queued over maxPending
 
 	mu         sync.Mutex
-	cond       sync.Cond
+	cond       sync.Cond // slots freed, data arrived, closed
 	inflight   int
 	peak       int  // slots this session holds (pages the allocator keeps)
 	fromBudget int  // of peak, taken from the connection's budget
 	closed     bool // no more reading
 	gone       atomic.Bool
 
-	// Read side: the packet being read.
+	// Read side: bytes read off the channel, and the packet being read.
+	in       []byte
+	inOff    int
+	inErr    error
 	rhead    [4]byte
 	rheadN   int
 	rremain  int
@@ -113,10 +126,44 @@ type sessionFlow struct {
 	wremain int
 }
 
-func newSessionFlow(ch io.ReadWriteCloser, conn *connFlow, max int) *sessionFlow {
-	s := &sessionFlow{ch: ch, conn: conn, max: max}
+func newSessionFlow(ch io.ReadWriteCloser, conn *connFlow, max int, onOverflow func()) *sessionFlow {
+	s := &sessionFlow{ch: ch, conn: conn, max: max, onOverflow: onOverflow}
 	s.cond.L = &s.mu
+	go s.pump()
 	return s
+}
+
+// pump reads the channel until it ends, so x/crypto/ssh never holds
+// queued requests (see maxPending).
+func (s *sessionFlow) pump() {
+	buf := make([]byte, pumpChunk)
+	for {
+		n, err := s.ch.Read(buf)
+		s.mu.Lock()
+		if s.inOff == len(s.in) {
+			s.in, s.inOff = s.in[:0], 0
+		} else if s.inOff >= pumpChunk {
+			s.in = s.in[:copy(s.in, s.in[s.inOff:])]
+			s.inOff = 0
+		}
+		s.in = append(s.in, buf[:n]...)
+		over := len(s.in)-s.inOff > maxPending
+		if err != nil {
+			s.inErr = err
+		}
+		s.mu.Unlock()
+		s.cond.Broadcast()
+		if over {
+			if s.onOverflow != nil {
+				s.onOverflow()
+			}
+			s.Close()
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Read hands pkg/sftp at most the rest of the current packet, and before a
@@ -127,31 +174,46 @@ func (s *sessionFlow) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if s.rremain > 0 {
-		n, err := s.ch.Read(p[:min(len(p), s.rremain)])
-		s.rremain -= n
-		return n, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.inOff == len(s.in) {
+		switch {
+		case s.closed:
+			return 0, io.EOF
+		case s.inErr != nil:
+			return 0, s.inErr
+		}
+		s.cond.Wait()
 	}
-	if !s.rcounted {
-		if err := s.acquire(); err != nil {
+	// A slot is taken once a request has begun to arrive, not while the
+	// session waits for one: a waiting session is idle.
+	if s.rremain == 0 && !s.rcounted {
+		if err := s.acquireLocked(); err != nil {
 			return 0, err
 		}
 		s.rcounted = true
 	}
-	n, err := s.ch.Read(p[:min(len(p), 4-s.rheadN)])
+	want := s.rremain
+	if want == 0 {
+		want = 4 - s.rheadN
+	}
+	n := copy(p[:min(len(p), want)], s.in[s.inOff:])
+	s.inOff += n
+	if s.rremain > 0 {
+		s.rremain -= n
+		return n, nil
+	}
 	copy(s.rhead[s.rheadN:], p[:n])
 	s.rheadN += n
 	if s.rheadN == 4 {
 		s.rremain = int(binary.BigEndian.Uint32(s.rhead[:]))
 		s.rheadN, s.rcounted = 0, false
 	}
-	return n, err
+	return n, nil
 }
 
-// acquire waits for a request slot.
-func (s *sessionFlow) acquire() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// acquireLocked waits for a request slot; s.mu is held.
+func (s *sessionFlow) acquireLocked() error {
 	for {
 		switch {
 		case s.closed:
@@ -212,7 +274,7 @@ func (s *sessionFlow) answered() {
 		s.conn.inflight.Add(-1)
 	}
 	s.mu.Unlock()
-	s.cond.Signal()
+	s.cond.Broadcast()
 }
 
 // Close ends the session: a Read waiting for a slot returns, and the

@@ -32,6 +32,15 @@ type shareFlags struct {
 	maxHandles     int
 	maxAuthTries   int
 	loginGrace     time.Duration
+	// issue 12: limits against attack (share/gate.go, share/flow.go)
+	maxConnsPerKey       int
+	maxConnsPerSource    int
+	maxStartups          startupsFlag
+	maxStartupsPerSource int
+	maxRequests          int
+	versionGrace         time.Duration
+	idleTimeout          time.Duration
+	penaltyMax           time.Duration
 }
 
 // register adds the share flags to fs.
@@ -44,21 +53,60 @@ func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxHandles, "max-handles", share.DefaultMaxHandlesPerConn, "maximum number of open files and directories per connection")
 	fs.IntVar(&f.maxAuthTries, "max-auth-tries", share.DefaultMaxAuthTries, "failed login attempts after which a connection is closed")
 	fs.DurationVar(&f.loginGrace, "login-grace", share.DefaultLoginGrace, "time a connection has to log in")
+	fs.IntVar(&f.maxConnsPerKey, "max-conns-per-key", share.DefaultMaxConnsPerKey, "maximum logged-in connections with one client key")
+	fs.IntVar(&f.maxConnsPerSource, "max-conns-per-source", share.DefaultMaxConnsPerSource, "maximum logged-in connections from one IPv4 address or IPv6 /64")
+	f.maxStartups = startupsFlag(share.DefaultStartups)
+	fs.Var(&f.maxStartups, "max-startups", "connections logging in at once, as start:rate:full: from start on, new ones are dropped with rate% probability, rising to all at full")
+	fs.IntVar(&f.maxStartupsPerSource, "max-startups-per-source", share.DefaultMaxStartupsPerSource, "maximum connections logging in at once from one address")
+	fs.IntVar(&f.maxRequests, "max-requests", share.DefaultMaxRequestsPerConn, "maximum SFTP requests in flight per connection (bounds memory per connection)")
+	fs.DurationVar(&f.versionGrace, "version-grace", share.DefaultVersionGrace, "time a new connection has to send its SSH version line")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", share.DefaultIdleTimeout, "close logged-in connections with nothing open and no request for this long (0: never)")
+	fs.DurationVar(&f.penaltyMax, "penalty-max", share.DefaultPenaltyMax, "longest an address that fails or stalls logins is refused (0: no penalties)")
 }
 
 // options turns the flags into share.Options for dir.
 func (f *shareFlags) options(dir string) share.Options {
 	return share.Options{
-		Dir:                dir,
-		Listen:             f.listen,
-		HostKeyFile:        f.hostKey,
-		AuthorizedKeysFile: f.authorizedKeys,
-		Password:           f.password,
-		MaxConns:           f.maxConns,
-		MaxHandlesPerConn:  f.maxHandles,
-		MaxAuthTries:       f.maxAuthTries,
-		LoginGrace:         f.loginGrace,
+		MaxConnsPerKey:       f.maxConnsPerKey,
+		MaxConnsPerSource:    f.maxConnsPerSource,
+		MaxStartups:          share.Startups(f.maxStartups),
+		MaxStartupsPerSource: f.maxStartupsPerSource,
+		MaxRequestsPerConn:   f.maxRequests,
+		VersionGrace:         f.versionGrace,
+		IdleTimeout:          offIfZero(f.idleTimeout),
+		PenaltyMax:           offIfZero(f.penaltyMax),
+		Dir:                  dir,
+		Listen:               f.listen,
+		HostKeyFile:          f.hostKey,
+		AuthorizedKeysFile:   f.authorizedKeys,
+		Password:             f.password,
+		MaxConns:             f.maxConns,
+		MaxHandlesPerConn:    f.maxHandles,
+		MaxAuthTries:         f.maxAuthTries,
+		LoginGrace:           f.loginGrace,
 	}
+}
+
+// startupsFlag is --max-startups start:rate:full, checked when parsed.
+type startupsFlag share.Startups
+
+func (v *startupsFlag) String() string { return share.Startups(*v).String() }
+func (v *startupsFlag) Type() string   { return "start:rate:full" }
+func (v *startupsFlag) Set(s string) error {
+	st, err := share.ParseStartups(s)
+	if err != nil {
+		return err
+	}
+	*v = startupsFlag(st)
+	return nil
+}
+
+// offIfZero maps a flag's 0 ("never", "off") to share's negative.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // shareReadyPrefix starts the last banner line; tests and scripts wait
