@@ -88,6 +88,10 @@ func MountType(dir string) string {
 	return types[len(types)-1]
 }
 
+// Mounts lists the mountpoints of every dsftp file system on this machine
+// (in this mount namespace).
+func Mounts() []string { return mountinfo.Of(fsType) }
+
 // isMounted reports whether a dsftp file system is mounted at dir (also
 // under another mount on top of it).
 func isMounted(dir string) bool {

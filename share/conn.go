@@ -1,10 +1,13 @@
 package share
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,11 +16,12 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// handleConn runs one TCP connection: SSH handshake and login within
+// handleConn runs one TCP connection that Serve admitted (its pre-login
+// slot is held): SSH handshake and login within VersionGrace and
 // LoginGrace, then its SSH channels. Each connection has its own goroutine
-// and the login path takes no server-wide lock, so failing logins elsewhere
-// never hold up this one.
-func (s *Server) handleConn(c net.Conn) {
+// and the login path takes no lock for longer than a few map updates, so
+// failing logins elsewhere never hold up this one.
+func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -28,30 +32,34 @@ func (s *Server) handleConn(c net.Conn) {
 			log.Error("connection handler panicked; closing connection", "panic", fmt.Sprint(v))
 		}
 	}()
-
-	select {
-	case s.startups <- struct{}{}:
-	default:
-		log.Warn("connection refused: too many connections logging in at once", "max_startups", s.opts.MaxStartups)
-		return
-	}
 	inStartup := true
 	leaveStartup := func() {
 		if inStartup {
-			<-s.startups
+			s.gate.leaveStartup(src)
 			inStartup = false
 		}
 	}
 	defer leaveStartup()
 
 	_ = c.SetDeadline(time.Now().Add(s.opts.LoginGrace))
-	pc := newPacketConn(c)
+	hc := &helloConn{Conn: c}
+	// A connection that does not even send its version line is cut
+	// early: it holds a pre-login slot and costs the attacker nothing.
+	silent := time.AfterFunc(s.opts.VersionGrace, func() {
+		if !hc.saw.Load() {
+			hc.silent.Store(true)
+			c.Close()
+		}
+	})
+	pc := newPacketConn(hc)
 	if s.testHookPacketConn != nil {
 		s.testHookPacketConn(pc)
 	}
-	sconn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig())
+	var auth authTally
+	sconn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(src, &auth))
+	silent.Stop()
 	if err != nil {
-		log.Info("connection closed without login", "err", err, "duration", time.Since(start).Round(time.Millisecond))
+		s.loginFailed(log, src, hc, &auth, err, time.Since(start))
 		return
 	}
 	defer sconn.Close()
@@ -59,23 +67,31 @@ func (s *Server) handleConn(c net.Conn) {
 	leaveStartup()
 
 	log = log.With("user", sconn.User(), "who", sconn.Permissions.Extensions[extWho])
-	if fp := sconn.Permissions.Extensions[extKeyFP]; fp != "" {
+	fp := sconn.Permissions.Extensions[extKeyFP]
+	if fp != "" {
 		log = log.With("key", fp)
 	}
-	if n := s.conns.Add(1); n > int64(s.opts.MaxConns) {
-		s.conns.Add(-1)
-		log.Warn("connection refused: too many connections", "max_conns", s.opts.MaxConns)
+	if reason := s.gate.login(src, fp); reason != "" {
+		s.logRefused(src, c.RemoteAddr(), reason)
+		go ssh.DiscardRequests(reqs)
+		rejectFirstChannel(chans, reason)
 		return
 	}
-	defer s.conns.Add(-1)
-	log.Info("connection opened")
+	defer s.gate.logout(src, fp)
+	s.logLoggedIn(log, src, "connection opened")
 
 	go ssh.DiscardRequests(reqs) // no port forwarding, no keepalive replies needed
 
+	flow := newConnFlow(s.opts.MaxRequestsPerConn)
+	idleDone := make(chan struct{})
+	defer close(idleDone)
+	go s.closeWhenIdle(log, sconn, flow, idleDone)
+
 	var (
-		handles  atomic.Int64 // open handles of all sessions of this connection
 		sessions atomic.Int64
 		swg      sync.WaitGroup
+		fmu      sync.Mutex
+		flows    = map[*sessionFlow]struct{}{}
 	)
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
@@ -92,23 +108,148 @@ func (s *Server) handleConn(c net.Conn) {
 		go func() {
 			defer swg.Done()
 			defer sessions.Add(-1)
-			s.session(log, nc, &handles)
+			s.session(log, nc, flow, func(sf *sessionFlow, add bool) {
+				fmu.Lock()
+				defer fmu.Unlock()
+				if add {
+					flows[sf] = struct{}{}
+				} else {
+					delete(flows, sf)
+				}
+			})
 		}()
 	}
+	// The connection is gone: queued requests are skipped, and sessions
+	// waiting for a request slot stop waiting.
+	flow.gone.Store(true)
+	fmu.Lock()
+	for sf := range flows {
+		sf.Close()
+	}
+	fmu.Unlock()
 	swg.Wait()
-	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond))
+	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// helloConn notes whether the client has sent its version line.
+type helloConn struct {
+	net.Conn
+	saw    atomic.Bool // a line has arrived
+	silent atomic.Bool // closed for sending none within VersionGrace
+}
+
+func (h *helloConn) Read(p []byte) (int, error) {
+	n, err := h.Conn.Read(p)
+	if n > 0 && !h.saw.Load() && bytes.IndexByte(p[:n], '\n') >= 0 {
+		h.saw.Store(true)
+	}
+	return n, err
+}
+
+// authTally records what a connection tried while logging in, to decide
+// its penalty if it fails.
+type authTally struct {
+	attempts int  // real attempts (not "none")
+	failures int  // refused attempts
+	password bool // a wrong password was among them
+}
+
+// loginFailed logs a connection that ended without login and charges its
+// source the penalty for how it failed.
+func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration) {
+	var why string
+	var pen time.Duration
+	var ne net.Error
+	switch {
+	case hc.silent.Load():
+		why, pen = fmt.Sprintf("no SSH version line within %v", s.opts.VersionGrace), penaltySilent
+	case errors.As(err, &ne) && ne.Timeout():
+		why, pen = fmt.Sprintf("not logged in within %v", s.opts.LoginGrace), penaltyGrace
+	case auth.password:
+		why, pen = "wrong password", penaltyAuthFail
+	case auth.failures >= s.opts.MaxAuthTries:
+		why, pen = "too many failed login attempts", penaltyAuthFail
+	case auth.attempts == 0:
+		why, pen = "closed before trying to log in", penaltyNoAuth
+	default:
+		why = "login refused" // unknown keys: no penalty (see penalties.go)
+	}
+	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
+	if s.loglim.allow(kindNoLogin, src, why) {
+		log.Info("connection closed without login", "why", why, "err", err, "duration", took.Round(time.Millisecond))
+	}
+	if blocked {
+		// Once per penalty, so not rate-limited: at most one line per
+		// source per penaltyMin.
+		until, _ := s.gate.pen.blocked(src, time.Now())
+		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
+			"until", until.Format(time.RFC3339), "why", why)
+	}
+}
+
+// logLoggedIn logs a line about a logged-in connection, rate-limited per
+// source: a key can connect and disconnect in a loop.
+func (s *Server) logLoggedIn(log *slog.Logger, src netip.Prefix, msg string, attrs ...any) {
+	if s.loglim.allow(kindLoggedIn, src, "") {
+		log.Info(msg, attrs...)
+	}
+}
+
+// rejectFirstChannel tells a client that logged in but was over a
+// connection limit why, in the reply to its first channel, instead of a
+// bare disconnect; it waits briefly for that channel.
+func rejectFirstChannel(chans <-chan ssh.NewChannel, reason string) {
+	select {
+	case nc, ok := <-chans:
+		if ok {
+			_ = nc.Reject(ssh.ResourceShortage, reason+"; try again later")
+		}
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// closeWhenIdle closes the connection once it has had no open handle and
+// no request for IdleTimeout.
+func (s *Server) closeWhenIdle(log *slog.Logger, sconn *ssh.ServerConn, flow *connFlow, done <-chan struct{}) {
+	if s.opts.IdleTimeout < 0 {
+		return
+	}
+	every := min(max(s.opts.IdleTimeout/4, 10*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			if flow.idleFor(now) >= s.opts.IdleTimeout {
+				log.Info("closing idle connection", "idle_timeout", s.opts.IdleTimeout)
+				sconn.Close()
+				return
+			}
+		}
+	}
 }
 
 // session serves one "session" channel. The only request granted is the
 // "sftp" subsystem; shells, commands, ptys and env are refused.
-func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, handles *atomic.Int64) {
+func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, register func(*sessionFlow, bool)) {
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
 	}
-	defer ch.Close()
+	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
+		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
+	})
+	register(sf, true)
+	defer register(sf, false)
+	if flow.gone.Load() {
+		// The connection ended before this session was registered.
+		sf.Close()
+	}
+	defer sf.Close()
 	var closeOnce sync.Once
-	closeCh := func() { closeOnce.Do(func() { ch.Close() }) }
+	closeCh := func() { closeOnce.Do(func() { sf.Close() }) }
 	done := make(chan struct{})
 	started := false
 	for req := range reqs {
@@ -119,7 +260,7 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, handles *atomic.In
 				ok, started = true, true
 				go func() {
 					defer close(done)
-					s.serveSFTP(log, ch, handles, closeCh)
+					s.serveSFTP(log, sf, closeCh)
 					// Tell the client the subsystem ended, then close.
 					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 					closeCh()
@@ -139,20 +280,23 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, handles *atomic.In
 // serveSFTP runs the read-only SFTP request server on rwc until the client
 // closes it. A panic in a handler is recovered there (it ends this session
 // only); one in the server's own read loop is recovered here.
-func (s *Server) serveSFTP(log *slog.Logger, rwc io.ReadWriteCloser, handles *atomic.Int64, closeSession func()) {
+func (s *Server) serveSFTP(log *slog.Logger, sf *sessionFlow, closeSession func()) {
+	defer sf.release()
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("sftp session panicked; closing session", "panic", fmt.Sprint(v))
 			closeSession()
 		}
 	}()
-	h := newFSHandlers(s.view, s.secrets, handles, s.opts.MaxHandlesPerConn, log, closeSession)
+	h := newFSHandlers(s.view, s.secrets, &sf.conn.handles, s.opts.MaxHandlesPerConn, log, closeSession)
 	h.testHookRead = s.testHookRead
 	// The allocator reuses the 256 KiB buffers of requests and READ
 	// replies once a reply is sent: without it every READ allocates a fresh
 	// buffer, and the garbage, page faults and GC cost about a third of the
 	// server's CPU on a bulk read.
-	rs := sftp.NewRequestServer(rwc, h.handlers(), sftp.WithRSMaxTxPacket(maxReadData), sftp.WithRSAllocator())
+	hs := h.handlers()
+	hs.FileGet = cancelFiles{hs.FileGet, sf}
+	rs := sftp.NewRequestServer(sf, hs, sftp.WithRSMaxTxPacket(maxReadData), sftp.WithRSAllocator())
 	err := rs.Serve()
 	rs.Close()
 	if err != nil && err != io.EOF {

@@ -322,6 +322,34 @@ func (ts *testShare) dial(t testing.TB, auth ...ssh.AuthMethod) (*ssh.Client, er
 	})
 }
 
+// dialFrom is dial from a local address such as 127.0.0.2, so that a
+// test's attacker and its real client are different sources.
+func (ts *testShare) dialFrom(t testing.TB, local string, auth ...ssh.AuthMethod) (*ssh.Client, error) {
+	t.Helper()
+	if len(auth) == 0 {
+		auth = []ssh.AuthMethod{ssh.PublicKeys(ts.client.Signer)}
+	}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &ssh.ClientConfig{
+		User:            "someone",
+		Auth:            auth,
+		HostKeyCallback: ssh.FixedHostKey(ts.srv.HostKey()),
+		Timeout:         10 * time.Second,
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	sc, chans, reqs, err := ssh.NewClientConn(c, ts.addr, cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
 // sftpClient returns a pkg/sftp client over a real SSH connection.
 func (ts *testShare) sftpClient(t testing.TB) *sftp.Client {
 	t.Helper()

@@ -10,8 +10,11 @@
 // pinned), public-key auth (an authorized_keys file plus a KeyAuthorizer,
 // e.g. the live peers of a Discord channel), an optional per-run password,
 // AES-GCM ciphers only (chacha20 is much slower in Go), and limits
-// against hostile clients: login grace, MaxAuthTries, caps on connections,
-// sessions and open handles.
+// against hostile clients: before login, per-source and random early drop
+// limits, a short grace for silent connections and penalties for sources
+// that fail or stall; after it, caps per key and per source, an idle
+// timeout, and a bound on requests in flight (so on memory); see the
+// README's security section for every limit.
 package share
 
 import (
@@ -22,11 +25,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,13 +38,19 @@ import (
 
 // Defaults for the zero values in Options.
 const (
-	DefaultListen            = ":2200"
-	DefaultMaxConns          = 64
-	DefaultMaxStartups       = 32
-	DefaultMaxSessions       = 16
-	DefaultMaxHandlesPerConn = 512
-	DefaultMaxAuthTries      = 6
-	DefaultLoginGrace        = 20 * time.Second
+	DefaultListen               = ":2200"
+	DefaultMaxConns             = 64
+	DefaultMaxConnsPerKey       = 8
+	DefaultMaxConnsPerSource    = 16
+	DefaultMaxStartupsPerSource = 8
+	DefaultMaxSessions          = 4
+	DefaultMaxHandlesPerConn    = 512
+	DefaultMaxRequestsPerConn   = 32
+	DefaultMaxAuthTries         = 6
+	DefaultLoginGrace           = 20 * time.Second
+	DefaultVersionGrace         = 5 * time.Second
+	DefaultIdleTimeout          = 10 * time.Minute
+	DefaultPenaltyMax           = 10 * time.Minute
 
 	// shutdownGrace bounds how long Serve waits for connections to wind
 	// down after its context ends, well inside the 2 s promise.
@@ -94,19 +103,41 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns caps concurrent logged-in connections.
 	MaxConns int
-	// MaxStartups caps concurrent connections that have not logged in yet;
-	// more are dropped at once, so a flood cannot exhaust memory, and the
-	// flood's failures free their slots quickly (MaxAuthTries, LoginGrace).
-	MaxStartups int
+	// MaxConnsPerKey caps logged-in connections with one client key, so
+	// that one key (anyone's, on the LAN) cannot take every slot.
+	// Password logins are capped per source only.
+	MaxConnsPerKey int
+	// MaxConnsPerSource caps logged-in connections from one IPv4 address
+	// or IPv6 /64.
+	MaxConnsPerSource int
+	// MaxStartups is start:rate:full for connections that have not logged
+	// in yet (see Startups); zero means DefaultStartups.
+	MaxStartups Startups
+	// MaxStartupsPerSource caps connections logging in at once from one
+	// source; more are closed at once.
+	MaxStartupsPerSource int
 	// MaxSessionsPerConn caps SSH channels per connection.
 	MaxSessionsPerConn int
 	// MaxHandlesPerConn caps open files and directories per connection.
 	MaxHandlesPerConn int
+	// MaxRequestsPerConn caps the SFTP requests a connection may have
+	// waiting for their replies (each session may have one more); the
+	// server stops reading from a session at its cap. See flow.go.
+	MaxRequestsPerConn int
 	// MaxAuthTries is the number of failed login attempts after which a
 	// connection is closed.
 	MaxAuthTries int
 	// LoginGrace is how long a connection may take to log in.
 	LoginGrace time.Duration
+	// VersionGrace is how long a new connection may take to send its SSH
+	// version line; silent connections are closed after it.
+	VersionGrace time.Duration
+	// IdleTimeout closes logged-in connections that have no open file or
+	// directory and sent no request for this long. Negative: never.
+	IdleTimeout time.Duration
+	// PenaltyMax is the longest a source that fails or stalls logins is
+	// kept out (see penalties.go). Negative turns penalties off.
+	PenaltyMax time.Duration
 }
 
 // Server is a read-only SFTP server for one directory.
@@ -123,8 +154,8 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	startups chan struct{} // semaphore of connections not yet logged in
-	conns    atomic.Int64  // logged-in connections
+	gate   *gate
+	loglim *logLimiter
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -146,8 +177,32 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
-	if opts.MaxStartups <= 0 {
-		opts.MaxStartups = DefaultMaxStartups
+	if opts.MaxConnsPerKey <= 0 {
+		opts.MaxConnsPerKey = DefaultMaxConnsPerKey
+	}
+	if opts.MaxConnsPerSource <= 0 {
+		opts.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if opts.MaxStartups == (Startups{}) {
+		opts.MaxStartups = DefaultStartups
+	}
+	if err := opts.MaxStartups.check(); err != nil {
+		return nil, fmt.Errorf("max startups %v: %w", opts.MaxStartups, err)
+	}
+	if opts.MaxStartupsPerSource <= 0 {
+		opts.MaxStartupsPerSource = DefaultMaxStartupsPerSource
+	}
+	if opts.MaxRequestsPerConn <= 0 {
+		opts.MaxRequestsPerConn = DefaultMaxRequestsPerConn
+	}
+	if opts.VersionGrace <= 0 {
+		opts.VersionGrace = DefaultVersionGrace
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.PenaltyMax == 0 {
+		opts.PenaltyMax = DefaultPenaltyMax
 	}
 	if opts.MaxSessionsPerConn <= 0 {
 		opts.MaxSessionsPerConn = DefaultMaxSessions
@@ -165,7 +220,9 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.startups = make(chan struct{}, opts.MaxStartups)
+	s.gate = newGate(&s.opts)
+	s.loglim = newLogLimiter(s.log, logWindow)
+	raiseFileLimit(s.log)
 
 	root, real, err := openShareDir(opts.Dir)
 	if err != nil {
@@ -309,9 +366,11 @@ func (s *Server) sshConfig() *ssh.ServerConfig {
 // log one line per auth result, with the key fingerprint: the public key
 // callback remembers the key being tried and the auth log callback, which
 // runs once per real attempt (not for "would this key do?" queries that
-// succeed), reports the outcome. State is per connection, so nothing is
-// shared or locked across connections during login.
-func (s *Server) connConfig() *ssh.ServerConfig {
+// succeed), reports the outcome. Refusals are rate-limited per source (see
+// logLimiter). State is per connection, so nothing is shared or locked
+// across connections during login; auth tallies the attempts for the
+// penalty if the login fails.
+func (s *Server) connConfig(src netip.Prefix, auth *authTally) *ssh.ServerConfig {
 	cfg := *s.config
 	var lastKey string
 	cfg.PublicKeyCallback = func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -327,9 +386,19 @@ func (s *Server) connConfig() *ssh.ServerConfig {
 		if method == "none" {
 			return // every client starts with it; not an attempt
 		}
+		auth.attempts++
 		outcome := "accepted"
 		if err != nil {
 			outcome = "refused"
+			auth.failures++
+			if method == "password" {
+				auth.password = true
+			}
+			if !s.loglim.allow(kindAuthFail, src, method) {
+				return
+			}
+		} else if !s.loglim.allow(kindLoggedIn, src, "") {
+			return
 		}
 		attrs := []any{"remote", cm.RemoteAddr().String(), "user", cm.User(), "method", method}
 		if method == "publickey" {
@@ -447,27 +516,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.closeAll()
 	}()
 
-	var acceptErr error
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				acceptErr = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
-			}
-			break
-		}
-		if !s.track(c) {
-			c.Close()
-			break
-		}
-		s.wg.Add(1)
-		go s.handleConn(c)
-	}
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); s.loglim.run(logCtx) }()
+	defer func() { stopLog(); <-logDone }()
+
+	acceptErr := s.acceptLoop(ctx, ln)
 	s.closeAll()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -148,8 +148,9 @@ func TestAuthMaxAuthTries(t *testing.T) {
 	}
 }
 
-// TestLoginFloodDoesNotStall: while several clients fail logins as fast as
-// they can, a legitimate client still logs in and reads.
+// TestLoginFloodDoesNotStall: while several clients on another address
+// fail logins as fast as they can, a legitimate client still logs in and
+// reads (the flooding address ends up penalised).
 func TestLoginFloodDoesNotStall(t *testing.T) {
 	f := newFixture(t, false)
 	ts := startTestShare(t, f.share, func(o *Options) { o.Password = true })
@@ -166,7 +167,7 @@ func TestLoginFloodDoesNotStall(t *testing.T) {
 					return
 				default:
 				}
-				_, err := ts.dial(t, ssh.Password("guess"), ssh.PublicKeys(testenv.NewSigner(t)))
+				_, err := ts.dialFrom(t, "127.0.0.2", ssh.Password("guess"), ssh.PublicKeys(testenv.NewSigner(t)))
 				if err == nil {
 					t.Error("flood login succeeded")
 					return
@@ -204,6 +205,9 @@ func TestLoginFloodDoesNotStall(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatalf("legit login %d stalled during the flood", i)
 		}
+	}
+	if !strings.Contains(ts.logs.String(), "address penalised") {
+		t.Error("the flooding address was never penalised")
 	}
 	t.Logf("failed logins during the test: %d", failures.Load())
 }

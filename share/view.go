@@ -132,10 +132,13 @@ func (v *view) lookup(op, p string, follow bool) (resolved, error) {
 // resolve follows the symlinks on rel, one component at a time through
 // the root, and returns the path they lead to and its Lstat. A final
 // symlink is followed only when follow is set. Intermediate paths may be
-// hidden: only where a path ends counts, as for the kernel's lookup.
+// hidden: only where a path ends counts, as for the kernel's lookup. It
+// holds the directory reached so far open, so each component costs one
+// lstat (and one open for a directory), whatever the depth.
 func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
+	w := walker{top: v.root, dir: v.root, cur: "."}
+	defer w.close()
 	todo := split(rel)
-	cur := "."
 	hops := 0
 	var fi fs.FileInfo
 	for len(todo) > 0 {
@@ -145,26 +148,33 @@ func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
 		case "", ".":
 			continue
 		case "..":
-			if cur == "." {
+			if w.cur == "." {
 				return "", nil, errEscape
 			}
-			cur = filepath.ToSlash(filepath.Dir(cur))
+			if err := w.jump(path.Dir(w.cur)); err != nil {
+				return "", nil, err
+			}
 			fi = nil
 			continue
 		}
-		next := join(cur, c)
 		var err error
-		if fi, err = v.root.Lstat(next); err != nil {
+		if fi, err = w.dir.Lstat(c); err != nil {
 			return "", nil, err
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 || (len(todo) == 0 && !follow) {
-			cur = next
+			if len(todo) > 0 {
+				if err := w.descend(c); err != nil {
+					return "", nil, err
+				}
+			} else {
+				w.cur = join(w.cur, c)
+			}
 			continue
 		}
 		if hops++; hops > maxLinkHops {
 			return "", nil, syscall.ELOOP
 		}
-		target, err := v.root.Readlink(next)
+		target, err := w.dir.Readlink(c)
 		if err != nil {
 			return "", nil, err
 		}
@@ -173,7 +183,9 @@ func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
 			if !ok {
 				return "", nil, errEscape
 			}
-			cur = "."
+			if err := w.jump("."); err != nil {
+				return "", nil, err
+			}
 			todo = append(split(filepath.ToSlash(inside)), todo...)
 		} else {
 			todo = append(split(filepath.ToSlash(target)), todo...)
@@ -182,11 +194,51 @@ func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
 	}
 	if fi == nil { // the root, or a path that ended on ".."
 		var err error
-		if fi, err = v.root.Lstat(cur); err != nil {
+		if fi, err = v.root.Lstat(w.cur); err != nil {
 			return "", nil, err
 		}
 	}
-	return cur, fi, nil
+	return w.cur, fi, nil
+}
+
+// walker is resolve's position: the root-relative path cur and the
+// directory it names, held open.
+type walker struct {
+	top *os.Root // the share
+	dir *os.Root // cur, opened; top itself at "."
+	cur string
+}
+
+// descend moves into the subdirectory name of cur.
+func (w *walker) descend(name string) error {
+	d, err := w.dir.OpenRoot(name)
+	if err != nil {
+		return err
+	}
+	w.close()
+	w.dir, w.cur = d, join(w.cur, name)
+	return nil
+}
+
+// jump moves to rel, a directory without symlinks, from the top.
+func (w *walker) jump(rel string) error {
+	d := w.top
+	if rel != "." {
+		var err error
+		if d, err = w.top.OpenRoot(rel); err != nil {
+			return err
+		}
+	}
+	w.close()
+	w.dir, w.cur = d, rel
+	return nil
+}
+
+func (w *walker) close() {
+	if w.dir != w.top {
+		w.dir.Close()
+	}
+	w.dir = w.top
 }
 
 // clientError turns an error about rel into what the client may see: the

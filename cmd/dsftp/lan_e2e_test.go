@@ -33,7 +33,6 @@ import (
 // (--lan-interface lo, a random --lan-port) or inside network namespaces
 // on a bridge the test makes. Nothing is sent on the host's interfaces.
 
-// freeUDPPort returns a UDP port that was free on loopback a moment ago.
 // lanMount is one `dsftp mount` sharing its own small folder.
 type lanMount struct {
 	name string
@@ -103,17 +102,23 @@ func (m *lanMount) stop(t *testing.T) {
 // whoami.txt, so its share is that folder. Extra args are appended.
 func startLANMount(t *testing.T, ns *testenv.Netns, name string, args ...string) *lanMount {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "whoami.txt"), []byte("I am "+name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startLANMountIn(t, ns, name, dir, filepath.Join(t.TempDir(), "peers"), args...)
+}
+
+// startLANMountIn starts `dsftp mount mnt` in dir, so dir is its share.
+func startLANMountIn(t *testing.T, ns *testenv.Netns, name, dir, mnt string, args ...string) *lanMount {
+	t.Helper()
 	testenv.RequireFUSE(t)
 	bin := testenv.Binary(t)
-	m := &lanMount{name: name, ns: ns}
-	m.dir = filepath.Join(t.TempDir(), name)
-	m.mnt = filepath.Join(t.TempDir(), "peers")
-	for _, d := range []string{m.dir, m.mnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(m.dir, "whoami.txt"), []byte("I am "+name+"\n"), 0o644); err != nil {
+	m := &lanMount{name: name, ns: ns, dir: dir, mnt: mnt}
+	if err := os.MkdirAll(m.mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	all := append([]string{"mount", m.mnt, "--name", name, "--discovery", "lan"}, args...)

@@ -47,7 +47,10 @@ SIGTERM unmounts.
 
 Like the original tool, mount also shares a directory (by default the
 working directory) read-only, exactly as 'dsftp share' does; --share DIR
-picks another, --no-share turns it off. The share flags of 'dsftp share'
+picks another, --no-share turns it off. Started in the home folder (or /,
+or above it), it refuses to share it unless --share names it. Hidden
+files, private keys, .dsftpignore entries and dsftp mounts are never
+shared (--share-hidden shares hidden files). The share flags of 'dsftp share'
 apply. Live peers' client keys may log in to it. With --no-share, discovery
 still posts a client-only advert (our client key, no addresses), which is
 what lets the peers' shares accept us; it is not listed as a peer.
@@ -122,14 +125,19 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	if err != nil {
 		return err
 	}
+	if !f.noShare {
+		if err := checkShareDir(f.shareDir, cmd.Flags().Changed("share"), "dsftp mount "+dir, true, cmd); err != nil {
+			return err
+		}
+	}
 	abs, err := prepareMountpoint(dir, f.create, log)
 	if err != nil {
 		return err
 	}
 	if !f.noShare {
-		opts := f.share.options(f.shareDir)
+		opts := f.share.options(f.shareDir, &f.disc)
 		opts.Logger = log
-		cfg.Share, cfg.Reach = &opts, f.upnp.config(adv)
+		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, f.upnp.config(adv), abs
 	}
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/share"
 )
 
@@ -28,6 +30,8 @@ type shareFlags struct {
 	maxHandles     int
 	maxAuthTries   int
 	loginGrace     time.Duration
+	shareHidden    bool
+	flags          *pflag.FlagSet // to tell a --listen given from its default
 }
 
 // register adds the share flags to fs.
@@ -40,13 +44,30 @@ func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxHandles, "max-handles", share.DefaultMaxHandlesPerConn, "maximum number of open files and directories per connection")
 	fs.IntVar(&f.maxAuthTries, "max-auth-tries", share.DefaultMaxAuthTries, "failed login attempts after which a connection is closed")
 	fs.DurationVar(&f.loginGrace, "login-grace", share.DefaultLoginGrace, "time a connection has to log in")
+	fs.BoolVar(&f.shareHidden, "share-hidden", false, "also share hidden files and folders (names starting with \".\"); private keys stay unshared")
+	f.flags = fs
 }
 
-// options turns the flags into share.Options for dir.
-func (f *shareFlags) options(dir string) share.Options {
+// options turns the flags into share.Options for dir. Without --listen,
+// the share falls back to another port when the default one is taken. df
+// names the Discord token file, which is never served (nor is the host
+// key).
+func (f *shareFlags) options(dir string, df *discoveryFlags) share.Options {
+	listen := f.listen
+	if f.flags != nil && !f.flags.Changed("listen") {
+		listen = ""
+	}
+	var secrets []string
+	for _, p := range []string{f.hostKey, df.tokenFile, discord.DefaultTokenFile()} {
+		if p != "" {
+			secrets = append(secrets, p)
+		}
+	}
 	return share.Options{
 		Dir:                dir,
-		Listen:             f.listen,
+		Listen:             listen,
+		ShareHidden:        f.shareHidden,
+		SecretFiles:        secrets,
 		HostKeyFile:        f.hostKey,
 		AuthorizedKeysFile: f.authorizedKeys,
 		Password:           f.password,
@@ -69,7 +90,10 @@ func newShareCmd(g *globals) *cobra.Command {
 interrupted. Any SFTP client works: OpenSSH sftp, sshfs, FileZilla, WinSCP.
 
 Clients see DIR as "/" and cannot leave it (not with "..", absolute paths or
-symlinks pointing outside). Every write is refused. Logins use public keys
+symlinks pointing outside). Every write is refused. Hidden files, files
+holding private keys, what DIR/.dsftpignore lists and dsftp mounts are never
+served. Without DIR, the working directory is shared unless it is the home
+folder (or /, or above it). Logins use public keys
 (--authorized-keys); --password adds a random per-run password for clients
 without keys. The host key is new each run unless --host-key pins it.`,
 		Example: `  dsftp share ~/photos --authorized-keys ~/.ssh/authorized_keys
@@ -80,6 +104,9 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
+			}
+			if err := checkShareDir(dir, len(args) == 1, "dsftp share", false, cmd); err != nil {
+				return err
 			}
 			return runShare(cmd, dir, &f, &df, &lf, &rf)
 		},
@@ -104,7 +131,7 @@ func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags,
 	if err := discoveryConfig(&cfg, df, lf, false, log); err != nil {
 		return err
 	}
-	opts := f.options(dir)
+	opts := f.options(dir, df)
 	cfg.Share = &opts
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {
@@ -115,4 +142,14 @@ func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags,
 	}
 	fmt.Fprintln(os.Stderr, "dsftp share stopped")
 	return nil
+}
+
+// checkShareDir refuses an implicit share of the home folder (see
+// instance.CheckShareDir), as a usage error.
+func checkShareDir(dir string, explicit bool, how string, noShare bool, cmd *cobra.Command) error {
+	err := instance.CheckShareDir(dir, explicit, how, noShare, cmd.ErrOrStderr())
+	if errors.Is(err, instance.ErrHomeShare) {
+		return usageError{err}
+	}
+	return err
 }

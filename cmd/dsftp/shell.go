@@ -21,6 +21,7 @@ func init() {
 func newShellCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	var noShare bool
+	var shareDir string
 	var sf shareFlags
 	var history string
 	var df discoveryFlags
@@ -34,17 +35,19 @@ cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
 Tab completes commands, peer names and paths; Ctrl-C stops a running get
 (run it again to resume); Ctrl-D exits.
 
-Like mount, the shell shares the working directory read-only while it runs
-(--no-share turns that off) and finds peers as --discovery says: through
+Like mount, the shell shares the working directory (or --share DIR)
+read-only while it runs (--no-share turns that off; the home folder is
+shared only when --share names it) and finds peers as --discovery says: through
 the Discord channel, on the local network (lan), or only --peer (off).
 With --no-share it still advertises its client key (a client-only advert,
 not listed as a peer), which is what lets the peers' shares accept it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runShellCmd(cmd, &cf, &df, &lf, &sf, noShare, history)
+			return runShellCmd(cmd, &cf, &df, &lf, &sf, shareDir, noShare, history)
 		},
 	}
 	cf.register(cmd)
+	cmd.Flags().StringVar(&shareDir, "share", ".", "`DIR` to share read-only while the shell runs")
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs (discovery then advertises only our client key, so peers' shares let us in)")
 	sf.register(cmd.Flags())
 	df.register(cmd.Flags(), true)
@@ -55,12 +58,12 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 
 // runShellCmd runs the interactive shell, sharing the working directory
 // meanwhile (unless noShare) and finding peers as --discovery says.
-func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, noShare bool, history string) error {
+func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, shareDir string, noShare bool, history string) error {
 	// Discovery and share logs would break into the prompt; only warnings
 	// and errors reach the terminal.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := instance.Config{
-		ShareHint: "share the working directory (or run with --no-share)",
+		ShareHint: fmt.Sprintf("share %s (or run with --no-share)", shareDir),
 		// Discovery starts in the background so the shell answers at once;
 		// until the first advert is out and a little after, list_peers says
 		// more peers may arrive.
@@ -79,7 +82,10 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	cfg.Peers = ps
 	cfg.Pool = cf.poolOptions(ids, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if !noShare {
-		opts := sf.options(".")
+		if err := checkShareDir(shareDir, cmd.Flags().Changed("share"), "dsftp shell", true, cmd); err != nil {
+			return err
+		}
+		opts := sf.options(shareDir, df)
 		opts.Logger = quiet
 		cfg.Share = &opts
 	}

@@ -58,3 +58,28 @@ func Unescape(s string) string {
 	}
 	return b.String()
 }
+
+// Of lists the mountpoints of every file system of type fstype, in mount
+// order.
+func Of(fstype string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	return parseOf(string(b), fstype)
+}
+
+// parseOf is Of on the text of a mountinfo file.
+func parseOf(text, fstype string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		if i := slices.Index(f[6:], "-"); i >= 0 && 6+i+1 < len(f) && f[6+i+1] == fstype {
+			out = append(out, Unescape(f[4]))
+		}
+	}
+	return out
+}

@@ -37,3 +37,14 @@ func TestParse(t *testing.T) {
 		t.Errorf("types at /nowhere = %q, want none", got)
 	}
 }
+
+func TestParseOf(t *testing.T) {
+	text := `22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+90 22 0:50 / /root/my\040peers rw,nosuid shared:50 - fuse.dsftp dsftp rw,user_id=0
+92 22 0:52 / /root/my rw - fuse.sshfs x rw
+93 22 0:53 / /srv/peers rw - fuse.dsftp dsftp rw
+`
+	if got, want := parseOf(text, "fuse.dsftp"), []string{"/root/my peers", "/srv/peers"}; !slices.Equal(got, want) {
+		t.Errorf("dsftp mounts = %q, want %q", got, want)
+	}
+}

@@ -32,6 +32,9 @@ type Config struct {
 	// ShareHint, when set, prefixes an error starting the share with what
 	// to do instead.
 	ShareHint string
+	// Mountpoint is this process's own mount, never served by its share
+	// (nor is any other dsftp mount).
+	Mountpoint string
 	// Pool opens the sessions to the peers' shares (mount, shell, get);
 	// its key is advertised as our client key.
 	Pool *pool.Options
@@ -169,7 +172,8 @@ func (in *Instance) startShare() error {
 	if in.cfg.Pool != nil || in.cfg.Discord != nil || in.cfg.LAN != nil {
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return in.Registry.AuthorizedKey(k) })
 	}
-	srv, err := startShare(opts, in.cfg.Out)
+	opts.ExcludeMounts = excludeMounts(in.cfg.Mountpoint)
+	srv, err := startShare(opts, in.audience(opts), in.cfg.Out)
 	if err != nil {
 		if in.cfg.ShareHint != "" {
 			return fmt.Errorf("%s: %w", in.cfg.ShareHint, err)

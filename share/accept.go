@@ -1,0 +1,119 @@
+package share
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// Backoff after a failed accept: EMFILE and ENFILE (out of descriptors),
+// ENOMEM, ECONNABORTED and the like are the machine's or one connection's
+// trouble, not the listener's. The listener is kept and accept retried, so
+// the share serves again once descriptors free up; the pending connections
+// wait in the kernel's backlog meanwhile.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// acceptLoop accepts connections until ctx ends or the server shuts down;
+// it returns an error only if the listener itself was closed under it.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || s.isShutdown() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			}
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			if s.loglim.allow(kindAcceptErr, netip.Prefix{}, errnoText(err)) {
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		src := sourceOf(c.RemoteAddr())
+		if reason := s.gate.admit(src, time.Now()); reason != "" {
+			refuse(c)
+			s.logRefused(src, c.RemoteAddr(), reason)
+			continue
+		}
+		if !s.track(c) {
+			s.gate.leaveStartup(src)
+			c.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		go s.handleConn(c, src)
+	}
+}
+
+// refuse closes a connection refused before the SSH banner with a reset:
+// nothing is sent, and no TIME_WAIT socket per refused connection piles up
+// on this side during a flood.
+func refuse(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// logRefused logs a refused connection, in full the first few times per
+// source and window, then summarised.
+func (s *Server) logRefused(src netip.Prefix, remote net.Addr, reason string) {
+	if s.loglim.allow(kindRefused, src, reason) {
+		s.log.Warn("connection refused: "+reason, "remote", remote.String(),
+			"note", "further refusals from this address are summarised once a minute")
+	}
+}
+
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// errnoText is the short cause of an accept error, for the summary.
+func errnoText(err error) string {
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en.Error()
+	}
+	return "other error"
+}
+
+// raiseFileLimit raises the soft limit on open descriptors to the hard
+// limit: every connection costs one, and the default soft limit (1024 on
+// most systems) is reached long before memory runs short. (Go's runtime
+// does the same at start since 1.19; this also covers embedders that
+// lowered it, and says in the log what the limit is.)
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Debug("read descriptor limit", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		old := lim.Cur
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Debug("raise descriptor limit", "from", old, "to", lim.Max, "err", err)
+			return
+		}
+	}
+	log.Debug("descriptor limit", "soft", lim.Cur, "hard", lim.Max)
+}

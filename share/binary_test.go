@@ -1,0 +1,195 @@
+package share
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// binaryShare is the real `dsftp share` serving dir on loopback.
+type binaryShare struct {
+	proc *testenv.Process
+	addr string
+	key  testenv.Key
+	fp   string // host key fingerprint from the banner
+}
+
+// startBinaryShare runs `dsftp share dir`, through wrap (e.g. prlimit) if
+// given, and waits until it is ready.
+func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) *binaryShare {
+	t.Helper()
+	bin := testenv.Binary(t)
+	key := testenv.NewKey(t, t.TempDir(), "client")
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	args := append([]string{"share", dir, "--listen", addr, "--authorized-keys", key.Path + ".pub"}, extra...)
+	name := bin
+	if len(wrap) > 0 {
+		name, args = wrap[0], append(append(wrap[1:], bin), args...)
+	}
+	p := testenv.Start(t, nil, name, args...)
+	p.WaitOutput(t, "dsftp share ready on port", 60*time.Second)
+	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(p.Output.String())
+	if fp == "" {
+		t.Fatalf("no host key fingerprint in the banner:\n%s", p.Output.String())
+	}
+	return &binaryShare{proc: p, addr: addr, key: key, fp: fp}
+}
+
+// dial logs in with the share's client key, pinning its host key.
+func (b *binaryShare) dial() (*ssh.Client, error) {
+	return ssh.Dial("tcp", b.addr, &ssh.ClientConfig{
+		User: "tester",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(b.key.Signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			if got := ssh.FingerprintSHA256(k); got != b.fp {
+				return fmt.Errorf("host key %s, banner said %s", got, b.fp)
+			}
+			return nil
+		},
+		Timeout: 10 * time.Second,
+	})
+}
+
+// read downloads p over a fresh login.
+func (b *binaryShare) read(p string) ([]byte, error) {
+	c, err := b.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	return readAllRemote(sc, p)
+}
+
+// procStatus reads a field such as VmHWM (in kB) of pid.
+func procStatus(t testing.TB, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("read status of pid %d: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", field, line)
+			}
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// TestBinaryQueuedReadFlood: one connection with 16 sessions sends 256 KiB
+// READs without reading a reply (before the flow control, 69,000 of them
+// took the server to 7.3 GB). The real binary's peak RSS stays within the
+// bound the README states, and the next login reads the file.
+func TestBinaryQueuedReadFlood(t *testing.T) {
+	f := newFixture(t, false)
+	b := startBinaryShare(t, f.share, nil)
+	pid := b.proc.Cmd.Process.Pid
+	want, err := readNoAtime(filepath.Join(f.share, "sub/deeper/random.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.read("/sub/deeper/random.bin"); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read before the flood: %v", err)
+	}
+	base := procStatus(t, pid, "VmHWM")
+
+	c, err := b.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := floodReads(t, c, "/sub/deeper/random.bin", 16, 100000, 4*time.Second)
+	peak := procStatus(t, pid, "VmHWM")
+	c.Close()
+
+	got, err := b.read("/sub/deeper/random.bin")
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read after the flood: %v", err)
+	}
+	// The bound: request memory of one connection (README) with room for
+	// the garbage collector, which lets the heap grow to twice the live
+	// data, and under -race for the detector's shadow memory (measured:
+	// 40 MiB over the base without it, 112 MiB with it; before the flow
+	// control, 215 MiB without it).
+	var o Options
+	o.MaxRequestsPerConn, o.MaxSessionsPerConn = DefaultMaxRequestsPerConn, DefaultMaxSessions
+	factor := int64(3)
+	if raceBuild {
+		factor = 8
+	}
+	bound := base + factor*memoryPerConn(&o)/1024
+	t.Logf("queued-read flood: %s; server peak RSS %d MiB before, %d MiB after (bound %d MiB)", stats, base>>10, peak>>10, bound>>10)
+	if peak > bound {
+		t.Errorf("server peak RSS %d MiB during the flood; bound %d MiB", peak>>10, bound>>10)
+	}
+}
+
+// TestBinaryEMFILE: the real binary, with 40 descriptors (prlimit), runs
+// out of them under a flood of connections from many addresses; accept
+// fails with EMFILE, and the listener backs off and retries instead of
+// dying: once the flood ends, a login works.
+func TestBinaryEMFILE(t *testing.T) {
+	prlimit := testenv.Require(t, "prlimit")[0]
+	f := newFixture(t, false)
+	b := startBinaryShare(t, f.share, []string{prlimit, "--nofile=40:40", "--"}, "--version-grace", "60s", "--penalty-max", "0")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; !strings.Contains(b.proc.Output.String(), "too many open files"); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("accept never failed with EMFILE after %d connections", len(held))
+		}
+		c, err := dialFromAddr(fmt.Sprintf("127.0.0.%d", 2+i%40), b.addr)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		_, _ = io.WriteString(c, "SSH-2.0-hold\r\n")
+		held = append(held, c)
+		if len(held) > 2000 {
+			t.Fatalf("no EMFILE after %d connections", len(held))
+		}
+	}
+	t.Logf("EMFILE after %d connections", len(held))
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	var lastErr error
+	testenv.WaitFor(t, 30*time.Second, "a login after the descriptor flood", func() bool {
+		select {
+		case <-b.proc.Done():
+			t.Fatalf("dsftp share exited after EMFILE:\n%s", b.proc.Output.String())
+		default:
+		}
+		_, lastErr = b.read("/a.txt")
+		return lastErr == nil
+	})
+	if !strings.Contains(b.proc.Output.String(), "accept failed; retrying") {
+		t.Errorf("no accept error logged:\n%s", b.proc.Output.String())
+	}
+}
