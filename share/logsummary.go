@@ -32,6 +32,7 @@ const (
 	kindAuthFail                 // failed login attempt
 	kindLoggedIn                 // a logged-in connection's lines (opened, closed)
 	kindAcceptErr                // accept() failed
+	kindUnshared                 // a file refused at open (a key, a dsftp secret)
 )
 
 type logKey struct {
@@ -146,6 +147,8 @@ func (l *logLimiter) flush() {
 			l.log.Info(fmt.Sprintf("%s failed login attempts %s %s", n, from, span), attrs...)
 		case kindLoggedIn:
 			l.log.Info(fmt.Sprintf("%s log lines about logged-in connections %s %s (only the first %d shown)", n, from, span, logBurst), attrs...)
+		case kindUnshared:
+			l.log.Warn(fmt.Sprintf("refused to serve unshared files %s more times %s", n, span), "count", c.suppressed, "why", k.reason)
 		case kindAcceptErr:
 			l.log.Warn(fmt.Sprintf("accept failed %s times %s; retrying with backoff", n, span), attrs[2:]...)
 		}

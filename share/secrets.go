@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -92,36 +91,15 @@ func (g *secretGuard) check(f *os.File, fi os.FileInfo, rel string) error {
 	return nil
 }
 
-// refusalLog logs refused opens, at most refusalLogBurst lines a minute;
-// the rest are counted and summed up in one line when the minute is over.
+// refusalLog logs refused opens through the server's log limiter: the
+// first lines of each reason in full, the rest summed up each minute.
 type refusalLog struct {
 	log *slog.Logger
-
-	mu         sync.Mutex
-	windowEnd  time.Time
-	logged     int
-	suppressed int
+	lim *logLimiter
 }
 
-const refusalLogBurst = 10
-
 func (l *refusalLog) refused(rel, why string) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.After(l.windowEnd) {
-		if l.suppressed > 0 {
-			l.log.Warn("refused more opens of unshared files", "count", l.suppressed, "period", "1m")
-		}
-		l.windowEnd, l.logged, l.suppressed = now.Add(time.Minute), 0, 0
-	}
-	ok := l.logged < refusalLogBurst
-	if ok {
-		l.logged++
-	} else {
-		l.suppressed++
-	}
-	l.mu.Unlock()
-	if ok {
+	if l.lim == nil || l.lim.allow(kindUnshared, netip.Prefix{}, why) {
 		l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
 	}
 }

@@ -280,7 +280,7 @@ func (s *Server) initView() error {
 		ignore:     ignore,
 		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
 	}
-	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log}}
+	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log, lim: s.loglim}}
 	return nil
 }
 
