@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"syscall"
 
@@ -26,10 +27,24 @@ type mountpointError struct{ msg string }
 func (e mountpointError) Error() string        { return e.msg }
 func (e mountpointError) Is(target error) bool { return target == ErrBadMountpoint }
 
-// PrepareMountpoint readies dir (absolute) for New: it cleans up a stale
-// mount left by a killed run, creates dir when create is set, and refuses
-// a dir that is not a directory or is already mounted by another dsftp.
-func PrepareMountpoint(dir string, create bool, log *slog.Logger) error {
+// PrepareMountpoint readies dir for New and returns it made absolute: it
+// cleans up a stale mount left by a killed run, creates dir when create is
+// set, refuses a dir that is not a directory or is already mounted by
+// another dsftp, and checks that FUSE is there.
+func PrepareMountpoint(dir string, create bool, log *slog.Logger) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	if err := prepareMountpoint(abs, create, log); err != nil {
+		return "", err
+	}
+	return abs, checkFUSE()
+}
+
+// prepareMountpoint is PrepareMountpoint for the absolute dir, without
+// the FUSE check.
+func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	// statfs always reaches a FUSE daemon (stat may be answered from the
 	// kernel's attribute cache), so it is what reveals a dead one.
 	var sfs syscall.Statfs_t
@@ -65,8 +80,8 @@ func PrepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	return nil
 }
 
-// CheckFUSE names the missing piece before go-fuse fails obscurely.
-func CheckFUSE() error {
+// checkFUSE names the missing piece before go-fuse fails obscurely.
+func checkFUSE() error {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return fmt.Errorf("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) and install FUSE 3 (apt-get install fuse3)")
 	}

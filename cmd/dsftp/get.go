@@ -71,7 +71,7 @@ func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discover
 		return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
 	}
 	if _, _, err := client.SplitSpec(spec, nil); err != nil {
-		return usageError{err}
+		return err
 	}
 	log := slog.Default()
 	ps, ids, err := cf.parse()
@@ -84,7 +84,7 @@ func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discover
 		Discover: func(reg *peers.Registry) bool { return !client.Known(spec, reg) },
 		Out:      cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,
 	}
-	if err := discoveryConfig(&cfg, df, lf, true, log); err != nil {
+	if err := discoveryConfig(&cfg, df, lf, log); err != nil {
 		return err
 	}
 	in, err := instance.Start(cmd.Context(), cfg)

@@ -29,7 +29,7 @@ type lanFlags struct {
 	// ifaces limits LAN discovery to these network interfaces.
 	ifaces []string
 	// defaulted records that LAN discovery was chosen only because no
-	// Discord token is configured; startLAN then prints lanNotice.
+	// Discord token is configured; the instance then says so.
 	defaulted bool
 }
 
@@ -43,12 +43,6 @@ func (f *lanFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.ifaces, "lan-interface", nil,
 		"network interface for LAN discovery, e.g. eth0 or lo (repeatable; default: every interface that is up)")
 }
-
-// lanNotice is printed when LAN discovery is chosen by default.
-const lanNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
-
-// lanClientNotice is lanNotice for a process that shares nothing.
-const lanClientNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan); to use a Discord channel instead, set " + envDiscordToken + " (see \"Discovery through Discord\" in the README)"
 
 // value is --discovery, or else $DSFTP_DISCOVERY, or "" for the default.
 func (f *lanFlags) value() string {
@@ -138,9 +132,8 @@ func advertName(df *discoveryFlags) string {
 
 // discoveryConfig applies --discovery and the Discord flags to cfg: the
 // Discord config when Discord is chosen, the LAN config when LAN is, and
-// the name adverts carry. clientOnly says the command shares nothing,
-// which the LAN notice then does not warn about.
-func discoveryConfig(cfg *instance.Config, df *discoveryFlags, lf *lanFlags, clientOnly bool, log *slog.Logger) error {
+// the name adverts carry.
+func discoveryConfig(cfg *instance.Config, df *discoveryFlags, lf *lanFlags, log *slog.Logger) error {
 	tok, useLAN, err := lf.choose(df, log)
 	if err != nil {
 		return err
@@ -151,13 +144,7 @@ func discoveryConfig(cfg *instance.Config, df *discoveryFlags, lf *lanFlags, cli
 		cfg.Discord = &dc
 	}
 	if useLAN {
-		cfg.LAN = &instance.LAN{Port: lf.port, Interfaces: lf.ifaces}
-		switch {
-		case lf.defaulted && clientOnly:
-			cfg.LAN.Notice = lanClientNotice
-		case lf.defaulted:
-			cfg.LAN.Notice = lanNotice
-		}
+		cfg.LAN = &instance.LAN{Port: lf.port, Interfaces: lf.ifaces, Defaulted: lf.defaulted}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers/lan"
 )
 
@@ -37,8 +38,8 @@ func TestResolveDiscovery(t *testing.T) {
 			t.Errorf("%q token=%v: defaulted=%v", tc.flag, tc.token, f.defaulted)
 		}
 	}
-	if strings.Contains(lanNotice, "\n") || !strings.Contains(lanNotice, "anyone") || !strings.Contains(lanNotice, envDiscordToken) {
-		t.Errorf("notice is not one line saying who can read and how to set up Discord: %q", lanNotice)
+	if strings.Contains(instance.LANNotice, "\n") || !strings.Contains(instance.LANNotice, "anyone") || !strings.Contains(instance.LANNotice, envDiscordToken) {
+		t.Errorf("notice is not one line saying who can read and how to set up Discord: %q", instance.LANNotice)
 	}
 	// $DSFTP_DISCOVERY is the default; the flag wins.
 	t.Setenv(envDiscovery, "off")

@@ -12,10 +12,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dsftp/dsftp/cmd/internal/client"
+	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/fs"
 )
 
 // Exit codes.
@@ -107,11 +112,15 @@ func run(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "dsftp: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	if errors.As(err, &ue) || isCobraUsage(err) || slices.ContainsFunc(usageErrs, func(e error) bool { return errors.Is(err, e) }) {
 		return exitUsage
 	}
 	return exitError
 }
+
+// usageErrs are the libraries' errors that mean the user asked for
+// something wrong (a bad mountpoint, the home folder, no PEER:PATH).
+var usageErrs = []error{fs.ErrBadMountpoint, instance.ErrHomeShare, client.ErrSpec}
 
 // isCobraUsage recognises cobra's own argument errors (unknown command,
 // wrong number of arguments), which it does not type.

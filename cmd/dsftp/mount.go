@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/fs"
@@ -118,7 +115,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	// Check the discovery flags and token, and the usage of the UPnP
 	// flags, before touching the mountpoint.
-	if err := discoveryConfig(&cfg, &f.disc, &f.lan, f.noShare, log); err != nil {
+	if err := discoveryConfig(&cfg, &f.disc, &f.lan, log); err != nil {
 		return err
 	}
 	adv, err := f.upnp.check()
@@ -126,11 +123,11 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 	if !f.noShare {
-		if err := checkShareDir(f.shareDir, cmd.Flags().Changed("share"), "dsftp mount "+dir, true, cmd); err != nil {
+		if err := instance.CheckShareDir(f.shareDir, cmd.Flags().Changed("share"), "dsftp mount "+dir, true, cmd.ErrOrStderr()); err != nil {
 			return err
 		}
 	}
-	abs, err := prepareMountpoint(dir, f.create, log)
+	abs, err := fs.PrepareMountpoint(dir, f.create, log)
 	if err != nil {
 		return err
 	}
@@ -143,44 +140,11 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	if err != nil {
 		return err
 	}
-	in.Go(func(ctx context.Context) error { return mountPeers(ctx, in, f, abs, log) })
-	return in.Wait()
-}
-
-// prepareMountpoint makes dir absolute and ready to mount on, and checks
-// that FUSE is there.
-func prepareMountpoint(dir string, create bool, log *slog.Logger) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	if err := fs.PrepareMountpoint(abs, create, log); err != nil {
-		if errors.Is(err, fs.ErrBadMountpoint) {
-			return "", usageError{err}
-		}
-		return "", err
-	}
-	return abs, fs.CheckFUSE()
-}
-
-// mountPeers mounts the instance's peers at dir until ctx ends or the
-// file system is unmounted from outside.
-func mountPeers(ctx context.Context, in *instance.Instance, f *mountFlags, dir string, log *slog.Logger) error {
-	m, err := fs.New(dir, fs.Options{
-		Registry:   in.Registry,
-		Pool:       in.Pool,
-		AttrTTL:    ttlFlag(f.attrTTL),
-		CacheSize:  f.cacheSize,
-		AllowOther: f.allowOther,
-		Logger:     log,
-		Debug:      f.debugFUSE,
+	in.Go(func(ctx context.Context) error {
+		return in.Mount(ctx, abs, fs.Options{AttrTTL: ttlFlag(f.attrTTL), CacheSize: f.cacheSize,
+			AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
-	if err != nil {
-		return err
-	}
-	log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
-		"client_key", ssh.FingerprintSHA256(in.ClientKey()))
-	return m.Run(ctx)
+	return in.Wait()
 }
 
 // startCPUProfile writes a CPU profile to file until stop is called.

@@ -76,7 +76,7 @@ func runPeers(cmd *cobra.Command, f *discoveryFlags, lf *lanFlags, asJSON bool, 
 	}
 	log := slog.Default()
 	var cfg instance.Config
-	if err := discoveryConfig(&cfg, f, lf, true, log); err != nil {
+	if err := discoveryConfig(&cfg, f, lf, log); err != nil {
 		return err
 	}
 	if cfg.Discord == nil && cfg.LAN == nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,7 +104,7 @@ without keys. The host key is new each run unless --host-key pins it.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			if err := checkShareDir(dir, len(args) == 1, "dsftp share", false, cmd); err != nil {
+			if err := instance.CheckShareDir(dir, len(args) == 1, "dsftp share", false, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			return runShare(cmd, dir, &f, &df, &lf, &rf)
@@ -128,7 +127,7 @@ func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags,
 	}
 	log := slog.Default()
 	cfg := instance.Config{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log, Reach: rf.config(adv)}
-	if err := discoveryConfig(&cfg, df, lf, false, log); err != nil {
+	if err := discoveryConfig(&cfg, df, lf, log); err != nil {
 		return err
 	}
 	opts := f.options(dir, df)
@@ -142,14 +141,4 @@ func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags,
 	}
 	fmt.Fprintln(os.Stderr, "dsftp share stopped")
 	return nil
-}
-
-// checkShareDir refuses an implicit share of the home folder (see
-// instance.CheckShareDir), as a usage error.
-func checkShareDir(dir string, explicit bool, how string, noShare bool, cmd *cobra.Command) error {
-	err := instance.CheckShareDir(dir, explicit, how, noShare, cmd.ErrOrStderr())
-	if errors.Is(err, instance.ErrHomeShare) {
-		return usageError{err}
-	}
-	return err
 }

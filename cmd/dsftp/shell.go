@@ -70,7 +70,7 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 		DiscordInBackground: true,
 		Out:                 cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: quiet,
 	}
-	if err := discoveryConfig(&cfg, df, lf, noShare, quiet); err != nil {
+	if err := discoveryConfig(&cfg, df, lf, quiet); err != nil {
 		return err
 	}
 	ps, ids, err := cf.parse()
@@ -82,7 +82,7 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	cfg.Peers = ps
 	cfg.Pool = cf.poolOptions(ids, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if !noShare {
-		if err := checkShareDir(shareDir, cmd.Flags().Changed("share"), "dsftp shell", true, cmd); err != nil {
+		if err := instance.CheckShareDir(shareDir, cmd.Flags().Changed("share"), "dsftp shell", true, cmd.ErrOrStderr()); err != nil {
 			return err
 		}
 		opts := sf.options(shareDir, df)

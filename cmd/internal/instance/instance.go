@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/pool"
@@ -67,9 +68,9 @@ type Config struct {
 type LAN struct {
 	Port       int
 	Interfaces []string
-	// Notice is printed to Config.Err once listening ("" for none): why
-	// LAN discovery is on when the user did not ask for it.
-	Notice string
+	// Defaulted says LAN discovery is on only because no Discord token is
+	// configured; the user is told so once listening.
+	Defaulted bool
 }
 
 // Reach configures the port mapping and the advertised addresses.
@@ -270,8 +271,18 @@ func (in *Instance) Wait() error {
 	return err
 }
 
-// ClientKey is the key the pool logs in to peers with.
-func (in *Instance) ClientKey() ssh.PublicKey { return in.Pool.PublicKey() }
+// Mount mounts the instance's peers at dir until ctx ends or the file
+// system is unmounted from outside; opts need no Registry or Pool.
+func (in *Instance) Mount(ctx context.Context, dir string, opts fs.Options) error {
+	opts.Registry, opts.Pool = in.Registry, in.Pool
+	m, err := fs.New(dir, opts)
+	if err != nil {
+		return err
+	}
+	in.log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
+		"client_key", ssh.FingerprintSHA256(in.Pool.PublicKey()))
+	return m.Run(ctx)
+}
 
 // authorizerFunc adapts a function to share.KeyAuthorizer.
 type authorizerFunc func(ssh.PublicKey) (string, bool)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/lan"
 )
 
@@ -55,13 +56,21 @@ func (in *Instance) startLAN() error {
 	return nil
 }
 
+// LANNotice is printed when LAN discovery is chosen by default.
+const LANNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
+
+// LANClientNotice is LANNotice for a process that shares nothing.
+const LANClientNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan); to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
+
 // lanNotice tells the user why LAN discovery is on, or, when they chose
 // it for a share, who can read it.
 func (in *Instance) lanNotice() {
 	cfg := in.cfg.LAN
 	switch {
-	case cfg.Notice != "":
-		fmt.Fprintln(in.cfg.Err, cfg.Notice)
+	case cfg.Defaulted && in.self.clientOnly():
+		fmt.Fprintln(in.cfg.Err, LANClientNotice)
+	case cfg.Defaulted:
+		fmt.Fprintln(in.cfg.Err, LANNotice)
 	case in.self.clientOnly():
 		// Nothing of ours can be read; our key only reaches the others.
 	default:
