@@ -76,3 +76,17 @@ func (s Startups) drop(n int) bool {
 	p := s.Rate + (100-s.Rate)*(n-s.Start)/(s.Full-s.Start)
 	return rand.IntN(100) < p
 }
+
+// Set parses v (see ParseStartups), so a *Startups is a command-line flag
+// value (flag.Value, pflag.Value).
+func (s *Startups) Set(v string) error {
+	st, err := ParseStartups(v)
+	if err != nil {
+		return err
+	}
+	*s = st
+	return nil
+}
+
+// Type names the flag's form in help output.
+func (s *Startups) Type() string { return "start:rate:full" }

@@ -91,9 +91,8 @@ func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discover
 	if err != nil {
 		return err
 	}
-	remote := client.New(client.Options{Registry: in.Registry, Pool: in.Pool})
 	in.Go(func(ctx context.Context) error {
-		return remote.Get(ctx, spec, dest, opts, in.Discovering, wait, cmd.OutOrStdout())
+		return in.Remote().Get(ctx, spec, dest, opts, in.Discovering, wait, cmd.OutOrStdout())
 	})
 	return in.Wait()
 }

@@ -98,11 +98,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 	if f.cpuProfile != "" {
-		stop, err := startCPUProfile(f.cpuProfile)
+		pf, err := os.Create(f.cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	// Bulk reads allocate in the SSH layer for every packet; collecting
 	// less often saves about a tenth of the CPU per byte, and the soft
@@ -141,29 +145,8 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 		return err
 	}
 	in.Go(func(ctx context.Context) error {
-		return in.Mount(ctx, abs, fs.Options{AttrTTL: ttlFlag(f.attrTTL), CacheSize: f.cacheSize,
+		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
 			AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
 	return in.Wait()
-}
-
-// startCPUProfile writes a CPU profile to file until stop is called.
-func startCPUProfile(file string) (stop func(), err error) {
-	pf, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(pf); err != nil {
-		pf.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
-}
-
-// ttlFlag maps the user's "0 disables" to fs.Options' "negative disables".
-func ttlFlag(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }

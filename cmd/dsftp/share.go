@@ -31,6 +31,15 @@ type shareFlags struct {
 	loginGrace     time.Duration
 	shareHidden    bool
 	flags          *pflag.FlagSet // to tell a --listen given from its default
+	// Limits against attack (share/gate.go, share/flow.go).
+	maxConnsPerKey       int
+	maxConnsPerSource    int
+	maxStartups          share.Startups
+	maxStartupsPerSource int
+	maxRequests          int
+	versionGrace         time.Duration
+	idleTimeout          time.Duration
+	penaltyMax           time.Duration
 }
 
 // register adds the share flags to fs.
@@ -45,6 +54,15 @@ func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.loginGrace, "login-grace", share.DefaultLoginGrace, "time a connection has to log in")
 	fs.BoolVar(&f.shareHidden, "share-hidden", false, "also share hidden files and folders (names starting with \".\"); private keys stay unshared")
 	f.flags = fs
+	fs.IntVar(&f.maxConnsPerKey, "max-conns-per-key", share.DefaultMaxConnsPerKey, "maximum logged-in connections with one client key")
+	fs.IntVar(&f.maxConnsPerSource, "max-conns-per-source", share.DefaultMaxConnsPerSource, "maximum logged-in connections from one IPv4 address or IPv6 /64")
+	f.maxStartups = share.DefaultStartups
+	fs.Var(&f.maxStartups, "max-startups", "connections logging in at once, as start:rate:full: from start on, new ones are dropped with rate% probability, rising to all at full")
+	fs.IntVar(&f.maxStartupsPerSource, "max-startups-per-source", share.DefaultMaxStartupsPerSource, "maximum connections logging in at once from one address")
+	fs.IntVar(&f.maxRequests, "max-requests", share.DefaultMaxRequestsPerConn, "maximum SFTP requests in flight per connection (bounds memory per connection)")
+	fs.DurationVar(&f.versionGrace, "version-grace", share.DefaultVersionGrace, "time a new connection has to send its SSH version line")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", share.DefaultIdleTimeout, "close logged-in connections with nothing open and no request for this long (0: never)")
+	fs.DurationVar(&f.penaltyMax, "penalty-max", share.DefaultPenaltyMax, "longest an address that fails or stalls logins is refused (0: no penalties)")
 }
 
 // options turns the flags into share.Options for dir. Without --listen,
@@ -63,18 +81,35 @@ func (f *shareFlags) options(dir string, df *discoveryFlags) share.Options {
 		}
 	}
 	return share.Options{
-		Dir:                dir,
-		Listen:             listen,
-		ShareHidden:        f.shareHidden,
-		SecretFiles:        secrets,
-		HostKeyFile:        f.hostKey,
-		AuthorizedKeysFile: f.authorizedKeys,
-		Password:           f.password,
-		MaxConns:           f.maxConns,
-		MaxHandlesPerConn:  f.maxHandles,
-		MaxAuthTries:       f.maxAuthTries,
-		LoginGrace:         f.loginGrace,
+		MaxConnsPerKey:       f.maxConnsPerKey,
+		MaxConnsPerSource:    f.maxConnsPerSource,
+		MaxStartups:          f.maxStartups,
+		MaxStartupsPerSource: f.maxStartupsPerSource,
+		MaxRequestsPerConn:   f.maxRequests,
+		VersionGrace:         f.versionGrace,
+		IdleTimeout:          offIfZero(f.idleTimeout),
+		PenaltyMax:           offIfZero(f.penaltyMax),
+		Dir:                  dir,
+		Listen:               listen,
+		ShareHidden:          f.shareHidden,
+		SecretFiles:          secrets,
+		HostKeyFile:          f.hostKey,
+		AuthorizedKeysFile:   f.authorizedKeys,
+		Password:             f.password,
+		MaxConns:             f.maxConns,
+		MaxHandlesPerConn:    f.maxHandles,
+		MaxAuthTries:         f.maxAuthTries,
+		LoginGrace:           f.loginGrace,
 	}
+}
+
+// offIfZero maps a flag's 0 ("never", "off", "disables") to the negative
+// that share.Options and fs.Options take for it.
+func offIfZero(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func newShareCmd(g *globals) *cobra.Command {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 )
@@ -95,29 +94,17 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	if err != nil {
 		return err
 	}
-	banner := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
-	if cfg.LAN != nil {
-		banner += "\nFinding peers on the local network; list_peers shows them as they arrive."
-	}
-	if cfg.Discord != nil {
-		banner += "\nFinding peers through Discord; list_peers shows them as they arrive."
-	}
+	banner := shell.Banner(cfg.LAN != nil, cfg.Discord != nil)
 	in.Go(func(ctx context.Context) error {
-		return runShell(ctx, in, shell.Options{Timeout: 4 * cf.timeout, HistoryFile: history, Banner: banner})
+		sh, err := shell.New(shell.Options{Remote: in.Remote(), Terminal: term.IsTerminal(int(os.Stdout.Fd())),
+			Timeout: 4 * cf.timeout, HistoryFile: history, Banner: banner})
+		if err != nil {
+			return err
+		}
+		if err := sh.RunWithSignals(ctx); err != nil {
+			return fmt.Errorf("shell: %w", err)
+		}
+		return nil
 	})
 	return in.Wait()
-}
-
-// runShell runs the shell until exit, Ctrl-D or SIGTERM.
-func runShell(ctx context.Context, in *instance.Instance, opts shell.Options) error {
-	opts.Remote = client.New(client.Options{Registry: in.Registry, Pool: in.Pool, Settling: in.Settling})
-	opts.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-	sh, err := shell.New(opts)
-	if err != nil {
-		return err
-	}
-	if err := sh.RunWithSignals(ctx); err != nil {
-		return fmt.Errorf("shell: %w", err)
-	}
-	return nil
 }

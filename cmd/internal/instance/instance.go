@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/fs"
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
@@ -269,6 +270,12 @@ func (in *Instance) Wait() error {
 		in.Share.Close()
 	}
 	return err
+}
+
+// Remote is the client side of the instance: its peers through its pool,
+// settling while discovery collects them.
+func (in *Instance) Remote() *client.Remote {
+	return client.New(client.Options{Registry: in.Registry, Pool: in.Pool, Settling: in.Settling})
 }
 
 // Mount mounts the instance's peers at dir until ctx ends or the file

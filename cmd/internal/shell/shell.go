@@ -65,6 +65,18 @@ type Options struct {
 	Banner string
 }
 
+// Banner is the greeting: how to use the shell, and where it finds peers.
+func Banner(lan, discord bool) string {
+	b := "dsftp shell: type help for the commands, Tab to complete, Ctrl-D to leave."
+	if lan {
+		b += "\nFinding peers on the local network; list_peers shows them as they arrive."
+	}
+	if discord {
+		b += "\nFinding peers through Discord; list_peers shows them as they arrive."
+	}
+	return b
+}
+
 // Shell is one interactive session.
 type Shell struct {
 	opts  Options
