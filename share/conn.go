@@ -87,6 +87,13 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	defer close(idleDone)
 	go s.closeWhenIdle(log, sconn, flow, idleDone)
 
+	s.serveChannels(log, chans, flow)
+	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// serveChannels serves the SFTP sessions a logged-in connection opens
+// until it is gone, then stops them.
+func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, flow *connFlow) {
 	var (
 		sessions atomic.Int64
 		swg      sync.WaitGroup
@@ -128,7 +135,6 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	}
 	fmu.Unlock()
 	swg.Wait()
-	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // helloConn notes whether the client has sent its version line.

@@ -138,18 +138,8 @@ func (d *Discovery) rescan() bool {
 			if ifc.Flags&(net.FlagBroadcast|net.FlagLoopback) == 0 {
 				continue
 			}
-			mask := ipn.Mask
-			if len(mask) == net.IPv6len {
-				mask = mask[12:]
-			}
-			if ones, bits := ipn.Mask.Size(); bits-ones < 2 {
-				continue // /31 and /32 have no broadcast address
-			}
-			b := make(net.IP, net.IPv4len)
-			for i := range b {
-				b[i] = ip4[i] | ^mask[i]
-			}
-			if !seen[b.String()] {
+			b := broadcastAddr(ip4, ipn.Mask)
+			if b != nil && !seen[b.String()] {
 				seen[b.String()] = true
 				targets = append(targets, target{addr: &net.UDPAddr{IP: b, Port: d.port}})
 			}
@@ -187,6 +177,22 @@ func (d *Discovery) rescan() bool {
 	changed := s != d.lastSig
 	d.lastSig = s
 	return changed
+}
+
+// broadcastAddr is the IPv4 broadcast address of the network ip4/mask,
+// or nil for a /31 or /32, which have none.
+func broadcastAddr(ip4 net.IP, mask net.IPMask) net.IP {
+	if ones, bits := mask.Size(); bits-ones < 2 {
+		return nil
+	}
+	if len(mask) == net.IPv6len {
+		mask = mask[12:]
+	}
+	b := make(net.IP, net.IPv4len)
+	for i := range b {
+		b[i] = ip4[i] | ^mask[i]
+	}
+	return b
 }
 
 // joinGroup joins the IPv6 LAN group on one interface.
