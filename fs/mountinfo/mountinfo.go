@@ -1,7 +1,7 @@
 // Package mountinfo reads /proc/self/mountinfo: which file systems are
-// mounted exactly at a directory. It imports nothing of dsftp, so the test
-// helpers (testdata/testenv) use the same parser as fs without an import
-// cycle through fs's own dependencies.
+// mounted where. It imports nothing of dsftp, so the test helpers
+// (testdata/testenv) use the same parser as fs without an import cycle
+// through fs's own dependencies.
 package mountinfo
 
 import (
@@ -10,27 +10,47 @@ import (
 	"strings"
 )
 
-// Types lists the types of the file systems mounted exactly at dir
-// (absolute, clean), in mount order: the last one is the visible one.
-func Types(dir string) []string {
+// entry is one mount: where, and of which type.
+type entry struct {
+	point  string // unescaped
+	fstype string // e.g. "fuse.dsftp"
+}
+
+// read lists this mount namespace's mounts in mount order; nil where
+// /proc is not there.
+func read() []entry {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
-	return parse(string(b), dir)
+	return parse(string(b))
 }
 
-// parse is Types on the text of a mountinfo file.
-func parse(text, dir string) []string {
-	var types []string
+// parse reads the text of a mountinfo file.
+func parse(text string) []entry {
+	var out []entry
 	for _, line := range strings.Split(text, "\n") {
 		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
 		f := strings.Fields(line)
-		if len(f) < 7 || Unescape(f[4]) != dir {
+		if len(f) < 7 {
 			continue
 		}
 		if i := slices.Index(f[6:], "-"); i >= 0 && 6+i+1 < len(f) {
-			types = append(types, f[6+i+1])
+			out = append(out, entry{point: Unescape(f[4]), fstype: f[6+i+1]})
+		}
+	}
+	return out
+}
+
+// Types lists the types of the file systems mounted exactly at dir
+// (absolute, clean), in mount order: the last one is the visible one.
+func Types(dir string) []string { return typesAt(read(), dir) }
+
+func typesAt(es []entry, dir string) []string {
+	var types []string
+	for _, e := range es {
+		if e.point == dir {
+			types = append(types, e.fstype)
 		}
 	}
 	return types
@@ -38,6 +58,20 @@ func parse(text, dir string) []string {
 
 // Mounted reports whether anything is mounted exactly at dir.
 func Mounted(dir string) bool { return len(Types(dir)) > 0 }
+
+// Of lists the mountpoints of every file system of type fstype, in mount
+// order.
+func Of(fstype string) []string { return pointsOf(read(), fstype) }
+
+func pointsOf(es []entry, fstype string) []string {
+	var out []string
+	for _, e := range es {
+		if e.fstype == fstype {
+			out = append(out, e.point)
+		}
+	}
+	return out
+}
 
 // Unescape undoes the octal escapes (\040 for a space, \011, \012, \134)
 // the kernel writes in mount paths; a backslash that does not start three
@@ -57,29 +91,4 @@ func Unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// Of lists the mountpoints of every file system of type fstype, in mount
-// order.
-func Of(fstype string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	return parseOf(string(b), fstype)
-}
-
-// parseOf is Of on the text of a mountinfo file.
-func parseOf(text, fstype string) []string {
-	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 7 {
-			continue
-		}
-		if i := slices.Index(f[6:], "-"); i >= 0 && 6+i+1 < len(f) && f[6+i+1] == fstype {
-			out = append(out, Unescape(f[4]))
-		}
-	}
-	return out
 }

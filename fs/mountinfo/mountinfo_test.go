@@ -27,13 +27,13 @@ func TestParse(t *testing.T) {
 91 90 0:51 / /root/my\040peers rw - tmpfs tmpfs rw
 92 22 0:52 / /root/my rw - fuse.sshfs x rw
 `
-	if got, want := parse(text, "/root/my peers"), []string{"fuse.dsftp", "tmpfs"}; !slices.Equal(got, want) {
+	if got, want := typesAt(parse(text), "/root/my peers"), []string{"fuse.dsftp", "tmpfs"}; !slices.Equal(got, want) {
 		t.Errorf("types at /root/my peers = %q, want %q", got, want)
 	}
-	if got := parse(text, "/root/my\\040peers"); got != nil {
+	if got := typesAt(parse(text), "/root/my\\040peers"); got != nil {
 		t.Errorf("the escaped form matched: %q", got)
 	}
-	if got := parse(text, "/nowhere"); got != nil {
+	if got := typesAt(parse(text), "/nowhere"); got != nil {
 		t.Errorf("types at /nowhere = %q, want none", got)
 	}
 }
@@ -44,7 +44,7 @@ func TestParseOf(t *testing.T) {
 92 22 0:52 / /root/my rw - fuse.sshfs x rw
 93 22 0:53 / /srv/peers rw - fuse.dsftp dsftp rw
 `
-	if got, want := parseOf(text, "fuse.dsftp"), []string{"/root/my peers", "/srv/peers"}; !slices.Equal(got, want) {
+	if got, want := pointsOf(parse(text), "fuse.dsftp"), []string{"/root/my peers", "/srv/peers"}; !slices.Equal(got, want) {
 		t.Errorf("dsftp mounts = %q, want %q", got, want)
 	}
 }
