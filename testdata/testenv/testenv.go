@@ -286,3 +286,7 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// RaceEnabled reports whether the tests (and so the dsftp binary that
+// Binary builds) run with the race detector, which multiplies memory use.
+func RaceEnabled() bool { return raceEnabled }
