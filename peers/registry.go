@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,18 @@ type Registry struct {
 	seq         uint64
 	journal     []NameChange
 	journalFrom uint64
+
+	book    *NameBook // names remembered across runs; nil: none
+	bookErr func(error)
+}
+
+// SetNameBook makes the registry remember which key held each name (see
+// NameBook) and give a known name back to its key. onErr, if not nil,
+// hears of failed writes of the book.
+func (r *Registry) SetNameBook(b *NameBook, onErr func(error)) {
+	r.mu.Lock()
+	r.book, r.bookErr = b, onErr
+	r.mu.Unlock()
 }
 
 // journalLen bounds the change journal; a reader further behind lists
@@ -105,14 +118,62 @@ func (r *Registry) Upsert(p Peer) bool {
 	e, ok := r.byID[p.ID]
 	if ok {
 		e.Peer = p
+		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
+			r.noteBookLocked(e.DisplayName, p.ID)
+		}
 	} else {
-		e = &Entry{Peer: p, Added: now, DisplayName: r.uniqueName(p)}
+		e = &Entry{Peer: p, Added: now, DisplayName: r.claimName(p)}
 		r.byID[p.ID] = e
 		r.names[e.DisplayName] = p.ID
 		r.journalLocked(NameChange{Name: e.DisplayName, ID: p.ID})
 	}
 	r.changedLocked()
 	return !ok
+}
+
+// claimName picks the display name of a new share. Without a name book it
+// is uniqueName's. With one, a name the book gives to another key is not
+// handed out (the claimant gets a suffix), a name the book gives to p's
+// key is taken back from a stranger holding it (who gets a suffix
+// instead), and a free name nobody owns yet becomes p's. Names given with
+// --peer are the user's own: never remembered, never taken away.
+func (r *Registry) claimName(p Peer) string {
+	base := SanitizeName(p.Name)
+	if r.book == nil || p.Source == SourceFlag {
+		return r.uniqueName(p)
+	}
+	owner, known := r.book.Owner(base)
+	holderID, taken := r.names[base]
+	switch {
+	case known && owner != p.ID:
+		return r.suffixedName(p.ID, base)
+	case known && taken:
+		holder := r.byID[holderID]
+		if holder == nil || holder.Source == SourceFlag {
+			return r.suffixedName(p.ID, base)
+		}
+		// Give the stranger a suffixed name; base is p's again.
+		r.journalLocked(NameChange{Name: base, ID: holderID, Removed: true})
+		r.names[base] = p.ID
+		holder.DisplayName = r.suffixedName(holderID, base)
+		r.names[holder.DisplayName] = holderID
+		r.journalLocked(NameChange{Name: holder.DisplayName, ID: holderID})
+		r.noteBookLocked(base, p.ID)
+		return base
+	case taken:
+		return r.suffixedName(p.ID, base)
+	}
+	r.noteBookLocked(base, p.ID)
+	return base
+}
+
+func (r *Registry) noteBookLocked(name, id string) {
+	if r.book == nil || !strings.HasPrefix(id, "SHA256:") {
+		return
+	}
+	if err := r.book.Seen(name, id); err != nil && r.bookErr != nil {
+		r.bookErr(err)
+	}
 }
 
 // noteExpiryLocked keeps nextExp no later than exp.
@@ -184,6 +245,12 @@ func (r *Registry) uniqueName(p Peer) string {
 	if _, taken := r.names[base]; !taken {
 		return base
 	}
+	return r.suffixedName(p.ID, base)
+}
+
+// suffixedName is base with a suffix from id, unique among the names.
+func (r *Registry) suffixedName(id, base string) string {
+	p := Peer{ID: id}
 	suffix := "-" + shortID(p.ID)
 	if len(base)+len(suffix) > MaxNameLen {
 		base = SanitizeName(base[:MaxNameLen-len(suffix)])
