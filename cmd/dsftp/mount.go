@@ -163,6 +163,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		selfID = srv.Fingerprint()
 	}
 	reg = peers.NewRegistry(selfID)
+	useNameBook(reg, log)
 	if srv != nil {
 		go func() {
 			if err := srv.Serve(ctx); err != nil {
