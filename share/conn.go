@@ -146,7 +146,7 @@ func (s *Server) serveSFTP(log *slog.Logger, rwc io.ReadWriteCloser, handles *at
 			closeSession()
 		}
 	}()
-	h := newFSHandlers(s.root, s.rootReal, handles, s.opts.MaxHandlesPerConn, log, closeSession)
+	h := newFSHandlers(s.view, s.secrets, handles, s.opts.MaxHandlesPerConn, log, closeSession)
 	h.testHookRead = s.testHookRead
 	// The allocator reuses the 256 KiB buffers of requests and READ
 	// replies once a reply is sent: without it every READ allocates a fresh

@@ -38,7 +38,9 @@ func inProcessClient(t testing.TB, f *fixture) *sftp.Client {
 	c2sR, c2sW := io.Pipe()
 	s2cR, s2cW := io.Pipe()
 	var handles atomic.Int64
-	h := newFSHandlers(root, real, &handles, 64, slog.New(slog.DiscardHandler), nil)
+	log := slog.New(slog.DiscardHandler)
+	v := &view{root: root, rootReal: real}
+	h := newFSHandlers(v, &secretGuard{log: &refusalLog{log: log}}, &handles, 64, log, nil)
 	rs := sftp.NewRequestServer(pipeConn{c2sR, s2cW}, h.handlers(), sftp.WithRSMaxTxPacket(maxReadData))
 	done := make(chan struct{})
 	// Closing the server side when Serve ends lets the client's Close finish.

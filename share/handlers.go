@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,10 +25,13 @@ var errPanic = errors.New("internal server error")
 // fsHandlers serves one SFTP session read-only from an os.Root. It is
 // sftp.Handlers' FileGet, FilePut, FileCmd and FileList at once; every
 // write-like method answers SSH_FX_PERMISSION_DENIED without touching the
-// disk.
+// disk. Every path goes through the view (hidden files, ignore rules,
+// excluded mounts, symlinks) and every opened file through the secret
+// guard.
 type fsHandlers struct {
-	root     *os.Root
-	rootReal string // real absolute path of the root, for absolute symlinks
+	root    *os.Root
+	view    *view
+	secrets *secretGuard
 
 	handles    *atomic.Int64 // open file and directory handles of the connection
 	maxHandles int64         // cap on handles; <= 0 means no cap
@@ -58,8 +59,8 @@ var (
 	_ sftp.RealPathFileLister   = (*fsHandlers)(nil)
 )
 
-func newFSHandlers(root *os.Root, rootReal string, handles *atomic.Int64, maxHandles int, log *slog.Logger, onPanic func()) *fsHandlers {
-	h := &fsHandlers{root: root, rootReal: rootReal, handles: handles, maxHandles: int64(maxHandles), log: log, onPanic: onPanic}
+func newFSHandlers(v *view, secrets *secretGuard, handles *atomic.Int64, maxHandles int, log *slog.Logger, onPanic func()) *fsHandlers {
+	h := &fsHandlers{root: v.root, view: v, secrets: secrets, handles: handles, maxHandles: int64(maxHandles), log: log, onPanic: onPanic}
 	h.noatime.Store(true)
 	return h
 }
@@ -71,16 +72,46 @@ func (h *fsHandlers) handlers() sftp.Handlers {
 
 // recoverTo turns a panic in a handler into errPanic for the client, logs
 // it, and ends the session (its state may be inconsistent). The process and
-// the other sessions go on. It also maps escapes to permission denied.
+// the other sessions go on. It also rewrites errors so that a client never
+// sees a path of the host (see clientError) and escapes read as
+// "Permission denied".
 func (h *fsHandlers) recoverTo(err *error, op, p string) {
-	*err = refuseEscapes(*err)
 	if v := recover(); v != nil {
 		h.log.Error("sftp handler panicked; closing session", "op", op, "path", p, "panic", fmt.Sprint(v))
 		*err = errPanic
 		if h.onPanic != nil {
 			go h.onPanic()
 		}
+		return
 	}
+	*err = forClient(*err, op, p)
+}
+
+// forClient rewrites the error of an operation on the client path p: an
+// error naming a path names p instead, so host paths never leave.
+func forClient(err error, op, p string) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	if err == nil || errors.As(err, &pe) && pe.Path == clientPathOf(p) {
+		return err
+	}
+	if errors.As(err, &pe) || errors.As(err, &le) || isEscape(err) {
+		rel, rerr := clientToRel(p)
+		if rerr != nil {
+			return rerr
+		}
+		return clientError(op, rel, err)
+	}
+	return err
+}
+
+// clientPathOf is the cleaned client path for p, "" if p is invalid.
+func clientPathOf(p string) string {
+	rel, err := clientToRel(p)
+	if err != nil {
+		return ""
+	}
+	return clientPath(rel)
 }
 
 // acquire reserves one handle slot.
@@ -94,12 +125,14 @@ func (h *fsHandlers) acquire() error {
 
 func (h *fsHandlers) release() { h.handles.Add(-1) }
 
-// openNoAtime opens rel read-only through the root, with O_NOATIME when the
-// kernel allows it (we own the file or are privileged) so that serving a
-// file changes nothing on disk, not even its access time. O_NONBLOCK keeps a
-// FIFO in the share from blocking the open; callers refuse non-regular files.
+// openNoAtime opens the resolved path rel read-only through the root,
+// with O_NOATIME when the kernel allows it (we own the file or are
+// privileged) so that serving a file changes nothing on disk, not even
+// its access time. rel has no symlinks left (the view resolved them), so
+// O_NOFOLLOW turns one swapped in since into an error. O_NONBLOCK keeps a
+// FIFO swapped in from blocking the open.
 func (h *fsHandlers) openNoAtime(rel string, extra int) (*os.File, error) {
-	flags := os.O_RDONLY | syscall.O_NONBLOCK | extra
+	flags := os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_NOFOLLOW | extra
 	if h.noatime.Load() {
 		f, err := h.root.OpenFile(rel, flags|syscall.O_NOATIME, 0)
 		if !errors.Is(err, syscall.EPERM) {
@@ -107,77 +140,60 @@ func (h *fsHandlers) openNoAtime(rel string, extra int) (*os.File, error) {
 		}
 		// EPERM here means "not the owner": O_NOATIME is the only flag
 		// that can cause it for a read-only open. Retry without.
+		h.noatime.Store(false)
 	}
 	return h.root.OpenFile(rel, flags, 0)
 }
 
-// refuseEscapes reports os.Root's "path escapes from parent" (a symlink or
-// ".." leading out of the share) as SSH_FX_PERMISSION_DENIED rather than a
-// generic failure, so clients say "Permission denied". os.Root has no
-// exported sentinel for it, hence the text match; anything else passes.
-func refuseEscapes(err error) error {
-	if isEscape(err) {
-		return fmt.Errorf("%w: %v", sftp.ErrSSHFxPermissionDenied, err)
+// openResolved opens what the view resolved and checks that it is still
+// the file that was looked up (same device and inode), so nothing
+// swapped in between lookup and open is served.
+func (h *fsHandlers) openResolved(r resolved, extra int) (*os.File, error) {
+	f, err := h.openNoAtime(r.real, extra)
+	if err != nil {
+		return nil, clientError("open", r.req, err)
 	}
-	return err
+	fi, err := f.Stat()
+	if err == nil && !os.SameFile(fi, r.fi) {
+		err = errChanged
+	}
+	if err != nil {
+		f.Close()
+		return nil, clientError("open", r.req, err)
+	}
+	return f, nil
 }
+
+// errChanged is why an open fails when the path changed under it.
+var errChanged = errors.New("file changed while being opened; try again")
 
 // isEscape reports os.Root's refusal of a path that leaves the root.
 func isEscape(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }
 
-// followAbsLinks handles what os.Root refuses although it stays inside:
-// a final symlink with an absolute target that lies in the share (as
-// `ln -s "$PWD/file" link` makes). It returns the root-relative path to use
-// instead, or false. Every hop is read through the root, and the result is
-// opened through the root again, so confinement still holds.
-func (h *fsHandlers) followAbsLinks(rel string) (string, bool) {
-	moved := false
-	for range 8 {
-		fi, err := h.root.Lstat(rel)
-		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			return rel, moved && err == nil
-		}
-		target, err := h.root.Readlink(rel)
-		if err != nil || !filepath.IsAbs(target) {
-			return rel, moved
-		}
-		inside, ok := absInside(h.rootReal, target)
-		if !ok {
-			return "", false
-		}
-		rel, moved = inside, true
-	}
-	return "", false // a loop of absolute links
-}
-
-// Fileread opens a regular file for reading.
+// Fileread opens a regular file for reading. Its type is checked before
+// it is opened: opening a FIFO would release a writer blocked on it.
 func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 	defer h.recoverTo(&err, "open", r.Filepath)
-	rel, err := clientToRel(r.Filepath)
+	res, err := h.view.lookup("open", r.Filepath, true)
 	if err != nil {
 		return nil, err
+	}
+	if !res.fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "open", Path: clientPath(res.req), Err: errNotRegular}
 	}
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
-	f, err := h.openNoAtime(rel, 0)
-	if isEscape(err) {
-		if alt, ok := h.followAbsLinks(rel); ok {
-			f, err = h.openNoAtime(alt, 0)
+	f, err := h.openResolved(res, 0)
+	if err == nil {
+		err = h.secrets.check(f, res.fi, res.real)
+		if err != nil {
+			f.Close()
 		}
 	}
 	if err != nil {
-		h.release()
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = &os.PathError{Op: "open", Path: clientPath(rel), Err: errNotRegular}
-	}
-	if err != nil {
-		f.Close()
 		h.release()
 		return nil, err
 	}
@@ -187,7 +203,7 @@ func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		h.release()
 		return nil, err
 	}
-	return &readFile{f: f, h: h, rel: rel}, nil
+	return &readFile{f: f, h: h, rel: res.req}, nil
 }
 
 // errNotRegular refuses FIFOs, sockets and device nodes inside the share:
@@ -198,7 +214,7 @@ var errNotRegular = errors.New("not a regular file")
 type readFile struct {
 	f    *os.File
 	h    *fsHandlers
-	rel  string // path in the share, for logs
+	rel  string // path in the share, for logs and errors
 	once sync.Once
 }
 
@@ -242,18 +258,18 @@ func (h *fsHandlers) PosixRename(r *sftp.Request) error {
 // system holding the path, marked read-only.
 func (h *fsHandlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
 	defer h.recoverTo(&err, "statvfs", r.Filepath)
-	rel, err := clientToRel(r.Filepath)
+	res, err := h.view.lookup("statvfs", r.Filepath, true)
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.openNoAtime(rel, unix.O_PATH)
+	f, err := h.openResolved(res, unix.O_PATH)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
-		return nil, &os.PathError{Op: "statvfs", Path: r.Filepath, Err: err}
+		return nil, &os.PathError{Op: "statvfs", Path: clientPath(res.req), Err: err}
 	}
 	return &sftp.StatVFS{
 		Bsize:   uint64(st.Bsize),
@@ -274,24 +290,15 @@ func (h *fsHandlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
 // do not use ReadlinkFileLister, nothing else.
 func (h *fsHandlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
 	defer h.recoverTo(&err, strings.ToLower(r.Method), r.Filepath)
-	rel, err := clientToRel(r.Filepath)
-	if err != nil {
-		return nil, err
-	}
 	switch r.Method {
 	case "List":
-		return h.list(rel)
+		return h.list(r.Filepath)
 	case "Stat":
-		fi, err := h.root.Stat(rel)
-		if isEscape(err) {
-			if alt, ok := h.followAbsLinks(rel); ok {
-				fi, err = h.root.Stat(alt)
-			}
-		}
+		res, err := h.view.lookup("stat", r.Filepath, true)
 		if err != nil {
 			return nil, err
 		}
-		return listerAt{fi}, nil
+		return listerAt{res.fi}, nil
 	default:
 		return nil, sftp.ErrSSHFxOpUnsupported
 	}
@@ -301,32 +308,35 @@ func (h *fsHandlers) Filelist(r *sftp.Request) (_ sftp.ListerAt, err error) {
 // points outside the share is shown as a symlink; following it fails.
 func (h *fsHandlers) Lstat(r *sftp.Request) (_ sftp.ListerAt, err error) {
 	defer h.recoverTo(&err, "lstat", r.Filepath)
-	rel, err := clientToRel(r.Filepath)
+	res, err := h.view.lookup("lstat", r.Filepath, false)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := h.root.Lstat(rel)
-	if err != nil {
-		return nil, err
-	}
-	return listerAt{fi}, nil
+	return listerAt{res.fi}, nil
 }
 
 // Readlink shows a symlink's target in the client's view of the share; see
-// linkTargetForClient for what is refused.
+// linkTargetForClient for what is refused. A link to a path that is not
+// shared (hidden, ignored, excluded) is refused like one leading outside.
 func (h *fsHandlers) Readlink(p string) (_ string, err error) {
 	defer h.recoverTo(&err, "readlink", p)
-	rel, err := clientToRel(p)
+	res, err := h.view.lookup("readlink", p, false)
 	if err != nil {
 		return "", err
 	}
-	target, err := h.root.Readlink(rel)
-	if err != nil {
-		return "", err
+	if res.fi.Mode()&os.ModeSymlink == 0 {
+		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: syscall.EINVAL}
 	}
-	shown, ok := linkTargetForClient(h.rootReal, rel, target)
+	target, err := h.root.Readlink(res.real)
+	if err != nil {
+		return "", clientError("readlink", res.req, err)
+	}
+	shown, ok := linkTargetForClient(h.view.rootReal, res.req, target)
 	if !ok {
-		return "", &os.PathError{Op: "readlink", Path: p, Err: errLinkOutside}
+		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errLinkOutside}
+	}
+	if !h.view.targetShown(res.real, target) {
+		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errNotShared}
 	}
 	return shown, nil
 }
@@ -335,47 +345,43 @@ func (h *fsHandlers) Readlink(p string) (_ string, err error) {
 var errLinkOutside = fmt.Errorf("symlink points outside the share: %w", sftp.ErrSSHFxPermissionDenied)
 
 // RealPath canonicalises a path in the client's view: the share is "/",
-// so realpath of "." is "/". It does not touch the disk.
+// so realpath of "." is "/". The path need not exist (clients ask before
+// uploads), but a path that is not shared is not there.
 func (h *fsHandlers) RealPath(p string) (string, error) {
 	rel, err := clientToRel(p)
 	if err != nil {
 		return "", err
 	}
+	isDir := false
+	if fi, err := h.root.Lstat(rel); err == nil {
+		isDir = fi.IsDir()
+	}
+	if h.view.lexicallyAbsent(rel) || h.view.ignore.match(rel, isDir) {
+		return "", &os.PathError{Op: "realpath", Path: clientPath(rel), Err: syscall.ENOENT}
+	}
 	return clientPath(rel), nil
 }
 
-// list reads a whole directory, sorted by name, with lstat information
-// (symlinks show as symlinks, as ls -l on the sharing machine would).
-func (h *fsHandlers) list(rel string) (sftp.ListerAt, error) {
+// list opens a directory handle. Entries are read from the disk in
+// batches as the client asks for them (see dirLister), so a handle holds
+// one open directory and one batch, whatever the directory's size.
+func (h *fsHandlers) list(p string) (sftp.ListerAt, error) {
+	res, err := h.view.lookup("opendir", p, true)
+	if err != nil {
+		return nil, err
+	}
+	if !res.fi.IsDir() {
+		return nil, &os.PathError{Op: "opendir", Path: clientPath(res.req), Err: syscall.ENOTDIR}
+	}
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
-	d, err := h.openNoAtime(rel, unix.O_DIRECTORY)
-	if isEscape(err) {
-		if alt, ok := h.followAbsLinks(rel); ok {
-			d, err = h.openNoAtime(alt, unix.O_DIRECTORY)
-		}
-	}
+	d, err := h.openResolved(res, unix.O_DIRECTORY)
 	if err != nil {
 		h.release()
 		return nil, err
 	}
-	entries, err := d.ReadDir(-1)
-	d.Close()
-	if err != nil {
-		h.release()
-		return nil, err
-	}
-	infos := make([]os.FileInfo, 0, len(entries))
-	for _, e := range entries {
-		fi, err := e.Info()
-		if err != nil {
-			continue // removed since ReadDir
-		}
-		infos = append(infos, fi)
-	}
-	slices.SortFunc(infos, func(a, b os.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
-	return &dirLister{infos: infos, h: h}, nil
+	return &dirLister{d: d, res: res, h: h}, nil
 }
 
 // listerAt serves a single stat result.
@@ -392,18 +398,86 @@ func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
 	return n, nil
 }
 
-// dirLister is an open directory handle; Close frees its handle slot.
+// dirLister is an open directory handle. Each ListAt reads the next batch
+// from the directory, leaves out what the view does not show and stats
+// the rest (lstat: symlinks show as symlinks, as ls -l on the sharing
+// machine would). pkg/sftp asks for consecutive offsets; a request to
+// start over reopens the directory. Close frees the handle slot.
 type dirLister struct {
-	infos []os.FileInfo
-	h     *fsHandlers
-	once  sync.Once
+	h   *fsHandlers
+	res resolved
+
+	mu   sync.Mutex
+	d    *os.File
+	next int64 // offset of the next entry to hand out
+	done bool
+	once sync.Once
 }
 
-func (d *dirLister) ListAt(out []os.FileInfo, off int64) (int, error) {
-	return listerAt(d.infos).ListAt(out, off)
+func (dl *dirLister) ListAt(out []os.FileInfo, off int64) (n int, err error) {
+	defer dl.h.recoverTo(&err, "readdir", clientPath(dl.res.req))
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if off != dl.next {
+		if off != 0 {
+			return 0, &os.PathError{Op: "readdir", Path: clientPath(dl.res.req), Err: syscall.EINVAL}
+		}
+		if err := dl.rewind(); err != nil {
+			return 0, err
+		}
+	}
+	for n < len(out) && !dl.done {
+		es, err := dl.d.ReadDir(len(out) - n)
+		if errors.Is(err, io.EOF) || err == nil && len(es) == 0 {
+			dl.done = true
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, e := range es {
+			if dl.hidden(e) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed since it was read
+			}
+			out[n] = fi
+			n++
+		}
+	}
+	dl.next += int64(n)
+	if dl.done && n < len(out) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
-func (d *dirLister) Close() error {
-	d.once.Do(d.h.release)
+// hidden reports an entry the view does not show, by the name the client
+// used and by the real one.
+func (dl *dirLister) hidden(e os.DirEntry) bool {
+	v, isDir := dl.h.view, e.IsDir()
+	return v.childAbsent(dl.res.real, e.Name(), isDir) ||
+		dl.res.req != dl.res.real && v.childAbsent(dl.res.req, e.Name(), isDir)
+}
+
+func (dl *dirLister) rewind() error {
+	d, err := dl.h.openResolved(dl.res, unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	dl.d.Close()
+	dl.d, dl.next, dl.done = d, 0, false
+	return nil
+}
+
+func (dl *dirLister) Close() error {
+	dl.once.Do(func() {
+		dl.mu.Lock()
+		dl.d.Close()
+		dl.mu.Unlock()
+		dl.h.release()
+	})
 	return nil
 }

@@ -61,9 +61,24 @@ const (
 type Options struct {
 	// Dir is the directory to share. It must exist and be readable.
 	Dir string
-	// Listen is the TCP address to listen on, default ":2200" (IPv4 and
-	// IPv6). ":0" picks a free port; Port and Addrs report it.
+	// Listen is the TCP address to listen on. Empty means ":2200" (IPv4
+	// and IPv6), or when that port is taken the next free one up to
+	// 2219, else any free port (Server.PortNote says which). ":0" picks a
+	// free port; Port and Addrs report it.
 	Listen string
+	// ShareHidden serves hidden files and directories (a name starting
+	// with "."). Off by default: dotfiles and dot-directories are where
+	// keys, tokens and shell history live.
+	ShareHidden bool
+	// SecretFiles are files never served whatever else the rules say:
+	// dsftp's Discord token file and host key file. Files holding a
+	// private key are refused anyway (see holdsPrivateKey).
+	SecretFiles []string
+	// ExcludeMounts returns absolute mountpoints that are never served,
+	// nor anything below them: dsftp's own FUSE mounts, which would
+	// otherwise loop peers through each other's shares. It is called
+	// about once a second. Nil excludes none.
+	ExcludeMounts func() []string
 	// HostKeyFile pins the host key: an OpenSSH private key file, created
 	// (ed25519, mode 0600) if missing. Empty means a new key every run.
 	HostKeyFile string
@@ -102,6 +117,9 @@ type Server struct {
 	log      *slog.Logger
 	root     *os.Root
 	rootReal string // real path of Dir, symlinks resolved
+	view     *view
+	secrets  *secretGuard
+	portNote string // why the port is not the default one, if so
 	signer   ssh.Signer
 	password string
 	authKeys []authorizedKey
@@ -127,9 +145,6 @@ type Server struct {
 // New checks the options, opens the shared directory and loads or makes
 // the host key. It does not listen yet.
 func New(opts Options) (*Server, error) {
-	if opts.Listen == "" {
-		opts.Listen = DefaultListen
-	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -159,6 +174,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.root, s.rootReal = root, real
+	if err := s.initView(); err != nil {
+		root.Close()
+		return nil, err
+	}
 
 	if opts.HostKeyFile != "" {
 		s.signer, err = loadOrCreateHostKey(opts.HostKeyFile)
@@ -184,6 +203,37 @@ func New(opts Options) (*Server, error) {
 	s.config = s.sshConfig()
 	return s, nil
 }
+
+// initView sets up what clients see: hidden files, .dsftpignore,
+// excluded mounts and the secret guard.
+func (s *Server) initView() error {
+	ignore, err := newIgnoreRules(s.root, s.log)
+	if err != nil {
+		return fmt.Errorf("share directory %s: %w", s.rootReal, err)
+	}
+	if s.opts.ExcludeMounts != nil {
+		for _, m := range s.opts.ExcludeMounts() {
+			if _, inside := absInside(m, s.rootReal); inside {
+				return fmt.Errorf("share directory %s is inside the dsftp mount %s: sharing it would pass peers' shares on; share a folder of your own", s.rootReal, m)
+			}
+		}
+	}
+	s.view = &view{
+		root:       s.root,
+		rootReal:   s.rootReal,
+		showHidden: s.opts.ShareHidden,
+		ignore:     ignore,
+		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
+	}
+	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log}}
+	return nil
+}
+
+// IgnoreRules is the number of rules read from the share's .dsftpignore.
+func (s *Server) IgnoreRules() int { return s.view.ignore.Count() }
+
+// ShareHidden reports whether hidden files are served.
+func (s *Server) ShareHidden() bool { return s.opts.ShareHidden }
 
 // openShareDir checks that dir exists, is a directory and can be listed,
 // and opens it as an os.Root.
@@ -211,7 +261,11 @@ func openShareDir(dir string) (*os.Root, string, error) {
 		return nil, "", fmt.Errorf("open share directory %s: %w", abs, err)
 	}
 	// Opening needs only search permission; sharing needs listing.
-	d, err := root.Open(".")
+	// O_NOATIME: starting a share leaves the directory as it was.
+	d, err := root.OpenFile(".", os.O_RDONLY|syscall.O_NOATIME, 0)
+	if errors.Is(err, syscall.EPERM) {
+		d, err = root.Open(".")
+	}
 	if err == nil {
 		_, err = d.ReadDir(1)
 		d.Close()
@@ -290,6 +344,10 @@ func (s *Server) connConfig() *ssh.ServerConfig {
 	return &cfg
 }
 
+// fallbackPorts are tried, in order, when Options.Listen is empty and the
+// default port is taken (another dsftp on this machine); then any port.
+const firstFallbackPort, lastFallbackPort = 2201, 2219
+
 // Listen binds the listening socket. Serve calls it if it was not called.
 func (s *Server) Listen() error {
 	s.mu.Lock()
@@ -297,15 +355,41 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.opts.Listen)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("listen on %s: port %s is already in use (another dsftp share?); pick another with --listen :PORT, or --listen :0 for a free one", s.opts.Listen, portString(s.opts.Listen))
+	if s.opts.Listen != "" {
+		ln, err := net.Listen("tcp", s.opts.Listen)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("listen on %s: port %s is already in use (another dsftp share?); pick another with --listen :PORT, or --listen :0 for a free one", s.opts.Listen, portString(s.opts.Listen))
+			}
+			return fmt.Errorf("listen on %s: %w; check --listen", s.opts.Listen, err)
 		}
-		return fmt.Errorf("listen on %s: %w; check --listen", s.opts.Listen, err)
+		s.ln = ln
+		return nil
+	}
+	ln, err := net.Listen("tcp", DefaultListen)
+	for p := firstFallbackPort; errors.Is(err, syscall.EADDRINUSE) && p <= lastFallbackPort+1; p++ {
+		addr := ":" + strconv.Itoa(p)
+		if p > lastFallbackPort {
+			addr = ":0"
+		}
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; pick an address with --listen", DefaultListen, err)
+	}
+	if port := ln.Addr().(*net.TCPAddr).Port; strconv.Itoa(port) != portString(DefaultListen) {
+		s.portNote = fmt.Sprintf("port %s is taken (another dsftp on this machine?), so this share uses %d", portString(DefaultListen), port)
 	}
 	s.ln = ln
 	return nil
+}
+
+// PortNote says why the share listens on another port than the default,
+// or is "".
+func (s *Server) PortNote() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.portNote
 }
 
 // Addrs returns the addresses the server listens on (nil before Listen).

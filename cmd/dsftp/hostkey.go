@@ -18,6 +18,9 @@ import (
 // it), this one uses a new key for the run and says so. "" means a
 // per-run key.
 func defaultHostKeyFile(log *slog.Logger) string {
+	if hostKeyLock != nil {
+		return hostKeyPath // this process holds it already
+	}
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		log.Warn("no configuration directory for a lasting host key; using a new key for this run", "err", err)
@@ -40,11 +43,14 @@ func defaultHostKeyFile(log *slog.Logger) string {
 		return ""
 	}
 	// The lock is held until the process exits: lock stays open.
-	hostKeyLock = lock
+	hostKeyLock, hostKeyPath = lock, path
 	return path
 }
 
-var hostKeyLock *os.File
+var (
+	hostKeyLock *os.File
+	hostKeyPath string
+)
 
 // useNameBook lets reg remember which key held each name across runs
 // ($XDG_STATE_HOME/dsftp/known_names); without it, names still work,

@@ -112,17 +112,23 @@ func (m *lanMount) stop(t *testing.T) {
 // whoami.txt, so its share is that folder. Extra args are appended.
 func startLANMount(t *testing.T, ns *testenv.Netns, name string, args ...string) *lanMount {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "whoami.txt"), []byte("I am "+name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startLANMountIn(t, ns, name, dir, filepath.Join(t.TempDir(), "peers"), args...)
+}
+
+// startLANMountIn starts `dsftp mount mnt` in dir, so dir is its share.
+func startLANMountIn(t *testing.T, ns *testenv.Netns, name, dir, mnt string, args ...string) *lanMount {
+	t.Helper()
 	testenv.RequireFUSE(t)
 	bin := testenv.Binary(t)
-	m := &lanMount{name: name, ns: ns}
-	m.dir = filepath.Join(t.TempDir(), name)
-	m.mnt = filepath.Join(t.TempDir(), "peers")
-	for _, d := range []string{m.dir, m.mnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(m.dir, "whoami.txt"), []byte("I am "+name+"\n"), 0o644); err != nil {
+	m := &lanMount{name: name, ns: ns, dir: dir, mnt: mnt}
+	if err := os.MkdirAll(m.mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	all := append([]string{"mount", m.mnt, "--name", name, "--discovery", "lan"}, args...)

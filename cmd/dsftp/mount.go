@@ -52,7 +52,10 @@ SIGTERM unmounts.
 
 Like the original tool, mount also shares a directory (by default the
 working directory) read-only, exactly as 'dsftp share' does; --share DIR
-picks another, --no-share turns it off. The share flags of 'dsftp share'
+picks another, --no-share turns it off. Started in the home folder (or /,
+or above it), it refuses to share it unless --share names it. Hidden
+files, private keys, .dsftpignore entries and dsftp mounts are never
+shared (--share-hidden shares hidden files). The share flags of 'dsftp share'
 apply. Live peers' client keys may log in to it. With --no-share, discovery
 still posts a client-only advert (our client key, no addresses), which is
 what lets the peers' shares accept us; it is not listed as a peer.
@@ -131,6 +134,12 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
 	}
+	if !f.noShare {
+		choice := shareDirChoice{dir: f.shareDir, explicit: cmd.Flags().Changed("share")}
+		if err := checkShareDir(choice, "dsftp mount "+dir, true, cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+	}
 	if err := prepareMountpoint(abs, f.create, log); err != nil {
 		return err
 	}
@@ -152,10 +161,11 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		}
 		selfID = ssh.FingerprintSHA256(identity.PublicKey())
 	} else {
-		opts := f.share.options(f.shareDir)
+		opts := f.share.options(f.shareDir, abs, &f.disc)
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
 		opts.Logger = log
-		srv, err = startShare(opts, cmd.OutOrStdout())
+		who := audience(tok != "", f.disc.channel, useLAN, opts.AuthorizedKeysFile, opts.Password)
+		srv, err = startShare(opts, who, cmd.OutOrStdout())
 		if err != nil {
 			return err
 		}
@@ -317,27 +327,56 @@ func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	return nil
 }
 
-// mountType returns the file system type mounted exactly at dir, or "".
-func mountType(dir string) string {
+// mountEntry is one line of /proc/self/mountinfo.
+type mountEntry struct {
+	point  string // where it is mounted, unescaped
+	fstype string // e.g. "fuse.dsftp"
+}
+
+// readMountinfo lists this mount namespace's mounts, in mount order; nil
+// where /proc is not there.
+func readMountinfo() []mountEntry {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return ""
+		return nil
 	}
-	fstype := ""
+	var out []mountEntry
 	for _, line := range strings.Split(string(b), "\n") {
 		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
 		f := strings.Fields(line)
-		if len(f) < 7 || unescapeMount(f[4]) != dir {
+		if len(f) < 7 {
 			continue
 		}
 		for i := 6; i < len(f)-1; i++ {
 			if f[i] == "-" {
-				fstype = f[i+1] // the last mount at dir is the visible one
+				out = append(out, mountEntry{point: unescapeMount(f[4]), fstype: f[i+1]})
 				break
 			}
 		}
 	}
+	return out
+}
+
+// mountType returns the file system type mounted exactly at dir, or "".
+func mountType(dir string) string {
+	fstype := ""
+	for _, m := range readMountinfo() {
+		if m.point == dir {
+			fstype = m.fstype // the last mount at dir is the visible one
+		}
+	}
 	return fstype
+}
+
+// dsftpMounts lists the mountpoints of every dsftp FUSE mount.
+func dsftpMounts() []string {
+	var out []string
+	for _, m := range readMountinfo() {
+		if m.fstype == "fuse.dsftp" {
+			out = append(out, m.point)
+		}
+	}
+	return out
 }
 
 // unescapeMount undoes the octal escapes of /proc/self/mountinfo.

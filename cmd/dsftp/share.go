@@ -32,6 +32,8 @@ type shareFlags struct {
 	maxHandles     int
 	maxAuthTries   int
 	loginGrace     time.Duration
+	shareHidden    bool
+	flags          *pflag.FlagSet // to tell a --listen given from its default
 }
 
 // register adds the share flags to fs.
@@ -44,17 +46,37 @@ func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxHandles, "max-handles", share.DefaultMaxHandlesPerConn, "maximum number of open files and directories per connection")
 	fs.IntVar(&f.maxAuthTries, "max-auth-tries", share.DefaultMaxAuthTries, "failed login attempts after which a connection is closed")
 	fs.DurationVar(&f.loginGrace, "login-grace", share.DefaultLoginGrace, "time a connection has to log in")
+	fs.BoolVar(&f.shareHidden, "share-hidden", false, "also share hidden files and folders (names starting with \".\"); private keys stay unshared")
+	f.flags = fs
 }
 
-// options turns the flags into share.Options for dir.
-func (f *shareFlags) options(dir string) share.Options {
+// options turns the flags into share.Options for dir. Without --listen,
+// the share falls back to another port when the default one is taken.
+// mountpoint is this process's own mount, never to be served; df names
+// the Discord token file, which is never served either.
+func (f *shareFlags) options(dir, mountpoint string, df *discoveryFlags) share.Options {
+	listen := f.listen
+	if f.flags != nil && !f.flags.Changed("listen") {
+		listen = ""
+	}
+	// Without --host-key the key lasts in the configuration directory
+	// (defaultHostKeyFile); it is never served either.
 	hostKey := f.hostKey
 	if hostKey == "" {
 		hostKey = defaultHostKeyFile(slog.Default())
 	}
+	var secrets []string
+	for _, p := range []string{hostKey, df.tokenFile, defaultTokenFile()} {
+		if p != "" {
+			secrets = append(secrets, p)
+		}
+	}
 	return share.Options{
 		Dir:                dir,
-		Listen:             f.listen,
+		Listen:             listen,
+		ShareHidden:        f.shareHidden,
+		SecretFiles:        secrets,
+		ExcludeMounts:      excludeMountsFunc(mountpoint),
 		HostKeyFile:        hostKey,
 		AuthorizedKeysFile: f.authorizedKeys,
 		Password:           f.password,
@@ -70,9 +92,11 @@ func (f *shareFlags) options(dir string) share.Options {
 const shareReadyPrefix = "dsftp share ready on port "
 
 // startShare makes the server, binds its port and prints the start-up
-// banner to out: addresses, host key fingerprint, password (if any) and a
-// ready-to-paste sftp command line. The caller runs srv.Serve(ctx).
-func startShare(opts share.Options, out io.Writer) (*share.Server, error) {
+// banner to out: what is shared and with whom, addresses, host key
+// fingerprint, password (if any) and a ready-to-paste sftp command line.
+// who says who can read the share (see audience). The caller runs
+// srv.Serve(ctx).
+func startShare(opts share.Options, who string, out io.Writer) (*share.Server, error) {
 	srv, err := share.New(opts)
 	if err != nil {
 		return nil, err
@@ -81,12 +105,12 @@ func startShare(opts share.Options, out io.Writer) (*share.Server, error) {
 		srv.Close()
 		return nil, err
 	}
-	printShareBanner(srv, opts, out)
+	printShareBanner(srv, opts, who, out)
 	return srv, nil
 }
 
 // printShareBanner writes the start-up banner; see startShare.
-func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
+func printShareBanner(srv *share.Server, opts share.Options, who string, out io.Writer) {
 	port := srv.Port()
 	addrs := srv.ReachableAddrs()
 	shown := make([]string, 0, len(addrs))
@@ -94,6 +118,11 @@ func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
 		shown = append(shown, a.String())
 	}
 	fmt.Fprintf(out, "Sharing %s read-only over SFTP\n", srv.Dir())
+	fmt.Fprintf(out, "  not shared    %s\n", notShared(srv))
+	fmt.Fprintf(out, "  readable by   %s\n", who)
+	if note := srv.PortNote(); note != "" {
+		fmt.Fprintf(out, "  port          %s\n", note)
+	}
 	fmt.Fprintf(out, "  listening on  %s\n", strings.Join(shown, ", "))
 	fmt.Fprintf(out, "  host key      %s (%s)\n", srv.Fingerprint(), srv.HostKey().Type())
 	if pw := srv.Password(); pw != "" {
@@ -106,6 +135,23 @@ func printShareBanner(srv *share.Server, opts share.Options, out io.Writer) {
 		fmt.Fprintln(out, "  note          nobody can log in yet: add --authorized-keys FILE or --password")
 	}
 	fmt.Fprintf(out, "%s%d\n", shareReadyPrefix, port)
+}
+
+// notShared says what the share leaves out, for the banner.
+func notShared(srv *share.Server) string {
+	var parts []string
+	if !srv.ShareHidden() {
+		parts = append(parts, "hidden files (names starting with \".\")")
+	}
+	parts = append(parts, "private keys", "dsftp mounts")
+	switch n := srv.IgnoreRules(); n {
+	case 0:
+	case 1:
+		parts = append(parts, "1 rule in "+share.IgnoreFile)
+	default:
+		parts = append(parts, fmt.Sprintf("%d rules in %s", n, share.IgnoreFile))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // hostForCommand formats an address for user@HOST on a command line.
@@ -128,7 +174,10 @@ func newShareCmd(g *globals) *cobra.Command {
 interrupted. Any SFTP client works: OpenSSH sftp, sshfs, FileZilla, WinSCP.
 
 Clients see DIR as "/" and cannot leave it (not with "..", absolute paths or
-symlinks pointing outside). Every write is refused. Logins use public keys
+symlinks pointing outside). Every write is refused. Hidden files, files
+holding private keys, what DIR/.dsftpignore lists and dsftp mounts are never
+served. Without DIR, the working directory is shared unless it is the home
+folder (or /, or above it). Logins use public keys
 (--authorized-keys); --password adds a random per-run password for clients
 without keys. The host key lasts across runs (~/.config/dsftp/host_key
 unless --host-key names another file).`,
@@ -137,9 +186,12 @@ unless --host-key names another file).`,
   sftp -P 2200 dsftp@192.168.1.5`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
+			choice := shareDirChoice{dir: ".", explicit: len(args) == 1}
 			if len(args) == 1 {
-				dir = args[0]
+				choice.dir = args[0]
+			}
+			if err := checkShareDir(choice, "dsftp share", false, cmd.ErrOrStderr()); err != nil {
+				return err
 			}
 			// upnp: bad --advertise/--upnp-lease values are usage errors.
 			if _, err := rf.check(); err != nil {
@@ -154,13 +206,13 @@ unless --host-key names another file).`,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			opts := f.options(dir)
+			opts := f.options(choice.dir, "", &df)
 			reg := peers.NewRegistry("") // discovery skips our own adverts itself
 			if tok != "" || useLAN {     // lan
 				opts.Authorizer = reg
 				go reg.Run(ctx)
 			}
-			srv, err := startShare(opts, cmd.OutOrStdout())
+			srv, err := startShare(opts, audience(tok != "", df.channel, useLAN, opts.AuthorizedKeysFile, opts.Password), cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}

@@ -190,7 +190,7 @@ func TestShareFreePort(t *testing.T) {
 		t.Fatalf("no port in the ready line:\n%s", p.Output.String())
 	}
 	testenv.WaitTCP(t, "127.0.0.1:"+m[1], 10*time.Second)
-	pw := regexp.MustCompile(`password\s+(\S+)`).FindStringSubmatch(p.Output.String())
+	pw := regexp.MustCompile(`(?m)^\s+password\s+(\S+)`).FindStringSubmatch(p.Output.String())
 	if pw == nil {
 		t.Fatalf("--password printed no password:\n%s", p.Output.String())
 	}

@@ -31,6 +31,7 @@ const settleWindow = 5 * time.Second
 func newShellCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	var noShare bool
+	var shareDir string
 	var sf shareFlags
 	var history string
 	var df discoveryFlags
@@ -44,8 +45,9 @@ cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
 Tab completes commands, peer names and paths; Ctrl-C stops a running get
 (run it again to resume); Ctrl-D exits.
 
-Like mount, the shell shares the working directory read-only while it runs
-(--no-share turns that off) and finds peers as --discovery says: through
+Like mount, the shell shares the working directory (or --share DIR)
+read-only while it runs (--no-share turns that off; the home folder is
+shared only when --share names it) and finds peers as --discovery says: through
 the Discord channel, on the local network (lan), or only --peer (off).
 With --no-share it still advertises its client key (a client-only advert,
 not listed as a peer), which is what lets the peers' shares accept it.`,
@@ -76,12 +78,16 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 				}
 				selfID = ssh.FingerprintSHA256(identity.PublicKey())
 			} else {
-				opts := sf.options(".")
+				choice := shareDirChoice{dir: shareDir, explicit: cmd.Flags().Changed("share")}
+				if err := checkShareDir(choice, "dsftp shell", true, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				opts := sf.options(shareDir, "", &df)
 				opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return reg.AuthorizedKey(k) })
 				opts.Logger = quiet
-				srv, err = startShare(opts, cmd.OutOrStdout())
+				srv, err = startShare(opts, audience(tok != "", df.channel, useLAN, opts.AuthorizedKeysFile, opts.Password), cmd.OutOrStdout())
 				if err != nil {
-					return fmt.Errorf("share the working directory (or run with --no-share): %w", err)
+					return fmt.Errorf("share %s (or run with --no-share): %w", shareDir, err)
 				}
 				defer srv.Close()
 				selfID = srv.Fingerprint()
@@ -190,6 +196,7 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 		},
 	}
 	cf.register(cmd)
+	cmd.Flags().StringVar(&shareDir, "share", ".", "`DIR` to share read-only while the shell runs")
 	cmd.Flags().BoolVar(&noShare, "no-share", false, "do not share the working directory while the shell runs (discovery then advertises only our client key, so peers' shares let us in)")
 	sf.register(cmd.Flags())
 	df.register(cmd.Flags(), true) // discord

@@ -1,0 +1,475 @@
+package share
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// secretsFixture is a share that holds what a home folder holds: keys,
+// tokens, dotfiles, an ignore file, and a dsftp mountpoint.
+type secretsFixture struct {
+	share string
+	token string // a dsftp secret file with harmless-looking content
+	mount string // absolute path of the "dsftp mount" inside the share
+	// served are the regular files a client must read, by client path.
+	served []string
+	// absent are paths a client must not see at all (ENOENT).
+	absent []string
+	// refused are paths that are listed but never opened (private keys,
+	// dsftp secrets, links into hidden places).
+	refused []string
+}
+
+func newSecretsFixture(t testing.TB) *secretsFixture {
+	t.Helper()
+	base := t.TempDir()
+	f := &secretsFixture{share: filepath.Join(base, "home")}
+	write := func(rel, content string) {
+		p := filepath.Join(f.share, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, rel string) {
+		if err := os.Symlink(target, filepath.Join(f.share, rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opensshKey := string(pem.EncodeToMemory(block))
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: make([]byte, 900)}))
+	bundle := cert + cert + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
+
+	write(".ssh/id_ed25519", opensshKey)
+	write(".ssh/id_ed25519.pub", "ssh-ed25519 AAAA… me@home\n")
+	write(".env", "API_TOKEN=hunter2\n")
+	write(".config/dsftp/discord-token", "Bot abc.def.ghi\n")
+	write(".dsftpignore", "# build output and logs\nbuild/\n*.log\n!keep.log\n/private\n")
+	write("notes/todo.txt", "buy milk\n")
+	write("notes/ssh-howto.md", "Keep your PRIVATE KEY safe; never paste a line like -----BEGIN in chat.\n")
+	write("notes/backup.txt", "my old key, just in case:\n\n"+opensshKey)
+	write("certs/server.crt", cert)
+	write("certs/bundle.pem", bundle)
+	write("putty.ppk", "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n")
+	write("photos/cat.jpg", strings.Repeat("meow", 5000))
+	write("build/out.bin", "compiled\n")
+	write("app.log", "log line\n")
+	write("keep.log", "kept\n")
+	write("private/diary.txt", "dear diary\n")
+	write("sub/private", "only /private is ignored, not this\n")
+	write("token.txt", "looks harmless\n")
+	write("peers/bob/x.txt", "through the mount\n")
+	link(".ssh/id_ed25519", "k")
+	link(".ssh", "dots")
+	link(filepath.Join(f.share, ".ssh", "id_ed25519"), "abs-k")
+	link("notes/todo.txt", "todo-link")
+	f.token = filepath.Join(f.share, "token.txt")
+	f.mount = filepath.Join(f.share, "peers")
+	f.served = []string{"/certs/server.crt", "/keep.log", "/notes/ssh-howto.md", "/notes/todo.txt", "/photos/cat.jpg", "/sub/private", "/todo-link"}
+	f.absent = []string{
+		"/.ssh", "/.ssh/id_ed25519", "/.ssh/id_ed25519.pub", "/.env", "/.config", "/.config/dsftp/discord-token",
+		"/.dsftpignore", "/build", "/build/out.bin", "/app.log", "/private", "/private/diary.txt",
+		"/peers", "/peers/bob", "/peers/bob/x.txt", "/notes/../.env", "/dots/../.env",
+	}
+	f.refused = []string{"/notes/backup.txt", "/certs/bundle.pem", "/putty.ppk", "/token.txt", "/k", "/dots/id_ed25519", "/abs-k"}
+	return f
+}
+
+// start serves the fixture with the options dsftp mount would use.
+func (f *secretsFixture) start(t testing.TB, mod func(*Options)) *testShare {
+	return startTestShare(t, f.share, func(o *Options) {
+		o.SecretFiles = []string{f.token}
+		o.ExcludeMounts = func() []string { return []string{f.mount} }
+		if mod != nil {
+			mod(o)
+		}
+	})
+}
+
+func isNotExist(err error) bool {
+	var se *sftp.StatusError
+	return errors.Is(err, os.ErrNotExist) || errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile
+}
+
+// TestWhatIsShared checks every operation on every kind of path through a
+// real SSH connection: hidden and ignored paths and excluded mounts are
+// absent, keys and dsftp secrets are refused at open, links into hidden
+// places are refused like links out, plain files read.
+func TestWhatIsShared(t *testing.T) {
+	f := newSecretsFixture(t)
+	before := treeHash(t, f.share)
+	ts := f.start(t, nil)
+	c := ts.sftpClient(t)
+
+	for _, p := range f.served {
+		b, err := readAllRemote(c, p)
+		want, _ := readNoAtime(filepath.Join(f.share, p))
+		if err != nil || string(b) != string(want) {
+			t.Errorf("read %s = %d bytes, %v; want its %d bytes", p, len(b), err, len(want))
+		}
+	}
+	for _, p := range f.absent {
+		if _, err := c.Stat(p); !isNotExist(err) {
+			t.Errorf("stat %s: %v; want not found", p, err)
+		}
+		if _, err := c.Lstat(p); !isNotExist(err) {
+			t.Errorf("lstat %s: %v; want not found", p, err)
+		}
+		if _, err := c.Open(p); !isNotExist(err) {
+			t.Errorf("open %s: %v; want not found", p, err)
+		}
+		if _, err := c.ReadDir(p); !isNotExist(err) {
+			t.Errorf("readdir %s: %v; want not found", p, err)
+		}
+		if _, err := c.ReadLink(p); !isNotExist(err) {
+			t.Errorf("readlink %s: %v; want not found", p, err)
+		}
+		if strings.Contains(p, "..") {
+			continue // realpath cleans ".." away lexically, as sshd's chroot
+		}
+		if rp, err := c.RealPath(p); !isNotExist(err) {
+			t.Errorf("realpath %s = %q, %v; want not found", p, rp, err)
+		}
+	}
+	for _, p := range f.refused {
+		b, err := readAllRemote(c, p)
+		if !isPermissionDenied(err) {
+			t.Errorf("read %s = %q, %v; want permission denied", p, b, err)
+		}
+	}
+	for _, p := range []string{"/k", "/dots", "/abs-k"} {
+		if target, err := c.ReadLink(p); !isPermissionDenied(err) {
+			t.Errorf("readlink %s = %q, %v; want permission denied (it leads to a hidden path)", p, target, err)
+		}
+		if fi, err := c.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("lstat %s = %v, %v; want a symlink (listed like a link leading outside)", p, fi, err)
+		}
+	}
+	if target, err := c.ReadLink("/todo-link"); err != nil || target != "notes/todo.txt" {
+		t.Errorf("readlink /todo-link = %q, %v", target, err)
+	}
+
+	got := walkRemote(t, c, "/")
+	want := []string{"/abs-k", "/certs", "/certs/bundle.pem", "/certs/server.crt", "/dots", "/k", "/keep.log",
+		"/notes", "/notes/backup.txt", "/notes/ssh-howto.md", "/notes/todo.txt", "/photos", "/photos/cat.jpg",
+		"/putty.ppk", "/sub", "/sub/private", "/todo-link", "/token.txt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("walk of the share:\n got %q\nwant %q", got, want)
+	}
+	if after := treeHash(t, f.share); after != before {
+		t.Errorf("the shared tree changed:\n%s", lineDiff(before, after))
+	}
+	logs := ts.logs.String()
+	for _, p := range []string{"/notes/backup.txt", "/token.txt"} {
+		if !strings.Contains(logs, "refused to serve a file") || !strings.Contains(logs, p) {
+			t.Errorf("no refusal logged for %s:\n%s", p, logs)
+		}
+	}
+	if strings.Contains(logs, f.share) {
+		t.Errorf("the log names the share's host path; it must name client paths only")
+	}
+}
+
+// walkRemote lists every path below dir through the client, sorted.
+func walkRemote(t testing.TB, c *sftp.Client, dir string) []string {
+	t.Helper()
+	var out []string
+	w := c.Walk(dir)
+	for w.Step() {
+		if w.Err() != nil {
+			t.Errorf("walk %s: %v", w.Path(), w.Err())
+			continue
+		}
+		if w.Path() != dir {
+			out = append(out, w.Path())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestShareHidden: --share-hidden serves dotfiles, but keys and dsftp's
+// secret files stay refused.
+func TestShareHidden(t *testing.T) {
+	f := newSecretsFixture(t)
+	ts := f.start(t, func(o *Options) {
+		o.ShareHidden = true
+		o.SecretFiles = append(o.SecretFiles, filepath.Join(f.share, ".config/dsftp/discord-token"))
+	})
+	c := ts.sftpClient(t)
+	if b, err := readAllRemote(c, "/.env"); err != nil || string(b) != "API_TOKEN=hunter2\n" {
+		t.Errorf("read /.env with ShareHidden = %q, %v", b, err)
+	}
+	for _, p := range []string{"/.ssh/id_ed25519", "/k", "/.config/dsftp/discord-token"} {
+		if b, err := readAllRemote(c, p); !isPermissionDenied(err) {
+			t.Errorf("read %s with ShareHidden = %q, %v; want permission denied", p, b, err)
+		}
+	}
+	if b, err := readAllRemote(c, "/.ssh/id_ed25519.pub"); err != nil || len(b) == 0 {
+		t.Errorf("read a public key with ShareHidden: %v", err)
+	}
+}
+
+// TestIgnoreReload: a change to .dsftpignore takes effect within seconds,
+// both ways, without a restart.
+func TestIgnoreReload(t *testing.T) {
+	f := newSecretsFixture(t)
+	ts := f.start(t, nil)
+	c := ts.sftpClient(t)
+	if ts.srv.IgnoreRules() != 4 {
+		t.Errorf("IgnoreRules = %d; want 4", ts.srv.IgnoreRules())
+	}
+	ignore := filepath.Join(f.share, IgnoreFile)
+	orig, _ := os.ReadFile(ignore)
+	if err := os.WriteFile(ignore, append(orig, "photos/\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "photos to disappear", func() bool { _, err := c.Stat("/photos/cat.jpg"); return isNotExist(err) })
+	if names := listNames(t, c, "/"); slices.Contains(names, "photos") {
+		t.Errorf("listing still shows photos: %q", names)
+	}
+	if err := os.Remove(ignore); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "build/ to come back", func() bool { _, err := c.Stat("/build/out.bin"); return err == nil })
+	if _, err := readAllRemote(c, "/app.log"); err != nil {
+		t.Errorf("app.log after removing the ignore file: %v", err)
+	}
+}
+
+// TestExcludedMountAppears: a dsftp mount that appears inside the share
+// after it started is hidden within seconds; other directories stay.
+func TestExcludedMountAppears(t *testing.T) {
+	f := newSecretsFixture(t)
+	var mounts atomic.Pointer[[]string]
+	mounts.Store(&[]string{})
+	ts := startTestShare(t, f.share, func(o *Options) {
+		o.ExcludeMounts = func() []string { return *mounts.Load() }
+	})
+	c := ts.sftpClient(t)
+	if _, err := readAllRemote(c, "/peers/bob/x.txt"); err != nil {
+		t.Fatalf("before the mount: %v", err)
+	}
+	mounts.Store(&[]string{f.mount, "/somewhere/else"})
+	waitFor(t, "peers to disappear", func() bool { _, err := c.Stat("/peers/bob/x.txt"); return isNotExist(err) })
+	if names := listNames(t, c, "/"); slices.Contains(names, "peers") || !slices.Contains(names, "photos") {
+		t.Errorf("listing after the mount appeared: %q", names)
+	}
+}
+
+// TestShareInsideDsftpMount: sharing a folder inside a dsftp mount would
+// pass the peers' shares on; it is refused with the reason.
+func TestShareInsideDsftpMount(t *testing.T) {
+	f := newSecretsFixture(t)
+	_, err := New(Options{Dir: filepath.Join(f.mount, "bob"), Listen: "127.0.0.1:0",
+		ExcludeMounts: func() []string { return []string{f.mount} }})
+	if err == nil || !strings.Contains(err.Error(), "inside the dsftp mount") {
+		t.Fatalf("New inside a dsftp mount: %v; want refused", err)
+	}
+}
+
+// TestWhatIsSharedOpenSSH repeats the essentials with OpenSSH's sftp and
+// with sshfs: hidden names are not listed, secrets do not download, find
+// over sshfs sees only the shared files.
+func TestWhatIsSharedOpenSSH(t *testing.T) {
+	testenv.RequireFUSE(t)
+	tools := testenv.Require(t, "sshfs", "find")
+	f := newSecretsFixture(t)
+	before := treeHash(t, f.share)
+	ts := f.start(t, nil)
+
+	work := t.TempDir()
+	out, err := ts.sftpBatch(t, work, "ls -la /\nls -la /notes\nget /notes/todo.txt\n-get /.ssh/id_ed25519\n-get /notes/backup.txt\n-get /k\n-get /token.txt\n-get /.env\n-get /build/out.bin\n-ls /peers\n")
+	if err != nil {
+		t.Fatalf("sftp -b: %v\n%s", err, out)
+	}
+	for _, bad := range []string{".ssh", ".env", ".dsftpignore", "build", "app.log", "peers"} {
+		if strings.Contains(out, " "+bad+"\n") {
+			t.Errorf("sftp ls shows %s:\n%s", bad, out)
+		}
+	}
+	gotFiles, _ := filepath.Glob(filepath.Join(work, "*"))
+	if len(gotFiles) != 1 || filepath.Base(gotFiles[0]) != "todo.txt" {
+		t.Errorf("sftp downloaded %q; want only todo.txt\n%s", gotFiles, out)
+	}
+
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CleanupUnmount(t, mnt)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var opts []string
+	for i := 0; i+1 < len(ts.sshArgs()); i += 2 {
+		opts = append(opts, ts.sshArgs()[i+1])
+	}
+	if out, err := exec.CommandContext(ctx, tools[0], "-p", strconv.Itoa(ts.port), "-o", strings.Join(opts, ","), "anyone@127.0.0.1:/", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("sshfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("fusermount3", "-u", mnt).Run() })
+	found, err := exec.CommandContext(ctx, tools[1], mnt, "-type", "f").Output()
+	if err != nil {
+		t.Fatalf("find over sshfs: %v\n%s", err, found)
+	}
+	var files []string
+	for _, l := range strings.Fields(string(found)) {
+		files = append(files, strings.TrimPrefix(l, mnt))
+	}
+	slices.Sort(files)
+	wantFiles := []string{"/certs/bundle.pem", "/certs/server.crt", "/keep.log", "/notes/backup.txt", "/notes/ssh-howto.md",
+		"/notes/todo.txt", "/photos/cat.jpg", "/putty.ppk", "/sub/private", "/token.txt"}
+	if !slices.Equal(files, wantFiles) {
+		t.Errorf("find over sshfs:\n got %q\nwant %q", files, wantFiles)
+	}
+	for _, p := range f.refused {
+		if b, err := os.ReadFile(filepath.Join(mnt, p)); err == nil {
+			t.Errorf("cat %s over sshfs = %q; want an error", p, b)
+		}
+	}
+	for _, p := range f.served {
+		if _, err := os.ReadFile(filepath.Join(mnt, p)); err != nil {
+			t.Errorf("cat %s over sshfs: %v", p, err)
+		}
+	}
+	if after := treeHash(t, f.share); after != before {
+		t.Errorf("the shared tree changed")
+	}
+}
+
+func listNames(t testing.TB, c *sftp.Client, dir string) []string {
+	t.Helper()
+	fis, err := c.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("readdir %s: %v", dir, err)
+	}
+	var names []string
+	for _, fi := range fis {
+		names = append(names, fi.Name())
+	}
+	return names
+}
+
+// waitFor polls cond for up to 10 s (the rules are re-read every second).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestHoldsPrivateKey(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want bool
+	}{
+		{"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n", true},
+		{"-----BEGIN RSA PRIVATE KEY-----\n", true},
+		{"-----BEGIN EC PRIVATE KEY-----\n", true},
+		{"-----BEGIN ENCRYPTED PRIVATE KEY-----\n", true},
+		{"-----BEGIN PRIVATE KEY-----\n", true},
+		{"-----BEGIN PGP PRIVATE KEY BLOCK-----\n", true},
+		{"notes\n  -----BEGIN PRIVATE KEY-----\n", true},
+		{"PuTTY-User-Key-File-2: ssh-rsa\n", true},
+		{"xx openssh-key-v1\x00yy", true},
+		{"-----BEGIN CERTIFICATE-----\n", false},
+		{"-----BEGIN PUBLIC KEY-----\n", false},
+		{"keep your PRIVATE KEY-----safe", false},
+		{"-----BEGIN a private key PRIVATE KEY-----", false},
+		{"ssh-ed25519 AAAAC3Nza me@host\n", false},
+		{"", false},
+	} {
+		if got := holdsPrivateKey([]byte(c.text)); got != c.want {
+			t.Errorf("holdsPrivateKey(%q) = %v; want %v", c.text, got, c.want)
+		}
+	}
+}
+
+// TestDefaultPortTaken: with no Listen given, a taken 2200 moves the
+// share to the next free port and says so; an explicit Listen does not.
+func TestDefaultPortTaken(t *testing.T) {
+	// Hold 2200 on all addresses, as a running dsftp would; if something
+	// else holds it already, it is taken just the same.
+	if l, err := net.Listen("tcp", DefaultListen); err == nil {
+		defer l.Close()
+	} else if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Listen(); err != nil {
+		t.Fatalf("Listen with 2200 taken: %v", err)
+	}
+	if s.Port() == 2200 || s.Port() == 0 {
+		t.Errorf("Port = %d; want another free port", s.Port())
+	}
+	if note := s.PortNote(); !strings.Contains(note, "2200 is taken") || !strings.Contains(note, strconv.Itoa(s.Port())) {
+		t.Errorf("PortNote = %q", note)
+	}
+	s2, err := New(Options{Dir: dir, Listen: ":2200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.Listen(); err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("explicit :2200 while taken: %v; want already in use", err)
+	}
+}
+
+// lineDiff lists the lines that differ between two tree hashes.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for _, l := range al {
+		if !slices.Contains(bl, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range bl {
+		if !slices.Contains(al, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
