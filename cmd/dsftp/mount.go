@@ -27,6 +27,7 @@ type mountFlags struct {
 	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
 	attrTTL    time.Duration
 	cacheSize  int
+	maxListing int
 	create     bool
 	allowOther bool
 	debugFUSE  bool
@@ -81,6 +82,7 @@ Examples:
 		f.client.register(cmd)
 		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
+		fl.IntVar(&f.maxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
@@ -171,6 +173,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		selfID = srv.Fingerprint()
 	}
 	reg = peers.NewRegistry(selfID)
+	useNameBook(reg, log)
 	if srv != nil {
 		go func() {
 			if err := srv.Serve(ctx); err != nil {
@@ -238,6 +241,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) (err error) {
 		Pool:       pl,
 		AttrTTL:    ttlFlag(f.attrTTL),
 		CacheSize:  f.cacheSize,
+		MaxListing: f.maxListing,
 		AllowOther: f.allowOther,
 		Logger:     log,
 		Debug:      f.debugFUSE,

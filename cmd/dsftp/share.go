@@ -48,7 +48,7 @@ type shareFlags struct {
 // register adds the share flags to fs.
 func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", share.DefaultListen, "address to serve SFTP on (\":0\" picks a free port)")
-	fs.StringVar(&f.hostKey, "host-key", "", "OpenSSH private key FILE to use as the host key, created (ed25519, 0600) if missing; default: a new key each run")
+	fs.StringVar(&f.hostKey, "host-key", "", "OpenSSH private key FILE to use as the host key, created (ed25519, 0600) if missing (default $XDG_CONFIG_HOME/dsftp/host_key, i.e. ~/.config/dsftp/host_key)")
 	fs.StringVar(&f.authorizedKeys, "authorized-keys", "", "OpenSSH authorized_keys FILE of client keys allowed to log in")
 	fs.BoolVar(&f.password, "password", false, "also allow logins with a random per-run password, shown on this terminal only (for FileZilla/WinSCP)")
 	fs.IntVar(&f.maxConns, "max-conns", share.DefaultMaxConns, "maximum number of concurrent logged-in connections")
@@ -77,8 +77,14 @@ func (f *shareFlags) options(dir, mountpoint string, df *discoveryFlags) share.O
 	if f.flags != nil && !f.flags.Changed("listen") {
 		listen = ""
 	}
+	// Without --host-key the key lasts in the configuration directory
+	// (defaultHostKeyFile); it is never served either.
+	hostKey := f.hostKey
+	if hostKey == "" {
+		hostKey = defaultHostKeyFile(slog.Default())
+	}
 	var secrets []string
-	for _, p := range []string{f.hostKey, df.tokenFile, defaultTokenFile()} {
+	for _, p := range []string{hostKey, df.tokenFile, defaultTokenFile()} {
 		if p != "" {
 			secrets = append(secrets, p)
 		}
@@ -89,7 +95,7 @@ func (f *shareFlags) options(dir, mountpoint string, df *discoveryFlags) share.O
 		ShareHidden:          f.shareHidden,
 		SecretFiles:          secrets,
 		ExcludeMounts:        excludeMountsFunc(mountpoint),
-		HostKeyFile:          f.hostKey,
+		HostKeyFile:          hostKey,
 		AuthorizedKeysFile:   f.authorizedKeys,
 		Password:             f.password,
 		MaxConns:             f.maxConns,
@@ -221,7 +227,8 @@ holding private keys, what DIR/.dsftpignore lists and dsftp mounts are never
 served. Without DIR, the working directory is shared unless it is the home
 folder (or /, or above it). Logins use public keys
 (--authorized-keys); --password adds a random per-run password for clients
-without keys. The host key is new each run unless --host-key pins it.`,
+without keys. The host key lasts across runs (~/.config/dsftp/host_key
+unless --host-key names another file).`,
 		Example: `  dsftp share ~/photos --authorized-keys ~/.ssh/authorized_keys
   dsftp share --listen :0 --password
   sftp -P 2200 dsftp@192.168.1.5`,
