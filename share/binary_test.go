@@ -264,3 +264,29 @@ func TestBinaryDirHandleFlood(t *testing.T) {
 		t.Errorf("peak RSS grew by %d kB for %d directory handles; want under %d kB", grown, handles, limit)
 	}
 }
+
+// TestBinarySlowloris: the slowloris of TestSlowloris against the real
+// binary with its default limits: 32 silent connections from one address,
+// re-opened as soon as they are dropped, and 10 logins from another
+// address that each read a file.
+func TestBinarySlowloris(t *testing.T) {
+	f := newFixture(t, false)
+	b := startBinaryShare(t, f.share, nil)
+	stop := make(chan struct{})
+	wait, opened := slowloris(attackerAddr, b.addr, 32, stop)
+	defer func() { close(stop); wait() }()
+	testenv.WaitFor(t, 10*time.Second, "the slowloris to fill its slots", func() bool { return opened.Load() >= 32 })
+	const logins = 10
+	ok := 0
+	for i := range logins {
+		if got, err := b.read("/a.txt"); err == nil && string(got) == "hello from the share\n" {
+			ok++
+		} else {
+			t.Logf("login %d during the slowloris: %v", i, err)
+		}
+	}
+	t.Logf("slowloris against the binary: %d of %d logins read the file; the attacker opened %d connections", ok, logins, opened.Load())
+	if ok < 9 {
+		t.Errorf("only %d of %d logins succeeded during the slowloris; want at least 9", ok, logins)
+	}
+}
