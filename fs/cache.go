@@ -4,6 +4,8 @@ import (
 	"hash/fnv"
 	"os"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,21 +21,39 @@ type attrEntry struct {
 	errno syscall.Errno
 }
 
-// dirListing is a cached directory listing, sorted by name.
+// dirListing is a directory listing, sorted by name.
 type dirListing struct {
 	entries []fuse.DirEntry
-	names   map[string]struct{}
+	// truncated: the peer had more than MaxListing entries; these are
+	// the first ones it sent.
+	truncated bool
+	// prefetched: fetched in the background and not yet opened by
+	// anyone; the first opendir gives its prefetch credit back.
+	prefetched atomic.Bool
 }
 
-// cache holds attributes and listings for AttrTTL, bounded in size. It is
-// filled from READDIR replies so that listing a directory costs one round
-// trip, not one per file. A nil *cache caches nothing.
+// has reports whether the listing holds name (binary search: no map per
+// listing, which would double its memory).
+func (d *dirListing) has(name string) bool {
+	i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= name })
+	return i < len(d.entries) && d.entries[i].Name == name
+}
+
+// cache holds attributes and listings for AttrTTL, bounded in size: at
+// most size attribute entries, and listings holding at most dirBudget
+// entries in total (a few huge listings evict the others rather than
+// pile up). It is filled from READDIR replies so that listing a directory
+// costs one round trip, not one per file. A nil *cache caches nothing.
 type cache struct {
 	attrs *expirable.LRU[string, attrEntry]
 	dirs  *expirable.LRU[string, *dirListing]
+
+	dirMu      sync.Mutex // serialises putDir's add-then-evict
+	dirBudget  int64
+	dirEntries atomic.Int64 // entries in cached listings
 }
 
-func newCache(size int, ttl time.Duration) *cache {
+func newCache(size int, dirBudget int, ttl time.Duration) *cache {
 	if ttl <= 0 || size <= 0 {
 		return nil
 	}
@@ -41,10 +61,14 @@ func newCache(size int, ttl time.Duration) *cache {
 	if dirs < 64 {
 		dirs = 64
 	}
-	return &cache{
-		attrs: expirable.NewLRU[string, attrEntry](size, nil, ttl),
-		dirs:  expirable.NewLRU[string, *dirListing](dirs, nil, ttl),
+	c := &cache{
+		attrs:     expirable.NewLRU[string, attrEntry](size, nil, ttl),
+		dirBudget: int64(max(dirBudget, 1)),
 	}
+	c.dirs = expirable.NewLRU(dirs, func(_ string, d *dirListing) {
+		c.dirEntries.Add(-int64(len(d.entries)))
+	}, ttl)
+	return c
 }
 
 func key(peerID, rel string) string { return peerID + "\x00" + rel }
@@ -69,9 +93,25 @@ func (c *cache) dir(peerID, rel string) (*dirListing, bool) {
 	return c.dirs.Get(key(peerID, rel))
 }
 
+// putDir caches d, evicting the least recently used listings while the
+// total number of cached entries exceeds the budget. A listing larger
+// than the whole budget is not cached.
 func (c *cache) putDir(peerID, rel string, d *dirListing) {
-	if c != nil {
-		c.dirs.Add(key(peerID, rel), d)
+	if c == nil || int64(len(d.entries)) > c.dirBudget {
+		return
+	}
+	k := key(peerID, rel)
+	c.dirMu.Lock()
+	defer c.dirMu.Unlock()
+	// Add replaces an existing value without calling the eviction
+	// callback: account for the old one here.
+	c.dirs.Remove(k)
+	c.dirs.Add(k, d)
+	c.dirEntries.Add(int64(len(d.entries)))
+	for c.dirEntries.Load() > c.dirBudget {
+		if _, _, ok := c.dirs.RemoveOldest(); !ok {
+			break
+		}
 	}
 }
 
@@ -93,28 +133,34 @@ func inoOf(peerID, rel string) uint64 {
 // are cleared (the mount is read-only and nosuid) and the owner is the
 // mounting user.
 func toAttr(fi os.FileInfo, uid, gid uint32, out *fuse.Attr) {
-	var mode uint32
 	if st, ok := fi.Sys().(*sftp.FileStat); ok && st.Mode != 0 {
-		mode = st.Mode
-		out.Atime = uint64(st.Atime)
-	} else {
-		mode = fromFileMode(fi.Mode())
+		statToAttr(st, uid, gid, out)
+		return
 	}
+	mt := fi.ModTime()
+	setAttr(fromFileMode(fi.Mode()), fi.Size(), uint64(mt.Unix()), uint32(mt.Nanosecond()), 0, uid, gid, out)
+}
+
+// statToAttr is toAttr for the raw attributes of a listing entry.
+func statToAttr(st *sftp.FileStat, uid, gid uint32, out *fuse.Attr) {
+	setAttr(st.Mode, int64(min(st.Size, 1<<63-1)), uint64(st.Mtime), 0, uint64(st.Atime), uid, gid, out)
+}
+
+func setAttr(mode uint32, size int64, mtime uint64, mtimeNsec uint32, atime uint64, uid, gid uint32, out *fuse.Attr) {
 	mode &^= 0o7222
 	if mode&syscall.S_IFMT == 0 {
 		mode |= syscall.S_IFREG
 	}
 	out.Mode = mode
-	size := fi.Size()
 	if size < 0 {
 		size = 0
 	}
 	out.Size = uint64(size)
 	out.Blocks = (out.Size + 511) / 512
-	mt := fi.ModTime()
-	out.Mtime = uint64(mt.Unix())
-	out.Mtimensec = uint32(mt.Nanosecond())
+	out.Mtime = mtime
+	out.Mtimensec = mtimeNsec
 	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
+	out.Atime = atime
 	if out.Atime == 0 {
 		out.Atime = out.Mtime
 	}

@@ -25,8 +25,9 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultAttrTTL   = 10 * time.Second
-	DefaultCacheSize = 100000
+	DefaultAttrTTL    = 10 * time.Second
+	DefaultCacheSize  = 100000
+	DefaultMaxListing = 200000
 )
 
 // Options configure Mount.
@@ -40,6 +41,11 @@ type Options struct {
 	AttrTTL time.Duration
 	// CacheSize bounds the number of cached attribute entries.
 	CacheSize int
+	// MaxListing caps the entries of one directory listing: a peer's
+	// directory with more shows only the first MaxListing it sends (and
+	// a warning is logged). Cached listings hold at most twice as many
+	// entries in total.
+	MaxListing int
 	// UID and GID own every file; zero means the mounting process's.
 	UID, GID uint32
 	// AllowOther lets other users see the mount (needs user_allow_other
@@ -61,6 +67,8 @@ type filesys struct {
 	flightMu    sync.Mutex
 	flights     map[string]*flight // listings being fetched, by key(peer, rel)
 	prefetchSem chan struct{}      // bounds background listing fetches
+	prefetch    *prefetchBudget
+	ctx         context.Context // ends at unmount; stops prefetching
 }
 
 func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
@@ -92,6 +100,9 @@ func New(dir string, opts Options) (*Mount, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
+	if opts.MaxListing <= 0 {
+		opts.MaxListing = DefaultMaxListing
+	}
 	if opts.UID == 0 && opts.GID == 0 {
 		opts.UID, opts.GID = uint32(os.Getuid()), uint32(os.Getgid())
 	}
@@ -99,8 +110,11 @@ func New(dir string, opts Options) (*Mount, error) {
 		opts.Logger = slog.Default()
 	}
 	ttl := max(opts.AttrTTL, 0)
-	fsys := &filesys{opts: opts, log: opts.Logger, cache: newCache(opts.CacheSize, ttl), start: time.Now(),
-		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel)}
+	ctx, cancel := context.WithCancel(context.Background())
+	fsys := &filesys{opts: opts, log: opts.Logger, start: time.Now(),
+		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
+		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
+		prefetch: newPrefetchBudget(), ctx: ctx}
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
@@ -140,9 +154,9 @@ func New(dir string, opts Options) (*Mount, error) {
 	}
 	server, err := fusefs.Mount(dir, root, mo)
 	if err != nil {
+		cancel()
 		return nil, explainMountError(dir, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mount{Dir: dir, server: server, root: root, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)

@@ -3,91 +3,204 @@ package fs
 import (
 	"context"
 	"path"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // Directory prefetch: when the user opens a directory, the listings of its
 // subdirectories are fetched in the background (a few at a time, one level
 // only), so a recursive walk (ls -lR, find, du, cp -r) finds the next
 // listing waiting instead of paying a round trip per directory.
+//
+// A peer decides how big its listings are, so prefetching is bounded by a
+// credit of entries: every prefetched entry spends one, and opening a
+// prefetched listing gives its entries back. When nobody opens what was
+// prefetched, the credit runs out and prefetching stops (a slow refill
+// lets it start again later). Listings of more than prefetchMaxEntries
+// entries are never prefetched: reading one stops at that many, and the
+// directory is remembered as too big for a while.
 const (
 	prefetchMaxSubdirs = 256 // directories with more subdirectories are not prefetched
 	prefetchParallel   = 4   // listings fetched at once in the background
+	prefetchMaxEntries = 10000
+	prefetchCredit     = 50000               // entries prefetched and not yet opened, at most
+	prefetchRefill     = prefetchCredit / 60 // credit regained per second without any opendir
+	tooBigMemory       = 4096                // directories remembered as too big to prefetch
+	tooBigTTL          = 10 * time.Minute
+	maxNameBytes       = 255 // longer names cannot be looked up on Linux anyway
 )
 
 // flight is a listing being fetched; concurrent askers share it.
 type flight struct {
-	done  chan struct{}
-	d     *dirListing
-	errno syscall.Errno
+	done     chan struct{}
+	d        *dirListing
+	errno    syscall.Errno
+	prefetch bool // a background fetch: it may give up on a big listing
+}
+
+// prefetchBudget is the credit described above.
+type prefetchBudget struct {
+	mu     sync.Mutex
+	credit float64
+	last   time.Time
+	tooBig *expirable.LRU[string, struct{}]
+}
+
+func newPrefetchBudget() *prefetchBudget {
+	return &prefetchBudget{
+		credit: prefetchCredit,
+		last:   time.Now(),
+		tooBig: expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
+	}
+}
+
+// take reserves n entries of credit, or reports false when there are not
+// that many.
+func (b *prefetchBudget) take(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
+	b.last = now
+	if b.credit < float64(n) {
+		return false
+	}
+	b.credit -= float64(n)
+	return true
+}
+
+// give returns n entries of credit.
+func (b *prefetchBudget) give(n int) {
+	b.mu.Lock()
+	b.credit = min(prefetchCredit, b.credit+float64(n))
+	b.mu.Unlock()
 }
 
 // listDir returns the listing of rel on the peer, from the cache, from a
-// fetch already in flight, or from the peer. A fetched listing fills the
-// attribute cache for every entry.
+// fetch already in flight, or from the peer (at most MaxListing entries).
+// A fetched listing fills the attribute cache for every entry.
 func (fsys *filesys) listDir(ctx context.Context, peerID, rel string) (*dirListing, syscall.Errno) {
-	if d, ok := fsys.cache.dir(peerID, rel); ok {
-		return d, 0
-	}
-	k := key(peerID, rel)
-	fsys.flightMu.Lock()
-	f, inFlight := fsys.flights[k]
-	if !inFlight {
-		f = &flight{done: make(chan struct{})}
-		fsys.flights[k] = f
-	}
-	fsys.flightMu.Unlock()
-	if inFlight {
+	for {
+		if d, ok := fsys.cache.dir(peerID, rel); ok {
+			fsys.opened(d)
+			return d, 0
+		}
+		k := key(peerID, rel)
+		fsys.flightMu.Lock()
+		f, inFlight := fsys.flights[k]
+		if !inFlight {
+			f = &flight{done: make(chan struct{})}
+			fsys.flights[k] = f
+		}
+		fsys.flightMu.Unlock()
+		if !inFlight {
+			fsys.runFlight(ctx, k, f, peerID, rel, fsys.opts.MaxListing)
+			if f.d != nil {
+				fsys.opened(f.d)
+			}
+			return f.d, f.errno
+		}
 		select {
 		case <-f.done:
-			return f.d, f.errno
 		case <-ctx.Done():
 			return nil, syscall.EINTR
 		}
+		if f.d == nil && f.errno == 0 && f.prefetch {
+			continue // the prefetch gave up on a big listing: fetch it ourselves
+		}
+		if f.d != nil {
+			fsys.opened(f.d)
+		}
+		return f.d, f.errno
 	}
-	f.d, f.errno = fsys.fetchDir(ctx, peerID, rel)
+}
+
+// opened gives back the prefetch credit of a listing someone opens.
+func (fsys *filesys) opened(d *dirListing) {
+	if d.prefetched.CompareAndSwap(true, false) {
+		fsys.prefetch.give(len(d.entries))
+	}
+}
+
+// runFlight fetches for flight f and ends it.
+func (fsys *filesys) runFlight(ctx context.Context, k string, f *flight, peerID, rel string, limit int) {
+	f.d, f.errno = fsys.fetchDir(ctx, peerID, rel, limit, f.prefetch)
 	fsys.flightMu.Lock()
 	delete(fsys.flights, k)
 	fsys.flightMu.Unlock()
 	close(f.done)
-	return f.d, f.errno
 }
 
-func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string) (*dirListing, syscall.Errno) {
+// fetchDir reads at most limit entries of rel. A prefetch that hits the
+// limit gives up (nil listing, no error) and remembers the directory as
+// too big; a user's listing is cut there, with a warning.
+func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string, limit int, prefetch bool) (*dirListing, syscall.Errno) {
 	e, ok := fsys.opts.Registry.ByID(peerID)
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	list, err := fsys.opts.Pool.ReadDir(ctx, e.Peer, rel)
+	list, truncated, err := fsys.opts.Pool.ReadDirLimit(ctx, e.Peer, rel, limit)
 	if err != nil {
 		errno := pool.Errno(err)
 		fsys.logErr("readdir", rel, err, errno)
 		return nil, errno
 	}
-	d := &dirListing{entries: make([]fuse.DirEntry, 0, len(list)), names: make(map[string]struct{}, len(list))}
-	for _, fi := range list {
-		name := fi.Name()
-		if name == "." || name == ".." || name == "" {
+	if prefetch && truncated {
+		fsys.prefetch.tooBig.Add(key(peerID, rel), struct{}{})
+		fsys.log.Debug("not prefetching a big directory", "peer", e.DisplayName, "path", rel, "more_than", limit)
+		return nil, 0
+	}
+	if truncated {
+		fsys.log.Warn("directory listing cut: the peer lists more entries than --max-listing allows",
+			"peer", e.DisplayName, "path", "/"+rel, "shown", limit)
+	}
+	d := &dirListing{entries: make([]fuse.DirEntry, 0, len(list)), truncated: truncated}
+	skipped := 0
+	for i := range list {
+		name := list[i].Name
+		if name == "" || len(name) > maxNameBytes || strings.ContainsAny(name, "/\x00") {
+			skipped++ // a name no local path can reach
 			continue
 		}
 		crel := path.Join(rel, name)
 		var a fuse.Attr
-		toAttr(fi, fsys.opts.UID, fsys.opts.GID, &a)
+		statToAttr(&list[i].Attrs, fsys.opts.UID, fsys.opts.GID, &a)
 		a.Ino = inoOf(peerID, crel)
 		fsys.cache.putAttr(peerID, crel, attrEntry{attr: a})
 		d.entries = append(d.entries, fuse.DirEntry{Name: name, Mode: a.Mode, Ino: a.Ino})
-		d.names[name] = struct{}{}
+	}
+	if skipped > 0 {
+		fsys.log.Warn("skipped listed names that cannot be file names here", "peer", e.DisplayName, "path", "/"+rel, "count", skipped)
 	}
 	sortEntries(d.entries)
+	d.entries = dedupSorted(d.entries)
+	d.prefetched.Store(prefetch)
 	fsys.cache.putDir(peerID, rel, d)
 	return d, 0
 }
 
+// dedupSorted drops repeated names (a peer may list a name twice; the
+// kernel must see it once).
+func dedupSorted(es []fuse.DirEntry) []fuse.DirEntry {
+	out := es[:0]
+	for i, e := range es {
+		if i > 0 && e.Name == es[i-1].Name {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 // prefetchSubdirs starts background fetches of the uncached listings of
-// d's subdirectories. Failures only mean nothing was cached.
+// d's subdirectories, while the prefetch credit lasts. Failures only mean
+// nothing was cached.
 func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 	if fsys.cache == nil {
 		return
@@ -101,20 +214,61 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 			return
 		}
 		crel := path.Join(rel, e.Name)
-		if _, ok := fsys.cache.dir(peerID, crel); !ok {
-			todo = append(todo, crel)
+		if _, ok := fsys.cache.dir(peerID, crel); ok {
+			continue
 		}
+		if fsys.prefetch.tooBig.Contains(key(peerID, crel)) {
+			continue
+		}
+		todo = append(todo, crel)
 	}
 	if len(todo) == 0 {
 		return
 	}
+	ctx := fsys.ctx
 	go func() {
 		for _, crel := range todo {
-			fsys.prefetchSem <- struct{}{}
+			select {
+			case fsys.prefetchSem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if !fsys.prefetch.take(prefetchMaxEntries) {
+				<-fsys.prefetchSem
+				fsys.log.Debug("prefetch credit spent; not prefetching further until listings are opened", "path", rel)
+				return
+			}
 			go func() {
 				defer func() { <-fsys.prefetchSem }()
-				fsys.listDir(context.Background(), peerID, crel)
+				fsys.prefetchOne(ctx, peerID, crel)
 			}()
 		}
 	}()
+}
+
+// prefetchOne fetches one listing in the background, holding a
+// reservation of prefetchMaxEntries credit, and returns what it did not
+// spend.
+func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string) {
+	spent := 0
+	defer func() { fsys.prefetch.give(prefetchMaxEntries - spent) }()
+	if _, ok := fsys.cache.dir(peerID, rel); ok {
+		return
+	}
+	k := key(peerID, rel)
+	fsys.flightMu.Lock()
+	if _, busy := fsys.flights[k]; busy {
+		fsys.flightMu.Unlock()
+		return
+	}
+	f := &flight{done: make(chan struct{}), prefetch: true}
+	fsys.flights[k] = f
+	fsys.flightMu.Unlock()
+	fsys.runFlight(ctx, k, f, peerID, rel, prefetchMaxEntries)
+	switch {
+	case f.d != nil:
+		spent = len(f.d.entries)
+	case f.errno == 0:
+		spent = prefetchMaxEntries // read that many, then gave up
+	}
 }

@@ -124,10 +124,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if _, hit := n.fsys.cache.attr(n.peerID, rel); !hit {
 		// A fresh listing of the parent that lacks the name answers a
 		// lookup of a missing file without a round trip.
-		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok {
-			if _, found := d.names[name]; !found {
-				return nil, syscall.ENOENT
-			}
+		// A cut listing proves nothing.
+		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && !d.truncated && !d.has(name) {
+			return nil, syscall.ENOENT
 		}
 	}
 	if errno := n.attr(ctx, rel, &out.Attr); errno != 0 {

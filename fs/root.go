@@ -26,6 +26,13 @@ type rootNode struct {
 	mu sync.Mutex
 	// children maps display names to peer IDs; only sync writes it.
 	children map[string]string
+	// sorted is the Readdir answer, built on demand after changes.
+	sorted []fuse.DirEntry
+	// seq is the registry change that children reflects.
+	seq uint64
+	// removed are the names the last sync took away: the next sync checks
+	// them for stragglers.
+	removed []string
 }
 
 var (
@@ -49,27 +56,113 @@ var (
 )
 
 // OnAdd fills the root before the mount becomes visible.
-func (r *rootNode) OnAdd(ctx context.Context) { r.sync(ctx, false) }
+func (r *rootNode) OnAdd(ctx context.Context) { r.resync(ctx, false) }
 
 // follow applies registry changes until ctx ends.
 func (r *rootNode) follow(ctx context.Context) {
 	ch, stop := r.fsys.opts.Registry.Watch()
 	defer stop()
-	r.sync(ctx, true) // changes between OnAdd and Watch
+	r.sync(ctx) // changes between OnAdd and Watch
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			r.sync(ctx, true)
+			r.sync(ctx)
 		}
 	}
 }
 
-// sync makes the children match the registry and tells the kernel about
-// names that appeared or went away.
-func (r *rootNode) sync(ctx context.Context, notify bool) {
-	list := r.fsys.opts.Registry.List()
+// sync applies the registry's changes since the last sync, at a cost
+// proportional to them (not to the number of peers), and tells the kernel
+// about the names that appeared or went away. A root too far behind the
+// registry's journal lists everything again.
+func (r *rootNode) sync(ctx context.Context) {
+	changes, last, ok := r.fsys.opts.Registry.Changes(r.seqNow())
+	if !ok {
+		r.resync(ctx, true)
+		return
+	}
+	if len(changes) == 0 {
+		r.dropStragglers(nil)
+		return
+	}
+	var changed, removed []string
+	r.mu.Lock()
+	for _, c := range changes {
+		if c.Removed {
+			if r.children[c.Name] != c.ID {
+				continue
+			}
+			r.RmChild(c.Name)
+			delete(r.children, c.Name)
+			removed = append(removed, c.Name)
+			r.fsys.log.Info("peer left", "peer", c.Name)
+		} else {
+			r.addLocked(ctx, c.Name, c.ID)
+		}
+		changed = append(changed, c.Name)
+	}
+	r.sorted = nil
+	r.seq = last
+	r.mu.Unlock()
+	r.forgetGone(changes)
+	r.dropStragglers(removed)
+	r.notify(changed)
+}
+
+func (r *rootNode) seqNow() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// addLocked shows peer id as name.
+func (r *rootNode) addLocked(ctx context.Context, name, id string) {
+	if old, ok := r.children[name]; ok && old == id {
+		return
+	}
+	n := &node{fsys: r.fsys, peerID: id}
+	child := r.NewPersistentInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
+	r.AddChild(name, child, true)
+	r.children[name] = id
+	source := ""
+	if e, ok := r.fsys.opts.Registry.ByID(id); ok {
+		source = e.Source
+	}
+	r.fsys.log.Info("peer joined", "peer", name, "source", source)
+}
+
+// forgetGone closes the pooled connections of peers that left for good
+// (not those that only changed their name).
+func (r *rootNode) forgetGone(changes []peers.NameChange) {
+	for _, c := range changes {
+		if !c.Removed {
+			continue
+		}
+		if _, live := r.fsys.opts.Registry.ByID(c.ID); !live {
+			r.fsys.opts.Pool.Forget(c.ID)
+		}
+	}
+}
+
+// dropStragglers removes from the inode tree the names a racing Lookup
+// put back (see mu), among those the previous sync removed.
+func (r *rootNode) dropStragglers(now []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range r.removed {
+		if _, ok := r.children[name]; !ok && r.GetChild(name) != nil {
+			r.RmChild(name)
+		}
+	}
+	r.removed = now
+}
+
+// resync makes the children match the full registry listing: at start,
+// and when the journal no longer reaches back to the last sync.
+func (r *rootNode) resync(ctx context.Context, notify bool) {
+	list, seq := r.fsys.opts.Registry.ListSeq()
 	want := make(map[string]peers.Entry, len(list))
 	liveIDs := make(map[string]bool, len(list))
 	for _, e := range list {
@@ -100,17 +193,21 @@ func (r *rootNode) sync(ctx context.Context, notify bool) {
 		if _, ok := r.children[e.DisplayName]; ok {
 			continue
 		}
-		n := &node{fsys: r.fsys, peerID: e.ID}
-		child := r.NewPersistentInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(e.ID, "")})
-		r.AddChild(e.DisplayName, child, true)
-		r.children[e.DisplayName] = e.ID
+		r.addLocked(ctx, e.DisplayName, e.ID)
 		changed = append(changed, e.DisplayName)
-		r.fsys.log.Info("peer joined", "peer", e.DisplayName, "source", e.Source)
 	}
+	r.sorted = nil
+	r.seq = seq
+	r.removed = nil
 	r.mu.Unlock()
-	if !notify {
-		return
+	if notify {
+		r.notify(changed)
 	}
+}
+
+// notify drops the kernel's cached entries of the changed names and its
+// cached root listing.
+func (r *rootNode) notify(changed []string) {
 	for _, name := range changed {
 		// Drops a cached (possibly negative) dentry; ENOENT just means
 		// the kernel had none.
@@ -148,12 +245,18 @@ func (r *rootNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 
 func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	r.mu.Lock()
-	es := make([]fuse.DirEntry, 0, len(r.children))
-	for name, id := range r.children {
-		es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
+	if r.sorted == nil {
+		es := make([]fuse.DirEntry, 0, len(r.children))
+		for name, id := range r.children {
+			es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
+		}
+		sortEntries(es)
+		r.sorted = es
 	}
+	// Readdir streams never write to the slice; a later change replaces
+	// r.sorted rather than modifying it.
+	es := r.sorted
 	r.mu.Unlock()
-	sortEntries(es)
 	return fusefs.NewListDirStream(es), 0
 }
 

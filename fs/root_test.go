@@ -2,8 +2,12 @@ package fs_test
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +77,108 @@ func TestRootFollowsRegistry(t *testing.T) {
 		_, err := os.ReadFile(filepath.Join(mnt, "alpha", "hello.txt"))
 		return err == nil
 	})
+}
+
+// TestRootManyPeers: with 10,000 peers (a LAN flood's worth) the root
+// lists them all, follows joins and departures, and `ls` and `ls -l`
+// answer; the times are logged (the root's updates cost O(changes), not a
+// copy and sort of all peers per change).
+func TestRootManyPeers(t *testing.T) {
+	testenv.RequireFUSE(t)
+	const n = 10000
+	reg := peers.NewRegistry("")
+	pl, err := pool.New(pool.Options{Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	mnt := mountDir(t)
+	testenv.CleanupUnmount(t, mnt)
+	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: pl, AttrTTL: time.Minute,
+		Logger: slog.New(slog.DiscardHandler)}) // 20,000 join and leave lines
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unmount()
+
+	id := func(i int) string { return fmt.Sprintf("SHA256:peer%05d", i) }
+	start := time.Now()
+	for i := range n {
+		// Every advert is a change the root follows while it happens.
+		reg.Upsert(peers.Peer{ID: id(i), Name: fmt.Sprintf("p%05d", i), Addrs: []string{"127.0.0.1:9"},
+			Expires: time.Now().Add(time.Hour)})
+	}
+	upserts := time.Since(start)
+	testenv.WaitFor(t, 30*time.Second, "all peers to be listed", func() bool {
+		es, err := os.ReadDir(mnt)
+		return err == nil && len(es) == n
+	})
+	t.Logf("%d adverts upserted in %v; listed after %v", n, upserts.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for range 3 {
+		t0 := time.Now()
+		es, err := os.ReadDir(mnt)
+		if err != nil || len(es) != n {
+			t.Fatalf("ls: %d entries, %v", len(es), err)
+		}
+		if es[0].Name() != "p00000" || es[n-1].Name() != fmt.Sprintf("p%05d", n-1) {
+			t.Fatalf("not sorted: first %s, last %s", es[0].Name(), es[n-1].Name())
+		}
+		t.Logf("ls of %d peers: %v", n, time.Since(t0).Round(time.Microsecond))
+	}
+	t0 := time.Now()
+	out, err := exec.Command("ls", "-l", mnt).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(out), "\n") - 1; got != n {
+		t.Errorf("ls -l shows %d peers, want %d", got, n)
+	}
+	t.Logf("ls -l of %d peers: %v", n, time.Since(t0).Round(time.Millisecond))
+
+	// ls while another 5,000 join and as many refresh.
+	flood := make(chan struct{})
+	go func() {
+		defer close(flood)
+		for i := range n / 2 {
+			reg.Upsert(peers.Peer{ID: id(n + i), Name: fmt.Sprintf("q%05d", i), Addrs: []string{"127.0.0.1:9"},
+				Expires: time.Now().Add(time.Hour)})
+			reg.Upsert(peers.Peer{ID: id(i), Name: fmt.Sprintf("p%05d", i), Addrs: []string{"127.0.0.1:9"},
+				Expires: time.Now().Add(time.Hour)})
+		}
+	}()
+	for done := false; !done; {
+		select {
+		case <-flood:
+			done = true
+		default:
+		}
+		t0 := time.Now()
+		es, err := os.ReadDir(mnt)
+		if err != nil || len(es) < n {
+			t.Fatalf("ls during the flood: %d entries, %v", len(es), err)
+		}
+		t.Logf("ls during the flood (%d peers): %v", len(es), time.Since(t0).Round(time.Microsecond))
+	}
+	testenv.WaitFor(t, 30*time.Second, "all peers to be listed", func() bool {
+		es, err := os.ReadDir(mnt)
+		return err == nil && len(es) == n+n/2
+	})
+	for i := range n / 2 {
+		reg.Remove(id(n + i))
+	}
+
+	// Half of the first ones leave.
+	for i := 0; i < n; i += 2 {
+		reg.Remove(id(i))
+	}
+	testenv.WaitFor(t, 30*time.Second, "half of the peers to leave", func() bool {
+		es, err := os.ReadDir(mnt)
+		return err == nil && len(es) == n/2
+	})
+	if _, err := os.Stat(filepath.Join(mnt, "p00000")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a departed peer still answers: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "p00001")); err != nil {
+		t.Errorf("a live peer: %v", err)
+	}
 }

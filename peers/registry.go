@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,39 @@ type Registry struct {
 	names    map[string]string // display name -> ID (shares only)
 	watchers map[chan struct{}]struct{}
 	timer    chan struct{} // pokes Run when expiries change
+
+	// nextExp is no later than the earliest expiry of any entry (zero:
+	// none expires), so lookups skip the O(n) expiry scan until then.
+	nextExp time.Time
+
+	// The journal of listed names (see Changes): seq counts changes,
+	// journal holds the last journalLen, the oldest being journalFrom+1.
+	seq         uint64
+	journal     []NameChange
+	journalFrom uint64
+
+	book    *NameBook // names remembered across runs; nil: none
+	bookErr func(error)
+}
+
+// SetNameBook makes the registry remember which key held each name (see
+// NameBook) and give a known name back to its key. onErr, if not nil,
+// hears of failed writes of the book.
+func (r *Registry) SetNameBook(b *NameBook, onErr func(error)) {
+	r.mu.Lock()
+	r.book, r.bookErr = b, onErr
+	r.mu.Unlock()
+}
+
+// journalLen bounds the change journal; a reader further behind lists
+// everything again.
+const journalLen = 4096
+
+// NameChange is one change to the listed peers: Name now shows the peer
+// ID, or (Removed) Name is gone.
+type NameChange struct {
+	Name, ID string
+	Removed  bool
 }
 
 // NewRegistry returns an empty registry. selfID, when non-empty, is the
@@ -80,16 +114,110 @@ func (r *Registry) Upsert(p Peer) bool {
 	}
 	// The same key advertising a share again is a share from now on.
 	delete(r.clients, p.ID)
+	r.noteExpiryLocked(p.Expires)
 	e, ok := r.byID[p.ID]
 	if ok {
 		e.Peer = p
+		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
+			r.noteBookLocked(e.DisplayName, p.ID)
+		}
 	} else {
-		e = &Entry{Peer: p, Added: now, DisplayName: r.uniqueName(p)}
+		e = &Entry{Peer: p, Added: now, DisplayName: r.claimName(p)}
 		r.byID[p.ID] = e
 		r.names[e.DisplayName] = p.ID
+		r.journalLocked(NameChange{Name: e.DisplayName, ID: p.ID})
 	}
 	r.changedLocked()
 	return !ok
+}
+
+// claimName picks the display name of a new share. Without a name book it
+// is uniqueName's. With one, a name the book gives to another key is not
+// handed out (the claimant gets a suffix), a name the book gives to p's
+// key is taken back from a stranger holding it (who gets a suffix
+// instead), and a free name nobody owns yet becomes p's. Names given with
+// --peer are the user's own: never remembered, never taken away.
+func (r *Registry) claimName(p Peer) string {
+	base := SanitizeName(p.Name)
+	if r.book == nil || p.Source == SourceFlag {
+		return r.uniqueName(p)
+	}
+	owner, known := r.book.Owner(base)
+	holderID, taken := r.names[base]
+	switch {
+	case known && owner != p.ID:
+		return r.suffixedName(p.ID, base)
+	case known && taken:
+		holder := r.byID[holderID]
+		if holder == nil || holder.Source == SourceFlag {
+			return r.suffixedName(p.ID, base)
+		}
+		// Give the stranger a suffixed name; base is p's again.
+		r.journalLocked(NameChange{Name: base, ID: holderID, Removed: true})
+		r.names[base] = p.ID
+		holder.DisplayName = r.suffixedName(holderID, base)
+		r.names[holder.DisplayName] = holderID
+		r.journalLocked(NameChange{Name: holder.DisplayName, ID: holderID})
+		r.noteBookLocked(base, p.ID)
+		return base
+	case taken:
+		return r.suffixedName(p.ID, base)
+	}
+	r.noteBookLocked(base, p.ID)
+	return base
+}
+
+func (r *Registry) noteBookLocked(name, id string) {
+	if r.book == nil || !strings.HasPrefix(id, "SHA256:") {
+		return
+	}
+	if err := r.book.Seen(name, id); err != nil && r.bookErr != nil {
+		r.bookErr(err)
+	}
+}
+
+// noteExpiryLocked keeps nextExp no later than exp.
+func (r *Registry) noteExpiryLocked(exp time.Time) {
+	if !exp.IsZero() && (r.nextExp.IsZero() || exp.Before(r.nextExp)) {
+		r.nextExp = exp
+	}
+}
+
+// journalLocked records a change of the listed names.
+func (r *Registry) journalLocked(c NameChange) {
+	r.seq++
+	if len(r.journal) == journalLen {
+		copy(r.journal, r.journal[journalLen/2:])
+		r.journal = r.journal[:journalLen/2]
+		r.journalFrom += journalLen / 2
+	}
+	r.journal = append(r.journal, c)
+}
+
+// Changes returns the changes to the listed names after the one numbered
+// since (0: from the start) and the number of the last one. ok is false
+// when the journal no longer reaches back that far: list everything
+// again with ListSeq. Applying changes in order keeps a copy of the names
+// right at O(changes) cost.
+func (r *Registry) Changes(since uint64) (changes []NameChange, last uint64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	if since < r.journalFrom || since > r.seq {
+		return nil, r.seq, false
+	}
+	return append([]NameChange(nil), r.journal[since-r.journalFrom:]...), r.seq, true
+}
+
+// ListSeq is List, with the number of the last change it reflects (for
+// Changes).
+func (r *Registry) ListSeq() ([]Entry, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked()
+	out := snapshot(r.byID)
+	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
+	return out, r.seq
 }
 
 // upsertClientLocked records a client-only advert. A share with the same
@@ -98,6 +226,7 @@ func (r *Registry) upsertClientLocked(p Peer, now time.Time) bool {
 	if _, wasShare := r.byID[p.ID]; wasShare {
 		r.removeLocked(p.ID)
 	}
+	r.noteExpiryLocked(p.Expires)
 	e, ok := r.clients[p.ID]
 	if ok {
 		e.Peer = p
@@ -116,6 +245,12 @@ func (r *Registry) uniqueName(p Peer) string {
 	if _, taken := r.names[base]; !taken {
 		return base
 	}
+	return r.suffixedName(p.ID, base)
+}
+
+// suffixedName is base with a suffix from id, unique among the names.
+func (r *Registry) suffixedName(id, base string) string {
+	p := Peer{ID: id}
 	suffix := "-" + shortID(p.ID)
 	if len(base)+len(suffix) > MaxNameLen {
 		base = SanitizeName(base[:MaxNameLen-len(suffix)])
@@ -175,6 +310,7 @@ func (r *Registry) removeLocked(id string) {
 	}
 	delete(r.byID, id)
 	delete(r.names, e.DisplayName)
+	r.journalLocked(NameChange{Name: e.DisplayName, ID: id, Removed: true})
 	r.changedLocked()
 }
 
@@ -301,30 +437,34 @@ func (r *Registry) changedLocked() {
 	}
 }
 
+// expireLocked drops expired entries. It scans only once the earliest
+// expiry may have come (refreshes only postpone expiries, so nextExp may
+// be early but never late), which keeps lookups O(1) with many peers.
 func (r *Registry) expireLocked() {
 	now := r.now()
-	for _, m := range []map[string]*Entry{r.byID, r.clients} {
-		for id, e := range m {
-			if !e.Expires.IsZero() && !e.Expires.After(now) {
-				r.removeLocked(id)
-			}
-		}
+	if r.nextExp.IsZero() || now.Before(r.nextExp) {
+		return
 	}
-}
-
-// nextExpiry returns the earliest expiry among live entries, or zero.
-func (r *Registry) nextExpiry() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var next time.Time
 	for _, m := range []map[string]*Entry{r.byID, r.clients} {
-		for _, e := range m {
-			if !e.Expires.IsZero() && (next.IsZero() || e.Expires.Before(next)) {
+		for id, e := range m {
+			switch {
+			case e.Expires.IsZero():
+			case !e.Expires.After(now):
+				r.removeLocked(id)
+			case next.IsZero() || e.Expires.Before(next):
 				next = e.Expires
 			}
 		}
 	}
-	return next
+	r.nextExp = next
+}
+
+// nextExpiry returns when the next expiry scan is due, or zero.
+func (r *Registry) nextExpiry() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nextExp
 }
 
 // Run drops peers when their adverts expire, so watchers hear of it without

@@ -193,3 +193,100 @@ func TestBinaryEMFILE(t *testing.T) {
 		t.Errorf("no accept error logged:\n%s", b.proc.Output.String())
 	}
 }
+
+// TestBinaryDirHandleFlood: one connection opens 100 directory handles on
+// a 50,000-entry directory and reads one batch from each. Before
+// directory handles streamed, each held a stat of the whole directory
+// (about 31 MB per 100,000 entries: 100 handles took a share to 3.4 GB);
+// now the real binary's peak RSS grows by a few MiB.
+func TestBinaryDirHandleFlood(t *testing.T) {
+	dir := t.TempDir()
+	const entries = 50000
+	for i := range entries {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("file-with-a-longish-name-%06d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	b := startBinaryShare(t, dir, nil)
+	pid := b.proc.Cmd.Process.Pid
+	c, err := b.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, in, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ssh.DiscardRequests(in)
+	defer ch.Close()
+	if ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"})); !ok || err != nil {
+		t.Fatalf("sftp subsystem: %v", err)
+	}
+	if _, err := ch.Write(sftpPacket(1, nil, u32(3))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSFTPPacket(ch); err != nil {
+		t.Fatal(err)
+	}
+	before := procStatus(t, pid, "VmHWM")
+	const handles = 100
+	listed := 0
+	for i := range handles {
+		if _, err := ch.Write(sftpPacket(11, u32(uint32(2*i+1)), sshString("/"))); err != nil { // OPENDIR
+			t.Fatal(err)
+		}
+		reply, err := readSFTPPacket(ch)
+		if err != nil || len(reply) < 9 || reply[0] != 102 { // HANDLE
+			t.Fatalf("opendir %d: %v %q", i, err, reply)
+		}
+		if _, err := ch.Write(sftpPacket(12, u32(uint32(2*i+2)), reply[5:])); err != nil { // READDIR
+			t.Fatal(err)
+		}
+		reply, err = readSFTPPacket(ch)
+		if err != nil || len(reply) < 9 || reply[0] != 104 { // NAME
+			t.Fatalf("readdir %d: %v %q", i, err, reply)
+		}
+		listed += int(reply[5])<<24 | int(reply[6])<<16 | int(reply[7])<<8 | int(reply[8])
+	}
+	grown := procStatus(t, pid, "VmHWM") - before
+	t.Logf("%d open directory handles on %d entries (%d names read): peak RSS %d -> %d kB", handles, entries, listed, before, before+grown)
+	if listed < handles {
+		t.Errorf("read %d names from %d handles", listed, handles)
+	}
+	limit := int64(64 << 10) // kB; a snapshot per handle would be over 1.5 GB
+	if raceBuild {
+		limit *= 4
+	}
+	if grown > limit {
+		t.Errorf("peak RSS grew by %d kB for %d directory handles; want under %d kB", grown, handles, limit)
+	}
+}
+
+// TestBinarySlowloris: the slowloris of TestSlowloris against the real
+// binary with its default limits: 32 silent connections from one address,
+// re-opened as soon as they are dropped, and 10 logins from another
+// address that each read a file.
+func TestBinarySlowloris(t *testing.T) {
+	f := newFixture(t, false)
+	b := startBinaryShare(t, f.share, nil)
+	stop := make(chan struct{})
+	wait, opened := slowloris(attackerAddr, b.addr, 32, stop)
+	defer func() { close(stop); wait() }()
+	testenv.WaitFor(t, 10*time.Second, "the slowloris to fill its slots", func() bool { return opened.Load() >= 32 })
+	const logins = 10
+	ok := 0
+	for i := range logins {
+		if got, err := b.read("/a.txt"); err == nil && string(got) == "hello from the share\n" {
+			ok++
+		} else {
+			t.Logf("login %d during the slowloris: %v", i, err)
+		}
+	}
+	t.Logf("slowloris against the binary: %d of %d logins read the file; the attacker opened %d connections", ok, logins, opened.Load())
+	if ok < 9 {
+		t.Errorf("only %d of %d logins succeeded during the slowloris; want at least 9", ok, logins)
+	}
+}

@@ -20,6 +20,7 @@ type mountFlags struct {
 	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
 	attrTTL    time.Duration
 	cacheSize  int
+	maxListing int
 	create     bool
 	allowOther bool
 	debugFUSE  bool
@@ -74,6 +75,7 @@ Examples:
 		f.client.register(cmd)
 		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
+		fl.IntVar(&f.maxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
@@ -114,7 +116,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(512 << 20)
 	cfg := instance.Config{
-		Peers: flagPeers, Pool: f.client.poolOptions(ids, log),
+		Peers: flagPeers, Pool: f.client.poolOptions(ids, log), RememberNames: true,
 		Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,
 	}
 	// Check the discovery flags and token, and the usage of the UPnP
@@ -146,7 +148,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	in.Go(func(ctx context.Context) error {
 		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
-			AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
+			MaxListing: f.maxListing, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
 	return in.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,7 +46,7 @@ type shareFlags struct {
 // register adds the share flags to fs.
 func (f *shareFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", share.DefaultListen, "address to serve SFTP on (\":0\" picks a free port)")
-	fs.StringVar(&f.hostKey, "host-key", "", "OpenSSH private key FILE to use as the host key, created (ed25519, 0600) if missing; default: a new key each run")
+	fs.StringVar(&f.hostKey, "host-key", "", "OpenSSH private key FILE to use as the host key, created (ed25519, 0600) if missing (default $XDG_CONFIG_HOME/dsftp/host_key, i.e. ~/.config/dsftp/host_key)")
 	fs.StringVar(&f.authorizedKeys, "authorized-keys", "", "OpenSSH authorized_keys FILE of client keys allowed to log in")
 	fs.BoolVar(&f.password, "password", false, "also allow logins with a random per-run password, shown on this terminal only (for FileZilla/WinSCP)")
 	fs.IntVar(&f.maxConns, "max-conns", share.DefaultMaxConns, "maximum number of concurrent logged-in connections")
@@ -68,18 +69,13 @@ func (f *shareFlags) register(fs *pflag.FlagSet) {
 // options turns the flags into share.Options for dir. Without --listen,
 // the share falls back to another port when the default one is taken. df
 // names the Discord token file, which is never served (nor is the host
-// key).
+// key, which the instance defaults to a lasting one).
 func (f *shareFlags) options(dir string, df *discoveryFlags) share.Options {
 	listen := f.listen
 	if f.flags != nil && !f.flags.Changed("listen") {
 		listen = ""
 	}
-	var secrets []string
-	for _, p := range []string{f.hostKey, df.tokenFile, discord.DefaultTokenFile()} {
-		if p != "" {
-			secrets = append(secrets, p)
-		}
-	}
+	secrets := slices.DeleteFunc([]string{df.tokenFile, discord.DefaultTokenFile()}, func(p string) bool { return p == "" })
 	return share.Options{
 		MaxConnsPerKey:       f.maxConnsPerKey,
 		MaxConnsPerSource:    f.maxConnsPerSource,
@@ -129,7 +125,8 @@ holding private keys, what DIR/.dsftpignore lists and dsftp mounts are never
 served. Without DIR, the working directory is shared unless it is the home
 folder (or /, or above it). Logins use public keys
 (--authorized-keys); --password adds a random per-run password for clients
-without keys. The host key is new each run unless --host-key pins it.`,
+without keys. The host key lasts across runs (~/.config/dsftp/host_key
+unless --host-key names another file).`,
 		Example: `  dsftp share ~/photos --authorized-keys ~/.ssh/authorized_keys
   dsftp share --listen :0 --password
   sftp -P 2200 dsftp@192.168.1.5`,

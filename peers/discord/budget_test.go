@@ -175,7 +175,7 @@ func TestRateBudget100(t *testing.T) {
 		t.Errorf("only %d of %d peers refreshed their advert in %v (%d refresh periods)", refreshed, n, measure, periods)
 	}
 	// At rest, one advert per peer.
-	waitFor(t, 10*time.Second, "one advert per peer", func() bool { return len(e.fake.Messages(e.channel)) <= n+n/10 })
+	waitFor(t, 30*time.Second, "one advert per peer", func() bool { return len(e.fake.Messages(e.channel)) <= n+n/10 })
 	for _, nd := range nodes {
 		if len(nd.reg.List()) != n-1 {
 			t.Errorf("a peer lists %d others after refreshes, want %d", len(nd.reg.List()), n-1)

@@ -51,6 +51,12 @@ const (
 	MaxPacket = 4096
 	// Prefix starts every advert; anything else is dropped unread.
 	Prefix = "dsftp/"
+	// DefaultMaxPeers caps the peers (and client-only adverts) known from
+	// the LAN at once; adverts of newcomers beyond it are dropped.
+	DefaultMaxPeers = 1000
+	// DefaultMaxPeersPerSource caps them per source address (a host runs
+	// a few dsftp at most; a flood of fresh keys from one host stops here).
+	DefaultMaxPeersPerSource = 32
 )
 
 // Advert is what a Codec found in a verified advert.
@@ -102,6 +108,11 @@ type Options struct {
 	// RateLimit is the number of adverts per second verified in total;
 	// more are dropped. 0 means 200. Each source address gets a tenth.
 	RateLimit float64
+	// MaxPeers caps the peers known from the LAN at once, in total and
+	// (MaxPeersPerSource) per source address; adverts of further new
+	// peers are dropped (logged once) until some expire. 0 means
+	// DefaultMaxPeers and DefaultMaxPeersPerSource.
+	MaxPeers, MaxPeersPerSource int
 	// ListenOnly makes a listener that never sends: no announcements and
 	// no leaving advert, so nobody learns of it. Only Codec.Verify is
 	// used (NewVerifyCodec needs no host key). For `dsftp peers`.
@@ -126,10 +137,11 @@ type Stats struct {
 	Invalid     uint64 // looked like an advert but failed verification
 	RateLimited uint64 // dropped by the receive rate limit
 	Foreign     uint64 // arrived on an interface not in Options.Interfaces
+	Capped      uint64 // a new peer beyond MaxPeers or MaxPeersPerSource
 }
 
 type counters struct {
-	sent, received, accepted, own, duplicate, stale, malformed, invalid, rateLimited, foreign atomic.Uint64
+	sent, received, accepted, own, duplicate, stale, malformed, invalid, rateLimited, foreign, capped atomic.Uint64
 }
 
 // Discovery announces the local advert and listens for others'.
@@ -147,7 +159,8 @@ type Discovery struct {
 	recent     recentSet              // hashes of adverts already handled
 	sentRecent recentSet              // hashes of our own latest adverts
 	limiter    *limiter
-	lastSig    string // interfaces and addresses at the last scan
+	lastSig    string    // interfaces and addresses at the last scan
+	known      peerCount // live peers by source, for the caps
 
 	trigger chan struct{}
 	stats   counters
@@ -185,6 +198,12 @@ func New(opts Options) (*Discovery, error) {
 	if opts.RateLimit <= 0 {
 		opts.RateLimit = 200
 	}
+	if opts.MaxPeers <= 0 {
+		opts.MaxPeers = DefaultMaxPeers
+	}
+	if opts.MaxPeersPerSource <= 0 {
+		opts.MaxPeersPerSource = DefaultMaxPeersPerSource
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -199,6 +218,7 @@ func New(opts Options) (*Discovery, error) {
 		sentRecent: newRecentSet(8),
 		limiter:    newLimiter(opts.RateLimit, opts.RateLimit/10, 1024),
 		logLim:     logLimiter{pace.LogLimiter{Every: logEvery}},
+		known:      newPeerCount(opts.MaxPeers, opts.MaxPeersPerSource),
 		trigger:    make(chan struct{}, 1),
 	}, nil
 }
@@ -250,6 +270,7 @@ func (d *Discovery) Stats() Stats {
 		Own: c.own.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(),
 		Malformed: c.malformed.Load(), Invalid: c.invalid.Load(),
 		RateLimited: c.rateLimited.Load(), Foreign: c.foreign.Load(),
+		Capped: c.capped.Load(),
 	}
 }
 
@@ -438,13 +459,7 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 		d.logLim.log(d.log, slog.LevelDebug, "ratelimit", "LAN adverts arrive too fast; dropping some", "from", from.String())
 		return
 	}
-	adv, err := d.opts.Codec.Verify(msg)
-	if err == nil && adv.Peer.HostKey == nil {
-		err = errors.New("advert without a host key")
-	}
-	if err == nil && adv.Peer.ID != ssh.FingerprintSHA256(adv.Peer.HostKey) {
-		err = errors.New("advert peer ID is not its host key's fingerprint")
-	}
+	adv, err := d.verify(msg)
 	if err != nil {
 		d.stats.invalid.Add(1)
 		d.logLim.log(d.log, slog.LevelWarn, "invalid", "ignored an invalid LAN advert", "from", from.String(), "err", err)
@@ -476,6 +491,42 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	// whatever expiry (or clock) the sender has.
 	if limit := now.Add(d.TTL()); p.Expires.IsZero() || p.Expires.After(limit) {
 		p.Expires = limit
+	}
+	d.admit(p, from, now)
+}
+
+// verify checks an advert's signature, and that its peer ID is its host
+// key's fingerprint.
+func (d *Discovery) verify(msg []byte) (Advert, error) {
+	adv, err := d.opts.Codec.Verify(msg)
+	if err == nil && adv.Peer.HostKey == nil {
+		err = errors.New("advert without a host key")
+	}
+	if err == nil && adv.Peer.ID != ssh.FingerprintSHA256(adv.Peer.HostKey) {
+		err = errors.New("advert peer ID is not its host key's fingerprint")
+	}
+	return adv, err
+}
+
+// admit puts a verified, fresh peer heard from from into the registry,
+// unless the caps on peers (per source address and in total) are full.
+func (d *Discovery) admit(p peers.Peer, from *net.UDPAddr, now time.Time) {
+	d.mu.Lock()
+	verdict := d.known.admit(p.ID, from.IP.String(), p.Expires, now)
+	d.mu.Unlock()
+	switch verdict {
+	case capSource:
+		d.stats.capped.Add(1)
+		d.log.Warn("a LAN address announces too many peers; ignoring its new ones until some expire (logged once per address)",
+			"from", from.IP.String(), "max", d.opts.MaxPeersPerSource)
+		return
+	case capTotal:
+		d.stats.capped.Add(1)
+		d.log.Warn("too many peers on the LAN; ignoring newcomers until some expire (logged once)", "max", d.opts.MaxPeers)
+		return
+	case capSilent:
+		d.stats.capped.Add(1)
+		return
 	}
 	d.stats.accepted.Add(1)
 	if d.opts.Registry.Upsert(p) {

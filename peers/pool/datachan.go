@@ -13,7 +13,8 @@ import (
 )
 
 // dataChan is a second SFTP session on a connection that carries only
-// OPEN, READ and CLOSE for Readers. pkg/sftp allocates a fresh buffer
+// OPEN, READ and CLOSE for Readers, and OPENDIR and READDIR for bounded
+// listings (ReadDirLimit). pkg/sftp allocates a fresh buffer
 // for every reply and copies the data out again; here a DATA reply is read
 // straight from the channel into the caller's buffer, which halves the
 // client's CPU per byte on bulk reads. Metadata stays with pkg/sftp.
@@ -49,10 +50,12 @@ const (
 
 // dataReq is one request in flight.
 type dataReq struct {
-	buf    []byte // READ: where DATA goes
-	n      int    // READ: bytes received
-	handle string // OPEN: the handle
-	status uint32 // STATUS code
+	buf    []byte      // READ: where DATA goes
+	n      int         // READ: bytes received
+	handle string      // OPEN, OPENDIR: the handle
+	names  *[]DirEntry // READDIR: where entries go
+	named  bool        // READDIR: a NAME reply came
+	status uint32      // STATUS code
 	msg    string
 	err    error
 	done   chan struct{}
@@ -211,6 +214,13 @@ func (d *dataChan) readReplies() error {
 				return errors.New("bad sftp handle")
 			}
 			req.handle = string(body[4 : 4+binary.BigEndian.Uint32(body)])
+		case fxpName:
+			if req.names == nil {
+				req.err = errors.New("sftp: unexpected names")
+				break
+			}
+			req.named = true
+			req.err = parseNames(body, req.names)
 		case fxpData:
 			// A DATA reply to a request without a buffer.
 			req.err = errors.New("sftp: unexpected data")

@@ -76,7 +76,10 @@ start() { # name dir logfile command...
 	# setsid: Ctrl-C in the terminal signals the whole foreground process
 	# group; the dsftp processes must not stop on their own, racing the
 	# trap, but in order through cleanup (the mount first).
-	(cd "$dir" && exec setsid "$@") >"$log" 2>&1 &
+	# Each its own configuration and state (host key, known names): the
+	# demo leaves the user's own ~/.config/dsftp alone.
+	mkdir -p "$logs/$name/config" "$logs/$name/state"
+	(cd "$dir" && export XDG_CONFIG_HOME="$logs/$name/config" XDG_STATE_HOME="$logs/$name/state" && exec setsid "$@") >"$log" 2>&1 &
 	pids+=($!)
 	echo "demo: started $name (pid $!)"
 }

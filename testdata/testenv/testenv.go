@@ -103,6 +103,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "dsftp")
+		isolateXDG(dir)
 		args := []string{"build", "-o", buildPath}
 		if raceEnabled {
 			args = append(args, "-race")
@@ -213,7 +214,7 @@ type Process struct {
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), withDiscoveryDefault(env)...)
+	cmd.Env = append(os.Environ(), withOwnXDG(t, withDiscoveryDefault(env))...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.Output
 	cmd.Stderr = p.Output
@@ -288,3 +289,7 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// RaceEnabled reports whether the tests (and so the dsftp binary that
+// Binary builds) run with the race detector, which multiplies memory use.
+func RaceEnabled() bool { return raceEnabled }

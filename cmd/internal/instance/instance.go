@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ type Config struct {
 	Pool *pool.Options
 	// Peers are the --peer peers, in the registry from the start.
 	Peers []peers.Peer
+	// RememberNames keeps which key held each peer name across runs (see
+	// useNameBook).
+	RememberNames bool
 	// Discover is asked, with the registry holding Peers, whether to start
 	// discovery at all; nil means yes.
 	Discover func(*peers.Registry) bool
@@ -131,6 +135,9 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		}
 	}()
 	in.Registry = peers.NewRegistry(in.self.id())
+	if cfg.RememberNames {
+		useNameBook(in.Registry, in.log)
+	}
 	for _, p := range cfg.Peers {
 		in.Registry.Upsert(p)
 	}
@@ -175,6 +182,14 @@ func (in *Instance) startShare() error {
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return in.Registry.AuthorizedKey(k) })
 	}
 	opts.ExcludeMounts = excludeMounts(in.cfg.Mountpoint)
+	// Without --host-key the key lasts in the configuration directory; it
+	// is never served either.
+	if opts.HostKeyFile == "" {
+		opts.HostKeyFile = DefaultHostKeyFile(slog.Default())
+	}
+	if opts.HostKeyFile != "" {
+		opts.SecretFiles = append(slices.Clip(opts.SecretFiles), opts.HostKeyFile)
+	}
 	srv, err := startShare(opts, in.audience(opts), in.cfg.Out)
 	if err != nil {
 		if in.cfg.ShareHint != "" {
