@@ -1,8 +1,6 @@
 package fs_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // bombServer is a hostile SFTP server on loopback: its root holds dirs
@@ -33,14 +32,7 @@ type bombServer struct {
 
 func startBombServer(t *testing.T, dirs, perDir int) *bombServer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := testenv.NewSigner(t)
 	cfg := &ssh.ServerConfig{
 		// An attacker lets anyone in.
 		PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) { return nil, nil },

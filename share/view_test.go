@@ -2,8 +2,6 @@ package share
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -19,9 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // secretsFixture is a share that holds what a home folder holds: keys,
@@ -57,10 +56,7 @@ func newSecretsFixture(t testing.TB) *secretsFixture {
 			t.Fatal(err)
 		}
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, priv := testenv.NewEd25519(t)
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		t.Fatal(err)
