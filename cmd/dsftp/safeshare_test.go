@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,7 +17,6 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/testdata/testenv"
-	"golang.org/x/crypto/ssh"
 )
 
 // writeHomeLike fills dir with what a home folder holds: an SSH key, a
@@ -30,15 +26,12 @@ import (
 // it must not see at all, relative to dir.
 func writeHomeLike(t *testing.T, dir string) (served, refused, absent []string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	k := testenv.NewKey(t, t.TempDir(), "id_ed25519")
+	pemKey, err := os.ReadFile(k.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := string(pem.EncodeToMemory(block))
+	key := string(pemKey)
 	files := map[string]string{
 		".ssh/id_ed25519":             key,
 		".config/dsftp/discord-token": "Bot abc.def\n",
