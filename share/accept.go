@@ -94,4 +94,3 @@ func errnoText(err error) string {
 	}
 	return "other error"
 }
-
