@@ -7,7 +7,7 @@
 
 GO      ?= go
 BIN     ?= bin/dsftp
-PKGS    ?= ./... ./testdata/testenv ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest
+PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,

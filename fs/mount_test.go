@@ -432,3 +432,39 @@ func TestChangesAppearAfterTTL(t *testing.T) {
 		return err == nil && string(b) == "changed, and longer than before\n"
 	})
 }
+
+// TestTailFollowsGrowth: `tail -f` on a file that grows on the peer shows
+// the appended lines (once --attr-ttl has passed), as it does on sshfs;
+// a fresh cat sees the whole file. Before, reads stopped at the size seen
+// at open and tail printed nothing new.
+func TestTailFollowsGrowth(t *testing.T) {
+	tools := testenv.Require(t, "tail")
+	src := t.TempDir()
+	log := filepath.Join(src, "app.log")
+	if err := os.WriteFile(log, []byte("line 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sshd := testenv.StartSSHD(t, src)
+	mnt := mountDir(t)
+	startMount(t, mnt, "--attr-ttl", "1s", "--identity", sshd.Client.Path, "--peer", "a="+sshd.URL())
+	tail := testenv.Start(t, nil, tools[0], "-f", "-s", "0.2", filepath.Join(mnt, "a", "app.log"))
+	tail.WaitOutput(t, "line 1", 10*time.Second)
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 2; i <= 4; i++ {
+		start := time.Now()
+		if _, err := fmt.Fprintf(f, "line %d appended on the peer\n", i); err != nil {
+			t.Fatal(err)
+		}
+		tail.WaitOutput(t, fmt.Sprintf("line %d appended", i), 15*time.Second)
+		t.Logf("tail -f showed line %d %v after it was appended", i, time.Since(start).Round(10*time.Millisecond))
+	}
+	want := "line 1\nline 2 appended on the peer\nline 3 appended on the peer\nline 4 appended on the peer\n"
+	testenv.WaitFor(t, 10*time.Second, "cat to see the grown file", func() bool {
+		b, err := os.ReadFile(filepath.Join(mnt, "a", "app.log"))
+		return err == nil && string(b) == want
+	})
+}

@@ -116,7 +116,13 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 		n.peerRootAttr(&out.Attr)
 		return 0
 	}
-	return n.attr(ctx, n.rel, &out.Attr)
+	errno := n.attr(ctx, n.rel, &out.Attr)
+	if h, ok := f.(*handle); ok && errno == 0 {
+		// fstat of an open file (tail -f): a size grown on the peer lets
+		// the handle read past the end it had.
+		h.r.Grow(int64(out.Attr.Size))
+	}
+	return errno
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
@@ -300,6 +306,13 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off+int64(len(dest)) > h.r.Size() {
+		// The kernel reads past the end the handle knows when a fresh
+		// stat told it the file grew: take the size from that stat.
+		if e, ok := h.n.fsys.cache.attr(h.n.peerID, h.n.rel); ok && e.errno == 0 {
+			h.r.Grow(int64(e.attr.Size))
+		}
+	}
 	data, release, err := h.r.ReadAtNoCopy(ctx, dest, off)
 	if err != nil {
 		// Never a short read for a failure: the kernel would take it for

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
-	"golang.org/x/sys/unix"
 )
 
 // errTooManyHandles is returned when a connection has MaxHandlesPerConn files
@@ -132,9 +131,9 @@ func (h *fsHandlers) release() { h.handles.Add(-1) }
 // O_NOFOLLOW turns one swapped in since into an error. O_NONBLOCK keeps a
 // FIFO swapped in from blocking the open.
 func (h *fsHandlers) openNoAtime(rel string, extra int) (*os.File, error) {
-	flags := os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_NOFOLLOW | extra
-	if h.noatime.Load() {
-		f, err := h.root.OpenFile(rel, flags|syscall.O_NOATIME, 0)
+	flags := os.O_RDONLY | oNonblock | oNoFollow | extra
+	if oNoatime != 0 && h.noatime.Load() {
+		f, err := h.root.OpenFile(rel, flags|oNoatime, 0)
 		if !errors.Is(err, syscall.EPERM) {
 			return f, err
 		}
@@ -198,7 +197,7 @@ func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		return nil, err
 	}
 	// Blocking reads again: O_NONBLOCK was only for the open.
-	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+	if err := setBlocking(f); err != nil {
 		f.Close()
 		h.release()
 		return nil, err
@@ -262,29 +261,24 @@ func (h *fsHandlers) StatVFS(r *sftp.Request) (_ *sftp.StatVFS, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.openResolved(res, unix.O_PATH)
+	f, err := h.openResolved(res, oPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+	st, err := statVFS(f)
+	if err != nil {
 		return nil, &os.PathError{Op: "statvfs", Path: clientPath(res.req), Err: err}
 	}
-	return &sftp.StatVFS{
-		Bsize:   uint64(st.Bsize),
-		Frsize:  uint64(st.Frsize),
-		Blocks:  st.Blocks,
-		Bfree:   st.Bfree,
-		Bavail:  st.Bavail,
-		Files:   st.Files,
-		Ffree:   st.Ffree,
-		Favail:  st.Ffree,
-		Fsid:    uint64(uint32(st.Fsid.Val[0])) | uint64(uint32(st.Fsid.Val[1]))<<32,
-		Flag:    unix.ST_RDONLY | unix.ST_NOSUID, // the share is read-only whatever the disk is
-		Namemax: uint64(st.Namelen),
-	}, nil
+	return st, nil
 }
+
+// The statvfs@openssh.com flag bits (OpenSSH's PROTOCOL file): the share
+// says read-only and nosuid whatever the disk is.
+const (
+	fxeStatvfsRdonly = 0x1
+	fxeStatvfsNosuid = 0x2
+)
 
 // Filelist serves opendir ("List"), stat ("Stat") and, for clients that
 // do not use ReadlinkFileLister, nothing else.
@@ -376,7 +370,7 @@ func (h *fsHandlers) list(p string) (sftp.ListerAt, error) {
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
-	d, err := h.openResolved(res, unix.O_DIRECTORY)
+	d, err := h.openResolved(res, oDirectory)
 	if err != nil {
 		h.release()
 		return nil, err
@@ -463,7 +457,7 @@ func (dl *dirLister) hidden(e os.DirEntry) bool {
 }
 
 func (dl *dirLister) rewind() error {
-	d, err := dl.h.openResolved(dl.res, unix.O_DIRECTORY)
+	d, err := dl.h.openResolved(dl.res, oDirectory)
 	if err != nil {
 		return err
 	}

@@ -128,8 +128,8 @@ func (r *ignoreRules) read() (*loadedRules, error) {
 		return &loadedRules{}, nil
 	}
 	// O_NOATIME: reading the rules leaves the share as it was.
-	flags := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-	f, err := r.root.OpenFile(IgnoreFile, flags|syscall.O_NOATIME, 0)
+	flags := os.O_RDONLY | oNoFollow | oNonblock
+	f, err := r.root.OpenFile(IgnoreFile, flags|oNoatime, 0)
 	if errors.Is(err, syscall.EPERM) {
 		f, err = r.root.OpenFile(IgnoreFile, flags, 0)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -18,8 +19,19 @@ var errBadPath = errors.New("invalid path")
 // cleaned away lexically, the way sshd's chroot would). The result is always
 // filepath.IsLocal; os.Root then refuses symlinks that leave the root.
 func clientToRel(p string) (string, error) {
+	return clientToRelOn(p, runtime.GOOS == "windows")
+}
+
+// clientToRelOn is clientToRel with Windows rules when windows is set:
+// SFTP paths use "/" only, so a "\" (a separator to Windows) or a ":"
+// (a drive letter or an alternate data stream) in a client path never
+// names a file in the share there.
+func clientToRelOn(p string, windows bool) (string, error) {
 	if strings.IndexByte(p, 0) >= 0 {
 		return "", fmt.Errorf("%w: NUL byte in path", errBadPath)
+	}
+	if windows && strings.ContainsAny(p, `\:`) {
+		return "", fmt.Errorf("%w: \\ or : in a path", errBadPath)
 	}
 	clean := path.Clean("/" + p)
 	rel := strings.TrimPrefix(clean, "/")

@@ -317,7 +317,7 @@ func openShareDir(dir string) (*os.Root, string, error) {
 	}
 	// Opening needs only search permission; sharing needs listing.
 	// O_NOATIME: starting a share leaves the directory as it was.
-	d, err := root.OpenFile(".", os.O_RDONLY|syscall.O_NOATIME, 0)
+	d, err := root.OpenFile(".", os.O_RDONLY|oNoatime, 0)
 	if errors.Is(err, syscall.EPERM) {
 		d, err = root.Open(".")
 	}

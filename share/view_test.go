@@ -2,7 +2,6 @@ package share
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -17,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
-
 	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
 )
 
 // secretsFixture is a share that holds what a home folder holds: keys,
@@ -56,16 +53,13 @@ func newSecretsFixture(t testing.TB) *secretsFixture {
 			t.Fatal(err)
 		}
 	}
-	_, priv := testenv.NewEd25519(t)
-	block, err := ssh.MarshalPrivateKey(priv, "")
+	k := testenv.NewKey(t, t.TempDir(), "id_ed25519")
+	pemKey, err := os.ReadFile(k.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opensshKey := string(pem.EncodeToMemory(block))
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opensshKey := string(pemKey)
+	pkcs8 := make([]byte, 48) // the detection reads the PEM lines, not the DER
 	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: make([]byte, 900)}))
 	bundle := cert + cert + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
@@ -29,12 +26,12 @@ import (
 // it must not see at all, relative to dir.
 func writeHomeLike(t *testing.T, dir string) (served, refused, absent []string) {
 	t.Helper()
-	_, priv := testenv.NewEd25519(t)
-	block, err := ssh.MarshalPrivateKey(priv, "")
+	k := testenv.NewKey(t, t.TempDir(), "id_ed25519")
+	pemKey, err := os.ReadFile(k.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := string(pem.EncodeToMemory(block))
+	key := string(pemKey)
 	files := map[string]string{
 		".ssh/id_ed25519":             key,
 		".config/dsftp/discord-token": "Bot abc.def\n",

@@ -16,7 +16,6 @@ import (
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
-// freeUDPPort returns a UDP port that was free on loopback a moment ago.
 type node struct {
 	codec  *testCodec
 	reg    *peers.Registry

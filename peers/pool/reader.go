@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dsftp/dsftp/peers"
 )
@@ -54,7 +55,7 @@ type Reader struct {
 	h    string // remote file handle
 	peer peers.Peer
 	rel  string
-	size int64 // -1 when unknown
+	size atomic.Int64 // -1 when unknown; grows (Grow) as the file does
 	// chunk is the read-ahead chunk size: the most whole requests of the
 	// connection's piece size that fit in ChunkSize.
 	chunk int
@@ -137,11 +138,27 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 	if c.piece > 0 && c.piece < ChunkSize {
 		chunk = ChunkSize / c.piece * c.piece
 	}
-	return &Reader{pool: p, g: g, c: c, d: d, h: h, peer: peer, rel: rel, size: fsize, chunk: chunk, ctx: rctx, cancel: cancel, seqEnd: -1}, nil
+	r := &Reader{pool: p, g: g, c: c, d: d, h: h, peer: peer, rel: rel, chunk: chunk, ctx: rctx, cancel: cancel, seqEnd: -1}
+	r.size.Store(fsize)
+	return r, nil
 }
 
-// Size is the file size known at open.
-func (r *Reader) Size() int64 { return r.size }
+// Size is the file size known to the reader: at open, or since raised by
+// Grow.
+func (r *Reader) Size() int64 { return r.size.Load() }
+
+// Grow raises the size reads stop at, for a file that grew on the peer
+// while open (tail -f): the caller learned the new size from a fresh stat.
+// Reads past the old end then go to the peer. A smaller size is ignored;
+// a file that shrank reads short, as the peer answers.
+func (r *Reader) Grow(size int64) {
+	for {
+		old := r.size.Load()
+		if old < 0 || size <= old || r.size.CompareAndSwap(old, size) {
+			return
+		}
+	}
+}
 
 // ReadAt implements io.ReaderAt.
 func (r *Reader) ReadAt(b []byte, off int64) (int, error) {
@@ -176,10 +193,11 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	case io.SeekCurrent:
 		offset += r.pos
 	case io.SeekEnd:
-		if r.size < 0 {
+		size := r.size.Load()
+		if size < 0 {
 			return 0, errors.New("seek from end: size unknown")
 		}
-		offset += r.size
+		offset += size
 	default:
 		return 0, fmt.Errorf("seek: bad whence %d", whence)
 	}
@@ -197,11 +215,11 @@ func (r *Reader) ReadAtContext(ctx context.Context, b []byte, off int64) (int, e
 	if off < 0 {
 		return 0, errors.New("read: negative offset")
 	}
-	if r.size >= 0 {
-		if off >= r.size {
+	if size := r.size.Load(); size >= 0 {
+		if off >= size {
 			return 0, io.EOF
 		}
-		if rem := r.size - off; int64(len(b)) > rem {
+		if rem := size - off; int64(len(b)) > rem {
 			b = b[:rem]
 		}
 	}
@@ -263,11 +281,11 @@ func (r *Reader) ReadAtNoCopy(ctx context.Context, b []byte, off int64) (data []
 		return nil, nop, errors.New("read: negative offset")
 	}
 	want := len(b)
-	if r.size >= 0 {
-		if off >= r.size {
+	if size := r.size.Load(); size >= 0 {
+		if off >= size {
 			return nil, nop, nil
 		}
-		if rem := r.size - off; int64(want) > rem {
+		if rem := size - off; int64(want) > rem {
 			want = int(rem)
 		}
 	}
@@ -351,12 +369,13 @@ func (r *Reader) planLocked(off, end int64) []*chunk {
 	}
 	window := min(1+r.streak, maxWindow)
 	for r.next < end || len(r.queue) < window {
-		if r.size >= 0 && r.next >= r.size {
+		size := r.size.Load()
+		if size >= 0 && r.next >= size {
 			break
 		}
 		want := int64(r.chunk)
-		if r.size >= 0 && r.next+want > r.size {
-			want = r.size - r.next
+		if size >= 0 && r.next+want > size {
+			want = size - r.next
 		}
 		ch := &chunk{off: r.next, want: int(want), buf: chunkPool.Get().(*[]byte), done: make(chan struct{})}
 		r.queue = append(r.queue, ch)

@@ -1,0 +1,154 @@
+// Package wanproxy is a TCP proxy that makes loopback look like the
+// internet between two homes: every byte is held for a one-way delay and
+// each direction is limited to a rate, as a long, narrow link would. The
+// WAN benchmark and tests put it between dsftp (or sshfs) and a share.
+//
+// It is a test fixture: it listens on loopback and forwards only to the
+// target it was given.
+package wanproxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// Link describes one direction of the simulated path.
+type Link struct {
+	// Delay is the one-way latency added to every byte (RTT = 2 × Delay).
+	Delay time.Duration
+	// Rate is the bandwidth in bytes per second; 0 means unlimited.
+	Rate int64
+}
+
+// chunkSize is the most bytes read in one go; a chunk is delayed and
+// paced as a unit, so it also bounds how bursty the pacing is.
+const chunkSize = 16 << 10
+
+// maxQueued bounds the bytes a direction holds in flight (the link's
+// buffer): a sender that outruns the rate is slowed by TCP backpressure
+// rather than by memory.
+const maxQueued = 8 << 20
+
+// Proxy forwards connections from its listener to Target through a Link
+// in each direction.
+type Proxy struct {
+	Target string
+	Link   Link
+
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+// New returns a proxy to target with the same link both ways.
+func New(target string, link Link) *Proxy { return &Proxy{Target: target, Link: link} }
+
+// Listen binds 127.0.0.1:0.
+func (p *Proxy) Listen() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	p.ln = ln
+	return nil
+}
+
+// Addr is the address clients dial.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Run serves until ctx ends, then closes every connection it made.
+func (p *Proxy) Run(ctx context.Context) error {
+	if p.ln == nil {
+		if err := p.Listen(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { <-ctx.Done(); p.ln.Close() }()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			p.wg.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.forward(ctx, c)
+		}()
+	}
+}
+
+func (p *Proxy) forward(ctx context.Context, client net.Conn) {
+	defer client.Close()
+	var d net.Dialer
+	server, err := d.DialContext(ctx, "tcp", p.Target)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	stop := context.AfterFunc(ctx, func() { client.Close(); server.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.Link.pipe(server, client) }()
+	go func() { defer wg.Done(); p.Link.pipe(client, server) }()
+	wg.Wait()
+}
+
+// packet is a chunk of bytes and when it may leave.
+type packet struct {
+	b   []byte
+	due time.Time
+}
+
+// pipe copies src to dst through the link, then half-closes dst.
+func (l Link) pipe(dst, src net.Conn) {
+	q := make(chan packet, maxQueued/chunkSize)
+	go func() {
+		defer close(q)
+		for {
+			b := make([]byte, chunkSize)
+			n, err := src.Read(b)
+			if n > 0 {
+				q <- packet{b: b[:n], due: time.Now().Add(l.Delay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// The link sends one chunk after another: a chunk leaves once its
+	// delay is over and the previous chunk is through at the rate.
+	var free time.Time // when the link finished sending the last chunk
+	for pk := range q {
+		start := pk.due
+		if free.After(start) {
+			start = free
+		}
+		if l.Rate > 0 {
+			free = start.Add(time.Duration(int64(len(pk.b)) * int64(time.Second) / l.Rate))
+		} else {
+			free = start
+		}
+		if wait := time.Until(free); wait > 0 {
+			time.Sleep(wait)
+		}
+		if _, err := dst.Write(pk.b); err != nil {
+			src.Close()
+			for range q { // let the reader end
+			}
+			return
+		}
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		dst.Close()
+	}
+}
