@@ -17,12 +17,31 @@ APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupn
 # One binary per package above, to decide whether apt has anything to do.
 NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser
 
-.PHONY: all build test vet deps bench demo clean fmt
+.PHONY: all build install test vet deps bench demo clean fmt
 
 all: build
 
+# Builds from a clone carry their version and commit (dsftp --version):
+# GOFLAGS=-buildvcs=false or a tarball leave the build info without them.
+# The version is the latest tag (git describe), else a Go pseudo-version.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=v0.0.0-%cd-%h --abbrev=12 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS := -X github.com/dsftp/dsftp/cmd/internal/lifecycle.version=$(VERSION) -X github.com/dsftp/dsftp/cmd/internal/lifecycle.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/dsftp
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dsftp
+
+# install: the binary, its man pages and bash, zsh and fish completion,
+# all generated from the command definitions. PREFIX=~/.local for a user.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/dsftp
+	$(BIN) man $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/dsftp
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_dsftp
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/dsftp.fish
 
 deps:
 	@missing=""; for b in $(NEED_BINS); do command -v $$b >/dev/null 2>&1 || [ -x "$$b" ] || missing="$$missing $$b"; done; \

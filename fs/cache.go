@@ -129,29 +129,27 @@ func inoOf(peerID, rel string) uint64 {
 	return ino
 }
 
-// toAttr converts remote attributes: write bits, setuid/setgid/sticky
-// are cleared (the mount is read-only and nosuid) and the owner is the
-// mounting user.
-func toAttr(fi os.FileInfo, uid, gid uint32, out *fuse.Attr) {
+// toAttr converts remote attributes: the mode as owner.mode shows it,
+// owned by the mount's owner.
+func toAttr(fi os.FileInfo, own owner, out *fuse.Attr) {
 	if st, ok := fi.Sys().(*sftp.FileStat); ok && st.Mode != 0 {
-		statToAttr(st, uid, gid, out)
+		statToAttr(st, own, out)
 		return
 	}
 	mt := fi.ModTime()
-	setAttr(fromFileMode(fi.Mode()), fi.Size(), uint64(mt.Unix()), uint32(mt.Nanosecond()), 0, uid, gid, out)
+	setAttr(fromFileMode(fi.Mode()), fi.Size(), uint64(mt.Unix()), uint32(mt.Nanosecond()), 0, own, out)
 }
 
 // statToAttr is toAttr for the raw attributes of a listing entry.
-func statToAttr(st *sftp.FileStat, uid, gid uint32, out *fuse.Attr) {
-	setAttr(st.Mode, int64(min(st.Size, 1<<63-1)), uint64(st.Mtime), 0, uint64(st.Atime), uid, gid, out)
+func statToAttr(st *sftp.FileStat, own owner, out *fuse.Attr) {
+	setAttr(st.Mode, int64(min(st.Size, 1<<63-1)), uint64(st.Mtime), 0, uint64(st.Atime), own, out)
 }
 
-func setAttr(mode uint32, size int64, mtime uint64, mtimeNsec uint32, atime uint64, uid, gid uint32, out *fuse.Attr) {
-	mode &^= 0o7222
+func setAttr(mode uint32, size int64, mtime uint64, mtimeNsec uint32, atime uint64, own owner, out *fuse.Attr) {
 	if mode&syscall.S_IFMT == 0 {
 		mode |= syscall.S_IFREG
 	}
-	out.Mode = mode
+	out.Mode = mode&syscall.S_IFMT | own.mode(mode&0o7777)
 	if size < 0 {
 		size = 0
 	}
@@ -165,7 +163,7 @@ func setAttr(mode uint32, size int64, mtime uint64, mtimeNsec uint32, atime uint
 		out.Atime = out.Mtime
 	}
 	out.Nlink = 1
-	out.Uid, out.Gid = uid, gid
+	out.Uid, out.Gid = own.uid, own.gid
 	out.Blksize = 128 << 10
 }
 

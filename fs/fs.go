@@ -8,6 +8,7 @@
 package fs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,11 +47,27 @@ type Options struct {
 	// a warning is logged). Cached listings hold at most twice as many
 	// entries in total.
 	MaxListing int
-	// UID and GID own every file; zero means the mounting process's.
-	UID, GID uint32
+	// UID and GID own every file; nil means the mounting process's.
+	UID, GID *uint32
+	// Umask clears permission bits of every mode shown (octal, like 022).
+	Umask uint32
 	// AllowOther lets other users see the mount (needs user_allow_other
 	// in /etc/fuse.conf unless root).
 	AllowOther bool
+	// AllowRoot lets root, besides the mounting user, see the mount (same
+	// need as AllowOther).
+	AllowRoot bool
+	// AutoUnmount has fusermount3 unmount the file system when this
+	// process dies, even by SIGKILL.
+	AutoUnmount bool
+	// FsName is the source shown by mount and df ("dsftp" if empty);
+	// Subtype makes the type fuse.<Subtype> ("fuse.dsftp" if empty).
+	FsName, Subtype string
+	// AllowNonEmpty lets Check accept a mountpoint that holds files
+	// (the mount hides them while it lasts).
+	AllowNonEmpty bool
+	// Ready, if set, is called once Run serves the mounted file system.
+	Ready func()
 	// Logger receives mount events; nil means slog.Default().
 	Logger *slog.Logger
 	// Debug logs every FUSE request.
@@ -60,6 +77,7 @@ type Options struct {
 // filesys is the state shared by all nodes.
 type filesys struct {
 	opts  Options
+	owner owner
 	log   *slog.Logger
 	cache *cache
 	start time.Time
@@ -83,6 +101,7 @@ func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
 // Mount is a mounted dsftp file system.
 type Mount struct {
 	Dir    string
+	fstype string // fuse.<subtype>
 	server *fuse.Server
 	root   *rootNode
 	cancel context.CancelFunc
@@ -103,29 +122,26 @@ func New(dir string, opts Options) (*Mount, error) {
 	if opts.MaxListing <= 0 {
 		opts.MaxListing = DefaultMaxListing
 	}
-	if opts.UID == 0 && opts.GID == 0 {
-		opts.UID, opts.GID = uint32(os.Getuid()), uint32(os.Getgid())
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	ttl := max(opts.AttrTTL, 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	fsys := &filesys{opts: opts, log: opts.Logger, start: time.Now(),
+	fsys := &filesys{opts: opts, owner: newOwner(opts), log: opts.Logger, start: time.Now(),
 		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
 		prefetch: newPrefetchBudget(), ctx: ctx}
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
-			FsName: "dsftp",
-			Name:   "dsftp",
+			FsName: cmp.Or(opts.FsName, "dsftp"),
+			Name:   cmp.Or(opts.Subtype, "dsftp"),
 			// ro: the kernel refuses writes itself (EROFS); nosuid and
 			// nodev: a peer must not be able to serve setuid binaries or
 			// device nodes; default_permissions: the kernel checks modes,
 			// saving an ACCESS round trip per check.
-			Options:    []string{"ro", "nosuid", "nodev", "default_permissions"},
-			AllowOther: opts.AllowOther,
+			Options:    mountFlags(opts),
+			AllowOther: opts.AllowOther || opts.AllowRoot,
 			// Large reads: fewer, bigger FUSE requests feed the read-ahead.
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
@@ -149,15 +165,15 @@ func New(dir string, opts Options) (*Mount, error) {
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &ttl,
-		UID:             opts.UID,
-		GID:             opts.GID,
+		UID:             fsys.owner.uid,
+		GID:             fsys.owner.gid,
 	}
-	server, err := fusefs.Mount(dir, root, mo)
+	server, err := serve(dir, root, mo, opts)
 	if err != nil {
 		cancel()
-		return nil, explainMountError(dir, err)
+		return nil, explainMountError(dir, err, opts)
 	}
-	m := &Mount{Dir: dir, server: server, root: root, cancel: cancel, done: make(chan struct{})}
+	m := &Mount{Dir: dir, fstype: "fuse." + mo.Name, server: server, root: root, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		root.follow(ctx)
@@ -178,14 +194,14 @@ func (m *Mount) Unmount() error {
 	case <-time.After(5 * time.Second):
 		err = errors.New("unmount did not finish within 5 s")
 	}
-	if err != nil && isMounted(m.Dir) {
+	if err != nil && isMountedAs(m.Dir, m.fstype) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
 		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
 			err = nil
 		}
 	}
 	<-m.done
-	if !isMounted(m.Dir) {
+	if !isMountedAs(m.Dir, m.fstype) {
 		return nil
 	}
 	return err
@@ -207,6 +223,9 @@ func (m *Mount) Run(ctx context.Context) error {
 		close(unmounted)
 	}()
 	log := m.root.fsys.log
+	if ready := m.root.fsys.opts.Ready; ready != nil {
+		ready()
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("unmounting", "mountpoint", m.Dir)
@@ -227,17 +246,35 @@ func (m *Mount) Run(ctx context.Context) error {
 	return nil
 }
 
-func explainMountError(dir string, err error) error {
-	switch {
-	case errors.Is(err, os.ErrNotExist) && fileMissing("/dev/fuse"):
-		return fmt.Errorf("mount %s: /dev/fuse is missing; load the fuse module (modprobe fuse) or install fuse3 (apt-get install fuse3): %w", dir, err)
-	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
-		return fmt.Errorf("mount %s: not permitted; install fuse3 (which provides the setuid fusermount3) or run as root: %w", dir, err)
+// mountFlags are the options passed to the kernel (or fusermount3).
+func mountFlags(opts Options) []string {
+	o := []string{"ro", "nosuid", "nodev", "default_permissions"}
+	if opts.AutoUnmount {
+		o = append(o, "auto_unmount")
 	}
-	return fmt.Errorf("mount %s: %w", dir, err)
+	return o
 }
 
-func fileMissing(p string) bool {
-	_, err := os.Stat(p)
-	return errors.Is(err, os.ErrNotExist)
+// serve mounts root at dir as fusefs.Mount does, with allow_root checked
+// in front of the node file system.
+func serve(dir string, root fusefs.InodeEmbedder, mo *fusefs.Options, opts Options) (*fuse.Server, error) {
+	raw := fusefs.NewNodeFS(root, mo)
+	if opts.AllowRoot {
+		raw = rootOnly{RawFileSystem: raw, owner: uint32(os.Getuid())}
+	}
+	mopts := mo.MountOptions
+	if opts.AutoUnmount {
+		// The kernel does not know auto_unmount: only fusermount3,
+		// which stays behind to unmount, does.
+		mopts.DirectMount = false
+	}
+	server, err := fuse.NewServer(raw, dir, &mopts)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, err
+	}
+	return server, nil
 }

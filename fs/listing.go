@@ -170,7 +170,7 @@ func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string, limit int
 		}
 		crel := path.Join(rel, name)
 		var a fuse.Attr
-		statToAttr(&list[i].Attrs, fsys.opts.UID, fsys.opts.GID, &a)
+		statToAttr(&list[i].Attrs, fsys.owner, &a)
 		a.Ino = inoOf(peerID, crel)
 		fsys.cache.putAttr(peerID, crel, attrEntry{attr: a})
 		d.entries = append(d.entries, fuse.DirEntry{Name: name, Mode: a.Mode, Ino: a.Ino})

@@ -109,8 +109,11 @@ func Mounts() []string { return mountinfo.Of(fsType) }
 
 // isMounted reports whether a dsftp file system is mounted at dir (also
 // under another mount on top of it).
-func isMounted(dir string) bool {
-	return slices.Contains(mountinfo.Types(dir), fsType)
+func isMounted(dir string) bool { return isMountedAs(dir, fsType) }
+
+// isMountedAs is isMounted for a mount of type fstype (fuse.<subtype>).
+func isMountedAs(dir, fstype string) bool {
+	return slices.Contains(mountinfo.Types(dir), fstype)
 }
 
 // lazyUnmount detaches the mount at dir even while it is busy.

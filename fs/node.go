@@ -66,9 +66,7 @@ func (n *node) peer() (peers.Peer, syscall.Errno) {
 // peerRootAttr describes a peer's directory without asking the peer, so
 // `ls -l` of the mount root never waits for the network.
 func (n *node) peerRootAttr(out *fuse.Attr) {
-	out.Mode = syscall.S_IFDIR | 0o555
-	out.Nlink = 2
-	out.Uid, out.Gid = n.fsys.opts.UID, n.fsys.opts.GID
+	n.fsys.owner.dirAttr(out)
 	t := uint64(n.fsys.start.Unix())
 	if e, ok := n.fsys.opts.Registry.ByID(n.peerID); ok {
 		t = uint64(e.Added.Unix())
@@ -101,7 +99,7 @@ func (n *node) attr(ctx context.Context, rel string, out *fuse.Attr) syscall.Err
 		}
 		return errno
 	}
-	toAttr(fi, n.fsys.opts.UID, n.fsys.opts.GID, out)
+	toAttr(fi, n.fsys.owner, out)
 	out.Ino = inoOf(n.peerID, rel)
 	n.fsys.cache.putAttr(n.peerID, rel, attrEntry{attr: *out})
 	return 0

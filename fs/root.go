@@ -261,9 +261,7 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 }
 
 func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o555
-	out.Nlink = 2
-	out.Uid, out.Gid = r.fsys.opts.UID, r.fsys.opts.GID
+	r.fsys.owner.dirAttr(&out.Attr)
 	t := uint64(r.fsys.start.Unix())
 	out.Mtime, out.Ctime, out.Atime = t, t, t
 	out.Blksize = 4096

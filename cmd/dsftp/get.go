@@ -25,8 +25,9 @@ func newGetCmd(g *globals) *cobra.Command {
 	var opts download.Options
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "get [flags] PEER:PATH [DEST]",
-		Short: "Download a file or directory from a peer",
+		Use:         "get [flags] PEER:PATH [DEST]",
+		Annotations: map[string]string{quietOnTerminal: "yes"},
+		Short:       "Download a file or directory from a peer",
 		Long: `get downloads PATH from the share of PEER into DEST (default: the current
 directory). The file is written as DEST.part and renamed when complete; an
 interrupted get run again resumes when the remote file is unchanged. An

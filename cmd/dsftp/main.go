@@ -6,20 +6,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dsftp/dsftp/cmd/internal/client"
+	"github.com/dsftp/dsftp/cmd/internal/docs"
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/cmd/internal/lifecycle"
 	"github.com/dsftp/dsftp/fs"
 )
 
@@ -35,9 +33,12 @@ type usageError struct{ error }
 
 // globals are the flags every command has.
 type globals struct {
-	logLevel string
-	logJSON  bool
+	log lifecycle.Logging
 }
+
+// quietOnTerminal marks commands whose default log level is warn when
+// stderr is a terminal: their output is for the user, not a log.
+const quietOnTerminal = "quiet-on-terminal"
 
 // subcommands are added by init functions in this package's other files,
 // one file per command.
@@ -56,45 +57,24 @@ directory per peer.
   dsftp share             only share the working directory`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       lifecycle.Version(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return setupLogging(g)
+			if err := g.log.Setup(cmd.Flags(), cmd.Annotations[quietOnTerminal] != ""); err != nil {
+				return usageError{err}
+			}
+			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.PersistentFlags().BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines instead of text")
+	root.SetVersionTemplate("{{.Version}}\n")
+	g.log.Register(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
 	for _, mk := range subcommands {
 		root.AddCommand(mk(g))
 	}
+	root.AddCommand(docs.Command())
 	return root
-}
-
-func setupLogging(g *globals) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if g.logJSON {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	slog.SetDefault(slog.New(h))
-	return nil
-}
-
-// signalContext is cancelled on the first SIGINT or SIGTERM. Once it is,
-// the signals get their default action back, so a second Ctrl-C ends a
-// shutdown that is stuck (say, on a frozen router) instead of being ignored.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	return ctx, stop
 }
 
 func main() {
@@ -104,12 +84,13 @@ func main() {
 func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	ctx, stop := signalContext()
+	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
+	lifecycle.Failed(err)
 	fmt.Fprintf(os.Stderr, "dsftp: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) || slices.ContainsFunc(usageErrs, func(e error) bool { return errors.Is(err, e) }) {

@@ -7,23 +7,19 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/cmd/internal/lifecycle"
+	"github.com/dsftp/dsftp/cmd/internal/mountflags"
 	"github.com/dsftp/dsftp/fs"
 )
 
 // mountFlags are the flags of `dsftp mount`.
 type mountFlags struct {
 	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
-	attrTTL    time.Duration
-	cacheSize  int
-	maxListing int
-	create     bool
-	allowOther bool
-	debugFUSE  bool
+	fs         mountflags.Flags
 	shareDir   string
 	noShare    bool
 	share      shareFlags
@@ -38,10 +34,11 @@ func init() {
 		f := &mountFlags{}
 		cmd := &cobra.Command{
 			Use:   "mount MOUNTPOINT",
-			Short: "Mount every peer's share as MOUNTPOINT/<peer>, read-only",
+			Short: "Mount every peer's share as MOUNTPOINT/PEER, read-only",
 			Long: `Mount the shares of all live peers under MOUNTPOINT, one directory per
-peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT) or
-SIGTERM unmounts.
+peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT),
+SIGTERM or SIGHUP unmounts. --daemon runs it in the background instead
+(as rclone does): the command returns once the mount is ready.
 
 Like the original tool, mount also shares a directory (by default the
 working directory) read-only, exactly as 'dsftp share' does; --share DIR
@@ -68,17 +65,12 @@ Examples:
 				return nil
 			},
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return runMount(cmd, f, args[0])
+				return runMount(cmd, g, f, args[0])
 			},
 		}
 		fl := cmd.Flags()
 		f.client.register(cmd)
-		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
-		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
-		fl.IntVar(&f.maxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
-		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
-		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
-		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+		f.fs.Register(fl)
 		fl.StringVar(&f.shareDir, "share", ".", "`DIR` to share read-only while mounted")
 		fl.BoolVar(&f.noShare, "no-share", false, "do not share any directory, only mount (discovery then advertises only our client key, so peers' shares let us in)")
 		f.share.register(fl)
@@ -93,11 +85,15 @@ Examples:
 
 // runMount mounts the live peers' shares at dir until interrupted or
 // unmounted from outside, sharing a directory meanwhile (unless --no-share).
-func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
+func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	log := slog.Default()
 	flagPeers, ids, err := f.client.parse()
 	if err != nil {
 		return err
+	}
+	fsOpts, err := f.fs.FSOptions()
+	if err != nil {
+		return usageError{err}
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -133,9 +129,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 			return err
 		}
 	}
-	abs, err := fs.PrepareMountpoint(dir, f.create, log)
+	abs, err := fs.PrepareMountpoint(dir, f.fs.Create, log)
 	if err != nil {
 		return err
+	}
+	if err := fsOpts.Check(abs); err != nil {
+		return err
+	}
+	if f.fs.Daemon && !lifecycle.IsDaemonChild() {
+		return lifecycle.Daemonize(g.log.File)
 	}
 	if !f.noShare {
 		opts := f.share.options(f.shareDir, &f.disc)
@@ -146,9 +148,10 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	if err != nil {
 		return err
 	}
+	fsOpts.Logger, fsOpts.Ready = log, lifecycle.Ready
 	in.Go(func(ctx context.Context) error {
-		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
-			MaxListing: f.maxListing, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
+		defer lifecycle.Stopping()
+		return in.Mount(ctx, abs, fsOpts)
 	})
 	return in.Wait()
 }

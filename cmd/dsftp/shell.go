@@ -26,8 +26,9 @@ func newShellCmd(g *globals) *cobra.Command {
 	var df discoveryFlags
 	var lf lanFlags
 	cmd := &cobra.Command{
-		Use:   "shell",
-		Short: "Browse and download from peers interactively",
+		Use:         "shell",
+		Annotations: map[string]string{quietOnTerminal: "yes"},
+		Short:       "Browse and download from peers interactively",
 		Long: `shell is an interactive client for the peers' shares, for machines without
 FUSE or for people who prefer it. Commands: list_peers, connect [peer], ls [-l],
 cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.

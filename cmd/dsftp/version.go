@@ -2,23 +2,20 @@ package main
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dsftp/dsftp/cmd/internal/lifecycle"
 )
 
 func init() {
 	subcommands = append(subcommands, func(*globals) *cobra.Command {
 		return &cobra.Command{
 			Use:   "version",
-			Short: "Print the version of dsftp",
+			Short: "Print the version and commit of dsftp",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				v := "(devel)"
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-					v = bi.Main.Version
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "dsftp", v)
+				fmt.Fprintln(cmd.OutOrStdout(), lifecycle.Version())
 				return nil
 			},
 		}
