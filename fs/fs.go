@@ -101,7 +101,8 @@ func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
 // Mount is a mounted dsftp file system.
 type Mount struct {
 	Dir    string
-	fstype string // fuse.<subtype>
+	fstype string       // fuse.<subtype>
+	auto   *autoUnmount // set with auto_unmount
 	server *fuse.Server
 	root   *rootNode
 	cancel context.CancelFunc
@@ -168,12 +169,12 @@ func New(dir string, opts Options) (*Mount, error) {
 		UID:             fsys.owner.uid,
 		GID:             fsys.owner.gid,
 	}
-	server, err := serve(dir, root, mo, opts)
+	server, au, err := serve(dir, root, mo, opts)
 	if err != nil {
 		cancel()
 		return nil, explainMountError(dir, err, opts)
 	}
-	m := &Mount{Dir: dir, fstype: "fuse." + mo.Name, server: server, root: root, cancel: cancel, done: make(chan struct{})}
+	m := &Mount{Dir: dir, fstype: "fuse." + mo.Name, server: server, auto: au, root: root, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		root.follow(ctx)
@@ -187,7 +188,13 @@ func (m *Mount) Unmount() error {
 	// go-fuse's Unmount waits for its request loops after the kernel let
 	// go; bound that wait so shutdown never hangs.
 	done := make(chan error, 1)
-	go func() { done <- m.server.Unmount() }()
+	go func() {
+		if m.auto != nil {
+			done <- m.auto.unmount(m.Dir)
+			return
+		}
+		done <- m.server.Unmount()
+	}()
 	var err error
 	select {
 	case err = <-done:
@@ -257,24 +264,33 @@ func mountFlags(opts Options) []string {
 
 // serve mounts root at dir as fusefs.Mount does, with allow_root checked
 // in front of the node file system.
-func serve(dir string, root fusefs.InodeEmbedder, mo *fusefs.Options, opts Options) (*fuse.Server, error) {
+func serve(dir string, root fusefs.InodeEmbedder, mo *fusefs.Options, opts Options) (*fuse.Server, *autoUnmount, error) {
 	raw := fusefs.NewNodeFS(root, mo)
 	if opts.AllowRoot {
 		raw = rootOnly{RawFileSystem: raw, owner: uint32(os.Getuid())}
 	}
 	mopts := mo.MountOptions
+	fdPath := dir
+	var au *autoUnmount
 	if opts.AutoUnmount {
 		// The kernel does not know auto_unmount: only fusermount3,
 		// which stays behind to unmount, does.
 		mopts.DirectMount = false
+		var err error
+		if fdPath, au, err = mountAutoUnmount(dir, &mopts); err != nil {
+			return nil, nil, err
+		}
 	}
-	server, err := fuse.NewServer(raw, dir, &mopts)
+	server, err := fuse.NewServer(raw, fdPath, &mopts)
 	if err != nil {
-		return nil, err
+		if au != nil {
+			_ = au.unmount(dir)
+		}
+		return nil, nil, err
 	}
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return server, nil
+	return server, au, nil
 }

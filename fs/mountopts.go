@@ -58,10 +58,13 @@ func (o *Options) setMountOption(name, val string, hasVal bool) error {
 		}
 		o.Umask = m
 	case "fsname":
+		if strings.ContainsAny(val, ",\\") {
+			return fmt.Errorf("fsname %q: no comma or backslash", val)
+		}
 		o.FsName = val
 	case "subtype":
-		if strings.ContainsAny(val, "/ \t") {
-			return fmt.Errorf("subtype %q: no slash or space", val)
+		if strings.ContainsAny(val, "/ ,\t") {
+			return fmt.Errorf("subtype %q: no slash, comma or space", val)
 		}
 		o.Subtype = val
 	case "allow_other":
