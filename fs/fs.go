@@ -161,7 +161,10 @@ func New(dir string, opts Options) (*Mount, error) {
 			// cannot.
 			SyncRead:    true,
 			DirectMount: true,
-			Debug:       opts.Debug,
+			// Read-only at the mount too, not only in the superblock,
+			// as fusermount3 makes it: mount(8) and findmnt show "ro".
+			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			Debug:            opts.Debug,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
