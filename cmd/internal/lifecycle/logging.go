@@ -58,7 +58,7 @@ func (l *Logging) Setup(fl *pflag.FlagSet, quietOnTerminal bool) error {
 		if err != nil {
 			// No syslog socket (a container): stderr is /dev/null then,
 			// so say it where the parent still listens.
-			return fmt.Errorf("connect to the system log: %w; pass --log-file", err)
+			return fmt.Errorf("no system log to write to (%v): pass --log-file FILE", err)
 		}
 		w, l.closer = sl, sl
 	}

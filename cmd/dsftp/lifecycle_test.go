@@ -1,0 +1,194 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
+
+// TestMountSIGHUP: closing the terminal (SIGHUP) unmounts cleanly and
+// exits 0, like SIGTERM; no "Transport endpoint is not connected" stays.
+func TestMountSIGHUP(t *testing.T) {
+	m := startModePeer(t)
+	mnt := mountDir(t)
+	p := m.mount(t, mnt)
+	stop(t, p, mnt, syscall.SIGHUP)
+	if _, err := os.ReadDir(mnt); err != nil {
+		t.Errorf("mountpoint after SIGHUP: %v", err)
+	}
+}
+
+// daemonPid finds the background dsftp serving mnt by its command line.
+func daemonPid(mnt string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 2 && args[1] == "mount" && args[2] == mnt {
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestMountDaemon: --daemon returns (exit 0) only once the mount is ready
+// (the peer is listed at once), from a shell that then exits; the
+// background process lives on in a session of its own, logs to
+// --log-file, and unmounts on SIGTERM.
+func TestMountDaemon(t *testing.T) {
+	m := startModePeer(t)
+	mnt := mountDir(t)
+	logFile := filepath.Join(t.TempDir(), "dsftp.log")
+	args := append(append([]string{m.bin, "mount", mnt}, m.peer...), "--daemon", "--log-file", logFile)
+	sh := exec.Command("sh", append([]string{"-c", `"$@"; echo "exit $?"; ls "$0"`, mnt}, args...)...)
+	sh.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := sh.CombinedOutput()
+	pid := daemonPid(mnt)
+	if pid != 0 {
+		t.Cleanup(func() {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		})
+	}
+	if err != nil || !strings.Contains(string(out), "exit 0\np\n") {
+		t.Fatalf("sh -c 'dsftp mount --daemon; ls': %v\n%s; want exit 0 and the peer listed", err, out)
+	}
+	if pid == 0 {
+		t.Fatal("no background dsftp process")
+	}
+	if sid, _ := unix.Getsid(pid); sid != pid {
+		t.Errorf("the background dsftp is in session %d; want its own (%d)", sid, pid)
+	}
+	time.Sleep(time.Second) // the shell is gone; the mount is not
+	if b, err := os.ReadFile(filepath.Join(mnt, "p", "a.txt")); err != nil || string(b) != "a.txt\n" {
+		t.Errorf("after the shell exited: read %q, %v", b, err)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	testenv.WaitFor(t, 20*time.Second, "the background dsftp to unmount and exit", func() bool {
+		return !testenv.Mounted(mnt) && syscall.Kill(pid, 0) != nil
+	})
+	log, _ := os.ReadFile(logFile)
+	for _, want := range []string{"msg=mounted", "msg=unmounting"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("--log-file lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestMountDaemonFails: a background mount that cannot start makes
+// --daemon fail with the reason, not return as if it had worked.
+func TestMountDaemonFails(t *testing.T) {
+	testenv.RequireFUSE(t)
+	mnt := mountDir(t)
+	// A taken --listen port fails after the daemon started: in the child.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	share := t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "log")
+	out, code := runBinary(t, "mount", mnt, "--daemon", "--log-file", logFile, "--discovery", "off", "--share", share, "--listen", l.Addr().String())
+	if code == 0 || !strings.Contains(out, "already in use") {
+		t.Errorf("--daemon with a taken port: exit %d, %q; want a failure saying the port is in use", code, out)
+	}
+	// Without --log-file the logs go to the system log; where there is
+	// none (a container), --daemon says so instead of logging nowhere.
+	if _, err := os.Stat("/dev/log"); err != nil {
+		out, code := runBinary(t, "mount", mnt, "--daemon", "--discovery", "off", "--no-share")
+		if code == 0 || !strings.Contains(out, "pass --log-file") {
+			t.Errorf("--daemon without a system log: exit %d, %q; want a failure asking for --log-file", code, out)
+		}
+	}
+	if testenv.Mounted(mnt) || daemonPid(mnt) != 0 {
+		t.Errorf("a failed --daemon left a mount or a process")
+	}
+}
+
+// TestMountNotify: under systemd (Type=notify, NOTIFY_SOCKET) the mount
+// says READY=1 once mounted and STOPPING=1 when it stops.
+func TestMountNotify(t *testing.T) {
+	m := startModePeer(t)
+	mnt := mountDir(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	p := testenv.Start(t, []string{"NOTIFY_SOCKET=" + sock}, m.bin, append([]string{"mount", mnt}, m.peer...)...)
+	for _, want := range []string{"READY=1", "STOPPING=1"} {
+		select {
+		case msg := <-got:
+			if msg != want {
+				t.Errorf("sd_notify: got %q, want %q", msg, want)
+			}
+			if msg == "READY=1" && !testenv.Mounted(mnt) {
+				t.Errorf("READY=1 before the mount")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s on NOTIFY_SOCKET within 30 s", want)
+		}
+		if want == "READY=1" {
+			_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	if _, ok := p.Wait(20 * time.Second); !ok {
+		t.Fatal("dsftp mount did not stop on SIGTERM")
+	}
+}
+
+// TestVersionFromClone: `make build` in a fresh clone stamps the version
+// and commit into --version and `dsftp version`, though GOFLAGS may say
+// -buildvcs=false.
+func TestVersionFromClone(t *testing.T) {
+	testenv.Require(t, "git", "make")
+	root := testenv.ModuleRoot(t)
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse: %v", err)
+	}
+	clone := filepath.Join(t.TempDir(), "dsftp")
+	if out, err := exec.Command("git", "clone", "-q", root, clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	build := exec.Command("make", "build")
+	build.Dir = clone
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	want := "commit " + strings.TrimSpace(string(head))
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, err := exec.Command(filepath.Join(clone, "bin", "dsftp"), args...).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "dsftp v") || !strings.Contains(string(out), want) {
+			t.Errorf("dsftp %s: %q, %v; want dsftp vX… %s", args[0], out, err, want)
+		}
+	}
+}
