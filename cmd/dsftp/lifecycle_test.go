@@ -192,3 +192,40 @@ func TestVersionFromClone(t *testing.T) {
 		}
 	}
 }
+
+// TestMountMessagesAsUser: as a normal user, the two usual fusermount3
+// failures are one line each with the fix, before anything starts. It
+// runs in a mount namespace of its own, where /dev/fuse and
+// /etc/fuse.conf are replaced by the test's (a device node made on a
+// tmpfs), so the machine's stay untouched.
+func TestMountMessagesAsUser(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.Require(t, "unshare", "setpriv", "mknod")
+	bin := filepath.Join(t.TempDir(), "dsftp")
+	copyFile(t, testenv.Binary(t), bin, 0o755)
+	_ = os.Chmod(filepath.Dir(bin), 0o755)
+	_ = os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o755)
+	mnt := mountDir(t)
+	dev := t.TempDir()
+	for _, c := range []struct {
+		name, fuseMode, mountArgs, want string
+	}{
+		{"no access to /dev/fuse", "0600", "", "no permission to open /dev/fuse (mode 0600, uid 0, gid 0); FUSE needs it open to every user, as the fuse3 package sets it: sudo chmod 0666 /dev/fuse"},
+		{"allow_other without user_allow_other", "0666", "-o allow_other", "allow_other needs user_allow_other in /etc/fuse.conf, which is not set: echo user_allow_other | sudo tee -a /etc/fuse.conf"},
+		{"--allow-other without user_allow_other", "0666", "--allow-other", "allow_other needs user_allow_other in /etc/fuse.conf"},
+	} {
+		script := `set -e
+mount -t tmpfs tmpfs "$1"
+mknod -m "$2" "$1/fuse" c 10 229
+mount --bind "$1/fuse" /dev/fuse
+printf '#user_allow_other\n' > "$1/fuse.conf"
+mount --bind "$1/fuse.conf" /etc/fuse.conf
+exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent XDG_CONFIG_HOME=/nonexistent DSFTP_DISCORD_TOKEN= "$3" mount "$4" --no-share --discovery off $5`
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dev, c.fuseMode, bin, mnt, c.mountArgs)
+		out, err := cmd.CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err == nil || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: %v\n%s\nwant one line with %q", c.name, err, out, c.want)
+		}
+	}
+}

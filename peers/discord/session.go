@@ -1,9 +1,13 @@
 package discord
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +26,7 @@ var (
 	ErrNoChannel   = errors.New("channel not found")
 	ErrForbidden   = errors.New("the bot lacks a permission in the channel: it needs View Channel, Send Messages and Read Message History")
 	ErrUnreachable = errors.New("cannot reach the Discord API")
+	ErrNotDiscord  = errors.New("the server is not a Discord API")
 )
 
 // invitePermissions is View Channel + Send Messages + Read Message History.
@@ -33,21 +38,53 @@ func InviteURL(botID string) string {
 	return fmt.Sprintf("https://discord.com/oauth2/authorize?client_id=%s&scope=bot&permissions=%d", url.QueryEscape(botID), invitePermissions)
 }
 
-// rewriteTransport sends every request to base's scheme and host, keeping
-// the path discordgo built. It is per session, so discordgo's package-level
-// endpoint variables stay untouched.
+// rewriteTransport sends every request to base's scheme and host (with
+// --discord-api), keeping the path discordgo built. It is per session, so
+// discordgo's package-level endpoint variables stay untouched. Its errors
+// name the base actually used and what happened: the network failed
+// (ErrUnreachable), or what answered is not a Discord API (ErrNotDiscord:
+// a web page, say, where discordgo would only fail to decode JSON).
+// maxAnswer bounds one REST answer (100 messages are about 0.5 MiB).
+const maxAnswer = 16 << 20
+
 type rewriteTransport struct {
-	base *url.URL
-	rt   http.RoundTripper
+	base    *url.URL
+	rewrite bool
+	rt      http.RoundTripper
 }
 
 func (t rewriteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.URL.Scheme, r.URL.Host, r.Host = t.base.Scheme, t.base.Host, t.base.Host
-	if p := strings.TrimSuffix(t.base.Path, "/"); p != "" {
-		r.URL.Path = p + r.URL.Path
+	if t.rewrite {
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host, r.Host = t.base.Scheme, t.base.Host, t.base.Host
+		if p := strings.TrimSuffix(t.base.Path, "/"); p != "" {
+			r.URL.Path = p + r.URL.Path
+		}
 	}
-	return t.rt.RoundTrip(r)
+	resp, err := t.rt.RoundTrip(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %w (check the network, or --discord-api)", ErrUnreachable, t.base, err)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusNoContent && resp.ContentLength != 0 && !strings.Contains(ct, "json") {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: %s answered %s %s with %q, not JSON; check --discord-api", ErrNotDiscord, t.base, r.Method, resp.Status, cmp.Or(ct, "no content type"))
+	}
+	if resp.ContentLength == 0 || resp.StatusCode == http.StatusNoContent {
+		return resp, nil
+	}
+	// discordgo would fail to decode a broken body without saying who
+	// sent it; Discord's answers are far below the bound.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: read the answer: %w", ErrUnreachable, t.base, err)
+	}
+	if len(body) > maxAnswer || !json.Valid(body) {
+		return nil, fmt.Errorf("%w: %s answered %s %s with a body that is not valid JSON (%d bytes); check --discord-api", ErrNotDiscord, t.base, r.Method, resp.Status, len(body))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
 
 // newSession builds a discordgo session that never retries on its own:
@@ -66,13 +103,13 @@ func newSession(token, apiBase string) (*discordgo.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Discord session: %w", err)
 	}
-	var rt http.RoundTripper = http.DefaultTransport
+	rt := rewriteTransport{base: &url.URL{Scheme: "https", Host: "discord.com"}, rt: http.DefaultTransport}
 	if apiBase != "" {
 		u, err := url.Parse(apiBase)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("--discord-api %q: want a URL like https://discord.com", apiBase)
 		}
-		rt = rewriteTransport{base: u, rt: http.DefaultTransport}
+		rt.base, rt.rewrite = u, true
 	}
 	s.Client = &http.Client{Timeout: 30 * time.Second, Transport: rt}
 	s.Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 15 * time.Second}
@@ -120,25 +157,6 @@ func explainGateway(err error) error {
 	return nil
 }
 
-// apiBase is the API base for messages: the --discord-api override or
-// Discord itself.
-func apiBase(override string) string {
-	if override != "" {
-		return override
-	}
-	return "https://discord.com"
-}
-
-// unreachable explains a network failure without the URL discordgo built
-// (which names discord.com even when --discord-api points elsewhere).
-func unreachable(err error, base string) error {
-	var ue *url.Error
-	if errors.Is(err, ErrUnreachable) && errors.As(err, &ue) {
-		return fmt.Errorf("%w at %s: %v (check the network, or --discord-api)", ErrUnreachable, base, ue.Err)
-	}
-	return err
-}
-
 // call runs one REST request bounded by timeout, and waits out 429s a few
 // times (bounded by ctx) instead of letting discordgo retry forever.
 func call(ctx context.Context, timeout time.Duration, f func(opts ...discordgo.RequestOption) error) error {
@@ -148,10 +166,7 @@ func call(ctx context.Context, timeout time.Duration, f func(opts ...discordgo.R
 		cancel()
 		var rl *discordgo.RateLimitError
 		if !errors.As(err, &rl) {
-			if status, _ := restCode(err); err != nil && status == 0 && ctx.Err() == nil {
-				err = fmt.Errorf("%w: %w", ErrUnreachable, err)
-			}
-			return err
+			return explainREST(err)
 		}
 		if attempt >= 4 {
 			return err
@@ -163,6 +178,20 @@ func call(ctx context.Context, timeout time.Duration, f func(opts ...discordgo.R
 		case <-time.After(wait):
 		}
 	}
+}
+
+// explainREST drops the URL discordgo built (which names discord.com even
+// when --discord-api points elsewhere; the transport's errors name the
+// base used) and says what a JSON decoding error means.
+func explainREST(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && (errors.Is(err, ErrUnreachable) || errors.Is(err, ErrNotDiscord)) {
+		return ue.Err
+	}
+	if errors.Is(err, discordgo.ErrJSONUnmarshal) {
+		return fmt.Errorf("%w: its answer is not the JSON Discord sends (%w); check --discord-api", ErrNotDiscord, err)
+	}
+	return err
 }
 
 // target is the resolved place adverts go.
@@ -182,7 +211,7 @@ func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, b
 		if status, _ := restCode(err); status == http.StatusUnauthorized {
 			return t, ErrBadToken
 		}
-		return t, fmt.Errorf("check bot token: %w", unreachable(err, apiBase(base)))
+		return t, fmt.Errorf("check bot token: %w", err)
 	}
 	t.botID, t.botName = me.ID, me.Username
 	var guilds []*discordgo.UserGuild
