@@ -45,11 +45,19 @@ pids=()
 made_mnt=
 stopped=
 
+# say prints to the terminal, if there still is one: after `make demo | tee`
+# and Ctrl-C, tee is gone, and a write must not end the cleanup.
+say() { echo "$@" 2>/dev/null || true; }
+
 cleanup() {
 	[ -n "$stopped" ] && return
 	stopped=1
-	echo
-	echo "demo: stopping"
+	# No signal ends the cleanup halfway: SIGPIPE (the reader of our
+	# output is gone) makes writes fail instead; Ctrl-C again is ignored.
+	trap '' PIPE INT TERM HUP
+	set +e
+	say
+	say "demo: stopping"
 	# Newest first: the mount unmounts while the shares it reads still
 	# answer, then the shares stop.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -61,11 +69,12 @@ cleanup() {
 	fi
 	if [ -n "$made_mnt" ]; then rmdir "$mnt" 2>/dev/null || true; fi
 	rm -rf "$logs"
-	echo "demo: stopped; nothing is mounted or running any more"
+	say "demo: stopped; nothing is mounted or running any more"
 }
 trap cleanup EXIT
 trap 'exit 0' INT # Ctrl-C is how the demo is meant to end
 trap 'exit 143' TERM
+trap 'exit 129' HUP # the terminal closed
 
 # Loopback only: the demo's shares listen on 127.0.0.1 and announce on lo.
 common=(--discovery lan --lan-interface lo --lan-port "$port" --listen 127.0.0.1:0)

@@ -45,14 +45,22 @@ func Known(spec string, reg *peers.Registry) bool {
 	return err == nil
 }
 
+// settleCheck is how often FindPeer asks whether discovery has settled.
+const settleCheck = 100 * time.Millisecond
+
 // FindPeer splits PEER:PATH, preferring the longest registered peer name
-// before a colon, and waits until deadline for the peer to appear. why
-// says, for the error, how long and where we looked.
-func FindPeer(ctx context.Context, reg *peers.Registry, spec string, deadline time.Time, why string) (name, path string, err error) {
+// before a colon, and waits until deadline for the peer to appear, or
+// until discovery has settled (settling, if not nil, returns false: the
+// channel's history is read and the LAN peers have answered), when
+// nothing more is coming. why says, for the error, how long and where we
+// looked.
+func FindPeer(ctx context.Context, reg *peers.Registry, spec string, deadline time.Time, why string, settling func() bool) (name, path string, err error) {
 	ch, stop := reg.Watch()
 	defer stop()
 	timer := time.NewTimer(max(time.Until(deadline), 0))
 	defer timer.Stop()
+	tick := time.NewTicker(settleCheck)
+	defer tick.Stop()
 	for {
 		name, path, err := SplitSpec(spec, reg)
 		if err == nil || !errors.Is(err, errUnknownPeer) {
@@ -61,6 +69,11 @@ func FindPeer(ctx context.Context, reg *peers.Registry, spec string, deadline ti
 		select {
 		case <-ch:
 			continue
+		case <-tick.C:
+			if settling == nil || settling() {
+				continue
+			}
+			why = "discovery has found every peer that is online now, and none by that name"
 		case <-ctx.Done():
 			return "", "", ctx.Err()
 		case <-timer.C:

@@ -33,7 +33,7 @@ func TestSplitSpecAndFindPeer(t *testing.T) {
 	if Known("bob:x", reg) || !Known("alice:x", reg) {
 		t.Error("Known disagrees with the registry")
 	}
-	_, _, err := FindPeer(context.Background(), reg, "alicf:x", time.Now(), "test")
+	_, _, err := FindPeer(context.Background(), reg, "alicf:x", time.Now(), "test", nil)
 	if err == nil || !strings.Contains(err.Error(), `did you mean "alice"?`) {
 		t.Errorf("FindPeer of a typo: %v, want a suggestion", err)
 	}

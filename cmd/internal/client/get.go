@@ -23,7 +23,7 @@ func (r *Remote) Get(ctx context.Context, spec, dest string, opts download.Optio
 		deadline = time.Now() // only --peer peers: nothing will arrive
 		why = "not a --peer name, and --discovery is off"
 	}
-	name, remotePath, err := FindPeer(ctx, r.opts.Registry, spec, deadline, why)
+	name, remotePath, err := FindPeer(ctx, r.opts.Registry, spec, deadline, why, r.opts.Settling)
 	if err != nil {
 		return err
 	}
