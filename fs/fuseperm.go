@@ -18,7 +18,7 @@ var fuseConf = "/etc/fuse.conf"
 
 // Check refuses, before anything is started, what would make the mount
 // at dir (absolute, prepared) fail or surprise: a non-empty dir without
-// AllowNonEmpty, and for a user other than root the two usual fusermount3
+// AllowNonEmpty, and for a user other than root the usual fusermount3
 // failures, each said in one line with its fix.
 func (o Options) Check(dir string) error {
 	if !o.AllowNonEmpty {
@@ -40,6 +40,9 @@ func (o Options) Check(dir string) error {
 			opt = "allow_root"
 		}
 		return fmt.Errorf("%s needs user_allow_other in %s, which is not set: echo user_allow_other | sudo tee -a %s", opt, fuseConf, fuseConf)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("you cannot write to mountpoint %s (%s), and fusermount3 mounts only where its user may write: mount on a directory of yours (mkdir -p ~/peers)", dir, describe(dir))
 	}
 	if bin, err := exec.LookPath("fusermount3"); err == nil {
 		if fi, err := os.Stat(bin); err == nil && fi.Mode()&os.ModeSetuid == 0 {

@@ -213,6 +213,7 @@ func TestMountMessagesAsUser(t *testing.T) {
 		{"no access to /dev/fuse", "0600", "", "no permission to open /dev/fuse (mode 0600, uid 0, gid 0); FUSE needs it open to every user, as the fuse3 package sets it: sudo chmod 0666 /dev/fuse"},
 		{"allow_other without user_allow_other", "0666", "-o allow_other", "allow_other needs user_allow_other in /etc/fuse.conf, which is not set: echo user_allow_other | sudo tee -a /etc/fuse.conf"},
 		{"--allow-other without user_allow_other", "0666", "--allow-other", "allow_other needs user_allow_other in /etc/fuse.conf"},
+		{"a mountpoint of root's", "0666", "", "you cannot write to mountpoint " + mnt + " (mode 0755, uid 0, gid 0), and fusermount3 mounts only where its user may write"},
 	} {
 		script := `set -e
 mount -t tmpfs tmpfs "$1"

@@ -145,3 +145,25 @@ func TestLANDemoPiped(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFlags: -q leaves only errors, -v adds debug lines, both at once
+// is a usage error.
+func TestLogFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		flag      string
+		want, not string
+	}{{"-q", "", "level=INFO"}, {"-v", "level=DEBUG", ""}, {"--log-level=warn", "", "level=INFO"}} {
+		p := startShareBinary(t, dir, "--discovery", "off", "--listen", "127.0.0.1:0", c.flag)
+		time.Sleep(500 * time.Millisecond) // the INFO lines after the banner
+		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+		p.Wait(20 * time.Second)
+		out := p.Output.String()
+		if (c.want != "" && !strings.Contains(out, c.want)) || (c.not != "" && strings.Contains(out, c.not)) {
+			t.Errorf("share %s: output:\n%s\nwant %q, not %q", c.flag, out, c.want, c.not)
+		}
+	}
+	if out, code := runBinary(t, "share", dir, "-v", "-q"); code != exitUsage || !strings.Contains(out, "-v and -q") {
+		t.Errorf("-v -q: exit %d, %q; want exit 2", code, out)
+	}
+}
