@@ -35,8 +35,11 @@ GOFUSE32 := bin/gofuse32
 
 all: build
 
-build:
-	$(GO) build -o $(BIN) ./cmd/dsftp
+# On a 32-bit host (a Pi), build against the patched go-fuse (see GOFUSE32).
+HOST32  := $(filter arm 386,$(shell $(GO) env GOARCH))
+
+build: $(if $(HOST32),gofuse32)
+	$(GO) build $(if $(HOST32),-modfile=$(GOFUSE32)/go.mod) -o $(BIN) ./cmd/dsftp
 
 deps:
 	@missing=""; for b in $(NEED_BINS); do command -v $$b >/dev/null 2>&1 || [ -x "$$b" ] || missing="$$missing $$b"; done; \
