@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,6 +181,12 @@ type HomeOptions struct {
 	// to: a misconfigured router that answers every AddPortMapping with
 	// UPnP error 501 (ActionFailed).
 	NoSkeleton bool
+	// NATPMPOnly turns UPnP off in miniupnpd (enable_upnp=no): a router
+	// that only speaks NAT-PMP/PCP.
+	NATPMPOnly bool
+	// NoPortMapping runs no port-mapping service at all: a router that
+	// only does NAT (StartRouter does nothing).
+	NoPortMapping bool
 }
 
 // Home is a router namespace running miniupnpd, with LAN hosts behind it.
@@ -189,6 +197,7 @@ type Home struct {
 	Internet  *Internet
 
 	t       testing.TB
+	opts    HomeOptions
 	dir     string
 	conf    string
 	wan     netip.Prefix // router's WAN address/len
@@ -224,7 +233,7 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	lan = lan.Masked()
 	in.addPrefix(t, wan)
 
-	h := &Home{Internet: in, LAN: lan, RouterLAN: lan.Addr().Next(), wan: wan, t: t, dir: t.TempDir()}
+	h := &Home{Internet: in, LAN: lan, RouterLAN: lan.Addr().Next(), wan: wan, t: t, opts: o, dir: t.TempDir()}
 	h.Router = NewNetns(t, fmt.Sprintf("r%d", n))
 	r := h.Router
 	// WAN link: wan0 in the router, h<n> on the internet bridge.
@@ -291,7 +300,7 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 		"ext_ifname=wan0",
 		"listening_ip=lan",
 		"http_port=5000",
-		"enable_upnp=yes",
+		"enable_upnp=" + yesNo(!o.NATPMPOnly),
 		"enable_natpmp=yes",
 		"secure_mode=yes",
 		"system_uptime=yes",
@@ -307,6 +316,13 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 	if err := os.WriteFile(h.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func uuid() string {
@@ -358,8 +374,15 @@ func (h *Home) StartRouter(t testing.TB) *Process {
 	defer h.upnpdMu.Unlock()
 	// -P: its own pid file; the default /run/miniupnpd.pid would make a
 	// second router (another test, another home) refuse to start.
+	if h.opts.NoPortMapping {
+		return nil
+	}
 	p := StartIn(t, h.Router, nil, "/usr/sbin/miniupnpd", "-f", h.conf, "-d", "-P", filepath.Join(h.dir, "miniupnpd.pid"))
-	p.WaitOutput(t, "HTTP listening on port", 10*time.Second)
+	if h.opts.NATPMPOnly {
+		p.WaitOutput(t, "Listening for NAT-PMP", 10*time.Second)
+	} else {
+		p.WaitOutput(t, "HTTP listening on port", 10*time.Second)
+	}
 	h.upnpd = p
 	return p
 }
@@ -419,6 +442,21 @@ func (h *Home) SetWAN(t testing.TB, wan string) {
 	MustRun(t, "ip", "-n", h.Router, "addr", "del", h.wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", h.Router, "addr", "add", p.String(), "dev", "wan0")
 	h.wan = p
+}
+
+// Forwards lists the router's TCP port forwards as the nftables rules
+// miniupnpd made (protocol 6 is TCP), whatever protocol asked for them, as "EXT->ADDR:PORT"
+// (e.g. "2222->192.168.77.2:2222"), sorted.
+func (h *Home) Forwards(t testing.TB) []string {
+	t.Helper()
+	out := MustRunIn(t, h.Router, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd")
+	re := regexp.MustCompile(`0x6 th dport (\d+) dnat ip to ([0-9.]+:\d+)`)
+	var fw []string
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		fw = append(fw, m[1]+"->"+m[2])
+	}
+	sort.Strings(fw)
+	return fw
 }
 
 // Mappings lists the router's port mappings as `upnpc -l` run on host
