@@ -139,6 +139,7 @@ func NewInternet(t testing.TB) *Internet {
 	MustRun(t, "ip", "-n", in.NS, "link", "add", "inet", "type", "bridge")
 	MustRun(t, "ip", "-n", in.NS, "link", "set", "inet", "up")
 	in.Addr = in.addPrefix(t, netip.MustParsePrefix(PublicWAN))
+	MustRunIn(t, in.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return in
 }
 
@@ -242,6 +243,9 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	MustRun(t, "ip", "-n", in.NS, "link", "set", inSide, "master", "inet", "up")
 	MustRun(t, "ip", "-n", r, "addr", "add", wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", r, "link", "set", "wan0", "up")
+	// Routers on other prefixes (a CGNAT WAN) reach each other through
+	// the internet namespace, which forwards between its prefixes.
+	MustRun(t, "ip", "-n", r, "route", "add", "default", "via", lastHost(wan.Masked()).String())
 	// LAN bridge; hosts plug in with AddHost.
 	MustRun(t, "ip", "-n", r, "link", "add", "lan", "type", "bridge")
 	MustRun(t, "ip", "-n", r, "addr", "add", netip.PrefixFrom(h.RouterLAN, lan.Bits()).String(), "dev", "lan")
@@ -441,6 +445,7 @@ func (h *Home) SetWAN(t testing.TB, wan string) {
 	// secondaries of its subnet.
 	MustRun(t, "ip", "-n", h.Router, "addr", "del", h.wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", h.Router, "addr", "add", p.String(), "dev", "wan0")
+	MustRun(t, "ip", "-n", h.Router, "route", "replace", "default", "via", lastHost(p.Masked()).String())
 	h.wan = p
 }
 
