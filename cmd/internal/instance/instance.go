@@ -86,7 +86,8 @@ type Reach struct {
 	// Lease is the UPnP lease; zero means the default.
 	Lease time.Duration
 	// NoRelay, RelayRate and ReverseConns shape the routes through other
-	// members (routes.go): --no-relay, --relay-rate, --reverse-conns.
+	// members (routes.go): --no-relay, --relay-rate (bytes per second, 0:
+	// no cap), --reverse-conns.
 	NoRelay      bool
 	RelayRate    int64
 	ReverseConns int

@@ -31,6 +31,9 @@ func (in *Instance) shareRoutes(opts *share.Options) {
 	opts.Routes = in.routes
 	opts.NoRelay = in.cfg.Reach.NoRelay
 	opts.RelayRate = in.cfg.Reach.RelayRate
+	if opts.RelayRate == 0 {
+		opts.RelayRate = -1 // --relay-rate 0: no cap
+	}
 }
 
 // routeOptions gives the pool the reverse and relay routes.
