@@ -1,3 +1,5 @@
+//go:build linux
+
 package portmap_test
 
 // Tests against a real UPnP router: miniupnpd (nftables) in a network
