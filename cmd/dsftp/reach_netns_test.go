@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Every member reaches every member: five homes on one simulated internet
