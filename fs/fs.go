@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Package fs is dsftp's FUSE file system: one directory per live peer
 // under the mount root, each showing that peer's share read-only through
 // the SFTP session pool.
@@ -18,61 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/pool"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
-
-// Defaults for Options fields left zero.
-const (
-	DefaultAttrTTL    = 10 * time.Second
-	DefaultCacheSize  = 100000
-	DefaultMaxListing = 200000
-)
-
-// Options configure Mount.
-type Options struct {
-	// Registry lists the live peers; the root shows one directory each.
-	Registry *peers.Registry
-	// Pool carries all remote operations.
-	Pool *pool.Pool
-	// AttrTTL is how long attributes, listings and negative lookups are
-	// cached, here and in the kernel. Negative means no caching.
-	AttrTTL time.Duration
-	// CacheSize bounds the number of cached attribute entries.
-	CacheSize int
-	// MaxListing caps the entries of one directory listing: a peer's
-	// directory with more shows only the first MaxListing it sends (and
-	// a warning is logged). Cached listings hold at most twice as many
-	// entries in total.
-	MaxListing int
-	// UID and GID own every file; nil means the mounting process's.
-	UID, GID *uint32
-	// Umask clears permission bits of every mode shown (octal, like 022).
-	Umask uint32
-	// AllowOther lets other users see the mount (needs user_allow_other
-	// in /etc/fuse.conf unless root).
-	AllowOther bool
-	// AllowRoot lets root, besides the mounting user, see the mount (same
-	// need as AllowOther).
-	AllowRoot bool
-	// AutoUnmount has fusermount3 unmount the file system when this
-	// process dies, even by SIGKILL.
-	AutoUnmount bool
-	// FsName is the source shown by mount and df ("dsftp" if empty);
-	// Subtype makes the type fuse.<Subtype> ("fuse.dsftp" if empty).
-	FsName, Subtype string
-	// AllowNonEmpty lets Check accept a mountpoint that holds files
-	// (the mount hides them while it lasts).
-	AllowNonEmpty bool
-	// Ready, if set, is called once Run serves the mounted file system.
-	Ready func()
-	// Logger receives mount events; nil means slog.Default().
-	Logger *slog.Logger
-	// Debug logs every FUSE request.
-	Debug bool
-}
 
 // filesys is the state shared by all nodes.
 type filesys struct {
@@ -163,7 +113,7 @@ func New(dir string, opts Options) (*Mount, error) {
 			DirectMount: true,
 			// Read-only at the mount too, not only in the superblock,
 			// as fusermount3 makes it: mount(8) and findmnt show "ro".
-			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			DirectMountFlags: directMountFlags,
 			Debug:            opts.Debug,
 		},
 		EntryTimeout:    &ttl,
@@ -206,7 +156,7 @@ func (m *Mount) Unmount() error {
 	}
 	if err != nil && isMountedAs(m.Dir, m.fstype) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
-		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
+		if derr := detach(m.Dir); derr == nil {
 			err = nil
 		}
 	}

@@ -120,7 +120,7 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	if err := discoveryConfig(&cfg, &f.disc, &f.lan, log); err != nil {
 		return err
 	}
-	adv, err := f.upnp.check()
+	rc, err := f.upnp.check()
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	if !f.noShare {
 		opts := f.share.options(f.shareDir, &f.disc)
 		opts.Logger = log
-		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, f.upnp.config(adv), abs
+		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, rc, abs
 	}
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -53,7 +52,10 @@ func Daemonize(logFile string) error {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"=3")
 	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = out, out, []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.SysProcAttr, err = detached(); err != nil {
+		w.Close()
+		return err
+	}
 	cmd.Dir = "/"
 	if wd, err := os.Getwd(); err == nil {
 		cmd.Dir = wd // the share defaults to the working directory

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"log/syslog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -54,7 +53,7 @@ func (l *Logging) Setup(fl *pflag.FlagSet, quietOnTerminal bool) error {
 		}
 		w, l.closer = f, f
 	case IsDaemonChild():
-		sl, err := syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "dsftp")
+		sl, err := openSyslog()
 		if err != nil {
 			// No syslog socket (a container): stderr is /dev/null then,
 			// so say it where the parent still listens.

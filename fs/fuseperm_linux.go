@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,18 +15,9 @@ import (
 // fuseConf is where fusermount3 reads user_allow_other.
 var fuseConf = "/etc/fuse.conf"
 
-// Check refuses, before anything is started, what would make the mount
-// at dir (absolute, prepared) fail or surprise: a non-empty dir without
-// AllowNonEmpty, and for a user other than root the usual fusermount3
-// failures, each said in one line with its fix.
-func (o Options) Check(dir string) error {
-	if !o.AllowNonEmpty {
-		if name, err := firstEntry(dir); err != nil {
-			return fmt.Errorf("mountpoint %s: %w", dir, err)
-		} else if name != "" {
-			return mountpointError{fmt.Sprintf("mountpoint %s is not empty (it holds %q); mounting would hide its files: pick an empty directory or pass --allow-non-empty", dir, name)}
-		}
-	}
+// checkUser says, for a user other than root, what fusermount3 would
+// refuse, with the fix.
+func (o Options) checkUser(dir string) error {
 	if os.Geteuid() == 0 {
 		return nil
 	}
@@ -50,23 +40,6 @@ func (o Options) Check(dir string) error {
 		}
 	}
 	return nil
-}
-
-// firstEntry returns the name of one entry of dir, or "" if it is empty.
-func firstEntry(dir string) (string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return names[0], nil
 }
 
 // describe says a device's mode and owner, as ls -l would.
@@ -94,6 +67,11 @@ func userAllowOther() bool {
 	}
 	return false
 }
+
+// directMountFlags make a mount by root read-only at the mount too, not
+// only in the superblock, as fusermount3 makes it: mount(8) and findmnt
+// show "ro".
+const directMountFlags = syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV
 
 // explainMountError turns go-fuse's mount errors ("fusermount exited with
 // code 256") into what went wrong and how to fix it.
