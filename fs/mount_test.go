@@ -267,13 +267,14 @@ func checkTools(t *testing.T, src, peer string, sums map[string]string) {
 	if target, err := os.Readlink(filepath.Join(peer, "link")); err != nil || target != "hello.txt" {
 		t.Errorf("readlink = %q, %v; want hello.txt", target, err)
 	}
-	// stat: size, mode without write bits, owner is us.
+	// stat: size, mode as on the peer (the mount is read-only all the
+	// same), owner is us.
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(peer, "exec.sh"), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Mode&0o7777 != 0o555 || st.Size != 10 || st.Uid != uint32(os.Getuid()) {
-		t.Errorf("stat exec.sh: mode %o size %d uid %d; want 0555, 10, %d", st.Mode&0o7777, st.Size, st.Uid, os.Getuid())
+	if st.Mode&0o7777 != 0o755 || st.Size != 10 || st.Uid != uint32(os.Getuid()) {
+		t.Errorf("stat exec.sh: mode %o size %d uid %d; want 0755, 10, %d", st.Mode&0o7777, st.Size, st.Uid, os.Getuid())
 	}
 	if out := run(t, "stat", "-c", "%s %F", filepath.Join(peer, "big.bin")); out != fmt.Sprintf("%d regular file\n", fileSize(t, filepath.Join(src, "big.bin"))) {
 		t.Errorf("stat big.bin: %q", out)
