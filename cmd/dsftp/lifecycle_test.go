@@ -168,7 +168,8 @@ func TestMountNotify(t *testing.T) {
 
 // TestVersionFromClone: `make build` in a fresh clone stamps the version
 // and commit into --version and `dsftp version`, though GOFLAGS may say
-// -buildvcs=false.
+// -buildvcs=false; `make install` installs the binary, man pages and
+// completion.
 func TestVersionFromClone(t *testing.T) {
 	testenv.Require(t, "git", "make")
 	root := testenv.ModuleRoot(t)
@@ -186,6 +187,25 @@ func TestVersionFromClone(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
+	// make install: man pages and completion from the same definitions.
+	dest := t.TempDir()
+	install := exec.Command("make", "install", "DESTDIR="+dest, "PREFIX=/usr")
+	install.Dir = clone
+	install.Env = build.Env
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for file, want := range map[string]string{
+		"usr/bin/dsftp": "", "usr/share/man/man1/dsftp.1": "dsftp", "usr/share/man/man1/dsftp-mount.1": "allow-non-empty",
+		"usr/share/bash-completion/completions/dsftp": "__start_dsftp", "usr/share/zsh/site-functions/_dsftp": "#compdef dsftp",
+		"usr/share/fish/vendor_completions.d/dsftp.fish": "complete -c dsftp",
+	} {
+		b, err := os.ReadFile(filepath.Join(dest, file))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("make install: %s: %v; want it holding %q", file, err, want)
+		}
+	}
+
 	want := "commit " + strings.TrimSpace(string(head))
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		out, err := exec.Command(filepath.Join(clone, "bin", "dsftp"), args...).CombinedOutput()
