@@ -222,10 +222,14 @@ func (p *Pool) Route(id string) string {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	route := ""
 	for _, c := range g.conns {
 		if !c.dead.Load() {
-			return p.routeName(c.addr)
+			if !c.retiring.Load() {
+				return p.routeName(c.addr)
+			}
+			route = p.routeName(c.addr)
 		}
 	}
-	return ""
+	return route
 }
