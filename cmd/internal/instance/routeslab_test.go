@@ -84,7 +84,9 @@ func (l *routeLab) add(name, dir string, reachable bool, o memberOpts) *labMembe
 		rate = -1
 	}
 	srv, err := share.New(share.Options{Dir: dir, Listen: "127.0.0.1:0", Authorizer: l.reg, Routes: m.routes,
-		RelayRate: rate, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024})
+		RelayRate: rate, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024,
+		// Every member dials from 127.0.0.1: lift the per-source limits.
+		MaxStartups: share.Startups{Start: 1024, Rate: 30, Full: 2048}, MaxStartupsPerSource: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
