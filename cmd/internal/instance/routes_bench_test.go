@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +12,12 @@ import (
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkRoutes reads a 1 GiB file (sparse: the transport is measured,
 // not the disk) from c's share on loopback through the pool's read-ahead
@@ -49,6 +56,7 @@ func BenchmarkRoutes(b *testing.B) {
 	ctx := testenv.Context(b, 10*time.Minute)
 	read := func(b *testing.B, p *pool.Pool, peer peers.Peer, route string) {
 		b.SetBytes(size)
+		cpu0 := cpuTime()
 		for b.Loop() {
 			r, err := p.OpenReader(ctx, peer, "big", size)
 			if err != nil {
@@ -63,6 +71,9 @@ func BenchmarkRoutes(b *testing.B) {
 				b.Fatalf("read by %q, want %s", got, route)
 			}
 		}
+		// CPU of both ends (all in this process) per GiB: on a shared
+		// machine steadier than the wall clock.
+		b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/GiB")
 	}
 	b.Run("direct", func(b *testing.B) { read(b, direct, cDirect, "direct") })
 	b.Run("reverse", func(b *testing.B) { read(b, a.pool, l.entry("c"), "reverse") })
