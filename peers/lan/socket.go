@@ -1,15 +1,38 @@
 package lan
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // target is one destination of our announcements.
 type target struct {
 	addr *net.UDPAddr
+}
+
+// listenUDP opens a socket on the shared port with the options of
+// setSockopts (per platform).
+func listenUDP(network string, port int) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = setSockopts(network, fd) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	addr := fmt.Sprintf("0.0.0.0:%d", port)
+	if network == "udp6" {
+		addr = fmt.Sprintf("[::]:%d", port)
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
 }
 
 // interfaceAllowed reports whether a datagram that arrived on ifindex is

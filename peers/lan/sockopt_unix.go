@@ -3,11 +3,8 @@
 package lan
 
 import (
-	"context"
 	"encoding/binary"
-	"fmt"
 	"net"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,47 +12,30 @@ import (
 // arrivalKnown: the socket reports each datagram's arrival interface.
 const arrivalKnown = true
 
-// listenUDP opens a socket on the shared port: SO_REUSEPORT so that several
-// dsftp processes on one host can all listen, SO_BROADCAST to send to
-// broadcast addresses, and packet info to learn the arrival interface.
-func listenUDP(network string, port int) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			set := func(level, opt int) {
-				if serr == nil {
-					serr = unix.SetsockoptInt(int(fd), level, opt, 1)
-				}
-			}
-			set(unix.SOL_SOCKET, unix.SO_REUSEADDR)
-			set(unix.SOL_SOCKET, unix.SO_REUSEPORT)
-			// Room for a burst (capped by net.core.rmem_max); a flood
-			// then costs dropped datagrams, and a peer's next
-			// announcement gets through.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
-			if network == "udp4" {
-				set(unix.SOL_SOCKET, unix.SO_BROADCAST)
-				set(unix.IPPROTO_IP, ip4InfoOpt)
-			} else {
-				set(unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO)
-				// Other processes on this host joined the group too.
-				set(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
-			}
-		})
-		if err != nil {
-			return err
+// setSockopts prepares a socket on the shared port: SO_REUSEPORT so that
+// several dsftp processes on one host can all listen, SO_BROADCAST to send
+// to broadcast addresses, and packet info to learn the arrival interface.
+func setSockopts(network string, fd uintptr) error {
+	var serr error
+	set := func(level, opt int) {
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), level, opt, 1)
 		}
-		return serr
-	}}
-	addr := fmt.Sprintf("0.0.0.0:%d", port)
-	if network == "udp6" {
-		addr = fmt.Sprintf("[::]:%d", port)
 	}
-	pc, err := lc.ListenPacket(context.Background(), network, addr)
-	if err != nil {
-		return nil, err
+	set(unix.SOL_SOCKET, unix.SO_REUSEADDR)
+	set(unix.SOL_SOCKET, unix.SO_REUSEPORT)
+	// Room for a burst (capped by net.core.rmem_max); a flood then costs
+	// dropped datagrams, and a peer's next announcement gets through.
+	_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	if network == "udp4" {
+		set(unix.SOL_SOCKET, unix.SO_BROADCAST)
+		set(unix.IPPROTO_IP, ip4InfoOpt)
+	} else {
+		set(unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO)
+		// Other processes on this host joined the group too.
+		set(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
 	}
-	return pc.(*net.UDPConn), nil
+	return serr
 }
 
 // ifindexFromOOB returns the arrival interface from IP_PKTINFO or

@@ -1,8 +1,6 @@
 package lan
 
 import (
-	"context"
-	"fmt"
 	"net"
 	"syscall"
 )
@@ -11,32 +9,16 @@ import (
 // --lan-interface only chooses where announcements go.
 const arrivalKnown = false
 
-// listenUDP opens a socket on the shared port: SO_REUSEADDR so several
-// dsftp processes can listen, SO_BROADCAST to send to broadcast addresses.
-func listenUDP(network string, port int) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			h := syscall.Handle(fd)
-			serr = syscall.SetsockoptInt(h, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-			if serr == nil && network == "udp4" {
-				serr = syscall.SetsockoptInt(h, syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	addr := fmt.Sprintf("0.0.0.0:%d", port)
-	if network == "udp6" {
-		addr = fmt.Sprintf("[::]:%d", port)
+// setSockopts prepares a socket on the shared port: SO_REUSEADDR so
+// several dsftp processes can listen, SO_BROADCAST to send to broadcast
+// addresses.
+func setSockopts(network string, fd uintptr) error {
+	h := syscall.Handle(fd)
+	err := syscall.SetsockoptInt(h, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err == nil && network == "udp4" {
+		err = syscall.SetsockoptInt(h, syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
 	}
-	pc, err := lc.ListenPacket(context.Background(), network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return pc.(*net.UDPConn), nil
+	return err
 }
 
 // ifindexFromOOB: no arrival interface on Windows.
