@@ -1,3 +1,5 @@
+//go:build linux
+
 package instance
 
 // Faults on the routes through members (issue 13): a relaying member that

@@ -1,3 +1,5 @@
+//go:build linux
+
 package instance
 
 // An in-process channel of members for the route tests: real shares
