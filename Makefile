@@ -17,7 +17,7 @@ APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupn
 # One binary per package above, to decide whether apt has anything to do.
 NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser
 
-.PHONY: all build test vet deps bench demo clean fmt
+.PHONY: all build test vet deps bench bench-wan demo clean fmt
 
 all: build
 
@@ -49,6 +49,13 @@ test: deps vet
 BENCHFLAGS ?=
 bench: build
 	$(GO) run ./testdata/bench -dsftp $(BIN) $(BENCHFLAGS)
+
+# bench-wan: the same servers through testdata/wanproxy (one-way delay of
+# half the RTT, a rate limit each way), small-file and listing workloads,
+# dsftp vs sshfs. A few minutes. Other settings: WAN="-wan 50ms,10mbit".
+WAN ?= -wan 30ms,100mbit -wan 80ms,20mbit
+bench-wan: build
+	$(GO) run ./testdata/bench -dsftp $(BIN) $(WAN) $(BENCHFLAGS)
 
 # A one-command demo: two sharers and a mount at ./peers-demo, on
 # this machine only (LAN discovery on loopback). Ctrl-C stops it.

@@ -1,4 +1,5 @@
-// Command bench compares `dsftp mount` with sshfs, on loopback, against
+// Command bench compares `dsftp mount` with sshfs, on loopback (or with -wan
+// through a delaying, rate-limiting proxy: wan.go), against
 // OpenSSH's sshd and against `dsftp share`, and prints a markdown table of
 // medians and ratios. It is `make bench`, not a test: it needs root, FUSE,
 // sshd, sshfs and a few GiB of disk and memory, and takes minutes.
@@ -109,7 +110,11 @@ func main() {
 	}
 	data := filepath.Join(work, "data")
 	fmt.Fprintf(os.Stderr, "bench: writing test data to %s\n", data)
-	makeData(data)
+	if len(wanSettings) == 0 {
+		makeData(data)
+	} else {
+		makeWANData(data)
+	}
 	key := filepath.Join(work, "client_key")
 	pub := writeKey(key)
 
@@ -129,6 +134,13 @@ func main() {
 		default:
 			fatal("unknown server %q", s)
 		}
+	}
+	if len(wanSettings) > 0 {
+		if !runsSet() {
+			*runs = 1 // round trips, not CPU, decide: one run is telling
+		}
+		runWAN(work, servers)
+		return
 	}
 	clients := []client{
 		{"dsftp", mountDsftp},
@@ -595,6 +607,16 @@ func printTable(servers []*server, clients []client, r map[string]map[string]map
 			fmt.Printf("| %s | %.3g | %.3g | %.3g | %s | %s |\n", m, d, a, b, ratio(a), ratio(b))
 		}
 	}
+}
+
+// flagVar registers a flag.Value (for the WAN settings in wan.go).
+func flagVar(v flag.Value, name, usage string) { flag.Var(v, name, usage) }
+
+// runsSet reports whether -runs was given.
+func runsSet() bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "runs" })
+	return set
 }
 
 func check(err error) {
