@@ -46,6 +46,10 @@ type Options struct {
 	// a warning is logged). Cached listings hold at most twice as many
 	// entries in total.
 	MaxListing int
+	// PrefetchMemory bounds the content cache of the sibling prefetch
+	// (prefetch.go), in bytes; zero means DefaultPrefetchMemory, negative
+	// switches the prefetch off.
+	PrefetchMemory int64
 	// UID and GID own every file; zero means the mounting process's.
 	UID, GID uint32
 	// AllowOther lets other users see the mount (needs user_allow_other
@@ -68,6 +72,7 @@ type filesys struct {
 	flights     map[string]*flight // listings being fetched, by key(peer, rel)
 	prefetchSem chan struct{}      // bounds background listing fetches
 	prefetch    *prefetchBudget
+	pf          *prefetcher     // sibling prefetch; nil when off
 	ctx         context.Context // ends at unmount; stops prefetching
 }
 
@@ -115,6 +120,10 @@ func New(dir string, opts Options) (*Mount, error) {
 		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
 		prefetch: newPrefetchBudget(), ctx: ctx}
+	if opts.PrefetchMemory == 0 {
+		opts.PrefetchMemory = DefaultPrefetchMemory
+	}
+	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
@@ -210,6 +219,7 @@ func (m *Mount) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		log.Info("unmounting", "mountpoint", m.Dir)
+		m.root.fsys.pf.logStats()
 		// The pool's owner closes it when ctx ends too; closing it first
 		// here fails the requests still waiting on a peer at once, which
 		// go-fuse's unmount waits for.

@@ -21,6 +21,7 @@ type mountFlags struct {
 	attrTTL    time.Duration
 	cacheSize  int
 	maxListing int
+	prefetchMB int
 	create     bool
 	allowOther bool
 	debugFUSE  bool
@@ -76,6 +77,7 @@ Examples:
 		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
 		fl.IntVar(&f.maxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
+		fl.IntVar(&f.prefetchMB, "prefetch-memory", fs.DefaultPrefetchMemory>>20, "`MiB` of file contents fetched ahead of a reader going through a directory's files in order (0 disables)")
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
@@ -148,7 +150,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	in.Go(func(ctx context.Context) error {
 		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
-			MaxListing: f.maxListing, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
+			MaxListing: f.maxListing, PrefetchMemory: prefetchBytes(f.prefetchMB), AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
 	return in.Wait()
+}
+
+// prefetchBytes maps --prefetch-memory (MiB, 0 off) to fs.Options.
+func prefetchBytes(mib int) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }
