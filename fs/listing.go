@@ -14,8 +14,8 @@ import (
 )
 
 // Directory prefetch: when the user opens a directory, the listings of its
-// subdirectories are fetched in the background (a few at a time, one level
-// only), so a recursive walk (ls -lR, find, du, cp -r) finds the next
+// subdirectories and theirs (prefetchDepth levels) are fetched in the
+// background, several at a time, so a recursive walk (ls -lR, find, du, cp -r) finds the next
 // listing waiting instead of paying a round trip per directory.
 //
 // A peer decides how big its listings are, so prefetching is bounded by a
@@ -27,7 +27,8 @@ import (
 // directory is remembered as too big for a while.
 const (
 	prefetchMaxSubdirs = 256 // directories with more subdirectories are not prefetched
-	prefetchParallel   = 4   // listings fetched at once in the background
+	prefetchParallel   = 8   // listings fetched at once in the background
+	prefetchDepth      = 2   // levels below an opened directory fetched ahead
 	prefetchMaxEntries = 10000
 	prefetchCredit     = 50000               // entries prefetched and not yet opened, at most
 	prefetchRefill     = prefetchCredit / 60 // credit regained per second without any opendir
@@ -201,8 +202,8 @@ func dedupSorted(es []fuse.DirEntry) []fuse.DirEntry {
 // prefetchSubdirs starts background fetches of the uncached listings of
 // d's subdirectories, while the prefetch credit lasts. Failures only mean
 // nothing was cached.
-func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
-	if fsys.cache == nil {
+func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth int) {
+	if fsys.cache == nil || depth <= 0 {
 		return
 	}
 	var todo []string
@@ -240,7 +241,7 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 			}
 			go func() {
 				defer func() { <-fsys.prefetchSem }()
-				fsys.prefetchOne(ctx, peerID, crel)
+				fsys.prefetchOne(ctx, peerID, crel, depth-1)
 			}()
 		}
 	}()
@@ -248,8 +249,8 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 
 // prefetchOne fetches one listing in the background, holding a
 // reservation of prefetchMaxEntries credit, and returns what it did not
-// spend.
-func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string) {
+// spend; with depth left, it goes on with the listing's subdirectories.
+func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth int) {
 	spent := 0
 	defer func() { fsys.prefetch.give(prefetchMaxEntries - spent) }()
 	if _, ok := fsys.cache.dir(peerID, rel); ok {
@@ -268,6 +269,7 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string) {
 	switch {
 	case f.d != nil:
 		spent = len(f.d.entries)
+		fsys.prefetchSubdirs(peerID, rel, f.d, depth)
 	case f.errno == 0:
 		spent = prefetchMaxEntries // read that many, then gave up
 	}

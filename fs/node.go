@@ -169,7 +169,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	if stale {
 		go n.NotifyContent(0, 0)
 	}
-	n.fsys.prefetchSubdirs(n.peerID, n.rel, d)
+	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
 	return &dirHandle{entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
