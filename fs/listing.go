@@ -47,39 +47,67 @@ type flight struct {
 
 // prefetchBudget is the credit described above.
 type prefetchBudget struct {
-	mu     sync.Mutex
-	credit float64
-	last   time.Time
-	tooBig *expirable.LRU[string, struct{}]
+	mu       sync.Mutex
+	credit   float64
+	last     time.Time
+	reserved int           // fetches holding a reservation
+	changed  chan struct{} // closed (and replaced) when credit comes back
+	tooBig   *expirable.LRU[string, struct{}]
 }
 
 func newPrefetchBudget() *prefetchBudget {
 	return &prefetchBudget{
-		credit: prefetchCredit,
-		last:   time.Now(),
-		tooBig: expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
+		credit:  prefetchCredit,
+		last:    time.Now(),
+		changed: make(chan struct{}),
+		tooBig:  expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
 	}
 }
 
-// take reserves n entries of credit, or reports false when there are not
-// that many.
-func (b *prefetchBudget) take(n int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
-	b.last = now
-	if b.credit < float64(n) {
-		return false
+// take reserves n entries of credit for one fetch. When the credit is
+// short only because of fetches in flight, it waits for them to give
+// back (several listings in flight must not end the walk); when it is
+// spent on listings nobody opened, it reports false.
+func (b *prefetchBudget) take(ctx context.Context, n int) bool {
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
+		b.last = now
+		if b.credit >= float64(n) {
+			b.credit -= float64(n)
+			b.reserved++
+			b.mu.Unlock()
+			return true
+		}
+		if b.reserved == 0 {
+			b.mu.Unlock()
+			return false
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	b.credit -= float64(n)
-	return true
+}
+
+// release ends a reservation, giving back the n entries it did not spend.
+func (b *prefetchBudget) release(n int) {
+	b.mu.Lock()
+	b.reserved--
+	b.mu.Unlock()
+	b.give(n)
 }
 
 // give returns n entries of credit.
 func (b *prefetchBudget) give(n int) {
 	b.mu.Lock()
 	b.credit = min(prefetchCredit, b.credit+float64(n))
+	close(b.changed)
+	b.changed = make(chan struct{})
 	b.mu.Unlock()
 }
 
@@ -234,7 +262,7 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 			case <-ctx.Done():
 				return
 			}
-			if !fsys.prefetch.take(prefetchMaxEntries) {
+			if !fsys.prefetch.take(ctx, prefetchMaxEntries) {
 				<-fsys.prefetchSem
 				fsys.log.Debug("prefetch credit spent; not prefetching further until listings are opened", "path", rel)
 				return
@@ -252,7 +280,7 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 // spend; with depth left, it goes on with the listing's subdirectories.
 func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth int) {
 	spent := 0
-	defer func() { fsys.prefetch.give(prefetchMaxEntries - spent) }()
+	defer func() { fsys.prefetch.release(prefetchMaxEntries - spent) }()
 	if _, ok := fsys.cache.dir(peerID, rel); ok {
 		return
 	}
