@@ -47,8 +47,8 @@ type Options struct {
 	// entries in total.
 	MaxListing int
 	// PrefetchMemory bounds the content cache of the sibling prefetch
-	// (prefetch.go), in bytes; zero means DefaultPrefetchMemory, negative
-	// switches the prefetch off.
+	// (prefetch.go), in bytes; zero switches the prefetch off (the
+	// mount's --prefetch-memory defaults to DefaultPrefetchMemory).
 	PrefetchMemory int64
 	// UID and GID own every file; zero means the mounting process's.
 	UID, GID uint32
@@ -120,9 +120,6 @@ func New(dir string, opts Options) (*Mount, error) {
 		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
 		prefetch: newPrefetchBudget(), ctx: ctx}
-	if opts.PrefetchMemory == 0 {
-		opts.PrefetchMemory = DefaultPrefetchMemory
-	}
 	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{

@@ -150,15 +150,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	in.Go(func(ctx context.Context) error {
 		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
-			MaxListing: f.maxListing, PrefetchMemory: prefetchBytes(f.prefetchMB), AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
+			MaxListing: f.maxListing, PrefetchMemory: int64(f.prefetchMB) << 20, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
 	return in.Wait()
-}
-
-// prefetchBytes maps --prefetch-memory (MiB, 0 off) to fs.Options.
-func prefetchBytes(mib int) int64 {
-	if mib <= 0 {
-		return -1
-	}
-	return int64(mib) << 20
 }

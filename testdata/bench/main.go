@@ -118,23 +118,7 @@ func main() {
 	key := filepath.Join(work, "client_key")
 	pub := writeKey(key)
 
-	var servers []*server
-	for _, s := range strings.Split(*only, ",") {
-		switch s {
-		case "sshd":
-			servers = append(servers, startSSHD(work, data, key, pub))
-			live.Lock()
-			live.servers = append(live.servers, servers[len(servers)-1])
-			live.Unlock()
-		case "share":
-			servers = append(servers, startShare(work, data, key, pub))
-			live.Lock()
-			live.servers = append(live.servers, servers[len(servers)-1])
-			live.Unlock()
-		default:
-			fatal("unknown server %q", s)
-		}
-	}
+	servers := startServers(work, data, key, pub)
 	if len(wanSettings) > 0 {
 		if !runsSet() {
 			*runs = 1 // round trips, not CPU, decide: one run is telling
@@ -179,6 +163,27 @@ func main() {
 		}
 	}
 	printTable(servers, clients, results)
+}
+
+// startServers starts the servers of -servers, registered for teardown.
+func startServers(work, data, key, pub string) []*server {
+	var servers []*server
+	for _, s := range strings.Split(*only, ",") {
+		var srv *server
+		switch s {
+		case "sshd":
+			srv = startSSHD(work, data, key, pub)
+		case "share":
+			srv = startShare(work, data, key, pub)
+		default:
+			fatal("unknown server %q", s)
+		}
+		servers = append(servers, srv)
+		live.Lock()
+		live.servers = append(live.servers, srv)
+		live.Unlock()
+	}
+	return servers
 }
 
 // runSuite measures every metric once for one client on one server.
