@@ -17,12 +17,29 @@ APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupn
 # One binary per package above, to decide whether apt has anything to do.
 NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser
 
-.PHONY: all build test vet deps bench bench-wan demo clean fmt
+# The platforms of a release, GOOS/GOARCH. `make test` vets every package
+# for each of them (so a platform break fails CI); `make release` builds
+# them into dist/.
+PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
+# 32-bit ARM as Raspberry Pi OS runs it (ARMv6 also covers the Pi Zero).
+GOARM   ?= 6
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+# go-fuse 2.12.1's splice code does not compile where splice(2) returns an
+# int (32-bit platforms: GOARCH arm, 386). Those builds use a copy of
+# go-fuse with that one type fixed, through a separate module file, so
+# go.mod stays as it is for everyone else. See README, Platforms.
+GOFUSE32 := bin/gofuse32
+
+.PHONY: all build test vet cross release gofuse32 deps bench bench-wan demo clean fmt
 
 all: build
 
-build:
-	$(GO) build -o $(BIN) ./cmd/dsftp
+# On a 32-bit host (a Pi), build against the patched go-fuse (see GOFUSE32).
+HOST32  := $(filter arm 386,$(shell $(GO) env GOARCH))
+
+build: $(if $(HOST32),gofuse32)
+	$(GO) build $(if $(HOST32),-modfile=$(GOFUSE32)/go.mod) -o $(BIN) ./cmd/dsftp
 
 deps:
 	@missing=""; for b in $(NEED_BINS); do command -v $$b >/dev/null 2>&1 || [ -x "$$b" ] || missing="$$missing $$b"; done; \
@@ -39,8 +56,40 @@ vet:
 	$(GO) vet $(PKGS)
 	@unformatted=$$(gofmt -l cmd fs peers share testdata); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-test: deps vet
+test: deps vet cross
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# cross: go vet of every package (tests included) for each platform.
+cross: gofuse32
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; mod=; \
+		case $$arch in arm|386) mod=-modfile=$(GOFUSE32)/go.mod;; esac; \
+		echo "cross: go vet for $$p"; \
+		GOOS=$$os GOARCH=$$arch GOARM=$(GOARM) $(GO) vet $$mod ./...; \
+	done
+
+# release: dsftp for every platform in dist/, stamped with VERSION, and
+# SHA256SUMS.
+release: gofuse32
+	@set -e; rm -rf dist; mkdir -p dist; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; mod=; ext=; \
+		case $$arch in arm|386) mod=-modfile=$(GOFUSE32)/go.mod;; esac; \
+		[ $$os = windows ] && ext=.exe; \
+		out=dist/dsftp-$(VERSION)-$$os-$$arch$$ext; \
+		echo "release: $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$(GOARM) $(GO) build $$mod -trimpath \
+			-ldflags "-s -w -X main.version=$(VERSION)" -o $$out ./cmd/dsftp; \
+	done; cd dist && sha256sum dsftp-* > SHA256SUMS && cat SHA256SUMS
+
+# gofuse32: the patched go-fuse copy and module file for 32-bit builds.
+gofuse32: $(GOFUSE32)/go.mod
+$(GOFUSE32)/go.mod: go.mod go.sum
+	@rm -rf $(GOFUSE32); mkdir -p $(GOFUSE32)
+	@src=$$($(GO) list -m -f '{{.Dir}}' github.com/hanwen/go-fuse/v2) && test -n "$$src" && \
+		cp -r "$$src" $(GOFUSE32)/go-fuse && chmod -R u+w $(GOFUSE32)/go-fuse && \
+		sed -i -e 's/var sn int64/var sn int/' -e 's/var sm int64/var sm int/' $(GOFUSE32)/go-fuse/splice/pair_linux.go
+	@cp go.sum $(GOFUSE32)/go.sum
+	@{ cat go.mod; echo; echo 'replace github.com/hanwen/go-fuse/v2 => ./$(GOFUSE32)/go-fuse'; } > $@
 
 # bench: dsftp mount vs sshfs (default and AES-GCM) on OpenSSH sshd and on
 # dsftp share, over loopback; prints a markdown table. Needs root, FUSE,

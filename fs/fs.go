@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Package fs is dsftp's FUSE file system: one directory per live peer
 // under the mount root, each showing that peer's share read-only through
 // the SFTP session pool.
@@ -17,49 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/pool"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
-
-// Defaults for Options fields left zero.
-const (
-	DefaultAttrTTL    = 10 * time.Second
-	DefaultCacheSize  = 100000
-	DefaultMaxListing = 200000
-)
-
-// Options configure Mount.
-type Options struct {
-	// Registry lists the live peers; the root shows one directory each.
-	Registry *peers.Registry
-	// Pool carries all remote operations.
-	Pool *pool.Pool
-	// AttrTTL is how long attributes, listings and negative lookups are
-	// cached, here and in the kernel. Negative means no caching.
-	AttrTTL time.Duration
-	// CacheSize bounds the number of cached attribute entries.
-	CacheSize int
-	// MaxListing caps the entries of one directory listing: a peer's
-	// directory with more shows only the first MaxListing it sends (and
-	// a warning is logged). Cached listings hold at most twice as many
-	// entries in total.
-	MaxListing int
-	// PrefetchMemory bounds the content cache of the sibling prefetch
-	// (prefetch.go), in bytes; zero switches the prefetch off (the
-	// mount's --prefetch-memory defaults to DefaultPrefetchMemory).
-	PrefetchMemory int64
-	// UID and GID own every file; zero means the mounting process's.
-	UID, GID uint32
-	// AllowOther lets other users see the mount (needs user_allow_other
-	// in /etc/fuse.conf unless root).
-	AllowOther bool
-	// Logger receives mount events; nil means slog.Default().
-	Logger *slog.Logger
-	// Debug logs every FUSE request.
-	Debug bool
-}
 
 // filesys is the state shared by all nodes.
 type filesys struct {
@@ -186,7 +148,7 @@ func (m *Mount) Unmount() error {
 	}
 	if err != nil && isMounted(m.Dir) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
-		if derr := syscall.Unmount(m.Dir, syscall.MNT_DETACH); derr == nil {
+		if derr := detach(m.Dir); derr == nil {
 			err = nil
 		}
 	}

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package fs
 
 import (
@@ -5,27 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
 
 	"github.com/dsftp/dsftp/fs/mountinfo"
 )
-
-// fsType is the type /proc/self/mountinfo shows for a dsftp mount.
-const fsType = "fuse.dsftp"
-
-// ErrBadMountpoint is wrapped by PrepareMountpoint when the mountpoint
-// itself is wrong (missing, not a directory): the user's to fix, which
-// the command reports as a usage error.
-var ErrBadMountpoint = errors.New("bad mountpoint")
-
-// mountpointError is an ErrBadMountpoint with its own message.
-type mountpointError struct{ msg string }
-
-func (e mountpointError) Error() string        { return e.msg }
-func (e mountpointError) Is(target error) bool { return target == ErrBadMountpoint }
 
 // PrepareMountpoint readies dir for New and returns it made absolute: it
 // cleans up a stale mount left by a killed run, creates dir when create is
@@ -80,49 +67,8 @@ func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	return nil
 }
 
-// checkFUSE names the missing piece before go-fuse fails obscurely.
-func checkFUSE() error {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return fmt.Errorf("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) and install FUSE 3 (apt-get install fuse3)")
-	}
-	if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			return fmt.Errorf("fusermount3 not found: install FUSE 3 (apt-get install fuse3)")
-		}
-	}
-	return nil
-}
-
-// MountType returns the type of the file system visible at dir (the last
-// one mounted exactly there), or "" when dir is no mount point.
-func MountType(dir string) string {
-	types := mountinfo.Types(dir)
-	if len(types) == 0 {
-		return ""
-	}
-	return types[len(types)-1]
-}
-
-// Mounts lists the mountpoints of every dsftp file system on this machine
-// (in this mount namespace).
-func Mounts() []string { return mountinfo.Of(fsType) }
-
 // isMounted reports whether a dsftp file system is mounted at dir (also
 // under another mount on top of it).
 func isMounted(dir string) bool {
 	return slices.Contains(mountinfo.Types(dir), fsType)
-}
-
-// lazyUnmount detaches the mount at dir even while it is busy.
-func lazyUnmount(dir string) error {
-	if os.Geteuid() == 0 {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err == nil {
-			return nil
-		}
-	}
-	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
-	}
-	return nil
 }

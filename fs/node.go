@@ -1,3 +1,5 @@
+//go:build !windows
+
 package fs
 
 import (
@@ -302,7 +304,7 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno { return 0
 
 // Getxattr answers at once: remote files have no extended attributes here.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
+	return 0, errNoXattr
 }
 
 // handle is an open file: a read-ahead reader on one pooled connection.

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package fs
 
 import (
@@ -275,7 +277,7 @@ func (r *rootNode) Access(ctx context.Context, mask uint32) syscall.Errno { retu
 
 // Getxattr: the root has no extended attributes.
 func (r *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
+	return 0, errNoXattr
 }
 
 // Statfs reports an empty, read-only file system without asking any peer.

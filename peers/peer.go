@@ -52,6 +52,13 @@ type Peer struct {
 	// its advert's signing key. The registry lets its ClientKeys in like
 	// any live peer's, but never lists it nor gives it a display name.
 	ClientOnly bool
+	// Unreachable is set when the peer's advert says no address of it can
+	// be dialed from the internet (no mapping, carrier-grade NAT): others
+	// reach it through the members in Via.
+	Unreachable bool
+	// Via are the IDs of members holding the peer's reverse connections,
+	// from its advert: they can open a channel to its share, or relay one.
+	Via []string
 	// Expires is when the peer is dropped unless refreshed; zero never.
 	Expires time.Time
 	// Updated is when the peer was last added or refreshed.
@@ -114,5 +121,6 @@ func shortID(id string) string {
 func (p Peer) Clone() Peer {
 	p.Addrs = slices.Clone(p.Addrs)
 	p.ClientKeys = slices.Clone(p.ClientKeys)
+	p.Via = slices.Clone(p.Via)
 	return p
 }

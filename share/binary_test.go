@@ -1,3 +1,5 @@
+//go:build linux
+
 package share
 
 import (
@@ -20,10 +22,11 @@ import (
 
 // binaryShare is the real `dsftp share` serving dir on loopback.
 type binaryShare struct {
-	proc *testenv.Process
-	addr string
-	key  testenv.Key
-	fp   string // host key fingerprint from the banner
+	proc  *testenv.Process
+	addr  string
+	key   testenv.Key
+	other testenv.Key // a second authorized key
+	fp    string      // host key fingerprint from the banner
 }
 
 // startBinaryShare runs `dsftp share dir`, through wrap (e.g. prlimit) if
@@ -31,9 +34,14 @@ type binaryShare struct {
 func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) *binaryShare {
 	t.Helper()
 	bin := testenv.Binary(t)
-	key := testenv.NewKey(t, t.TempDir(), "client")
+	tmp := t.TempDir()
+	key, other := testenv.NewKey(t, tmp, "client"), testenv.NewKey(t, tmp, "other")
+	ak := filepath.Join(tmp, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(key.Public()+"\n"+other.Public()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	args := append([]string{"share", dir, "--listen", addr, "--authorized-keys", key.Path + ".pub"}, extra...)
+	args := append([]string{"share", dir, "--listen", addr, "--authorized-keys", ak}, extra...)
 	name := bin
 	if len(wrap) > 0 {
 		name, args = wrap[0], append(append(wrap[1:], bin), args...)
@@ -44,14 +52,19 @@ func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) 
 	if fp == "" {
 		t.Fatalf("no host key fingerprint in the banner:\n%s", p.Output.String())
 	}
-	return &binaryShare{proc: p, addr: addr, key: key, fp: fp}
+	return &binaryShare{proc: p, addr: addr, key: key, other: other, fp: fp}
 }
 
 // dial logs in with the share's client key, pinning its host key.
 func (b *binaryShare) dial() (*ssh.Client, error) {
-	return ssh.Dial("tcp", b.addr, &ssh.ClientConfig{
+	return ssh.Dial("tcp", b.addr, b.config(b.key))
+}
+
+// config is the client configuration for key, pinning the host key.
+func (b *binaryShare) config(key testenv.Key) *ssh.ClientConfig {
+	return &ssh.ClientConfig{
 		User: "tester",
-		Auth: []ssh.AuthMethod{ssh.PublicKeys(b.key.Signer)},
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
 		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
 			if got := ssh.FingerprintSHA256(k); got != b.fp {
 				return fmt.Errorf("host key %s, banner said %s", got, b.fp)
@@ -59,7 +72,7 @@ func (b *binaryShare) dial() (*ssh.Client, error) {
 			return nil
 		},
 		Timeout: 10 * time.Second,
-	})
+	}
 }
 
 // read downloads p over a fresh login.
@@ -288,5 +301,48 @@ func TestBinarySlowloris(t *testing.T) {
 	t.Logf("slowloris against the binary: %d of %d logins read the file; the attacker opened %d connections", ok, logins, opened.Load())
 	if ok < 9 {
 		t.Errorf("only %d of %d logins succeeded during the slowloris; want at least 9", ok, logins)
+	}
+}
+
+// TestBinaryIdleFlood: 70 idle logged-in connections with one key, from
+// one address, against the real binary: at most --max-conns-per-key of
+// them are served, and a member with another key, from another address,
+// still logs in and reads (before the per-key cap, 64 idle connections
+// locked everyone out).
+func TestBinaryIdleFlood(t *testing.T) {
+	f := newFixture(t, false)
+	b := startBinaryShare(t, f.share, nil)
+	served := 0
+	for range 70 {
+		nc, err := dialFromAddr(attackerAddr, b.addr)
+		if err != nil {
+			continue
+		}
+		conn, chans, reqs, err := ssh.NewClientConn(nc, b.addr, b.config(b.key))
+		if err != nil {
+			nc.Close()
+			continue
+		}
+		c := ssh.NewClient(conn, chans, reqs)
+		defer c.Close()
+		if _, err := sftp.NewClient(c); err == nil {
+			served++ // left open and idle
+		}
+	}
+	t.Logf("idle flood against the binary: %d of 70 connections with one key served", served)
+	if served > DefaultMaxConnsPerKey {
+		t.Errorf("%d connections with one key served; cap is %d", served, DefaultMaxConnsPerKey)
+	}
+	c, err := ssh.Dial("tcp", b.addr, b.config(b.other))
+	if err != nil {
+		t.Fatalf("another member's login during the flood: %v", err)
+	}
+	defer c.Close()
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatalf("another member's session during the flood: %v", err)
+	}
+	if got, err := readAllRemote(sc, "/a.txt"); err != nil || string(got) != "hello from the share\n" {
+		t.Errorf("another member reads a.txt during the flood: %q, %v", got, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsftp/dsftp/internal/sshstream"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -80,20 +81,22 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	defer s.gate.logout(src, fp)
 	s.logLoggedIn(log, src, "connection opened")
 
-	go ssh.DiscardRequests(reqs) // no port forwarding, no keepalive replies needed
+	// No port forwarding, no keepalive replies needed; only a reverse
+	// offer (routes.go).
+	go s.globalRequests(log, sconn, fp, reqs)
 
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
 	idleDone := make(chan struct{})
 	defer close(idleDone)
 	go s.closeWhenIdle(log, sconn, flow, idleDone)
 
-	s.serveChannels(log, chans, flow)
+	s.serveChannels(log, chans, flow, fp)
 	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // serveChannels serves the SFTP sessions a logged-in connection opens
 // until it is gone, then stops them.
-func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, flow *connFlow) {
+func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, flow *connFlow, clientKey string) {
 	var (
 		sessions atomic.Int64
 		swg      sync.WaitGroup
@@ -101,6 +104,10 @@ func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, fl
 		flows    = map[*sessionFlow]struct{}{}
 	)
 	for nc := range chans {
+		if nc.ChannelType() == sshstream.ChannelRelay {
+			swg.Go(func() { s.relay(log, nc, clientKey) })
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			// Only SFTP: no port forwarding, no agent, no X11.
 			_ = nc.Reject(ssh.Prohibited, "only sftp sessions are served")

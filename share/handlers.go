@@ -346,12 +346,16 @@ func (h *fsHandlers) RealPath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	notFound := &os.PathError{Op: "realpath", Path: clientPath(rel), Err: syscall.ENOENT}
+	if h.view.lexicallyAbsent(rel) {
+		return "", notFound
+	}
 	isDir := false
-	if fi, err := h.root.Lstat(rel); err == nil {
+	if _, fi, err := h.view.resolve(rel, false); err == nil {
 		isDir = fi.IsDir()
 	}
-	if h.view.lexicallyAbsent(rel) || h.view.ignore.match(rel, isDir) {
-		return "", &os.PathError{Op: "realpath", Path: clientPath(rel), Err: syscall.ENOENT}
+	if h.view.ignore.match(rel, isDir) {
+		return "", notFound
 	}
 	return clientPath(rel), nil
 }

@@ -101,6 +101,14 @@ type Options struct {
 	// Logger receives one line per connection and per auth result. Nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// Routes, when set, lets logged-in members offer their share back over
+	// their connection and ask for relays (see routes.go). Nil refuses both.
+	Routes Routes
+	// NoRelay refuses relay requests even with Routes (--no-relay).
+	NoRelay bool
+	// RelayRate caps relayed bytes per second per relay, both directions
+	// together; zero means DefaultRelayRate, negative no cap.
+	RelayRate int64
 	// MaxConns caps concurrent logged-in connections.
 	MaxConns int
 	// MaxConnsPerKey caps logged-in connections with one client key, so
@@ -174,6 +182,9 @@ type Server struct {
 // New checks the options, opens the shared directory and loads or makes
 // the host key. It does not listen yet.
 func New(opts Options) (*Server, error) {
+	if opts.RelayRate == 0 {
+		opts.RelayRate = DefaultRelayRate
+	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}

@@ -7,24 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statVFS answers statvfs@openssh.com for the file system holding f,
-// marked read-only whatever the disk is.
+// statVFS answers statvfs@openssh.com for the file system holding f.
 func statVFS(f *os.File) (*sftp.StatVFS, error) {
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 		return nil, err
 	}
-	return &sftp.StatVFS{
-		Bsize:   uint64(st.Iosize),
-		Frsize:  uint64(st.Bsize),
-		Blocks:  st.Blocks,
-		Bfree:   st.Bfree,
-		Bavail:  st.Bavail,
-		Files:   st.Files,
-		Ffree:   st.Ffree,
-		Favail:  st.Ffree,
-		Fsid:    uint64(uint32(st.Fsid.Val[0])) | uint64(uint32(st.Fsid.Val[1]))<<32,
-		Flag:    fxeStatvfsRdonly | fxeStatvfsNosuid,
-		Namemax: 255,
-	}, nil
+	return fsStats{uint64(st.Iosize), uint64(st.Bsize), st.Blocks, st.Bfree, st.Bavail,
+		st.Files, st.Ffree, st.Fsid.Val, 255}.reply(), nil
 }

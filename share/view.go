@@ -157,6 +157,11 @@ func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
 			fi = nil
 			continue
 		}
+		if v.mounts.has(join(w.cur, c)) {
+			// A link led here: never touch an excluded mount, not even
+			// with a stat (another dsftp serving it may be frozen).
+			return "", nil, errNotShared
+		}
 		var err error
 		if fi, err = w.dir.Lstat(c); err != nil {
 			return "", nil, err
@@ -280,7 +285,7 @@ func (v *view) targetShown(linkReal, target string) bool {
 		return false
 	}
 	isDir := false
-	if fi, err := v.root.Stat(t); err == nil {
+	if _, fi, err := v.resolve(t, true); err == nil {
 		isDir = fi.IsDir()
 	}
 	return !v.ignore.match(t, isDir)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package share
 
 import (
@@ -462,4 +464,29 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestLinkIntoExcludedMount: a symlink in the share that leads into an
+// excluded mount is refused without the mount being touched at all (its
+// server could be another dsftp, frozen). The mountpoint is removed here:
+// a view that looked into it would answer "no such file", not refuse.
+func TestLinkIntoExcludedMount(t *testing.T) {
+	f := newSecretsFixture(t)
+	if err := os.Symlink("peers/bob", filepath.Join(f.share, "into-mount")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(f.mount); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(f.share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	v := &view{root: root, rootReal: f.share, mounts: newExcludedMounts(func() []string { return []string{f.mount} }, f.share)}
+	for _, p := range []string{"/into-mount", "/into-mount/x.txt"} {
+		if _, err := v.lookup("stat", p, true); !errors.Is(err, errNotShared) {
+			t.Errorf("lookup %s: %v; want errNotShared without looking into the mount", p, err)
+		}
+	}
 }

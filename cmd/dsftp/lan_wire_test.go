@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -244,7 +246,7 @@ func TestPeersOnLAN(t *testing.T) {
 	}
 	table := tableOut.String()
 	for _, sh := range []*lanShare{alice, bob} {
-		row := `(?m)^` + sh.name + ` +` + regexp.QuoteMeta(sh.fp) + ` +127\.0\.0\.1:` + strconv.Itoa(sh.port) + ` +\d+s +lan$`
+		row := `(?m)^` + sh.name + ` +` + regexp.QuoteMeta(sh.fp) + ` +127\.0\.0\.1:` + strconv.Itoa(sh.port) + ` +direct +\d+s +lan$`
 		if !regexp.MustCompile(row).MatchString(table) || !strings.HasPrefix(table, "NAME") {
 			t.Errorf("table lacks a row for %s:\n%s", sh.name, table)
 		}

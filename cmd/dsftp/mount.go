@@ -17,21 +17,20 @@ import (
 
 // mountFlags are the flags of `dsftp mount`.
 type mountFlags struct {
-	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
-	attrTTL    time.Duration
-	cacheSize  int
-	maxListing int
-	prefetchMB int
-	create     bool
-	allowOther bool
-	debugFUSE  bool
-	shareDir   string
-	noShare    bool
-	share      shareFlags
-	cpuProfile string
-	disc       discoveryFlags
-	lan        lanFlags
-	upnp       upnpFlags
+	client                 clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
+	attrTTL                time.Duration
+	cacheSize              int
+	maxListing, prefetchMB int
+	create                 bool
+	allowOther             bool
+	debugFUSE              bool
+	shareDir               string
+	noShare                bool
+	share                  shareFlags
+	cpuProfile             string
+	disc                   discoveryFlags
+	lan                    lanFlags
+	upnp                   upnpFlags
 }
 
 func init() {
@@ -126,7 +125,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	if err := discoveryConfig(&cfg, &f.disc, &f.lan, log); err != nil {
 		return err
 	}
-	adv, err := f.upnp.check()
+	rc, err := f.upnp.check()
 	if err != nil {
 		return err
 	}
@@ -142,7 +141,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	if !f.noShare {
 		opts := f.share.options(f.shareDir, &f.disc)
 		opts.Logger = log
-		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, f.upnp.config(adv), abs
+		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, rc, abs
 	}
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {

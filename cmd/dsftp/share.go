@@ -153,12 +153,12 @@ unless --host-key names another file).`,
 // share and lets the live peers' client keys in.
 func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags, lf *lanFlags, rf *upnpFlags) error {
 	// Bad --advertise/--upnp-lease values are usage errors.
-	adv, err := rf.check()
+	rc, err := rf.check()
 	if err != nil {
 		return err
 	}
 	log := slog.Default()
-	cfg := instance.Config{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log, Reach: rf.config(adv)}
+	cfg := instance.Config{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log, Reach: rc}
 	if err := discoveryConfig(&cfg, df, lf, log); err != nil {
 		return err
 	}

@@ -10,43 +10,44 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/portmap"
 	"github.com/dsftp/dsftp/share/reach"
 )
 
-// upnpFlags are the reachability flags.
-type upnpFlags struct {
-	noUPnP    bool
-	advertise []string
-	lease     time.Duration
-}
+// upnpFlags are the reachability flags, read straight into the instance's
+// settings (check returns them validated).
+type upnpFlags struct{ r instance.Reach }
 
 func (f *upnpFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVar(&f.noUPnP, "no-upnp", false, "do not ask the home router to forward the share's port (UPnP)")
-	fs.StringArrayVar(&f.advertise, "advertise", nil, "also advertise `HOST:PORT` to peers, e.g. a port you forwarded by hand or a VPS (repeatable)")
-	fs.DurationVar(&f.lease, "upnp-lease", portmap.DefaultLease, "lease of the UPnP port mapping; renewed at half of it")
+	fs.BoolVar(&f.r.NoUPnP, "no-upnp", false, "do not ask the home router to forward the share's port (UPnP, NAT-PMP)")
+	fs.StringArrayVar(&f.r.Advertise, "advertise", nil, "also advertise `HOST:PORT` to peers, e.g. a port you forwarded by hand or a VPS (repeatable)")
+	fs.DurationVar(&f.r.Lease, "upnp-lease", portmap.DefaultLease, "lease of the UPnP port mapping; renewed at half of it")
+	fs.BoolVar(&f.r.NoRelay, "no-relay", false, "never relay between two other members, and never ask one to relay for us")
+	fs.Int64Var(&f.r.RelayRate, "relay-rate", share.DefaultRelayRate, "cap in `BYTES` per second of each relay this share carries for two other members (0: no cap)")
+	fs.IntVar(&f.r.ReverseConns, "reverse-conns", pool.DefaultReverseConns, "when nobody can dial our share, keep reverse connections to this many reachable members (0: none)")
 	// Only tests need another lease; a short one just makes the router busy.
 	_ = fs.MarkHidden("upnp-lease")
 }
 
-// check validates the flags and returns the canonical --advertise values.
-func (f *upnpFlags) check() ([]string, error) {
-	var out []string
-	for _, a := range f.advertise {
+// check validates the flags and returns the instance's reachability
+// settings, with the canonical --advertise values.
+func (f *upnpFlags) check() (*instance.Reach, error) {
+	r := f.r
+	r.Advertise = nil
+	for _, a := range f.r.Advertise {
 		v, err := reach.ParseAdvertise(a)
 		if err != nil {
 			return nil, usageError{err}
 		}
-		out = append(out, v)
+		r.Advertise = append(r.Advertise, v)
 	}
-	if f.lease < 0 || (f.lease > 0 && f.lease < 2*time.Second) {
-		return nil, usageError{fmt.Errorf("--upnp-lease %v: want at least 2s", f.lease)}
+	if r.RelayRate < 0 || r.ReverseConns < 0 || r.ReverseConns > 8 {
+		return nil, usageError{fmt.Errorf("--relay-rate %d, --reverse-conns %d: want a rate of 0 or more and 0 to 8 reverse connections", r.RelayRate, r.ReverseConns)}
 	}
-	return out, nil
-}
-
-// config turns the flags, with the --advertise values check returned, into
-// the instance's reachability settings.
-func (f *upnpFlags) config(advertise []string) *instance.Reach {
-	return &instance.Reach{NoUPnP: f.noUPnP, Advertise: advertise, Lease: f.lease}
+	if r.Lease < 0 || (r.Lease > 0 && r.Lease < 2*time.Second) {
+		return nil, usageError{fmt.Errorf("--upnp-lease %v: want at least 2s", r.Lease)}
+	}
+	return &r, nil
 }

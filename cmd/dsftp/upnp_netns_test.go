@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `dsftp share` behind a real UPnP router: miniupnpd in a network

@@ -16,18 +16,19 @@ func TestUPnPFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--advertise", "VPS.example.org:2222", "--advertise", "[2001:db8::1]:22", "--no-upnp"}); err != nil {
 		t.Fatal(err)
 	}
-	adv, err := f.check()
+	r, err := f.check()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(adv, " ") != "vps.example.org:2222 [2001:db8::1]:22" || !f.noUPnP || f.lease != time.Hour {
-		t.Fatalf("got advertise %v, no-upnp %v, lease %v", adv, f.noUPnP, f.lease)
+	if strings.Join(r.Advertise, " ") != "vps.example.org:2222 [2001:db8::1]:22" || !r.NoUPnP || r.Lease != time.Hour ||
+		r.NoRelay || r.RelayRate != 4<<20 || r.ReverseConns != 2 {
+		t.Fatalf("got %+v", r)
 	}
 	if fl := fs.Lookup("upnp-lease"); fl == nil || !fl.Hidden {
 		t.Error("--upnp-lease should exist and be hidden")
 	}
 
-	for _, bad := range [][]string{{"--advertise", "nohost"}, {"--advertise", "h:99999"}, {"--upnp-lease", "1ms"}} {
+	for _, bad := range [][]string{{"--advertise", "nohost"}, {"--advertise", "h:99999"}, {"--upnp-lease", "1ms"}, {"--relay-rate", "-1"}, {"--reverse-conns", "9"}} {
 		var f upnpFlags
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 		f.register(fs)

@@ -1,11 +1,10 @@
-// Package mountinfo reads /proc/self/mountinfo: which file systems are
-// mounted where. It imports nothing of dsftp, so the test helpers
+// Package mountinfo tells which file systems are mounted where: from
+// /proc/self/mountinfo on Linux, getfsstat(2) on macOS and FreeBSD. It imports nothing of dsftp, so the test helpers
 // (testdata/testenv) use the same parser as fs without an import cycle
 // through fs's own dependencies.
 package mountinfo
 
 import (
-	"os"
 	"slices"
 	"strings"
 )
@@ -14,16 +13,6 @@ import (
 type entry struct {
 	point  string // unescaped
 	fstype string // e.g. "fuse.dsftp"
-}
-
-// read lists this mount namespace's mounts in mount order; nil where
-// /proc is not there.
-func read() []entry {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	return parse(string(b))
 }
 
 // parse reads the text of a mountinfo file.

@@ -50,6 +50,9 @@ const (
 	// MaxAddrs and MaxClientKeys bound the lists an advert may carry.
 	MaxAddrs      = 16
 	MaxClientKeys = 4
+	// MaxVia bounds the members an advert names as holding its reverse
+	// connections.
+	MaxVia = 4
 )
 
 // Advert is the signed content of one advert.
@@ -73,6 +76,12 @@ type Advert struct {
 	// ClientKeys are the public keys (authorized_keys format) this peer
 	// logs in to other shares with.
 	ClientKeys []string `json:"client_keys,omitempty"`
+	// Unreachable says that no address in Addrs can be dialed from the
+	// internet; Via names (by host key fingerprint) the members that hold
+	// this peer's reverse connections. Both are additions within dsftp/1:
+	// older receivers ignore them and dial Addrs as before.
+	Unreachable bool     `json:"unreachable,omitempty"`
+	Via         []string `json:"via,omitempty"`
 	// Guild and Channel bind the advert to where it was posted, so it
 	// cannot be replayed into another channel.
 	Guild   string `json:"guild"`
@@ -202,7 +211,7 @@ func Decode(text string) (*Decoded, error) {
 	if err := hostKey.Verify(append([]byte(Domain), payload...), &sig); err != nil {
 		return nil, ErrSignature
 	}
-	if len(a.Addrs) > MaxAddrs || len(a.ClientKeys) > MaxClientKeys {
+	if len(a.Addrs) > MaxAddrs || len(a.ClientKeys) > MaxClientKeys || len(a.Via) > MaxVia {
 		return nil, fmt.Errorf("%w: too many addresses or keys", ErrMalformed)
 	}
 	if a.Instance == "" || a.Seq == 0 || a.Guild == "" || a.Channel == "" {
@@ -220,6 +229,7 @@ func Decode(text string) (*Decoded, error) {
 		d.ClientKeys = append(d.ClientKeys, k)
 	}
 	d.Addrs = slices.DeleteFunc(slices.Clone(a.Addrs), func(s string) bool { return !validAddr(s) })
+	d.Via = slices.DeleteFunc(slices.Clone(a.Via), func(s string) bool { return !validFingerprint(s) })
 	return d, nil
 }
 
@@ -262,6 +272,16 @@ func parseKey(s string) (ssh.PublicKey, error) {
 		return nil, errors.New("certificates are not accepted")
 	}
 	return k, nil
+}
+
+// validFingerprint accepts "SHA256:" and 43 base64 characters.
+func validFingerprint(s string) bool {
+	rest, ok := strings.CutPrefix(s, "SHA256:")
+	if !ok || len(rest) != 43 {
+		return false
+	}
+	_, err := base64.RawStdEncoding.DecodeString(rest)
+	return err == nil
 }
 
 // validAddr accepts host:port with a short, printable host; anything else

@@ -248,3 +248,33 @@ func TestClientOnlyInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesFields: unreachable and via round-trip; a via entry that is
+// not a fingerprint is dropped, and more than MaxVia is malformed.
+func TestRoutesFields(t *testing.T) {
+	host := testenv.NewSigner(t)
+	now := time.Now()
+	a := sample(now, testenv.NewSigner(t).PublicKey())
+	fp := ssh.FingerprintSHA256(testenv.NewSigner(t).PublicKey())
+	a.Unreachable, a.Via = true, []string{fp, "not a fingerprint"}
+	text, err := Encode(a, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Peer("discord")
+	if !p.Unreachable || len(p.Via) != 1 || p.Via[0] != fp {
+		t.Fatalf("decoded unreachable=%v via=%q; want true and [%s]", p.Unreachable, p.Via, fp)
+	}
+	a.Via = []string{fp, fp, fp, fp, fp}
+	text, err = Encode(a, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(text); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("5 via entries: %v; want ErrMalformed", err)
+	}
+}

@@ -147,13 +147,16 @@ type Discovery struct {
 	done    chan struct{} // run loop ended
 	ready   atomic.Bool   // READY or RESUMED since the last Open
 
-	mu       sync.Mutex
-	addrs    []string
-	seq      uint64
-	myMsg    string // ID of the current advert message
-	lastPost time.Time
-	closing  bool
-	err      error
+	mu    sync.Mutex
+	addrs []string
+	// unreachable and via are what adverts say about routes (SetRoutes).
+	unreachable bool
+	via         []string
+	seq         uint64
+	myMsg       string // ID of the current advert message
+	lastPost    time.Time
+	closing     bool
+	err         error
 }
 
 // Start checks the token, finds the channel, connects to the gateway,
@@ -258,6 +261,23 @@ func (d *Discovery) SetAddrs(addrs []string) {
 	d.mu.Lock()
 	changed := !slices.Equal(d.addrs, addrs)
 	d.addrs = slices.Clone(addrs)
+	d.mu.Unlock()
+	if changed {
+		poke(d.addrsCh)
+	}
+}
+
+// SetRoutes sets what the next adverts say about reaching this share:
+// whether it is unreachable from the internet and which members hold its
+// reverse connections (by fingerprint). A change re-posts, like SetAddrs.
+func (d *Discovery) SetRoutes(unreachable bool, via []string) {
+	if d.cfg.ClientOnly {
+		return
+	}
+	via = slices.Sorted(slices.Values(via))
+	d.mu.Lock()
+	changed := d.unreachable != unreachable || !slices.Equal(d.via, via)
+	d.unreachable, d.via = unreachable, via
 	d.mu.Unlock()
 	if changed {
 		poke(d.addrsCh)
@@ -453,6 +473,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	now := time.Now()
 	a := advert.Advert{
 		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
+		Unreachable: d.unreachable, Via: slices.Clone(d.via),
 		Guild: d.t.guildID, Channel: d.t.channelID, Instance: d.instance, Seq: d.seq,
 		Issued: now.Unix(), Expires: now.Add(d.cfg.TTL).Unix(),
 	}

@@ -74,6 +74,9 @@ type Info struct {
 	AuthorID   string
 	AuthorName string
 	MessageID  string
+	// Unreachable and Via are what the advert says about routes to it.
+	Unreachable bool
+	Via         []string
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
@@ -141,6 +144,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, Client: d.Client,
 			Issued: time.Unix(d.Issued, 0), Expires: time.Unix(d.Expires, 0),
 			AuthorID: author, AuthorName: authorName, MessageID: m.ID,
+			Unreachable: d.Unreachable, Via: d.Via,
 		},
 	}
 	r.known[d.Fingerprint] = st

@@ -2,14 +2,11 @@ package lan
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // target is one destination of our announcements.
@@ -17,34 +14,12 @@ type target struct {
 	addr *net.UDPAddr
 }
 
-// listenUDP opens a socket on the shared port: SO_REUSEPORT so that several
-// dsftp processes on one host can all listen, SO_BROADCAST to send to
-// broadcast addresses, and packet info to learn the arrival interface.
+// listenUDP opens a socket on the shared port with the options of
+// setSockopts (per platform).
 func listenUDP(network string, port int) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
-		err := c.Control(func(fd uintptr) {
-			set := func(level, opt int) {
-				if serr == nil {
-					serr = unix.SetsockoptInt(int(fd), level, opt, 1)
-				}
-			}
-			set(unix.SOL_SOCKET, unix.SO_REUSEADDR)
-			set(unix.SOL_SOCKET, unix.SO_REUSEPORT)
-			// Room for a burst (capped by net.core.rmem_max); a flood
-			// then costs dropped datagrams, and a peer's next
-			// announcement gets through.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
-			if network == "udp4" {
-				set(unix.SOL_SOCKET, unix.SO_BROADCAST)
-				set(unix.IPPROTO_IP, unix.IP_PKTINFO)
-			} else {
-				set(unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO)
-				// Other processes on this host joined the group too.
-				set(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP)
-			}
-		})
-		if err != nil {
+		if err := c.Control(func(fd uintptr) { serr = setSockopts(network, fd) }); err != nil {
 			return err
 		}
 		return serr
@@ -60,30 +35,12 @@ func listenUDP(network string, port int) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-// ifindexFromOOB returns the arrival interface from IP_PKTINFO or
-// IPV6_PKTINFO control data, or -1.
-func ifindexFromOOB(oob []byte) int {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return -1
-	}
-	for _, m := range msgs {
-		switch {
-		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
-			return int(int32(binary.NativeEndian.Uint32(m.Data[0:4])))
-		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
-			return int(binary.NativeEndian.Uint32(m.Data[16:20]))
-		}
-	}
-	return -1
-}
-
 // interfaceAllowed reports whether a datagram that arrived on ifindex is
 // for us: always when no interfaces were named.
 func (d *Discovery) interfaceAllowed(ifindex int) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.allowed == nil {
+	if d.allowed == nil || ifindex < 0 && !arrivalKnown {
 		return true
 	}
 	return d.allowed[ifindex]
@@ -193,25 +150,4 @@ func broadcastAddr(ip4 net.IP, mask net.IPMask) net.IP {
 		b[i] = ip4[i] | ^mask[i]
 	}
 	return b
-}
-
-// joinGroup joins the IPv6 LAN group on one interface.
-func joinGroup(c *net.UDPConn, ifindex int) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	mreq := &unix.IPv6Mreq{Interface: uint32(ifindex)}
-	copy(mreq.Multiaddr[:], Group.To16())
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPv6Mreq(int(fd), unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq)
-	})
-	if err != nil {
-		return err
-	}
-	if serr == unix.EADDRINUSE {
-		return nil // already a member
-	}
-	return serr
 }

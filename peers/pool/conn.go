@@ -307,7 +307,7 @@ func (g *group) startDialLocked() {
 	d := &dialCall{done: make(chan struct{})}
 	g.dialing = d
 	peer := g.peer.Clone()
-	addrs := g.orderAddrsLocked(peer.Addrs)
+	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
 	go func() {
 		c, addr, err := g.pool.dial(peer, addrs, g)
 		g.mu.Lock()
@@ -346,7 +346,9 @@ func (g *group) startDialLocked() {
 			c.kill(errPoolClosed)
 		}
 		if wasDown {
-			g.pool.log.Info("peer reachable again", "peer", peerLabel(peer), "addr", addr)
+			g.pool.log.Info("peer reachable again", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
+		} else if r := g.pool.routeName(addr); r != "direct" {
+			g.pool.log.Info("peer served through another member", "peer", peerLabel(peer), "route", r)
 		}
 		go c.keepalive()
 		go func() {

@@ -108,8 +108,7 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 // dialAddr connects to one address; ctx bounds everything up to a working
 // SFTP session.
 func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *group) (*conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := p.dialStream(ctx, peer, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,14 @@ type Options struct {
 	// User is the login name for peers whose URL names none; "" means the
 	// current user.
 	User string
+	// Routes holds the reverse connections of members that cannot be
+	// dialed; with it the pool also tries reverse and relay routes
+	// (route.go). Nil: direct addresses only.
+	Routes *Routes
+	// NoRelay keeps the pool from asking other members to relay.
+	NoRelay bool
+	// SelfID is this process's own peer ID, never used as a relay.
+	SelfID string
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 }

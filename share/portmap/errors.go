@@ -24,6 +24,10 @@ func upnpCode(err error) int {
 	if errors.As(err, &f) {
 		return f.Detail.UPnPError.Errorcode
 	}
+	var c *codedError
+	if errors.As(err, &c) {
+		return c.code
+	}
 	return 0
 }
 
@@ -39,13 +43,13 @@ func upnpDescription(err error) string {
 	return ""
 }
 
-// NoRouterError means no UPnP internet gateway answered on the LAN.
+// NoRouterError means no UPnP or NAT-PMP internet gateway answered on the LAN.
 type NoRouterError struct {
 	Details error // what the searches reported, for debug logs; may be nil
 }
 
 func (e *NoRouterError) Error() string {
-	return "no UPnP router found on the local network (UPnP may be turned off in the router's settings)"
+	return "no UPnP or NAT-PMP router found on the local network (both may be turned off in the router's settings)"
 }
 
 // UnreachableError means the router that had our mapping stopped

@@ -1,5 +1,5 @@
 // Package portmap forwards the share's TCP port through the home router with
-// UPnP IGD, keeps the mapping alive and removes it on exit.
+// UPnP IGD or NAT-PMP, keeps the mapping alive and removes it on exit.
 //
 // A Mapper finds the router (WANIPConnection:2, WANIPConnection:1 and
 // WANPPPConnection:1 searched in parallel), maps external port = internal
@@ -60,7 +60,8 @@ type Options struct {
 	// several lines (no router, router refused, private external address).
 	// Each is given once per change. Nil means Logger.Warn.
 	Warn func(text string)
-	// Discover finds routers. Nil means Discover (real UPnP); tests may
+	// Discover finds routers. Nil means DiscoverAny (real UPnP and
+	// NAT-PMP); tests may
 	// replace it.
 	Discover func(ctx context.Context, timeout time.Duration) ([]Device, error)
 }
@@ -137,7 +138,7 @@ func New(opts Options) *Mapper {
 		opts.Description = DefaultDescription
 	}
 	if opts.Discover == nil {
-		opts.Discover = Discover
+		opts.Discover = DiscoverAny
 	}
 	log := opts.Logger
 	if log == nil {
@@ -267,7 +268,7 @@ func (m *Mapper) discover(ctx context.Context) (Device, error) {
 		}
 		return nil, err
 	}
-	m.log.Info("found UPnP router", "router", devs[0].ID(), "local", devs[0].LocalIP(), "took", time.Since(start).Round(time.Millisecond))
+	m.log.Info("found port-mapping router", "router", devs[0].ID(), "local", devs[0].LocalIP(), "took", time.Since(start).Round(time.Millisecond))
 	return devs[0], nil
 }
 

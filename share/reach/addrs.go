@@ -27,7 +27,7 @@ type Kind int
 
 const (
 	Manual   Kind = iota // --advertise HOST:PORT
-	External             // the router's public address, mapped with UPnP
+	External             // the router's public address, mapped with UPnP or NAT-PMP
 	IPv6                 // a global IPv6 address of this computer
 	LAN                  // an IPv4 address of this computer
 )
@@ -103,9 +103,9 @@ func Select(o Options) ([]Addr, error) {
 		add(Addr{Addr: s, Kind: Manual, Reason: "given with --advertise"})
 	}
 	if o.External.IsValid() {
-		reason := "public address, forwarded by the router with UPnP"
+		reason := "public address, forwarded by the router (UPnP or NAT-PMP)"
 		if o.Router != "" {
-			reason = "public address, forwarded by router " + o.Router + " with UPnP"
+			reason = "public address, forwarded by router " + o.Router + " (UPnP or NAT-PMP)"
 		}
 		add(Addr{Addr: o.External.String(), Kind: External, Reason: reason})
 	}

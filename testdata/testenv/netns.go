@@ -1,3 +1,5 @@
+//go:build linux
+
 package testenv
 
 import (
@@ -7,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +141,7 @@ func NewInternet(t testing.TB) *Internet {
 	MustRun(t, "ip", "-n", in.NS, "link", "add", "inet", "type", "bridge")
 	MustRun(t, "ip", "-n", in.NS, "link", "set", "inet", "up")
 	in.Addr = in.addPrefix(t, netip.MustParsePrefix(PublicWAN))
+	MustRunIn(t, in.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return in
 }
 
@@ -179,6 +184,12 @@ type HomeOptions struct {
 	// to: a misconfigured router that answers every AddPortMapping with
 	// UPnP error 501 (ActionFailed).
 	NoSkeleton bool
+	// NATPMPOnly turns UPnP off in miniupnpd (enable_upnp=no): a router
+	// that only speaks NAT-PMP/PCP.
+	NATPMPOnly bool
+	// NoPortMapping runs no port-mapping service at all: a router that
+	// only does NAT (StartRouter does nothing).
+	NoPortMapping bool
 }
 
 // Home is a router namespace running miniupnpd, with LAN hosts behind it.
@@ -189,6 +200,7 @@ type Home struct {
 	Internet  *Internet
 
 	t       testing.TB
+	opts    HomeOptions
 	dir     string
 	conf    string
 	wan     netip.Prefix // router's WAN address/len
@@ -224,7 +236,7 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	lan = lan.Masked()
 	in.addPrefix(t, wan)
 
-	h := &Home{Internet: in, LAN: lan, RouterLAN: lan.Addr().Next(), wan: wan, t: t, dir: t.TempDir()}
+	h := &Home{Internet: in, LAN: lan, RouterLAN: lan.Addr().Next(), wan: wan, t: t, opts: o, dir: t.TempDir()}
 	h.Router = NewNetns(t, fmt.Sprintf("r%d", n))
 	r := h.Router
 	// WAN link: wan0 in the router, h<n> on the internet bridge.
@@ -233,6 +245,9 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	MustRun(t, "ip", "-n", in.NS, "link", "set", inSide, "master", "inet", "up")
 	MustRun(t, "ip", "-n", r, "addr", "add", wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", r, "link", "set", "wan0", "up")
+	// Routers on other prefixes (a CGNAT WAN) reach each other through
+	// the internet namespace, which forwards between its prefixes.
+	MustRun(t, "ip", "-n", r, "route", "add", "default", "via", lastHost(wan.Masked()).String())
 	// LAN bridge; hosts plug in with AddHost.
 	MustRun(t, "ip", "-n", r, "link", "add", "lan", "type", "bridge")
 	MustRun(t, "ip", "-n", r, "addr", "add", netip.PrefixFrom(h.RouterLAN, lan.Bits()).String(), "dev", "lan")
@@ -291,7 +306,7 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 		"ext_ifname=wan0",
 		"listening_ip=lan",
 		"http_port=5000",
-		"enable_upnp=yes",
+		"enable_upnp=" + yesNo(!o.NATPMPOnly),
 		"enable_natpmp=yes",
 		"secure_mode=yes",
 		"system_uptime=yes",
@@ -307,6 +322,13 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 	if err := os.WriteFile(h.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func uuid() string {
@@ -358,8 +380,15 @@ func (h *Home) StartRouter(t testing.TB) *Process {
 	defer h.upnpdMu.Unlock()
 	// -P: its own pid file; the default /run/miniupnpd.pid would make a
 	// second router (another test, another home) refuse to start.
+	if h.opts.NoPortMapping {
+		return nil
+	}
 	p := StartIn(t, h.Router, nil, "/usr/sbin/miniupnpd", "-f", h.conf, "-d", "-P", filepath.Join(h.dir, "miniupnpd.pid"))
-	p.WaitOutput(t, "HTTP listening on port", 10*time.Second)
+	if h.opts.NATPMPOnly {
+		p.WaitOutput(t, "Listening for NAT-PMP", 10*time.Second)
+	} else {
+		p.WaitOutput(t, "HTTP listening on port", 10*time.Second)
+	}
 	h.upnpd = p
 	return p
 }
@@ -418,7 +447,23 @@ func (h *Home) SetWAN(t testing.TB, wan string) {
 	// secondaries of its subnet.
 	MustRun(t, "ip", "-n", h.Router, "addr", "del", h.wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", h.Router, "addr", "add", p.String(), "dev", "wan0")
+	MustRun(t, "ip", "-n", h.Router, "route", "replace", "default", "via", lastHost(p.Masked()).String())
 	h.wan = p
+}
+
+// Forwards lists the router's TCP port forwards as the nftables rules
+// miniupnpd made (protocol 6 is TCP), whatever protocol asked for them, as "EXT->ADDR:PORT"
+// (e.g. "2222->192.168.77.2:2222"), sorted.
+func (h *Home) Forwards(t testing.TB) []string {
+	t.Helper()
+	out := MustRunIn(t, h.Router, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd")
+	re := regexp.MustCompile(`0x6 th dport (\d+) dnat ip to ([0-9.]+:\d+)`)
+	var fw []string
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		fw = append(fw, m[1]+"->"+m[2])
+	}
+	sort.Strings(fw)
+	return fw
 }
 
 // Mappings lists the router's port mappings as `upnpc -l` run on host

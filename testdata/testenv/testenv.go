@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testenv holds the helpers that dsftp's tests share: finding the
 // real tools they drive, building the dsftp binary once, keys, ports and a
 // real OpenSSH sshd on loopback.

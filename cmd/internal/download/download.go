@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -200,12 +201,39 @@ func isDir(p string) bool {
 }
 
 // SafeName reports whether a remote name can be used as one local path
-// component: not empty, ".", "..", and without separators or NUL.
-func SafeName(name string) error {
+// component: not empty, ".", "..", and without separators or NUL; on
+// Windows also a name Windows can create (see windowsName).
+func SafeName(name string) error { return safeNameOn(name, runtime.GOOS == "windows") }
+
+func safeNameOn(name string, windows bool) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || !filepath.IsLocal(name) {
 		return fmt.Errorf("%w %q", ErrUnsafeName, name)
 	}
+	if windows {
+		if why := windowsName(name); why != "" {
+			return fmt.Errorf("%w %q: %s", ErrUnsafeName, name, why)
+		}
+	}
 	return nil
+}
+
+// windowsName says why Windows cannot create a file of this name, or "".
+// A peer on Linux or macOS may have such names; they are skipped rather
+// than written under another name.
+func windowsName(name string) string {
+	if i := strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || strings.ContainsRune(`<>:"|?*`, r) }); i >= 0 {
+		return fmt.Sprintf("Windows does not allow %q in file names", name[i])
+	}
+	if strings.HasSuffix(name, ".") || strings.HasSuffix(name, " ") {
+		return "Windows drops a trailing dot or space"
+	}
+	base, _, _ := strings.Cut(name, ".")
+	switch b := strings.ToUpper(strings.TrimRight(base, " ")); {
+	case b == "CON" || b == "PRN" || b == "AUX" || b == "NUL",
+		len(b) == 4 && (strings.HasPrefix(b, "COM") || strings.HasPrefix(b, "LPT")) && b[3] >= '0' && b[3] <= '9':
+		return "a reserved device name on Windows"
+	}
+	return ""
 }
 
 // plan lists a remote tree depth first in name order. Entries with unsafe

@@ -20,6 +20,7 @@ func (in *Instance) startDiscord() (*discord.Discovery, error) {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
 	in.discord.Store(d)
+	in.publishRoutes()
 	channel := "#" + strings.TrimPrefix(cfg.Channel, "#")
 	if me.clientOnly() {
 		in.log.Info("advertising our client key in Discord (sharing nothing)", "channel", channel, "name", cfg.Name)

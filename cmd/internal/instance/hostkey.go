@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/dsftp/dsftp/peers"
 )
@@ -37,7 +36,7 @@ func DefaultHostKeyFile(log *slog.Logger) string {
 		log.Warn("cannot lock the host key; using a new key for this run", "err", fmt.Errorf("open %s.lock: %w", path, err))
 		return ""
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(lock); err != nil {
 		lock.Close()
 		log.Info("another dsftp on this machine uses the host key; this one uses a new key for this run (pin one with --host-key FILE)", "host_key", path)
 		return ""

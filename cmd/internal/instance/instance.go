@@ -85,6 +85,12 @@ type Reach struct {
 	Advertise []string
 	// Lease is the UPnP lease; zero means the default.
 	Lease time.Duration
+	// NoRelay, RelayRate and ReverseConns shape the routes through other
+	// members (routes.go): --no-relay, --relay-rate (bytes per second, 0:
+	// no cap), --reverse-conns.
+	NoRelay      bool
+	RelayRate    int64
+	ReverseConns int
 }
 
 // SettleWindow is how long after discovery started it counts as still
@@ -109,6 +115,9 @@ type Instance struct {
 	cancel context.CancelFunc
 	g      *errgroup.Group
 
+	routes        *pool.Routes
+	reachable     atomic.Bool // an advertised address can be dialed from the internet
+	via           atomic.Pointer[[]string]
 	discord       atomic.Pointer[discord.Discovery]
 	lanSettle     time.Time
 	discordSettle atomic.Int64 // unix nanos; 0 while Discord starts
@@ -146,7 +155,9 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		in.g.Go(in.serve)
 	}
 	if cfg.Pool != nil {
-		if in.Pool, err = pool.New(*cfg.Pool); err != nil {
+		po := *cfg.Pool
+		in.routeOptions(&po)
+		if in.Pool, err = pool.New(po); err != nil {
 			return nil, err
 		}
 		in.self.clientKeys = []ssh.PublicKey{in.Pool.PublicKey()}
@@ -161,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if err := in.startReach(); err != nil {
 		return nil, err
 	}
+	in.startReverse()
 	return in, nil
 }
 
@@ -182,6 +194,7 @@ func (in *Instance) startShare() error {
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return in.Registry.AuthorizedKey(k) })
 	}
 	opts.ExcludeMounts = excludeMounts(in.cfg.Mountpoint)
+	in.shareRoutes(&opts)
 	// Without --host-key the key lasts in the configuration directory; it
 	// is never served either.
 	if opts.HostKeyFile == "" {

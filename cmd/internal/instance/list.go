@@ -30,6 +30,13 @@ type Listed struct {
 	AgeSeconds int64     `json:"age_seconds"`
 	AuthorID   string    `json:"author_id,omitempty"`
 	AuthorName string    `json:"author_name,omitempty"`
+	// Route says how members reach this one, from its advert: "direct",
+	// "reverse via NAME,…" (through the members holding its reverse
+	// connections; others get a relay through them), or "none".
+	Route string `json:"route"`
+	// Via are the fingerprints of the members holding its reverse
+	// connections.
+	Via []string `json:"via,omitempty"`
 }
 
 // List is `dsftp peers`' bring-up: it reads the Discord channel's history
@@ -73,6 +80,13 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
 			Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
 			AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
+			Via: p.Via, Route: "direct",
+		}
+		if p.Unreachable {
+			row.Route = "none"
+			if len(p.Via) > 0 {
+				row.Route = "reverse via " + strings.Join(namesOf(infos, p.Via), ",")
+			}
 		}
 		if p.Client {
 			clients = append(clients, row)
@@ -83,6 +97,22 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 	return list, clients
 }
 
+// namesOf shows fingerprints as the display names of those adverts, or
+// as themselves when they are not in the channel.
+func namesOf(infos []discord.Info, fps []string) []string {
+	var out []string
+	for _, fp := range fps {
+		name := fp
+		for _, i := range infos {
+			if i.ID == fp && i.DisplayName != "" {
+				name = i.DisplayName
+			}
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
 // lanRows are the adverts heard on the LAN.
 func lanRows(entries []peers.Entry, now time.Time) []Listed {
 	var rows []Listed
@@ -90,7 +120,7 @@ func lanRows(entries []peers.Entry, now time.Time) []Listed {
 		rows = append(rows, Listed{
 			Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
 			Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
-			AgeSeconds: int64(now.Sub(e.Updated).Seconds()),
+			AgeSeconds: int64(now.Sub(e.Updated).Seconds()), Route: "direct",
 		})
 	}
 	return rows
@@ -101,9 +131,9 @@ func lanRows(entries []peers.Entry, now time.Time) []Listed {
 func WriteTables(out io.Writer, rows, clients []Listed) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if len(rows) > 0 {
-		fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tAGE\tSOURCE")
+		fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDRESSES\tROUTE\tAGE\tSOURCE")
 		for _, p := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Fingerprint, strings.Join(p.Addrs, ","), p.Route,
 				age(time.Duration(p.AgeSeconds)*time.Second), source(p))
 		}
 	}

@@ -40,6 +40,7 @@ func (in *Instance) startReach() error {
 			defer mu.Unlock()
 			slog.Debug("advertised addresses", "addrs", strings.Join(reach.Strings(as), " "))
 			writeAddrs(in.cfg.Out, as)
+			in.setReachable(as)
 			if d := in.discord.Load(); d != nil {
 				d.SetAddrs(reach.Strings(as))
 			}

@@ -1,0 +1,205 @@
+//go:build linux
+
+package main
+
+// Every member reaches every member: five homes on one simulated internet
+// (testenv/netns.go), each running `dsftp mount` against the fake Discord.
+// a's router speaks UPnP, e's only NAT-PMP (miniupnpd, enable_upnp=no),
+// b and c do plain NAT, d's router has a carrier-grade NAT WAN address. b,
+// c and d cannot be dialed: they keep reverse connections to a and e, which
+// reach them over those, and relay between them.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
+
+type labHome struct {
+	name  string
+	home  *testenv.Home
+	host  *testenv.Host
+	mnt   string
+	share string
+	proc  *testenv.Process
+}
+
+func TestReachMatrix(t *testing.T) {
+	t.Parallel()
+	testenv.RequireFUSE(t)
+	nsenter := testenv.Require(t, "nsenter")[0]
+	bin := testenv.Binary(t)
+	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
+	in := testenv.NewInternet(t)
+
+	names := []string{"a", "b", "c", "d", "e"}
+	opts := map[string]testenv.HomeOptions{
+		"a": {},
+		"b": {NoPortMapping: true},
+		"c": {NoPortMapping: true},
+		"d": {WAN: "100.64.113.1/24"},
+		"e": {NATPMPOnly: true},
+	}
+	args := []string{"-listen", in.Addr.String() + ":0"}
+	tokens := map[string]string{}
+	for _, n := range names {
+		tokens[n] = fmt.Sprintf("tok%s%d", n, os.Getpid())
+		args = append(args, "-bot", tokens[n])
+	}
+	fd := testenv.StartIn(t, in.NS, nil, fake, args...)
+	fd.WaitOutput(t, `"url"`, 20*time.Second)
+	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+
+	homes := map[string]*labHome{}
+	for _, n := range names {
+		h := &labHome{name: n, home: in.NewHome(t, opts[n])}
+		h.host = h.home.AddHost(t)
+		h.home.StartRouter(t)
+		base := t.TempDir()
+		h.mnt, h.share = filepath.Join(base, "peers"), filepath.Join(base, "share")
+		for _, d := range []string{h.mnt, h.share} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(h.share, "whoami.txt"), []byte("I am "+n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		homes[n] = h
+	}
+	start := time.Now()
+	for _, n := range names {
+		h := homes[n]
+		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
+		testenv.CleanupUnmount(t, h.mnt)
+		// nsenter --net keeps the test's mount namespace: the mounts are
+		// visible here.
+		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
+			"--share", h.share, "--name", n, "--timeout", "5s", "--log-level", "debug")
+	}
+
+	// Every directed pair reads the other's file through its mount.
+	type pair struct{ from, to string }
+	took := map[pair]time.Duration{}
+	pending := map[pair]bool{}
+	for _, from := range names {
+		for _, to := range names {
+			if from != to {
+				pending[pair{from, to}] = true
+			}
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		for p := range pending {
+			got, _ := os.ReadFile(filepath.Join(homes[p.from].mnt, p.to, "whoami.txt"))
+			if string(got) == "I am "+p.to+"\n" {
+				took[p] = time.Since(start)
+				delete(pending, p)
+			}
+		}
+		for _, n := range names {
+			select {
+			case <-homes[n].proc.Done():
+				t.Fatalf("dsftp mount in home %s exited:\n%s", n, homes[n].proc.Output)
+			default:
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The matrix: each pair's route as the reader's log says.
+	routeRE := regexp.MustCompile(`msg="(?:peer reachable again|peer served through another member)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
+	route := func(p pair) string {
+		if pending[p] {
+			return "FAIL"
+		}
+		r := "direct"
+		for _, m := range routeRE.FindAllStringSubmatch(homes[p.from].proc.Output.String(), -1) {
+			if m[1] == p.to {
+				r = m[2] + m[3]
+			}
+		}
+		return r
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "reader\\share")
+	for _, to := range names {
+		fmt.Fprintf(&b, " | %-12s", to)
+	}
+	b.WriteString("\n")
+	var lines []string
+	for _, from := range names {
+		var l strings.Builder
+		fmt.Fprintf(&l, "%-12s", from)
+		for _, to := range names {
+			cell := "-"
+			if from != to {
+				cell = route(pair{from, to})
+			}
+			fmt.Fprintf(&l, " | %-12s", cell)
+		}
+		lines = append(lines, l.String())
+	}
+	sort.Strings(lines)
+	t.Logf("directed pairs that read each other's file: %d of 20 (last after %v)\n%s%s",
+		20-len(pending), maxDur(took).Round(100*time.Millisecond), b.String(), strings.Join(lines, "\n"))
+	if len(pending) > 0 {
+		for _, n := range names {
+			t.Logf("home %s output:\n%s", n, homes[n].proc.Output)
+		}
+		t.Fatalf("%d directed pairs cannot read each other", len(pending))
+	}
+	// b and c do not share a reachable address: their pair goes through
+	// a relay, and the relaying member logged only byte counts.
+	if r := route(pair{"b", "c"}); !strings.HasPrefix(r, "relay via ") {
+		t.Errorf("b→c went %q; want a relay", r)
+	}
+	if r := route(pair{"a", "b"}); r != "reverse" {
+		t.Errorf("a→b went %q; want the reverse connection", r)
+	}
+
+	// `dsftp peers` shows from the adverts how each member is reached.
+	peersOut, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
+		"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
+	if err != nil {
+		t.Fatalf("dsftp peers: %v\n%s", err, peersOut)
+	}
+	t.Logf("dsftp peers in home a:\n%s", peersOut)
+	for _, l := range strings.Split(peersOut, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		unreachable := f[0] == "b" || f[0] == "c" || f[0] == "d"
+		if unreachable && !strings.Contains(l, "reverse via ") || (f[0] == "a" || f[0] == "e") && !strings.Contains(l, " direct ") {
+			t.Errorf("ROUTE of %s is wrong: %q", f[0], l)
+		}
+	}
+
+	for _, n := range names {
+		h := homes[n]
+		if err := h.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := h.proc.Wait(30 * time.Second); !ok {
+			t.Fatalf("dsftp mount in home %s still running 30 s after SIGTERM", n)
+		}
+	}
+}
+
+func maxDur[K comparable](m map[K]time.Duration) time.Duration {
+	var d time.Duration
+	for _, v := range m {
+		d = max(d, v)
+	}
+	return d
+}

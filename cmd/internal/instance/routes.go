@@ -1,0 +1,107 @@
+package instance
+
+import (
+	"net"
+	"slices"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/share/reach"
+)
+
+// Routes through other members (README "Reachability"): a share that
+// discovers members holds their reverse connections and relays for them;
+// a share nobody can dial keeps reverse connections to a few members and
+// says so in its adverts; the pool tries those routes beside the
+// addresses.
+
+// routesOn reports whether this instance takes part: it shares, finds
+// members through Discord and knows how it is reached.
+func (in *Instance) routesOn() bool {
+	return in.cfg.Share != nil && in.cfg.Discord != nil && in.cfg.Reach != nil
+}
+
+// shareRoutes lets the share hold reverse connections and relay.
+func (in *Instance) shareRoutes(opts *share.Options) {
+	if !in.routesOn() {
+		return
+	}
+	in.routes = pool.NewRoutes(members{in})
+	opts.Routes = in.routes
+	opts.NoRelay = in.cfg.Reach.NoRelay
+	opts.RelayRate = in.cfg.Reach.RelayRate
+	if opts.RelayRate == 0 {
+		opts.RelayRate = -1 // --relay-rate 0: no cap
+	}
+}
+
+// routeOptions gives the pool the reverse and relay routes.
+func (in *Instance) routeOptions(po *pool.Options) {
+	if in.routes == nil {
+		return
+	}
+	po.Routes = in.routes
+	po.NoRelay = in.cfg.Reach.NoRelay
+	po.SelfID = in.self.id()
+}
+
+// startReverse keeps reverse connections while the share is unreachable.
+func (in *Instance) startReverse() {
+	if in.routes == nil || in.Pool == nil || in.Share == nil || in.cfg.Reach.ReverseConns == 0 {
+		return
+	}
+	o := pool.ReverseOptions{
+		HostKey: in.Share.Fingerprint(),
+		Serve:   func(c net.Conn) error { return in.Share.ServeStream(c) },
+		Needed:  func() bool { return !in.reachable.Load() },
+		Members: func() []peers.Entry { return in.Registry.List() },
+		Conns:   in.cfg.Reach.ReverseConns,
+		OnChange: func(via []string) {
+			in.via.Store(&via)
+			in.publishRoutes()
+		},
+	}
+	in.g.Go(func() error { return in.Pool.KeepReverse(in.ctx, o) })
+}
+
+// setReachable notes whether an advertised address can be dialed from
+// the internet: one the user gave, one the router forwards, or a global
+// IPv6 address.
+func (in *Instance) setReachable(as []reach.Addr) {
+	in.reachable.Store(slices.ContainsFunc(as, func(a reach.Addr) bool { return a.Kind != reach.LAN }))
+	in.publishRoutes()
+}
+
+// publishRoutes puts reachability and the members holding our reverse
+// connections into the next advert.
+func (in *Instance) publishRoutes() {
+	if in.routes == nil {
+		return
+	}
+	var via []string
+	if v := in.via.Load(); v != nil {
+		via = *v
+	}
+	if d := in.discord.Load(); d != nil {
+		d.SetRoutes(!in.reachable.Load(), via)
+	}
+}
+
+// members answers the routes' membership questions from the registry,
+// which is made after the share starts.
+type members struct{ in *Instance }
+
+func (m members) ByID(id string) (peers.Entry, bool) {
+	if m.in.Registry == nil {
+		return peers.Entry{}, false
+	}
+	return m.in.Registry.ByID(id)
+}
+
+func (m members) ClientKeyMember(fp string) (string, bool) {
+	if m.in.Registry == nil {
+		return "", false
+	}
+	return m.in.Registry.ClientKeyMember(fp)
+}

@@ -1,0 +1,77 @@
+package fs
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/dsftp/dsftp/fs/mountinfo"
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+)
+
+// fsType is how a dsftp mount shows in the mount table.
+const fsType = "fuse.dsftp"
+
+// Defaults for Options fields left zero.
+const (
+	DefaultAttrTTL    = 10 * time.Second
+	DefaultCacheSize  = 100000
+	DefaultMaxListing = 200000
+)
+
+// Options configure Mount.
+type Options struct {
+	// Registry lists the live peers; the root shows one directory each.
+	Registry *peers.Registry
+	// Pool carries all remote operations.
+	Pool *pool.Pool
+	// AttrTTL is how long attributes, listings and negative lookups are
+	// cached, here and in the kernel. Negative means no caching.
+	AttrTTL time.Duration
+	// CacheSize bounds the number of cached attribute entries.
+	CacheSize int
+	// MaxListing caps the entries of one directory listing: a peer's
+	// directory with more shows only the first MaxListing it sends (and
+	// a warning is logged). Cached listings hold at most twice as many
+	// entries in total.
+	MaxListing int
+	// PrefetchMemory bounds the content cache of the sibling prefetch
+	// (prefetch.go), in bytes; zero switches the prefetch off (the
+	// mount's --prefetch-memory defaults to DefaultPrefetchMemory).
+	PrefetchMemory int64
+	// UID and GID own every file; zero means the mounting process's.
+	UID, GID uint32
+	// AllowOther lets other users see the mount (needs user_allow_other
+	// in /etc/fuse.conf unless root).
+	AllowOther bool
+	// Logger receives mount events; nil means slog.Default().
+	Logger *slog.Logger
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// ErrBadMountpoint is wrapped by PrepareMountpoint when the mountpoint
+// itself is wrong (missing, not a directory): the user's to fix, which
+// the command reports as a usage error.
+var ErrBadMountpoint = errors.New("bad mountpoint")
+
+// mountpointError is an ErrBadMountpoint with its own message.
+type mountpointError struct{ msg string }
+
+func (e mountpointError) Error() string        { return e.msg }
+func (e mountpointError) Is(target error) bool { return target == ErrBadMountpoint }
+
+// MountType returns the type of the file system visible at dir (the last
+// one mounted exactly there), or "" when dir is no mount point.
+func MountType(dir string) string {
+	types := mountinfo.Types(dir)
+	if len(types) == 0 {
+		return ""
+	}
+	return types[len(types)-1]
+}
+
+// Mounts lists the mountpoints of every dsftp file system on this machine
+// (in this mount namespace).
+func Mounts() []string { return mountinfo.Of(fsType) }

@@ -1,0 +1,256 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/peers"
+	"golang.org/x/crypto/ssh"
+)
+
+// DefaultReverseConns is how many members an unreachable member keeps a
+// reverse connection to.
+const DefaultReverseConns = 2
+
+// ReverseOptions configure KeepReverse.
+type ReverseOptions struct {
+	// HostKey is our share's host key fingerprint, offered to members.
+	HostKey string
+	// Serve serves our share on a stream a member opened back (the
+	// share's ServeStream); it returns when that connection ends.
+	Serve func(net.Conn) error
+	// Needed reports whether we need reverse connections now: nobody
+	// can dial our advertised addresses.
+	Needed func() bool
+	// Members lists the live peers to choose from.
+	Members func() []peers.Entry
+	// Conns is how many to keep; zero means DefaultReverseConns.
+	Conns int
+	// OnChange is told the IDs of the members that hold our reverse
+	// connections, after every change, for our adverts.
+	OnChange func(via []string)
+}
+
+// reverseConn is one outbound connection that carries our share back.
+type reverseConn struct {
+	id     string
+	client *ssh.Client
+}
+
+// KeepReverse keeps reverse connections while o.Needed says so: outbound
+// SSH connections to the shares of a few reachable members (their
+// advertised host keys verified, as on every dial), over which they may
+// open channels back to our share. Each member is chosen by a hash of both
+// fingerprints, so the unreachable members spread over the reachable
+// ones. Lost connections are re-made, failed members retried with
+// backoff. It returns when ctx ends.
+func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
+	if o.Conns <= 0 {
+		o.Conns = DefaultReverseConns
+	}
+	var (
+		mu      sync.Mutex
+		held    = map[string]*reverseConn{}
+		backoff = map[string]time.Duration{}
+		retryAt = map[string]time.Time{}
+		last    []string
+	)
+	report := func() {
+		mu.Lock()
+		via := make([]string, 0, len(held))
+		for id := range held {
+			via = append(via, id)
+		}
+		mu.Unlock()
+		slices.Sort(via)
+		if !slices.Equal(via, last) && o.OnChange != nil {
+			last = via
+			o.OnChange(via)
+		}
+	}
+	defer func() {
+		mu.Lock()
+		for _, rc := range held {
+			rc.client.Close()
+		}
+		mu.Unlock()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		mu.Lock()
+		n := len(held)
+		mu.Unlock()
+		if o.Needed() && n < o.Conns {
+			for _, e := range p.reverseCandidates(o) {
+				mu.Lock()
+				_, have := held[e.ID]
+				wait := time.Now().Before(retryAt[e.ID])
+				n = len(held)
+				mu.Unlock()
+				if have || wait || n >= o.Conns {
+					continue
+				}
+				rc, err := p.dialReverse(ctx, e.Peer, o)
+				mu.Lock()
+				if err != nil {
+					backoff[e.ID] = min(max(2*backoff[e.ID], time.Second), time.Minute)
+					retryAt[e.ID] = time.Now().Add(backoff[e.ID])
+					mu.Unlock()
+					p.log.Debug("reverse connection failed", "peer", e.DisplayName, "err", err)
+					continue
+				}
+				delete(backoff, e.ID)
+				held[e.ID] = rc
+				mu.Unlock()
+				p.log.Info("keeping a reverse connection: this member can reach our share through it", "peer", e.DisplayName)
+				go func() {
+					_ = rc.client.Wait()
+					mu.Lock()
+					delete(held, rc.id)
+					mu.Unlock()
+					p.log.Info("reverse connection lost; making another", "peer", e.DisplayName)
+				}()
+			}
+		} else if !o.Needed() && n > 0 {
+			mu.Lock()
+			for _, rc := range held {
+				rc.client.Close()
+			}
+			mu.Unlock()
+		}
+		report()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// reverseCandidates are the live members that may be reachable (their
+// advert does not say otherwise), in rendezvous-hash order.
+func (p *Pool) reverseCandidates(o ReverseOptions) []peers.Entry {
+	var out []peers.Entry
+	for _, e := range o.Members() {
+		if e.ClientOnly || e.Unreachable || e.ID == o.HostKey || len(e.Addrs) == 0 || e.HostKey == nil {
+			continue
+		}
+		out = append(out, e)
+	}
+	score := func(id string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(o.HostKey + "/" + id))
+		return h.Sum64()
+	}
+	slices.SortFunc(out, func(a, b peers.Entry) int {
+		sa, sb := score(a.ID), score(b.ID)
+		switch {
+		case sa < sb:
+			return -1
+		case sa > sb:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// dialReverse connects to member's share (direct addresses only), offers
+// our share over the connection, and serves the channels it opens back.
+func (p *Pool) dialReverse(ctx context.Context, member peers.Peer, o ReverseOptions) (*reverseConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	var errs []error
+	for _, addr := range member.Addrs {
+		client, err := p.sshClient(ctx, member, addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		chans := client.HandleChannelOpen(sshstream.ChannelShare)
+		ok, _, err := client.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: o.HostKey}))
+		if err != nil || !ok {
+			client.Close()
+			return nil, fmt.Errorf("%s refused our reverse connection (%v)", peerLabel(member), err)
+		}
+		go serveReverse(p.log, client, chans, o.Serve)
+		go reverseKeepalive(client, p.opts.Timeout)
+		return &reverseConn{id: member.ID, client: client}, nil
+	}
+	return nil, fmt.Errorf("dial %s for a reverse connection: %v", peerLabel(member), errs)
+}
+
+func serveReverse(log *slog.Logger, client *ssh.Client, chans <-chan ssh.NewChannel, serve func(net.Conn) error) {
+	for nc := range chans {
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		go func() {
+			if err := serve(sshstream.New(ch, client.LocalAddr(), client.RemoteAddr())); err != nil {
+				log.Debug("reverse channel not served", "err", err)
+			}
+		}()
+	}
+}
+
+// reverseKeepalive closes a reverse connection whose member stops
+// answering, so that another is made.
+func reverseKeepalive(client *ssh.Client, every time.Duration) {
+	for {
+		time.Sleep(every)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				return
+			}
+		case <-time.After(every):
+			client.Close()
+			return
+		}
+	}
+}
+
+// sshClient makes one SSH connection to peer at addr with the pool's keys
+// and host key check, without SFTP.
+func (p *Pool) sshClient(ctx context.Context, peer peers.Peer, addr string) (*ssh.Client, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	auth, closeAgent := p.auth(peer)
+	defer closeAgent()
+	user := peer.User
+	if user == "" {
+		user = p.opts.User
+	}
+	cfg := &ssh.ClientConfig{
+		User: user, Auth: auth, ClientVersion: "SSH-2.0-dsftp",
+		HostKeyCallback:   p.hostKeyCallback(peer),
+		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
+		Config:            ssh.Config{Ciphers: ciphers},
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return ssh.NewClient(sc, chans, reqs), nil
+}

@@ -1,0 +1,77 @@
+package pool
+
+import (
+	"net"
+	"testing"
+
+	"github.com/dsftp/dsftp/peers"
+	"golang.org/x/crypto/ssh"
+)
+
+type fakeMembers map[string]peers.Entry
+
+func (f fakeMembers) ByID(id string) (peers.Entry, bool) { e, ok := f[id]; return e, ok }
+
+func (f fakeMembers) ClientKeyMember(fp string) (string, bool) {
+	for id, e := range f {
+		for _, k := range e.ClientKeys {
+			if ssh.FingerprintSHA256(k) == fp {
+				return id, true
+			}
+		}
+	}
+	return "", false
+}
+
+// TestRoutesRefuse: the route table takes an offer only from the member
+// whose advert lists the login key, and relays only from a member with a
+// live advert to a member whose reverse connection it holds.
+func TestRoutesRefuse(t *testing.T) {
+	ck, bk := mustKey(t), mustKey(t)
+	cFP, bFP := "SHA256:c", "SHA256:b"
+	m := fakeMembers{
+		cFP: {Peer: peers.Peer{ID: cFP, ClientKeys: []ssh.PublicKey{ck.PublicKey()}}},
+		bFP: {Peer: peers.Peer{ID: bFP, ClientKeys: []ssh.PublicKey{bk.PublicKey()}}},
+	}
+	r := NewRoutes(m)
+	open := func() (net.Conn, error) { a, b := net.Pipe(); b.Close(); return a, nil }
+	fp := func(s ssh.Signer) string { return ssh.FingerprintSHA256(s.PublicKey()) }
+
+	if _, err := r.Offer(fp(bk), cFP, open); err == nil {
+		t.Error("b's login key offered c's share and was accepted")
+	}
+	if _, err := r.Offer(fp(ck), "SHA256:stranger", open); err == nil {
+		t.Error("an offer for a non-member was accepted")
+	}
+	if _, err := r.Relay(fp(bk), cFP); err == nil {
+		t.Error("relay to c without its reverse connection was accepted")
+	}
+	release, err := r.Offer(fp(ck), cFP, open)
+	if err != nil {
+		t.Fatalf("c's own offer: %v", err)
+	}
+	if _, err := r.Relay(fp(mustKey(t)), cFP); err == nil {
+		t.Error("relay for a key of no member was accepted")
+	}
+	if _, err := r.Relay(fp(bk), "SHA256:stranger"); err == nil {
+		t.Error("relay to an unknown fingerprint was accepted")
+	}
+	c, err := r.Relay(fp(bk), cFP)
+	if err != nil {
+		t.Fatalf("relay from b to c: %v", err)
+	}
+	c.Close()
+	release()
+	if r.Has(cFP) {
+		t.Error("a released offer is still held")
+	}
+}
+
+func mustKey(t *testing.T) ssh.Signer {
+	t.Helper()
+	k, err := NewRunKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -1,0 +1,203 @@
+package share
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dsftp/dsftp/internal/sshstream"
+	"golang.org/x/crypto/ssh"
+)
+
+// DefaultRelayRate caps the bytes per second this share relays between two
+// other members, both directions together (--relay-rate).
+const DefaultRelayRate = 4 << 20
+
+// relayLinger is how long one direction of a relay may go on after the
+// other ended.
+const relayLinger = 5 * time.Second
+
+// Routes lets members without a reachable address use this share's
+// connections: a member that dialed in may offer its own share back over
+// its connection (reverse), and a member may ask for a pipe to such a
+// share (relay). cmd wires it to the pool's route table; share does not
+// import peers. Offer and Relay decide who may do what.
+type Routes interface {
+	// Offer is called when the logged-in client whose key has fingerprint
+	// clientKey offers its share, host key fingerprint hostKey, over its
+	// connection; open opens a stream that carries an SSH connection to
+	// that share. It returns what to call when the connection ends, or an
+	// error to refuse.
+	Offer(clientKey, hostKey string, open func() (net.Conn, error)) (release func(), err error)
+	// Relay returns a stream to the share with host key fingerprint
+	// target, for the logged-in client whose key has fingerprint
+	// clientKey, or an error to refuse.
+	Relay(clientKey, target string) (net.Conn, error)
+}
+
+// globalRequests answers a logged-in connection's global requests: only
+// a reverse offer is granted, and only with Routes and a key login.
+func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientKey string, reqs <-chan *ssh.Request) {
+	var releases []func()
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+	for req := range reqs {
+		ok := false
+		if req.Type == sshstream.RequestReverse && s.opts.Routes != nil && clientKey != "" && len(releases) == 0 {
+			var p sshstream.ReverseRequest
+			if err := ssh.Unmarshal(req.Payload, &p); err == nil {
+				open := func() (net.Conn, error) {
+					ch, creqs, err := sconn.OpenChannel(sshstream.ChannelShare, nil)
+					if err != nil {
+						return nil, err
+					}
+					go ssh.DiscardRequests(creqs)
+					return sshstream.New(ch, sconn.LocalAddr(), sconn.RemoteAddr()), nil
+				}
+				release, err := s.opts.Routes.Offer(clientKey, p.HostKey, open)
+				if err == nil {
+					ok = true
+					releases = append(releases, release)
+					log.Info("holding a reverse connection", "peer_host_key", p.HostKey)
+				} else {
+					log.Info("refused a reverse connection", "peer_host_key", p.HostKey, "err", err)
+				}
+			}
+		}
+		if req.WantReply {
+			_ = req.Reply(ok, nil)
+		}
+	}
+}
+
+// relay serves one relay channel: a pipe to the share of another member,
+// through its reverse connection to this one, capped at RelayRate.
+func (s *Server) relay(log *slog.Logger, nc ssh.NewChannel, clientKey string) {
+	var p sshstream.RelayRequest
+	if s.opts.Routes == nil || s.opts.NoRelay || clientKey == "" {
+		_ = nc.Reject(ssh.Prohibited, "this member does not relay")
+		return
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+		_ = nc.Reject(ssh.ConnectionFailed, "malformed relay request")
+		return
+	}
+	to, err := s.opts.Routes.Relay(clientKey, p.Target)
+	if err != nil {
+		log.Info("refused a relay", "target", p.Target, "err", err)
+		_ = nc.Reject(ssh.Prohibited, err.Error())
+		return
+	}
+	defer to.Close()
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	defer ch.Close()
+	start := time.Now()
+	lim := newByteRate(s.opts.RelayRate)
+	var wg sync.WaitGroup
+	var up, down int64
+	half := make(chan struct{}, 2)
+	pipe := func(dst io.WriteCloser, src io.Reader, n *int64) {
+		defer wg.Done()
+		defer func() { half <- struct{}{} }()
+		*n, _ = io.Copy(dst, lim.reader(src))
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Add(2)
+	go pipe(to, ch, &up)
+	go pipe(ch, to, &down)
+	// When one side is done, the other gets a few seconds to finish;
+	// a side that never does must not hold the connection.
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	<-half
+	select {
+	case <-finished:
+	case <-time.After(relayLinger):
+	}
+	ch.Close()
+	to.Close()
+	<-finished
+	log.Info("relay ended", "target", p.Target, "bytes_to", up, "bytes_from", down, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// byteRate is a token bucket over bytes shared by both directions of a
+// relay; a rate of zero or less never waits.
+type byteRate struct {
+	rate   float64
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newByteRate(perSec int64) *byteRate {
+	return &byteRate{rate: float64(perSec), tokens: float64(perSec), last: time.Now()}
+}
+
+func (b *byteRate) wait(n int) {
+	if b.rate <= 0 {
+		return
+	}
+	b.mu.Lock()
+	now := time.Now()
+	b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*b.rate, b.rate)
+	b.last = now
+	b.tokens -= float64(n)
+	var d time.Duration
+	if b.tokens < 0 {
+		d = time.Duration(-b.tokens / b.rate * float64(time.Second))
+	}
+	b.mu.Unlock()
+	time.Sleep(d)
+}
+
+func (b *byteRate) reader(r io.Reader) io.Reader { return rateReader{r, b} }
+
+type rateReader struct {
+	r io.Reader
+	b *byteRate
+}
+
+func (r rateReader) Read(p []byte) (int, error) {
+	if len(p) > 32<<10 {
+		p = p[:32<<10]
+	}
+	n, err := r.r.Read(p)
+	r.b.wait(n)
+	return n, err
+}
+
+// ServeStream serves one SSH connection arriving over stream c instead of
+// the listener: a reverse route, where another member opened a channel
+// over the connection this side dialed. It gets the same limits, login
+// and confinement as an inbound connection, counted against c's remote
+// address, and returns when the connection ends.
+func (s *Server) ServeStream(c net.Conn) error {
+	src := sourceOf(c.RemoteAddr())
+	if reason := s.gate.admit(src, time.Now()); reason != "" {
+		c.Close()
+		s.logRefused(src, c.RemoteAddr(), reason)
+		return errors.New("share: " + reason)
+	}
+	if !s.track(c) {
+		s.gate.leaveStartup(src)
+		c.Close()
+		return errors.New("share: shutting down")
+	}
+	s.wg.Add(1)
+	s.handleConn(c, src)
+	return nil
+}
