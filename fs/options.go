@@ -18,6 +18,9 @@ const (
 	DefaultAttrTTL    = 10 * time.Second
 	DefaultCacheSize  = 100000
 	DefaultMaxListing = 200000
+	// DefaultPrefetchMemory is the mount's default bound on prefetched
+	// file contents, in bytes.
+	DefaultPrefetchMemory = 64 << 20
 )
 
 // Options configure Mount.

@@ -39,17 +39,16 @@ import (
 // Every fetch runs under the pool's deadlines; a reader waiting for a
 // fetch in flight can be interrupted, and gets the fetch's error.
 const (
-	DefaultPrefetchMemory = 64 << 20 // content cache bound, bytes
-	prefetchWhole         = 1 << 20  // files up to this size are fetched whole
-	prefetchPrefix        = 256 << 10
-	prefetchInflightMax   = 8 << 20 // bytes being fetched at once, at most
-	prefetchFlightsMax    = 32      // fetches at once, at most
-	prefetchStartWindow   = 4       // files ahead after two opens in order
-	prefetchMaxWindow     = 64      // files ahead, at most
-	prefetchStartGap      = 3       // a later file at most this far on counts as in order
-	prefetchSeqGap        = 16      // the same once a run is going (parallel readers)
-	prefetchRuns          = 256     // directories whose reading order is tracked
-	prefetchMomentum      = 2 * time.Second
+	prefetchWhole       = 1 << 20 // files up to this size are fetched whole
+	prefetchPrefix      = 256 << 10
+	prefetchInflightMax = 8 << 20 // bytes being fetched at once, at most
+	prefetchFlightsMax  = 32      // fetches at once, at most
+	prefetchStartWindow = 4       // files ahead after two opens in order
+	prefetchMaxWindow   = 64      // files ahead, at most
+	prefetchStartGap    = 3       // a later file at most this far on counts as in order
+	prefetchSeqGap      = 16      // the same once a run is going (parallel readers)
+	prefetchRuns        = 256     // directories whose reading order is tracked
+	prefetchMomentum    = 2 * time.Second
 )
 
 // contentEntry is the start (or all) of one file's content.
