@@ -17,20 +17,20 @@ import (
 
 // mountFlags are the flags of `dsftp mount`.
 type mountFlags struct {
-	client     clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
-	attrTTL    time.Duration
-	cacheSize  int
-	maxListing int
-	create     bool
-	allowOther bool
-	debugFUSE  bool
-	shareDir   string
-	noShare    bool
-	share      shareFlags
-	cpuProfile string
-	disc       discoveryFlags
-	lan        lanFlags
-	upnp       upnpFlags
+	client                 clientFlags // --peer, --identity, --known-hosts, --connections, --timeout
+	attrTTL                time.Duration
+	cacheSize              int
+	maxListing, prefetchMB int
+	create                 bool
+	allowOther             bool
+	debugFUSE              bool
+	shareDir               string
+	noShare                bool
+	share                  shareFlags
+	cpuProfile             string
+	disc                   discoveryFlags
+	lan                    lanFlags
+	upnp                   upnpFlags
 }
 
 func init() {
@@ -76,6 +76,7 @@ Examples:
 		fl.DurationVar(&f.attrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 		fl.IntVar(&f.cacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
 		fl.IntVar(&f.maxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
+		fl.IntVar(&f.prefetchMB, "prefetch-memory", fs.DefaultPrefetchMemory>>20, "`MiB` of file contents fetched ahead of a reader going through a directory's files in order (0 disables)")
 		fl.BoolVar(&f.create, "create", false, "create MOUNTPOINT if it does not exist")
 		fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 		fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
@@ -148,7 +149,7 @@ func runMount(cmd *cobra.Command, f *mountFlags, dir string) error {
 	}
 	in.Go(func(ctx context.Context) error {
 		return in.Mount(ctx, abs, fs.Options{AttrTTL: offIfZero(f.attrTTL), CacheSize: f.cacheSize,
-			MaxListing: f.maxListing, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
+			MaxListing: f.maxListing, PrefetchMemory: int64(f.prefetchMB) << 20, AllowOther: f.allowOther, Logger: log, Debug: f.debugFUSE})
 	})
 	return in.Wait()
 }

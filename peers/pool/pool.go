@@ -25,6 +25,7 @@ import (
 	"os/user"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
@@ -91,6 +92,8 @@ type Pool struct {
 	mu     sync.Mutex
 	groups map[string]*group // by peer ID
 	closed bool
+
+	bytesRead atomic.Int64 // file data received (BytesRead)
 }
 
 // NewRunKey generates a fresh ed25519 client key for one run of dsftp.
