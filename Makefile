@@ -37,7 +37,7 @@ LDFLAGS := -X github.com/dsftp/dsftp/cmd/internal/lifecycle.version=$(VERSION) -
 # go.mod stays as it is for everyone else. See README, Platforms.
 GOFUSE32 := bin/gofuse32
 
-.PHONY: all build install test vet cross release gofuse32 deps bench demo clean fmt
+.PHONY: all build install test vet cross release gofuse32 deps bench bench-wan demo clean fmt
 
 all: build
 
@@ -116,6 +116,13 @@ $(GOFUSE32)/go.mod: go.mod go.sum
 BENCHFLAGS ?=
 bench: build
 	$(GO) run ./testdata/bench -dsftp $(BIN) $(BENCHFLAGS)
+
+# bench-wan: the same servers through testdata/wanproxy (one-way delay of
+# half the RTT, a rate limit each way), small-file and listing workloads,
+# dsftp vs sshfs. A few minutes. Other settings: WAN="-wan 50ms,10mbit".
+WAN ?= -wan 30ms,100mbit -wan 80ms,20mbit
+bench-wan: build
+	$(GO) run ./testdata/bench -dsftp $(BIN) $(WAN) $(BENCHFLAGS)
 
 # A one-command demo: two sharers and a mount at ./peers-demo, on
 # this machine only (LAN discovery on loopback). Ctrl-C stops it.

@@ -32,6 +32,11 @@ type dirListing struct {
 	// prefetched: fetched in the background and not yet opened by
 	// anyone; the first opendir gives its prefetch credit back.
 	prefetched atomic.Bool
+	// The listing in inode order, for the sibling prefetch (prefetch.go),
+	// computed on first use.
+	inoOnce  sync.Once
+	inoOrder []int // position -> index into entries
+	inoPos   []int // index into entries -> position
 }
 
 // has reports whether the listing holds name (binary search: no map per

@@ -36,6 +36,7 @@ type filesys struct {
 	flights     map[string]*flight // listings being fetched, by key(peer, rel)
 	prefetchSem chan struct{}      // bounds background listing fetches
 	prefetch    *prefetchBudget
+	pf          *prefetcher     // sibling prefetch; nil when off
 	ctx         context.Context // ends at unmount; stops prefetching
 }
 
@@ -82,6 +83,7 @@ func New(dir string, opts Options) (*Mount, error) {
 		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
 		prefetch: newPrefetchBudget(), ctx: ctx}
+	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	root := &rootNode{fsys: fsys, children: map[string]string{}}
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
@@ -189,6 +191,7 @@ func (m *Mount) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		log.Info("unmounting", "mountpoint", m.Dir)
+		m.root.fsys.pf.logStats()
 		// The pool's owner closes it when ctx ends too; closing it first
 		// here fails the requests still waiting on a peer at once, which
 		// go-fuse's unmount waits for.

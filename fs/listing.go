@@ -16,8 +16,8 @@ import (
 )
 
 // Directory prefetch: when the user opens a directory, the listings of its
-// subdirectories are fetched in the background (a few at a time, one level
-// only), so a recursive walk (ls -lR, find, du, cp -r) finds the next
+// subdirectories and theirs (prefetchDepth levels) are fetched in the
+// background, several at a time, so a recursive walk (ls -lR, find, du, cp -r) finds the next
 // listing waiting instead of paying a round trip per directory.
 //
 // A peer decides how big its listings are, so prefetching is bounded by a
@@ -29,7 +29,8 @@ import (
 // directory is remembered as too big for a while.
 const (
 	prefetchMaxSubdirs = 256 // directories with more subdirectories are not prefetched
-	prefetchParallel   = 4   // listings fetched at once in the background
+	prefetchParallel   = 8   // listings fetched at once in the background
+	prefetchDepth      = 2   // levels below an opened directory fetched ahead
 	prefetchMaxEntries = 10000
 	prefetchCredit     = 50000               // entries prefetched and not yet opened, at most
 	prefetchRefill     = prefetchCredit / 60 // credit regained per second without any opendir
@@ -48,39 +49,67 @@ type flight struct {
 
 // prefetchBudget is the credit described above.
 type prefetchBudget struct {
-	mu     sync.Mutex
-	credit float64
-	last   time.Time
-	tooBig *expirable.LRU[string, struct{}]
+	mu       sync.Mutex
+	credit   float64
+	last     time.Time
+	reserved int           // fetches holding a reservation
+	changed  chan struct{} // closed (and replaced) when credit comes back
+	tooBig   *expirable.LRU[string, struct{}]
 }
 
 func newPrefetchBudget() *prefetchBudget {
 	return &prefetchBudget{
-		credit: prefetchCredit,
-		last:   time.Now(),
-		tooBig: expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
+		credit:  prefetchCredit,
+		last:    time.Now(),
+		changed: make(chan struct{}),
+		tooBig:  expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
 	}
 }
 
-// take reserves n entries of credit, or reports false when there are not
-// that many.
-func (b *prefetchBudget) take(n int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
-	b.last = now
-	if b.credit < float64(n) {
-		return false
+// take reserves n entries of credit for one fetch. When the credit is
+// short only because of fetches in flight, it waits for them to give
+// back (several listings in flight must not end the walk); when it is
+// spent on listings nobody opened, it reports false.
+func (b *prefetchBudget) take(ctx context.Context, n int) bool {
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
+		b.last = now
+		if b.credit >= float64(n) {
+			b.credit -= float64(n)
+			b.reserved++
+			b.mu.Unlock()
+			return true
+		}
+		if b.reserved == 0 {
+			b.mu.Unlock()
+			return false
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	b.credit -= float64(n)
-	return true
+}
+
+// release ends a reservation, giving back the n entries it did not spend.
+func (b *prefetchBudget) release(n int) {
+	b.mu.Lock()
+	b.reserved--
+	b.mu.Unlock()
+	b.give(n)
 }
 
 // give returns n entries of credit.
 func (b *prefetchBudget) give(n int) {
 	b.mu.Lock()
 	b.credit = min(prefetchCredit, b.credit+float64(n))
+	close(b.changed)
+	b.changed = make(chan struct{})
 	b.mu.Unlock()
 }
 
@@ -203,8 +232,8 @@ func dedupSorted(es []fuse.DirEntry) []fuse.DirEntry {
 // prefetchSubdirs starts background fetches of the uncached listings of
 // d's subdirectories, while the prefetch credit lasts. Failures only mean
 // nothing was cached.
-func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
-	if fsys.cache == nil {
+func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth int) {
+	if fsys.cache == nil || depth <= 0 {
 		return
 	}
 	var todo []string
@@ -235,14 +264,14 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 			case <-ctx.Done():
 				return
 			}
-			if !fsys.prefetch.take(prefetchMaxEntries) {
+			if !fsys.prefetch.take(ctx, prefetchMaxEntries) {
 				<-fsys.prefetchSem
 				fsys.log.Debug("prefetch credit spent; not prefetching further until listings are opened", "path", rel)
 				return
 			}
 			go func() {
 				defer func() { <-fsys.prefetchSem }()
-				fsys.prefetchOne(ctx, peerID, crel)
+				fsys.prefetchOne(ctx, peerID, crel, depth-1)
 			}()
 		}
 	}()
@@ -250,10 +279,10 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing) {
 
 // prefetchOne fetches one listing in the background, holding a
 // reservation of prefetchMaxEntries credit, and returns what it did not
-// spend.
-func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string) {
+// spend; with depth left, it goes on with the listing's subdirectories.
+func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth int) {
 	spent := 0
-	defer func() { fsys.prefetch.give(prefetchMaxEntries - spent) }()
+	defer func() { fsys.prefetch.release(prefetchMaxEntries - spent) }()
 	if _, ok := fsys.cache.dir(peerID, rel); ok {
 		return
 	}
@@ -270,6 +299,7 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string) {
 	switch {
 	case f.d != nil:
 		spent = len(f.d.entries)
+		fsys.prefetchSubdirs(peerID, rel, f.d, depth)
 	case f.errno == 0:
 		spent = prefetchMaxEntries // read that many, then gave up
 	}

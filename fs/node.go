@@ -169,7 +169,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	if stale {
 		go n.NotifyContent(0, 0)
 	}
-	n.fsys.prefetchSubdirs(n.peerID, n.rel, d)
+	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
 	return &dirHandle{entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -242,23 +242,34 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	expected := n.fsys.pf.opened(p, n.peerID, n.rel)
+	data, errno := n.fsys.pf.content(ctx, n.peerID, n.rel, &a, expected)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	if data != nil {
+		return newMemHandle(n, p, data, int64(a.Size)), n.keepCache(&a), 0
+	}
 	r, err := n.fsys.opts.Pool.OpenReader(ctx, p, n.rel, int64(a.Size))
 	if err != nil {
 		errno := pool.Errno(err)
 		n.logErr("open", n.rel, err, errno)
 		return nil, 0, errno
 	}
-	// Keep the kernel's page cache when the file looks unchanged since
-	// the last open, so a re-read runs at memory speed.
+	return &handle{r: r, n: n}, n.keepCache(&a), 0
+}
+
+// keepCache keeps the kernel's page cache when the file looks unchanged
+// since the last open, so a re-read runs at memory speed.
+func (n *node) keepCache(a *fuse.Attr) uint32 {
 	n.mu.Lock()
 	keep := n.opened && n.openedSize == a.Size && n.openedMtime == a.Mtime && n.openedNsec == a.Mtimensec
 	n.opened, n.openedSize, n.openedMtime, n.openedNsec = true, a.Size, a.Mtime, a.Mtimensec
 	n.mu.Unlock()
-	var fl uint32
 	if keep {
-		fl = fuse.FOPEN_KEEP_CACHE
+		return fuse.FOPEN_KEEP_CACHE
 	}
-	return &handle{r: r, n: n}, fl, 0
+	return 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -18,6 +18,9 @@ const (
 	DefaultAttrTTL    = 10 * time.Second
 	DefaultCacheSize  = 100000
 	DefaultMaxListing = 200000
+	// DefaultPrefetchMemory is the mount's default bound on prefetched
+	// file contents, in bytes.
+	DefaultPrefetchMemory = 64 << 20
 )
 
 // Options configure Mount.
@@ -36,6 +39,10 @@ type Options struct {
 	// a warning is logged). Cached listings hold at most twice as many
 	// entries in total.
 	MaxListing int
+	// PrefetchMemory bounds the content cache of the sibling prefetch
+	// (prefetch.go), in bytes; zero switches the prefetch off (the
+	// mount's --prefetch-memory defaults to DefaultPrefetchMemory).
+	PrefetchMemory int64
 	// UID and GID own every file; nil means the mounting process's.
 	UID, GID *uint32
 	// Umask clears permission bits of every mode shown (octal, like 022).

@@ -3,6 +3,7 @@ package peers
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,7 +97,9 @@ func (r *Registry) SetClock(now func() time.Time) {
 }
 
 // Upsert adds p or refreshes the peer with the same ID. A refreshed peer
-// keeps its display name. It reports whether the peer is new.
+// keeps its display name. It reports whether the peer is new, or a new
+// run of a known peer (a host key that lasts across runs, with new
+// per-run client keys): either way it has not heard of us yet.
 func (r *Registry) Upsert(p Peer) bool {
 	if p.ID == "" || p.ID == r.self {
 		return false
@@ -116,7 +119,9 @@ func (r *Registry) Upsert(p Peer) bool {
 	delete(r.clients, p.ID)
 	r.noteExpiryLocked(p.Expires)
 	e, ok := r.byID[p.ID]
+	rerun := false
 	if ok {
+		rerun = !sameKeys(e.Peer.ClientKeys, p.ClientKeys)
 		e.Peer = p
 		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
 			r.noteBookLocked(e.DisplayName, p.ID)
@@ -128,7 +133,14 @@ func (r *Registry) Upsert(p Peer) bool {
 		r.journalLocked(NameChange{Name: e.DisplayName, ID: p.ID})
 	}
 	r.changedLocked()
-	return !ok
+	return !ok || rerun
+}
+
+// sameKeys reports whether a and b hold the same keys in the same order.
+func sameKeys(a, b []ssh.PublicKey) bool {
+	return slices.EqualFunc(a, b, func(x, y ssh.PublicKey) bool {
+		return bytes.Equal(x.Marshal(), y.Marshal())
+	})
 }
 
 // claimName picks the display name of a new share. Without a name book it

@@ -1,5 +1,3 @@
-//go:build linux
-
 package peers
 
 import (
@@ -180,5 +178,29 @@ func TestRegistryShareBecomesClient(t *testing.T) {
 	r.RemoveFrom("SHA256:x", SourceDiscord)
 	if _, ok := r.AuthorizedKey(k); ok || len(r.Clients()) != 0 {
 		t.Fatal("RemoveFrom left the client")
+	}
+}
+
+// TestRegistryRerun: Upsert reports a known peer whose client keys
+// changed (a new run with a lasting host key) as new, so LAN discovery
+// announces itself to it at once: the new run has not heard of us and
+// would refuse our key until our next periodic advert.
+func TestRegistryRerun(t *testing.T) {
+	r := NewRegistry("")
+	host := testenv.NewSigner(t)
+	p := Peer{ID: ssh.FingerprintSHA256(host.PublicKey()), Name: "alice", HostKey: host.PublicKey(),
+		ClientKeys: []ssh.PublicKey{testenv.NewSigner(t).PublicKey()}, Expires: time.Now().Add(time.Minute)}
+	if !r.Upsert(p) {
+		t.Fatal("first advert not new")
+	}
+	if r.Upsert(p) {
+		t.Error("the same advert again reported as new")
+	}
+	p.ClientKeys = []ssh.PublicKey{testenv.NewSigner(t).PublicKey()}
+	if !r.Upsert(p) {
+		t.Error("a new run (new client keys) not reported")
+	}
+	if got := len(r.List()); got != 1 {
+		t.Errorf("%d peers listed; want the one", got)
 	}
 }

@@ -156,6 +156,10 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	c := &conn{g: g, addr: addr, ssh: client, done: make(chan struct{})}
+	// The bulk session (listings, reads) opens alongside the metadata
+	// one: three round trips saved before the first listing over a long
+	// link. A failure here is retried at first use.
+	go func() { _, _ = c.dataChan() }()
 	cl, err := startSFTP(client, c)
 	if err != nil {
 		client.Close()

@@ -71,9 +71,22 @@ func (d *dataChan) readDir(ctx context.Context, path string, limit int) ([]DirEn
 		return nil, false, errors.New("sftp opendir: no handle")
 	}
 	h := req.handle
-	defer d.closeHandle(h)
+	// CLOSE is sent, not waited for: the listing is complete either way.
+	defer d.closeNoWait(h)
 	hs := sftpString(h)
+	// READDIRs are pipelined, readdirAhead in flight, so a listing of a
+	// few hundred entries (OpenSSH sends 100 a reply) costs one round
+	// trip after the OPENDIR instead of one per reply. Each has its own
+	// slice (the read loop fills it, and nobody waits for the replies
+	// past the end); at most readdirAhead-1 replies are read past the
+	// limit.
 	var out []DirEntry
+	var queue []*dataReq
+	send := func() error {
+		r := &dataReq{names: new([]DirEntry)}
+		queue = append(queue, r)
+		return d.send(fxpReaddir, r, hs)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
@@ -81,11 +94,14 @@ func (d *dataChan) readDir(ctx context.Context, path string, limit int) ([]DirEn
 		if limit > 0 && len(out) >= limit {
 			return out[:limit], true, nil
 		}
-		req := &dataReq{names: &out}
-		if err := d.send(fxpReaddir, req, hs); err != nil {
-			return nil, false, err
+		for len(queue) < readdirAhead {
+			if err := send(); err != nil {
+				return nil, false, err
+			}
 		}
+		req := queue[0]
 		<-req.done
+		queue = queue[1:]
 		if req.err != nil {
 			return nil, false, req.err
 		}
@@ -99,8 +115,12 @@ func (d *dataChan) readDir(ctx context.Context, path string, limit int) ([]DirEn
 			}
 			return nil, false, err
 		}
+		out = append(out, *req.names...)
 	}
 }
+
+// readdirAhead is how many READDIRs a listing keeps in flight.
+const readdirAhead = 4
 
 // parseNames appends the entries of a NAME reply body (count, then per
 // entry filename, longname and attributes) to out, skipping "." and "..".

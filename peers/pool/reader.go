@@ -93,6 +93,13 @@ type chunk struct {
 // the file's size when the caller knows it (reads stop there without a
 // round trip), or -1 to have OpenReader ask the server.
 func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size int64) (*Reader, error) {
+	return p.OpenReaderFrom(ctx, peer, rel, size, 0)
+}
+
+// OpenReaderFrom is OpenReader for a reader expected to start at from (the
+// caller has the bytes before it already): the first READ, issued as soon
+// as the OPEN's handle arrives, asks for the bytes at from.
+func (p *Pool) OpenReaderFrom(ctx context.Context, peer peers.Peer, rel string, size, from int64) (*Reader, error) {
 	g, err := p.group(peer)
 	if err != nil {
 		return nil, opError("open", peer, rel, err)
@@ -140,6 +147,7 @@ func (p *Pool) OpenReader(ctx context.Context, peer peers.Peer, rel string, size
 	}
 	r := &Reader{pool: p, g: g, c: c, d: d, h: h, peer: peer, rel: rel, chunk: chunk, ctx: rctx, cancel: cancel, seqEnd: -1}
 	r.size.Store(fsize)
+	r.readFirst(from)
 	return r, nil
 }
 
@@ -519,6 +527,7 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 	if rerr != nil && rerr != io.EOF && connBroken(rerr) {
 		r.c.kill(rerr)
 	}
+	r.pool.bytesRead.Add(int64(n))
 	return n, rerr, true
 }
 

@@ -1,4 +1,5 @@
-// Command bench compares `dsftp mount` with sshfs, on loopback, against
+// Command bench compares `dsftp mount` with sshfs, on loopback (or with -wan
+// through a delaying, rate-limiting proxy: wan.go), against
 // OpenSSH's sshd and against `dsftp share`, and prints a markdown table of
 // medians and ratios. It is `make bench`, not a test: it needs root, FUSE,
 // sshd, sshfs and a few GiB of disk and memory, and takes minutes.
@@ -109,26 +110,21 @@ func main() {
 	}
 	data := filepath.Join(work, "data")
 	fmt.Fprintf(os.Stderr, "bench: writing test data to %s\n", data)
-	makeData(data)
+	if len(wanSettings) == 0 {
+		makeData(data)
+	} else {
+		makeWANData(data)
+	}
 	key := filepath.Join(work, "client_key")
 	pub := writeKey(key)
 
-	var servers []*server
-	for _, s := range strings.Split(*only, ",") {
-		switch s {
-		case "sshd":
-			servers = append(servers, startSSHD(work, data, key, pub))
-			live.Lock()
-			live.servers = append(live.servers, servers[len(servers)-1])
-			live.Unlock()
-		case "share":
-			servers = append(servers, startShare(work, data, key, pub))
-			live.Lock()
-			live.servers = append(live.servers, servers[len(servers)-1])
-			live.Unlock()
-		default:
-			fatal("unknown server %q", s)
+	servers := startServers(work, data, key, pub)
+	if len(wanSettings) > 0 {
+		if !runsSet() {
+			*runs = 1 // round trips, not CPU, decide: one run is telling
 		}
+		runWAN(work, servers)
+		return
 	}
 	clients := []client{
 		{"dsftp", mountDsftp},
@@ -167,6 +163,27 @@ func main() {
 		}
 	}
 	printTable(servers, clients, results)
+}
+
+// startServers starts the servers of -servers, registered for teardown.
+func startServers(work, data, key, pub string) []*server {
+	var servers []*server
+	for _, s := range strings.Split(*only, ",") {
+		var srv *server
+		switch s {
+		case "sshd":
+			srv = startSSHD(work, data, key, pub)
+		case "share":
+			srv = startShare(work, data, key, pub)
+		default:
+			fatal("unknown server %q", s)
+		}
+		servers = append(servers, srv)
+		live.Lock()
+		live.servers = append(live.servers, srv)
+		live.Unlock()
+	}
+	return servers
 }
 
 // runSuite measures every metric once for one client on one server.
@@ -595,6 +612,16 @@ func printTable(servers []*server, clients []client, r map[string]map[string]map
 			fmt.Printf("| %s | %.3g | %.3g | %.3g | %s | %s |\n", m, d, a, b, ratio(a), ratio(b))
 		}
 	}
+}
+
+// flagVar registers a flag.Value (for the WAN settings in wan.go).
+func flagVar(v flag.Value, name, usage string) { flag.Var(v, name, usage) }
+
+// runsSet reports whether -runs was given.
+func runsSet() bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "runs" })
+	return set
 }
 
 func check(err error) {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,9 +38,19 @@ type Proxy struct {
 	Target string
 	Link   Link
 
-	ln net.Listener
-	wg sync.WaitGroup
+	ln   net.Listener
+	wg   sync.WaitGroup
+	down atomic.Int64 // bytes delivered to clients
+	up   atomic.Int64 // bytes delivered to the target
 }
+
+// BytesToClients is the number of bytes the proxy delivered from the
+// target to its clients so far (what a client downloaded, with protocol
+// overhead): tests bound over-fetching with it.
+func (p *Proxy) BytesToClients() int64 { return p.down.Load() }
+
+// BytesToTarget is the number of bytes delivered the other way.
+func (p *Proxy) BytesToTarget() int64 { return p.up.Load() }
 
 // New returns a proxy to target with the same link both ways.
 func New(target string, link Link) *Proxy { return &Proxy{Target: target, Link: link} }
@@ -96,8 +107,8 @@ func (p *Proxy) forward(ctx context.Context, client net.Conn) {
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.Link.pipe(server, client) }()
-	go func() { defer wg.Done(); p.Link.pipe(client, server) }()
+	go func() { defer wg.Done(); p.Link.pipe(server, client, &p.up) }()
+	go func() { defer wg.Done(); p.Link.pipe(client, server, &p.down) }()
 	wg.Wait()
 }
 
@@ -107,8 +118,9 @@ type packet struct {
 	due time.Time
 }
 
-// pipe copies src to dst through the link, then half-closes dst.
-func (l Link) pipe(dst, src net.Conn) {
+// pipe copies src to dst through the link, then half-closes dst; count
+// adds up the bytes delivered.
+func (l Link) pipe(dst, src net.Conn, count *atomic.Int64) {
 	q := make(chan packet, maxQueued/chunkSize)
 	go func() {
 		defer close(q)
@@ -139,7 +151,9 @@ func (l Link) pipe(dst, src net.Conn) {
 		if wait := time.Until(free); wait > 0 {
 			time.Sleep(wait)
 		}
-		if _, err := dst.Write(pk.b); err != nil {
+		n, err := dst.Write(pk.b)
+		count.Add(int64(n))
+		if err != nil {
 			src.Close()
 			for range q { // let the reader end
 			}

@@ -18,6 +18,7 @@ type Flags struct {
 	AttrTTL       time.Duration
 	CacheSize     int
 	MaxListing    int
+	PrefetchMB    int
 	Create        bool
 	AllowOther    bool
 	AllowNonEmpty bool
@@ -33,6 +34,7 @@ func (f *Flags) Register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.AttrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
 	fl.IntVar(&f.CacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
 	fl.IntVar(&f.MaxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
+	fl.IntVar(&f.PrefetchMB, "prefetch-memory", fs.DefaultPrefetchMemory>>20, "`MiB` of file contents fetched ahead of a reader going through a directory's files in order (0 disables)")
 	fl.BoolVar(&f.Create, "create", false, "create MOUNTPOINT if it does not exist")
 	fl.BoolVar(&f.AllowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf); same as -o allow_other")
 	fl.BoolVar(&f.AllowNonEmpty, "allow-non-empty", false, "mount over a MOUNTPOINT that holds files (they are hidden while mounted)")
@@ -47,7 +49,7 @@ func (f *Flags) Register(fl *pflag.FlagSet) {
 // FSOptions returns the fs.Options the flags ask for: the -o options
 // first, then the flags (which win where both are given).
 func (f *Flags) FSOptions() (fs.Options, error) {
-	o := fs.Options{CacheSize: f.CacheSize, MaxListing: f.MaxListing, Debug: f.DebugFUSE,
+	o := fs.Options{CacheSize: f.CacheSize, MaxListing: f.MaxListing, Debug: f.DebugFUSE, PrefetchMemory: int64(f.PrefetchMB) << 20,
 		AllowNonEmpty: f.AllowNonEmpty, AttrTTL: f.AttrTTL}
 	if o.AttrTTL <= 0 {
 		o.AttrTTL = -1 // fs.Options: negative is no caching, zero the default

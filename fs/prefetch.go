@@ -1,0 +1,516 @@
+//go:build !windows
+
+package fs
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Sibling prefetch. Over the internet a small file costs two round trips
+// (OPEN, then READ), one file after the other, while the link could carry
+// dozens at once. When a reader opens the files of one directory in
+// listing order (grep -r, cp -r, tar, rsync, thumbnailers), the next files
+// are fetched ahead, many at once across the peer's connections, into a
+// bounded in-memory content cache, and their opens and reads are then
+// served from memory.
+//
+// Like read-ahead it starts small (after two opens in order), doubles its
+// window while it hits, halves it on misses, and stops at the first open
+// out of order, so random access costs at most a few files. Small files
+// are fetched whole, big ones only their first prefetchPrefix bytes.
+//
+// Correctness: an entry is keyed by peer, path, size and mtime, and served
+// only while younger than AttrTTL and only if the file's attributes (which
+// are themselves at most AttrTTL old) still match. Only names from a
+// listing the peer gave (so never what the share hides), never names
+// starting with ".", only regular files with read permission are fetched.
+// Every fetch runs under the pool's deadlines; a reader waiting for a
+// fetch in flight can be interrupted, and gets the fetch's error.
+const (
+	prefetchWhole       = 1 << 20 // files up to this size are fetched whole
+	prefetchPrefix      = 256 << 10
+	prefetchInflightMax = 8 << 20 // bytes being fetched at once, at most
+	prefetchFlightsMax  = 32      // fetches at once, at most
+	prefetchStartWindow = 4       // files ahead after two opens in order
+	prefetchMaxWindow   = 64      // files ahead, at most
+	prefetchStartGap    = 3       // a later file at most this far on counts as in order
+	prefetchSeqGap      = 16      // the same once a run is going (parallel readers)
+	prefetchRuns        = 256     // directories whose reading order is tracked
+	prefetchMomentum    = 2 * time.Second
+)
+
+// contentEntry is the start (or all) of one file's content.
+type contentEntry struct {
+	key   string
+	size  uint64
+	mtime uint64
+	nsec  uint32
+	data  []byte
+	at    time.Time // when the fetch started: the age of the content
+	used  bool
+	elem  *list.Element
+}
+
+func (e *contentEntry) matches(a *fuse.Attr) bool {
+	return e.size == a.Size && e.mtime == a.Mtime && e.nsec == a.Mtimensec
+}
+
+// contentFlight is a fetch in flight; readers opening the file wait for it.
+type contentFlight struct {
+	done  chan struct{}
+	entry *contentEntry // nil on failure
+	err   error
+	want  int
+}
+
+// dirRun is how one directory's files are being opened, followed in two
+// orders at once: by name (the listing's order: grep -r, tar, rsync) and
+// by inode number (cp -r and other coreutils sort a directory by inode
+// before copying it).
+type dirRun struct {
+	o    [orders]orderRun
+	used time.Time
+}
+
+const orders = 2 // byName, byIno
+
+// orderRun follows the opens of a directory's files in one order;
+// positions are indexes into that order.
+type orderRun struct {
+	last   int  // highest position opened
+	ahead  int  // highest position scheduled for prefetch
+	streak int  // opens in order
+	window int  // files ahead to keep fetched; 0: off
+	fresh  bool // the last open moved forward in this order
+}
+
+// see notes the open of position i and reports whether it lay in the
+// window already scheduled. A step forward counts as in order when it is
+// short (a reader skipping a file or two); once a run is going, longer
+// ones too, and small steps back, as parallel readers overtake each
+// other.
+func (o *orderRun) see(i int) (expected bool) {
+	expected = o.window > 0 && i <= o.ahead
+	gap := prefetchStartGap
+	if o.streak >= 2 {
+		gap = prefetchSeqGap
+	}
+	o.fresh = false
+	switch {
+	case i > o.last && i-o.last <= gap:
+		o.streak++
+		o.fresh = true
+	case i <= o.last && o.last-i <= gap && o.streak >= 2:
+	default:
+		o.streak, o.window, o.ahead, o.last = 1, 0, i, i
+	}
+	o.last = max(o.last, i)
+	if o.streak >= 2 && o.window == 0 {
+		o.window = prefetchStartWindow
+	}
+	return expected
+}
+
+// active is the order the reader follows: of those the last open moved
+// forward in, the one with the longer streak; or -1.
+func (r *dirRun) active() int {
+	best := -1
+	for k := range r.o {
+		if r.o[k].window > 0 && r.o[k].fresh && (best < 0 || r.o[k].streak > r.o[best].streak) {
+			best = k
+		}
+	}
+	return best
+}
+
+// prefetcher holds the content cache, the fetches in flight and the
+// reading order per directory.
+type prefetcher struct {
+	fsys   *filesys
+	maxMem int64
+	maxIn  int64
+
+	mu       sync.Mutex
+	entries  map[string]*contentEntry
+	lru      *list.List // of *contentEntry, oldest first
+	mem      int64      // bytes held by entries
+	flights  map[string]*contentFlight
+	inBytes  int64
+	runs     map[string]*dirRun // by key(peer, dir)
+	momentum map[string]momentum
+	stats    prefetchStats
+}
+
+// momentum carries a reader's pace from one directory to its next, so a
+// walk does not start over in every directory.
+type momentum struct {
+	window int
+	at     time.Time
+}
+
+type prefetchStats struct {
+	hits, misses, fetches, failed int
+	fetched, wasted               int64
+}
+
+func newPrefetcher(fsys *filesys, maxMem int64) *prefetcher {
+	if maxMem <= 0 || fsys.cache == nil {
+		return nil // off, or nothing could be served fresh
+	}
+	return &prefetcher{fsys: fsys, maxMem: maxMem, maxIn: min(prefetchInflightMax, maxMem/4),
+		entries: map[string]*contentEntry{}, lru: list.New(), flights: map[string]*contentFlight{},
+		runs: map[string]*dirRun{}, momentum: map[string]momentum{}}
+}
+
+// opened notes that the reader opens rel and schedules fetches of the
+// files after it. It reports whether rel lay in the window already
+// scheduled (so not finding it cached is a miss).
+func (pf *prefetcher) opened(p peers.Peer, peerID, rel string) (expected bool) {
+	if pf == nil {
+		return false
+	}
+	dir := parentRel(rel)
+	d, ok := pf.fsys.cache.dir(peerID, dir)
+	if !ok {
+		return false // no listing the reader saw: nothing to predict from
+	}
+	i := d.index(path.Base(rel))
+	if i < 0 {
+		return false
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	rk := key(peerID, dir)
+	run := pf.runs[rk]
+	now := time.Now()
+	if run == nil {
+		run = pf.newRunLocked(rk, peerID, d, i, now)
+	}
+	run.used = now
+	wasActive := run.active()
+	for k := range run.o {
+		if run.o[k].see(d.pos(k, i)) && k == wasActive {
+			expected = true
+		}
+	}
+	k := run.active()
+	if k < 0 {
+		if wasActive >= 0 {
+			pf.logLocked("prefetch stopped: files opened out of order", peerID, dir)
+		}
+		return expected
+	}
+	pf.momentum[peerID] = momentum{window: run.o[k].window, at: now}
+	pf.scheduleLocked(p, peerID, dir, d, k, &run.o[k], d.pos(k, i))
+	return expected
+}
+
+// newRunLocked starts tracking a directory; a reader that just read
+// another directory in order and now opens its first file here keeps its
+// pace.
+func (pf *prefetcher) newRunLocked(rk, peerID string, d *dirListing, i int, now time.Time) *dirRun {
+	if len(pf.runs) >= prefetchRuns {
+		oldK, oldT := "", now
+		for k, r := range pf.runs {
+			if r.used.Before(oldT) {
+				oldK, oldT = k, r.used
+			}
+		}
+		delete(pf.runs, oldK)
+	}
+	run := &dirRun{}
+	m, ok := pf.momentum[peerID]
+	for k := range run.o {
+		o := &run.o[k]
+		o.last, o.ahead = -1, d.pos(k, i)
+		if ok && now.Sub(m.at) < prefetchMomentum && d.pos(k, i) == d.firstFile(k) {
+			o.streak, o.window = 1, max(prefetchStartWindow, m.window/2)
+		}
+	}
+	pf.runs[rk] = run
+	return run
+}
+
+// scheduleLocked starts fetches of the files after index i, up to the
+// run's window, within the memory and in-flight bounds.
+func (pf *prefetcher) scheduleLocked(p peers.Peer, peerID, dir string, d *dirListing, k int, run *orderRun, i int) {
+	j := max(run.ahead+1, i+1)
+	for ; j < len(d.entries) && j <= i+run.window; j++ {
+		if len(pf.flights) >= prefetchFlightsMax {
+			return
+		}
+		e := d.entries[d.at(k, j)]
+		run.ahead = j
+		if e.Mode&syscall.S_IFMT != syscall.S_IFREG || strings.HasPrefix(e.Name, ".") {
+			continue
+		}
+		crel := path.Join(dir, e.Name)
+		ce, ok := pf.fsys.cache.attr(peerID, crel)
+		if !ok || ce.errno != 0 || ce.attr.Mode&0o444 == 0 || ce.attr.Size == 0 {
+			continue // unknown, unreadable, or nothing to fetch
+		}
+		k := key(peerID, crel)
+		if old := pf.entries[k]; old != nil && old.matches(&ce.attr) {
+			continue
+		}
+		if pf.flights[k] != nil {
+			continue
+		}
+		want := int(min(ce.attr.Size, prefetchPrefix))
+		if ce.attr.Size <= prefetchWhole {
+			want = int(ce.attr.Size)
+		}
+		if pf.inBytes+int64(want) > pf.maxIn || !pf.makeRoomLocked(int64(want)) {
+			run.ahead = j - 1 // try again at the next open
+			return
+		}
+		pf.startLocked(p, k, crel, want, ce.attr)
+	}
+}
+
+// makeRoomLocked evicts the oldest entries until want more bytes (and
+// those in flight) fit in the memory bound.
+func (pf *prefetcher) makeRoomLocked(want int64) bool {
+	if want+pf.inBytes > pf.maxMem {
+		return false
+	}
+	// Entries past AttrTTL can never be served: they go first.
+	for front := pf.lru.Front(); front != nil; front = pf.lru.Front() {
+		if e := front.Value.(*contentEntry); time.Since(e.at) < pf.fsys.opts.AttrTTL {
+			break
+		}
+		pf.dropLocked(front.Value.(*contentEntry))
+	}
+	for pf.mem+pf.inBytes+want > pf.maxMem {
+		front := pf.lru.Front()
+		if front == nil {
+			return false
+		}
+		pf.dropLocked(front.Value.(*contentEntry))
+	}
+	return true
+}
+
+func (pf *prefetcher) dropLocked(e *contentEntry) {
+	pf.lru.Remove(e.elem)
+	delete(pf.entries, e.key)
+	pf.mem -= int64(len(e.data))
+	if !e.used {
+		pf.stats.wasted += int64(len(e.data))
+	}
+}
+
+// startLocked fetches one file in the background.
+func (pf *prefetcher) startLocked(p peers.Peer, k, rel string, want int, a fuse.Attr) {
+	f := &contentFlight{done: make(chan struct{}), want: want}
+	pf.flights[k] = f
+	pf.inBytes += int64(want)
+	pf.stats.fetches++
+	at := time.Now()
+	go func() {
+		data, err := pf.fsys.opts.Pool.Fetch(pf.fsys.ctx, p, rel, want)
+		if err == nil && len(data) != want {
+			err = errChanged // shorter than listed: changed since
+		}
+		pf.mu.Lock()
+		delete(pf.flights, k)
+		pf.inBytes -= int64(want)
+		pf.stats.fetched += int64(len(data))
+		if err != nil {
+			pf.stats.failed++
+			pf.stats.wasted += int64(len(data))
+			f.err = err
+			pf.stopPeerLocked(k, err)
+		} else if pf.makeRoomLocked(int64(want)) {
+			e := &contentEntry{key: k, size: a.Size, mtime: a.Mtime, nsec: a.Mtimensec, data: data, at: at}
+			if old := pf.entries[k]; old != nil {
+				pf.dropLocked(old)
+			}
+			e.elem = pf.lru.PushBack(e)
+			pf.entries[k] = e
+			pf.mem += int64(want)
+			f.entry = e
+		} else {
+			pf.stats.wasted += int64(len(data))
+		}
+		pf.mu.Unlock()
+		close(f.done)
+	}()
+}
+
+var errChanged = errors.New("file changed while prefetched")
+
+// stopPeerLocked switches prefetching off for the peer's directories
+// after a fetch failed for a reason other than the file itself: a frozen
+// or gone peer gets no further fetches until a reader opens in order
+// again.
+func (pf *prefetcher) stopPeerLocked(k string, err error) {
+	switch pool.Errno(err) {
+	case syscall.ENOENT, syscall.EACCES, syscall.EPERM:
+		return
+	}
+	if errors.Is(err, errChanged) {
+		return
+	}
+	peerID, _, _ := strings.Cut(k, "\x00")
+	for rk, run := range pf.runs {
+		if strings.HasPrefix(rk, peerID+"\x00") {
+			run.o = [orders]orderRun{}
+		}
+	}
+	delete(pf.momentum, peerID)
+	pf.fsys.log.Debug("prefetch stopped: a fetch failed", "path", k[len(peerID)+1:], "err", err)
+}
+
+// content returns the cached start of rel when it matches a and is fresh,
+// waiting for a fetch in flight (interruptibly). A failed fetch's errno is
+// returned for errors of the peer (timeouts, lost connections), so a
+// frozen peer is not asked twice; any other failure falls back to a
+// normal open (nil, 0).
+func (pf *prefetcher) content(ctx context.Context, peerID, rel string, a *fuse.Attr, expected bool) ([]byte, syscall.Errno) {
+	if pf == nil {
+		return nil, 0
+	}
+	k := key(peerID, rel)
+	pf.mu.Lock()
+	f := pf.flights[k]
+	pf.mu.Unlock()
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, syscall.EINTR
+		}
+		if f.err != nil && !errors.Is(f.err, errChanged) {
+			switch errno := pool.Errno(f.err); errno {
+			case syscall.ETIMEDOUT, syscall.EHOSTUNREACH:
+				return nil, errno
+			}
+		}
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	e := pf.entries[k]
+	if e != nil && (!e.matches(a) || time.Since(e.at) >= pf.fsys.opts.AttrTTL) {
+		pf.dropLocked(e) // changed or too old: fetch again
+		e = nil
+	}
+	var o *orderRun
+	if run := pf.runs[key(peerID, parentRel(rel))]; run != nil && run.active() >= 0 {
+		o = &run.o[run.active()]
+	}
+	if e == nil {
+		if expected {
+			pf.stats.misses++
+			if o != nil && o.window > prefetchStartWindow {
+				o.window /= 2
+			}
+		}
+		return nil, 0
+	}
+	if o != nil {
+		o.window = min(2*o.window, prefetchMaxWindow)
+	}
+	if !e.used {
+		pf.stats.hits++
+		e.used = true
+		if pf.stats.hits%64 == 0 {
+			pf.logLocked("prefetch", peerID, parentRel(rel))
+		}
+	}
+	pf.lru.MoveToBack(e.elem)
+	pf.fsys.log.Debug("prefetch hit", "path", rel, "bytes", len(e.data))
+	return e.data, 0
+}
+
+func (pf *prefetcher) logLocked(msg, peerID, dir string) {
+	s := pf.stats
+	pf.fsys.log.Debug(msg, "dir", dir, "hits", s.hits, "misses", s.misses, "fetches", s.fetches,
+		"failed", s.failed, "bytes_fetched", s.fetched, "bytes_wasted", s.wasted, "bytes_cached", pf.mem)
+}
+
+// logStats logs the totals (at unmount).
+func (pf *prefetcher) logStats() {
+	if pf == nil {
+		return
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	pf.logLocked("prefetch totals", "", "")
+}
+
+func parentRel(rel string) string {
+	d := path.Dir(rel)
+	if d == "." {
+		return ""
+	}
+	return d
+}
+
+// index is the position of name in the sorted listing, or -1.
+func (d *dirListing) index(name string) int {
+	i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= name })
+	if i < len(d.entries) && d.entries[i].Name == name {
+		return i
+	}
+	return -1
+}
+
+// firstFile is the position in order k of the first regular file not
+// starting with ".".
+func (d *dirListing) firstFile(k int) int {
+	for j := range d.entries {
+		e := d.entries[d.at(k, j)]
+		if e.Mode&syscall.S_IFMT == syscall.S_IFREG && !strings.HasPrefix(e.Name, ".") {
+			return j
+		}
+	}
+	return -1
+}
+
+// at maps position j in order k to an index into entries.
+func (d *dirListing) at(k, j int) int {
+	if k == 0 {
+		return j
+	}
+	d.byInoOnce()
+	return d.inoOrder[j]
+}
+
+// pos maps an index into entries to its position in order k.
+func (d *dirListing) pos(k, i int) int {
+	if k == 0 {
+		return i
+	}
+	d.byInoOnce()
+	return d.inoPos[i]
+}
+
+// byInoOnce computes the inode order of the listing once.
+func (d *dirListing) byInoOnce() {
+	d.inoOnce.Do(func() {
+		d.inoOrder = make([]int, len(d.entries))
+		for i := range d.inoOrder {
+			d.inoOrder[i] = i
+		}
+		sort.SliceStable(d.inoOrder, func(a, b int) bool {
+			return d.entries[d.inoOrder[a]].Ino < d.entries[d.inoOrder[b]].Ino
+		})
+		d.inoPos = make([]int, len(d.entries))
+		for j, i := range d.inoOrder {
+			d.inoPos[i] = j
+		}
+	})
+}

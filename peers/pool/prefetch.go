@@ -1,0 +1,51 @@
+package pool
+
+import (
+	"context"
+	"io"
+
+	"github.com/dsftp/dsftp/peers"
+)
+
+// Fetch reads the first n bytes of rel for a prefetch into memory: the
+// OPEN, the READs as soon as its handle arrives, and a CLOSE it does not
+// wait for, all on the least busy of the peer's connections (so many
+// fetches run in parallel across them). The data is shorter than n only at
+// the end of the file. It runs under the pool's deadlines, so a frozen
+// peer fails it with ErrTimeout.
+func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([]byte, error) {
+	return do(ctx, p, peer, "prefetch", rel, func(c *conn) ([]byte, error) {
+		d, err := c.dataChan()
+		if err != nil {
+			return nil, err
+		}
+		h, err := d.open(RemotePath(peer, rel))
+		if err != nil {
+			return nil, err
+		}
+		// A private buffer: a fetch cut short at the deadline may still
+		// be written into after do returned.
+		buf := make([]byte, n)
+		k := 0
+		if n > 0 {
+			k, err = d.readAt(h, buf, 0, c.piece)
+		}
+		d.closeNoWait(h)
+		p.bytesRead.Add(int64(k))
+		if err == io.EOF {
+			err = nil
+		}
+		return buf[:k], err
+	})
+}
+
+// closeNoWait sends CLOSE for h; the read loop takes the answer, nobody
+// waits for it. SFTP servers handle one session's requests in order, so a
+// later OPEN on the session sees the handle closed.
+func (d *dataChan) closeNoWait(h string) {
+	_ = d.send(fxpClose, &dataReq{}, sftpString(h))
+}
+
+// BytesRead is the file data received so far by Readers and Fetch, for
+// statistics and tests.
+func (p *Pool) BytesRead() int64 { return p.bytesRead.Load() }
