@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,21 @@ type Routes interface {
 	// target, for the logged-in client whose key has fingerprint
 	// clientKey, or an error to refuse.
 	Relay(clientKey, target string) (net.Conn, error)
+	// DialBack dials addrs for the logged-in client whose key has
+	// fingerprint clientKey and returns those that answered with that
+	// member's host key, or an error to refuse (not a member, an address
+	// it does not advertise). It returns within DialBackTimeout.
+	DialBack(clientKey string, addrs []string) (reached []string, err error)
 }
+
+// Dial-back limits: a member may have its addresses checked at most
+// every dialBackEvery on one connection, at most MaxDialBackAddrs at a
+// time, each dial bounded by DialBackTimeout.
+const (
+	MaxDialBackAddrs = 4
+	DialBackTimeout  = 5 * time.Second
+	dialBackEvery    = 10 * time.Second
+)
 
 // globalRequests answers a logged-in connection's global requests: only
 // a reverse offer is granted, and only with Routes and a key login.
@@ -47,7 +62,16 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 			r()
 		}
 	}()
+	var lastDialBack time.Time
 	for req := range reqs {
+		if req.Type == sshstream.RequestDialBack {
+			// Answered in line: replies to global requests go in order.
+			ok, reply := s.dialBack(log, clientKey, req.Payload, &lastDialBack)
+			if req.WantReply {
+				_ = req.Reply(ok, reply)
+			}
+			continue
+		}
 		ok := false
 		if req.Type == sshstream.RequestReverse && s.opts.Routes != nil && clientKey != "" && len(releases) == 0 {
 			var p sshstream.ReverseRequest
@@ -74,6 +98,33 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 			_ = req.Reply(ok, nil)
 		}
 	}
+}
+
+// dialBack checks a member's advertised addresses for it (Routes.DialBack)
+// and returns the reply payload; false when refused or too soon after
+// the last check on this connection.
+func (s *Server) dialBack(log *slog.Logger, clientKey string, payload []byte, last *time.Time) (bool, []byte) {
+	var p sshstream.DialBackRequest
+	if s.opts.Routes == nil || clientKey == "" || ssh.Unmarshal(payload, &p) != nil {
+		return false, nil
+	}
+	if time.Since(*last) < dialBackEvery {
+		log.Info("refused a dial-back check", "err", "another one on this connection less than 10s ago")
+		return false, nil
+	}
+	addrs := strings.Fields(p.Addrs)
+	if len(addrs) == 0 || len(addrs) > MaxDialBackAddrs {
+		log.Info("refused a dial-back check", "addrs", len(addrs), "err", "want 1 to 4 addresses")
+		return false, nil
+	}
+	*last = time.Now()
+	reached, err := s.opts.Routes.DialBack(clientKey, addrs)
+	if err != nil {
+		log.Info("refused a dial-back check", "err", err)
+		return false, nil
+	}
+	log.Info("dial-back check", "addrs", strings.Join(addrs, " "), "reached", strings.Join(reached, " "))
+	return true, ssh.Marshal(sshstream.DialBackReply{Reached: strings.Join(reached, "\n")})
 }
 
 // relay serves one relay channel: a pipe to the share of another member,

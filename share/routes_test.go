@@ -55,6 +55,12 @@ func (r *stubRoutes) Relay(clientKey, target string) (net.Conn, error) {
 	return &recordConn{Conn: c, r: r}, nil
 }
 
+// DialBack reports every address reached: the share's part (limits,
+// reply) is what is tested here; the dialing is the pool's.
+func (r *stubRoutes) DialBack(clientKey string, addrs []string) ([]string, error) {
+	return addrs, nil
+}
+
 // recordConn records every byte that passes the relaying share.
 type recordConn struct {
 	net.Conn
@@ -170,4 +176,40 @@ func TestReverseAndRelay(t *testing.T) {
 		t.Fatal("the marker passed the relaying share in the clear")
 	}
 	t.Logf("relay carried %d bytes for the %d-byte file; marker never in the clear", seen, len(got))
+}
+
+// TestDialBackLimits: the share checks at most 4 addresses at a time and
+// one check per connection every 10 s, and answers with what its Routes
+// reached.
+func TestDialBackLimits(t *testing.T) {
+	t.Parallel()
+	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = &stubRoutes{open: map[string]func() (net.Conn, error){}} })
+	c, err := s.dial(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func(addrs ...string) (bool, string) {
+		t.Helper()
+		ok, p, err := c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{Addrs: strings.Join(addrs, "\n")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r sshstream.DialBackReply
+		if ok {
+			if err := ssh.Unmarshal(p, &r); err != nil {
+				t.Fatalf("reply: %v", err)
+			}
+		}
+		return ok, r.Reached
+	}
+	if ok, _ := ask("a:1", "b:1", "c:1", "d:1", "e:1"); ok {
+		t.Error("5 addresses were checked at once")
+	}
+	if ok, got := ask("a:1", "[2001:db8::1]:2"); !ok || got != "a:1\n[2001:db8::1]:2" {
+		t.Errorf("check of 2 addresses: ok=%v reached %q", ok, got)
+	}
+	if ok, _ := ask("a:1"); ok {
+		t.Error("a second check on the connection within 10 s was done")
+	}
 }

@@ -185,6 +185,14 @@ func TestReachMatrix(t *testing.T) {
 		}
 	}
 
+	// a and e had members dial their mapped addresses back.
+	for _, n := range []string{"a", "e"} {
+		h := homes[n]
+		waitUntil(t, 30*time.Second, "members confirm "+n+"'s public address", func() bool {
+			return strings.Contains(h.proc.Output.String(), `msg="members reached the share at its public address"`)
+		})
+	}
+
 	for _, n := range names {
 		h := homes[n]
 		if err := h.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -202,4 +210,13 @@ func maxDur[K comparable](m map[K]time.Duration) time.Duration {
 		d = max(d, v)
 	}
 	return d
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
 }

@@ -23,7 +23,19 @@ const (
 	// RequestReverse is the global request of a member that offers its
 	// share over the connection it dialed (ReverseRequest).
 	RequestReverse = "dsftp-reverse@dsftp"
+	// RequestDialBack asks the share to dial the requester's advertised
+	// addresses and say which answered with its host key
+	// (DialBackRequest; the reply payload is a DialBackReply).
+	RequestDialBack = "dsftp-dialback@dsftp"
 )
+
+// DialBackRequest is the payload of a RequestDialBack global request:
+// host:port addresses, one per line.
+type DialBackRequest struct{ Addrs string }
+
+// DialBackReply answers a RequestDialBack: the addresses that answered
+// with the requester's host key, one per line.
+type DialBackReply struct{ Reached string }
 
 // RelayRequest is the payload of a ChannelRelay open.
 type RelayRequest struct{ Target string }

@@ -39,6 +39,10 @@ type conn struct {
 	dmu      sync.Mutex
 	data     *dataChan // lazily opened, for Readers
 	dead     atomic.Bool
+	// retiring marks a reverse or relayed connection that a direct one
+	// has replaced: it takes no new requests and closes when its last
+	// one ends (upgrade.go).
+	retiring atomic.Bool
 	done     chan struct{} // closed by kill
 	killOnce sync.Once
 
@@ -82,7 +86,7 @@ func (c *conn) kill(reason error) {
 	c.killOnce.Do(func() {
 		c.dead.Store(true)
 		close(c.done)
-		if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) {
+		if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) {
 			c.g.pool.log.Warn("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
 		} else {
 			c.g.pool.log.Debug("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
@@ -199,6 +203,10 @@ type group struct {
 	good     string        // address that worked last
 	badUntil map[string]time.Time
 	down     bool // last dial failed (for logging state changes)
+	// While connections go through other members, a direct dial is
+	// tried now and then (upgrade.go).
+	upgrading   bool
+	nextUpgrade time.Time
 }
 
 type dialCall struct {
@@ -232,12 +240,14 @@ func (g *group) idleFor(c *conn) time.Duration {
 func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 	for {
 		g.mu.Lock()
-		if !slices.Equal(g.peer.Addrs, peer.Addrs) {
+		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable {
 			// New addresses (a re-advert after a router reboot or a
 			// move) have not failed yet: dial them now, not after the
-			// backoff the old ones earned.
+			// backoff the old ones earned; and try them directly now
+			// if the peer is reached through another member.
 			g.nextDial = time.Time{}
 			g.backoff = 0
+			g.nextUpgrade = time.Time{}
 		}
 		g.peer = peer
 		live := g.conns[:0]
@@ -250,9 +260,15 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		g.conns = live
 		var best *conn
 		for _, c := range live {
+			if c.retiring.Load() {
+				continue
+			}
 			if best == nil || c.inflight < best.inflight {
 				best = c
 			}
+		}
+		if best != nil {
+			g.maybeUpgradeLocked(best)
 		}
 		max := g.pool.opts.Connections
 		canGrow := len(live) < max && g.dialing == nil && !time.Now().Before(g.nextDial)
@@ -297,9 +313,12 @@ func (g *group) release(c *conn, err error) {
 	g.mu.Lock()
 	c.inflight--
 	c.lastUsed = time.Now()
+	idle := c.inflight == 0
 	g.mu.Unlock()
 	if connBroken(err) {
 		c.kill(err)
+	} else if idle && c.retiring.Load() {
+		c.kill(errRetired)
 	}
 }
 
@@ -350,12 +369,17 @@ func (g *group) startDialLocked() {
 		} else if r := g.pool.routeName(addr); r != "direct" {
 			g.pool.log.Info("peer served through another member", "peer", peerLabel(peer), "route", r)
 		}
-		go c.keepalive()
-		go func() {
-			_ = c.ssh.Wait()
-			c.kill(errConnLost)
-		}()
+		g.watch(c)
 		close(d.done)
+	}()
+}
+
+// watch keeps c alive and closes it when its SSH connection ends.
+func (g *group) watch(c *conn) {
+	go c.keepalive()
+	go func() {
+		_ = c.ssh.Wait()
+		c.kill(errConnLost)
 	}()
 }
 

@@ -77,6 +77,9 @@ type Options struct {
 	NoRelay bool
 	// SelfID is this process's own peer ID, never used as a relay.
 	SelfID string
+	// DirectRetry is how often a peer reached through another member is
+	// dialed directly again; zero means DefaultDirectRetry.
+	DirectRetry time.Duration
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -129,6 +132,9 @@ func New(opts Options) (*Pool, error) {
 	}
 	if opts.HardTimeout <= 0 {
 		opts.HardTimeout = 4 * opts.Timeout
+	}
+	if opts.DirectRetry <= 0 {
+		opts.DirectRetry = DefaultDirectRetry
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout

@@ -97,6 +97,17 @@ func (r *Routes) Has(hostKey string) bool {
 	return len(r.offers[hostKey]) > 0
 }
 
+// Held counts the reverse connections held, and the members they come
+// from.
+func (r *Routes) Held() (conns, members int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, os := range r.offers {
+		conns += len(os)
+	}
+	return conns, len(r.offers)
+}
+
 // Open opens a stream to the share of hostKey over one of its reverse
 // connections, the newest first.
 func (r *Routes) Open(hostKey string) (net.Conn, error) {
@@ -222,10 +233,14 @@ func (p *Pool) Route(id string) string {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	route := ""
 	for _, c := range g.conns {
 		if !c.dead.Load() {
-			return p.routeName(c.addr)
+			if !c.retiring.Load() {
+				return p.routeName(c.addr)
+			}
+			route = p.routeName(c.addr)
 		}
 	}
-	return ""
+	return route
 }

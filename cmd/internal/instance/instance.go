@@ -117,6 +117,9 @@ type Instance struct {
 
 	routes        *pool.Routes
 	reachable     atomic.Bool // an advertised address can be dialed from the internet
+	public        atomic.Pointer[[]string]
+	dialBack      atomic.Pointer[dialBackResult]
+	recheck       chan struct{}
 	via           atomic.Pointer[[]string]
 	discord       atomic.Pointer[discord.Discovery]
 	lanSettle     time.Time
@@ -131,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	in := &Instance{cfg: cfg, log: cfg.Logger}
+	in := &Instance{cfg: cfg, log: cfg.Logger, recheck: make(chan struct{}, 1)}
 	if err := in.startShare(); err != nil {
 		return nil, err
 	}
@@ -173,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		return nil, err
 	}
 	in.startReverse()
+	in.startDialBack()
 	return in, nil
 }
 

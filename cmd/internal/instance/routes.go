@@ -65,12 +65,23 @@ func (in *Instance) startReverse() {
 	in.g.Go(func() error { return in.Pool.KeepReverse(in.ctx, o) })
 }
 
-// setReachable notes whether an advertised address can be dialed from
-// the internet: one the user gave, one the router forwards, or a global
-// IPv6 address.
+// setReachable notes the advertised addresses that should be dialable
+// from the internet (one the user gave, one the router forwards, a global
+// IPv6 address) and has members check them (dialback.go).
 func (in *Instance) setReachable(as []reach.Addr) {
-	in.reachable.Store(slices.ContainsFunc(as, func(a reach.Addr) bool { return a.Kind != reach.LAN }))
-	in.publishRoutes()
+	var public []string
+	for _, a := range as {
+		if a.Kind != reach.LAN {
+			public = append(public, a.Addr)
+		}
+	}
+	slices.Sort(public)
+	in.public.Store(&public)
+	in.updateReachable()
+	select {
+	case in.recheck <- struct{}{}:
+	default:
+	}
 }
 
 // publishRoutes puts reachability and the members holding our reverse
