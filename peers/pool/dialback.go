@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/dsftp/dsftp/peers"
 	"golang.org/x/crypto/ssh"
 )

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/dsftp/dsftp/peers"
 	"golang.org/x/crypto/ssh"
 )
