@@ -4,6 +4,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"path"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ const (
 	prefetchMaxEntries = 10000
 	prefetchCredit     = 50000               // entries prefetched and not yet opened, at most
 	prefetchRefill     = prefetchCredit / 60 // credit regained per second without any opendir
+	prefetchMinCredit  = 1000                // credit a background fetch needs to start
 	tooBigMemory       = 4096                // directories remembered as too big to prefetch
 	tooBigTTL          = 10 * time.Minute
 	maxNameBytes       = 255 // longer names cannot be looked up on Linux anyway
@@ -47,69 +49,61 @@ type flight struct {
 	prefetch bool // a background fetch: it may give up on a big listing
 }
 
-// prefetchBudget is the credit described above.
+// prefetchBudget is the credit described above. A background fetch
+// spends it reply by reply as entries arrive (not a worst case up front),
+// so eight small listings can be in flight at once.
 type prefetchBudget struct {
-	mu       sync.Mutex
-	credit   float64
-	last     time.Time
-	reserved int           // fetches holding a reservation
-	changed  chan struct{} // closed (and replaced) when credit comes back
-	tooBig   *expirable.LRU[string, struct{}]
+	mu     sync.Mutex
+	credit float64
+	last   time.Time
+	tooBig *expirable.LRU[string, struct{}]
 }
 
 func newPrefetchBudget() *prefetchBudget {
 	return &prefetchBudget{
-		credit:  prefetchCredit,
-		last:    time.Now(),
-		changed: make(chan struct{}),
-		tooBig:  expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
+		credit: prefetchCredit,
+		last:   time.Now(),
+		tooBig: expirable.NewLRU[string, struct{}](tooBigMemory, nil, tooBigTTL),
 	}
 }
 
-// take reserves n entries of credit for one fetch. When the credit is
-// short only because of fetches in flight, it waits for them to give
-// back (several listings in flight must not end the walk); when it is
-// spent on listings nobody opened, it reports false.
-func (b *prefetchBudget) take(ctx context.Context, n int) bool {
-	for {
-		b.mu.Lock()
-		now := time.Now()
-		b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
-		b.last = now
-		if b.credit >= float64(n) {
-			b.credit -= float64(n)
-			b.reserved++
-			b.mu.Unlock()
-			return true
-		}
-		if b.reserved == 0 {
-			b.mu.Unlock()
-			return false
-		}
-		ch := b.changed
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
+// refillLocked adds the credit regained since the last look.
+func (b *prefetchBudget) refillLocked() {
+	now := time.Now()
+	b.credit = min(prefetchCredit, b.credit+now.Sub(b.last).Seconds()*prefetchRefill)
+	b.last = now
 }
 
-// release ends a reservation, giving back the n entries it did not spend.
-func (b *prefetchBudget) release(n int) {
+// spend takes n entries of credit, or reports false when fewer are left
+// (listings nobody opened spent it).
+func (b *prefetchBudget) spend(n int) bool {
 	b.mu.Lock()
-	b.reserved--
-	b.mu.Unlock()
-	b.give(n)
+	defer b.mu.Unlock()
+	b.refillLocked()
+	if b.credit < float64(n) {
+		// The refused reply and those pipelined behind it were read
+		// too: nothing is left until the refill.
+		b.credit = 0
+		return false
+	}
+	b.credit -= float64(n)
+	return true
+}
+
+// left reports whether enough credit is left to start another fetch: a
+// fetch refused at its first reply still read a few replies, so starting
+// on a crumb of refill would read more than the credit allows.
+func (b *prefetchBudget) left() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refillLocked()
+	return b.credit >= prefetchMinCredit
 }
 
 // give returns n entries of credit.
 func (b *prefetchBudget) give(n int) {
 	b.mu.Lock()
 	b.credit = min(prefetchCredit, b.credit+float64(n))
-	close(b.changed)
-	b.changed = make(chan struct{})
 	b.mu.Unlock()
 }
 
@@ -142,8 +136,11 @@ func (fsys *filesys) listDir(ctx context.Context, peerID, rel string) (*dirListi
 		case <-ctx.Done():
 			return nil, syscall.EINTR
 		}
-		if f.d == nil && f.errno == 0 && f.prefetch {
-			continue // the prefetch gave up on a big listing: fetch it ourselves
+		if f.d == nil && f.prefetch && f.errno != syscall.ETIMEDOUT {
+			// The prefetch gave up (a big listing, no credit) or failed
+			// (a speculative fetch may race a change on the peer): fetch
+			// it ourselves. A timeout is not tried twice.
+			continue
 		}
 		if f.d != nil {
 			fsys.opened(f.d)
@@ -176,10 +173,34 @@ func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string, limit int
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	list, truncated, err := fsys.opts.Pool.ReadDirLimit(ctx, e.Peer, rel, limit)
+	// A background fetch pays for every entry it reads; what it keeps
+	// comes back when its listing is opened, what it drops only by the
+	// slow refill (so a peer's big listings cannot keep it busy).
+	var take func(int) bool
+	spent := 0
+	if prefetch {
+		take = func(n int) bool {
+			if !fsys.prefetch.spend(n) {
+				return false
+			}
+			spent += n
+			return true
+		}
+	}
+	list, truncated, err := fsys.opts.Pool.ReadDirBudget(ctx, e.Peer, rel, limit, take)
+	if prefetch && errors.Is(err, pool.ErrListingBudget) {
+		fsys.log.Debug("prefetch credit spent during a listing; not prefetching further until listings are opened", "peer", e.DisplayName, "path", rel)
+		return nil, 0
+	}
 	if err != nil {
 		errno := pool.Errno(err)
-		fsys.logErr("readdir", rel, err, errno)
+		if prefetch {
+			// Quiet: a speculative fetch of a file's listing fails, and a
+			// reader who opens the directory gets the error itself.
+			fsys.log.Debug("prefetch readdir", "path", rel, "err", err)
+		} else {
+			fsys.logErr("readdir", rel, err, errno)
+		}
 		return nil, errno
 	}
 	if prefetch && truncated {
@@ -211,6 +232,9 @@ func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string, limit int
 	}
 	sortEntries(d.entries)
 	d.entries = dedupSorted(d.entries)
+	if spent > len(d.entries) {
+		fsys.prefetch.give(spent - len(d.entries)) // skipped and repeated names are not kept
+	}
 	d.prefetched.Store(prefetch)
 	fsys.cache.putDir(peerID, rel, d)
 	return d, 0
@@ -264,7 +288,7 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 			case <-ctx.Done():
 				return
 			}
-			if !fsys.prefetch.take(ctx, prefetchMaxEntries) {
+			if !fsys.prefetch.left() {
 				<-fsys.prefetchSem
 				fsys.log.Debug("prefetch credit spent; not prefetching further until listings are opened", "path", rel)
 				return
@@ -277,12 +301,33 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 	}()
 }
 
-// prefetchOne fetches one listing in the background, holding a
-// reservation of prefetchMaxEntries credit, and returns what it did not
-// spend; with depth left, it goes on with the listing's subdirectories.
+// speculateListing starts fetching rel's listing while a lookup asks the
+// peer what rel is: a walk (ls -lR, find) opens a directory right after
+// looking it up, and then finds its listing a round trip closer. For a
+// file the OPENDIR fails and nothing is cached. It takes a slot of the
+// listing prefetch only when one is free, and only while credit is left.
+func (fsys *filesys) speculateListing(peerID, rel string) {
+	if fsys.cache == nil || fsys.prefetch.tooBig.Contains(key(peerID, rel)) {
+		return
+	}
+	select {
+	case fsys.prefetchSem <- struct{}{}:
+	default:
+		return // listings are being fetched ahead already
+	}
+	if !fsys.prefetch.left() {
+		<-fsys.prefetchSem
+		return
+	}
+	go func() {
+		defer func() { <-fsys.prefetchSem }()
+		fsys.prefetchOne(fsys.ctx, peerID, rel, 0)
+	}()
+}
+
+// prefetchOne fetches one listing in the background (paying credit as it
+// reads); with depth left, it goes on with the listing's subdirectories.
 func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth int) {
-	spent := 0
-	defer func() { fsys.prefetch.release(prefetchMaxEntries - spent) }()
 	if _, ok := fsys.cache.dir(peerID, rel); ok {
 		return
 	}
@@ -296,11 +341,7 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth 
 	fsys.flights[k] = f
 	fsys.flightMu.Unlock()
 	fsys.runFlight(ctx, k, f, peerID, rel, prefetchMaxEntries)
-	switch {
-	case f.d != nil:
-		spent = len(f.d.entries)
+	if f.d != nil {
 		fsys.prefetchSubdirs(peerID, rel, f.d, depth)
-	case f.errno == 0:
-		spent = prefetchMaxEntries // read that many, then gave up
 	}
 }

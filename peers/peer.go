@@ -59,6 +59,10 @@ type Peer struct {
 	// Via are the IDs of members holding the peer's reverse connections,
 	// from its advert: they can open a channel to its share, or relay one.
 	Via []string
+	// Instance identifies the run of dsftp that advertised the peer (from
+	// its advert; "" for --peer). A new run with a lasting host key has a
+	// new Instance: it has not heard of us yet.
+	Instance string
 	// Expires is when the peer is dropped unless refreshed; zero never.
 	Expires time.Time
 	// Updated is when the peer was last added or refreshed.

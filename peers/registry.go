@@ -98,8 +98,9 @@ func (r *Registry) SetClock(now func() time.Time) {
 
 // Upsert adds p or refreshes the peer with the same ID. A refreshed peer
 // keeps its display name. It reports whether the peer is new, or a new
-// run of a known peer (a host key that lasts across runs, with new
-// per-run client keys): either way it has not heard of us yet.
+// run of a known peer (a host key that lasts across runs, with a new
+// Instance or new per-run client keys): either way it has not heard of
+// us yet.
 func (r *Registry) Upsert(p Peer) bool {
 	if p.ID == "" || p.ID == r.self {
 		return false
@@ -121,7 +122,7 @@ func (r *Registry) Upsert(p Peer) bool {
 	e, ok := r.byID[p.ID]
 	rerun := false
 	if ok {
-		rerun = !sameKeys(e.Peer.ClientKeys, p.ClientKeys)
+		rerun = e.Peer.Instance != p.Instance || !sameKeys(e.Peer.ClientKeys, p.ClientKeys)
 		e.Peer = p
 		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
 			r.noteBookLocked(e.DisplayName, p.ID)

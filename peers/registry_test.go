@@ -200,6 +200,13 @@ func TestRegistryRerun(t *testing.T) {
 	if !r.Upsert(p) {
 		t.Error("a new run (new client keys) not reported")
 	}
+	p.Instance = "second-run" // a share-only run has no client keys to tell by
+	if !r.Upsert(p) {
+		t.Error("a new run (new instance) not reported")
+	}
+	if r.Upsert(p) {
+		t.Error("the same run again reported as new")
+	}
 	if got := len(r.List()); got != 1 {
 		t.Errorf("%d peers listed; want the one", got)
 	}

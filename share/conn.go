@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 

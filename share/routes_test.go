@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )

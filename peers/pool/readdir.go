@@ -38,24 +38,43 @@ type DirEntry struct {
 // reads the listing one NAME packet (at most 1 MiB) at a time on the
 // connection's own SFTP session and closes the handle at the limit.
 func (p *Pool) ReadDirLimit(ctx context.Context, peer peers.Peer, rel string, limit int) ([]DirEntry, bool, error) {
+	return p.ReadDirBudget(ctx, peer, rel, limit, nil)
+}
+
+// ErrListingBudget is ReadDirBudget's error when take refused entries.
+var ErrListingBudget = errors.New("listing budget spent")
+
+// ReadDirBudget is ReadDirLimit that also asks take for every reply's
+// entries as they arrive (take == nil: no budget) and stops with
+// ErrListingBudget when take says no: a background fetch pays for what it
+// reads, not for a worst case reserved up front.
+func (p *Pool) ReadDirBudget(ctx context.Context, peer peers.Peer, rel string, limit int, take func(n int) bool) ([]DirEntry, bool, error) {
 	type result struct {
 		entries   []DirEntry
 		truncated bool
+		refused   bool
 	}
 	r, err := do(ctx, p, peer, "readdir", rel, func(c *conn) (result, error) {
 		d, err := c.dataChan()
 		if err != nil {
 			return result{}, err
 		}
-		es, trunc, err := d.readDir(ctx, RemotePath(peer, rel), limit)
-		return result{es, trunc}, err
+		es, trunc, err := d.readDir(ctx, RemotePath(peer, rel), limit, take)
+		if errors.Is(err, ErrListingBudget) {
+			// Not the connection's fault: it must not be closed for it.
+			return result{refused: true}, nil
+		}
+		return result{es, trunc, false}, err
 	})
+	if err == nil && r.refused {
+		return nil, false, ErrListingBudget
+	}
 	return r.entries, r.truncated, err
 }
 
-// readDir runs OPENDIR, READDIR until EOF, the limit or ctx's end, and
-// CLOSE.
-func (d *dataChan) readDir(ctx context.Context, path string, limit int) ([]DirEntry, bool, error) {
+// readDir runs OPENDIR, READDIR until EOF, the limit, ctx's end or take's
+// refusal, and CLOSE.
+func (d *dataChan) readDir(ctx context.Context, path string, limit int, take func(n int) bool) ([]DirEntry, bool, error) {
 	req := &dataReq{}
 	if err := d.send(fxpOpendir, req, sftpString(path)); err != nil {
 		return nil, false, err
@@ -114,6 +133,9 @@ func (d *dataChan) readDir(ctx context.Context, path string, limit int) ([]DirEn
 				err = errors.New("sftp readdir: OK status instead of names")
 			}
 			return nil, false, err
+		}
+		if take != nil && !take(len(*req.names)) {
+			return nil, false, ErrListingBudget
 		}
 		out = append(out, *req.names...)
 	}

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dsftp/dsftp/internal/sshstream"
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 

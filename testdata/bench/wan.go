@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -77,10 +78,18 @@ func parseRate(s string) (int64, error) {
 	return 0, fmt.Errorf("bad rate %q: want e.g. 100mbit, 20mbit or 1gbit", s)
 }
 
-var wanSettings wanFlag
+var (
+	wanSettings wanFlag
+	wanOnly     = flag.String("only", "", "WAN workloads to run, comma-separated `KEYS` out of first,ls,grep,cp,cat,find,tar,du,par (default: all)")
+)
 
 func init() {
 	flagVar(&wanSettings, "wan", "`RTT,RATE` (e.g. 30ms,100mbit; repeatable): run the WAN benchmark through a delaying, rate-limiting proxy instead of the loopback one")
+}
+
+// wanSelected reports whether -only lets the workload with this key run.
+func wanSelected(key string) bool {
+	return *wanOnly == "" || slices.Contains(strings.Split(*wanOnly, ","), key)
 }
 
 // WAN data set sizes.
@@ -96,17 +105,18 @@ const (
 // wanWorkloads in table order. Each runs on a fresh mount; root is the
 // share's root as the client shows it.
 var wanWorkloads = []struct {
+	key  string // for -only
 	name string
 	run  func(root string) float64
 }{
-	{"`ls -lR`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("ls", "-lR", filepath.Join(r, "small")) }},
-	{"`grep -r` over 200 × 5 KiB", func(r string) float64 { return timeCmdOK1("grep", "-r", "NEEDLE", filepath.Join(r, "small")) }},
-	{"`cp -r` of 100 × 64 KiB", func(r string) float64 { return timeCopy(filepath.Join(r, "copy")) }},
-	{"`cat` of 32 MiB", func(r string) float64 { return timeRead(filepath.Join(r, "big32.bin"), wanBigSize) }},
-	{"`find`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("find", filepath.Join(r, "small")) }},
-	{"`tar c` of 100 × 64 KiB", func(r string) float64 { return timeCmd("tar", "cf", "-", "-C", r, "copy") }}, // to a pipe: tar skips reading for /dev/null
-	{"`du -s`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("du", "-s", filepath.Join(r, "small")) }},
-	{"200 × 5 KiB, 16 parallel", func(r string) float64 { return parallelReadAll(filepath.Join(r, "small"), 16) }},
+	{"ls", "`ls -lR`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("ls", "-lR", filepath.Join(r, "small")) }},
+	{"grep", "`grep -r` over 200 × 5 KiB", func(r string) float64 { return timeCmdOK1("grep", "-r", "NEEDLE", filepath.Join(r, "small")) }},
+	{"cp", "`cp -r` of 100 × 64 KiB", func(r string) float64 { return timeCopy(filepath.Join(r, "copy")) }},
+	{"cat", "`cat` of 32 MiB", func(r string) float64 { return timeRead(filepath.Join(r, "big32.bin"), wanBigSize) }},
+	{"find", "`find`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("find", filepath.Join(r, "small")) }},
+	{"tar", "`tar c` of 100 × 64 KiB", func(r string) float64 { return timeCmd("tar", "cf", "-", "-C", r, "copy") }}, // to a pipe: tar skips reading for /dev/null
+	{"du", "`du -s`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("du", "-s", filepath.Join(r, "small")) }},
+	{"par", "200 × 5 KiB, 16 parallel", func(r string) float64 { return parallelReadAll(filepath.Join(r, "small"), 16) }},
 }
 
 // wanFirstListing is measured apart: it includes starting the mount.
@@ -172,6 +182,35 @@ func runWANSuite(s *server, c client, work string) map[string]float64 {
 	}
 	// Mount → first listing: from starting the client to a listing of the
 	// share's root with its entries.
+	if wanSelected("first") {
+		out[wanFirstListing] = timeFirstListing(s, c, mnt, root)
+	}
+	for _, w := range wanWorkloads {
+		if !wanSelected(w.key) {
+			continue
+		}
+		cmd, err := c.mount(s, mnt)
+		check(err)
+		// Both start timing with a live connection and nothing cached:
+		// sshfs connects while mounting, dsftp on first access.
+		if _, err := os.Stat(filepath.Join(root, "big32.bin")); err != nil {
+			fatal("%s on %s: %v", c.name, s.name, err)
+		}
+		out[w.name] = w.run(root)
+		if c.name == "dsftp" {
+			out[wanPeakRSS+w.name] = peakRSSMiB(cmd.Process.Pid)
+		}
+		unmount(mnt, cmd)
+		if *verbose {
+			fmt.Fprintf(os.Stderr, "  %-34s %.3f\n", w.name, out[w.name])
+		}
+	}
+	return out
+}
+
+// timeFirstListing measures from starting the client to a listing of the
+// share's root with its entries.
+func timeFirstListing(s *server, c client, mnt, root string) float64 {
 	start := time.Now()
 	cmd, err := c.mount(s, mnt)
 	check(err)
@@ -184,23 +223,29 @@ func runWANSuite(s *server, c client, work string) map[string]float64 {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	out[wanFirstListing] = time.Since(start).Seconds()
+	d := time.Since(start).Seconds()
 	unmount(mnt, cmd)
-	for _, w := range wanWorkloads {
-		cmd, err := c.mount(s, mnt)
-		check(err)
-		// Both start timing with a live connection and nothing cached:
-		// sshfs connects while mounting, dsftp on first access.
-		if _, err := os.Stat(filepath.Join(root, "big32.bin")); err != nil {
-			fatal("%s on %s: %v", c.name, s.name, err)
-		}
-		out[w.name] = w.run(root)
-		unmount(mnt, cmd)
-		if *verbose {
-			fmt.Fprintf(os.Stderr, "  %-34s %.3f\n", w.name, out[w.name])
+	return d
+}
+
+// wanPeakRSS prefixes the results that hold the dsftp mount's peak RSS
+// after a workload.
+const wanPeakRSS = "rss:"
+
+// peakRSSMiB is a process's peak resident set (VmHWM) in MiB, or 0 when
+// it cannot be read.
+func peakRSSMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
 		}
 	}
-	return out
+	return 0
 }
 
 // timeCmdOK1 times a command for which exit status 1 is no failure (grep
@@ -313,9 +358,14 @@ func printWANTable(ws wanSetting, servers []*server, r map[string]map[string]map
 	}
 	fmt.Println(head)
 	fmt.Println(sep)
-	names := []string{wanFirstListing}
+	var names []string
+	if wanSelected("first") {
+		names = append(names, wanFirstListing)
+	}
 	for _, w := range wanWorkloads {
-		names = append(names, w.name)
+		if wanSelected(w.key) {
+			names = append(names, w.name)
+		}
 	}
 	for _, n := range names {
 		row := "| " + n + " |"
@@ -329,5 +379,26 @@ func printWANTable(ws wanSetting, servers []*server, r map[string]map[string]map
 			row += fmt.Sprintf(" %.3g | %.3g | %s |", d, a, ratio)
 		}
 		fmt.Println(row)
+	}
+	printWANRSS(servers, names, r)
+}
+
+// printWANRSS prints the dsftp mount's peak RSS (VmHWM) after each
+// workload, to check the bound of --prefetch-memory plus 50 MB.
+func printWANRSS(servers []*server, names []string, r map[string]map[string]map[string][]float64) {
+	fmt.Printf("\ndsftp mount peak RSS (VmHWM, MiB, highest of the runs):\n\n| workload |")
+	for _, s := range servers {
+		fmt.Printf(" %s |", s.name)
+	}
+	fmt.Printf("\n|---|%s\n", strings.Repeat("---:|", len(servers)))
+	for _, n := range names {
+		if n == wanFirstListing {
+			continue
+		}
+		fmt.Printf("| %s |", n)
+		for _, s := range servers {
+			fmt.Printf(" %.0f |", slices.Max(append([]float64{0}, r[s.name]["dsftp"][wanPeakRSS+n]...)))
+		}
+		fmt.Println()
 	}
 }
