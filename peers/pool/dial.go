@@ -126,20 +126,8 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		_ = nc.SetDeadline(dl)
 	}
 
-	auth, closeAgent := p.auth(peer)
+	cfg, closeAgent := p.clientConfig(peer, addr)
 	defer closeAgent()
-	user := peer.User
-	if user == "" {
-		user = p.opts.User
-	}
-	cfg := &ssh.ClientConfig{
-		User:              user,
-		Auth:              auth,
-		HostKeyCallback:   p.hostKeyCallback(peer),
-		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
-		ClientVersion:     "SSH-2.0-dsftp",
-		Config:            ssh.Config{Ciphers: ciphers},
-	}
 	sc, chans, reqs, err := ssh.NewClientConn(bufferedConn{nc, bufio.NewReaderSize(nc, connReadBuf)}, addr, cfg)
 	if err != nil {
 		var hk *HostKeyError
@@ -150,7 +138,7 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 			return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("log in as %q: %w: %v", user, ErrAuth, err)
+			return nil, fmt.Errorf("log in as %q: %w: %v", cfg.User, ErrAuth, err)
 		}
 		return nil, fmt.Errorf("ssh handshake: %w", err)
 	}
@@ -339,3 +327,22 @@ type bufferedConn struct {
 }
 
 func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// clientConfig is the SSH client configuration for logging in to peer at
+// addr: our keys, the peer's host key check, AES-GCM first. closeAgent
+// releases the ssh-agent connection once the handshake is over.
+func (p *Pool) clientConfig(peer peers.Peer, addr string) (cfg *ssh.ClientConfig, closeAgent func()) {
+	auth, closeAgent := p.auth(peer)
+	user := peer.User
+	if user == "" {
+		user = p.opts.User
+	}
+	return &ssh.ClientConfig{
+		User:              user,
+		Auth:              auth,
+		HostKeyCallback:   p.hostKeyCallback(peer),
+		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
+		ClientVersion:     "SSH-2.0-dsftp",
+		Config:            ssh.Config{Ciphers: ciphers},
+	}, closeAgent
+}

@@ -235,18 +235,8 @@ func (p *Pool) sshClient(ctx context.Context, peer peers.Peer, addr string) (*ss
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	auth, closeAgent := p.auth(peer)
+	cfg, closeAgent := p.clientConfig(peer, addr)
 	defer closeAgent()
-	user := peer.User
-	if user == "" {
-		user = p.opts.User
-	}
-	cfg := &ssh.ClientConfig{
-		User: user, Auth: auth, ClientVersion: "SSH-2.0-dsftp",
-		HostKeyCallback:   p.hostKeyCallback(peer),
-		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
-		Config:            ssh.Config{Ciphers: ciphers},
-	}
 	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	if err != nil {
 		nc.Close()
