@@ -29,27 +29,9 @@ func TestSSHFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := startTestShare(t, f.share, nil)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CleanupUnmount(t, mnt)
-
+	mnt := ts.mountSSHFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := []string{"max_read=262144"}
-	for i := 0; i+1 < len(ts.sshArgs()); i += 2 {
-		opts = append(opts, ts.sshArgs()[i+1])
-	}
-	mount := exec.CommandContext(ctx, tools[0], "-p", strconv.Itoa(ts.port), "-o", strings.Join(opts, ","), "anyone@127.0.0.1:/", mnt)
-	if out, err := mount.CombinedOutput(); err != nil {
-		t.Fatalf("sshfs: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
-			t.Logf("fusermount3 -u: %v %s", err, out)
-		}
-	})
 	if !testenv.Mounted(mnt) {
 		t.Fatalf("%s is not mounted", mnt)
 	}
@@ -116,4 +98,32 @@ func TestSSHFS(t *testing.T) {
 	if after := treeHash(t, f.share); after != before {
 		t.Errorf("the shared tree changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+}
+
+// mountSSHFS mounts the share with the real sshfs (256 KiB reads, this
+// share's client key and pinned host key) and unmounts it at cleanup.
+func (ts *testShare) mountSSHFS(t *testing.T) string {
+	t.Helper()
+	sshfs := testenv.Require(t, "sshfs")[0]
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CleanupUnmount(t, mnt)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := []string{"max_read=262144"}
+	for i := 0; i+1 < len(ts.sshArgs()); i += 2 {
+		opts = append(opts, ts.sshArgs()[i+1])
+	}
+	mount := exec.CommandContext(ctx, sshfs, "-p", strconv.Itoa(ts.port), "-o", strings.Join(opts, ","), "anyone@127.0.0.1:/", mnt)
+	if out, err := mount.CombinedOutput(); err != nil {
+		t.Fatalf("sshfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+			t.Logf("fusermount3 -u: %v %s", err, out)
+		}
+	})
+	return mnt
 }

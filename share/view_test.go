@@ -318,21 +318,9 @@ func TestWhatIsSharedOpenSSH(t *testing.T) {
 		t.Errorf("sftp downloaded %q; want only todo.txt\n%s", gotFiles, out)
 	}
 
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CleanupUnmount(t, mnt)
+	mnt := ts.mountSSHFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var opts []string
-	for i := 0; i+1 < len(ts.sshArgs()); i += 2 {
-		opts = append(opts, ts.sshArgs()[i+1])
-	}
-	if out, err := exec.CommandContext(ctx, tools[0], "-p", strconv.Itoa(ts.port), "-o", strings.Join(opts, ","), "anyone@127.0.0.1:/", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("sshfs: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("fusermount3", "-u", mnt).Run() })
 	found, err := exec.CommandContext(ctx, tools[1], mnt, "-type", "f").Output()
 	if err != nil {
 		t.Fatalf("find over sshfs: %v\n%s", err, found)
