@@ -50,7 +50,9 @@ var (
 	only1    = flag.String("clients", "dsftp,sshfs,sshfs-aes", "clients to benchmark (for quicker experiments)")
 	seqOnly  = flag.Bool("seq-only", false, "measure only the sequential read and its CPU (for quicker experiments)")
 	extra    = flag.String("dsftp-flags", "", "extra flags for every `dsftp mount`, space-separated (for experiments)")
-	profDir  = flag.String("cpuprofile", "", "write a CPU profile of every dsftp mount's sequential read to `DIR`/mount-N.pprof")
+	profDir  = flag.String("cpuprofile", "", "write a CPU profile of every dsftp mount (its whole life: with -par-only, mostly the parallel read) to `DIR`/mount-N.pprof")
+	parOnly  = flag.Bool("par-only", false, "measure only the parallel small-file read, on a fresh mount (for quicker experiments)")
+	oldBin   = flag.String("dsftp-old", "", "a second dsftp binary to benchmark as client \"dsftp-old\" (add it to -clients), e.g. main's build for before/after")
 )
 
 // client is a way of mounting a server.
@@ -127,7 +129,8 @@ func main() {
 		return
 	}
 	clients := []client{
-		{"dsftp", mountDsftp},
+		{"dsftp", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*dsftpBin, s, dir) }},
+		{"dsftp-old", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*oldBin, s, dir) }},
 		{"sshfs", func(s *server, dir string) (*exec.Cmd, error) { return mountSSHFS(s, dir) }},
 		{"sshfs-aes", func(s *server, dir string) (*exec.Cmd, error) {
 			return mountSSHFS(s, dir, "-o", "Ciphers=aes128-gcm@openssh.com")
@@ -192,7 +195,7 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 	mnt := filepath.Join(work, "mnt-"+c.name)
 	check(os.MkdirAll(mnt, 0o755))
 	root := func() string {
-		if c.name == "dsftp" {
+		if strings.HasPrefix(c.name, "dsftp") {
 			return filepath.Join(mnt, "peer")
 		}
 		return mnt
@@ -208,6 +211,16 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 			fatal("%s on %s: %v", c.name, s.name, err)
 		}
 		fn()
+	}
+	if *parOnly {
+		withMount(func() {
+			pids := clientPIDs(s, mnt)
+			cpu0, srv0, flt0 := cpuSeconds(pids), serverCPU(s), minorFaults(pids)
+			out[metrics[5]] = parallelRead(filepath.Join(root, "par"), 16)
+			fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults), server CPU %.2f s\n",
+				c.name, out[metrics[5]], cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, serverCPU(s)-srv0)
+		})
+		return out
 	}
 	if !*seqOnly {
 		runListings(withMount, root, out)
@@ -359,7 +372,23 @@ func cpuSeconds(pids []int) float64 {
 	return float64(ticks) / 100 // USER_HZ
 }
 
-func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
+// minorFaults is the page faults the processes took so far.
+func minorFaults(pids []int) int64 {
+	var n int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		k, _ := strconv.ParseInt(f[7], 10, 64)
+		n += k
+	}
+	return n
+}
+
+func mountDsftp(bin string, s *server, dir string) (*exec.Cmd, error) {
 	url := fmt.Sprintf("sftp://%s@%s%s?fingerprint=%s", s.user, s.addr, s.dir, s.fp)
 	args := []string{"mount", dir, "--no-share", "--discovery", "off", "--log-level", "warn",
 		"--identity", s.key, "--peer", "peer=" + url}
@@ -368,7 +397,7 @@ func mountDsftp(s *server, dir string) (*exec.Cmd, error) {
 		profiles++
 		args = append(args, "--cpu-profile", filepath.Join(*profDir, fmt.Sprintf("mount-%d.pprof", profiles)))
 	}
-	cmd := exec.Command(*dsftpBin, args...)
+	cmd := exec.Command(bin, args...)
 	return startMount(cmd, dir, "")
 }
 
@@ -422,7 +451,7 @@ func unmount(dir string, cmd *exec.Cmd) {
 	live.Lock()
 	delete(live.mounts, dir)
 	live.Unlock()
-	if cmd.Path == *dsftpBin {
+	if cmd.Path == *dsftpBin || (*oldBin != "" && cmd.Path == *oldBin) {
 		cmd.Process.Signal(syscall.SIGTERM)
 	} else if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: fusermount3 -u %s: %v %s\n", dir, err, out)
@@ -611,6 +640,25 @@ func printTable(servers []*server, clients []client, r map[string]map[string]map
 			}
 			fmt.Printf("| %s | %.3g | %.3g | %.3g | %s | %s |\n", m, d, a, b, ratio(a), ratio(b))
 		}
+		if slices.ContainsFunc(clients, func(c client) bool { return c.name == "dsftp-old" }) {
+			printOld(s, r)
+		}
+	}
+}
+
+// printOld prints the -dsftp-old binary's medians beside dsftp's.
+func printOld(s *server, r map[string]map[string]map[string][]float64) {
+	fmt.Printf("\n| metric | dsftp | dsftp-old | sshfs | vs dsftp-old |\n|---|---:|---:|---:|---:|\n")
+	for _, m := range metrics {
+		d, o, a := median(r[s.name]["dsftp"][m]), median(r[s.name]["dsftp-old"][m]), median(r[s.name]["sshfs"][m])
+		ratio := "–"
+		if d != 0 && o != 0 {
+			ratio = fmt.Sprintf("%.2f×", o/d)
+			if higherBetter[m] {
+				ratio = fmt.Sprintf("%.2f×", d/o)
+			}
+		}
+		fmt.Printf("| %s | %.3g | %.3g | %.3g | %s |\n", m, d, o, a, ratio)
 	}
 }
 

@@ -128,7 +128,7 @@ func runWAN(work string, servers []*server) {
 	data := filepath.Join(work, "data")
 	makeWANData(data)
 	clients := []client{
-		{"dsftp", mountDsftp},
+		{"dsftp", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*dsftpBin, s, dir) }},
 		{"sshfs", func(s *server, dir string) (*exec.Cmd, error) { return mountSSHFS(s, dir) }},
 	}
 	for _, ws := range wanSettings {
