@@ -15,6 +15,7 @@ import (
 // readOnly: the EROFS answers to every write, on both kinds of node.
 var (
 	_ fusefs.NodeSetattrer = readOnly{}
+	_ fusefs.NodeFlusher   = readOnly{}
 	_ fusefs.NodeMkdirer   = readOnly{}
 	_ fusefs.NodeMknoder   = readOnly{}
 	_ fusefs.NodeCreater   = readOnly{}

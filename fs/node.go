@@ -244,12 +244,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return nil, 0, errno
 	}
 	expected := n.fsys.pf.opened(p, n.peerID, n.rel)
-	data, errno := n.fsys.pf.content(ctx, n.peerID, n.rel, &a, expected)
+	e, errno := n.fsys.pf.content(ctx, n.peerID, n.rel, &a, expected)
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	if data != nil {
-		return newMemHandle(n, p, data, int64(a.Size)), n.keepCache(&a), 0
+	if e != nil {
+		return newMemHandle(n, p, e, int64(a.Size)), n.keepCache(&a), 0
 	}
 	r, err := n.fsys.opts.Pool.OpenReader(ctx, p, n.rel, int64(a.Size))
 	if err != nil {

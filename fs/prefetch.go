@@ -61,6 +61,10 @@ type contentEntry struct {
 	at    time.Time // when the fetch started: the age of the content
 	used  bool
 	elem  *list.Element
+	// Open handles reading data; it goes back to the pool's buffers
+	// when the last is released after the entry was dropped.
+	refs    int
+	dropped bool
 }
 
 func (e *contentEntry) matches(a *fuse.Attr) bool {
@@ -306,9 +310,34 @@ func (pf *prefetcher) makeRoomLocked(want int64) bool {
 func (pf *prefetcher) dropLocked(e *contentEntry) {
 	pf.lru.Remove(e.elem)
 	delete(pf.entries, e.key)
-	pf.mem -= int64(len(e.data))
+	pf.mem -= int64(cap(e.data))
 	if !e.used {
 		pf.stats.wasted += int64(len(e.data))
+	}
+	e.dropped = true
+	if e.refs == 0 {
+		pool.RecycleFetched(e.data)
+	}
+}
+
+// unref ends one open handle's use of e.data. consumed: the handle
+// handed all of it to the kernel, whose page cache now holds it (a reopen
+// of the unchanged file keeps that cache), so the entry has done its job
+// and its buffer is reused for the next fetch rather than held until
+// evicted: fresh memory for every file costs a page fault per 4 KiB.
+func (pf *prefetcher) unref(e *contentEntry, consumed bool) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	e.refs--
+	if e.refs > 0 {
+		return
+	}
+	if !e.dropped && consumed {
+		pf.dropLocked(e)
+		return
+	}
+	if e.dropped {
+		pool.RecycleFetched(e.data)
 	}
 }
 
@@ -333,17 +362,19 @@ func (pf *prefetcher) startLocked(p peers.Peer, k, rel string, want int, a fuse.
 			pf.stats.wasted += int64(len(data))
 			f.err = err
 			pf.stopPeerLocked(k, err)
-		} else if pf.makeRoomLocked(int64(want)) {
+			pool.RecycleFetched(data)
+		} else if pf.makeRoomLocked(int64(cap(data))) {
 			e := &contentEntry{key: k, size: a.Size, mtime: a.Mtime, nsec: a.Mtimensec, data: data, at: at}
 			if old := pf.entries[k]; old != nil {
 				pf.dropLocked(old)
 			}
 			e.elem = pf.lru.PushBack(e)
 			pf.entries[k] = e
-			pf.mem += int64(want)
+			pf.mem += int64(cap(data))
 			f.entry = e
 		} else {
 			pf.stats.wasted += int64(len(data))
+			pool.RecycleFetched(data)
 		}
 		pf.mu.Unlock()
 		close(f.done)
@@ -378,8 +409,9 @@ func (pf *prefetcher) stopPeerLocked(k string, err error) {
 // waiting for a fetch in flight (interruptibly). A failed fetch's errno is
 // returned for errors of the peer (timeouts, lost connections), so a
 // frozen peer is not asked twice; any other failure falls back to a
-// normal open (nil, 0).
-func (pf *prefetcher) content(ctx context.Context, peerID, rel string, a *fuse.Attr, expected bool) ([]byte, syscall.Errno) {
+// normal open (nil, 0). The caller reads the entry's data until it calls
+// unref (exactly once).
+func (pf *prefetcher) content(ctx context.Context, peerID, rel string, a *fuse.Attr, expected bool) (*contentEntry, syscall.Errno) {
 	if pf == nil {
 		return nil, 0
 	}
@@ -432,7 +464,8 @@ func (pf *prefetcher) content(ctx context.Context, peerID, rel string, a *fuse.A
 	}
 	pf.lru.MoveToBack(e.elem)
 	pf.fsys.log.Debug("prefetch hit", "path", rel, "bytes", len(e.data))
-	return e.data, 0
+	e.refs++
+	return e, 0
 }
 
 func (pf *prefetcher) logLocked(msg, peerID, dir string) {

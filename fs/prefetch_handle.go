@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/dsftp/dsftp/peers"
@@ -21,8 +22,13 @@ import (
 type memHandle struct {
 	n    *node
 	p    peers.Peer
-	data []byte
-	size int64 // at open
+	e    *contentEntry // unref'd at Release
+	data []byte        // e.data
+	size int64         // at open
+
+	// consumed: a read reached the end of data, so the kernel got all
+	// of it.
+	consumed atomic.Bool
 
 	once  sync.Once
 	ready chan struct{} // closed once r or err is set
@@ -35,9 +41,9 @@ var (
 	_ fusefs.FileReleaser = (*memHandle)(nil)
 )
 
-func newMemHandle(n *node, p peers.Peer, data []byte, size int64) *memHandle {
-	h := &memHandle{n: n, p: p, data: data, size: size, ready: make(chan struct{})}
-	if int64(len(data)) < size {
+func newMemHandle(n *node, p peers.Peer, e *contentEntry, size int64) *memHandle {
+	h := &memHandle{n: n, p: p, e: e, data: e.data, size: size, ready: make(chan struct{})}
+	if int64(len(h.data)) < size {
 		h.startReader() // the rest will be wanted: open it meanwhile
 	}
 	return h
@@ -58,6 +64,9 @@ func (h *memHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 	cached := int64(len(h.data))
 	end := off + int64(len(dest))
 	if end <= cached || (cached == h.size && !h.grew(end)) {
+		if end >= cached {
+			h.consumed.Store(true)
+		}
 		if off >= cached {
 			return fuse.ReadResultData(nil), 0
 		}
@@ -102,8 +111,11 @@ func (h *memHandle) grew(end int64) bool {
 	return ok && e.errno == 0 && int64(e.attr.Size) > h.size
 }
 
-// Release closes the Reader, if one was opened, in the background.
+// Release closes the Reader, if one was opened, in the background, and
+// hands the cached data back: the kernel releases a file only after every
+// read on it was answered, so nothing reads h.data any more.
 func (h *memHandle) Release(ctx context.Context) syscall.Errno {
+	h.n.fsys.pf.unref(h.e, h.consumed.Load())
 	h.once.Do(func() { close(h.ready) }) // none started: none will be
 	go func() {
 		<-h.ready

@@ -46,3 +46,11 @@ func (readOnly) Rmdir(ctx context.Context, name string) syscall.Errno { return s
 func (readOnly) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	return syscall.EROFS
 }
+
+// Flush answers ENOSYS: nothing is ever written, so a close has nothing
+// to flush, and after the first ENOSYS the kernel stops sending FLUSH at
+// every close, one FUSE round trip less per file opened (1,000 small
+// files read 16 at a time: 4,000 FUSE requests instead of 5,000).
+func (readOnly) Flush(ctx context.Context, f fusefs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}

@@ -11,7 +11,8 @@ import (
 // OPEN, the READs as soon as its handle arrives, and a CLOSE it does not
 // wait for, all on the least busy of the peer's connections (so many
 // fetches run in parallel across them). The data is shorter than n only at
-// the end of the file. It runs under the pool's deadlines, so a frozen
+// the end of the file; its buffer may be handed back with RecycleFetched
+// once nothing reads it. It runs under the pool's deadlines, so a frozen
 // peer fails it with ErrTimeout.
 func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([]byte, error) {
 	return do(ctx, p, peer, "prefetch", rel, func(c *conn) ([]byte, error) {
@@ -23,9 +24,10 @@ func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([
 		if err != nil {
 			return nil, err
 		}
-		// A private buffer: a fetch cut short at the deadline may still
-		// be written into after do returned.
-		buf := make([]byte, n)
+		// A buffer of its own: a fetch cut short at the deadline may
+		// still be written into after do returned (and then nobody
+		// recycles it).
+		buf := getFetchBuf(n)
 		k := 0
 		if n > 0 {
 			k, err = d.readAt(h, buf, 0, c.piece)
