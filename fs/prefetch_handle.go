@@ -70,7 +70,11 @@ func (h *memHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 		if off >= cached {
 			return fuse.ReadResultData(nil), 0
 		}
-		return fuse.ReadResultData(h.data[off:min(end, cached)]), 0
+		// Copied into the request's own buffer, not handed out as a
+		// slice of h.data: go-fuse writes the reply after Read returns,
+		// and nothing orders that write before the Release that recycles
+		// h.data.
+		return fuse.ReadResultData(dest[:copy(dest, h.data[off:min(end, cached)])]), 0
 	}
 	h.startReader()
 	select {

@@ -352,6 +352,20 @@ func (d *dataChan) closeHandle(h string) error {
 // for the rest. It returns the contiguous prefix read and io.EOF at the end
 // of the file.
 func (d *dataChan) readAt(h string, b []byte, off int64, piece int) (int, error) {
+	return d.readAtClose(h, b, off, piece, false)
+}
+
+// errClosedShort: a read sent with its CLOSE came back short, and the
+// handle was gone for the rest.
+var errClosedShort = errors.New("short read of a handle already closed")
+
+// readAtClose is readAt that, with closeAfter, sends the handle's CLOSE
+// in the same write as the READs (servers answer one session's requests
+// in order, so the READs are served first): one packet and one system
+// call less per file, on both ends, and nobody waits for the CLOSE. A
+// short answer then cannot be followed up: the prefix read comes back
+// with errClosedShort.
+func (d *dataChan) readAtClose(h string, b []byte, off int64, piece int, closeAfter bool) (int, error) {
 	type part struct {
 		lo, hi int
 		req    *dataReq
@@ -374,6 +388,9 @@ func (d *dataChan) readAt(h string, b []byte, off int64, piece int) (int, error)
 		binary.BigEndian.PutUint32(tail[8:], uint32(hi-lo))
 		batch = append(batch, outPacket{fxpRead, req, [][]byte{hs, tail}})
 		parts = append(parts, part{lo, hi, req})
+	}
+	if closeAfter {
+		batch = append(batch, outPacket{fxpClose, &dataReq{}, [][]byte{hs}})
 	}
 	if err := d.sendBatch(batch); err != nil {
 		// Every request is answered or failed: wait until none can
@@ -404,6 +421,10 @@ func (d *dataChan) readAt(h string, b []byte, off int64, piece int) (int, error)
 			lo += req.n
 			n = lo
 			if lo >= p.hi {
+				break
+			}
+			if closeAfter {
+				first = errClosedShort
 				break
 			}
 			// The server answered less than asked (its own cap): ask

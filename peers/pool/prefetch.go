@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/dsftp/dsftp/peers"
@@ -30,12 +31,13 @@ func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([
 		buf := getFetchBuf(n)
 		k := 0
 		if n > 0 {
-			k, err = d.readAt(h, buf, 0, c.piece)
+			k, err = d.readAtClose(h, buf, 0, c.piece, true)
+		} else {
+			d.closeNoWait(h)
 		}
-		d.closeNoWait(h)
 		p.bytesRead.Add(int64(k))
-		if err == io.EOF {
-			err = nil
+		if err == io.EOF || errors.Is(err, errClosedShort) {
+			err = nil // short: the caller sees the file changed
 		}
 		return buf[:k], err
 	})
