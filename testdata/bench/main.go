@@ -213,13 +213,7 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 		fn()
 	}
 	if *parOnly {
-		withMount(func() {
-			pids := clientPIDs(s, mnt)
-			cpu0, srv0, flt0 := cpuSeconds(pids), serverCPU(s), minorFaults(pids)
-			out[metrics[5]] = parallelRead(filepath.Join(root, "par"), 16)
-			fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults), server CPU %.2f s\n",
-				c.name, out[metrics[5]], cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, serverCPU(s)-srv0)
-		})
+		withMount(func() { out[metrics[5]] = measureParallel(s, c, mnt, root) })
 		return out
 	}
 	if !*seqOnly {
@@ -245,7 +239,7 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 			fmt.Fprintf(os.Stderr, "  server CPU per GiB read (s)      %.3f\n", srv/(float64(n)/(1<<30)))
 		}
 		if !*seqOnly {
-			out[metrics[5]] = parallelRead(filepath.Join(root, "par"), 16)
+			out[metrics[5]] = measureParallel(s, c, mnt, root)
 		}
 	})
 	if *verbose {
@@ -303,6 +297,19 @@ func evict(p string) {
 	check(err)
 	defer f.Close()
 	check(unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED))
+}
+
+// measureParallel times the parallel small-file read and, with -v or
+// -par-only, prints the CPU and page faults it cost.
+func measureParallel(s *server, c client, mnt, root string) float64 {
+	pids := clientPIDs(s, mnt)
+	cpu0, srv0, flt0 := cpuSeconds(pids), serverCPU(s), minorFaults(pids)
+	d := parallelRead(filepath.Join(root, "par"), 16)
+	if *verbose || *parOnly {
+		fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults), server CPU %.2f s\n",
+			c.name, d, cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, serverCPU(s)-srv0)
+	}
+	return d
 }
 
 func parallelRead(dir string, workers int) float64 {
