@@ -17,6 +17,11 @@ const (
 	// ChannelShare carries a complete SSH connection to the share of the
 	// member that holds the outer connection as its client (reverse).
 	ChannelShare = "dsftp-ssh@dsftp"
+	// ChannelSFTP is an SFTP session with the share of the member that
+	// holds the outer connection as its client (reverse), opened by the
+	// member that holds it for its own reads: no inner SSH, since the
+	// outer connection already authenticated both ends (SFTPOpen).
+	ChannelSFTP = "dsftp-sftp@dsftp"
 	// ChannelRelay asks a member to pipe the channel to the share of the
 	// member named by fingerprint (RelayRequest).
 	ChannelRelay = "dsftp-relay@dsftp"
@@ -39,6 +44,11 @@ type DialBackReply struct{ Reached string }
 
 // RelayRequest is the payload of a ChannelRelay open.
 type RelayRequest struct{ Target string }
+
+// SFTPOpen is the payload of a ChannelSFTP open: channels with the same
+// Conn number are the sessions of one connection to the share (they share
+// its handles and limits), as the sessions of one SSH login are.
+type SFTPOpen struct{ Conn uint32 }
 
 // ReverseRequest is the payload of a RequestReverse global request: the
 // host key fingerprint of the share offered.
