@@ -225,8 +225,9 @@ func (r rateReader) Read(p []byte) (int, error) {
 }
 
 // ServeStream serves one SSH connection arriving over stream c instead of
-// the listener: a reverse route, where another member opened a channel
-// over the connection this side dialed. It gets the same limits, login
+// the listener: a relay to this share, where the member holding our
+// reverse connection opened a channel over it for another member, who must
+// log in and sees this share's host key end to end. It gets the same limits, login
 // and confinement as an inbound connection, counted against c's remote
 // address, and returns when the connection ends.
 func (s *Server) ServeStream(c net.Conn) error {
