@@ -88,7 +88,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
 	idleDone := make(chan struct{})
 	defer close(idleDone)
-	go s.closeWhenIdle(log, sconn, flow, idleDone)
+	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
 
 	s.serveChannels(log, chans, flow, fp)
 	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
@@ -223,7 +223,7 @@ func rejectFirstChannel(chans <-chan ssh.NewChannel, reason string) {
 
 // closeWhenIdle closes the connection once it has had no open handle and
 // no request for IdleTimeout.
-func (s *Server) closeWhenIdle(log *slog.Logger, sconn *ssh.ServerConn, flow *connFlow, done <-chan struct{}) {
+func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlow, done <-chan struct{}) {
 	if s.opts.IdleTimeout < 0 {
 		return
 	}
@@ -237,7 +237,7 @@ func (s *Server) closeWhenIdle(log *slog.Logger, sconn *ssh.ServerConn, flow *co
 		case now := <-t.C:
 			if flow.idleFor(now) >= s.opts.IdleTimeout {
 				log.Info("closing idle connection", "idle_timeout", s.opts.IdleTimeout)
-				sconn.Close()
+				closeConn()
 				return
 			}
 		}

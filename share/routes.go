@@ -29,10 +29,11 @@ const relayLinger = 5 * time.Second
 type Routes interface {
 	// Offer is called when the logged-in client whose key has fingerprint
 	// clientKey offers its share, host key fingerprint hostKey, over its
-	// connection; open opens a stream that carries an SSH connection to
-	// that share. It returns what to call when the connection ends, or an
-	// error to refuse.
-	Offer(clientKey, hostKey string, open func() (net.Conn, error)) (release func(), err error)
+	// connection conn: the holder may open sshstream.ChannelSFTP channels
+	// on conn for its own reads, and sshstream.ChannelShare channels (a
+	// complete SSH connection to that share) for relays. It returns what to
+	// call when the connection ends, or an error to refuse.
+	Offer(clientKey, hostKey string, conn ssh.Conn) (release func(), err error)
 	// Relay returns a stream to the share with host key fingerprint
 	// target, for the logged-in client whose key has fingerprint
 	// clientKey, or an error to refuse.
@@ -76,15 +77,7 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 		if req.Type == sshstream.RequestReverse && s.opts.Routes != nil && clientKey != "" && len(releases) == 0 {
 			var p sshstream.ReverseRequest
 			if err := ssh.Unmarshal(req.Payload, &p); err == nil {
-				open := func() (net.Conn, error) {
-					ch, creqs, err := sconn.OpenChannel(sshstream.ChannelShare, nil)
-					if err != nil {
-						return nil, err
-					}
-					go ssh.DiscardRequests(creqs)
-					return sshstream.New(ch, sconn.LocalAddr(), sconn.RemoteAddr()), nil
-				}
-				release, err := s.opts.Routes.Offer(clientKey, p.HostKey, open)
+				release, err := s.opts.Routes.Offer(clientKey, p.HostKey, sconn)
 				if err == nil {
 					ok = true
 					releases = append(releases, release)
@@ -232,8 +225,9 @@ func (r rateReader) Read(p []byte) (int, error) {
 }
 
 // ServeStream serves one SSH connection arriving over stream c instead of
-// the listener: a reverse route, where another member opened a channel
-// over the connection this side dialed. It gets the same limits, login
+// the listener: a relay to this share, where the member holding our
+// reverse connection opened a channel over it for another member, who must
+// log in and sees this share's host key end to end. It gets the same limits, login
 // and confinement as an inbound connection, counted against c's remote
 // address, and returns when the connection ends.
 func (s *Server) ServeStream(c net.Conn) error {

@@ -27,32 +27,33 @@ type stubRoutes struct {
 	owner map[string]string // host key fp -> client key fp of that member
 
 	mu       sync.Mutex
-	open     map[string]func() (net.Conn, error)
+	conns    map[string]ssh.Conn
 	recorded bytes.Buffer
 }
 
-func (r *stubRoutes) Offer(clientKey, hostKey string, open func() (net.Conn, error)) (func(), error) {
+func (r *stubRoutes) Offer(clientKey, hostKey string, conn ssh.Conn) (func(), error) {
 	if r.owner[hostKey] != clientKey {
 		return nil, errors.New("not that member's key")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.open[hostKey] = open
+	r.conns[hostKey] = conn
 	return func() {}, nil
 }
 
 func (r *stubRoutes) Relay(clientKey, target string) (net.Conn, error) {
 	r.mu.Lock()
-	open := r.open[target]
+	conn := r.conns[target]
 	r.mu.Unlock()
-	if open == nil {
+	if conn == nil {
 		return nil, errors.New("no reverse connection from " + target)
 	}
-	c, err := open()
+	ch, reqs, err := conn.OpenChannel(sshstream.ChannelShare, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &recordConn{Conn: c, r: r}, nil
+	go ssh.DiscardRequests(reqs)
+	return &recordConn{Conn: sshstream.New(ch, conn.LocalAddr(), conn.RemoteAddr()), r: r}, nil
 }
 
 // DialBack reports every address reached: the share's part (limits,
@@ -98,7 +99,7 @@ func TestReverseAndRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	shareC := startTestShare(t, cDir, nil)
-	routes := &stubRoutes{open: map[string]func() (net.Conn, error){}}
+	routes := &stubRoutes{conns: map[string]ssh.Conn{}}
 	shareA := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = routes })
 	cFP := shareC.srv.Fingerprint()
 	routes.owner = map[string]string{cFP: ssh.FingerprintSHA256(shareA.client.Signer.PublicKey())}
@@ -183,7 +184,7 @@ func TestReverseAndRelay(t *testing.T) {
 // reached.
 func TestDialBackLimits(t *testing.T) {
 	t.Parallel()
-	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = &stubRoutes{open: map[string]func() (net.Conn, error){}} })
+	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = &stubRoutes{conns: map[string]ssh.Conn{}} })
 	c, err := s.dial(t)
 	if err != nil {
 		t.Fatal(err)

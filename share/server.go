@@ -167,7 +167,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	ln       net.Listener
-	live     map[net.Conn]struct{} // every accepted connection, for shutdown
+	live     map[io.Closer]struct{} // every accepted connection, for shutdown
 	shutdown bool
 
 	wg sync.WaitGroup
@@ -227,7 +227,7 @@ func New(opts Options) (*Server, error) {
 	if opts.LoginGrace <= 0 {
 		opts.LoginGrace = DefaultLoginGrace
 	}
-	s := &Server{opts: opts, log: opts.Logger, live: map[net.Conn]struct{}{}}
+	s := &Server{opts: opts, log: opts.Logger, live: map[io.Closer]struct{}{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -545,7 +545,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // track records a live connection; false once shutdown began.
-func (s *Server) track(c net.Conn) bool {
+func (s *Server) track(c io.Closer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown {
@@ -555,7 +555,7 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-func (s *Server) untrack(c net.Conn) {
+func (s *Server) untrack(c io.Closer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.live, c)

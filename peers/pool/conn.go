@@ -11,7 +11,6 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
 )
 
 // Read sizes: OpenSSH's sftp-server answers reads of up to 255 KiB and says
@@ -29,7 +28,7 @@ const growAt = 3
 type conn struct {
 	g     *group
 	addr  string
-	ssh   *ssh.Client
+	ssh   link
 	sftp  *sftp.Client
 	piece int // read request size this server accepts
 

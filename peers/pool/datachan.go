@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"sync"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // dataChan is a second SFTP session on a connection that carries only
@@ -19,7 +17,7 @@ import (
 // straight from the channel into the caller's buffer, which halves the
 // client's CPU per byte on bulk reads. Metadata stays with pkg/sftp.
 type dataChan struct {
-	sess *ssh.Session
+	sess sftpPipe
 	w    io.WriteCloser
 	r    *bufio.Reader
 
@@ -83,50 +81,37 @@ var errServerStatus = errors.New("server refused")
 
 // openDataChan starts the session; track records incoming data for the
 // deadline watchdog.
-func openDataChan(client *ssh.Client, track func(io.Reader) io.Reader) (*dataChan, error) {
-	sess, err := client.NewSession()
+func openDataChan(lk link, track func(io.Reader) io.Reader) (*dataChan, error) {
+	sess, err := lk.openSFTP()
 	if err != nil {
 		return nil, fmt.Errorf("open data session: %w", err)
 	}
-	w, err := sess.StdinPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	rd, err := sess.StdoutPipe()
-	if err != nil {
-		sess.Close()
-		return nil, err
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		sess.Close()
-		return nil, fmt.Errorf("start sftp subsystem: %w", err)
-	}
+	w, rd := sess.w, sess.r
 	d := &dataChan{sess: sess, w: w, r: bufio.NewReaderSize(track(rd), 4<<10), pending: map[uint32]*dataReq{}}
 	// INIT, version 3; the VERSION reply carries no request ID.
 	if _, err := w.Write([]byte{0, 0, 0, 5, fxpInit, 0, 0, 0, 3}); err != nil {
-		sess.Close()
+		sess.close()
 		return nil, fmt.Errorf("sftp init: %w", err)
 	}
 	var hdr [5]byte
 	if _, err := io.ReadFull(d.r, hdr[:]); err != nil {
-		sess.Close()
+		sess.close()
 		return nil, fmt.Errorf("sftp version: %w", err)
 	}
 	l := binary.BigEndian.Uint32(hdr[:4])
 	if hdr[4] != fxpVersion || l < 5 || l > 1<<20 {
-		sess.Close()
+		sess.close()
 		return nil, fmt.Errorf("sftp version: unexpected packet type %d", hdr[4])
 	}
 	if _, err := d.r.Discard(int(l) - 1); err != nil {
-		sess.Close()
+		sess.close()
 		return nil, fmt.Errorf("sftp version: %w", err)
 	}
 	go d.readLoop()
 	return d, nil
 }
 
-func (d *dataChan) close() { d.sess.Close() }
+func (d *dataChan) close() { d.sess.close() }
 
 // readLoop dispatches replies until the channel fails.
 func (d *dataChan) readLoop() {
@@ -142,7 +127,7 @@ func (d *dataChan) readLoop() {
 		r.err = d.err
 		close(r.done)
 	}
-	d.sess.Close()
+	d.sess.close()
 }
 
 func (d *dataChan) readReplies() error {

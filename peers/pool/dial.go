@@ -108,6 +108,14 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 // dialAddr connects to one address; ctx bounds everything up to a working
 // SFTP session.
 func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *group) (*conn, error) {
+	if addr == routeReverse && p.opts.Routes != nil {
+		c, err := p.dialReverseSFTP(ctx, peer, g)
+		if !errors.Is(err, errOldReverse) {
+			return c, err
+		}
+		// The member runs an older dsftp: a complete SSH connection
+		// inside a channel, as before.
+	}
 	nc, err := p.dialStream(ctx, peer, addr)
 	if err != nil {
 		return nil, err
@@ -143,12 +151,12 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		return nil, fmt.Errorf("ssh handshake: %w", err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
-	c := &conn{g: g, addr: addr, ssh: client, done: make(chan struct{})}
+	c := &conn{g: g, addr: addr, ssh: clientLink{client}, done: make(chan struct{})}
 	// The bulk session (listings, reads) opens alongside the metadata
 	// one: three round trips saved before the first listing over a long
 	// link. A failure here is retried at first use.
 	go func() { _, _ = c.dataChan() }()
-	cl, err := startSFTP(client, c)
+	cl, err := startSFTP(c.ssh, c)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -173,26 +181,16 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	return c, nil
 }
 
-// startSFTP opens the SFTP subsystem on client for c, whose progress it
-// records; the caller closes client on error.
-func startSFTP(client *ssh.Client, c *conn) (*sftp.Client, error) {
-	sess, err := client.NewSession()
-	if err != nil {
-		return nil, fmt.Errorf("open session: %w", err)
-	}
-	w, err := sess.StdinPipe()
+// startSFTP opens an SFTP session on l for c, whose progress it
+// records; the caller closes l on error.
+func startSFTP(l link, c *conn) (*sftp.Client, error) {
+	sess, err := l.openSFTP()
 	if err != nil {
 		return nil, err
 	}
-	r, err := sess.StdoutPipe()
+	cl, err := sftp.NewClientPipe(progressReader{sess.r, c}, sess.w, sftp.MaxPacketUnchecked(bigPiece))
 	if err != nil {
-		return nil, err
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		return nil, fmt.Errorf("start sftp subsystem: %w", err)
-	}
-	cl, err := sftp.NewClientPipe(progressReader{r, c}, w, sftp.MaxPacketUnchecked(bigPiece))
-	if err != nil {
+		sess.close()
 		return nil, fmt.Errorf("start sftp: %w", err)
 	}
 	return cl, nil

@@ -24,8 +24,14 @@ type ReverseOptions struct {
 	// HostKey is our share's host key fingerprint, offered to members.
 	HostKey string
 	// Serve serves our share on a stream a member opened back (the
-	// share's ServeStream); it returns when that connection ends.
+	// share's ServeStream): a complete SSH connection, for relays; it
+	// returns when that connection ends.
 	Serve func(net.Conn) error
+	// ServeSFTP serves the SFTP channels the member holding a reverse
+	// connection opens for its own reads (the share's ServeReverse);
+	// holder is its host key fingerprint. It returns once chans is
+	// closed. Without it members read through Serve.
+	ServeSFTP func(remote net.Addr, holder string, chans <-chan ssh.NewChannel)
 	// Needed reports whether we need reverse connections now: nobody
 	// can dial our advertised addresses.
 	Needed func() bool
@@ -176,6 +182,10 @@ func (p *Pool) dialReverse(ctx context.Context, member peers.Peer, o ReverseOpti
 			continue
 		}
 		chans := client.HandleChannelOpen(sshstream.ChannelShare)
+		if o.ServeSFTP != nil {
+			sftpChans := client.HandleChannelOpen(sshstream.ChannelSFTP)
+			go o.ServeSFTP(client.RemoteAddr(), member.ID, onlyLive(sftpChans, member.ID, o.Members))
+		}
 		ok, _, err := client.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: o.HostKey}))
 		if err != nil || !ok {
 			client.Close()
@@ -201,6 +211,25 @@ func serveReverse(log *slog.Logger, client *ssh.Client, chans <-chan ssh.NewChan
 			}
 		}()
 	}
+}
+
+// onlyLive passes on the channels opened while the member holding the
+// connection (host key fingerprint id, checked when we dialed it) has a
+// live advert, as a login needs one; it refuses the others.
+func onlyLive(in <-chan ssh.NewChannel, id string, members func() []peers.Entry) <-chan ssh.NewChannel {
+	out := make(chan ssh.NewChannel)
+	go func() {
+		defer close(out)
+		for nc := range in {
+			live := slices.ContainsFunc(members(), func(e peers.Entry) bool { return e.ID == id && !e.ClientOnly })
+			if !live {
+				_ = nc.Reject(ssh.Prohibited, "not a member with a live advert")
+				continue
+			}
+			out <- nc
+		}
+	}()
+	return out
 }
 
 // reverseKeepalive closes a reverse connection whose member stops

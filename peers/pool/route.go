@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share/sshstream"
@@ -35,14 +36,16 @@ type Members interface {
 // share asks it whether to accept an offer or a relay) and gives the pool
 // its reverse route.
 type Routes struct {
-	members Members
+	members  Members
+	nextLink atomic.Uint32 // numbers the pool's links over reverse connections
 
 	mu     sync.Mutex
 	offers map[string][]*offer
 }
 
 type offer struct {
-	open func() (net.Conn, error)
+	conn ssh.Conn      // the member's connection to our share
+	done chan struct{} // closed when it ends
 }
 
 // NewRoutes returns an empty table that checks membership with m.
@@ -53,7 +56,7 @@ func NewRoutes(m Members) *Routes {
 // Offer accepts a reverse connection only from the member that owns
 // hostKey: the key it logged in with must be one of that member's
 // advertised client keys.
-func (r *Routes) Offer(clientKey, hostKey string, open func() (net.Conn, error)) (func(), error) {
+func (r *Routes) Offer(clientKey, hostKey string, conn ssh.Conn) (func(), error) {
 	e, ok := r.members.ByID(hostKey)
 	if !ok || e.ClientOnly {
 		return nil, fmt.Errorf("%s is not a member with a live advert", hostKey)
@@ -61,7 +64,7 @@ func (r *Routes) Offer(clientKey, hostKey string, open func() (net.Conn, error))
 	if !slices.ContainsFunc(e.ClientKeys, func(k ssh.PublicKey) bool { return ssh.FingerprintSHA256(k) == clientKey }) {
 		return nil, fmt.Errorf("the login key %s is not a client key of %s", clientKey, hostKey)
 	}
-	o := &offer{open: open}
+	o := &offer{conn: conn, done: make(chan struct{})}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.offers[hostKey]) >= maxOffersPerPeer {
@@ -75,6 +78,7 @@ func (r *Routes) Offer(clientKey, hostKey string, open func() (net.Conn, error))
 		if len(r.offers[hostKey]) == 0 {
 			delete(r.offers, hostKey)
 		}
+		close(o.done)
 	}, nil
 }
 
@@ -108,20 +112,30 @@ func (r *Routes) Held() (conns, members int) {
 	return conns, len(r.offers)
 }
 
-// Open opens a stream to the share of hostKey over one of its reverse
-// connections, the newest first.
-func (r *Routes) Open(hostKey string) (net.Conn, error) {
+// offersOf are the reverse connections held from hostKey, the newest
+// first.
+func (r *Routes) offersOf(hostKey string) []*offer {
 	r.mu.Lock()
 	os := slices.Clone(r.offers[hostKey]) // newest last
 	r.mu.Unlock()
+	slices.Reverse(os)
+	return os
+}
+
+// Open opens a stream that carries a complete SSH connection to the share
+// of hostKey, over one of its reverse connections, the newest first: for
+// relays, where the member asking must see only ciphertext.
+func (r *Routes) Open(hostKey string) (net.Conn, error) {
+	os := r.offersOf(hostKey)
 	if len(os) == 0 {
 		return nil, fmt.Errorf("no reverse connection from %s is held here", hostKey)
 	}
 	var errs []error
-	for i := len(os) - 1; i >= 0; i-- {
-		c, err := os[i].open()
+	for _, o := range os {
+		ch, reqs, err := o.conn.OpenChannel(sshstream.ChannelShare, nil)
 		if err == nil {
-			return c, nil
+			go ssh.DiscardRequests(reqs)
+			return sshstream.New(ch, o.conn.LocalAddr(), o.conn.RemoteAddr()), nil
 		}
 		errs = append(errs, err)
 	}

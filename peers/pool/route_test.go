@@ -34,7 +34,7 @@ func TestRoutesRefuse(t *testing.T) {
 		bFP: {Peer: peers.Peer{ID: bFP, ClientKeys: []ssh.PublicKey{bk.PublicKey()}}},
 	}
 	r := NewRoutes(m)
-	open := func() (net.Conn, error) { a, b := net.Pipe(); b.Close(); return a, nil }
+	open := fakeConn{}
 	fp := func(s ssh.Signer) string { return ssh.FingerprintSHA256(s.PublicKey()) }
 
 	if _, err := r.Offer(fp(bk), cFP, open); err == nil {
@@ -66,6 +66,21 @@ func TestRoutesRefuse(t *testing.T) {
 		t.Error("a released offer is still held")
 	}
 }
+
+// fakeConn is an SSH connection whose channels open and do nothing.
+type fakeConn struct{ ssh.Conn }
+
+func (fakeConn) OpenChannel(string, []byte) (ssh.Channel, <-chan *ssh.Request, error) {
+	reqs := make(chan *ssh.Request)
+	close(reqs)
+	return fakeChannel{}, reqs, nil
+}
+func (fakeConn) LocalAddr() net.Addr  { return &net.TCPAddr{} }
+func (fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{} }
+
+type fakeChannel struct{ ssh.Channel }
+
+func (fakeChannel) Close() error { return nil }
 
 func mustKey(t *testing.T) ssh.Signer {
 	t.Helper()

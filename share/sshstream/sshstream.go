@@ -1,7 +1,8 @@
-// Package sshstream turns an SSH channel into a net.Conn, so that a whole
-// SSH connection can run inside a channel of another one: the reverse and
-// relay routes of dsftp (a share served over a connection its owner
-// dialed out, and bytes piped through a member that only sees ciphertext).
+// Package sshstream holds the wire names of dsftp's routes and turns an
+// SSH channel into a net.Conn, so that a whole SSH connection can run
+// inside a channel of another one: relays, bytes piped through a member
+// that only sees ciphertext. (The reverse route itself runs SFTP straight
+// on its channels, ChannelSFTP.)
 package sshstream
 
 import (
@@ -15,8 +16,14 @@ import (
 // Channel types and global requests of dsftp's routes.
 const (
 	// ChannelShare carries a complete SSH connection to the share of the
-	// member that holds the outer connection as its client (reverse).
+	// member that holds the outer connection as its client: for relays,
+	// and for holders reading from a member that predates ChannelSFTP.
 	ChannelShare = "dsftp-ssh@dsftp"
+	// ChannelSFTP is an SFTP session with the share of the member that
+	// holds the outer connection as its client (reverse), opened by the
+	// member that holds it for its own reads: no inner SSH, since the
+	// outer connection already authenticated both ends (SFTPOpen).
+	ChannelSFTP = "dsftp-sftp@dsftp"
 	// ChannelRelay asks a member to pipe the channel to the share of the
 	// member named by fingerprint (RelayRequest).
 	ChannelRelay = "dsftp-relay@dsftp"
@@ -39,6 +46,11 @@ type DialBackReply struct{ Reached string }
 
 // RelayRequest is the payload of a ChannelRelay open.
 type RelayRequest struct{ Target string }
+
+// SFTPOpen is the payload of a ChannelSFTP open: channels with the same
+// Conn number are the sessions of one connection to the share (they share
+// its handles and limits), as the sessions of one SSH login are.
+type SFTPOpen struct{ Conn uint32 }
 
 // ReverseRequest is the payload of a RequestReverse global request: the
 // host key fingerprint of the share offered.

@@ -52,11 +52,12 @@ func (in *Instance) startReverse() {
 		return
 	}
 	o := pool.ReverseOptions{
-		HostKey: in.Share.Fingerprint(),
-		Serve:   func(c net.Conn) error { return in.Share.ServeStream(c) },
-		Needed:  func() bool { return !in.reachable.Load() },
-		Members: func() []peers.Entry { return in.Registry.List() },
-		Conns:   in.cfg.Reach.ReverseConns,
+		HostKey:   in.Share.Fingerprint(),
+		Serve:     func(c net.Conn) error { return in.Share.ServeStream(c) },
+		ServeSFTP: in.Share.ServeReverse,
+		Needed:    func() bool { return !in.reachable.Load() },
+		Members:   func() []peers.Entry { return in.Registry.List() },
+		Conns:     in.cfg.Reach.ReverseConns,
 		OnChange: func(via []string) {
 			in.via.Store(&via)
 			in.publishRoutes()

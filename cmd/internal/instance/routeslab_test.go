@@ -118,7 +118,7 @@ func (l *routeLab) add(name, dir string, reachable bool, o memberOpts) *labMembe
 	if o.keepRoutes {
 		wg.Go(func() {
 			_ = m.pool.KeepReverse(ctx, pool.ReverseOptions{
-				HostKey: srv.Fingerprint(), Serve: srv.ServeStream,
+				HostKey: srv.Fingerprint(), Serve: srv.ServeStream, ServeSFTP: srv.ServeReverse,
 				Needed:  func() bool { return !m.reachable.Load() },
 				Members: l.reg.List, Conns: o.conns,
 				OnChange: func(via []string) { m.advert(l, func(p *peers.Peer) { p.Via = via }) },
