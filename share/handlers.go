@@ -327,16 +327,13 @@ func (h *fsHandlers) Readlink(p string) (_ string, err error) {
 	}
 	shown, ok := linkTargetForClient(h.view.rootReal, res.req, target)
 	if !ok {
-		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errLinkOutside}
+		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errEscape}
 	}
 	if !h.view.targetShown(res.real, target) {
 		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errNotShared}
 	}
 	return shown, nil
 }
-
-// errLinkOutside is why readlink of a symlink leaving the share fails.
-var errLinkOutside = fmt.Errorf("symlink points outside the share: %w", sftp.ErrSSHFxPermissionDenied)
 
 // RealPath canonicalises a path in the client's view: the share is "/",
 // so realpath of "." is "/". The path need not exist (clients ask before

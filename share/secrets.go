@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -64,13 +66,41 @@ func notLabel(r rune) bool {
 type secretGuard struct {
 	files []string
 	log   *refusalLog
+
+	// The secret files' identities, looked up at most once a second
+	// (a host key file may appear after the share starts): every open
+	// compares with them, and a stat per file per open would be the
+	// hot path's only disk metadata work.
+	mu      sync.Mutex
+	ids     []os.FileInfo
+	checked time.Time
+}
+
+// scanBufs holds the buffers of the key scan: one per open otherwise.
+var scanBufs = sync.Pool{New: func() any { b := make([]byte, keyScanBytes); return &b }}
+
+// secretIDs returns the secret files' current identities.
+func (g *secretGuard) secretIDs() []os.FileInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.checked) >= time.Second {
+		ids := make([]os.FileInfo, 0, len(g.files)) // callers may still hold the old slice
+		for _, p := range g.files {
+			if fi, err := os.Stat(p); err == nil {
+				ids = append(ids, fi)
+			}
+		}
+		g.ids = ids
+		g.checked = time.Now()
+	}
+	return g.ids
 }
 
 // check is called with every file opened for a client, before a byte of
 // it is sent. rel is for the log line.
 func (g *secretGuard) check(f *os.File, fi os.FileInfo, rel string) error {
-	for _, p := range g.files {
-		if sfi, err := os.Stat(p); err == nil && os.SameFile(fi, sfi) {
+	for _, sfi := range g.secretIDs() {
+		if os.SameFile(fi, sfi) {
 			g.log.refused(rel, "dsftp secret")
 			return errSecret
 		}
@@ -79,7 +109,9 @@ func (g *secretGuard) check(f *os.File, fi os.FileInfo, rel string) error {
 	if n <= 0 {
 		return nil
 	}
-	buf := make([]byte, n)
+	bp := scanBufs.Get().(*[]byte)
+	defer scanBufs.Put(bp)
+	buf := (*bp)[:n]
 	m, err := f.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
