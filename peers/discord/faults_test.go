@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,15 +15,31 @@ import (
 )
 
 func TestGatewayFaults(t *testing.T) {
-	// lastHistory is when a bot last read channel history over REST.
-	var lastHistory atomic.Int64
+	// history holds when each bot last read channel history over REST.
+	var mu sync.Mutex
+	history := map[string]time.Time{}
 	e := newEnv(t, func(f *discordfake.Server) {
 		f.OnRequest = func(r discordfake.Request) {
 			if r.Method == "GET" && strings.HasSuffix(r.Path, "/messages") {
-				lastHistory.Store(time.Now().UnixNano())
+				mu.Lock()
+				history[r.BotID] = time.Now()
+				mu.Unlock()
 			}
 		}
 	})
+	// settled reports whether every bot read history after since, and
+	// none for the last half second.
+	settled := func(since time.Time, bots ...string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bots {
+			at := history[b]
+			if !at.After(since) || time.Since(at) < 500*time.Millisecond {
+				return false
+			}
+		}
+		return true
+	}
 	tokA, _ := e.bot(t)
 	tokB, _ := e.bot(t)
 	other, _ := e.bot(t)
@@ -38,16 +55,18 @@ func TestGatewayFaults(t *testing.T) {
 	}
 
 	// A dropped connection: what is posted while it is down arrives.
+	dropped := time.Now()
 	e.fake.DropGateways()
 	dave := e.craft(t, newSigner(t), "dave")
 	daveMsg := e.post(t, other, dave)
 	waitFor(t, 15*time.Second, "alice to see dave after a drop", func() bool { return a.has(fp(dave)) })
 	waitFor(t, 15*time.Second, "both gateways back", func() bool { return e.fake.GatewayConns() == 2 })
-	// Both must have finished the history read their reconnect started:
-	// one still under way when the outage begins would find erin in
-	// history, and the outage would prove nothing.
-	waitFor(t, 15*time.Second, "both ready and history reads settled", func() bool {
-		return a.d.ready.Load() && b.d.ready.Load() && time.Since(time.Unix(0, lastHistory.Load())) > 500*time.Millisecond
+	// Both must have finished the history read their reconnect started
+	// (a resumed session may deliver dave before it): one still to come
+	// when the outage begins would find erin in history, and the outage
+	// would prove nothing.
+	waitFor(t, 15*time.Second, "both ready and their history reads after the drop settled", func() bool {
+		return a.d.ready.Load() && b.d.ready.Load() && settled(dropped, a.d.BotID(), b.d.BotID())
 	})
 
 	// A long outage with lost sessions: nothing is replayed, so history
