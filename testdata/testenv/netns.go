@@ -40,7 +40,9 @@ import (
 // ordinary-looking range; it exists only inside the test's namespaces.
 const PublicWAN = "198.20.113.0/24"
 
-// CGNATWAN is the WAN prefix of a router behind carrier-grade NAT.
+// CGNATWAN is the WAN prefix of a router behind carrier-grade NAT: the
+// internet namespace masquerades it behind CarrierPublic and lets no
+// connection in (carrier.go).
 const CGNATWAN = "100.64.113.0/24"
 
 var nsCounter atomic.Int64
@@ -130,6 +132,7 @@ type Internet struct {
 	mu       sync.Mutex
 	homes    int
 	prefixes map[netip.Prefix]bool
+	carrier  bool // the carrier's NAT is set up (carrier.go)
 }
 
 // NewInternet creates the internet namespace with a bridge and the address
@@ -156,6 +159,9 @@ func (in *Internet) addPrefix(t testing.TB, p netip.Prefix) netip.Addr {
 		MustRun(t, "ip", "-n", in.NS, "addr", "add", netip.PrefixFrom(a, p.Bits()).String(), "dev", "inet")
 		in.prefixes[p] = true
 	}
+	if carrierSpace.Contains(p.Addr()) {
+		in.addCarrierNAT(t)
+	}
 	return a
 }
 
@@ -170,7 +176,14 @@ func lastHost(p netip.Prefix) netip.Addr {
 type HomeOptions struct {
 	// WAN is the router's WAN address with prefix length. Empty means the
 	// next free address in PublicWAN (198.20.113.1/24, .2 is skipped…).
+	// An address in 100.64.0.0/10 (CGNATWAN) puts the home behind the
+	// carrier's NAT (carrier.go).
 	WAN string
+	// ReportWAN makes miniupnpd report this address as the external one
+	// (ext_ip=) instead of the WAN interface's: a router behind carrier-
+	// grade NAT that learnt the carrier's public address (as STUN would
+	// tell it) and hands out mappings that nobody outside can reach.
+	ReportWAN string
 	// LAN is the LAN prefix; the router takes .1, hosts .2, .3, … Empty
 	// means 192.168.77.0/24 (two homes may use the same one).
 	LAN string
@@ -245,8 +258,9 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	MustRun(t, "ip", "-n", in.NS, "link", "set", inSide, "master", "inet", "up")
 	MustRun(t, "ip", "-n", r, "addr", "add", wan.String(), "dev", "wan0")
 	MustRun(t, "ip", "-n", r, "link", "set", "wan0", "up")
-	// Routers on other prefixes (a CGNAT WAN) reach each other through
-	// the internet namespace, which forwards between its prefixes.
+	// Routers on other prefixes (a CGNAT WAN) reach the others through
+	// the internet namespace, which forwards between its prefixes (and
+	// plays the carrier's NAT for 100.64.0.0/10).
 	MustRun(t, "ip", "-n", r, "route", "add", "default", "via", lastHost(wan.Masked()).String())
 	// LAN bridge; hosts plug in with AddHost.
 	MustRun(t, "ip", "-n", r, "link", "add", "lan", "type", "bridge")
@@ -316,6 +330,9 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 	}
 	if o.IGDv1 {
 		conf = append(conf, "force_igd_desc_v1=yes")
+	}
+	if o.ReportWAN != "" {
+		conf = append(conf, "ext_ip="+o.ReportWAN)
 	}
 	conf = append(conf, rules...)
 	h.conf = filepath.Join(h.dir, "miniupnpd.conf")
