@@ -7,15 +7,16 @@
 
 GO      ?= go
 BIN     ?= bin/dsftp
-PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest
+PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest ./testdata/testenv/cmd/plaintcp
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
 # FUSE 3, a real UPnP router (miniupnpd + nftables + miniupnpc), network
-# namespaces (iproute2) and a terminal multiplexer for the shell tests.
-APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc
+# namespaces (iproute2), a terminal multiplexer for the shell tests and a
+# packet capture (tcpdump: the relay carries no plaintext).
+APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump
 # One binary per package above, to decide whether apt has anything to do.
-NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser
+NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump
 
 # The platforms of a release, GOOS/GOARCH. `make test` vets every package
 # for each of them (so a platform break fails CI); `make release` builds
