@@ -5,9 +5,13 @@ package main
 // Every member reaches every member: five homes on one simulated internet
 // (testenv/netns.go), each running `dsftp mount` against the fake Discord.
 // a's router speaks UPnP, e's only NAT-PMP (miniupnpd, enable_upnp=no),
-// b and c do plain NAT, d's router has a carrier-grade NAT WAN address. b,
-// c and d cannot be dialed: they keep reverse connections to a and e, which
-// reach them over those, and relay between them.
+// b and c do plain NAT. d's router sits behind the carrier's NAT
+// (testenv/carrier.go) and reports the carrier's public address as its own
+// (miniupnpd ext_ip=), so its mapping "works" but nobody outside can use
+// it; the dial-back check finds out. b, c and d cannot be dialed: they keep
+// reverse connections to a and e, which reach them over those, and relay
+// between them. A packet capture on the relaying member shows only
+// ciphertext (reach_capture_test.go).
 
 import (
 	"fmt"
@@ -38,6 +42,8 @@ func TestReachMatrix(t *testing.T) {
 	nsenter := testenv.Require(t, "nsenter")[0]
 	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
+	plaintcp := testenv.BuildProgram(t, "./testdata/testenv/cmd/plaintcp")
+	testenv.Require(t, "tcpdump")
 	in := testenv.NewInternet(t)
 
 	names := []string{"a", "b", "c", "d", "e"}
@@ -45,7 +51,7 @@ func TestReachMatrix(t *testing.T) {
 		"a": {},
 		"b": {NoPortMapping: true},
 		"c": {NoPortMapping: true},
-		"d": {WAN: "100.64.113.1/24"},
+		"d": {WAN: "100.64.113.1/24", ReportWAN: testenv.CarrierPublic},
 		"e": {NATPMPOnly: true},
 	}
 	args := []string{"-listen", in.Addr.String() + ":0"}
@@ -75,6 +81,12 @@ func TestReachMatrix(t *testing.T) {
 		}
 		homes[n] = h
 	}
+	// Written before anyone mounts: the relay check reads it from b.
+	marker := randomFile(t, filepath.Join(homes["c"].share, "marker"), 1<<20)
+	// Started before the mounts too: a process that `ip netns exec`
+	// starts later holds copies of them in its own mount namespace, and
+	// dsftp's unmount at SIGTERM waits until it exits.
+	sink := startSink(t, in, plaintcp)
 	start := time.Now()
 	for _, n := range names {
 		h := homes[n]
@@ -192,6 +204,8 @@ func TestReachMatrix(t *testing.T) {
 			return strings.Contains(h.proc.Output.String(), `msg="members reached the share at its public address"`)
 		})
 	}
+	brokenMappingFound(t, in, homes["d"])
+	relayCarriesNoPlaintext(t, homes, plaintcp, sink, marker, func() string { return route(pair{"b", "c"}) })
 
 	for _, n := range names {
 		h := homes[n]
