@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
@@ -136,7 +137,7 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 
 	cfg, closeAgent := p.clientConfig(peer, addr)
 	defer closeAgent()
-	sc, chans, reqs, err := ssh.NewClientConn(bufferedConn{nc, bufio.NewReaderSize(nc, connReadBuf)}, addr, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(withReadBuffer(nc), addr, cfg)
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
@@ -325,6 +326,18 @@ type bufferedConn struct {
 }
 
 func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// withReadBuffer buffers the reads of a socket. A relayed stream is an SSH
+// channel, whose reads are already copies from memory: a buffer there
+// would only add a copy of every byte.
+func withReadBuffer(nc net.Conn) net.Conn {
+	if _, ok := nc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}); !ok {
+		return nc
+	}
+	return bufferedConn{nc, bufio.NewReaderSize(nc, connReadBuf)}
+}
 
 // clientConfig is the SSH client configuration for logging in to peer at
 // addr: our keys, the peer's host key check, AES-GCM first. closeAgent

@@ -306,8 +306,8 @@ func measureParallel(s *server, c client, mnt, root string) float64 {
 	cpu0, srv0, flt0 := cpuSeconds(pids), serverCPU(s), minorFaults(pids)
 	d := parallelRead(filepath.Join(root, "par"), 16)
 	if *verbose || *parOnly {
-		fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults), server CPU %.2f s\n",
-			c.name, d, cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, serverCPU(s)-srv0)
+		fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults, peak RSS %.0f MiB), server CPU %.2f s\n",
+			c.name, d, cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, peakRSSMiB(pids[0]), serverCPU(s)-srv0)
 	}
 	return d
 }
