@@ -159,20 +159,45 @@ func (p *Pool) CheckReachable(ctx context.Context, members []peers.Entry, self s
 		}
 	}
 	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-	for i, e := range cands {
-		if i >= dialBackTries || checked >= dialBackAsk {
-			break
-		}
-		got, err := p.DialBack(ctx, e.Peer, addrs)
-		if err != nil {
-			p.log.Debug("dial-back check not done", "peer", e.DisplayName, "err", err)
+	cands = cands[:min(len(cands), dialBackTries)]
+	// dialBackAsk asks run at once, and a member that cannot be asked is
+	// replaced at once: behind a NAT that drops the dial, each answer
+	// waits out the checker's timeout, and one after the other those
+	// waits would add up.
+	type answer struct {
+		e   peers.Entry
+		got []string
+		err error
+	}
+	answers := make(chan answer, len(cands))
+	running := 0
+	ask := func() {
+		e := cands[0]
+		cands = cands[1:]
+		running++
+		go func() {
+			got, err := p.DialBack(ctx, e.Peer, addrs)
+			answers <- answer{e, got, err}
+		}()
+	}
+	for running < dialBackAsk && len(cands) > 0 {
+		ask()
+	}
+	for running > 0 {
+		a := <-answers
+		running--
+		if a.err != nil {
+			p.log.Debug("dial-back check not done", "peer", a.e.DisplayName, "err", a.err)
+			if checked+running < dialBackAsk && len(cands) > 0 {
+				ask()
+			}
 			continue
 		}
 		checked++
-		p.log.Debug("dial-back check", "peer", e.DisplayName, "reached", strings.Join(got, " "))
-		for _, a := range got {
-			if slices.Contains(addrs, a) && !slices.Contains(reached, a) {
-				reached = append(reached, a)
+		p.log.Debug("dial-back check", "peer", a.e.DisplayName, "reached", strings.Join(a.got, " "))
+		for _, r := range a.got {
+			if slices.Contains(addrs, r) && !slices.Contains(reached, r) {
+				reached = append(reached, r)
 			}
 		}
 	}
