@@ -12,6 +12,7 @@ import (
 const (
 	dialBackSettle = 5 * time.Second  // after an address change: let the advert reach the members
 	dialBackEvery  = 10 * time.Minute // re-check, in case the router dropped the mapping
+	dialBackRetry  = 2 * time.Second  // first retry when nobody could check; doubles
 )
 
 // dialBackResult is what the last check of addrs found.
@@ -45,24 +46,25 @@ func (in *Instance) startDialBack() {
 	in.g.Go(func() error {
 		t := time.NewTimer(dialBackSettle)
 		defer t.Stop()
-		retry := dialBackSettle
+		var retry time.Duration
 		for {
 			select {
 			case <-in.ctx.Done():
 				return nil
 			case <-in.recheck:
 				t.Reset(dialBackSettle)
-				retry = dialBackSettle
+				retry = 0
 				continue
 			case <-t.C:
 			}
 			if in.checkReach() {
-				retry = dialBackSettle
+				retry = 0
 				t.Reset(dialBackEvery)
 			} else {
 				// Nobody could check (no other member yet, or none has
-				// our new advert): ask again soon.
-				retry = min(2*retry, dialBackEvery)
+				// our new advert): ask again soon, since until then a
+				// mapping that does not work keeps everyone out.
+				retry = min(max(2*retry, dialBackRetry), dialBackEvery)
 				t.Reset(retry)
 			}
 		}
