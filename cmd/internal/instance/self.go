@@ -66,7 +66,16 @@ func (s self) addrs() []string {
 	}
 	local := reach.Local(s.srv.Addrs())
 	out := make([]string, 0, len(local))
-	for _, a := range local[:min(len(local), maxAdvertAddrs)] {
+	for _, a := range local {
+		// Loopback sorts last: it is advertised only by a share that
+		// has nothing else (one machine, or --listen 127.0.0.1). Other
+		// members dialing 127.0.0.1 would only meet their own share.
+		if a.Addr().IsLoopback() && len(out) > 0 {
+			break
+		}
+		if len(out) == maxAdvertAddrs {
+			break
+		}
 		out = append(out, a.String())
 	}
 	return out
