@@ -238,6 +238,9 @@ func runSuite(s *server, c client, work string) map[string]float64 {
 		if *verbose && srv >= 0 {
 			fmt.Fprintf(os.Stderr, "  server CPU per GiB read (s)      %.3f\n", srv/(float64(n)/(1<<30)))
 		}
+		if *verbose {
+			fmt.Fprintf(os.Stderr, "  client peak RSS after it (MiB)   %.0f\n", peakRSSMiB(pids[0]))
+		}
 		if !*seqOnly {
 			out[metrics[5]] = measureParallel(s, c, mnt, root)
 		}
