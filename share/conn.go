@@ -1,6 +1,7 @@
 package share
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 
 	// No port forwarding, no keepalive replies needed; only a reverse
 	// offer (routes.go).
-	go s.globalRequests(log, sconn, fp, reqs)
+	go s.globalRequests(log, sconn, fp, reqs, func() { hc.bulk.Store(true) })
 
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
 	idleDone := make(chan struct{})
@@ -149,9 +150,25 @@ type helloConn struct {
 	net.Conn
 	saw    atomic.Bool // a line has arrived
 	silent atomic.Bool // closed for sending none within VersionGrace
+	bulk   atomic.Bool // a reverse connection: data comes in bulk
+	r      *bufio.Reader
 }
 
+// reverseReadBuf is the read buffer of a reverse connection, whose data
+// (the member's files, read by us) arrives in bulk: the SSH transport
+// reads each packet with two or three small reads, which one large
+// buffer turns into about one read(2) per 64 KiB that has arrived. Other
+// connections only send requests and get no buffer.
+const reverseReadBuf = 256 << 10
+
 func (h *helloConn) Read(p []byte) (int, error) {
+	// Only the SSH transport's read loop calls Read, so h.r needs no lock.
+	if h.r == nil && h.bulk.Load() {
+		h.r = bufio.NewReaderSize(h.Conn, reverseReadBuf)
+	}
+	if h.r != nil {
+		return h.r.Read(p)
+	}
 	n, err := h.Conn.Read(p)
 	if n > 0 && !h.saw.Load() && bytes.IndexByte(p[:n], '\n') >= 0 {
 		h.saw.Store(true)

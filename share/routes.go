@@ -55,8 +55,9 @@ const (
 )
 
 // globalRequests answers a logged-in connection's global requests: only
-// a reverse offer is granted, and only with Routes and a key login.
-func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientKey string, reqs <-chan *ssh.Request) {
+// a reverse offer is granted, and only with Routes and a key login;
+// reverse is called when one is.
+func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientKey string, reqs <-chan *ssh.Request, reverse func()) {
 	var releases []func()
 	defer func() {
 		for _, r := range releases {
@@ -80,6 +81,7 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 				release, err := s.opts.Routes.Offer(clientKey, p.HostKey, sconn)
 				if err == nil {
 					ok = true
+					reverse()
 					releases = append(releases, release)
 					log.Info("holding a reverse connection", "peer_host_key", p.HostKey)
 				} else {
