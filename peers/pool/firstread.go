@@ -18,6 +18,9 @@ func (r *Reader) readFirst(from int64) {
 	want := min(size-from, firstRead, int64(r.chunk))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Counted in the read-ahead budget (dropLocked gives it back), but
+	// not refused by it: each open makes only this one.
+	r.pool.ahead.Add(ChunkSize)
 	ch := &chunk{off: from, want: int(want), buf: chunkPool.Get().(*[]byte), done: make(chan struct{})}
 	r.queue = append(r.queue, ch)
 	r.next = from + want

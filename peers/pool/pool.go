@@ -38,6 +38,9 @@ const (
 	DefaultConnections = 4
 	DefaultTimeout     = 10 * time.Second
 	DefaultIdleTimeout = 3 * time.Minute
+	// DefaultReadAheadMemory lets four files be read sequentially at once
+	// with their whole read-ahead window (maxWindow chunks).
+	DefaultReadAheadMemory = 4 * maxWindow * ChunkSize
 )
 
 // Options configure a Pool.
@@ -80,6 +83,11 @@ type Options struct {
 	// DirectRetry is how often a peer reached through another member is
 	// dialed directly again; zero means DefaultDirectRetry.
 	DirectRetry time.Duration
+	// ReadAheadMemory bounds the read-ahead of all open files together:
+	// once that much is fetched ahead, further reads fetch only the chunk
+	// they need, so many files read at once cannot grow memory without
+	// bound. Zero means DefaultReadAheadMemory.
+	ReadAheadMemory int64
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -94,6 +102,7 @@ type Pool struct {
 	closed bool
 
 	bytesRead atomic.Int64 // file data received (BytesRead)
+	ahead     atomic.Int64 // bytes of read-ahead chunks queued by all readers
 }
 
 // NewRunKey generates a fresh ed25519 client key for one run of dsftp.
@@ -138,6 +147,9 @@ func New(opts Options) (*Pool, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.ReadAheadMemory <= 0 {
+		opts.ReadAheadMemory = DefaultReadAheadMemory
 	}
 	if opts.RunKey == nil {
 		k, err := NewRunKey()

@@ -385,6 +385,12 @@ func (r *Reader) planLocked(off, end int64) []*chunk {
 		if size >= 0 && r.next+want > size {
 			want = size - r.next
 		}
+		// The chunks this read needs are fetched whatever the pool's
+		// read-ahead budget; those ahead of it only within it.
+		if r.next >= end && r.pool.ahead.Load()+ChunkSize > r.pool.opts.ReadAheadMemory {
+			break
+		}
+		r.pool.ahead.Add(ChunkSize)
 		ch := &chunk{off: r.next, want: int(want), buf: chunkPool.Get().(*[]byte), done: make(chan struct{})}
 		r.queue = append(r.queue, ch)
 		r.next += want
@@ -399,10 +405,13 @@ func (r *Reader) planLocked(off, end int64) []*chunk {
 	return out
 }
 
-// dropLocked removes the first n chunks from the queue.
+// dropLocked removes the first n chunks from the queue (every queued
+// chunk leaves it here, and gives back its share of the read-ahead
+// budget).
 func (r *Reader) dropLocked(n int) {
 	for _, ch := range r.queue[:n] {
 		ch.dropped = true
+		r.pool.ahead.Add(-ChunkSize)
 		r.recycleLocked(ch)
 	}
 	r.queue = append(r.queue[:0], r.queue[n:]...)
