@@ -2,6 +2,8 @@ package pool
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -12,39 +14,69 @@ import (
 // tries at once.
 const DefaultDirectRetry = time.Minute
 
-var errRetired = errors.New("replaced by a direct connection")
+var errRetired = errors.New("replaced by a better route")
 
 // isDirect reports whether c reaches its peer at one of its addresses,
 // not through another member.
 func (c *conn) isDirect() bool { return c.g.pool.routeName(c.addr) == "direct" }
 
-// maybeUpgradeLocked starts a direct dial in the background when best,
-// the connection a request is about to use, goes through another member
-// and the peer has addresses that were not tried lately. The direct
-// connection, once up, takes the new requests; the others finish theirs
-// and close (retire).
+// routeRank orders routes from best to worst: direct, then reverse (the
+// peer's own connection to us), then a relay (a third member's bandwidth,
+// capped by it).
+func routeRank(addr string) int {
+	switch {
+	case addr == routeReverse:
+		return 1
+	case strings.HasPrefix(addr, routeRelay):
+		return 2
+	}
+	return 0
+}
+
+// maybeUpgradeLocked starts a better dial in the background when best,
+// the connection a request is about to use, goes through another member:
+// directly, when the peer has addresses that were not tried lately; over
+// the peer's reverse connection, when best is a relay and we hold one now
+// (it came up after the relay was chosen). The better connection, once
+// up, takes the new requests; the worse ones finish theirs and close
+// (retire).
 func (g *group) maybeUpgradeLocked(best *conn) {
-	if best.isDirect() || g.upgrading || len(g.peer.Addrs) == 0 || time.Now().Before(g.nextUpgrade) {
+	rank := routeRank(best.addr)
+	if rank == 0 || g.upgrading {
+		return
+	}
+	var addrs []string
+	if len(g.peer.Addrs) > 0 && !time.Now().Before(g.nextUpgrade) {
+		addrs = g.peer.Addrs
+	}
+	toReverse := rank == 2 && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
+	if toReverse {
+		addrs = append(slices.Clone(addrs), routeReverse)
+	}
+	if len(addrs) == 0 {
 		return
 	}
 	g.upgrading = true
 	peer := g.peer.Clone()
 	go func() {
-		c, addr, err := g.pool.dial(peer, peer.Addrs, g)
+		c, addr, err := g.pool.dial(peer, addrs, g)
 		g.mu.Lock()
 		g.upgrading = false
 		if err != nil {
 			g.nextUpgrade = time.Now().Add(g.pool.opts.DirectRetry)
 			g.mu.Unlock()
-			g.pool.log.Debug("peer still not reachable directly", "peer", peerLabel(peer), "err", err)
+			g.pool.log.Debug("peer still not reachable by a better route", "peer", peerLabel(peer), "err", err)
 			return
 		}
 		closed := g.pool.isClosed()
 		c.lastUsed = time.Now()
-		g.good = addr
+		better := routeRank(addr)
+		if better == 0 {
+			g.good = addr
+		}
 		var idle []*conn
 		for _, o := range g.conns {
-			if !o.isDirect() {
+			if routeRank(o.addr) > better {
 				o.retiring.Store(true)
 				if o.inflight == 0 {
 					idle = append(idle, o)
@@ -57,7 +89,11 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 			c.kill(errPoolClosed)
 			return
 		}
-		g.pool.log.Info("peer reachable directly now; new requests go direct", "peer", peerLabel(peer), "addr", addr, "route", "direct")
+		if better == 0 {
+			g.pool.log.Info("peer reachable directly now; new requests go direct", "peer", peerLabel(peer), "addr", addr, "route", "direct")
+		} else {
+			g.pool.log.Info("peer reachable over its reverse connection now; new requests go there, not through a relay", "peer", peerLabel(peer), "route", "reverse")
+		}
 		for _, o := range idle {
 			o.kill(errRetired)
 		}

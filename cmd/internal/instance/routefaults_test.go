@@ -162,6 +162,53 @@ func TestDirectTakesOver(t *testing.T) {
 	}
 	r.Close()
 	waitFor(t, 5*time.Second, "the reverse route closes after its last file", func() bool {
-		return strings.Contains(l.logs.String(), `reason="replaced by a direct connection"`)
+		return strings.Contains(l.logs.String(), `reason="replaced by a better route"`)
+	})
+}
+
+// TestReverseTakesOverFromRelay: a reads c through a relay via e, since c
+// keeps its reverse connection to e only (a's address does not answer
+// yet). Then a's address starts to work and c connects to a too. A's
+// next requests go over c's own connection, not through e (whose relays
+// are capped), without any new advert from c; the file open on the relay
+// finishes there, and the relayed connection then closes.
+func TestReverseTakesOverFromRelay(t *testing.T) {
+	t.Parallel()
+	data := randomData(t, 3<<20)
+	l := newRouteLab(t)
+	l.add("e", t.TempDir(), true, memberOpts{})
+	c := l.add("c", shareDir(t, "f", data), false, memberOpts{advertise: deadAddr(t), keepRoutes: true})
+	cID := c.srv.Fingerprint()
+	waitFor(t, 15*time.Second, "c's reverse connection held by e", func() bool { return len(l.entry("c").Via) == 1 })
+	a := l.add("a", t.TempDir(), true, memberOpts{advertise: deadAddr(t)})
+
+	ctx := testenv.Context(t, time.Minute)
+	r, err := a.pool.OpenReader(ctx, l.entry("c"), "f", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.pool.Route(cID); got != "relay via e" {
+		t.Fatalf("a reaches c by %q, want relay via e", got)
+	}
+
+	a.advert(l, func(p *peers.Peer) { p.Addrs = []string{a.srv.Addrs()[0].String()} })
+	waitFor(t, 20*time.Second, "c keeps a reverse connection to a too", func() bool { return a.routes.Has(cID) })
+	took := waitFor(t, 10*time.Second, "the reverse route takes over from the relay", func() bool {
+		_, _ = a.pool.Stat(ctx, l.entry("c"), "f")
+		return a.pool.Route(cID) == "reverse"
+	})
+	t.Logf("reverse route took over %v after a held it", took.Round(time.Millisecond))
+	rest, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("the file open on the relay: %d bytes, %v", len(head)+len(rest), err)
+	}
+	r.Close()
+	waitFor(t, 5*time.Second, "the relayed connection closes after its last file", func() bool {
+		return strings.Contains(l.logs.String(), `reason="replaced by a better route"`)
 	})
 }
