@@ -149,7 +149,7 @@ func TestReachMatrix(t *testing.T) {
 	// nobody has is such a request (the kernel does not cache it long).
 	if len(pending) == 0 {
 		i := 0
-		waitUntil(t, 20*time.Second, "a reads b over b's reverse connection", func() bool {
+		waitUntil(t, 45*time.Second, "a reads b over b's reverse connection", func() bool {
 			i++
 			_, _ = os.Stat(filepath.Join(homes["a"].mnt, "b", fmt.Sprintf("nobody-has-%d", i)))
 			return route(pair{"a", "b"}) == "reverse"
