@@ -121,6 +121,43 @@ func TestReverseRemade(t *testing.T) {
 	t.Logf("reverse connection re-made and read through %v after the drop", took.Round(time.Millisecond))
 }
 
+// takeOver checks a better route taking over from a worse one: reader
+// opens file f of c (data) and reads its first MiB by the route from;
+// better() makes the better route work; then reader's next requests go by
+// the route to, the file open on the old route finishes there intact, and
+// the old connection closes once that file is closed.
+func takeOver(t *testing.T, l *routeLab, reader *labMember, c *labMember, data []byte, from, to string, better func()) {
+	t.Helper()
+	cID := c.srv.Fingerprint()
+	ctx := testenv.Context(t, time.Minute)
+	r, err := reader.pool.OpenReader(ctx, l.entry(c.name), "f", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	if got := reader.pool.Route(cID); got != from {
+		t.Fatalf("%s reaches %s by %q, want %s", reader.name, c.name, got, from)
+	}
+	better()
+	took := waitFor(t, 10*time.Second, to+" takes over from "+from, func() bool {
+		_, _ = reader.pool.Stat(ctx, l.entry(c.name), "f")
+		return reader.pool.Route(cID) == to
+	})
+	t.Logf("%s took over from %s %v after it could", to, from, took.Round(time.Millisecond))
+	rest, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("the file open on %s: %d bytes, %v", from, len(head)+len(rest), err)
+	}
+	r.Close()
+	waitFor(t, 5*time.Second, "the "+from+" connection closes after its last file", func() bool {
+		return strings.Contains(l.logs.String(), `reason="replaced by a better route"`)
+	})
+}
+
 // TestDirectTakesOver: a reads c over c's reverse connection; then c's
 // advertised address starts to work (its router's mapping came up). A
 // direct connection takes over the new requests without any new advert;
@@ -133,37 +170,8 @@ func TestDirectTakesOver(t *testing.T) {
 	c := l.add("c", shareDir(t, "f", data), false, memberOpts{advertise: deadAddr(t), keepRoutes: true})
 	router := newCutProxy(t, c.srv.Addrs()[0].String(), false)
 	c.advert(l, func(p *peers.Peer) { p.Addrs = []string{router.addr()} })
-	cID := c.srv.Fingerprint()
-	waitFor(t, 15*time.Second, "a holds c's reverse connection", func() bool { return a.routes.Has(cID) })
-
-	ctx := testenv.Context(t, time.Minute)
-	r, err := a.pool.OpenReader(ctx, l.entry("c"), "f", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	head := make([]byte, 1<<20)
-	if _, err := io.ReadFull(r, head); err != nil {
-		t.Fatal(err)
-	}
-	if got := a.pool.Route(cID); got != "reverse" {
-		t.Fatalf("a reaches c by %q, want reverse", got)
-	}
-
-	router.open.Store(true)
-	took := waitFor(t, 10*time.Second, "a direct route takes over", func() bool {
-		_, _ = a.pool.Stat(ctx, l.entry("c"), "f")
-		return a.pool.Route(cID) == "direct"
-	})
-	t.Logf("direct route took over %v after the address started to work", took.Round(time.Millisecond))
-	rest, err := io.ReadAll(r)
-	if err != nil || !bytes.Equal(append(head, rest...), data) {
-		t.Fatalf("the file open on the reverse route: %d bytes, %v", len(head)+len(rest), err)
-	}
-	r.Close()
-	waitFor(t, 5*time.Second, "the reverse route closes after its last file", func() bool {
-		return strings.Contains(l.logs.String(), `reason="replaced by a better route"`)
-	})
+	waitFor(t, 15*time.Second, "a holds c's reverse connection", func() bool { return a.routes.Has(c.srv.Fingerprint()) })
+	takeOver(t, l, a, c, data, "reverse", "direct", func() { router.open.Store(true) })
 }
 
 // TestReverseTakesOverFromRelay: a reads c through a relay via e, since c
@@ -178,37 +186,10 @@ func TestReverseTakesOverFromRelay(t *testing.T) {
 	l := newRouteLab(t)
 	l.add("e", t.TempDir(), true, memberOpts{})
 	c := l.add("c", shareDir(t, "f", data), false, memberOpts{advertise: deadAddr(t), keepRoutes: true})
-	cID := c.srv.Fingerprint()
 	waitFor(t, 15*time.Second, "c's reverse connection held by e", func() bool { return len(l.entry("c").Via) == 1 })
 	a := l.add("a", t.TempDir(), true, memberOpts{advertise: deadAddr(t)})
-
-	ctx := testenv.Context(t, time.Minute)
-	r, err := a.pool.OpenReader(ctx, l.entry("c"), "f", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	head := make([]byte, 1<<20)
-	if _, err := io.ReadFull(r, head); err != nil {
-		t.Fatal(err)
-	}
-	if got := a.pool.Route(cID); got != "relay via e" {
-		t.Fatalf("a reaches c by %q, want relay via e", got)
-	}
-
-	a.advert(l, func(p *peers.Peer) { p.Addrs = []string{a.srv.Addrs()[0].String()} })
-	waitFor(t, 20*time.Second, "c keeps a reverse connection to a too", func() bool { return a.routes.Has(cID) })
-	took := waitFor(t, 10*time.Second, "the reverse route takes over from the relay", func() bool {
-		_, _ = a.pool.Stat(ctx, l.entry("c"), "f")
-		return a.pool.Route(cID) == "reverse"
-	})
-	t.Logf("reverse route took over %v after a held it", took.Round(time.Millisecond))
-	rest, err := io.ReadAll(r)
-	if err != nil || !bytes.Equal(append(head, rest...), data) {
-		t.Fatalf("the file open on the relay: %d bytes, %v", len(head)+len(rest), err)
-	}
-	r.Close()
-	waitFor(t, 5*time.Second, "the relayed connection closes after its last file", func() bool {
-		return strings.Contains(l.logs.String(), `reason="replaced by a better route"`)
+	takeOver(t, l, a, c, data, "relay via e", "reverse", func() {
+		a.advert(l, func(p *peers.Peer) { p.Addrs = []string{a.srv.Addrs()[0].String()} })
+		waitFor(t, 20*time.Second, "c keeps a reverse connection to a too", func() bool { return a.routes.Has(c.srv.Fingerprint()) })
 	})
 }
