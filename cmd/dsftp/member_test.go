@@ -1,0 +1,157 @@
+package main
+
+// A hand-made member of the fake Discord channel for attack tests: keys
+// and a signed advert, no dsftp behind them, so a test can follow the
+// protocol only as far as an attacker would (offer a reverse connection
+// and never serve it, open relay channels and never read, ask for
+// dial-back checks of any address it advertises).
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"golang.org/x/crypto/ssh"
+)
+
+// fakeMember is one identity in the channel: a host key (its ID, which
+// signs its adverts) and a client key (what it logs in with).
+type fakeMember struct {
+	f      *fakeDiscord
+	token  string
+	name   string
+	host   ssh.Signer
+	client ssh.Signer
+	seq    uint64
+	inst   string
+	msgs   []string
+}
+
+// newFakeMember makes a member with its own bot token and fresh keys;
+// nothing is posted until advertise.
+func newFakeMember(t testing.TB, f *fakeDiscord, name string) *fakeMember {
+	t.Helper()
+	return &fakeMember{f: f, token: f.bot(), name: name, host: testenv.NewSigner(t), client: testenv.NewSigner(t), inst: advert.NewInstance()}
+}
+
+// fingerprint is the member's ID (its host key's fingerprint).
+func (m *fakeMember) fingerprint() string { return ssh.FingerprintSHA256(m.host.PublicKey()) }
+
+// advertise posts a signed advert with addrs (none: a share nobody can
+// dial) and unreachable as given, live for ten minutes.
+func (m *fakeMember) advertise(t testing.TB, addrs []string, unreachable bool) {
+	t.Helper()
+	m.seq++
+	now := time.Now()
+	text, err := advert.Encode(advert.Advert{
+		Name: m.name, Addrs: addrs, Unreachable: unreachable, Guild: m.f.guild, Channel: m.f.channel,
+		ClientKeys: []string{advert.MarshalKey(m.client.PublicKey())}, Instance: m.inst, Seq: m.seq,
+		Issued: now.Unix(), Expires: now.Add(10 * time.Minute).Unix(),
+	}, m.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.f.Post(m.token, m.f.channel, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.msgs = append(m.msgs, id)
+}
+
+// memberConn is the member's logged-in connection to a share.
+type memberConn struct {
+	*ssh.Client
+	// shareChans are the relay pipes the share opens back to the
+	// member's (offered) share: nil until offerReverse.
+	shareChans <-chan ssh.NewChannel
+}
+
+// login dials the share at 127.0.0.1:port, checks that it answers with
+// hostKey and logs in with the member's client key; it retries for up to
+// 15 s while the share has not yet read the member's advert.
+func (m *fakeMember) login(t testing.TB, port int, hostKey ssh.PublicKey) *memberConn {
+	t.Helper()
+	var c *memberConn
+	testenv.WaitFor(t, 15*time.Second, m.name+" to log in to the share", func() bool {
+		var err error
+		c, err = m.dial(port, hostKey)
+		return err == nil
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dial is one login attempt; see login.
+func (m *fakeMember) dial(port int, hostKey ssh.PublicKey) (*memberConn, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
+		User: "dsftp", Auth: []ssh.AuthMethod{ssh.PublicKeys(m.client)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey), Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c := &memberConn{Client: ssh.NewClient(sc, chans, reqs)}
+	return c, nil
+}
+
+// offerReverse offers the member's own share over c, as an unreachable
+// member does; the share's relay pipes to it arrive on c.shareChans.
+func (m *fakeMember) offerReverse(t testing.TB, c *memberConn) {
+	t.Helper()
+	c.shareChans = c.HandleChannelOpen(sshstream.ChannelShare)
+	ok, _, err := c.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: m.fingerprint()}))
+	if err != nil || !ok {
+		t.Fatalf("%s: the share refused the reverse offer (ok=%v, err=%v)", m.name, ok, err)
+	}
+}
+
+// openRelay asks the share over c for a pipe to the member with host key
+// fingerprint target.
+func (c *memberConn) openRelay(target string) (ssh.Channel, error) {
+	ch, reqs, err := c.OpenChannel(sshstream.ChannelRelay, ssh.Marshal(sshstream.RelayRequest{Target: target}))
+	if err != nil {
+		return nil, err
+	}
+	go ssh.DiscardRequests(reqs)
+	return ch, nil
+}
+
+// TestFakeMember: a hand-made member logs in to a real share with the
+// key of its advert, holds a reverse connection there, and a relay it
+// asks for arrives back at it: the harness the attack tests stand on.
+func TestFakeMember(t *testing.T) {
+	f := newFakeDiscord(t)
+	_, port := startDiscordShare(t, f, f.bot(), "alice", t.TempDir())
+	alice, _ := f.advertOf("alice")
+	m := newFakeMember(t, f, "mallory")
+	m.advertise(t, nil, true)
+	c := m.login(t, port, alice.HostKey)
+	m.offerReverse(t, c)
+	opened := make(chan string, 1)
+	go func() {
+		nc := <-c.shareChans
+		opened <- nc.ChannelType()
+		_ = nc.Reject(ssh.Prohibited, "test")
+	}()
+	if ch, err := c.openRelay(m.fingerprint()); err == nil {
+		ch.Close()
+	}
+	select {
+	case typ := <-opened:
+		if typ != sshstream.ChannelShare {
+			t.Fatalf("the share opened %q, want %q", typ, sshstream.ChannelShare)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the share did not open the relay's pipe back to the member")
+	}
+}
