@@ -121,7 +121,7 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	// Bulk reads allocate in the SSH layer for every packet; collecting
 	// less often saves about a tenth of the CPU per byte. The soft limit
 	// keeps the process within the content cache plus about 50 MB (the
-	// README's memory bound): the read-ahead of all files together and
+	// memory bound in fs/README.md): the read-ahead of all files together and
 	// the transport's buffers fit in the rest.
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(int64(f.fs.PrefetchMB)<<20 + 32<<20)
