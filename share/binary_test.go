@@ -113,7 +113,7 @@ func procStatus(t testing.TB, pid int, field string) int64 {
 // TestBinaryQueuedReadFlood: one connection with 16 sessions sends 256 KiB
 // READs without reading a reply (before the flow control, 69,000 of them
 // took the server to 7.3 GB). The real binary's peak RSS stays within the
-// bound the README states, and the next login reads the file.
+// bound SECURITY.md states, and the next login reads the file.
 func TestBinaryQueuedReadFlood(t *testing.T) {
 	f := newFixture(t, false)
 	b := startBinaryShare(t, f.share, nil)
@@ -139,7 +139,7 @@ func TestBinaryQueuedReadFlood(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read after the flood: %v", err)
 	}
-	// The bound: request memory of one connection (README) with room for
+	// The bound: request memory of one connection (SECURITY.md) with room for
 	// the garbage collector, which lets the heap grow to twice the live
 	// data, and under -race for the detector's shadow memory (measured:
 	// 40 MiB over the base without it, 112 MiB with it; before the flow

@@ -42,7 +42,7 @@ const (
 )
 
 // memoryPerConn is the bound on request memory of one logged-in
-// connection, as the README states it.
+// connection, as SECURITY.md states it.
 func memoryPerConn(o *Options) int64 {
 	return int64(o.MaxRequestsPerConn+o.MaxSessionsPerConn)*pagesPerRequest*sftpPageSize +
 		int64(o.MaxSessionsPerConn)*(maxPending+pumpChunk)

@@ -14,7 +14,7 @@
 // limits, a short grace for silent connections and penalties for sources
 // that fail or stall; after it, caps per key and per source, an idle
 // timeout, and a bound on requests in flight (so on memory); see the
-// README's security section for every limit.
+// SECURITY.md (beside this file) for every limit.
 package share
 
 import (

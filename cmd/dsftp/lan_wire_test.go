@@ -270,8 +270,8 @@ func TestPeersOnLAN(t *testing.T) {
 }
 
 // --discovery off has nothing to list; --wait must be positive. (A shell
-// with --no-share and LAN discovery used to be refused here; it now
-// announces a client-only advert: TestShellNoShareOnLAN.)
+// with --no-share and LAN discovery is no usage error: it announces a
+// client-only advert, TestShellNoShareOnLAN.)
 func TestPeersAndShellUsage(t *testing.T) {
 	bin := testenv.Binary(t)
 	for _, c := range []struct {

@@ -28,6 +28,13 @@ const (
 	exitUsage = 2 // bad flags or arguments
 )
 
+// exitStatuses are the exit codes as the man pages state them.
+var exitStatuses = []docs.Exit{
+	{Code: exitOK, Meaning: "Success. share, mount, shell and peers also exit 0 when stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP: the mount is unmounted and the advert withdrawn."},
+	{Code: exitError, Meaning: "The command ran and failed; the message says why. An interrupted get exits 1 too (its .part file is kept: run it again to resume)."},
+	{Code: exitUsage, Meaning: "Bad flags or arguments, including a mountpoint that cannot be used, an implicit share of the home folder, and a malformed PEER:PATH."},
+}
+
 // usageError marks errors that come from bad flags or arguments.
 type usageError struct{ error }
 
@@ -55,6 +62,10 @@ directory per peer.
 
   dsftp mount ~/peers     share the working directory and mount everyone else's
   dsftp share             only share the working directory`,
+		Example: `  mkdir -p ~/peers && cd ~/Public && dsftp mount ~/peers
+  dsftp peers
+  dsftp get alice:photos/cat.jpg
+  dsftp shell --no-share`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       lifecycle.Version(),
@@ -73,7 +84,7 @@ directory per peer.
 	for _, mk := range subcommands {
 		root.AddCommand(mk(g))
 	}
-	root.AddCommand(docs.Command())
+	root.AddCommand(docs.Command(exitStatuses))
 	return root
 }
 

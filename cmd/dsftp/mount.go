@@ -40,8 +40,8 @@ peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT),
 SIGTERM or SIGHUP unmounts. --daemon runs it in the background instead
 (as rclone does): the command returns once the mount is ready.
 
-Like the original tool, mount also shares a directory (by default the
-working directory) read-only, exactly as 'dsftp share' does; --share DIR
+While mounted, it also shares a directory (by default the working
+directory) read-only, exactly as 'dsftp share' does; --share DIR
 picks another, --no-share turns it off. Started in the home folder (or /,
 or above it), it refuses to share it unless --share names it. Hidden
 files, private keys, .dsftpignore entries and dsftp mounts are never
@@ -54,7 +54,19 @@ Peers can be given on the command line with --peer; any SFTP server works
 (another dsftp share, or a plain OpenSSH server). Host keys are checked
 against the URL's fingerprint, or else ~/.ssh/known_hosts.
 
-Examples:
+-o takes the FUSE mount options sshfs and rclone users know; an unknown
+one is refused. uid=, gid= and umask= are --uid, --gid and --umask
+(given both, the flag wins); allow_other is --allow-other; allow_root lets
+root use the mount too and no one else (both need user_allow_other in
+/etc/fuse.conf unless run as root); auto_unmount keeps fusermount3 behind
+to unmount when dsftp dies, even by kill -9; fsname=NAME is the source
+mount and df show (default dsftp); subtype=NAME makes the type
+fuse.NAME (other dsftp processes then do not recognise the mount as one
+to keep out of their share). ro, nosuid, nodev and default_permissions
+are always on.`,
+			Example: `  mkdir -p ~/peers && cd ~/Public && dsftp mount ~/peers
+  dsftp mount ~/peers --daemon --log-file ~/dsftp.log
+  dsftp mount ~/peers -o allow_other,umask=022,fsname=friends --no-share
   dsftp mount ~/peers --peer alice=sftp://alice@192.0.2.7:2222/?fingerprint=SHA256:Xb1...
   dsftp mount ~/peers --no-share --peer nas=sftp://me@nas.local/srv/media --identity ~/.ssh/id_ed25519
   dsftp mount ~/peers --share ~/public --listen :2222`,
@@ -109,7 +121,7 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	// Bulk reads allocate in the SSH layer for every packet; collecting
 	// less often saves about a tenth of the CPU per byte. The soft limit
 	// keeps the process within the content cache plus about 50 MB (the
-	// README's memory bound): the read-ahead of all files together and
+	// memory bound in fs/README.md): the read-ahead of all files together and
 	// the transport's buffers fit in the rest.
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(int64(f.fs.PrefetchMB)<<20 + 32<<20)

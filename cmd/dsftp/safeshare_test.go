@@ -61,9 +61,8 @@ func writeHomeLike(t *testing.T, dir string) (served, refused, absent []string) 
 		[]string{".ssh", ".ssh/id_ed25519", ".config/dsftp/discord-token", ".env", ".dsftpignore", "scratch.tmp", "peers"}
 }
 
-// TestHomeShareRefused is the README walkthrough that once published a
-// private key: `dsftp mount ~/peers` in a terminal opened in the home
-// folder. It stops with the three ways on, before mounting or serving;
+// TestHomeShareRefused: `dsftp mount ~/peers` in a terminal opened in the
+// home folder, where keys and tokens live. It stops with the three ways on, before mounting or serving;
 // share and shell do the same; an explicit --share of the home works.
 func TestHomeShareRefused(t *testing.T) {
 	testenv.RequireFUSE(t)

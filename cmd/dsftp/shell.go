@@ -41,6 +41,9 @@ shared only when --share names it) and finds peers as --discovery says: through
 the Discord channel, on the local network (lan), or only --peer (off).
 With --no-share it still advertises its client key (a client-only advert,
 not listed as a peer), which is what lets the peers' shares accept it.`,
+		Example: `  dsftp shell
+  dsftp shell --discovery lan --lan-interface eth0
+  dsftp shell --no-share --discovery off --peer "alice=sftp://dsftp@192.0.2.7:2200/?fingerprint=SHA256:Xb1..."`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runShellCmd(cmd, &cf, &df, &lf, &sf, shareDir, noShare, history)

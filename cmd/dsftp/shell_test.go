@@ -391,8 +391,8 @@ func sha(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// The shell shares its working directory (unless --no-share), like the
-// original tool: another dsftp downloads from it.
+// The shell shares its working directory (unless --no-share), as mount
+// does: another dsftp downloads from it.
 func TestShellSharesWorkingDirectory(t *testing.T) {
 	testenv.RequireRoot(t)
 	bin := testenv.Binary(t)

@@ -13,7 +13,9 @@ func init() {
 		return &cobra.Command{
 			Use:   "version",
 			Short: "Print the version and commit of dsftp",
-			Args:  cobra.NoArgs,
+			Example: `  dsftp version
+  dsftp --version`,
+			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				fmt.Fprintln(cmd.OutOrStdout(), lifecycle.Version())
 				return nil

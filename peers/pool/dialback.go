@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Dial-back check (README "Reachability"): a member whose router reports
+// Dial-back check (REACHABILITY.md): a member whose router reports
 // a mapping cannot tell from inside whether it works (hairpin NAT may
 // hide a broken one, or fake a working one). It asks other members to
 // dial its advertised addresses and report which answered with its host

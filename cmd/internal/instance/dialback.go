@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The dial-back check (README "Reachability"): an address the router
+// The dial-back check (peers/pool/REACHABILITY.md): an address the router
 // says it forwards is only believed once another member dialed it and
 // met our host key. Until a member could be asked, it is believed.
 const (

@@ -10,7 +10,7 @@ import (
 	"github.com/dsftp/dsftp/share/reach"
 )
 
-// Routes through other members (README "Reachability"): a share that
+// Routes through other members (peers/pool/REACHABILITY.md): a share that
 // discovers members holds their reverse connections and relays for them;
 // a share nobody can dial keeps reverse connections to a few members and
 // says so in its adverts; the pool tries those routes beside the
