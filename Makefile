@@ -38,7 +38,7 @@ LDFLAGS := -X github.com/dsftp/dsftp/cmd/internal/lifecycle.version=$(VERSION) -
 # go.mod stays as it is for everyone else. See README, Platforms.
 GOFUSE32 := bin/gofuse32
 
-.PHONY: all build install test vet cross release gofuse32 deps bench bench-wan demo clean fmt
+.PHONY: all build install test test-short vet cross release gofuse32 deps bench bench-wan demo clean fmt
 
 all: build
 
@@ -77,6 +77,11 @@ vet:
 
 test: deps vet cross
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# test-short: the fast tier, in-process tests only (about a minute);
+# every test that starts a program, mounts or uses namespaces skips.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
 
 # cross: go vet of every package (tests included) for each platform.
 cross: gofuse32

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // A hand-made member of the fake Discord channel for attack tests: keys

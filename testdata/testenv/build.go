@@ -25,6 +25,7 @@ var (
 // cannot reach the module proxy from inside.
 func BuildProgram(t testing.TB, pkg string) string {
 	t.Helper()
+	External(t)
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildCache[pkg]; ok {
@@ -36,6 +37,7 @@ func BuildProgram(t testing.TB, pkg string) string {
 			t.Fatal(err)
 		}
 		buildDir = d
+		built.add(d)
 	}
 	out := filepath.Join(buildDir, fmt.Sprintf("%s-%d", path.Base(pkg), len(buildCache)))
 	args := []string{"build", "-o", out}
@@ -49,4 +51,31 @@ func BuildProgram(t testing.TB, pkg string) string {
 	}
 	buildCache[pkg] = out
 	return out
+}
+
+// built are the directories the programs were built in, removed by Main.
+var built dirs
+
+type dirs struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (d *dirs) add(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.l = append(d.l, dir)
+}
+
+// Main runs the tests of a package that builds programs (Binary,
+// BuildProgram) and removes what was built: the builds outlive every
+// single test, so no t.Cleanup can.
+func Main(m *testing.M) {
+	code := m.Run()
+	built.mu.Lock()
+	for _, d := range built.l {
+		os.RemoveAll(d)
+	}
+	built.mu.Unlock()
+	os.Exit(code)
 }

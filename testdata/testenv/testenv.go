@@ -39,10 +39,22 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("prerequisite missing: %s", msg)
 }
 
+// External skips a test under -short: the fast tier runs only in-process
+// tests. Every helper that starts a program, mounts, or needs a tool or
+// privilege calls it, so a test that uses any of them needs no check of
+// its own. CI runs without -short, so nothing is skipped there.
+func External(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short runs in-process tests only; this one starts programs, mounts or uses namespaces")
+	}
+}
+
 // Require checks that each named tool is on PATH (or is an executable path)
 // and returns their resolved paths in order.
 func Require(t testing.TB, tools ...string) []string {
 	t.Helper()
+	External(t)
 	out := make([]string, 0, len(tools))
 	for _, tool := range tools {
 		p, err := exec.LookPath(tool)
@@ -57,6 +69,7 @@ func Require(t testing.TB, tools ...string) []string {
 // RequireRoot checks that the test runs as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	External(t)
 	if os.Geteuid() != 0 {
 		Missing(t, "this test needs root (network namespaces, sshd or FUSE)")
 	}
@@ -65,6 +78,7 @@ func RequireRoot(t testing.TB) {
 // RequireFUSE checks for /dev/fuse, fusermount3 and the privilege to mount.
 func RequireFUSE(t testing.TB) {
 	t.Helper()
+	External(t)
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		Missing(t, "/dev/fuse: %v", err)
 	}
@@ -98,12 +112,14 @@ var (
 // binary has it) and returns the path of the executable.
 func Binary(t testing.TB) string {
 	t.Helper()
+	External(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dsftp-bin-")
 		if err != nil {
 			buildErr = err
 			return
 		}
+		built.add(dir)
 		buildPath = filepath.Join(dir, "dsftp")
 		isolateXDG(dir)
 		args := []string{"build", "-o", buildPath}
@@ -215,6 +231,7 @@ type Process struct {
 // the end of the test if it is still running.
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
+	External(t)
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), withOwnXDG(t, withDiscoveryDefault(env))...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
