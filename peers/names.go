@@ -188,7 +188,7 @@ func (b *NameBook) admitLocked(name, origin string, inBook bool, now time.Time) 
 	if !inBook && len(b.byName) >= MaxKnownNames {
 		b.pruneLocked(now)
 		if len(b.byName) >= MaxKnownNames {
-			return fmt.Errorf("remember name %q: %w (%d names seen within %d days)", name, ErrNameBookFull, MaxKnownNames, KnownNameTTL/(24*time.Hour))
+			return fmt.Errorf("remember name %q: %w (%d names seen within %d days; the peer keeps it while listed)", name, ErrNameBookFull, MaxKnownNames, KnownNameTTL/(24*time.Hour))
 		}
 	}
 	c, ok := b.origins[origin]
@@ -199,14 +199,14 @@ func (b *NameBook) admitLocked(name, origin string, inBook bool, now time.Time) 
 			}
 		}
 		if len(b.origins) >= maxOrigins {
-			return fmt.Errorf("remember name %q: %w (names from %d sources within %v)", name, ErrTooManyNewNames, maxOrigins, NewNameWindow)
+			return fmt.Errorf("remember name %q: %w (new names from %d sources within %.0f h; the peer keeps it while listed)", name, ErrTooManyNewNames, maxOrigins, NewNameWindow.Hours())
 		}
 	}
 	if !ok || now.Sub(c.start) >= NewNameWindow {
 		c = originCount{start: now}
 	}
 	if c.n >= MaxNewNamesPerOrigin {
-		return fmt.Errorf("remember name %q: %w (%s added %d within %v)", name, ErrTooManyNewNames, origin, c.n, NewNameWindow)
+		return fmt.Errorf("remember name %q: %w (%s added %d within %.0f h; the peer keeps it while listed)", name, ErrTooManyNewNames, origin, c.n, NewNameWindow.Hours())
 	}
 	c.n++
 	b.origins[origin] = c
