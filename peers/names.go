@@ -15,16 +15,41 @@ import (
 	"time"
 )
 
-// Limits of the name book.
+// Limits of the name book. A line is at most about 128 bytes (a 64-byte
+// name, a 50-byte key fingerprint, a time), so a full book is a file of
+// at most 512 KiB and about 1 MiB of memory.
 const (
-	// MaxKnownNames bounds the names remembered; the least recently seen
-	// go first.
-	MaxKnownNames = 1024
+	// MaxKnownNames bounds the names remembered. A full book remembers no
+	// newcomer (it keeps a working name for the run) until a name ages
+	// out: names go only by age, so a flood of new keys never pushes out
+	// a name's owner.
+	MaxKnownNames = 4096
 	// KnownNameTTL is how long a name stays with a key that is not seen:
-	// after that, its first new claimant takes it.
+	// after that, it is forgotten and its first new claimant takes it.
 	KnownNameTTL = 90 * 24 * time.Hour
+	// MaxNewNamesPerOrigin bounds the names one origin (the Discord user
+	// that posted the adverts, or the LAN address they came from) adds to
+	// the book per NewNameWindow. One origin thus holds at most
+	// 8 × 91 = 728 names within the TTL, far from filling the book.
+	MaxNewNamesPerOrigin = 8
+	// NewNameWindow is the window of MaxNewNamesPerOrigin.
+	NewNameWindow = 24 * time.Hour
+	// maxOrigins bounds the origins counted in one window (a LAN host can
+	// send from many addresses); beyond it, new origins add no names
+	// until the window of some ends.
+	maxOrigins = 1024
 	// maxNameBookBytes bounds what is read of the file.
 	maxNameBookBytes = 1 << 20
+	// pruneEvery spaces the scans for aged-out names of a full book, so
+	// that a flood of newcomers costs one scan per interval.
+	pruneEvery = time.Minute
+)
+
+// Why a name was not remembered; the peer keeps a working name for the
+// run.
+var (
+	ErrNameBookFull    = errors.New("the name book is full")
+	ErrTooManyNewNames = errors.New("too many new names from one origin")
 )
 
 // NameBook remembers which key (peer ID) first held each display name,
@@ -37,14 +62,22 @@ type NameBook struct {
 	path string
 	now  func() time.Time
 
-	mu      sync.Mutex
-	byName  map[string]knownName
-	savedAt time.Time // when the file was last written
+	mu       sync.Mutex
+	byName   map[string]knownName
+	savedAt  time.Time // when the file was last written
+	prunedAt time.Time // when aged-out names were last dropped
+	origins  map[string]originCount
 }
 
 type knownName struct {
 	id   string
 	seen time.Time
+}
+
+// originCount is how many names one origin added since start.
+type originCount struct {
+	start time.Time
+	n     int
 }
 
 // DefaultNameBookPath is $XDG_STATE_HOME/dsftp/known_names, or
@@ -62,9 +95,15 @@ func DefaultNameBookPath() (string, error) {
 }
 
 // OpenNameBook reads the book at path; a missing file is an empty book.
-// Malformed lines are skipped; at most MaxKnownNames are kept.
+// Malformed lines and names unseen for KnownNameTTL are skipped; of a
+// file longer than MaxKnownNames (edited by hand), the most recently seen
+// are kept.
 func OpenNameBook(path string) (*NameBook, error) {
-	b := &NameBook{path: path, now: time.Now, byName: map[string]knownName{}}
+	return openNameBook(path, time.Now)
+}
+
+func openNameBook(path string, now func() time.Time) (*NameBook, error) {
+	b := &NameBook{path: path, now: now, byName: map[string]knownName{}, origins: map[string]originCount{}}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return b, nil
@@ -74,7 +113,7 @@ func OpenNameBook(path string) (*NameBook, error) {
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(io.LimitReader(f, maxNameBookBytes))
-	now := b.now()
+	t := now()
 	for sc.Scan() {
 		parts := strings.Split(sc.Text(), "\t")
 		if len(parts) != 3 || parts[0] == "" || SanitizeName(parts[0]) != parts[0] || !strings.HasPrefix(parts[1], "SHA256:") {
@@ -85,7 +124,7 @@ func OpenNameBook(path string) (*NameBook, error) {
 			continue
 		}
 		seen := time.Unix(secs, 0)
-		if now.Sub(seen) > KnownNameTTL {
+		if t.Sub(seen) > KnownNameTTL {
 			continue
 		}
 		b.byName[parts[0]] = knownName{id: parts[1], seen: seen}
@@ -93,7 +132,7 @@ func OpenNameBook(path string) (*NameBook, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read known names %s: %w", path, err)
 	}
-	b.trimLocked()
+	b.keepNewestLocked()
 	return b, nil
 }
 
@@ -111,11 +150,13 @@ func (b *NameBook) Owner(name string) (string, bool) {
 	return k.id, true
 }
 
-// Seen records that id holds name now, unless the name is another key's:
-// a new name is written to the file
-// at once, a known one's time about daily. It returns the error of a
-// failed write (the book in memory is updated anyway).
-func (b *NameBook) Seen(name, id string) error {
+// Seen records that id holds name now, heard from origin (see
+// MaxNewNamesPerOrigin), unless the name is another key's. A new name is
+// written to the file at once, a known one's time about daily. A new
+// name is not remembered when the book is full or origin added too many
+// lately: the error says so (ErrNameBookFull, ErrTooManyNewNames). Other
+// errors are failed writes (the book in memory is updated anyway).
+func (b *NameBook) Seen(name, id, origin string) error {
 	if b == nil {
 		return nil
 	}
@@ -123,19 +164,72 @@ func (b *NameBook) Seen(name, id string) error {
 	defer b.mu.Unlock()
 	now := b.now()
 	old, known := b.byName[name]
-	if known && old.id != id && now.Sub(old.seen) <= KnownNameTTL {
+	live := known && now.Sub(old.seen) <= KnownNameTTL
+	switch {
+	case live && old.id != id:
 		return nil // another key's name: a stranger holding it gains nothing
+	case live:
+		b.byName[name] = knownName{id: id, seen: now}
+		if now.Sub(b.savedAt) < 24*time.Hour {
+			return nil
+		}
+		return b.saveLocked(now)
+	}
+	if err := b.admitLocked(name, origin, known, now); err != nil {
+		return err
 	}
 	b.byName[name] = knownName{id: id, seen: now}
-	if known && old.id == id && now.Sub(b.savedAt) < 24*time.Hour {
-		return nil
-	}
-	b.trimLocked()
 	return b.saveLocked(now)
 }
 
-// trimLocked keeps the MaxKnownNames most recently seen names.
-func (b *NameBook) trimLocked() {
+// admitLocked decides whether origin may add name now, and counts it.
+// inBook says name holds an aged-out line it can take over.
+func (b *NameBook) admitLocked(name, origin string, inBook bool, now time.Time) error {
+	if !inBook && len(b.byName) >= MaxKnownNames {
+		b.pruneLocked(now)
+		if len(b.byName) >= MaxKnownNames {
+			return fmt.Errorf("remember name %q: %w (%d names seen within %d days; the peer keeps it while listed)", name, ErrNameBookFull, MaxKnownNames, KnownNameTTL/(24*time.Hour))
+		}
+	}
+	c, ok := b.origins[origin]
+	if !ok && len(b.origins) >= maxOrigins {
+		for o, c := range b.origins {
+			if now.Sub(c.start) >= NewNameWindow {
+				delete(b.origins, o)
+			}
+		}
+		if len(b.origins) >= maxOrigins {
+			return fmt.Errorf("remember name %q: %w (new names from %d sources within %.0f h; the peer keeps it while listed)", name, ErrTooManyNewNames, maxOrigins, NewNameWindow.Hours())
+		}
+	}
+	if !ok || now.Sub(c.start) >= NewNameWindow {
+		c = originCount{start: now}
+	}
+	if c.n >= MaxNewNamesPerOrigin {
+		return fmt.Errorf("remember name %q: %w (%s added %d within %.0f h; the peer keeps it while listed)", name, ErrTooManyNewNames, origin, c.n, NewNameWindow.Hours())
+	}
+	c.n++
+	b.origins[origin] = c
+	return nil
+}
+
+// pruneLocked drops the names unseen for KnownNameTTL, at most every
+// pruneEvery.
+func (b *NameBook) pruneLocked(now time.Time) {
+	if now.Sub(b.prunedAt) < pruneEvery {
+		return
+	}
+	b.prunedAt = now
+	for n, k := range b.byName {
+		if now.Sub(k.seen) > KnownNameTTL {
+			delete(b.byName, n)
+		}
+	}
+}
+
+// keepNewestLocked keeps the MaxKnownNames most recently seen names of a
+// file that holds more.
+func (b *NameBook) keepNewestLocked() {
 	if len(b.byName) <= MaxKnownNames {
 		return
 	}

@@ -47,6 +47,10 @@ type Peer struct {
 	Source string
 	// AuthorID is the Discord user that posted the advert, if any.
 	AuthorID string
+	// Origin is who handed us the advert: "discord:" and the user that
+	// posted it, or "lan:" and the address it came from. The name book
+	// bounds the new names one origin adds (MaxNewNamesPerOrigin).
+	Origin string
 	// ClientOnly marks an instance that shares nothing (`dsftp get`, or
 	// mount/shell with --no-share): it has no addresses and its ID is only
 	// its advert's signing key. The registry lets its ClientKeys in like

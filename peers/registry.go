@@ -3,6 +3,8 @@ package peers
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // Entry is a live peer with the unique display name the registry gave it.
@@ -53,6 +57,7 @@ type Registry struct {
 
 	book    *NameBook // names remembered across runs; nil: none
 	bookErr func(error)
+	bookLog pace.LogLimiter // a flood of refused names logs once a minute
 }
 
 // SetNameBook makes the registry remember which key held each name (see
@@ -86,6 +91,7 @@ func NewRegistry(selfID string) *Registry {
 		names:    map[string]string{},
 		watchers: map[chan struct{}]struct{}{},
 		timer:    make(chan struct{}, 1),
+		bookLog:  pace.LogLimiter{Every: time.Minute},
 	}
 }
 
@@ -125,7 +131,7 @@ func (r *Registry) Upsert(p Peer) bool {
 		rerun = e.Peer.Instance != p.Instance || !sameKeys(e.Peer.ClientKeys, p.ClientKeys)
 		e.Peer = p
 		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
-			r.noteBookLocked(e.DisplayName, p.ID)
+			r.noteBookLocked(e.DisplayName, p)
 		}
 	} else {
 		e = &Entry{Peer: p, Added: now, DisplayName: r.claimName(p)}
@@ -171,20 +177,36 @@ func (r *Registry) claimName(p Peer) string {
 		holder.DisplayName = r.suffixedName(holderID, base)
 		r.names[holder.DisplayName] = holderID
 		r.journalLocked(NameChange{Name: holder.DisplayName, ID: holderID})
-		r.noteBookLocked(base, p.ID)
+		r.noteBookLocked(base, p)
 		return base
 	case taken:
 		return r.suffixedName(p.ID, base)
 	}
-	r.noteBookLocked(base, p.ID)
+	r.noteBookLocked(base, p)
 	return base
 }
 
-func (r *Registry) noteBookLocked(name, id string) {
-	if r.book == nil || !strings.HasPrefix(id, "SHA256:") {
+// noteBookLocked tells the book that p holds name. A name the book does
+// not take (full, or too many new ones from p's origin) stays p's for
+// this run; a refresh of p tries again.
+func (r *Registry) noteBookLocked(name string, p Peer) {
+	if r.book == nil || !strings.HasPrefix(p.ID, "SHA256:") {
 		return
 	}
-	if err := r.book.Seen(name, id); err != nil && r.bookErr != nil {
+	err := r.book.Seen(name, p.ID, p.Origin)
+	if err == nil || r.bookErr == nil {
+		return
+	}
+	kind := "write"
+	for _, e := range []error{ErrNameBookFull, ErrTooManyNewNames} {
+		if errors.Is(err, e) {
+			kind = e.Error()
+		}
+	}
+	if ok, held := r.bookLog.Allow(kind, r.now()); ok {
+		if held > 0 {
+			err = fmt.Errorf("%w (and %d more like it since the last report)", err, held)
+		}
 		r.bookErr(err)
 	}
 }

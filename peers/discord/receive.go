@@ -149,7 +149,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 	}
 	r.known[d.Fingerprint] = st
 	p := d.Peer(peers.SourceDiscord)
-	p.HostKeyFingerprint, p.AuthorID = d.Fingerprint, author
+	p.HostKeyFingerprint, p.AuthorID, p.Origin = d.Fingerprint, author, "discord:"+author
 	r.reg.Upsert(p)
 }
 

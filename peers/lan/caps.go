@@ -6,7 +6,10 @@ import "time"
 // so that a flood of validly signed adverts from fresh keys fills at most
 // MaxPeersPerSource slots per address and MaxPeers in total instead of
 // the registry (and every mount's root). Known peers are always
-// refreshed; only newcomers are turned away.
+// refreshed; only newcomers are turned away. The name book counts the
+// new names it remembers by the same source (Peer.Origin "lan:IP", see
+// peers.MaxNewNamesPerOrigin), a few a day of the MaxPeersPerSource
+// live ones.
 type peerCount struct {
 	max, perSource int
 	peers          map[string]knownPeer // by peer ID

@@ -486,6 +486,7 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	p := adv.Peer
 	p.Source = peers.SourceLAN
 	p.AuthorID = ""
+	p.Origin = "lan:" + from.IP.String() // the source the LAN caps count by
 	p.Addrs = withSource(p.Addrs, from)
 	// Our own cadence bounds how long a peer lives without being heard,
 	// whatever expiry (or clock) the sender has.
