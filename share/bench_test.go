@@ -125,3 +125,45 @@ func writeRandomFile(b *testing.B, path string, size int64) {
 		}
 	}
 }
+
+// BenchmarkSecretCheck times the secret check that runs on every open, on
+// files of several sizes read from the page cache: plain text, random
+// binary, and a file starting with a DER SEQUENCE header.
+func BenchmarkSecretCheck(b *testing.B) {
+	dir := b.TempDir()
+	g := benchGuard(b)
+	for _, size := range []int64{4 << 10, 64 << 10, 256 << 10, 1 << 20, 16 << 20} {
+		for _, kind := range []string{"text", "keywords", "random"} {
+			p := filepath.Join(dir, fmt.Sprintf("%s-%d", kind, size))
+			line := map[string]string{
+				"text":     "The quick brown fox jumps over the lazy dog, 0123456789.\n",
+				"keywords": "Some ordinary text, PRIVATE notes and KEY words.\n",
+			}[kind]
+			if kind == "random" {
+				writeRandomFile(b, p, size)
+				if err := os.Truncate(p, size); err != nil {
+					b.Fatal(err)
+				}
+			} else if err := os.WriteFile(p, []byte(strings.Repeat(line, int(size)/len(line)+1)[:size]), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/%dKiB", kind, size>>10), func(b *testing.B) {
+				f, err := os.Open(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				fi, err := f.Stat()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for range b.N {
+					if err := g.check(f, fi, "x"); err != nil {
+						b.Fatalf("check: %v", err)
+					}
+				}
+			})
+		}
+	}
+}

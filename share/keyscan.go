@@ -1,0 +1,185 @@
+package share
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// The key scan reads a file in windows of keyScanBytes. Each read goes
+// scanMargin past its window so that a marker starting inside the window
+// is seen whole even when it ends past it (a PEM BEGIN line is well under
+// 1 KiB). A file up to wholeScanBytes is searched all through; a larger
+// one in its first and last window (a key appended to a log, or at the
+// start of a bundle or archive). Structured forms (DER, PKCS#12, gzip,
+// base64) are recognised from the first window.
+const (
+	keyScanBytes   = 64 << 10
+	scanMargin     = 1 << 10
+	wholeScanBytes = 256 << 10
+	// unwrapDepth is how many encodings (gzip, base64) are taken off
+	// before a key is looked for: base64 of a gzip of a PEM key is two.
+	unwrapDepth = 2
+)
+
+// The markers that begin a private key in the text and binary forms
+// people keep on disk.
+var (
+	pemBegin    = []byte("-----BEGIN ")
+	pemKeyEnd   = []byte("PRIVATE KEY") // "RSA PRIVATE KEY", "PGP PRIVATE KEY BLOCK", ...
+	pemDashes   = []byte("-----")
+	puttyKey    = []byte("PuTTY-User-Key-File-")
+	opensshBlob = []byte("openssh-key-v1\x00") // the decoded OpenSSH format
+)
+
+// Every marker is searched for from a '-' in it: bytes.Index skips to the
+// first byte of what it looks for, and '-' is rarer in text than 'o' or
+// 'P' ("openssh…" cost three times as much in English).
+var (
+	puttyTail   = puttyKey[bytes.IndexByte(puttyKey, '-'):]
+	opensshTail = opensshBlob[bytes.IndexByte(opensshBlob, '-'):]
+)
+
+// scanBufs holds the buffers of the key scan: one per open otherwise.
+var scanBufs = sync.Pool{New: func() any { b := make([]byte, keyScanBytes+scanMargin); return &b }}
+
+// scanFile reports why f, of the given size, holds a private key, or "".
+// head, when not nil, is called with the first window (the whole file
+// when it fits) before it is searched.
+func scanFile(f io.ReaderAt, size int64, head func([]byte) string) (string, error) {
+	if size <= 0 {
+		return "", nil
+	}
+	bp := scanBufs.Get().(*[]byte)
+	defer scanBufs.Put(bp)
+	buf, err := readWindow(f, *bp, 0, size)
+	if err != nil {
+		return "", err
+	}
+	if head != nil {
+		if why := head(buf); why != "" {
+			return why, nil
+		}
+	}
+	if why := detectKey(buf, int64(len(buf)) == size, unwrapDepth); why != "" {
+		return why, nil
+	}
+	if size <= keyScanBytes+scanMargin {
+		return "", nil
+	}
+	next := func(off int64) (string, error) {
+		w, err := readWindow(f, *bp, off, size)
+		if err != nil {
+			return "", err
+		}
+		return textKey(w), nil
+	}
+	if size > wholeScanBytes {
+		return next(size - keyScanBytes - scanMargin)
+	}
+	for off := int64(keyScanBytes); off < size; off += keyScanBytes {
+		if why, err := next(off); why != "" || err != nil {
+			return why, err
+		}
+	}
+	return "", nil
+}
+
+// readWindow reads the window of f at off, with its margin, into buf.
+func readWindow(f io.ReaderAt, buf []byte, off, size int64) ([]byte, error) {
+	buf = buf[:min(int64(len(buf)), size-off)]
+	n, err := f.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read for the key scan: %w", err)
+	}
+	return buf[:n], nil
+}
+
+// detectKey reports why b holds a private key, or "". whole says b is
+// the whole content (the structured forms are recognised only then).
+// depth is how many encodings may still be taken off.
+func detectKey(b []byte, whole bool, depth int) string {
+	if why := textKey(b); why != "" {
+		return why
+	}
+	if whole {
+		if why := derKey(b); why != "" {
+			return why
+		}
+	}
+	if depth == 0 {
+		return ""
+	}
+	if why := gzipKey(b, depth-1); why != "" {
+		return "gzip of a " + why
+	}
+	if why := base64Key(b, whole, depth-1); why != "" {
+		return "base64 of a " + why
+	}
+	return ""
+}
+
+// textKey reports why b holds the start of a private key in a text or
+// OpenSSH binary form: a PEM block "-----BEGIN … PRIVATE KEY-----"
+// (OpenSSH, PKCS#1, PKCS#8, EC, DSA, encrypted, PGP), a PuTTY .ppk key,
+// or OpenSSH's binary format.
+func textKey(b []byte) string {
+	if containsFromDash(b, puttyKey, puttyTail) {
+		return "private key (PuTTY)"
+	}
+	if containsFromDash(b, opensshBlob, opensshTail) {
+		return "private key (OpenSSH binary)"
+	}
+	if pemPrivateKey(b) {
+		return "private key (PEM)"
+	}
+	return ""
+}
+
+// pemPrivateKey reports whether b has a PEM BEGIN line whose label ends
+// in PRIVATE KEY (or PRIVATE KEY BLOCK, as PGP's).
+func pemPrivateKey(b []byte) bool {
+	for rest := b; ; {
+		i := bytes.Index(rest, pemBegin)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(pemBegin):]
+		end := bytes.Index(rest, pemDashes)
+		if end < 0 {
+			return false
+		}
+		label := rest[:end]
+		if bytes.IndexFunc(label, notLabel) < 0 &&
+			(bytes.HasSuffix(label, pemKeyEnd) || bytes.HasSuffix(label, []byte("PRIVATE KEY BLOCK"))) {
+			return true
+		}
+	}
+}
+
+// containsFromDash is bytes.Contains(b, marker), searching for tail, the
+// marker from its first '-' on.
+func containsFromDash(b, marker, tail []byte) bool {
+	head := len(marker) - len(tail)
+	for off := 0; ; {
+		i := bytes.Index(b[off:], tail)
+		if i < 0 {
+			return false
+		}
+		if at := off + i; at >= head && bytes.Equal(b[at-head:at], marker[:head]) {
+			return true
+		}
+		off += i + 1
+	}
+}
+
+// holdsPrivateKey reports whether b, part of a file, holds the start of
+// a private key in a text form (see textKey).
+func holdsPrivateKey(b []byte) bool { return textKey(b) != "" }
+
+// notLabel reports a rune that cannot be part of a PEM label's words.
+func notLabel(r rune) bool {
+	return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ')
+}
