@@ -22,12 +22,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
 )
 
 // keyForm is a file in the key-forms share: refused (why names the
@@ -293,4 +295,99 @@ func TestKeyForms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkForms reads every form through c: refused ones fail with
+// permission denied, served ones read whole, and all are listed.
+func (f *keyFormsFixture) checkForms(t *testing.T, c *sftp.Client) {
+	t.Helper()
+	listed := listNames(t, c, "/")
+	for _, kf := range f.forms {
+		if !slices.Contains(listed, kf.name) {
+			t.Errorf("%s is not listed; refused files are listed like others", kf.name)
+		}
+		got, err := readAllRemote(c, "/"+kf.name)
+		if kf.why != "" {
+			if !isPermissionDenied(err) {
+				t.Errorf("read /%s = %d bytes, %v; want permission denied (%s)", kf.name, len(got), err, kf.why)
+			}
+			continue
+		}
+		want, _ := readNoAtime(filepath.Join(f.share, kf.name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("read /%s = %d bytes, %v; want its %d bytes", kf.name, len(got), err, len(want))
+		}
+	}
+}
+
+// checkLog looks for each refusal, with its reason, in a server log.
+func (f *keyFormsFixture) checkLog(t *testing.T, logs string) {
+	t.Helper()
+	for _, kf := range f.forms {
+		line := "path=/" + kf.name + " why=" + strconv.Quote(kf.why)
+		if kf.why != "" && !strings.Contains(logs, line) {
+			t.Errorf("no refusal logged for /%s (%s)", kf.name, line)
+		}
+	}
+}
+
+// useHome points this test's HOME and configuration directory at the
+// fixture's fake home, which the share's defaults then protect.
+func (f *keyFormsFixture) useHome(t *testing.T) {
+	t.Setenv("HOME", f.home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(f.home, ".config"))
+}
+
+// TestKeyFormsRefused: a real share.Server, with the secret directories
+// of its defaults (HOME is the fixture's), refuses every form of key to
+// pkg/sftp and to OpenSSH's sftp, serves the near misses, and logs why.
+func TestKeyFormsRefused(t *testing.T) {
+	f := newKeyForms(t)
+	f.useHome(t)
+	ts := startTestShare(t, f.share, func(o *Options) { o.SecretFiles = []string{f.token, f.hostKey} })
+	f.checkForms(t, ts.sftpClient(t))
+	f.checkLog(t, ts.logs.String())
+
+	work := t.TempDir()
+	var batch strings.Builder
+	for _, kf := range f.forms {
+		batch.WriteString("-get /" + kf.name + "\n")
+	}
+	out, err := ts.sftpBatch(t, work, batch.String())
+	if err != nil {
+		t.Fatalf("sftp -b: %v\n%s", err, out)
+	}
+	for _, kf := range f.forms {
+		got, err := os.ReadFile(filepath.Join(work, kf.name))
+		switch {
+		case kf.why != "" && err == nil:
+			t.Errorf("OpenSSH sftp downloaded /%s (%d bytes); want refused (%s)", kf.name, len(got), kf.why)
+		case kf.why == "" && err != nil:
+			t.Errorf("OpenSSH sftp did not download /%s: %v\n%s", kf.name, err, out)
+		}
+	}
+	if !strings.Contains(out, "Permission denied") {
+		t.Errorf("OpenSSH sftp did not report permission denied:\n%s", out)
+	}
+}
+
+// TestKeyFormsBinary: the real `dsftp share`, with HOME and the
+// configuration directory in the fixture's fake home, refuses every form:
+// its defaults name the token file and the host key, and ~/.ssh, ~/.gnupg
+// and ~/.config/dsftp.
+func TestKeyFormsBinary(t *testing.T) {
+	f := newKeyForms(t)
+	b := startBinaryShareEnv(t, []string{"HOME=" + f.home, "XDG_CONFIG_HOME=" + filepath.Join(f.home, ".config")}, f.share, nil)
+	c, err := b.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	f.checkForms(t, sc)
+	f.checkLog(t, b.proc.Output.String())
 }
