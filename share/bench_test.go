@@ -4,7 +4,9 @@ package share
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,24 +129,36 @@ func writeRandomFile(b *testing.B, path string, size int64) {
 }
 
 // BenchmarkSecretCheck times the secret check that runs on every open, on
-// files of several sizes read from the page cache: plain text, random
-// binary, and a file starting with a DER SEQUENCE header.
+// files of several sizes read from the page cache: English text, text
+// full of near-miss words, random binary, gzip of text and base64 of
+// random bytes (the last two are the size of their content).
 func BenchmarkSecretCheck(b *testing.B) {
 	dir := b.TempDir()
-	g := benchGuard(b)
+	g := newSecretGuard(nil, DefaultSecretDirs(), &refusalLog{log: slog.New(slog.DiscardHandler)})
+	text := func(line string, size int64) []byte {
+		return []byte(strings.Repeat(line, int(size)/len(line)+1)[:size])
+	}
+	random := func(size int64) []byte {
+		p := filepath.Join(dir, "random")
+		writeRandomFile(b, p, size)
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return raw[:size]
+	}
+	const english = "The quick brown fox jumps over the lazy dog, 0123456789.\n"
+	content := map[string]func(int64) []byte{
+		"text":     func(n int64) []byte { return text(english, n) },
+		"keywords": func(n int64) []byte { return text("Some ordinary text, PRIVATE notes and KEY words.\n", n) },
+		"random":   random,
+		"gzip":     func(n int64) []byte { return gzipped(b, text(english, n)) },
+		"base64":   func(n int64) []byte { return []byte(lines(base64.StdEncoding.EncodeToString(random(n*3/4)), 76)) },
+	}
 	for _, size := range []int64{4 << 10, 64 << 10, 256 << 10, 1 << 20, 16 << 20} {
-		for _, kind := range []string{"text", "keywords", "random"} {
+		for _, kind := range []string{"text", "keywords", "random", "gzip", "base64"} {
 			p := filepath.Join(dir, fmt.Sprintf("%s-%d", kind, size))
-			line := map[string]string{
-				"text":     "The quick brown fox jumps over the lazy dog, 0123456789.\n",
-				"keywords": "Some ordinary text, PRIVATE notes and KEY words.\n",
-			}[kind]
-			if kind == "random" {
-				writeRandomFile(b, p, size)
-				if err := os.Truncate(p, size); err != nil {
-					b.Fatal(err)
-				}
-			} else if err := os.WriteFile(p, []byte(strings.Repeat(line, int(size)/len(line)+1)[:size]), 0o644); err != nil {
+			if err := os.WriteFile(p, content[kind](size), 0o644); err != nil {
 				b.Fatal(err)
 			}
 			b.Run(fmt.Sprintf("%s/%dKiB", kind, size>>10), func(b *testing.B) {

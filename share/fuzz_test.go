@@ -144,6 +144,9 @@ func FuzzDetectKey(f *testing.F) {
 		watchdog := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("detectKey of %d bytes hung for 10 s", len(b))) })
 		defer watchdog.Stop()
 		why := detectKey(b, true, unwrapDepth)
+		if fast, dense := textKey(b), textKeyDense(b); (fast == "") != (dense == "") {
+			t.Fatalf("textKey = %q, textKeyDense = %q", fast, dense)
+		}
 		_ = detectKey(b, false, unwrapDepth)
 		if len(b) <= keyScanBytes+scanMargin {
 			got, err := scanFile(bytes.NewReader(b), int64(len(b)), nil)
