@@ -181,3 +181,27 @@ func BenchmarkSecretCheck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSecretLookup times one look-up of the secret identities with
+// the secret directories at their bound (maxSecretEntries files): the
+// work one open does every secretRefresh.
+func BenchmarkSecretLookup(b *testing.B) {
+	dir := b.TempDir()
+	for i := range maxSecretEntries {
+		sub := filepath.Join(dir, strconv.Itoa(i%16))
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(i)), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := &secretIDs{dirs: []string{dir}, log: slog.New(slog.DiscardHandler)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if set := ids.lookup(); len(set.ids) == 0 {
+			b.Fatal("no identities")
+		}
+	}
+}

@@ -391,3 +391,50 @@ func TestKeyFormsBinary(t *testing.T) {
 	f.checkForms(t, sc)
 	f.checkLog(t, b.proc.Output.String())
 }
+
+// TestSecretDirsRefresh: a file that appears in a secret directory after
+// the share started is refused through a hard link within seconds, and
+// so is a copy of a token file written since.
+func TestSecretDirsRefresh(t *testing.T) {
+	base := t.TempDir()
+	sshDir, share := filepath.Join(base, ".ssh"), filepath.Join(base, "share")
+	for _, d := range []string{sshDir, share} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := filepath.Join(base, "discord-token")
+	var logs testenv.SyncBuffer
+	g := newSecretGuard([]string{token}, []string{sshDir}, &refusalLog{log: slog.New(slog.NewTextHandler(&logs, nil))})
+	check := func(name string) error {
+		f, err := os.Open(filepath.Join(share, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.check(f, fi, name)
+	}
+	hosts := filepath.Join(sshDir, "known_hosts")
+	if err := os.WriteFile(hosts, []byte("example.org ssh-ed25519 AAAA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(hosts, filepath.Join(share, "hosts")); err != nil {
+		t.Fatal(err)
+	}
+	const tok = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GAbCdE.a-new-token-written-after-the-start"
+	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(share, "copy"), []byte(tok), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hard link to be refused", func() bool { return errors.Is(check("hosts"), errSecret) })
+	waitFor(t, "the token's copy to be refused", func() bool { return errors.Is(check("copy"), errSecret) })
+	if l := logs.String(); !strings.Contains(l, "same file as one in "+sshDir) || !strings.Contains(l, "copy of a dsftp secret") {
+		t.Errorf("refusals not logged with their reasons:\n%s", l)
+	}
+}

@@ -64,35 +64,30 @@ type secretSum struct {
 }
 
 // secretIDs keeps the current secretSet. Opens read it without a lock;
-// the first open after it is stale looks it up again while the others
-// go on with the old one.
+// the first open after it is stale starts a look-up in the background
+// (at the entry bound one takes about 10 ms) and goes on with the old
+// one, as do the others meanwhile.
 type secretIDs struct {
 	files []string // dsftp's secret files: token, host key
 	dirs  []string // walked for files: ~/.ssh, ~/.gnupg, the config directory
 	log   *slog.Logger
 
-	cur       atomic.Pointer[secretSet]
-	refresh   sync.Mutex
-	warnedCap atomic.Bool
+	cur        atomic.Pointer[secretSet]
+	first      sync.Once
+	refreshing atomic.Bool
+	warnedCap  atomic.Bool
 }
 
-// get returns the current set, refreshed when stale.
+// get returns the current set, and refreshes it when stale.
 func (s *secretIDs) get() *secretSet {
+	s.first.Do(func() { s.cur.Store(s.lookup()) })
 	set := s.cur.Load()
-	if set != nil && time.Since(set.taken) < secretRefresh {
-		return set
+	if time.Since(set.taken) >= secretRefresh && s.refreshing.CompareAndSwap(false, true) {
+		go func() {
+			defer s.refreshing.Store(false)
+			s.cur.Store(s.lookup())
+		}()
 	}
-	if set == nil {
-		s.refresh.Lock() // the first: everyone waits for it
-	} else if !s.refresh.TryLock() {
-		return set
-	}
-	defer s.refresh.Unlock()
-	if cur := s.cur.Load(); cur != set {
-		return cur // another open refreshed it meanwhile
-	}
-	set = s.lookup()
-	s.cur.Store(set)
 	return set
 }
 
@@ -165,7 +160,13 @@ func (s *secretIDs) walk(dir string, entries int, add func(os.FileInfo, string))
 			}
 			return nil
 		}
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		var fi os.FileInfo
+		if d.Type()&fs.ModeSymlink != 0 {
+			fi, err = os.Stat(p)
+		} else if d.Type().IsRegular() {
+			fi, err = d.Info()
+		}
+		if err == nil && fi != nil && fi.Mode().IsRegular() {
 			add(fi, why)
 		}
 		return nil
