@@ -61,7 +61,7 @@ func derKey(b []byte) string {
 	}
 	var pki privateKeyInfo
 	if rest, err := asn1.Unmarshal(b, &pki); err == nil && len(rest) == 0 && len(pki.Algorithm.Algorithm) > 0 {
-		return "private key (DER PKCS#8, " + pki.Algorithm.Algorithm.String() + ")"
+		return "private key (DER PKCS#8)"
 	}
 	var epki encryptedPrivateKeyInfo
 	if rest, err := asn1.Unmarshal(b, &epki); err == nil && len(rest) == 0 && encryptionOID(epki.Algorithm.Algorithm) {

@@ -13,8 +13,9 @@ import (
 // is seen whole even when it ends past it (a PEM BEGIN line is well under
 // 1 KiB). A file up to wholeScanBytes is searched all through; a larger
 // one in its first and last window (a key appended to a log, or at the
-// start of a bundle or archive). Structured forms (DER, PKCS#12, gzip,
-// base64) are recognised from the first window.
+// start of a bundle or archive); their middle is not searched, which
+// keeps an open to two reads. DER and PKCS#12 are recognised in a file
+// that fits the first window, gzip and base64 from the first window.
 const (
 	keyScanBytes   = 64 << 10
 	scanMargin     = 1 << 10
@@ -191,10 +192,6 @@ func pemKeyLabel(b []byte) bool {
 	return bytes.IndexFunc(label, notLabel) < 0 &&
 		(bytes.HasSuffix(label, pemKeyEnd) || bytes.HasSuffix(label, []byte("PRIVATE KEY BLOCK")))
 }
-
-// holdsPrivateKey reports whether b, part of a file, holds the start of
-// a private key in a text form (see textKey).
-func holdsPrivateKey(b []byte) bool { return textKey(b) != "" }
 
 // notLabel reports a rune that cannot be part of a PEM label's words.
 func notLabel(r rune) bool {

@@ -375,7 +375,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func TestHoldsPrivateKey(t *testing.T) {
+func TestTextKey(t *testing.T) {
 	for _, c := range []struct {
 		text string
 		want bool
@@ -404,8 +404,8 @@ func TestHoldsPrivateKey(t *testing.T) {
 		{"ssh-ed25519 AAAAC3Nza me@host\n", false},
 		{"", false},
 	} {
-		if got := holdsPrivateKey([]byte(c.text)); got != c.want {
-			t.Errorf("holdsPrivateKey(%q) = %v; want %v", c.text, got, c.want)
+		if got := textKey([]byte(c.text)) != ""; got != c.want {
+			t.Errorf("textKey(%q) = %v; want %v", c.text, got, c.want)
 		}
 	}
 }
