@@ -134,7 +134,7 @@ func writeRandomFile(b *testing.B, path string, size int64) {
 // random bytes (the last two are the size of their content).
 func BenchmarkSecretCheck(b *testing.B) {
 	dir := b.TempDir()
-	g := newSecretGuard(nil, DefaultSecretDirs(), &refusalLog{log: slog.New(slog.DiscardHandler)})
+	g := newSecretGuard(nil, defaultSecretDirs(), &refusalLog{log: slog.New(slog.DiscardHandler)})
 	text := func(line string, size int64) []byte {
 		return []byte(strings.Repeat(line, int(size)/len(line)+1)[:size])
 	}

@@ -261,7 +261,7 @@ func selfSigned(t testing.TB, key *rsa.PrivateKey) []byte {
 }
 
 // secretDirs are the fake home's secret directories, as
-// DefaultSecretDirs finds them with HOME set to it.
+// defaultSecretDirs finds them with HOME set to it.
 func (f *keyFormsFixture) secretDirs() []string {
 	return []string{filepath.Join(f.home, ".ssh"), filepath.Join(f.home, ".gnupg"), filepath.Join(f.home, ".config", "dsftp")}
 }

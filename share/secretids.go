@@ -28,11 +28,11 @@ const (
 	maxSecretContent = 16 << 10
 )
 
-// DefaultSecretDirs are the directories whose files are never served,
+// defaultSecretDirs are the directories whose files are never served,
 // hard links included: ~/.ssh, ~/.gnupg and dsftp's configuration
 // directory ($XDG_CONFIG_HOME/dsftp, ~/.config/dsftp or the OS
 // equivalent). A directory that cannot be found is left out.
-func DefaultSecretDirs() []string {
+func defaultSecretDirs() []string {
 	var dirs []string
 	if home, err := os.UserHomeDir(); err == nil {
 		dirs = append(dirs, filepath.Join(home, ".ssh"), filepath.Join(home, ".gnupg"))

@@ -83,7 +83,7 @@ type Options struct {
 	SecretFiles []string
 	// SecretDirs are directories whose files are never served under any
 	// name: a hard link into them is refused. Nil means
-	// DefaultSecretDirs (~/.ssh, ~/.gnupg, dsftp's configuration
+	// defaultSecretDirs (~/.ssh, ~/.gnupg, dsftp's configuration
 	// directory); an empty slice, none.
 	SecretDirs []string
 	// ExcludeMounts returns absolute mountpoints that are never served,
@@ -298,7 +298,7 @@ func (s *Server) initView() error {
 	}
 	dirs := s.opts.SecretDirs
 	if dirs == nil {
-		dirs = DefaultSecretDirs()
+		dirs = defaultSecretDirs()
 	}
 	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log, lim: s.loglim})
 	return nil
