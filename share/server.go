@@ -82,9 +82,9 @@ type Options struct {
 	// Files holding a private key are refused anyway (see scanFile).
 	SecretFiles []string
 	// SecretDirs are directories whose files are never served under any
-	// name: a hard link into them is refused. Nil means
-	// defaultSecretDirs (~/.ssh, ~/.gnupg, dsftp's configuration
-	// directory); an empty slice, none.
+	// name: a hard link into them is refused. Nil means ~/.ssh, ~/.gnupg
+	// and dsftp's configuration directory ($XDG_CONFIG_HOME/dsftp); an
+	// empty slice, none.
 	SecretDirs []string
 	// ExcludeMounts returns absolute mountpoints that are never served,
 	// nor anything below them: dsftp's own FUSE mounts, which would
