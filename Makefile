@@ -14,9 +14,9 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 # FUSE 3, a real UPnP router (miniupnpd + nftables + miniupnpc), network
 # namespaces (iproute2), a terminal multiplexer for the shell tests and a
 # packet capture (tcpdump: the relay carries no plaintext).
-APT_PKGS := openssh-client openssh-server sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump
+APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump
 # One binary per package above, to decide whether apt has anything to do.
-NEED_BINS := ssh sftp /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump
+NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump
 
 # The platforms of a release, GOOS/GOARCH. `make test` vets every package
 # for each of them (so a platform break fails CI); `make release` builds

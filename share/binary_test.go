@@ -33,6 +33,13 @@ type binaryShare struct {
 // given, and waits until it is ready.
 func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) *binaryShare {
 	t.Helper()
+	return startBinaryShareEnv(t, nil, dir, wrap, extra...)
+}
+
+// startBinaryShareEnv is startBinaryShare with environment variables
+// (KEY=value) added to the process's.
+func startBinaryShareEnv(t *testing.T, env []string, dir string, wrap []string, extra ...string) *binaryShare {
+	t.Helper()
 	bin := testenv.Binary(t)
 	tmp := t.TempDir()
 	key, other := testenv.NewKey(t, tmp, "client"), testenv.NewKey(t, tmp, "other")
@@ -46,7 +53,7 @@ func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) 
 	if len(wrap) > 0 {
 		name, args = wrap[0], append(append(wrap[1:], bin), args...)
 	}
-	p := testenv.Start(t, nil, name, args...)
+	p := testenv.Start(t, env, name, args...)
 	p.WaitOutput(t, "dsftp share ready on port", 60*time.Second)
 	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(p.Output.String())
 	if fp == "" {

@@ -4,11 +4,17 @@ package share
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,4 +115,50 @@ func FuzzClientPath(f *testing.F) {
 
 func leaks(data []byte) bool {
 	return bytes.Contains(data, []byte("TOP-SECRET")) || bytes.Contains(data, []byte("root:x:0:0"))
+}
+
+// FuzzDetectKey feeds arbitrary file contents to the key detector (the
+// DER, PKCS#12, gzip and base64 parsers run on what a share holds). It
+// must not panic or hang, a whole small file must get the same answer
+// from scanFile as from detectKey, and a key in a text form must still be
+// found past the first window.
+func FuzzDetectKey(f *testing.F) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	for _, seed := range [][]byte{
+		pemKey, der, gzipped(f, pemKey), []byte(base64.StdEncoding.EncodeToString(pemKey)),
+		[]byte(base64.StdEncoding.EncodeToString(gzipped(f, der))),
+		{0x30, 0x03, 0x02, 0x01, 0x03}, {0x1f, 0x8b}, []byte("-----BEGIN X PRIVATE KEY"), nil,
+	} {
+		f.Add(seed)
+	}
+	pad := bytes.Repeat([]byte("padding line\n"), (100<<10)/13)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		watchdog := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("detectKey of %d bytes hung for 10 s", len(b))) })
+		defer watchdog.Stop()
+		why := detectKey(b, true, unwrapDepth)
+		if fast, dense := textKey(b), textKeyDense(b); (fast == "") != (dense == "") {
+			t.Fatalf("textKey = %q, textKeyDense = %q", fast, dense)
+		}
+		_ = detectKey(b, false, unwrapDepth)
+		if len(b) <= keyScanBytes+scanMargin {
+			got, err := scanFile(bytes.NewReader(b), int64(len(b)), nil)
+			if err != nil || got != why {
+				t.Fatalf("scanFile = %q, %v; detectKey = %q", got, err, why)
+			}
+		}
+		if text := textKey(b); text != "" && len(b) < 64<<10 {
+			padded := append(append(slices.Clip(pad), '\n'), b...)
+			if got, _ := scanFile(bytes.NewReader(padded), int64(len(padded)), nil); got == "" {
+				t.Fatalf("%s after 100 KiB of text not found", text)
+			}
+		}
+	})
 }

@@ -78,9 +78,14 @@ type Options struct {
 	// keys, tokens and shell history live.
 	ShareHidden bool
 	// SecretFiles are files never served whatever else the rules say:
-	// dsftp's Discord token file and host key file. Files holding a
-	// private key are refused anyway (see holdsPrivateKey).
+	// dsftp's Discord token file and host key file, and copies of them.
+	// Files holding a private key are refused anyway (see scanFile).
 	SecretFiles []string
+	// SecretDirs are directories whose files are never served under any
+	// name: a hard link into them is refused. Nil means ~/.ssh, ~/.gnupg
+	// and dsftp's configuration directory ($XDG_CONFIG_HOME/dsftp); an
+	// empty slice, none.
+	SecretDirs []string
 	// ExcludeMounts returns absolute mountpoints that are never served,
 	// nor anything below them: dsftp's own FUSE mounts, which would
 	// otherwise loop peers through each other's shares. It is called
@@ -291,7 +296,11 @@ func (s *Server) initView() error {
 		ignore:     ignore,
 		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
 	}
-	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log, lim: s.loglim}}
+	dirs := s.opts.SecretDirs
+	if dirs == nil {
+		dirs = defaultSecretDirs()
+	}
+	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log, lim: s.loglim})
 	return nil
 }
 

@@ -375,7 +375,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func TestHoldsPrivateKey(t *testing.T) {
+func TestTextKey(t *testing.T) {
 	for _, c := range []struct {
 		text string
 		want bool
@@ -389,6 +389,14 @@ func TestHoldsPrivateKey(t *testing.T) {
 		{"notes\n  -----BEGIN PRIVATE KEY-----\n", true},
 		{"PuTTY-User-Key-File-2: ssh-rsa\n", true},
 		{"xx openssh-key-v1\x00yy", true},
+		{"openssh-key-v1\x00", true},
+		{"------BEGIN PRIVATE KEY-----\n", true},
+		{strings.Repeat("-", 10000) + "BEGIN RSA PRIVATE KEY-----\n", true},
+		{strings.Repeat("--+", 10000) + "PuTTY-User-Key-File-3", true},
+		{strings.Repeat("-", 10000), false},
+		{"PuTT-User-Key-File-3", false},
+		{"opensh-key-v1\x00", false},
+		{"-----BEGIN " + strings.Repeat("A", 100) + " PRIVATE KEY-----", false},
 		{"-----BEGIN CERTIFICATE-----\n", false},
 		{"-----BEGIN PUBLIC KEY-----\n", false},
 		{"keep your PRIVATE KEY-----safe", false},
@@ -396,8 +404,8 @@ func TestHoldsPrivateKey(t *testing.T) {
 		{"ssh-ed25519 AAAAC3Nza me@host\n", false},
 		{"", false},
 	} {
-		if got := holdsPrivateKey([]byte(c.text)); got != c.want {
-			t.Errorf("holdsPrivateKey(%q) = %v; want %v", c.text, got, c.want)
+		if got := textKey([]byte(c.text)) != ""; got != c.want {
+			t.Errorf("textKey(%q) = %v; want %v", c.text, got, c.want)
 		}
 	}
 }
