@@ -502,6 +502,9 @@ func (d *Discovery) post(ctx context.Context) error {
 		}
 		return fmt.Errorf("post advert: %w", err)
 	}
+	if err := checkPosted(d.t.base, m); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	old := d.myMsg
 	d.myMsg, d.lastPost = m.ID, time.Now()

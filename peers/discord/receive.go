@@ -195,6 +195,9 @@ func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
 			}
 			return fmt.Errorf("read #%s history: %w", r.t.channelName, err)
 		}
+		if err := checkMessages(r.t.base, msgs); err != nil {
+			return err
+		}
 		all = append(all, msgs...)
 		if len(msgs) < 100 {
 			break

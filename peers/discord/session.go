@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -189,13 +190,33 @@ func explainREST(err error) error {
 		return ue.Err
 	}
 	if errors.Is(err, discordgo.ErrJSONUnmarshal) {
+		if m := fieldTypeRE.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%w: its answer is off-spec: field %s of a %s is a JSON %s, where Discord sends %s; check --discord-api", ErrNotDiscord, m[3], m[2], m[1], strings.TrimPrefix(m[4], "discordgo."))
+		}
 		return fmt.Errorf("%w: its answer is not the JSON Discord sends (%w); check --discord-api", ErrNotDiscord, err)
 	}
 	return err
 }
 
+// fieldTypeRE picks the JSON type, the struct, the field and the Go type
+// out of encoding/json's type error, which discordgo passes on as text.
+var fieldTypeRE = regexp.MustCompile(`cannot unmarshal (\w+) into Go struct field (\w+)\.(\S+) of type (\S+)`)
+
+// namedAPI makes sure an error about the API itself names the API in
+// use; other errors get what was being done.
+func namedAPI(base, doing string, err error) error {
+	if errors.Is(err, ErrNotDiscord) || errors.Is(err, ErrUnreachable) {
+		if strings.Contains(err.Error(), apiName(base)) {
+			return err
+		}
+		return fmt.Errorf("%s: %w", apiName(base), err)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
 // target is the resolved place adverts go.
 type target struct {
+	base           string // --discord-api, "" for Discord itself
 	botID, botName string
 	guildID        string
 	channelID      string
@@ -204,14 +225,17 @@ type target struct {
 
 // resolve checks the token and finds the guild and channel.
 func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, base, guild, channel string) (target, error) {
-	var t target
+	t := target{base: base}
 	var me *discordgo.User
 	err := call(ctx, timeout, func(o ...discordgo.RequestOption) (err error) { me, err = s.User("@me", o...); return })
 	if err != nil {
 		if status, _ := restCode(err); status == http.StatusUnauthorized {
 			return t, ErrBadToken
 		}
-		return t, fmt.Errorf("check bot token: %w", err)
+		return t, namedAPI(base, "check bot token", err)
+	}
+	if err := checkUser(base, me); err != nil {
+		return t, err
 	}
 	t.botID, t.botName = me.ID, me.Username
 	var guilds []*discordgo.UserGuild
@@ -220,7 +244,10 @@ func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, b
 		return
 	})
 	if err != nil {
-		return t, fmt.Errorf("list the bot's servers: %w", err)
+		return t, namedAPI(base, "list the bot's servers", err)
+	}
+	if err := checkGuilds(base, guilds); err != nil {
+		return t, err
 	}
 	var names []string
 	for _, g := range guilds {
@@ -243,7 +270,10 @@ func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, b
 	var chans []*discordgo.Channel
 	err = call(ctx, timeout, func(o ...discordgo.RequestOption) (err error) { chans, err = s.GuildChannels(t.guildID, o...); return })
 	if err != nil {
-		return t, fmt.Errorf("list channels: %w", err)
+		return t, namedAPI(base, "list channels", err)
+	}
+	if err := checkChannels(base, chans); err != nil {
+		return t, err
 	}
 	want := strings.TrimPrefix(channel, "#")
 	var visible []string

@@ -102,6 +102,10 @@ type Server struct {
 	// bot; a non-zero result closes the connection with that code (e.g.
 	// 4004 for a token revoked after login).
 	Identify func(botID string, intents int) int
+	// Answer, when set, is asked about every REST request after
+	// authentication; ok answers it with status and the raw JSON body
+	// instead (an off-spec server: "null", an object without its id).
+	Answer func(Request) (status int, body string, ok bool)
 
 	gatewayDown atomic.Bool
 	noAcks      atomic.Bool
@@ -338,6 +342,14 @@ func (s *Server) Delete(channelID, messageID string) bool {
 	return true
 }
 
+// Dispatch sends a raw gateway event of type typ (e.g. MESSAGE_CREATE)
+// with payload d to every session in guild; a nil d is sent as null.
+func (s *Server) Dispatch(guild, typ string, d map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dispatchLocked(guild, typ, nil, d)
+}
+
 // GatewayConns returns how many gateway connections are open.
 func (s *Server) GatewayConns() int { return len(s.liveConns()) }
 
@@ -391,6 +403,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusTooManyRequests, map[string]any{
 				"message": "You are being rate limited.", "retry_after": d.Seconds(), "global": false,
 			})
+			return
+		}
+	}
+	if s.Answer != nil {
+		if status, body, ok := s.Answer(req); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(body))
 			return
 		}
 	}
