@@ -40,6 +40,7 @@ type fakeRemote struct {
 	closed bool
 
 	waiting atomic.Int64  // calls held by a frozen peer right now
+	sent    atomic.Int64  // file content bytes sent by Fetch and reads
 	done    chan struct{} // closed at the test's end: held calls give up
 }
 
@@ -378,7 +379,9 @@ func (f *fakeRemote) Fetch(ctx context.Context, peer peers.Peer, rel string, n i
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]byte(nil), node.data[:min(n, len(node.data))]...), nil
+	data := append([]byte(nil), node.data[:min(n, len(node.data))]...)
+	f.sent.Add(int64(len(data)))
+	return data, nil
 }
 
 func (f *fakeRemote) OpenFile(ctx context.Context, peer peers.Peer, rel string, size, from int64) (RemoteFile, error) {
@@ -455,6 +458,7 @@ func (r *fakeFile) ReadAtContext(ctx context.Context, b []byte, off int64) (int,
 		return 0, io.EOF
 	}
 	k := copy(b, n.data[off:])
+	r.f.sent.Add(int64(k))
 	if k < len(b) {
 		return k, io.EOF
 	}

@@ -194,6 +194,9 @@ func TestNodeErrnos(t *testing.T) {
 		fake.file(id, "read/"+f.name, []byte("x"))
 		fake.fault(id, opRead, "read/"+f.name, f.err)
 	}
+	// A listing of lstat/ (a lookup starts one) would answer the lookups
+	// of its entries: only LSTAT may.
+	fake.fault(id, opReadDir, "lstat", errors.New("no listing here"))
 	fake.put(id, "link", &fakeNode{mode: os.ModeSymlink | 0o777, target: "../elsewhere"})
 	fake.put(id, "badlink", &fakeNode{mode: os.ModeSymlink | 0o777, target: "x"})
 	fake.fault(id, opReadlink, "badlink", errors.New("broken pipe"))
