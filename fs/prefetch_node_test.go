@@ -17,6 +17,7 @@ import (
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // Tests of the sibling prefetch (prefetch.go) over the fake remote,
@@ -324,5 +325,64 @@ func TestNodePrefetchBigFile(t *testing.T) {
 	}
 	if st := x.prefetchStats(); st.fetched >= int64(len(big)) {
 		t.Fatalf("prefetch fetched %d bytes, more than the start of the big file", st.fetched)
+	}
+}
+
+// TestNodePrefetchMomentum: a reader that read one directory in order
+// and starts on the next keeps its pace: the second file there is
+// fetched ahead already (a new reader's would not be).
+func TestNodePrefetchMomentum(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	names, want := fakeSiblings(fake, id, "d1", 20, 1<<10, 1)
+	fakeSiblings(fake, id, "d2", 20, 1<<10, 1)
+	x := newTestFS(t, fake, prefetchOptions(), "alice")
+
+	for _, d := range []string{"d1", "d2"} {
+		if _, errno := x.list("alice/" + d); errno != 0 {
+			t.Fatal(errno)
+		}
+		x.readFiles("alice/"+d, names, want)
+	}
+	if n := fake.count(opOpen, id, "d1/f001.txt"); n != 1 {
+		t.Fatalf("the second file of the first directory opened %d times on the peer, want 1 (nothing ahead yet)", n)
+	}
+	if n := fake.count(opOpen, id, "d2/f001.txt"); n != 0 {
+		t.Fatalf("the second file of the next directory opened on the peer (%d): the reader's pace was lost", n)
+	}
+}
+
+// TestNodePrefetchedFileGrows: a file served from the prefetch that grew
+// on the peer reads on past its old end (tail -f) once a stat saw it.
+func TestNodePrefetchedFileGrows(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	names, want := fakeSiblings(fake, id, "d", 8, 1<<10, 1)
+	x := newTestFS(t, fake, Options{AttrTTL: 300 * time.Millisecond, PrefetchMemory: DefaultPrefetchMemory}, "alice")
+
+	if _, errno := x.list("alice/d"); errno != 0 {
+		t.Fatal(errno)
+	}
+	x.readFiles("alice/d", names[:4], want)
+	n := x.mustLookup("alice/d/f004.txt")
+	fh, _, errno := n.Open(x.ctx, syscall.O_RDONLY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	defer fh.(fusefs.FileReleaser).Release(x.ctx)
+	if _, ok := fh.(*memHandle); !ok {
+		t.Fatalf("f004 read in order is not served from the prefetch (%T)", fh)
+	}
+	if b, errno := readAll(x.ctx, fh, 0); errno != 0 || !bytes.Equal(b, want["f004.txt"]) {
+		t.Fatalf("first read: %d bytes, %v", len(b), errno)
+	}
+	grown := append(bytes.Clone(want["f004.txt"]), "appended\n"...)
+	fake.change(id, "d/f004.txt", grown)
+	eventually(t, 10*time.Second, "a stat sees the file grow", func() bool {
+		var out fuse.AttrOut
+		return n.Getattr(x.ctx, fh, &out) == 0 && out.Size == uint64(len(grown))
+	})
+	if b, errno := readAll(x.ctx, fh, int64(len(want["f004.txt"]))); errno != 0 || string(b) != "appended\n" {
+		t.Fatalf("read past the old end: %q %v", b, errno)
 	}
 }
