@@ -65,26 +65,11 @@ func New(dir string, opts Options) (*Mount, error) {
 	if opts.Registry == nil || opts.Pool == nil {
 		return nil, errors.New("fs: Registry and Pool are required")
 	}
-	if opts.AttrTTL == 0 {
-		opts.AttrTTL = DefaultAttrTTL
-	}
-	if opts.CacheSize <= 0 {
-		opts.CacheSize = DefaultCacheSize
-	}
-	if opts.MaxListing <= 0 {
-		opts.MaxListing = DefaultMaxListing
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	ttl := max(opts.AttrTTL, 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	fsys := &filesys{opts: opts, owner: newOwner(opts), log: opts.Logger, start: time.Now(),
-		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
-		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
-		prefetch: newPrefetchBudget(), ctx: ctx}
-	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
-	root := &rootNode{fsys: fsys, children: map[string]string{}}
+	root := newRoot(ctx, opts)
+	fsys := root.fsys
+	opts = fsys.opts // with the defaults filled in
+	ttl := max(opts.AttrTTL, 0)
 	mo := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName: cmp.Or(opts.FsName, "dsftp"),
@@ -135,6 +120,30 @@ func New(dir string, opts Options) (*Mount, error) {
 		root.follow(ctx)
 	}()
 	return m, nil
+}
+
+// newRoot is the mount root over the file system's shared state, with
+// the defaults of opts filled in; ctx ends its background work.
+func newRoot(ctx context.Context, opts Options) *rootNode {
+	if opts.AttrTTL == 0 {
+		opts.AttrTTL = DefaultAttrTTL
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.MaxListing <= 0 {
+		opts.MaxListing = DefaultMaxListing
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ttl := max(opts.AttrTTL, 0)
+	fsys := &filesys{opts: opts, owner: newOwner(opts), log: opts.Logger, start: time.Now(),
+		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
+		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
+		prefetch: newPrefetchBudget(), ctx: ctx}
+	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
+	return &rootNode{fsys: fsys, children: map[string]string{}}
 }
 
 // Unmount unmounts (lazily if busy) and stops following the registry.

@@ -340,7 +340,9 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth 
 	f := &flight{done: make(chan struct{}), prefetch: true}
 	fsys.flights[k] = f
 	fsys.flightMu.Unlock()
-	fsys.runFlight(ctx, k, f, peerID, rel, prefetchMaxEntries)
+	// Never more than a user's listing shows (--max-listing): what a
+	// prefetch caches is served as the listing.
+	fsys.runFlight(ctx, k, f, peerID, rel, min(prefetchMaxEntries, fsys.opts.MaxListing))
 	if f.d != nil {
 		fsys.prefetchSubdirs(peerID, rel, f.d, depth)
 	}

@@ -32,7 +32,7 @@ func TestUnmountBusyWithSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pl.Close()
-	m, err := fs.New(mnt, fs.Options{Registry: peers.NewRegistry(""), Pool: pl})
+	m, err := fs.New(mnt, fs.Options{Registry: peers.NewRegistry(""), Pool: fs.PoolRemote(pl)})
 	if err != nil {
 		t.Fatal(err)
 	}

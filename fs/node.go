@@ -251,7 +251,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if e != nil {
 		return newMemHandle(n, p, e, int64(a.Size)), n.keepCache(&a), 0
 	}
-	r, err := n.fsys.opts.Pool.OpenReader(ctx, p, n.rel, int64(a.Size))
+	r, err := n.fsys.opts.Pool.OpenFile(ctx, p, n.rel, int64(a.Size), 0)
 	if err != nil {
 		errno := pool.Errno(err)
 		n.logErr("open", n.rel, err, errno)
@@ -308,7 +308,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // handle is an open file: a read-ahead reader on one pooled connection.
 type handle struct {
-	r *pool.Reader
+	r RemoteFile
 	n *node
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/dsftp/dsftp/fs/mountinfo"
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/peers/pool"
 )
 
 // fsType is how a dsftp mount shows in the mount table.
@@ -27,8 +26,9 @@ const (
 type Options struct {
 	// Registry lists the live peers; the root shows one directory each.
 	Registry *peers.Registry
-	// Pool carries all remote operations.
-	Pool *pool.Pool
+	// Pool carries all remote operations: PoolRemote of the session
+	// pool, or a fake in tests.
+	Pool Remote
 	// AttrTTL is how long attributes, listings and negative lookups are
 	// cached, here and in the kernel. Negative means no caching.
 	AttrTTL time.Duration

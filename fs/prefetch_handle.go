@@ -32,7 +32,7 @@ type memHandle struct {
 
 	once  sync.Once
 	ready chan struct{} // closed once r or err is set
-	r     *pool.Reader
+	r     RemoteFile
 	err   error
 }
 
@@ -55,7 +55,7 @@ func (h *memHandle) startReader() {
 	h.once.Do(func() {
 		go func() {
 			defer close(h.ready)
-			h.r, h.err = h.n.fsys.opts.Pool.OpenReaderFrom(h.n.fsys.ctx, h.p, h.n.rel, h.size, int64(len(h.data)))
+			h.r, h.err = h.n.fsys.opts.Pool.OpenFile(h.n.fsys.ctx, h.p, h.n.rel, h.size, int64(len(h.data)))
 		}()
 	})
 }

@@ -41,7 +41,7 @@ func TestRootFollowsRegistry(t *testing.T) {
 	mnt := mountDir(t)
 	testenv.CleanupUnmount(t, mnt)
 	// A long TTL: only notifications can make changes visible in time.
-	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: pl, AttrTTL: time.Minute})
+	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: fs.PoolRemote(pl), AttrTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRootManyPeers(t *testing.T) {
 	defer pl.Close()
 	mnt := mountDir(t)
 	testenv.CleanupUnmount(t, mnt)
-	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: pl, AttrTTL: time.Minute,
+	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: fs.PoolRemote(pl), AttrTTL: time.Minute,
 		Logger: slog.New(slog.DiscardHandler)}) // 20,000 join and leave lines
 	if err != nil {
 		t.Fatal(err)

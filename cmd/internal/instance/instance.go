@@ -313,7 +313,7 @@ func (in *Instance) Remote() *client.Remote {
 // Mount mounts the instance's peers at dir until ctx ends or the file
 // system is unmounted from outside; opts need no Registry or Pool.
 func (in *Instance) Mount(ctx context.Context, dir string, opts fs.Options) error {
-	opts.Registry, opts.Pool = in.Registry, in.Pool
+	opts.Registry, opts.Pool = in.Registry, fs.PoolRemote(in.Pool)
 	m, err := fs.New(dir, opts)
 	if err != nil {
 		return err
