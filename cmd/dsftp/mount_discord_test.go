@@ -28,6 +28,8 @@ type discordMount struct {
 	started time.Time // process started
 }
 
+// startDiscordMount runs `dsftp mount` as name, sharing a directory of its
+// own, with extra flags, and waits until it is mounted.
 func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string, extra ...string) *discordMount {
 	t.Helper()
 	base := t.TempDir()
