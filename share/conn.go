@@ -182,6 +182,7 @@ type authTally struct {
 	attempts int  // real attempts (not "none")
 	failures int  // refused attempts
 	password bool // a wrong password was among them
+	dialBack bool // a dial-back check we asked for (dialBackArrived)
 }
 
 // loginFailed logs a connection that ended without login and charges its
@@ -199,6 +200,10 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 		why, pen = "wrong password", penaltyAuthFail
 	case auth.failures >= s.opts.MaxAuthTries:
 		why, pen = "too many failed login attempts", penaltyAuthFail
+	case auth.dialBack && auth.attempts == 0:
+		// A member dialed us back because we asked: no penalty.
+		log.Info("a member's dial-back check arrived", "duration", took.Round(time.Millisecond))
+		return
 	case auth.attempts == 0:
 		why, pen = "closed before trying to log in", penaltyNoAuth
 	default:

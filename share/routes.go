@@ -2,9 +2,11 @@ package share
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,19 +41,25 @@ type Routes interface {
 	// clientKey, or an error to refuse.
 	Relay(clientKey, target string) (net.Conn, error)
 	// DialBack dials addrs for the logged-in client whose key has
-	// fingerprint clientKey and returns those that answered with that
-	// member's host key, or an error to refuse (not a member, an address
-	// it does not advertise). It returns within DialBackTimeout.
-	DialBack(clientKey string, addrs []string) (reached []string, err error)
+	// fingerprint clientKey, sends each address that answers with that
+	// member's host key its nonce (nonces[i] for addrs[i]; none when
+	// nonces is empty), and returns those addresses, or an error to
+	// refuse (not a member, an address it does not advertise, too soon).
+	// It returns within DialBackTimeout.
+	DialBack(clientKey string, addrs, nonces []string) (reached []string, err error)
+	// DialBackArrived reports whether nonce is one this member issued for
+	// a dial-back check of its own that is still running, and notes that
+	// it arrived; a nonce counts once.
+	DialBackArrived(nonce string) bool
 }
 
-// Dial-back limits: a member may have its addresses checked at most
-// every dialBackEvery on one connection, at most MaxDialBackAddrs at a
-// time, each dial bounded by DialBackTimeout.
+// Dial-back limits: at most MaxDialBackAddrs addresses in one check,
+// nonces of at most maxDialBackNonce bytes, the whole check bounded by
+// DialBackTimeout.
 const (
 	MaxDialBackAddrs = 4
 	DialBackTimeout  = 5 * time.Second
-	dialBackEvery    = 10 * time.Second
+	maxDialBackNonce = 64
 )
 
 // globalRequests answers a logged-in connection's global requests: only
@@ -64,11 +72,10 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 			r()
 		}
 	}()
-	var lastDialBack time.Time
 	for req := range reqs {
 		if req.Type == sshstream.RequestDialBack {
 			// Answered in line: replies to global requests go in order.
-			ok, reply := s.dialBack(log, clientKey, req.Payload, &lastDialBack)
+			ok, reply := s.dialBack(log, clientKey, req.Payload)
 			if req.WantReply {
 				_ = req.Reply(ok, reply)
 			}
@@ -96,30 +103,55 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 }
 
 // dialBack checks a member's advertised addresses for it (Routes.DialBack)
-// and returns the reply payload; false when refused or too soon after
-// the last check on this connection.
-func (s *Server) dialBack(log *slog.Logger, clientKey string, payload []byte, last *time.Time) (bool, []byte) {
-	var p sshstream.DialBackRequest
-	if s.opts.Routes == nil || clientKey == "" || ssh.Unmarshal(payload, &p) != nil {
+// and returns the reply payload; false when refused. How often a member
+// may ask is the Routes' to decide: it knows the member behind the key.
+func (s *Server) dialBack(log *slog.Logger, clientKey string, payload []byte) (bool, []byte) {
+	if s.opts.Routes == nil || clientKey == "" {
 		return false, nil
 	}
-	if time.Since(*last) < dialBackEvery {
-		log.Info("refused a dial-back check", "err", "another one on this connection less than 10s ago")
-		return false, nil
-	}
-	addrs := strings.Fields(p.Addrs)
-	if len(addrs) == 0 || len(addrs) > MaxDialBackAddrs {
-		log.Info("refused a dial-back check", "addrs", len(addrs), "err", "want 1 to 4 addresses")
-		return false, nil
-	}
-	*last = time.Now()
-	reached, err := s.opts.Routes.DialBack(clientKey, addrs)
+	addrs, nonces, err := parseDialBack(payload)
 	if err != nil {
 		log.Info("refused a dial-back check", "err", err)
 		return false, nil
 	}
+	reached, err := s.opts.Routes.DialBack(clientKey, addrs, nonces)
+	if err != nil {
+		log.Info("refused a dial-back check", "addrs", strings.Join(addrs, " "), "err", err)
+		return false, nil
+	}
 	log.Info("dial-back check", "addrs", strings.Join(addrs, " "), "reached", strings.Join(reached, " "))
 	return true, ssh.Marshal(sshstream.DialBackReply{Reached: strings.Join(reached, "\n")})
+}
+
+// parseDialBack reads a dial-back request, with a nonce per address or
+// none at all.
+func parseDialBack(payload []byte) (addrs, nonces []string, err error) {
+	var p sshstream.DialBackRequest
+	if ssh.Unmarshal(payload, &p) != nil {
+		var a sshstream.DialBackAddrs
+		if err := ssh.Unmarshal(payload, &a); err != nil {
+			return nil, nil, fmt.Errorf("read the request: %w", err)
+		}
+		p.Addrs = a.Addrs
+	}
+	addrs, nonces = strings.Fields(p.Addrs), strings.Fields(p.Nonces)
+	switch {
+	case len(addrs) == 0 || len(addrs) > MaxDialBackAddrs:
+		return nil, nil, fmt.Errorf("%d addresses: want 1 to %d", len(addrs), MaxDialBackAddrs)
+	case len(nonces) != 0 && len(nonces) != len(addrs):
+		return nil, nil, fmt.Errorf("%d nonces for %d addresses", len(nonces), len(addrs))
+	case slices.ContainsFunc(nonces, func(n string) bool { return len(n) > maxDialBackNonce }):
+		return nil, nil, fmt.Errorf("a nonce longer than %d bytes", maxDialBackNonce)
+	}
+	return addrs, nonces, nil
+}
+
+// dialBackArrived reports whether user is the user name of a dial-back
+// check this share's member asked for and is still waiting for
+// (sshstream.DialBackUser and a nonce of ours).
+func (s *Server) dialBackArrived(user string) bool {
+	nonce, ok := strings.CutPrefix(user, sshstream.DialBackUser)
+	return ok && nonce != "" && s.opts.Routes != nil && s.opts.Routes.DialBackArrived(nonce)
 }
 
 // relay serves one relay channel: a pipe to the share of another member,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -58,9 +59,12 @@ func (r *stubRoutes) Relay(clientKey, target string) (net.Conn, error) {
 
 // DialBack reports every address reached: the share's part (limits,
 // reply) is what is tested here; the dialing is the pool's.
-func (r *stubRoutes) DialBack(clientKey string, addrs []string) ([]string, error) {
+func (r *stubRoutes) DialBack(clientKey string, addrs, nonces []string) ([]string, error) {
 	return addrs, nil
 }
+
+// DialBackArrived knows one nonce, "ours".
+func (r *stubRoutes) DialBackArrived(nonce string) bool { return nonce == "ours" }
 
 // recordConn records every byte that passes the relaying share.
 type recordConn struct {
@@ -179,9 +183,8 @@ func TestReverseAndRelay(t *testing.T) {
 	t.Logf("relay carried %d bytes for the %d-byte file; marker never in the clear", seen, len(got))
 }
 
-// TestDialBackLimits: the share checks at most 4 addresses at a time and
-// one check per connection every 10 s, and answers with what its Routes
-// reached.
+// TestDialBackLimits: the share checks 1 to 4 addresses at a time, with
+// a nonce for each or none, and answers with what its Routes reached.
 func TestDialBackLimits(t *testing.T) {
 	t.Parallel()
 	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = &stubRoutes{conns: map[string]ssh.Conn{}} })
@@ -190,9 +193,9 @@ func TestDialBackLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ask := func(addrs ...string) (bool, string) {
+	ask := func(payload any) (bool, string) {
 		t.Helper()
-		ok, p, err := c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{Addrs: strings.Join(addrs, "\n")}))
+		ok, p, err := c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(payload))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,13 +207,59 @@ func TestDialBackLimits(t *testing.T) {
 		}
 		return ok, r.Reached
 	}
-	if ok, _ := ask("a:1", "b:1", "c:1", "d:1", "e:1"); ok {
+	if ok, _ := ask(sshstream.DialBackRequest{Addrs: "a:1\nb:1\nc:1\nd:1\ne:1", Nonces: "1\n2\n3\n4\n5"}); ok {
 		t.Error("5 addresses were checked at once")
 	}
-	if ok, got := ask("a:1", "[2001:db8::1]:2"); !ok || got != "a:1\n[2001:db8::1]:2" {
+	if ok, _ := ask(sshstream.DialBackRequest{Addrs: "a:1\nb:1", Nonces: "1"}); ok {
+		t.Error("a check with one nonce for two addresses was done")
+	}
+	if ok, _ := ask(sshstream.DialBackRequest{Addrs: "a:1", Nonces: strings.Repeat("n", 65)}); ok {
+		t.Error("a check with a 65-byte nonce was done")
+	}
+	if ok, got := ask(sshstream.DialBackRequest{Addrs: "a:1\n[2001:db8::1]:2", Nonces: "1\n2"}); !ok || got != "a:1\n[2001:db8::1]:2" {
 		t.Errorf("check of 2 addresses: ok=%v reached %q", ok, got)
 	}
-	if ok, _ := ask("a:1"); ok {
-		t.Error("a second check on the connection within 10 s was done")
+	if ok, got := ask(sshstream.DialBackAddrs{Addrs: "a:1"}); !ok || got != "a:1" {
+		t.Errorf("check without nonces: ok=%v reached %q", ok, got)
 	}
+}
+
+// TestDialBackArrivalNoPenalty: a checker that stops after the "none"
+// attempt with a nonce the share's member issued costs its address
+// nothing, however often; one with a nonce nobody issued is an ordinary
+// connection closed before trying to log in, and enough of them block
+// the address.
+func TestDialBackArrivalNoPenalty(t *testing.T) {
+	t.Parallel()
+	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Routes = &stubRoutes{conns: map[string]ssh.Conn{}} })
+	src := sourceOf(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	check := func(nonce string) error {
+		_, err := ssh.Dial("tcp", s.addr, &ssh.ClientConfig{
+			User: sshstream.DialBackUser + nonce, HostKeyCallback: ssh.FixedHostKey(s.srv.HostKey()), Timeout: 10 * time.Second,
+		})
+		return err
+	}
+	for range 20 {
+		if err := check("ours"); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("a dial-back check without keys: %v; want the login refused", err)
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "20 dial-back arrivals logged", func() bool {
+		return strings.Count(s.logs.String(), "a member's dial-back check arrived") == 20
+	})
+	if _, blocked := s.srv.gate.pen.blocked(src, time.Now()); blocked {
+		t.Fatal("20 dial-back checks with our nonce penalised their address")
+	}
+	if c, err := s.dial(t); err != nil {
+		t.Fatalf("a login after 20 dial-back checks: %v", err)
+	} else {
+		c.Close()
+	}
+	for range 20 {
+		_ = check("theirs") // refused once the address is blocked
+	}
+	testenv.WaitFor(t, 5*time.Second, "the address penalised for 20 dial-backs with an unknown nonce", func() bool {
+		_, blocked := s.srv.gate.pen.blocked(src, time.Now())
+		return blocked
+	})
 }

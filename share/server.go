@@ -404,7 +404,10 @@ func (s *Server) connConfig(src netip.Prefix, auth *authTally) *ssh.ServerConfig
 	}
 	cfg.AuthLogCallback = func(cm ssh.ConnMetadata, method string, err error) {
 		if method == "none" {
-			return // every client starts with it; not an attempt
+			// Every client starts with it; not an attempt. A member's
+			// dial-back check of our address says who it is here.
+			auth.dialBack = auth.dialBack || s.dialBackArrived(cm.User())
+			return
 		}
 		auth.attempts++
 		outcome := "accepted"

@@ -9,14 +9,21 @@ package main
 // dial-back checks of any address it advertises).
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -126,6 +133,109 @@ func (c *memberConn) openRelay(target string) (ssh.Channel, error) {
 	}
 	go ssh.DiscardRequests(reqs)
 	return ch, nil
+}
+
+// dialBack asks the share over c to dial addrs back, with a fresh nonce
+// for each as dsftp sends them: whether the share checked, the addresses
+// it says answered with the member's host key, and how long the answer
+// took.
+func (c *memberConn) dialBack(addrs []string) (ok bool, reached []string, took time.Duration, err error) {
+	nonces := make([]string, len(addrs))
+	for i := range nonces {
+		nonces[i] = rand.Text()
+	}
+	start := time.Now()
+	ok, payload, err := c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{
+		Addrs: strings.Join(addrs, "\n"), Nonces: strings.Join(nonces, "\n")}))
+	took = time.Since(start)
+	if err != nil || !ok {
+		return false, nil, took, err
+	}
+	var r sshstream.DialBackReply
+	if err := ssh.Unmarshal(payload, &r); err != nil {
+		return false, nil, took, err
+	}
+	return true, strings.Fields(r.Reached), took, nil
+}
+
+// serveDialBackLiar runs the member's own SSH server on 127.0.0.1, with
+// its host key, letting in the client keys allow accepts: it answers
+// every dial-back check with all the addresses asked "reached" and
+// dials none, serves an empty share (the pool's connections open an SFTP
+// session first), and counts the checks it answered.
+// It returns the server's address, for the member's advert.
+func (m *fakeMember) serveDialBackLiar(t testing.TB, allow func(ssh.PublicKey) bool) (addr string, answered *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered = new(atomic.Int32)
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if allow(k) {
+			return nil, nil
+		}
+		return nil, errors.New("unknown key")
+	}}
+	cfg.AddHostKey(m.host)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer nc.Close()
+				stop := context.AfterFunc(t.Context(), func() { nc.Close() })
+				defer stop()
+				_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+				if err != nil {
+					return
+				}
+				go serveEmptySFTP(chans)
+				for req := range reqs {
+					var p sshstream.DialBackRequest
+					if req.Type != sshstream.RequestDialBack || ssh.Unmarshal(req.Payload, &p) != nil {
+						_ = req.Reply(req.Type == "keepalive@openssh.com", nil)
+						continue
+					}
+					answered.Add(1)
+					_ = req.Reply(true, ssh.Marshal(sshstream.DialBackReply{Reached: p.Addrs}))
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), answered
+}
+
+// serveEmptySFTP serves an empty in-memory directory on the session
+// channels of a connection, and refuses other channels.
+func serveEmptySFTP(chans <-chan ssh.NewChannel) {
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			_ = nc.Reject(ssh.Prohibited, "only sftp sessions")
+			continue
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer ch.Close()
+			for req := range reqs {
+				var sub struct{ Name string }
+				ok := req.Type == "subsystem" && ssh.Unmarshal(req.Payload, &sub) == nil && sub.Name == "sftp"
+				_ = req.Reply(ok, nil)
+				if ok {
+					go ssh.DiscardRequests(reqs)
+					_ = sftp.NewRequestServer(ch, sftp.InMemHandler()).Serve()
+					return
+				}
+			}
+		}()
+	}
 }
 
 // TestFakeMember: a hand-made member logs in to a real share with the

@@ -28,7 +28,9 @@ type discordMount struct {
 	started time.Time // process started
 }
 
-func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string) *discordMount {
+// startDiscordMount runs `dsftp mount` as name, sharing a directory of its
+// own, with extra flags, and waits until it is mounted.
+func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string, extra ...string) *discordMount {
 	t.Helper()
 	base := t.TempDir()
 	m := &discordMount{name: name, mnt: filepath.Join(base, "peers"), share: filepath.Join(base, "share")}
@@ -42,8 +44,8 @@ func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string) *discor
 	}
 	testenv.CleanupUnmount(t, m.mnt)
 	m.started = time.Now()
-	m.proc = testenv.Start(t, f.env(t, token), testenv.Binary(t), "mount", m.mnt,
-		"--share", m.share, "--listen", "127.0.0.1:0", "--name", name, "--timeout", "5s")
+	m.proc = testenv.Start(t, f.env(t, token), testenv.Binary(t), append([]string{"mount", m.mnt,
+		"--share", m.share, "--listen", "127.0.0.1:0", "--name", name, "--timeout", "5s"}, extra...)...)
 	t.Cleanup(func() {
 		select {
 		case <-m.proc.Done():

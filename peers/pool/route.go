@@ -41,6 +41,9 @@ type Routes struct {
 
 	mu     sync.Mutex
 	offers map[string][]*offer
+
+	dialBack dialBackLimits // the checks we do for others (dialback.go)
+	nonces   nonceTable     // the checks others do for us
 }
 
 type offer struct {

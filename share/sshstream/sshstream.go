@@ -34,14 +34,26 @@ const (
 	// addresses and say which answered with its host key
 	// (DialBackRequest; the reply payload is a DialBackReply).
 	RequestDialBack = "dsftp-dialback@dsftp"
+	// DialBackUser prefixes the user name of the one "none" login attempt
+	// a checker makes at an address that answered with the requester's
+	// host key; the rest is that address's nonce, which tells the
+	// requester's share that the dial really arrived. A checker sends it
+	// to no other host key.
+	DialBackUser = "dsftp-dialback-"
 )
 
 // DialBackRequest is the payload of a RequestDialBack global request:
-// host:port addresses, one per line.
-type DialBackRequest struct{ Addrs string }
+// host:port addresses, one per line, and a nonce for each, one per line
+// in the same order.
+type DialBackRequest struct{ Addrs, Nonces string }
+
+// DialBackAddrs is a RequestDialBack payload without nonces (Addrs
+// only): the checker's dials then stop after the host key.
+type DialBackAddrs struct{ Addrs string }
 
 // DialBackReply answers a RequestDialBack: the addresses that answered
-// with the requester's host key, one per line.
+// with the requester's host key, one per line. The requester believes
+// only the nonces that arrived; the reply is informational.
 type DialBackReply struct{ Reached string }
 
 // RelayRequest is the payload of a ChannelRelay open.

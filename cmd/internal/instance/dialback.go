@@ -7,8 +7,9 @@ import (
 )
 
 // The dial-back check (peers/pool/REACHABILITY.md): an address the router
-// says it forwards is only believed once another member dialed it and
-// met our host key. Until a member could be asked, it is believed.
+// says it forwards is only believed once another member dialed it and our
+// share saw that dial arrive with the nonce we gave for it (whatever the
+// member replies). Until a member could be asked, it is believed.
 const (
 	dialBackSettle = 5 * time.Second  // after an address change: let the advert reach the members
 	dialBackEvery  = 10 * time.Minute // re-check, in case the router dropped the mapping
