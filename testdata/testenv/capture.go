@@ -43,6 +43,26 @@ func StartCapture(t testing.TB, ns string) *Capture {
 	return c
 }
 
+// settle waits until the capture file has stopped growing for a second
+// (at most 20 s): on a busy machine tcpdump lags behind the traffic, and
+// packets still in its kernel buffer at SIGINT are neither written nor
+// counted as dropped.
+func (c *Capture) settle() {
+	var last int64 = -1
+	stable := time.Now()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		fi, err := os.Stat(c.File)
+		if err != nil {
+			continue
+		}
+		if fi.Size() != last {
+			last, stable = fi.Size(), time.Now()
+		} else if time.Since(stable) >= time.Second {
+			return
+		}
+	}
+}
+
 var tcpdumpDropped = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
 
 // Stop ends tcpdump with SIGINT (it then flushes the file), waits, and
@@ -50,6 +70,7 @@ var tcpdumpDropped = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
 // search in an incomplete capture proves nothing.
 func (c *Capture) Stop(t testing.TB) *Pcap {
 	t.Helper()
+	c.settle()
 	if err := c.proc.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatalf("stop tcpdump (pid %d) in %s: %v", c.proc.Cmd.Process.Pid, c.ns, err)
 	}
