@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
-	"os"
+	"path"
 	"strings"
 	"testing"
 
@@ -100,33 +100,43 @@ func TestConfinement(t *testing.T) {
 		})
 	}
 
-	// readlink shows links that stay inside and refuses those that leave.
+	// readlink shows links that stay inside (or lead nowhere); links that
+	// leave, directly or through another link, are not there.
 	links := map[string]string{
-		"link": "a.txt", "sub/uplink": "../a.txt", "dirlink": "sub", "abslink": "sub/b.txt",
-		"chain1": "chain2", "loop1": "loop2",
-		"out": "", "absout": "", "outdir": "", "absoutdir": "", "chain2": "", "rootlink": "", "sub/passwd": "",
+		"link": "a.txt", "sub/uplink": "../a.txt", "dirlink": "sub", "abslink": "sub/b.txt", "loop1": "loop2",
+		"chain1": "", "out": "", "absout": "", "outdir": "", "absoutdir": "", "chain2": "", "rootlink": "", "sub/passwd": "",
 	}
 	for p, want := range links {
 		got, err := c.ReadLink(p)
 		switch {
 		case want == "" && err == nil:
-			t.Errorf("readlink %q = %q; want refused (points outside)", p, got)
+			t.Errorf("readlink %q = %q; want not found (points outside)", p, got)
 		case want == "":
 			tried++
 			refused++
-			if !isPermissionDenied(err) {
-				t.Errorf("readlink %q: %v; want permission denied", p, err)
+			if !isNotExist(err) {
+				t.Errorf("readlink %q: %v; want not found", p, err)
+			}
+			if _, err := c.Lstat(p); !isNotExist(err) {
+				t.Errorf("lstat %q: %v; want not found", p, err)
+			}
+			if rp, err := c.RealPath(p); !isNotExist(err) {
+				t.Errorf("realpath %q = %q, %v; want not found", p, rp, err)
 			}
 		case err != nil || got != want:
 			t.Errorf("readlink %q = %q, %v; want %q", p, got, err, want)
 		}
 	}
-	// lstat shows a link that points out as a link, without following it.
-	if fi, err := c.Lstat("absout"); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("lstat absout = %v, %v; want a symlink", fi, err)
+	// A listing leaves the links out too.
+	for _, dir := range []string{"/", "/sub"} {
+		for _, name := range listNames(t, c, dir) {
+			if want, ok := links[strings.TrimPrefix(path.Join(dir, name), "/")]; ok && want == "" {
+				t.Errorf("readdir %s lists %s, a link leaving the share", dir, name)
+			}
+		}
 	}
 	// And the realpath of anything stays inside.
-	for _, p := range []string{".", "..", "/..", "../../..", "sub/../..", "out"} {
+	for _, p := range []string{".", "..", "/..", "../../..", "sub/../..", "missing/file"} {
 		got, err := c.RealPath(p)
 		if err != nil || !strings.HasPrefix(got, "/") || strings.Contains(got, "..") {
 			t.Errorf("realpath %q = %q, %v", p, got, err)

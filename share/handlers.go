@@ -191,6 +191,9 @@ func (h *fsHandlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 		if err != nil {
 			f.Close()
 		}
+		if errors.Is(err, errSecret) {
+			err = &os.PathError{Op: "open", Path: clientPath(res.req), Err: syscall.ENOENT}
+		}
 	}
 	if err != nil {
 		h.release()
@@ -309,9 +312,9 @@ func (h *fsHandlers) Lstat(r *sftp.Request) (_ sftp.ListerAt, err error) {
 	return listerAt{res.fi}, nil
 }
 
-// Readlink shows a symlink's target in the client's view of the share; see
-// linkTargetForClient for what is refused. A link to a path that is not
-// shared (hidden, ignored, excluded) is refused like one leading outside.
+// Readlink shows a symlink's target in the client's view of the share
+// (see linkTargetForClient). A link that leaves the share or leads to a
+// path that is not shared is not there at all (see view.withheld).
 func (h *fsHandlers) Readlink(p string) (_ string, err error) {
 	defer h.recoverTo(&err, "readlink", p)
 	res, err := h.view.lookup("readlink", p, false)
@@ -326,11 +329,9 @@ func (h *fsHandlers) Readlink(p string) (_ string, err error) {
 		return "", clientError("readlink", res.req, err)
 	}
 	shown, ok := linkTargetForClient(h.view.rootReal, res.req, target)
-	if !ok {
-		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errEscape}
-	}
-	if !h.view.targetShown(res.real, target) {
-		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: errNotShared}
+	if !ok || !h.view.targetShown(res.real, target) {
+		// Changed since the lookup: it is not there.
+		return "", &os.PathError{Op: "readlink", Path: clientPath(res.req), Err: syscall.ENOENT}
 	}
 	return shown, nil
 }
@@ -343,16 +344,8 @@ func (h *fsHandlers) RealPath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	notFound := &os.PathError{Op: "realpath", Path: clientPath(rel), Err: syscall.ENOENT}
-	if h.view.lexicallyAbsent(rel) {
-		return "", notFound
-	}
-	isDir := false
-	if _, fi, err := h.view.resolve(rel, false); err == nil {
-		isDir = fi.IsDir()
-	}
-	if h.view.ignore.match(rel, isDir) {
-		return "", notFound
+	if _, err := h.view.find(rel, false); errors.Is(err, errAbsent) {
+		return "", &os.PathError{Op: "realpath", Path: clientPath(rel), Err: syscall.ENOENT}
 	}
 	return clientPath(rel), nil
 }
@@ -394,8 +387,8 @@ func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
 }
 
 // dirLister is an open directory handle. Each ListAt reads the next batch
-// from the directory, leaves out what the view does not show and stats
-// the rest (lstat: symlinks show as symlinks, as ls -l on the sharing
+// from the directory, leaves out what the view does not show (by name,
+// then what is withheld: keys, secrets, links out) and stats the rest (lstat: symlinks show as symlinks, as ls -l on the sharing
 // machine would). pkg/sftp asks for consecutive offsets; a request to
 // start over reopens the directory. Close frees the handle slot.
 type dirLister struct {
@@ -437,6 +430,10 @@ func (dl *dirLister) ListAt(out []os.FileInfo, off int64) (n int, err error) {
 			fi, err := e.Info()
 			if err != nil {
 				continue // removed since it was read
+			}
+			if why := dl.h.view.withheld(join(dl.res.real, e.Name()), fi); why != "" {
+				dl.h.secrets.log.leftOut(join(dl.res.req, e.Name()), why)
+				continue
 			}
 			out[n] = fi
 			n++

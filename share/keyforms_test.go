@@ -32,7 +32,7 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// keyForm is a file in the key-forms share: refused (why names the
+// keyForm is a file in the key-forms share: withheld (why names the
 // reason logged) or, with why "", served.
 type keyForm struct {
 	name string // the file's name in the share
@@ -297,19 +297,19 @@ func TestKeyForms(t *testing.T) {
 	}
 }
 
-// checkForms reads every form through c: refused ones fail with
-// permission denied, served ones read whole, and all are listed.
+// checkForms reads every form through c: withheld ones are not listed
+// and not found, served ones are listed and read whole.
 func (f *keyFormsFixture) checkForms(t *testing.T, c *sftp.Client) {
 	t.Helper()
 	listed := listNames(t, c, "/")
 	for _, kf := range f.forms {
-		if !slices.Contains(listed, kf.name) {
-			t.Errorf("%s is not listed; refused files are listed like others", kf.name)
+		if got := slices.Contains(listed, kf.name); got != (kf.why == "") {
+			t.Errorf("%s listed: %v; want %v (%s)", kf.name, got, kf.why == "", kf.why)
 		}
 		got, err := readAllRemote(c, "/"+kf.name)
 		if kf.why != "" {
-			if !isPermissionDenied(err) {
-				t.Errorf("read /%s = %d bytes, %v; want permission denied (%s)", kf.name, len(got), err, kf.why)
+			if !isNotExist(err) {
+				t.Errorf("read /%s = %d bytes, %v; want not found (%s)", kf.name, len(got), err, kf.why)
 			}
 			continue
 		}
@@ -366,8 +366,8 @@ func TestKeyFormsRefused(t *testing.T) {
 			t.Errorf("OpenSSH sftp did not download /%s: %v\n%s", kf.name, err, out)
 		}
 	}
-	if !strings.Contains(out, "Permission denied") {
-		t.Errorf("OpenSSH sftp did not report permission denied:\n%s", out)
+	if strings.Contains(out, "Permission denied") || !strings.Contains(out, "not found") {
+		t.Errorf("OpenSSH sftp did not report the withheld files as not found:\n%s", out)
 	}
 }
 

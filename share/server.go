@@ -289,18 +289,19 @@ func (s *Server) initView() error {
 			}
 		}
 	}
+	dirs := s.opts.SecretDirs
+	if dirs == nil {
+		dirs = defaultSecretDirs()
+	}
+	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log, lim: s.loglim})
 	s.view = &view{
 		root:       s.root,
 		rootReal:   s.rootReal,
 		showHidden: s.opts.ShareHidden,
 		ignore:     ignore,
 		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
+		secrets:    s.secrets,
 	}
-	dirs := s.opts.SecretDirs
-	if dirs == nil {
-		dirs = defaultSecretDirs()
-	}
-	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log, lim: s.loglim})
 	return nil
 }
 

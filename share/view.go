@@ -17,18 +17,20 @@ import (
 // kernel's limit (40 on Linux).
 const maxLinkHops = 40
 
-// errNotShared is why a symlink that leads to a hidden, ignored or
-// excluded path is refused. Like a link that leaves the share, it reads
-// as "Permission denied", and its target is not disclosed.
-var errNotShared = fmt.Errorf("symlink leads to a path that is not shared: %w", sftp.ErrSSHFxPermissionDenied)
-
-// errEscape is why a path through a symlink that leaves the share fails.
-var errEscape = fmt.Errorf("symlink points outside the share: %w", sftp.ErrSSHFxPermissionDenied)
+// errNotShared is why a path through a symlink that leads to a hidden,
+// ignored or excluded path fails, and errEscape why one through a
+// symlink that leaves the share fails. lookup answers both as "no such
+// file", as for the hidden path itself; the target is not disclosed.
+var (
+	errNotShared = fmt.Errorf("symlink leads to a path that is not shared: %w", sftp.ErrSSHFxPermissionDenied)
+	errEscape    = fmt.Errorf("symlink points outside the share: %w", sftp.ErrSSHFxPermissionDenied)
+)
 
 // view decides what of the share a client sees. A path is absent when
 // any component is hidden (starts with "."), when it is or lies below an
 // excluded mount, or when .dsftpignore matches it or a directory above
-// it. Paths are resolved the way the kernel would, one component at a
+// it; an entry is also absent when it is withheld (see withheld: a key,
+// a dsftp secret, a symlink out or to an absent path). Paths are resolved the way the kernel would, one component at a
 // time through the root, so that a symlink cannot lead a client to what
 // it could not name directly.
 type view struct {
@@ -37,6 +39,7 @@ type view struct {
 	showHidden bool
 	ignore     *ignoreRules    // nil: no .dsftpignore handling
 	mounts     *excludedMounts // nil: nothing excluded
+	secrets    *secretGuard    // nil: no file is withheld for its content
 }
 
 // split returns the components of a root-relative path ("." has none).
@@ -103,28 +106,44 @@ type resolved struct {
 }
 
 // lookup resolves a client path. follow says whether a final symlink is
-// followed (stat, open) or not (lstat, readlink). It fails with ENOENT for
-// a path the client may not see, with errNotShared or errEscape for one
-// that reaches such a path, or what is not there, through a symlink.
+// followed (stat, open) or not (lstat, readlink). A path the client may
+// not see fails with ENOENT, as one that is not there.
 func (v *view) lookup(op, p string, follow bool) (resolved, error) {
 	req, err := clientToRel(p)
 	if err != nil {
 		return resolved{}, err
 	}
-	notFound := &os.PathError{Op: op, Path: clientPath(req), Err: syscall.ENOENT}
-	if v.lexicallyAbsent(req) {
-		return resolved{}, notFound
+	res, err := v.find(req, follow)
+	if errors.Is(err, errAbsent) {
+		return resolved{}, &os.PathError{Op: op, Path: clientPath(req), Err: syscall.ENOENT}
 	}
-	real, fi, err := v.resolve(req, follow)
 	if err != nil {
 		return resolved{}, clientError(op, req, err)
 	}
-	isDir := fi.IsDir()
-	if v.ignore.match(req, isDir) {
-		return resolved{}, notFound
+	return res, nil
+}
+
+// errAbsent is find's answer for a path the view does not show.
+var errAbsent = errors.New("not shared")
+
+// find is lookup of the root-relative path req.
+func (v *view) find(req string, follow bool) (resolved, error) {
+	if v.lexicallyAbsent(req) {
+		return resolved{}, errAbsent
 	}
-	if real != req && v.absent(real, isDir) {
-		return resolved{}, &os.PathError{Op: op, Path: clientPath(req), Err: errNotShared}
+	real, fi, err := v.resolve(req, follow)
+	if isRefusedLink(err) {
+		return resolved{}, errAbsent
+	}
+	if err != nil {
+		return resolved{}, err
+	}
+	isDir := fi.IsDir()
+	if v.ignore.match(req, isDir) || real != req && v.absent(real, isDir) {
+		return resolved{}, errAbsent
+	}
+	if v.withheld(real, fi) != "" {
+		return resolved{}, errAbsent
 	}
 	return resolved{req: req, real: real, fi: fi}, nil
 }

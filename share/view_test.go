@@ -32,9 +32,9 @@ type secretsFixture struct {
 	served []string
 	// absent are paths a client must not see at all (ENOENT).
 	absent []string
-	// refused are paths that are listed but never opened (private keys,
-	// dsftp secrets, links into hidden places).
-	refused []string
+	// withheld are the absent paths that their names do not give away:
+	// private keys, dsftp secrets, links into hidden places.
+	withheld []string
 }
 
 func newSecretsFixture(t testing.TB) *secretsFixture {
@@ -96,7 +96,8 @@ func newSecretsFixture(t testing.TB) *secretsFixture {
 		"/.dsftpignore", "/build", "/build/out.bin", "/app.log", "/private", "/private/diary.txt",
 		"/peers", "/peers/bob", "/peers/bob/x.txt", "/notes/../.env", "/dots/../.env",
 	}
-	f.refused = []string{"/notes/backup.txt", "/certs/bundle.pem", "/putty.ppk", "/token.txt", "/k", "/dots/id_ed25519", "/abs-k"}
+	f.withheld = []string{"/notes/backup.txt", "/certs/bundle.pem", "/putty.ppk", "/token.txt", "/k", "/dots", "/dots/id_ed25519", "/abs-k"}
+	f.absent = append(f.absent, f.withheld...)
 	return f
 }
 
@@ -117,9 +118,9 @@ func isNotExist(err error) bool {
 }
 
 // TestWhatIsShared checks every operation on every kind of path through a
-// real SSH connection: hidden and ignored paths and excluded mounts are
-// absent, keys and dsftp secrets are refused at open, links into hidden
-// places are refused like links out, plain files read.
+// real SSH connection: hidden and ignored paths, excluded mounts, keys,
+// dsftp secrets and links into hidden places are all absent alike (not
+// listed, "no such file" to every operation); plain files read.
 func TestWhatIsShared(t *testing.T) {
 	f := newSecretsFixture(t)
 	before := treeHash(t, f.share)
@@ -156,28 +157,14 @@ func TestWhatIsShared(t *testing.T) {
 			t.Errorf("realpath %s = %q, %v; want not found", p, rp, err)
 		}
 	}
-	for _, p := range f.refused {
-		b, err := readAllRemote(c, p)
-		if !isPermissionDenied(err) {
-			t.Errorf("read %s = %q, %v; want permission denied", p, b, err)
-		}
-	}
-	for _, p := range []string{"/k", "/dots", "/abs-k"} {
-		if target, err := c.ReadLink(p); !isPermissionDenied(err) {
-			t.Errorf("readlink %s = %q, %v; want permission denied (it leads to a hidden path)", p, target, err)
-		}
-		if fi, err := c.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			t.Errorf("lstat %s = %v, %v; want a symlink (listed like a link leading outside)", p, fi, err)
-		}
-	}
 	if target, err := c.ReadLink("/todo-link"); err != nil || target != "notes/todo.txt" {
 		t.Errorf("readlink /todo-link = %q, %v", target, err)
 	}
 
 	got := walkRemote(t, c, "/")
-	want := []string{"/abs-k", "/certs", "/certs/bundle.pem", "/certs/server.crt", "/dots", "/k", "/keep.log",
-		"/notes", "/notes/backup.txt", "/notes/ssh-howto.md", "/notes/todo.txt", "/photos", "/photos/cat.jpg",
-		"/putty.ppk", "/sub", "/sub/private", "/todo-link", "/token.txt"}
+	want := []string{"/certs", "/certs/server.crt", "/keep.log",
+		"/notes", "/notes/ssh-howto.md", "/notes/todo.txt", "/photos", "/photos/cat.jpg",
+		"/sub", "/sub/private", "/todo-link"}
 	if !slices.Equal(got, want) {
 		t.Errorf("walk of the share:\n got %q\nwant %q", got, want)
 	}
@@ -185,9 +172,9 @@ func TestWhatIsShared(t *testing.T) {
 		t.Errorf("the shared tree changed:\n%s", lineDiff(before, after))
 	}
 	logs := ts.logs.String()
-	for _, p := range []string{"/notes/backup.txt", "/token.txt"} {
-		if !strings.Contains(logs, "refused to serve a file") || !strings.Contains(logs, p) {
-			t.Errorf("no refusal logged for %s:\n%s", p, logs)
+	for _, p := range []string{"/notes/backup.txt", "/token.txt", "/k", "/certs/bundle.pem"} {
+		if n := strings.Count(logs, `msg="left a file out of the share" path=`+p+" "); n != 1 {
+			t.Errorf("%s named %d times as left out; want once:\n%s", p, n, logs)
 		}
 	}
 	if strings.Contains(logs, f.share) {
@@ -214,7 +201,7 @@ func walkRemote(t testing.TB, c *sftp.Client, dir string) []string {
 }
 
 // TestShareHidden: --share-hidden serves dotfiles, but keys and dsftp's
-// secret files stay refused.
+// secret files stay absent.
 func TestShareHidden(t *testing.T) {
 	f := newSecretsFixture(t)
 	ts := f.start(t, func(o *Options) {
@@ -226,9 +213,12 @@ func TestShareHidden(t *testing.T) {
 		t.Errorf("read /.env with ShareHidden = %q, %v", b, err)
 	}
 	for _, p := range []string{"/.ssh/id_ed25519", "/k", "/.config/dsftp/discord-token"} {
-		if b, err := readAllRemote(c, p); !isPermissionDenied(err) {
-			t.Errorf("read %s with ShareHidden = %q, %v; want permission denied", p, b, err)
+		if b, err := readAllRemote(c, p); !isNotExist(err) {
+			t.Errorf("read %s with ShareHidden = %q, %v; want not found", p, b, err)
 		}
+	}
+	if names := listNames(t, c, "/.ssh"); !slices.Equal(names, []string{"id_ed25519.pub"}) {
+		t.Errorf("/.ssh with ShareHidden lists %q; want only the public key", names)
 	}
 	if b, err := readAllRemote(c, "/.ssh/id_ed25519.pub"); err != nil || len(b) == 0 {
 		t.Errorf("read a public key with ShareHidden: %v", err)
@@ -330,12 +320,12 @@ func TestWhatIsSharedOpenSSH(t *testing.T) {
 		files = append(files, strings.TrimPrefix(l, mnt))
 	}
 	slices.Sort(files)
-	wantFiles := []string{"/certs/bundle.pem", "/certs/server.crt", "/keep.log", "/notes/backup.txt", "/notes/ssh-howto.md",
-		"/notes/todo.txt", "/photos/cat.jpg", "/putty.ppk", "/sub/private", "/token.txt"}
+	wantFiles := []string{"/certs/server.crt", "/keep.log", "/notes/ssh-howto.md",
+		"/notes/todo.txt", "/photos/cat.jpg", "/sub/private"}
 	if !slices.Equal(files, wantFiles) {
 		t.Errorf("find over sshfs:\n got %q\nwant %q", files, wantFiles)
 	}
-	for _, p := range f.refused {
+	for _, p := range f.withheld {
 		if b, err := os.ReadFile(filepath.Join(mnt, p)); err == nil {
 			t.Errorf("cat %s over sshfs = %q; want an error", p, b)
 		}
@@ -463,9 +453,10 @@ func lineDiff(a, b string) string {
 }
 
 // TestLinkIntoExcludedMount: a symlink in the share that leads into an
-// excluded mount is refused without the mount being touched at all (its
+// excluded mount is absent without the mount being touched at all (its
 // server could be another dsftp, frozen). The mountpoint is removed here:
-// a view that looked into it would answer "no such file", not refuse.
+// a view that looked into it would fail with the disk's ENOENT, not
+// with the view's errAbsent.
 func TestLinkIntoExcludedMount(t *testing.T) {
 	f := newSecretsFixture(t)
 	if err := os.Symlink("peers/bob", filepath.Join(f.share, "into-mount")); err != nil {
@@ -480,9 +471,12 @@ func TestLinkIntoExcludedMount(t *testing.T) {
 	}
 	defer root.Close()
 	v := &view{root: root, rootReal: f.share, mounts: newExcludedMounts(func() []string { return []string{f.mount} }, f.share)}
-	for _, p := range []string{"/into-mount", "/into-mount/x.txt"} {
-		if _, err := v.lookup("stat", p, true); !errors.Is(err, errNotShared) {
-			t.Errorf("lookup %s: %v; want errNotShared without looking into the mount", p, err)
+	for _, p := range []string{"into-mount", "into-mount/x.txt"} {
+		if _, err := v.find(p, true); !errors.Is(err, errAbsent) {
+			t.Errorf("find %s: %v; want absent without looking into the mount", p, err)
+		}
+		if why := v.linkWhy("into-mount"); why != whyLinkUnshared {
+			t.Errorf("linkWhy(into-mount) = %q; want %q", why, whyLinkUnshared)
 		}
 	}
 }

@@ -1,0 +1,9 @@
+//go:build !linux && !darwin && !freebsd
+
+package share
+
+import "os"
+
+// keyOf: without a portable inode and change time, no verdict is
+// remembered and every listing scans (Windows, other systems).
+func keyOf(fi os.FileInfo) (verdictKey, bool) { return verdictKey{}, false }
