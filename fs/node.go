@@ -149,7 +149,8 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	return fusefs.NewListDirStream(d.entries), 0
+	dots := n.dots()
+	return fusefs.NewListDirStream(append(dots[:], d.entries...)), 0
 }
 
 // OpendirHandle lists the directory (from the cache when fresh) and lets
@@ -171,7 +172,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 		go n.NotifyContent(0, 0)
 	}
 	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
-	return &dirHandle{entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return &dirHandle{dots: n.dots(), entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // listing returns the directory's entries, from the cache or the peer.
@@ -179,9 +180,11 @@ func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
 	return n.fsys.listDir(ctx, n.peerID, n.rel)
 }
 
-// dirHandle serves one opendir's listing.
+// dirHandle serves one opendir's listing: "." and "..", then the
+// entries (shared with the cache, never written).
 type dirHandle struct {
 	mu      sync.Mutex
+	dots    [2]fuse.DirEntry
 	entries []fuse.DirEntry
 	pos     int
 }
@@ -194,20 +197,26 @@ var (
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pos >= len(h.entries) {
+	var e fuse.DirEntry
+	switch {
+	case h.pos < len(h.dots):
+		e = h.dots[h.pos]
+	case h.pos < len(h.dots)+len(h.entries):
+		e = h.entries[h.pos-len(h.dots)]
+	default:
 		return nil, 0
 	}
-	e := h.entries[h.pos]
 	h.pos++
 	e.Off = uint64(h.pos)
 	return &e, 0
 }
 
-// Seekdir: offsets are positions in the sorted listing (0 is the start).
+// Seekdir: offsets are positions in the listing, "." and ".." first (0
+// is the start).
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if off > uint64(len(h.entries)) {
+	if off > uint64(len(h.dots)+len(h.entries)) {
 		return syscall.EINVAL
 	}
 	h.pos = int(off)

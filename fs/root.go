@@ -242,7 +242,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	return ch, 0
 }
 
-// Opendir and Readdir list the children, sorted.
+// Opendir and Readdir list "." and "..", then the children, sorted.
 func (r *rootNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 
 func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
@@ -253,7 +253,8 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 			es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
 		}
 		sortEntries(es)
-		r.sorted = es
+		dots := dotEntries(rootIno, rootIno)
+		r.sorted = append(dots[:], es...)
 	}
 	// Readdir streams never write to the slice; a later change replaces
 	// r.sorted rather than modifying it.
