@@ -160,6 +160,9 @@ func TestMountEverydayTools(t *testing.T) {
 	}
 
 	logs := share.Output.String()
+	if !strings.Contains(logs, "not shared    hidden files") || !strings.Contains(logs, "private keys, symlinks leading out") {
+		t.Errorf("the banner does not say that keys and links out are not shared:\n%s", logs)
+	}
 	for _, rel := range []string{"/docs/id_mykey", "/docs/key.der", "/out", "/docs/absout", "/docs/parent", "/to-hidden", "/to-ignored", "/src/to-key", "/photos/to-root"} {
 		if !strings.Contains(logs, `msg="left a file out of the share" path=`+rel+" ") {
 			t.Errorf("the share did not name %s as left out:\n%s", rel, logs)

@@ -65,7 +65,7 @@ func notShared(srv *share.Server) string {
 	if !srv.ShareHidden() {
 		parts = append(parts, "hidden files (names starting with \".\")")
 	}
-	parts = append(parts, "private keys", "dsftp mounts")
+	parts = append(parts, "private keys", "symlinks leading out", "dsftp mounts")
 	switch n := srv.IgnoreRules(); n {
 	case 0:
 	case 1:
