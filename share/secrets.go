@@ -58,6 +58,12 @@ func (g *secretGuard) check(f *os.File, fi os.FileInfo, rel string) error {
 	return nil
 }
 
+// listScanMax is the largest file whose content a listing or lookup
+// checks: keys are small, and a listing of big files (a photo folder)
+// must not read each one. A bigger file holding a key is still refused
+// when opened (check), only listed.
+const listScanMax = keyScanBytes
+
 // contentWhy reports why the regular file rel in root, as fi describes
 // it, is never served, or "". The content verdict is remembered (see
 // verdictCache); a file that cannot be opened or read is not judged
@@ -67,7 +73,7 @@ func (g *secretGuard) contentWhy(root *os.Root, rel string, fi os.FileInfo) stri
 	if why := set.identity(fi); why != "" {
 		return why
 	}
-	if fi.Size() == 0 {
+	if fi.Size() == 0 || fi.Size() > listScanMax {
 		return ""
 	}
 	v, ok := g.verdicts.get(fi)
