@@ -80,7 +80,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 		return
 	}
 	defer s.gate.logout(src, fp)
-	s.logLoggedIn(log, src, "connection opened")
+	log.Info("connection opened")
 
 	// No port forwarding, no keepalive replies needed; only a reverse
 	// offer (routes.go).
@@ -92,7 +92,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
 
 	s.serveChannels(log, chans, flow, fp)
-	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
+	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // serveChannels serves the SFTP sessions a logged-in connection opens
@@ -205,23 +205,11 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 		why = "login refused" // unknown keys: no penalty (see penalties.go)
 	}
 	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
-	if s.loglim.allow(kindNoLogin, src, why) {
-		log.Info("connection closed without login", "why", why, "err", err, "duration", took.Round(time.Millisecond))
-	}
+	log.Info("connection closed without login", "why", why, "err", err, "duration", took.Round(time.Millisecond))
 	if blocked {
-		// Once per penalty, so not rate-limited: at most one line per
-		// source per penaltyMin.
 		until, _ := s.gate.pen.blocked(src, time.Now())
 		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
 			"until", until.Format(time.RFC3339), "why", why)
-	}
-}
-
-// logLoggedIn logs a line about a logged-in connection, rate-limited per
-// source: a key can connect and disconnect in a loop.
-func (s *Server) logLoggedIn(log *slog.Logger, src netip.Prefix, msg string, attrs ...any) {
-	if s.loglim.allow(kindLoggedIn, src, "") {
-		log.Info(msg, attrs...)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -123,15 +122,12 @@ func (g *secretGuard) check(f *os.File, fi os.FileInfo, rel string) error {
 	return nil
 }
 
-// refusalLog logs refused opens through the server's log limiter: the
-// first lines of each reason in full, the rest summed up each minute.
+// refusalLog logs refused opens; the program's log limiter sums up a
+// flood of them per reason ("why").
 type refusalLog struct {
 	log *slog.Logger
-	lim *logLimiter
 }
 
 func (l *refusalLog) refused(rel, why string) {
-	if l.lim == nil || l.lim.allow(kindUnshared, netip.Prefix{}, why) {
-		l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
-	}
+	l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
 }

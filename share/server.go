@@ -162,8 +162,7 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	gate   *gate
-	loglim *logLimiter
+	gate *gate
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -232,7 +231,6 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.gate = newGate(&s.opts)
-	s.loglim = newLogLimiter(s.log, logWindow)
 	raiseFileLimit(s.log)
 
 	root, real, err := openShareDir(opts.Dir)
@@ -291,7 +289,7 @@ func (s *Server) initView() error {
 		ignore:     ignore,
 		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
 	}
-	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log, lim: s.loglim}}
+	s.secrets = &secretGuard{files: s.opts.SecretFiles, log: &refusalLog{log: s.log}}
 	return nil
 }
 
@@ -405,15 +403,16 @@ func (s *Server) connConfig(src netip.Prefix, auth *authTally) *ssh.ServerConfig
 			if method == "password" {
 				auth.password = true
 			}
-			if !s.loglim.allow(kindAuthFail, src, method) {
-				return
-			}
-		} else if !s.loglim.allow(kindLoggedIn, src, "") {
-			return
 		}
 		attrs := []any{"remote", cm.RemoteAddr().String(), "user", cm.User(), "method", method}
-		if method == "publickey" {
+		switch {
+		case method != "publickey":
+		case err == nil:
 			attrs = append(attrs, "key", lastKey)
+		default:
+			// Not "key": anyone can try any number of keys, and the log
+			// limiter keeps each "key" apart.
+			attrs = append(attrs, "tried_key", lastKey)
 		}
 		// Never the password itself, not even a wrong one (it may be a
 		// real password typed into the wrong window).
@@ -526,11 +525,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.closeAll()
 	}()
-
-	logCtx, stopLog := context.WithCancel(context.Background())
-	logDone := make(chan struct{})
-	go func() { defer close(logDone); s.loglim.run(logCtx) }()
-	defer func() { stopLog(); <-logDone }()
 
 	acceptErr := s.acceptLoop(ctx, ln)
 	s.closeAll()
