@@ -44,18 +44,19 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		}
 		backoff = 0
 		src := sourceOf(c.RemoteAddr())
-		if reason := s.gate.admit(src, time.Now()); reason != "" {
+		st := &startup{src: src, conn: c}
+		if reason := s.gate.admitConn(st, time.Now()); reason != "" {
 			refuse(c)
 			s.logRefused(src, c.RemoteAddr(), reason)
 			continue
 		}
 		if !s.track(c) {
-			s.gate.leaveStartup(src)
+			s.gate.leave(st)
 			c.Close()
 			return nil
 		}
 		s.wg.Add(1)
-		go s.handleConn(c, src)
+		go s.handleConn(c, st)
 	}
 }
 

@@ -23,7 +23,8 @@ import (
 // LoginGrace, then its SSH channels. Each connection has its own goroutine
 // and the login path takes no lock for longer than a few map updates, so
 // failing logins elsewhere never hold up this one.
-func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
+func (s *Server) handleConn(c net.Conn, st *startup) {
+	src := st.src
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -34,17 +35,17 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 			log.Error("connection handler panicked; closing connection", "panic", fmt.Sprint(v))
 		}
 	}()
-	inStartup := true
+	inStartup, dropped := true, false
 	leaveStartup := func() {
 		if inStartup {
-			s.gate.leaveStartup(src)
+			dropped = s.gate.leave(st)
 			inStartup = false
 		}
 	}
 	defer leaveStartup()
 
 	_ = c.SetDeadline(time.Now().Add(s.opts.LoginGrace))
-	hc := &helloConn{Conn: c}
+	hc := &helloConn{Conn: c, st: st}
 	// A connection that does not even send its version line is cut
 	// early: it holds a pre-login slot and costs the attacker nothing.
 	silent := time.AfterFunc(s.opts.VersionGrace, func() {
@@ -61,12 +62,14 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	sconn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(src, &auth))
 	silent.Stop()
 	if err != nil {
-		s.loginFailed(log, src, hc, &auth, err, time.Since(start))
+		leaveStartup()
+		s.loginFailed(log, src, hc, &auth, err, time.Since(start), dropped)
 		return
 	}
 	defer sconn.Close()
 	_ = c.SetDeadline(time.Time{})
 	leaveStartup()
+	s.gate.pen.trust(src, time.Now())
 
 	log = log.With("user", sconn.User(), "who", sconn.Permissions.Extensions[extWho])
 	fp := sconn.Permissions.Extensions[extKeyFP]
@@ -151,6 +154,7 @@ type helloConn struct {
 	saw    atomic.Bool // a line has arrived
 	silent atomic.Bool // closed for sending none within VersionGrace
 	bulk   atomic.Bool // a reverse connection: data comes in bulk
+	st     *startup    // told when the version line arrives
 	r      *bufio.Reader
 }
 
@@ -172,6 +176,7 @@ func (h *helloConn) Read(p []byte) (int, error) {
 	n, err := h.Conn.Read(p)
 	if n > 0 && !h.saw.Load() && bytes.IndexByte(p[:n], '\n') >= 0 {
 		h.saw.Store(true)
+		h.st.hello.Store(true)
 	}
 	return n, err
 }
@@ -186,11 +191,14 @@ type authTally struct {
 
 // loginFailed logs a connection that ended without login and charges its
 // source the penalty for how it failed.
-func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration) {
+func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
 	var why string
 	var pen time.Duration
 	var ne net.Error
 	switch {
+	case dropped:
+		// Not the source's fault: see silent.go.
+		why = "silent connection dropped to make room for a newer one from the same address"
 	case hc.silent.Load():
 		why, pen = fmt.Sprintf("no SSH version line within %v", s.opts.VersionGrace), penaltySilent
 	case errors.As(err, &ne) && ne.Timeout():
@@ -204,8 +212,13 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 	default:
 		why = "login refused" // unknown keys: no penalty (see penalties.go)
 	}
+	attrs := []any{"why", why, "err", err, "duration", took.Round(time.Millisecond)}
+	if pen > 0 && pen != penaltyAuthFail && s.gate.pen.trusted(src, time.Now()) {
+		pen = 0 // see trustFor
+		attrs = append(attrs, "penalty", "none: a login from this address succeeded recently")
+	}
 	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
-	log.Info("connection closed without login", "why", why, "err", err, "duration", took.Round(time.Millisecond))
+	log.Info("connection closed without login", attrs...)
 	if blocked {
 		until, _ := s.gate.pen.blocked(src, time.Now())
 		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
