@@ -122,7 +122,9 @@ type Options struct {
 	// in yet (see Startups); zero means DefaultStartups.
 	MaxStartups Startups
 	// MaxStartupsPerSource caps connections logging in at once from one
-	// source; more are closed at once.
+	// source; a new one beyond it takes the place of the source's oldest
+	// connection that has not sent its version line (silent.go), or is
+	// closed at once if there is none.
 	MaxStartupsPerSource int
 	// MaxSessionsPerConn caps SSH channels per connection.
 	MaxSessionsPerConn int
