@@ -3,8 +3,6 @@ package peers
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -12,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // Entry is a live peer with the unique display name the registry gave it.
@@ -55,9 +51,8 @@ type Registry struct {
 	journal     []NameChange
 	journalFrom uint64
 
-	book    *NameBook // names remembered across runs; nil: none
-	bookErr func(error)
-	bookLog pace.LogLimiter // a flood of refused names logs once a minute
+	book    *NameBook   // names remembered across runs; nil: none
+	bookErr func(error) // the program's log limiter sums up a flood
 }
 
 // SetNameBook makes the registry remember which key held each name (see
@@ -91,7 +86,6 @@ func NewRegistry(selfID string) *Registry {
 		names:    map[string]string{},
 		watchers: map[chan struct{}]struct{}{},
 		timer:    make(chan struct{}, 1),
-		bookLog:  pace.LogLimiter{Every: time.Minute},
 	}
 }
 
@@ -194,19 +188,7 @@ func (r *Registry) noteBookLocked(name string, p Peer) {
 		return
 	}
 	err := r.book.Seen(name, p.ID, p.Origin)
-	if err == nil || r.bookErr == nil {
-		return
-	}
-	kind := "write"
-	for _, e := range []error{ErrNameBookFull, ErrTooManyNewNames} {
-		if errors.Is(err, e) {
-			kind = e.Error()
-		}
-	}
-	if ok, held := r.bookLog.Allow(kind, r.now()); ok {
-		if held > 0 {
-			err = fmt.Errorf("%w (and %d more like it since the last report)", err, held)
-		}
+	if err != nil && r.bookErr != nil {
 		r.bookErr(err)
 	}
 }

@@ -34,9 +34,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 			}
 			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			if s.loglim.allow(kindAcceptErr, netip.Prefix{}, errnoText(err)) {
-				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
-			}
+			s.log.Warn("accept failed; retrying", "reason", errnoText(err), "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -46,18 +44,19 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		}
 		backoff = 0
 		src := sourceOf(c.RemoteAddr())
-		if reason := s.gate.admit(src, time.Now()); reason != "" {
+		st := &startup{src: src, conn: c}
+		if reason := s.gate.admitConn(st, time.Now()); reason != "" {
 			refuse(c)
 			s.logRefused(src, c.RemoteAddr(), reason)
 			continue
 		}
 		if !s.track(c) {
-			s.gate.leaveStartup(src)
+			s.gate.leave(st)
 			c.Close()
 			return nil
 		}
 		s.wg.Add(1)
-		go s.handleConn(c, src)
+		go s.handleConn(c, st)
 	}
 }
 
@@ -71,13 +70,10 @@ func refuse(c net.Conn) {
 	c.Close()
 }
 
-// logRefused logs a refused connection, in full the first few times per
-// source and window, then summarised.
+// logRefused logs a refused connection; the program's log limiter sums
+// up a flood of them per source.
 func (s *Server) logRefused(src netip.Prefix, remote net.Addr, reason string) {
-	if s.loglim.allow(kindRefused, src, reason) {
-		s.log.Warn("connection refused: "+reason, "remote", remote.String(),
-			"note", "further refusals from this address are summarised once a minute")
-	}
+	s.log.Warn("connection refused: "+reason, "source", sourceString(src), "remote", remote.String())
 }
 
 func (s *Server) isShutdown() bool {
@@ -86,7 +82,7 @@ func (s *Server) isShutdown() bool {
 	return s.shutdown
 }
 
-// errnoText is the short cause of an accept error, for the summary.
+// errnoText is the short cause of an accept error: one log key each.
 func errnoText(err error) string {
 	var en syscall.Errno
 	if errors.As(err, &en) {

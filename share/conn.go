@@ -23,7 +23,8 @@ import (
 // LoginGrace, then its SSH channels. Each connection has its own goroutine
 // and the login path takes no lock for longer than a few map updates, so
 // failing logins elsewhere never hold up this one.
-func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
+func (s *Server) handleConn(c net.Conn, st *startup) {
+	src := st.src
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -34,17 +35,17 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 			log.Error("connection handler panicked; closing connection", "panic", fmt.Sprint(v))
 		}
 	}()
-	inStartup := true
+	inStartup, dropped := true, false
 	leaveStartup := func() {
 		if inStartup {
-			s.gate.leaveStartup(src)
+			dropped = s.gate.leave(st)
 			inStartup = false
 		}
 	}
 	defer leaveStartup()
 
 	_ = c.SetDeadline(time.Now().Add(s.opts.LoginGrace))
-	hc := &helloConn{Conn: c}
+	hc := &helloConn{Conn: c, st: st}
 	// A connection that does not even send its version line is cut
 	// early: it holds a pre-login slot and costs the attacker nothing.
 	silent := time.AfterFunc(s.opts.VersionGrace, func() {
@@ -61,12 +62,14 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	sconn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(src, &auth))
 	silent.Stop()
 	if err != nil {
-		s.loginFailed(log, src, hc, &auth, err, time.Since(start))
+		leaveStartup()
+		s.loginFailed(log, src, hc, &auth, err, time.Since(start), dropped)
 		return
 	}
 	defer sconn.Close()
 	_ = c.SetDeadline(time.Time{})
 	leaveStartup()
+	s.gate.pen.trust(src, time.Now())
 
 	log = log.With("user", sconn.User(), "who", sconn.Permissions.Extensions[extWho])
 	fp := sconn.Permissions.Extensions[extKeyFP]
@@ -80,7 +83,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 		return
 	}
 	defer s.gate.logout(src, fp)
-	s.logLoggedIn(log, src, "connection opened")
+	log.Info("connection opened")
 
 	// No port forwarding, no keepalive replies needed; only a reverse
 	// offer (routes.go).
@@ -92,7 +95,7 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
 
 	s.serveChannels(log, chans, flow, fp)
-	s.logLoggedIn(log, src, "connection closed", "duration", time.Since(start).Round(time.Millisecond))
+	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // serveChannels serves the SFTP sessions a logged-in connection opens
@@ -151,6 +154,7 @@ type helloConn struct {
 	saw    atomic.Bool // a line has arrived
 	silent atomic.Bool // closed for sending none within VersionGrace
 	bulk   atomic.Bool // a reverse connection: data comes in bulk
+	st     *startup    // told when the version line arrives
 	r      *bufio.Reader
 }
 
@@ -172,6 +176,7 @@ func (h *helloConn) Read(p []byte) (int, error) {
 	n, err := h.Conn.Read(p)
 	if n > 0 && !h.saw.Load() && bytes.IndexByte(p[:n], '\n') >= 0 {
 		h.saw.Store(true)
+		h.st.hello.Store(true)
 	}
 	return n, err
 }
@@ -187,11 +192,14 @@ type authTally struct {
 
 // loginFailed logs a connection that ended without login and charges its
 // source the penalty for how it failed.
-func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration) {
+func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
 	var why string
 	var pen time.Duration
 	var ne net.Error
 	switch {
+	case dropped:
+		// Not the source's fault: see silent.go.
+		why = "silent connection dropped to make room for a newer one from the same address"
 	case hc.silent.Load():
 		why, pen = fmt.Sprintf("no SSH version line within %v", s.opts.VersionGrace), penaltySilent
 	case errors.As(err, &ne) && ne.Timeout():
@@ -209,24 +217,17 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 	default:
 		why = "login refused" // unknown keys: no penalty (see penalties.go)
 	}
-	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
-	if s.loglim.allow(kindNoLogin, src, why) {
-		log.Info("connection closed without login", "why", why, "err", err, "duration", took.Round(time.Millisecond))
+	attrs := []any{"why", why, "err", err, "duration", took.Round(time.Millisecond)}
+	if pen > 0 && pen != penaltyAuthFail && s.gate.pen.trusted(src, time.Now()) {
+		pen = 0 // see trustFor
+		attrs = append(attrs, "penalty", "none: a login from this address succeeded recently")
 	}
+	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
+	log.Info("connection closed without login", attrs...)
 	if blocked {
-		// Once per penalty, so not rate-limited: at most one line per
-		// source per penaltyMin.
 		until, _ := s.gate.pen.blocked(src, time.Now())
 		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
 			"until", until.Format(time.RFC3339), "why", why)
-	}
-}
-
-// logLoggedIn logs a line about a logged-in connection, rate-limited per
-// source: a key can connect and disconnect in a loop.
-func (s *Server) logLoggedIn(log *slog.Logger, src netip.Prefix, msg string, attrs ...any) {
-	if s.loglim.allow(kindLoggedIn, src, "") {
-		log.Info(msg, attrs...)
 	}
 }
 

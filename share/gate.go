@@ -54,6 +54,7 @@ type gate struct {
 	mu       sync.Mutex
 	startups int
 	srcStart map[netip.Prefix]int
+	srcList  map[netip.Prefix][]*startup // TCP ones, oldest first (silent.go)
 	conns    int
 	srcConns map[netip.Prefix]int
 	keyConns map[string]int
@@ -64,30 +65,50 @@ func newGate(opts *Options) *gate {
 		opts:     opts,
 		pen:      newPenalties(opts.PenaltyMax),
 		srcStart: map[netip.Prefix]int{},
+		srcList:  map[netip.Prefix][]*startup{},
 		srcConns: map[netip.Prefix]int{},
 		keyConns: map[string]int{},
 	}
 }
 
-// admit decides about a new TCP connection from src before anything is
-// sent to it; "" means taken (call leaveStartup once it logs in or ends).
+// admit decides about a new connection from src before anything is sent
+// to it; "" means taken (call leaveStartup once it logs in or ends).
 func (g *gate) admit(src netip.Prefix, now time.Time) string {
+	return g.admitConn(&startup{src: src}, now)
+}
+
+// admitConn is admit for st, which takes the slot of its source's oldest
+// silent connection when the source is at its limit (silent.go); that
+// one is closed. "" means taken: call leave once st logs in or ends.
+func (g *gate) admitConn(st *startup, now time.Time) string {
+	src := st.src
 	if _, blocked := g.pen.blocked(src, now); blocked {
 		return refusePenalty
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.startups >= g.opts.MaxStartups.Full {
+		g.mu.Unlock()
 		return refuseStartupsFull
 	}
 	if g.opts.MaxStartups.drop(g.startups) {
+		g.mu.Unlock()
 		return refuseEarlyDrop
 	}
 	if g.srcStart[src] >= g.opts.MaxStartupsPerSource {
-		return refuseSourceLogin
+		old := g.oldestSilentLocked(src)
+		if old == nil {
+			g.mu.Unlock()
+			return refuseSourceLogin
+		}
+		g.listLocked(st) // in old's slot: the counts stay
+		g.mu.Unlock()
+		refuse(old.conn)
+		return ""
 	}
 	g.startups++
 	g.srcStart[src]++
+	g.listLocked(st)
+	g.mu.Unlock()
 	return ""
 }
 

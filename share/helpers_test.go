@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/share/loglimit"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -211,6 +212,9 @@ type testShare struct {
 	done       chan error
 }
 
+// testLogWindow is the log limiter's window in the share's tests.
+const testLogWindow = 2 * time.Second
+
 // startTestShare serves dir. mod may change the options before New.
 func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
 	t.Helper()
@@ -223,6 +227,10 @@ func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(
 	t.Helper()
 	tmp := t.TempDir()
 	ts := &testShare{client: testenv.NewKey(t, tmp, "client"), logs: &testenv.SyncBuffer{}}
+	// The program's log limiter, as cmd installs it, with a short window
+	// so tests see its summaries.
+	lim := loglimit.New(loglimit.DefaultBurst, testLogWindow)
+	t.Cleanup(lim.Close)
 	ak := filepath.Join(tmp, "authorized_keys")
 	if err := os.WriteFile(ak, []byte(ts.client.Public()+" tester\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -231,7 +239,7 @@ func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(
 		Dir:                dir,
 		Listen:             "127.0.0.1:0",
 		AuthorizedKeysFile: ak,
-		Logger:             slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:             slog.New(lim.Handler(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 	}
 	if mod != nil {
 		mod(&opts)

@@ -22,6 +22,15 @@ const (
 	penaltyAuthFail = 5 * time.Second  // wrong password, or MaxAuthTries used up
 	penaltyNoAuth   = 1 * time.Second  // closed before trying to log in
 
+	// trustFor: a source from which a login succeeded is not charged for
+	// silent, timed-out or abandoned connections for this long after
+	// (wrong passwords and used-up login attempts still cost). Those
+	// connections only hold pre-login slots, which the per-source limit
+	// and the dropping of silent ones (silent.go) already bound; charging
+	// them would lock out a friend behind the same address as an attacker
+	// (one carrier-grade NAT) while the friend's logins succeed.
+	trustFor = 10 * time.Minute
+
 	// maxPenalised bounds the table (about 100 bytes an entry): a flood
 	// from more sources than this is not remembered beyond it (new
 	// sources go unpenalised, as OpenSSH's overflow=permissive) rather
@@ -40,11 +49,38 @@ type penalties struct {
 
 	mu        sync.Mutex
 	m         map[netip.Prefix]*penalty
+	good      map[netip.Prefix]time.Time // sources that logged in, until when trusted
 	lastSweep time.Time
 }
 
 func newPenalties(max time.Duration) *penalties {
-	return &penalties{max: max, m: map[netip.Prefix]*penalty{}}
+	return &penalties{max: max, m: map[netip.Prefix]*penalty{}, good: map[netip.Prefix]time.Time{}}
+}
+
+// trust notes a successful login from src (see trustFor). The table is
+// bounded like the penalties: beyond maxPenalised sources, new ones are
+// not remembered.
+func (p *penalties) trust(src netip.Prefix, now time.Time) {
+	if !src.IsValid() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.good[src]; !ok && len(p.good) >= maxPenalised {
+		p.sweepLocked(now)
+		if len(p.good) >= maxPenalised {
+			return
+		}
+	}
+	p.good[src] = now.Add(trustFor)
+}
+
+// trusted reports whether a login from src succeeded within trustFor.
+func (p *penalties) trusted(src netip.Prefix, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.good[src]
+	return ok && until.After(now)
 }
 
 // add charges src with d. It reports whether this made the source blocked.
@@ -107,6 +143,11 @@ func (p *penalties) sweepLocked(now time.Time) {
 	for k, e := range p.m {
 		if !e.until.After(now) {
 			delete(p.m, k)
+		}
+	}
+	for k, until := range p.good {
+		if !until.After(now) {
+			delete(p.good, k)
 		}
 	}
 }

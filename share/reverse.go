@@ -92,7 +92,7 @@ func (r *reverseConns) open(nc ssh.NewChannel) {
 			flows: map[*sessionFlow]struct{}{}, idleDone: make(chan struct{})}
 		r.conns[p.Conn] = c
 		go r.s.closeWhenIdle(r.log, func() { r.closeConn(c) }, c.flow, c.idleDone)
-		r.s.logLoggedIn(r.log, r.src, "reverse connection opened", "conn", p.Conn)
+		r.log.Info("reverse connection opened", "conn", p.Conn)
 	}
 	if c.sessions >= r.s.opts.MaxSessionsPerConn {
 		r.mu.Unlock()
@@ -127,7 +127,7 @@ func (r *reverseConns) sessionDone(c *reverseConn) {
 	close(c.idleDone)
 	delete(r.conns, c.id)
 	r.s.gate.logout(r.src, r.holder)
-	r.s.logLoggedIn(r.log, r.src, "reverse connection closed", "conn", c.id)
+	r.log.Info("reverse connection closed", "conn", c.id)
 }
 
 // closeConn closes c's sessions (idle, or the share shuts down).

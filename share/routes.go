@@ -277,6 +277,6 @@ func (s *Server) ServeStream(c net.Conn) error {
 		return errors.New("share: shutting down")
 	}
 	s.wg.Add(1)
-	s.handleConn(c, src)
+	s.handleConn(c, &startup{src: src})
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -155,21 +154,17 @@ func (set *secretSet) copyOfSum(v verdict) string {
 	return ""
 }
 
-// refusalLog logs what is kept from clients through the server's log
-// limiter: the first lines of each reason in full, the rest summed up
-// each minute.
+// refusalLog logs what is kept from clients; the program's log limiter
+// sums up a flood of them per reason ("why").
 type refusalLog struct {
 	log *slog.Logger
-	lim *logLimiter
 
 	mu    sync.Mutex
 	named map[string]bool // left-out paths already logged
 }
 
 func (l *refusalLog) refused(rel, why string) {
-	if l.lim == nil || l.lim.allow(kindUnshared, netip.Prefix{}, why) {
-		l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
-	}
+	l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
 }
 
 // maxNamed bounds the left-out paths remembered as logged; past it they
@@ -192,7 +187,5 @@ func (l *refusalLog) leftOut(rel, why string) {
 	if seen {
 		return
 	}
-	if l.lim == nil || l.lim.allow(kindUnshared, netip.Prefix{}, why) {
-		l.log.Info("left a file out of the share", "path", clientPath(rel), "why", why)
-	}
+	l.log.Info("left a file out of the share", "path", clientPath(rel), "why", why)
 }

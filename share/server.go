@@ -127,7 +127,9 @@ type Options struct {
 	// in yet (see Startups); zero means DefaultStartups.
 	MaxStartups Startups
 	// MaxStartupsPerSource caps connections logging in at once from one
-	// source; more are closed at once.
+	// source; a new one beyond it takes the place of the source's oldest
+	// connection that has not sent its version line (silent.go), or is
+	// closed at once if there is none.
 	MaxStartupsPerSource int
 	// MaxSessionsPerConn caps SSH channels per connection.
 	MaxSessionsPerConn int
@@ -167,8 +169,7 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	gate   *gate
-	loglim *logLimiter
+	gate *gate
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -237,7 +238,6 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.gate = newGate(&s.opts)
-	s.loglim = newLogLimiter(s.log, logWindow)
 	raiseFileLimit(s.log)
 
 	root, real, err := openShareDir(opts.Dir)
@@ -293,7 +293,7 @@ func (s *Server) initView() error {
 	if dirs == nil {
 		dirs = defaultSecretDirs()
 	}
-	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log, lim: s.loglim})
+	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log})
 	s.view = &view{
 		root:       s.root,
 		rootReal:   s.rootReal,
@@ -418,15 +418,16 @@ func (s *Server) connConfig(src netip.Prefix, auth *authTally) *ssh.ServerConfig
 			if method == "password" {
 				auth.password = true
 			}
-			if !s.loglim.allow(kindAuthFail, src, method) {
-				return
-			}
-		} else if !s.loglim.allow(kindLoggedIn, src, "") {
-			return
 		}
 		attrs := []any{"remote", cm.RemoteAddr().String(), "user", cm.User(), "method", method}
-		if method == "publickey" {
+		switch {
+		case method != "publickey":
+		case err == nil:
 			attrs = append(attrs, "key", lastKey)
+		default:
+			// Not "key": anyone can try any number of keys, and the log
+			// limiter keeps each "key" apart.
+			attrs = append(attrs, "tried_key", lastKey)
 		}
 		// Never the password itself, not even a wrong one (it may be a
 		// real password typed into the wrong window).
@@ -539,11 +540,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.closeAll()
 	}()
-
-	logCtx, stopLog := context.WithCancel(context.Background())
-	logDone := make(chan struct{})
-	go func() { defer close(logDone); s.loglim.run(logCtx) }()
-	defer func() { stopLog(); <-logDone }()
 
 	acceptErr := s.acceptLoop(ctx, ln)
 	s.closeAll()

@@ -13,7 +13,7 @@ import (
 // at Full. Random early drop means a flood that fills the pool cannot keep
 // everyone else out: a real client retrying gets in with fair odds, while
 // the flood's own slots free up (silent connections are cut after
-// VersionGrace, and their source is penalised).
+// VersionGrace or give way to newer ones from their source, silent.go).
 type Startups struct {
 	Start, Rate, Full int
 }

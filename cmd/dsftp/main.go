@@ -98,6 +98,7 @@ func run(args []string) int {
 	ctx, stop := lifecycle.SignalContext()
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	lifecycle.FlushLogs()
 	if err == nil {
 		return exitOK
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/cmd/internal/lifecycle"
 	"github.com/dsftp/dsftp/cmd/internal/shell"
 )
 
@@ -64,7 +65,7 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, shareDir string, noShare bool, history string) error {
 	// Discovery and share logs would break into the prompt; only warnings
 	// and errors reach the terminal.
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	quiet := slog.New(lifecycle.LimitLogs(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	cfg := instance.Config{
 		ShareHint: fmt.Sprintf("share %s (or run with --no-share)", shareDir),
 		// Discovery starts in the background so the shell answers at once;
@@ -83,7 +84,7 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	// Connection warnings would break into the prompt too; the shell
 	// reports failures itself, one line per command.
 	cfg.Peers = ps
-	cfg.Pool = cf.poolOptions(ids, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	cfg.Pool = cf.poolOptions(ids, slog.New(lifecycle.LimitLogs(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))))
 	if !noShare {
 		if err := instance.CheckShareDir(shareDir, cmd.Flags().Changed("share"), "dsftp shell", true, cmd.ErrOrStderr()); err != nil {
 			return err

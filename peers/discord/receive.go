@@ -14,7 +14,6 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/advert"
-	"github.com/dsftp/dsftp/peers/internal/pace"
 )
 
 // maxHistoryPages bounds one history read (100 messages a page).
@@ -29,7 +28,6 @@ type receiver struct {
 	selfID   string
 	allow    []string
 	timeout  time.Duration
-	limiter  *pace.LogLimiter
 	instance string // own instance, if advertising
 
 	// deleteStale, when set, is called with the message ID of an advert
@@ -82,8 +80,8 @@ type Info struct {
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
 	return &receiver{
 		t: t, reg: cfg.Registry, log: log, selfID: selfID, allow: cfg.AllowUsers,
-		timeout: cfg.RequestTimeout, limiter: &pace.LogLimiter{Every: time.Minute},
-		known: map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
+		timeout: cfg.RequestTimeout,
+		known:   map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
 	}
 }
 
@@ -261,14 +259,10 @@ func (r *receiver) reject(err error, msgID, author string) {
 	r.rejectLocked(err, msgID, author)
 }
 
-// rejectLocked logs an ignored advert: once a minute per reason at warn
-// level, else at debug, so a flood cannot fill the log.
+// rejectLocked logs an ignored advert; the program's log limiter sums up
+// a flood of them per reason.
 func (r *receiver) rejectLocked(err error, msgID, author string) {
-	level := slog.LevelDebug
-	if ok, _ := r.limiter.Allow(reasonOf(err), time.Now()); ok {
-		level = slog.LevelWarn
-	}
-	r.log.Log(context.Background(), level, "discord: ignored advert", "reason", err, "message", msgID, "author", author)
+	r.log.Warn("discord: ignored advert", "reason", reasonOf(err), "err", err, "message", msgID, "author", author)
 }
 
 func reasonOf(err error) string {

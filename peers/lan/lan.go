@@ -164,7 +164,6 @@ type Discovery struct {
 
 	trigger chan struct{}
 	stats   counters
-	logLim  logLimiter
 }
 
 type instanceSeq struct {
@@ -217,7 +216,6 @@ func New(opts Options) (*Discovery, error) {
 		recent:     newRecentSet(1024),
 		sentRecent: newRecentSet(8),
 		limiter:    newLimiter(opts.RateLimit, opts.RateLimit/10, 1024),
-		logLim:     logLimiter{pace.LogLimiter{Every: logEvery}},
 		known:      newPeerCount(opts.MaxPeers, opts.MaxPeersPerSource),
 		trigger:    make(chan struct{}, 1),
 	}, nil
@@ -438,7 +436,7 @@ func (d *Discovery) readLoop(c *net.UDPConn) {
 func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 	if len(msg) > MaxPacket || !bytes.HasPrefix(msg, []byte(Prefix)) {
 		d.stats.malformed.Add(1)
-		d.logLim.log(d.log, slog.LevelDebug, "malformed", "dropped a datagram that is not a dsftp advert", "from", from.String(), "bytes", len(msg))
+		d.log.Debug("dropped a datagram that is not a dsftp advert", "from", from.String(), "bytes", len(msg))
 		return
 	}
 	h := hash(msg)
@@ -454,15 +452,15 @@ func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
 		d.stats.duplicate.Add(1)
 		return
 	}
-	if !d.limiter.allow(from.IP.String(), time.Now()) {
+	if !d.limiter.allow(from.IP.String()) {
 		d.stats.rateLimited.Add(1)
-		d.logLim.log(d.log, slog.LevelDebug, "ratelimit", "LAN adverts arrive too fast; dropping some", "from", from.String())
+		d.log.Debug("LAN adverts arrive too fast; dropping some", "from", from.String())
 		return
 	}
 	adv, err := d.verify(msg)
 	if err != nil {
 		d.stats.invalid.Add(1)
-		d.logLim.log(d.log, slog.LevelWarn, "invalid", "ignored an invalid LAN advert", "from", from.String(), "err", err)
+		d.log.Warn("ignored an invalid LAN advert", "from", from.String(), "err", err)
 		return
 	}
 	now := time.Now()

@@ -1,57 +1,34 @@
 package lan
 
 import (
-	"context"
-	"log/slog"
 	"sync"
-	"time"
 
-	"github.com/dsftp/dsftp/peers/internal/pace"
+	"golang.org/x/time/rate"
 )
-
-// bucket is a token bucket: rate tokens per second, up to burst.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) take(now time.Time, rate, burst float64) bool {
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else {
-		b.tokens += now.Sub(b.last).Seconds() * rate
-		if b.tokens > burst {
-			b.tokens = burst
-		}
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
 
 // limiter bounds the adverts verified per second, in total and per source
 // address, so that a flood costs little CPU and one noisy host cannot
-// crowd out the others.
+// crowd out the others. Each bucket holds two seconds' worth.
 type limiter struct {
 	mu        sync.Mutex
-	rate      float64 // total per second
-	perSource float64 // per source address per second
+	perSource rate.Limit
 	maxSrc    int
-	total     bucket
-	sources   map[string]*bucket
+	total     *rate.Limiter
+	sources   map[string]*rate.Limiter
 }
 
-func newLimiter(rate, perSource float64, maxSources int) *limiter {
-	if perSource < 1 {
-		perSource = 1
+func newLimiter(perSec, perSource float64, maxSources int) *limiter {
+	perSource = max(perSource, 1)
+	return &limiter{
+		perSource: rate.Limit(perSource),
+		maxSrc:    maxSources,
+		total:     rate.NewLimiter(rate.Limit(perSec), int(2*perSec)),
+		sources:   map[string]*rate.Limiter{},
 	}
-	return &limiter{rate: rate, perSource: perSource, maxSrc: maxSources, sources: map[string]*bucket{}}
 }
 
-func (l *limiter) allow(src string, now time.Time) bool {
+// allow reports whether an advert from src may be verified now.
+func (l *limiter) allow(src string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.sources[src]
@@ -61,28 +38,8 @@ func (l *limiter) allow(src string, now time.Time) bool {
 			// than grow without bound; the total bucket still holds.
 			clear(l.sources)
 		}
-		b = &bucket{}
+		b = rate.NewLimiter(l.perSource, int(2*l.perSource))
 		l.sources[src] = b
 	}
-	if !b.take(now, l.perSource, 2*l.perSource) {
-		return false
-	}
-	return l.total.take(now, l.rate, 2*l.rate)
-}
-
-// logLimiter lets one log line per kind through every logEvery, and says
-// how many were suppressed in between.
-type logLimiter struct{ pace.LogLimiter }
-
-const logEvery = 10 * time.Second
-
-func (l *logLimiter) log(log *slog.Logger, level slog.Level, kind, msg string, args ...any) {
-	ok, suppressed := l.Allow(kind, time.Now())
-	if !ok {
-		return
-	}
-	if suppressed > 0 {
-		args = append(args, "suppressed", suppressed)
-	}
-	log.Log(context.Background(), level, msg, args...)
+	return b.Allow() && l.total.Allow()
 }

@@ -9,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+
+	"github.com/dsftp/dsftp/share/loglimit"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -66,9 +69,25 @@ func (l *Logging) Setup(fl *pflag.FlagSet, quietOnTerminal bool) error {
 	if l.JSON {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	slog.SetDefault(slog.New(h))
+	slog.SetDefault(slog.New(LimitLogs(h)))
 	return nil
 }
+
+// limiter is the program's one log limiter: every logger of the process
+// goes through it, so a flood of refusals on any path (connections,
+// relays, reverse offers, dial-back checks, adverts) writes a few lines
+// and a summary a minute per kind and source rather than a line per event.
+var limiter = sync.OnceValue(func() *loglimit.Limiter {
+	return loglimit.New(loglimit.DefaultBurst, loglimit.DefaultWindow)
+})
+
+// LimitLogs wraps h with the program's log limiter. A command that makes
+// its own logger (the shell's quieter ones) wraps its handler with it.
+func LimitLogs(h slog.Handler) slog.Handler { return limiter().Handler(h) }
+
+// FlushLogs writes the summaries of the lines held back so far; call it as
+// the program ends.
+func FlushLogs() { limiter().Close() }
 
 func (l *Logging) level(fl *pflag.FlagSet, quietOnTerminal bool) (slog.Level, error) {
 	var level slog.Level

@@ -15,22 +15,3 @@ func TestJitter(t *testing.T) {
 		t.Errorf("Jitter(0) = %v", got)
 	}
 }
-
-func TestLogLimiter(t *testing.T) {
-	l := LogLimiter{Every: 10 * time.Second}
-	t0 := time.Unix(1000, 0)
-	if ok, n := l.Allow("a", t0); !ok || n != 0 {
-		t.Fatalf("first = %v, %d; want true, 0", ok, n)
-	}
-	for i := 1; i <= 3; i++ {
-		if ok, _ := l.Allow("a", t0.Add(time.Duration(i)*time.Second)); ok {
-			t.Fatalf("event %d within Every was let through", i)
-		}
-	}
-	if ok, _ := l.Allow("b", t0.Add(time.Second)); !ok {
-		t.Fatal("another key was held back")
-	}
-	if ok, n := l.Allow("a", t0.Add(11*time.Second)); !ok || n != 3 {
-		t.Fatalf("after Every = %v, %d; want true, 3 held back", ok, n)
-	}
-}
