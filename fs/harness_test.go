@@ -138,7 +138,18 @@ func (x *testFS) rootNames() []string {
 		}
 		names = append(names, e.Name)
 	}
-	return names
+	return x.withoutDots("/", names)
+}
+
+// withoutDots checks that a listing starts with . and .. (as ls -a
+// shows them) and returns the rest.
+func (x *testFS) withoutDots(dir string, names []string) []string {
+	x.t.Helper()
+	if len(names) < 2 || names[0] != "." || names[1] != ".." {
+		x.t.Errorf("listing of %s does not start with . and ..: %v", dir, names)
+		return names
+	}
+	return names[2:]
 }
 
 // list opens and reads the directory rel as `ls` does (OPENDIR, then
@@ -165,7 +176,11 @@ func (x *testFS) listNode(n *node) ([]fuse.DirEntry, syscall.Errno) {
 			return nil, errno
 		}
 		if e == nil {
-			return es, 0
+			if len(es) < 2 || es[0].Name != "." || es[1].Name != ".." {
+				x.t.Errorf("listing does not start with . and ..: %v", entryNames(es))
+				return es, 0
+			}
+			return es[2:], 0
 		}
 		es = append(es, *e)
 	}
