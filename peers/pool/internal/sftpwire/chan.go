@@ -85,13 +85,14 @@ func (c *Chan) Close() error { return c.close() }
 
 // readLoop dispatches replies until the session fails.
 func (c *Chan) readLoop() {
-	c.fail(c.readReplies())
+	cur, err := c.readReplies()
+	c.fail(err, cur)
 	c.close()
 }
 
 // fail marks the session broken with cause and fails every pending
-// request.
-func (c *Chan) fail(cause error) {
+// request, and cur (the one whose reply broke off, or nil).
+func (c *Chan) fail(cause error, cur *request) {
 	c.mu.Lock()
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %v", ErrLost, cause)
@@ -99,6 +100,9 @@ func (c *Chan) fail(cause error) {
 	pending := c.pending
 	c.pending = map[uint32]*request{}
 	c.mu.Unlock()
+	if cur != nil {
+		pending[0] = cur // ids start at 1
+	}
 	for _, r := range pending {
 		r.err = c.err
 		close(r.done)
@@ -106,25 +110,27 @@ func (c *Chan) fail(cause error) {
 }
 
 // readReplies reads replies and answers their requests until an error:
-// the stream's end or a reply that cannot be framed.
-func (c *Chan) readReplies() error {
+// the stream's end or a reply that cannot be framed. It returns the
+// request whose reply it was reading then, if any: nobody else will
+// answer it.
+func (c *Chan) readReplies() (*request, error) {
 	var body []byte
 	for {
 		h, err := readHeader(c.r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.mu.Lock()
 		req := c.pending[h.id]
 		delete(c.pending, h.id)
 		c.mu.Unlock()
 		if req == nil {
-			return fmt.Errorf("sftp reply to unknown request %d", h.id)
+			return nil, fmt.Errorf("sftp reply to unknown request %d", h.id)
 		}
 		if h.typ == fxpData && req.want == fxpData {
 			// The reason for this package: no buffer of our own.
 			if req.n, err = readData(c.r, h.bodyLen(), req.buf); err != nil {
-				return err
+				return req, err
 			}
 			close(req.done)
 			continue
@@ -134,10 +140,10 @@ func (c *Chan) readReplies() error {
 		}
 		body = body[:h.bodyLen()]
 		if _, err := io.ReadFull(c.r, body); err != nil {
-			return err
+			return req, err
 		}
 		if err := req.answer(h.typ, body); err != nil {
-			return err
+			return req, err
 		}
 		close(req.done)
 	}
