@@ -387,3 +387,41 @@ func TestGarbageVersion(t *testing.T) {
 		t.Fatalf("version 3 with an extension: %v", err)
 	}
 }
+
+// Against OpenSSH's sftp-server, which answers READs of up to 255 KiB and
+// lists "." and "..": reads, the end of the file, and a listing.
+func TestOpenSSH(t *testing.T) {
+	const size = 3<<20 + 17
+	p, data := testFile(t, size)
+	w, r := opensshServer(t)
+	c, err := Start(w, r, w.Close)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h, err := c.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, size+100)
+	n, err := c.ReadAt(h, b, 0, 255<<10)
+	if n != size || err != io.EOF || !bytes.Equal(b[:n], data) {
+		t.Fatalf("ReadAt = %d, %v (data equal: %v); want %d, EOF", n, err, bytes.Equal(b[:n], data), size)
+	}
+	if err := c.CloseHandle(h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Open(p + ".missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("open of a missing file = %v; want ErrNotExist", err)
+	}
+	dir := testDir(t, 250) // OpenSSH sends 100 names a reply
+	es, trunc, err := c.ReadDir(context.Background(), dir, 0, nil)
+	if err != nil || trunc || len(es) != 250 {
+		t.Fatalf("ReadDir = %d, %v, %v; want 250 entries", len(es), trunc, err)
+	}
+	for _, e := range es {
+		if e.Name == "." || e.Name == ".." {
+			t.Fatalf("listing holds %q", e.Name)
+		}
+	}
+}
