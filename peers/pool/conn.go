@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool/internal/sftpwire"
 	"github.com/pkg/sftp"
 )
 
@@ -36,7 +37,7 @@ type conn struct {
 	// out when it stops moving.
 	lastData atomic.Int64
 	dmu      sync.Mutex
-	data     *dataChan // lazily opened, for Readers
+	data     *sftpwire.Chan // lazily opened, for Readers
 	dead     atomic.Bool
 	// retiring marks a reverse or relayed connection that a direct one
 	// has replaced: it takes no new requests and closes when its last
@@ -66,7 +67,7 @@ func (p progressReader) Read(b []byte) (int, error) {
 
 // dataChan returns the connection's bulk-read session, opening it on first
 // use. Call it inside call(), which bounds the round trips.
-func (c *conn) dataChan() (*dataChan, error) {
+func (c *conn) dataChan() (*sftpwire.Chan, error) {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	if c.data != nil {

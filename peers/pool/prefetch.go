@@ -21,7 +21,7 @@ func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([
 		if err != nil {
 			return nil, err
 		}
-		h, err := d.open(RemotePath(peer, rel))
+		h, err := d.Open(RemotePath(peer, rel))
 		if err != nil {
 			return nil, err
 		}
@@ -31,9 +31,9 @@ func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([
 		buf := getFetchBuf(n)
 		k := 0
 		if n > 0 {
-			k, err = d.readAtClose(h, buf, 0, c.piece, true)
+			k, err = d.ReadAtThenClose(h, buf, 0, c.piece)
 		} else {
-			d.closeNoWait(h)
+			d.CloseNoWait(h)
 		}
 		p.bytesRead.Add(int64(k))
 		if err == io.EOF || errors.Is(err, errClosedShort) {
@@ -41,13 +41,6 @@ func (p *Pool) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([
 		}
 		return buf[:k], err
 	})
-}
-
-// closeNoWait sends CLOSE for h; the read loop takes the answer, nobody
-// waits for it. SFTP servers handle one session's requests in order, so a
-// later OPEN on the session sees the handle closed.
-func (d *dataChan) closeNoWait(h string) {
-	_ = d.send(fxpClose, &dataReq{}, sftpString(h))
 }
 
 // BytesRead is the file data received so far by Readers and Fetch, for

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool/internal/sftpwire"
 )
 
 // Read-ahead tuning. A sequential reader keeps up to maxWindow chunks of
@@ -51,7 +52,7 @@ type Reader struct {
 	pool *Pool
 	g    *group
 	c    *conn
-	d    *dataChan
+	d    *sftpwire.Chan
 	h    string // remote file handle
 	peer peers.Peer
 	rel  string
@@ -108,7 +109,7 @@ func (p *Pool) OpenReaderFrom(ctx context.Context, peer peers.Peer, rel string, 
 	if err != nil {
 		return nil, opError("open", peer, rel, err)
 	}
-	var d *dataChan
+	var d *sftpwire.Chan
 	var h string
 	fsize := size
 	err = c.call(ctx, func() error {
@@ -124,13 +125,13 @@ func (p *Pool) OpenReaderFrom(ctx context.Context, peer peers.Peer, rel string, 
 		if d, err = c.dataChan(); err != nil {
 			return err
 		}
-		hd, err := d.open(remote)
+		hd, err := d.Open(remote)
 		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			// The caller gave up; do not leak the handle.
-			d.closeHandle(hd)
+			d.CloseHandle(hd)
 			return ctx.Err()
 		}
 		h = hd
@@ -515,7 +516,7 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 	finished := make(chan struct{})
 	err := r.c.call(ctx, func() error {
 		defer close(finished)
-		n, rerr = r.d.readAt(r.h, b, off, r.c.piece)
+		n, rerr = r.d.ReadAt(r.h, b, off, r.c.piece)
 		return nil
 	})
 	complete := false
@@ -549,7 +550,7 @@ func (r *Reader) Close() error {
 		r.dropLocked(len(r.queue))
 		r.mu.Unlock()
 		r.cancel()
-		err := r.c.call(context.Background(), func() error { return r.d.closeHandle(r.h) })
+		err := r.c.call(context.Background(), func() error { return r.d.CloseHandle(r.h) })
 		r.g.release(r.c, err)
 		if err != nil {
 			r.closeErr = opError("close", r.peer, r.rel, err)
