@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"syscall"
 	"time"
 )
@@ -34,7 +33,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 			}
 			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			if s.loglim.allow(kindAcceptErr, netip.Prefix{}, errnoText(err)) {
+			if s.loglim.allow(kindAcceptErr, source{}, errnoText(err)) {
 				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
 			}
 			select {
@@ -73,7 +72,7 @@ func refuse(c net.Conn) {
 
 // logRefused logs a refused connection, in full the first few times per
 // source and window, then summarised.
-func (s *Server) logRefused(src netip.Prefix, remote net.Addr, reason string) {
+func (s *Server) logRefused(src source, remote net.Addr, reason string) {
 	if s.loglim.allow(kindRefused, src, reason) {
 		s.log.Warn("connection refused: "+reason, "remote", remote.String(),
 			"note", "further refusals from this address are summarised once a minute")

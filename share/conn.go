@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,7 @@ import (
 // LoginGrace, then its SSH channels. Each connection has its own goroutine
 // and the login path takes no lock for longer than a few map updates, so
 // failing logins elsewhere never hold up this one.
-func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
+func (s *Server) handleConn(c net.Conn, src source) {
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -84,9 +83,12 @@ func (s *Server) handleConn(c net.Conn, src netip.Prefix) {
 
 	// No port forwarding, no keepalive replies needed; only a reverse
 	// offer (routes.go).
-	go s.globalRequests(log, sconn, fp, reqs, func() { hc.bulk.Store(true) })
-
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
+	go s.globalRequests(log, sconn, fp, reqs, func(hostKey string) {
+		hc.bulk.Store(true)
+		flow.reverse.Store(&hostKey)
+	})
+
 	idleDone := make(chan struct{})
 	defer close(idleDone)
 	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
@@ -106,7 +108,7 @@ func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, fl
 	)
 	for nc := range chans {
 		if nc.ChannelType() == sshstream.ChannelRelay {
-			swg.Go(func() { s.relay(log, nc, clientKey) })
+			swg.Go(func() { s.relay(log, nc, clientKey, flow) })
 			continue
 		}
 		if nc.ChannelType() != "session" {
@@ -186,7 +188,7 @@ type authTally struct {
 
 // loginFailed logs a connection that ended without login and charges its
 // source the penalty for how it failed.
-func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration) {
+func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *authTally, err error, took time.Duration) {
 	var why string
 	var pen time.Duration
 	var ne net.Error
@@ -212,14 +214,14 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 		// Once per penalty, so not rate-limited: at most one line per
 		// source per penaltyMin.
 		until, _ := s.gate.pen.blocked(src, time.Now())
-		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
+		log.Warn("address penalised: its new connections are refused for a while", "source", src.String(),
 			"until", until.Format(time.RFC3339), "why", why)
 	}
 }
 
 // logLoggedIn logs a line about a logged-in connection, rate-limited per
 // source: a key can connect and disconnect in a loop.
-func (s *Server) logLoggedIn(log *slog.Logger, src netip.Prefix, msg string, attrs ...any) {
+func (s *Server) logLoggedIn(log *slog.Logger, src source, msg string, attrs ...any) {
 	if s.loglim.allow(kindLoggedIn, src, "") {
 		log.Info(msg, attrs...)
 	}
@@ -238,8 +240,11 @@ func rejectFirstChannel(chans <-chan ssh.NewChannel, reason string) {
 	}
 }
 
-// closeWhenIdle closes the connection once it has had no open handle and
-// no request for IdleTimeout.
+// closeWhenIdle closes the connection once it has had no open handle, no
+// request and no relay for IdleTimeout. A connection that holds a reverse
+// connection is kept while its member has a live advert instead: the
+// member dialed it so that others can reach its share, which they may
+// not do for a long time.
 func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlow, done <-chan struct{}) {
 	if s.opts.IdleTimeout < 0 {
 		return
@@ -252,6 +257,14 @@ func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlo
 		case <-done:
 			return
 		case now := <-t.C:
+			if hk := flow.reverse.Load(); hk != nil {
+				if s.opts.Routes != nil && s.opts.Routes.Live(*hk) {
+					continue
+				}
+				log.Info("closing a reverse connection: its member has no live advert", "peer_host_key", *hk)
+				closeConn()
+				return
+			}
 			if flow.idleFor(now) >= s.opts.IdleTimeout {
 				log.Info("closing idle connection", "idle_timeout", s.opts.IdleTimeout)
 				closeConn()

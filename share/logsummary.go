@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +36,8 @@ const (
 
 type logKey struct {
 	kind   logKind
-	src    netip.Prefix // invalid: all other sources
-	reason string       // one of a few fixed texts, or ""
+	src    source // invalid: all other sources
+	reason string // one of a few fixed texts, or ""
 }
 
 type logCount struct {
@@ -61,7 +60,7 @@ func newLogLimiter(log *slog.Logger, window time.Duration) *logLimiter {
 // allow counts one event of kind from src, for reason (one of a few fixed
 // texts, or ""); it reports whether to log this one in full. Each reason
 // has its own first lines, so a new kind of trouble shows at once.
-func (l *logLimiter) allow(kind logKind, src netip.Prefix, reason string) bool {
+func (l *logLimiter) allow(kind logKind, src source, reason string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := logKey{kind, src, reason}
@@ -116,7 +115,7 @@ func (l *logLimiter) flush() {
 		if a.kind != b.kind {
 			return int(a.kind) - int(b.kind)
 		}
-		if d := a.src.Addr().Compare(b.src.Addr()); d != 0 {
+		if d := a.src.compare(b.src); d != 0 {
 			return d
 		}
 		return strings.Compare(a.reason, b.reason)
@@ -128,13 +127,13 @@ func (l *logLimiter) flush() {
 	for _, k := range keys {
 		c := m[k]
 		total := c.shown + c.suppressed
-		from := "from " + sourceString(k.src)
-		if !k.src.IsValid() {
+		from := "from " + k.src.String()
+		if !k.src.valid() {
 			from = "from other addresses"
 			total = c.suppressed
 		}
 		n := thousands(total)
-		attrs := []any{"remote", sourceString(k.src), "count", total, "logged", c.shown}
+		attrs := []any{"remote", k.src.String(), "count", total, "logged", c.shown}
 		if k.reason != "" {
 			attrs = append(attrs, "reason", k.reason)
 		}

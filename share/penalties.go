@@ -1,7 +1,6 @@
 package share
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -39,17 +38,17 @@ type penalties struct {
 	max time.Duration // 0: penalties off
 
 	mu        sync.Mutex
-	m         map[netip.Prefix]*penalty
+	m         map[source]*penalty
 	lastSweep time.Time
 }
 
 func newPenalties(max time.Duration) *penalties {
-	return &penalties{max: max, m: map[netip.Prefix]*penalty{}}
+	return &penalties{max: max, m: map[source]*penalty{}}
 }
 
 // add charges src with d. It reports whether this made the source blocked.
-func (p *penalties) add(src netip.Prefix, d time.Duration, now time.Time) bool {
-	if p.max <= 0 || !src.IsValid() {
+func (p *penalties) add(src source, d time.Duration, now time.Time) bool {
+	if p.max <= 0 || !src.valid() {
 		return false
 	}
 	p.mu.Lock()
@@ -80,7 +79,7 @@ func (p *penalties) add(src netip.Prefix, d time.Duration, now time.Time) bool {
 }
 
 // blocked reports whether src is serving a penalty, and until when.
-func (p *penalties) blocked(src netip.Prefix, now time.Time) (time.Time, bool) {
+func (p *penalties) blocked(src source, now time.Time) (time.Time, bool) {
 	if p.max <= 0 {
 		return time.Time{}, false
 	}

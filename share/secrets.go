@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -131,7 +130,7 @@ type refusalLog struct {
 }
 
 func (l *refusalLog) refused(rel, why string) {
-	if l.lim == nil || l.lim.allow(kindUnshared, netip.Prefix{}, why) {
+	if l.lim == nil || l.lim.allow(kindUnshared, source{}, why) {
 		l.log.Warn("refused to serve a file", "path", clientPath(rel), "why", why)
 	}
 }
