@@ -23,7 +23,7 @@ const DefaultRelayRate = 4 << 20
 // connection. x/crypto/ssh grants each channel a fixed window of 2 MiB
 // (sshWindow) and keeps what arrives until it is read, so when one side
 // stops reading, the relay holds up to a window from the other side in
-// each channel, plus its copy buffers: relayMemory. The caps below bound
+// each channel, plus its copy buffers: RelayMemory. The caps below bound
 // that in total, per member and per connection.
 const (
 	MaxRelays        = 64 // relays at once, all members together
@@ -59,8 +59,8 @@ const (
 	maxOpenLimiters = 1024
 )
 
-// relayMemory is the most memory n relays hold, as SECURITY.md states it.
-func relayMemory(n int) int64 {
+// RelayMemory is the most memory n relays hold, as SECURITY.md states it.
+func RelayMemory(n int) int64 {
 	return int64(n) * (2*sshWindow + 2*relayChunk + relayOverhead)
 }
 
