@@ -39,8 +39,9 @@ const (
 	// relayOpenEvery and relayOpenBurst rate-limit relay requests per
 	// client key, refused ones too: a member re-opening relays as fast as
 	// they close would otherwise make this share open that many
-	// connections to the target for it.
-	relayOpenEvery = time.Second
+	// connections to the target for it. A pool opens one per connection
+	// it makes through a relay, and keeps those for minutes.
+	relayOpenEvery = time.Second / 2
 	relayOpenBurst = 16
 
 	// relayLinger is how long one direction of a relay may go on after

@@ -19,10 +19,10 @@ import (
 //
 // Channels with the same sshstream.SFTPOpen number are the sessions of one
 // connection, with the limits of a login: a logged-in slot counted against
-// the holder's key, which is also its source, not the address it dials
-// from (MaxConns, MaxConnsPerKey, MaxConnsPerSource), MaxSessionsPerConn, MaxHandlesPerConn,
-// MaxRequestsPerConn and IdleTimeout; and the same read-only, confined
-// view. It returns once chans is closed (the outer connection ended) and
+// the holder's key, which is also its source rather than the address it
+// dials from (MaxConns, MaxConnsPerKey, MaxConnsPerSource),
+// MaxSessionsPerConn, MaxHandlesPerConn, MaxRequestsPerConn and
+// IdleTimeout; and the same read-only, confined view. It returns once chans is closed (the outer connection ended) and
 // its sessions are done.
 func (s *Server) ServeReverse(remote net.Addr, holder string, chans <-chan ssh.NewChannel) {
 	r := &reverseConns{s: s, remote: remote, src: memberSource(holder, ""), holder: holder, conns: map[uint32]*reverseConn{},
