@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"syscall"
 	"time"
 )
@@ -72,8 +71,8 @@ func refuse(c net.Conn) {
 
 // logRefused logs a refused connection; the program's log limiter sums
 // up a flood of them per source.
-func (s *Server) logRefused(src netip.Prefix, remote net.Addr, reason string) {
-	s.log.Warn("connection refused: "+reason, "source", sourceString(src), "remote", remote.String())
+func (s *Server) logRefused(src source, remote net.Addr, reason string) {
+	s.log.Warn("connection refused: "+reason, "source", src.String(), "remote", remote.String())
 }
 
 func (s *Server) isShutdown() bool {

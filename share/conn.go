@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,9 +86,12 @@ func (s *Server) handleConn(c net.Conn, st *startup) {
 
 	// No port forwarding, no keepalive replies needed; only a reverse
 	// offer (routes.go).
-	go s.globalRequests(log, sconn, fp, reqs, func() { hc.bulk.Store(true) })
-
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
+	go s.globalRequests(log, sconn, fp, reqs, func(hostKey string) {
+		hc.bulk.Store(true)
+		flow.reverse.Store(&hostKey)
+	})
+
 	idleDone := make(chan struct{})
 	defer close(idleDone)
 	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
@@ -109,7 +111,7 @@ func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, fl
 	)
 	for nc := range chans {
 		if nc.ChannelType() == sshstream.ChannelRelay {
-			swg.Go(func() { s.relay(log, nc, clientKey) })
+			swg.Go(func() { s.relay(log, nc, clientKey, flow) })
 			continue
 		}
 		if nc.ChannelType() != "session" {
@@ -192,7 +194,7 @@ type authTally struct {
 
 // loginFailed logs a connection that ended without login and charges its
 // source the penalty for how it failed.
-func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
+func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
 	var why string
 	var pen time.Duration
 	var ne net.Error
@@ -226,7 +228,7 @@ func (s *Server) loginFailed(log *slog.Logger, src netip.Prefix, hc *helloConn, 
 	log.Info("connection closed without login", attrs...)
 	if blocked {
 		until, _ := s.gate.pen.blocked(src, time.Now())
-		log.Warn("address penalised: its new connections are refused for a while", "source", sourceString(src),
+		log.Warn("address penalised: its new connections are refused for a while", "source", src.String(),
 			"until", until.Format(time.RFC3339), "why", why)
 	}
 }
@@ -244,8 +246,11 @@ func rejectFirstChannel(chans <-chan ssh.NewChannel, reason string) {
 	}
 }
 
-// closeWhenIdle closes the connection once it has had no open handle and
-// no request for IdleTimeout.
+// closeWhenIdle closes the connection once it has had no open handle, no
+// request and no relay for IdleTimeout. A connection that holds a reverse
+// connection is kept while its member has a live advert instead: the
+// member dialed it so that others can reach its share, which they may
+// not do for a long time.
 func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlow, done <-chan struct{}) {
 	if s.opts.IdleTimeout < 0 {
 		return
@@ -258,6 +263,14 @@ func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlo
 		case <-done:
 			return
 		case now := <-t.C:
+			if hk := flow.reverse.Load(); hk != nil {
+				if s.opts.Routes != nil && s.opts.Routes.Live(*hk) {
+					continue
+				}
+				log.Info("closing a reverse connection: its member has no live advert", "peer_host_key", *hk)
+				closeConn()
+				return
+			}
 			if flow.idleFor(now) >= s.opts.IdleTimeout {
 				log.Info("closing idle connection", "idle_timeout", s.opts.IdleTimeout)
 				closeConn()

@@ -3,35 +3,70 @@ package share
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
 
-// sourceOf is the "source" limits and penalties count by: the IPv4
-// address, or the /64 of an IPv6 one (one host usually holds a whole /64,
-// so counting single IPv6 addresses would count nothing).
-func sourceOf(a net.Addr) netip.Prefix {
+// source is what pre-login limits, penalties and per-source caps count
+// by: the address a connection comes from (sourceOf), or, for one that
+// arrived over a stream a member opened (a relay), the member it is for
+// (memberSource). Comparable, so it keys maps.
+type source struct {
+	prefix netip.Prefix
+	member string
+}
+
+// sourceOf is the source of a connection from a: the IPv4 address, or
+// the /64 of an IPv6 one (one host usually holds a whole /64, so counting
+// single IPv6 addresses would count nothing).
+func sourceOf(a net.Addr) source {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
-		return netip.Prefix{}
+		return source{}
 	}
 	ip := ta.AddrPort().Addr().Unmap()
 	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32)
+		return source{prefix: netip.PrefixFrom(ip, 32)}
 	}
 	p, _ := ip.WithZone("").Prefix(64)
-	return p
+	return source{prefix: p}
 }
 
-// sourceString shows a source as an address, or as a /64 for IPv6.
-func sourceString(p netip.Prefix) string {
-	if !p.IsValid() {
+// memberSource is the source of a stream that the member with host key
+// fingerprint holder opened over its reverse connection for the member
+// whose client key has fingerprint clientKey ("" when it does not say: the
+// holder's own). It is the pair, not the client key alone: a holder that
+// names someone else's key can get that key penalised only on streams it
+// carries itself.
+func memberSource(holder, clientKey string) source {
+	if clientKey == "" {
+		return source{member: holder}
+	}
+	return source{member: clientKey + " via " + holder}
+}
+
+func (s source) valid() bool { return s.prefix.IsValid() || s.member != "" }
+
+// String shows a source as an address, a /64 for IPv6, or the member.
+func (s source) String() string {
+	switch {
+	case s.member != "":
+		return "member " + s.member
+	case !s.prefix.IsValid():
 		return "unknown"
+	case s.prefix.Addr().Is4():
+		return s.prefix.Addr().String()
 	}
-	if p.Addr().Is4() {
-		return p.Addr().String()
+	return s.prefix.String()
+}
+
+// compare orders sources: addresses first, then members.
+func (s source) compare(o source) int {
+	if d := s.prefix.Addr().Compare(o.prefix.Addr()); d != 0 {
+		return d
 	}
-	return p.String()
+	return strings.Compare(s.member, o.member)
 }
 
 // Reasons a connection is refused, as logged.
@@ -53,10 +88,10 @@ type gate struct {
 
 	mu       sync.Mutex
 	startups int
-	srcStart map[netip.Prefix]int
-	srcList  map[netip.Prefix][]*startup // TCP ones, oldest first (silent.go)
+	srcStart map[source]int
+	srcList  map[source][]*startup // TCP ones, oldest first (silent.go)
 	conns    int
-	srcConns map[netip.Prefix]int
+	srcConns map[source]int
 	keyConns map[string]int
 }
 
@@ -64,16 +99,16 @@ func newGate(opts *Options) *gate {
 	return &gate{
 		opts:     opts,
 		pen:      newPenalties(opts.PenaltyMax),
-		srcStart: map[netip.Prefix]int{},
-		srcList:  map[netip.Prefix][]*startup{},
-		srcConns: map[netip.Prefix]int{},
+		srcStart: map[source]int{},
+		srcList:  map[source][]*startup{},
+		srcConns: map[source]int{},
 		keyConns: map[string]int{},
 	}
 }
 
 // admit decides about a new connection from src before anything is sent
 // to it; "" means taken (call leaveStartup once it logs in or ends).
-func (g *gate) admit(src netip.Prefix, now time.Time) string {
+func (g *gate) admit(src source, now time.Time) string {
 	return g.admitConn(&startup{src: src}, now)
 }
 
@@ -113,7 +148,7 @@ func (g *gate) admitConn(st *startup, now time.Time) string {
 }
 
 // leaveStartup frees the pre-login slot of a connection from src.
-func (g *gate) leaveStartup(src netip.Prefix) {
+func (g *gate) leaveStartup(src source) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.startups--
@@ -125,7 +160,7 @@ func (g *gate) leaveStartup(src netip.Prefix) {
 // login takes a logged-in slot for a connection from src with key (""
 // for password logins, which are limited per source only); "" means taken
 // (call logout).
-func (g *gate) login(src netip.Prefix, key string) string {
+func (g *gate) login(src source, key string) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
@@ -144,7 +179,7 @@ func (g *gate) login(src netip.Prefix, key string) string {
 	return ""
 }
 
-func (g *gate) logout(src netip.Prefix, key string) {
+func (g *gate) logout(src source, key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.conns--

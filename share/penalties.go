@@ -1,7 +1,6 @@
 package share
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -48,20 +47,20 @@ type penalties struct {
 	max time.Duration // 0: penalties off
 
 	mu        sync.Mutex
-	m         map[netip.Prefix]*penalty
-	good      map[netip.Prefix]time.Time // sources that logged in, until when trusted
+	m         map[source]*penalty
+	good      map[source]time.Time // sources that logged in, until when trusted
 	lastSweep time.Time
 }
 
 func newPenalties(max time.Duration) *penalties {
-	return &penalties{max: max, m: map[netip.Prefix]*penalty{}, good: map[netip.Prefix]time.Time{}}
+	return &penalties{max: max, m: map[source]*penalty{}, good: map[source]time.Time{}}
 }
 
 // trust notes a successful login from src (see trustFor). The table is
 // bounded like the penalties: beyond maxPenalised sources, new ones are
 // not remembered.
-func (p *penalties) trust(src netip.Prefix, now time.Time) {
-	if !src.IsValid() {
+func (p *penalties) trust(src source, now time.Time) {
+	if !src.valid() {
 		return
 	}
 	p.mu.Lock()
@@ -76,7 +75,7 @@ func (p *penalties) trust(src netip.Prefix, now time.Time) {
 }
 
 // trusted reports whether a login from src succeeded within trustFor.
-func (p *penalties) trusted(src netip.Prefix, now time.Time) bool {
+func (p *penalties) trusted(src source, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	until, ok := p.good[src]
@@ -84,8 +83,8 @@ func (p *penalties) trusted(src netip.Prefix, now time.Time) bool {
 }
 
 // add charges src with d. It reports whether this made the source blocked.
-func (p *penalties) add(src netip.Prefix, d time.Duration, now time.Time) bool {
-	if p.max <= 0 || !src.IsValid() {
+func (p *penalties) add(src source, d time.Duration, now time.Time) bool {
+	if p.max <= 0 || !src.valid() {
 		return false
 	}
 	p.mu.Lock()
@@ -116,7 +115,7 @@ func (p *penalties) add(src netip.Prefix, d time.Duration, now time.Time) bool {
 }
 
 // blocked reports whether src is serving a penalty, and until when.
-func (p *penalties) blocked(src netip.Prefix, now time.Time) (time.Time, bool) {
+func (p *penalties) blocked(src source, now time.Time) (time.Time, bool) {
 	if p.max <= 0 {
 		return time.Time{}, false
 	}

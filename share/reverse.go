@@ -3,7 +3,6 @@ package share
 import (
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 
 	"github.com/dsftp/dsftp/share/sshstream"
@@ -20,13 +19,13 @@ import (
 //
 // Channels with the same sshstream.SFTPOpen number are the sessions of one
 // connection, with the limits of a login: a logged-in slot counted against
-// the holder and remote's address (MaxConns, MaxConnsPerKey,
-// MaxConnsPerSource), MaxSessionsPerConn, MaxHandlesPerConn,
-// MaxRequestsPerConn and IdleTimeout; and the same read-only, confined
-// view. It returns once chans is closed (the outer connection ended) and
+// the holder's key, which is also its source rather than the address it
+// dials from (MaxConns, MaxConnsPerKey, MaxConnsPerSource),
+// MaxSessionsPerConn, MaxHandlesPerConn, MaxRequestsPerConn and
+// IdleTimeout; and the same read-only, confined view. It returns once chans is closed (the outer connection ended) and
 // its sessions are done.
 func (s *Server) ServeReverse(remote net.Addr, holder string, chans <-chan ssh.NewChannel) {
-	r := &reverseConns{s: s, remote: remote, src: sourceOf(remote), holder: holder, conns: map[uint32]*reverseConn{},
+	r := &reverseConns{s: s, remote: remote, src: memberSource(holder, ""), holder: holder, conns: map[uint32]*reverseConn{},
 		log: s.log.With("remote", remote.String(), "route", "reverse", "peer_host_key", holder)}
 	if !s.track(r) {
 		for nc := range chans {
@@ -48,7 +47,7 @@ type reverseConns struct {
 	s      *Server
 	log    *slog.Logger
 	remote net.Addr
-	src    netip.Prefix
+	src    source
 	holder string
 	wg     sync.WaitGroup
 

@@ -3,25 +3,15 @@ package share
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
-
-// DefaultRelayRate caps the bytes per second this share relays between two
-// other members, both directions together (--relay-rate).
-const DefaultRelayRate = 4 << 20
-
-// relayLinger is how long one direction of a relay may go on after the
-// other ended.
-const relayLinger = 5 * time.Second
 
 // Routes lets members without a reachable address use this share's
 // connections: a member that dialed in may offer its own share back over
@@ -51,6 +41,10 @@ type Routes interface {
 	// a dial-back check of its own that is still running, and notes that
 	// it arrived; a nonce counts once.
 	DialBackArrived(nonce string) bool
+	// Live reports whether the member with host key fingerprint hostKey
+	// has a live advert: a connection holding its reverse connection is
+	// kept while it has, however long it carries nothing.
+	Live(hostKey string) bool
 }
 
 // Dial-back limits: at most MaxDialBackAddrs addresses in one check,
@@ -64,8 +58,9 @@ const (
 
 // globalRequests answers a logged-in connection's global requests: only
 // a reverse offer is granted, and only with Routes and a key login;
-// reverse is called when one is.
-func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientKey string, reqs <-chan *ssh.Request, reverse func()) {
+// reverse is called with the offered share's host key fingerprint when
+// one is.
+func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientKey string, reqs <-chan *ssh.Request, reverse func(hostKey string)) {
 	var releases []func()
 	defer func() {
 		for _, r := range releases {
@@ -88,7 +83,7 @@ func (s *Server) globalRequests(log *slog.Logger, sconn *ssh.ServerConn, clientK
 				release, err := s.opts.Routes.Offer(clientKey, p.HostKey, sconn)
 				if err == nil {
 					ok = true
-					reverse()
+					reverse(p.HostKey)
 					releases = append(releases, release)
 					log.Info("holding a reverse connection", "peer_host_key", p.HostKey)
 				} else {
@@ -154,118 +149,20 @@ func (s *Server) dialBackArrived(user string) bool {
 	return ok && nonce != "" && s.opts.Routes != nil && s.opts.Routes.DialBackArrived(nonce)
 }
 
-// relay serves one relay channel: a pipe to the share of another member,
-// through its reverse connection to this one, capped at RelayRate.
-func (s *Server) relay(log *slog.Logger, nc ssh.NewChannel, clientKey string) {
-	var p sshstream.RelayRequest
-	if s.opts.Routes == nil || s.opts.NoRelay || clientKey == "" {
-		_ = nc.Reject(ssh.Prohibited, "this member does not relay")
-		return
-	}
-	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
-		_ = nc.Reject(ssh.ConnectionFailed, "malformed relay request")
-		return
-	}
-	to, err := s.opts.Routes.Relay(clientKey, p.Target)
-	if err != nil {
-		log.Info("refused a relay", "target", p.Target, "err", err)
-		_ = nc.Reject(ssh.Prohibited, err.Error())
-		return
-	}
-	defer to.Close()
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	defer ch.Close()
-	start := time.Now()
-	lim := newByteRate(s.opts.RelayRate)
-	var wg sync.WaitGroup
-	var up, down int64
-	half := make(chan struct{}, 2)
-	pipe := func(dst io.WriteCloser, src io.Reader, n *int64) {
-		defer wg.Done()
-		defer func() { half <- struct{}{} }()
-		*n, _ = io.Copy(dst, lim.reader(src))
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	wg.Add(2)
-	go pipe(to, ch, &up)
-	go pipe(ch, to, &down)
-	// When one side is done, the other gets a few seconds to finish;
-	// a side that never does must not hold the connection.
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	<-half
-	select {
-	case <-finished:
-	case <-time.After(relayLinger):
-	}
-	ch.Close()
-	to.Close()
-	<-finished
-	log.Info("relay ended", "target", p.Target, "bytes_to", up, "bytes_from", down, "duration", time.Since(start).Round(time.Millisecond))
-}
-
-// byteRate is a token bucket over bytes shared by both directions of a
-// relay; a rate of zero or less never waits.
-type byteRate struct {
-	rate   float64
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func newByteRate(perSec int64) *byteRate {
-	return &byteRate{rate: float64(perSec), tokens: float64(perSec), last: time.Now()}
-}
-
-func (b *byteRate) wait(n int) {
-	if b.rate <= 0 {
-		return
-	}
-	b.mu.Lock()
-	now := time.Now()
-	b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*b.rate, b.rate)
-	b.last = now
-	b.tokens -= float64(n)
-	var d time.Duration
-	if b.tokens < 0 {
-		d = time.Duration(-b.tokens / b.rate * float64(time.Second))
-	}
-	b.mu.Unlock()
-	time.Sleep(d)
-}
-
-func (b *byteRate) reader(r io.Reader) io.Reader { return rateReader{r, b} }
-
-type rateReader struct {
-	r io.Reader
-	b *byteRate
-}
-
-func (r rateReader) Read(p []byte) (int, error) {
-	if len(p) > 32<<10 {
-		p = p[:32<<10]
-	}
-	n, err := r.r.Read(p)
-	r.b.wait(n)
-	return n, err
-}
-
 // ServeStream serves one SSH connection arriving over stream c instead of
 // the listener: a relay to this share, where the member holding our
-// reverse connection opened a channel over it for another member, who must
-// log in and sees this share's host key end to end. It gets the same limits, login
-// and confinement as an inbound connection, counted against c's remote
-// address, and returns when the connection ends.
-func (s *Server) ServeStream(c net.Conn) error {
-	src := sourceOf(c.RemoteAddr())
+// reverse connection (host key fingerprint holder) opened a channel over
+// it for another member (client key fingerprint clientKey, as the holder
+// says; "" when it does not), who must log in and sees this share's host
+// key end to end. It gets the same limits, login and confinement as an
+// inbound connection, counted against that member as introduced by the
+// holder (memberSource), not against the holder's address: the holder only
+// carries the bytes. It returns when the connection ends.
+func (s *Server) ServeStream(c net.Conn, holder, clientKey string) error {
+	src := memberSource(holder, clientKey)
+	if holder == "" {
+		src = sourceOf(c.RemoteAddr())
+	}
 	if reason := s.gate.admit(src, time.Now()); reason != "" {
 		c.Close()
 		s.logRefused(src, c.RemoteAddr(), reason)

@@ -59,6 +59,13 @@ func (r *stubRoutes) Relay(clientKey, target string) (net.Conn, error) {
 	return &recordConn{Conn: sshstream.New(ch, conn.LocalAddr(), conn.RemoteAddr()), r: r}, nil
 }
 
+// Live: every member with a reverse connection here is live.
+func (r *stubRoutes) Live(hostKey string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conns[hostKey] != nil
+}
+
 // DialBack reports every address reached: the share's part (limits,
 // reply) is what is tested here; the dialing is the pool's.
 func (r *stubRoutes) DialBack(clientKey string, addrs, nonces []string) ([]string, error) {
@@ -131,7 +138,7 @@ func TestReverseAndRelay(t *testing.T) {
 				continue
 			}
 			go ssh.DiscardRequests(reqs)
-			go shareC.srv.ServeStream(sshstream.New(ch, toA.LocalAddr(), toA.RemoteAddr()))
+			go shareC.srv.ServeStream(sshstream.New(ch, toA.LocalAddr(), toA.RemoteAddr()), shareA.srv.Fingerprint(), "")
 		}
 	}()
 	// Another member's host key is refused for this login key.

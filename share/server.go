@@ -25,7 +25,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,8 +110,10 @@ type Options struct {
 	Routes Routes
 	// NoRelay refuses relay requests even with Routes (--no-relay).
 	NoRelay bool
-	// RelayRate caps relayed bytes per second per relay, both directions
-	// together; zero means DefaultRelayRate, negative no cap.
+	// RelayRate caps the bytes per second this share relays, both
+	// directions of all relays together, shared equally between the
+	// members relaying at the time; zero means DefaultRelayRate, negative
+	// no cap.
 	RelayRate int64
 	// MaxConns caps concurrent logged-in connections.
 	MaxConns int
@@ -169,7 +170,8 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	gate *gate
+	gate   *gate
+	relays *relayBudget
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -238,6 +240,7 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.gate = newGate(&s.opts)
+	s.relays = newRelayBudget(s.opts.RelayRate)
 	raiseFileLimit(s.log)
 
 	root, real, err := openShareDir(opts.Dir)
@@ -391,7 +394,7 @@ func (s *Server) sshConfig() *ssh.ServerConfig {
 // logLimiter). State is per connection, so nothing is shared or locked
 // across connections during login; auth tallies the attempts for the
 // penalty if the login fails.
-func (s *Server) connConfig(src netip.Prefix, auth *authTally) *ssh.ServerConfig {
+func (s *Server) connConfig(src source, auth *authTally) *ssh.ServerConfig {
 	cfg := *s.config
 	var lastKey string
 	cfg.PublicKeyCallback = func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {

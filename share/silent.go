@@ -2,7 +2,6 @@ package share
 
 import (
 	"net"
-	"net/netip"
 	"slices"
 	"sync/atomic"
 )
@@ -17,7 +16,7 @@ import (
 
 // startup is a connection that has not logged in yet.
 type startup struct {
-	src netip.Prefix
+	src source
 	// conn is the TCP connection, or nil for one that never gives way
 	// to a newer one (a relayed stream).
 	conn  net.Conn
@@ -35,7 +34,7 @@ func (st *startup) silent() bool {
 
 // oldestSilentLocked removes and returns the oldest silent connection
 // from src, or nil. g.mu is held.
-func (g *gate) oldestSilentLocked(src netip.Prefix) *startup {
+func (g *gate) oldestSilentLocked(src source) *startup {
 	list := g.srcList[src]
 	i := slices.IndexFunc(list, (*startup).silent)
 	if i < 0 {

@@ -85,9 +85,10 @@ var portRE = regexp.MustCompile(instance.ReadyPrefix + `(\d+)`)
 
 // startShare runs `dsftp share dir` advertising as name and waits until
 // its advert is posted; it returns the process and its port.
-func startDiscordShare(t *testing.T, f *fakeDiscord, token, name, dir string) (*testenv.Process, int) {
+func startDiscordShare(t *testing.T, f *fakeDiscord, token, name, dir string, args ...string) (*testenv.Process, int) {
 	t.Helper()
-	p := testenv.Start(t, f.env(t, token), testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0", "--name", name)
+	args = append([]string{"share", dir, "--listen", "127.0.0.1:0", "--name", name}, args...)
+	p := testenv.Start(t, f.env(t, token), testenv.Binary(t), args...)
 	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
 	m := portRE.FindStringSubmatch(p.Output.String())
 	if m == nil {

@@ -124,6 +124,22 @@ func (m *fakeMember) offerReverse(t testing.TB, c *memberConn) {
 	}
 }
 
+// servePipes accepts every relay pipe the share opens back to the
+// member's (offered) share and hands it to serve, in a goroutine of its
+// own; it needs offerReverse first.
+func (c *memberConn) servePipes(serve func(ssh.Channel)) {
+	go func() {
+		for nc := range c.shareChans {
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go ssh.DiscardRequests(reqs)
+			go serve(ch)
+		}
+	}()
+}
+
 // openRelay asks the share over c for a pipe to the member with host key
 // fingerprint target.
 func (c *memberConn) openRelay(target string) (ssh.Channel, error) {

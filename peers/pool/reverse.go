@@ -24,9 +24,11 @@ type ReverseOptions struct {
 	// HostKey is our share's host key fingerprint, offered to members.
 	HostKey string
 	// Serve serves our share on a stream a member opened back (the
-	// share's ServeStream): a complete SSH connection, for relays; it
-	// returns when that connection ends.
-	Serve func(net.Conn) error
+	// share's ServeStream): a complete SSH connection, for relays. holder
+	// is that member's host key fingerprint, clientKey the fingerprint of
+	// the client key of the member it relays for, as it says ("" for its
+	// own reads). It returns when that connection ends.
+	Serve func(c net.Conn, holder, clientKey string) error
 	// ServeSFTP serves the SFTP channels the member holding a reverse
 	// connection opens for its own reads (the share's ServeReverse);
 	// holder is its host key fingerprint. It returns once chans is
@@ -191,22 +193,29 @@ func (p *Pool) dialReverse(ctx context.Context, member peers.Peer, o ReverseOpti
 			client.Close()
 			return nil, fmt.Errorf("%s refused our reverse connection (%v)", peerLabel(member), err)
 		}
-		go serveReverse(p.log, client, chans, o.Serve)
+		go serveReverse(p.log, client, member.ID, chans, o.Serve)
 		go reverseKeepalive(client, p.opts.Timeout)
 		return &reverseConn{id: member.ID, client: client}, nil
 	}
 	return nil, fmt.Errorf("dial %s for a reverse connection: %v", peerLabel(member), errs)
 }
 
-func serveReverse(log *slog.Logger, client *ssh.Client, chans <-chan ssh.NewChannel, serve func(net.Conn) error) {
+// serveReverse serves the relays the member holding a reverse connection
+// of ours (host key fingerprint holder) opens back over it.
+func serveReverse(log *slog.Logger, client *ssh.Client, holder string, chans <-chan ssh.NewChannel, serve func(net.Conn, string, string) error) {
 	for nc := range chans {
+		var p sshstream.ShareOpen
+		if len(nc.ExtraData()) > 0 && ssh.Unmarshal(nc.ExtraData(), &p) != nil {
+			_ = nc.Reject(ssh.ConnectionFailed, "malformed share channel request")
+			continue
+		}
 		ch, reqs, err := nc.Accept()
 		if err != nil {
 			continue
 		}
 		go ssh.DiscardRequests(reqs)
 		go func() {
-			if err := serve(sshstream.New(ch, client.LocalAddr(), client.RemoteAddr())); err != nil {
+			if err := serve(sshstream.New(ch, client.LocalAddr(), client.RemoteAddr()), holder, p.ClientKey); err != nil {
 				log.Debug("reverse channel not served", "err", err)
 			}
 		}()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/share/sshstream"
@@ -24,6 +25,12 @@ const (
 // maxOffersPerPeer bounds the reverse connections one member may hold
 // open to this share.
 const maxOffersPerPeer = 2
+
+// OpenTimeout bounds the wait for a member to answer a channel opened
+// over its reverse connection. Its own dsftp answers at once; one that
+// does not within this is not serving its reverse connection, which is
+// closed (so it offers a working one, or none).
+const OpenTimeout = 10 * time.Second
 
 // Members is what routes ask of the registry. *peers.Registry has it.
 type Members interface {
@@ -86,15 +93,23 @@ func (r *Routes) Offer(clientKey, hostKey string, conn ssh.Conn) (func(), error)
 }
 
 // Relay pipes a member with a live advert to another one whose reverse
-// connection this share holds.
+// connection this share holds, telling that one which client key the
+// relay is for (sshstream.ShareOpen), so that it counts what arrives
+// against that member rather than against us.
 func (r *Routes) Relay(clientKey, target string) (net.Conn, error) {
 	if _, ok := r.members.ClientKeyMember(clientKey); !ok {
 		return nil, errors.New("relays are only for members with a live advert")
 	}
-	if e, ok := r.members.ByID(target); !ok || e.ClientOnly {
+	if !r.Live(target) {
 		return nil, fmt.Errorf("%s is not a member with a live advert", target)
 	}
-	return r.Open(target)
+	return r.open(target, ssh.Marshal(sshstream.ShareOpen{ClientKey: clientKey}))
+}
+
+// Live reports whether hostKey is a sharing member with a live advert.
+func (r *Routes) Live(hostKey string) bool {
+	e, ok := r.members.ByID(hostKey)
+	return ok && !e.ClientOnly
 }
 
 // Has reports whether a reverse connection from hostKey is held.
@@ -126,23 +141,58 @@ func (r *Routes) offersOf(hostKey string) []*offer {
 }
 
 // Open opens a stream that carries a complete SSH connection to the share
-// of hostKey, over one of its reverse connections, the newest first: for
-// relays, where the member asking must see only ciphertext.
-func (r *Routes) Open(hostKey string) (net.Conn, error) {
+// of hostKey, over one of its reverse connections, the newest first, for
+// our own reads.
+func (r *Routes) Open(hostKey string) (net.Conn, error) { return r.open(hostKey, nil) }
+
+// open is Open with the ChannelShare payload (a relay's ShareOpen).
+func (r *Routes) open(hostKey string, payload []byte) (net.Conn, error) {
 	os := r.offersOf(hostKey)
 	if len(os) == 0 {
 		return nil, fmt.Errorf("no reverse connection from %s is held here", hostKey)
 	}
 	var errs []error
 	for _, o := range os {
-		ch, reqs, err := o.conn.OpenChannel(sshstream.ChannelShare, nil)
+		ch, err := openChannel(o.conn, sshstream.ChannelShare, payload, OpenTimeout)
 		if err == nil {
-			go ssh.DiscardRequests(reqs)
 			return sshstream.New(ch, o.conn.LocalAddr(), o.conn.RemoteAddr()), nil
 		}
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("open a reverse channel to %s: %w", hostKey, errors.Join(errs...))
+}
+
+// errOpenTimeout: the member did not answer a channel open in time.
+var errOpenTimeout = fmt.Errorf("no answer to a channel open within %v; closed its reverse connection", OpenTimeout)
+
+// openChannel opens a channel of type typ on conn, giving the other end
+// up to d to answer; one that does not gets conn closed, which also ends
+// the wait (x/crypto/ssh has no way to give up on one open alone).
+func openChannel(conn ssh.Conn, typ string, payload []byte, d time.Duration) (ssh.Channel, error) {
+	type result struct {
+		ch  ssh.Channel
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ch, reqs, err := conn.OpenChannel(typ, payload)
+		if err == nil {
+			go ssh.DiscardRequests(reqs)
+		}
+		done <- result{ch, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.ch, r.err
+	case <-t.C:
+		conn.Close()
+		if r := <-done; r.err == nil {
+			r.ch.Close()
+		}
+		return nil, errOpenTimeout
+	}
 }
 
 // routeAddrs adds the reverse and relay routes to a peer's addresses:

@@ -59,6 +59,14 @@ type DialBackReply struct{ Reached string }
 // RelayRequest is the payload of a ChannelRelay open.
 type RelayRequest struct{ Target string }
 
+// ShareOpen is the payload of a ChannelShare open made for a relay: the
+// fingerprint of the client key the relay's member logged in to the
+// holder with. The share counts that connection's pre-login limits and
+// penalties against it (as named by this holder) instead of the holder's
+// address. An empty payload, as the holder's own reads send, counts
+// against the holder.
+type ShareOpen struct{ ClientKey string }
+
 // SFTPOpen is the payload of a ChannelSFTP open: channels with the same
 // Conn number are the sessions of one connection to the share (they share
 // its handles and limits), as the sessions of one SSH login are.

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"net"
 	"slices"
 
 	"github.com/dsftp/dsftp/peers"
@@ -53,7 +52,7 @@ func (in *Instance) startReverse() {
 	}
 	o := pool.ReverseOptions{
 		HostKey:   in.Share.Fingerprint(),
-		Serve:     func(c net.Conn) error { return in.Share.ServeStream(c) },
+		Serve:     in.Share.ServeStream,
 		ServeSFTP: in.Share.ServeReverse,
 		Needed:    func() bool { return !in.reachable.Load() },
 		Members:   func() []peers.Entry { return in.Registry.List() },

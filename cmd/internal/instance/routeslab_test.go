@@ -65,11 +65,13 @@ func newRouteLab(t testing.TB) *routeLab {
 type memberOpts struct {
 	// advertise replaces the share's own address in the advert (a proxy
 	// in front of it, or an address where nothing answers).
-	advertise  string
-	relayRate  int64
-	keepRoutes bool // keep reverse connections (while unreachable)
-	conns      int  // reverse connections to keep
-	pool       func(*pool.Options)
+	advertise string
+	relayRate int64
+	// idleTimeout is the share's IdleTimeout; zero is the default.
+	idleTimeout time.Duration
+	keepRoutes  bool // keep reverse connections (while unreachable)
+	conns       int  // reverse connections to keep
+	pool        func(*pool.Options)
 }
 
 // add starts member name sharing dir; reachable says what its advert
@@ -86,7 +88,7 @@ func (l *routeLab) add(name, dir string, reachable bool, o memberOpts) *labMembe
 		rate = -1
 	}
 	srv, err := share.New(share.Options{Dir: dir, Listen: "127.0.0.1:0", Authorizer: l.reg, Routes: m.routes,
-		RelayRate: rate, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024,
+		RelayRate: rate, IdleTimeout: o.idleTimeout, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024,
 		// Every member dials from 127.0.0.1: lift the per-source limits.
 		MaxStartups: share.Startups{Start: 1024, Rate: 30, Full: 2048}, MaxStartupsPerSource: 1024})
 	if err != nil {
