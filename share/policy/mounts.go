@@ -45,18 +45,6 @@ func (m *excludedMounts) has(rel string) bool {
 	return (*m.set.Load())[rel]
 }
 
-// Paths returns the excluded mountpoints inside the share, root-relative.
-func (m *excludedMounts) Paths() []string {
-	if m == nil {
-		return nil
-	}
-	var out []string
-	for p := range *m.set.Load() {
-		out = append(out, p)
-	}
-	return out
-}
-
 func (m *excludedMounts) refresh(now int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

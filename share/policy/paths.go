@@ -115,6 +115,23 @@ func ClientError(err error, op, p string) error {
 	return err
 }
 
+// clientError turns an error about rel into what the client may see: the
+// path as the client knows it and the errno, never a path of the host.
+func clientError(op, rel string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		err = le.Err
+	}
+	if isEscape(err) {
+		err = errEscape
+	}
+	return &os.PathError{Op: op, Path: clientPath(rel), Err: err}
+}
+
 // clientPathOf is the cleaned client path for p, "" if p is invalid.
 func clientPathOf(p string) string {
 	rel, err := clientToRel(p)

@@ -20,7 +20,7 @@ const maxLinkHops = 40
 
 // errNotShared is why a path through a symlink that leads to a hidden,
 // ignored or excluded path fails, and errEscape why one through a
-// symlink that leaves the share fails. lookup answers both as "no such
+// symlink that leaves the share fails. Lookup answers both as "no such
 // file", as for the hidden path itself; the target is not disclosed.
 var (
 	errNotShared = fmt.Errorf("symlink leads to a path that is not shared: %w", sftp.ErrSSHFxPermissionDenied)
@@ -245,23 +245,6 @@ func (w *walker) close() {
 		w.dir.Close()
 	}
 	w.dir = w.top
-}
-
-// clientError turns an error about rel into what the client may see: the
-// path as the client knows it and the errno, never a path of the host.
-func clientError(op, rel string, err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		err = le.Err
-	}
-	if isEscape(err) {
-		err = errEscape
-	}
-	return &os.PathError{Op: op, Path: clientPath(rel), Err: err}
 }
 
 // targetShown reports whether the target text of the symlink at linkReal
