@@ -25,12 +25,14 @@ func (v *View) Open(e Entry) (*os.File, error) {
 	if !e.fi.Mode().IsRegular() {
 		return nil, &os.PathError{Op: "open", Path: e.Path(), Err: ErrNotRegular}
 	}
-	f, err := v.openEntry(e, 0)
+	f, fi, err := v.openEntry(e, 0)
 	if err != nil {
 		return nil, err
 	}
 	if v.secrets != nil {
-		if err := v.secrets.check(f, e.fi, e.real); err != nil {
+		// The opened file's size, not the look-up's: what was appended
+		// since is read too.
+		if err := v.secrets.check(f, fi, e.real); err != nil {
 			f.Close()
 			if errors.Is(err, errSecret) {
 				return nil, &os.PathError{Op: "open", Path: e.Path(), Err: syscall.ENOENT}
@@ -48,15 +50,19 @@ func (v *View) Open(e Entry) (*os.File, error) {
 
 // OpenPath opens e to ask about its file system (fstatfs), without
 // reading it where the platform allows (O_PATH).
-func (v *View) OpenPath(e Entry) (*os.File, error) { return v.openEntry(e, oPath) }
+func (v *View) OpenPath(e Entry) (*os.File, error) {
+	f, _, err := v.openEntry(e, oPath)
+	return f, err
+}
 
 // openEntry opens what the view resolved and checks that it is still the
 // file that was looked up (same device and inode), so nothing swapped in
-// between look-up and open is served.
-func (v *View) openEntry(e Entry, extra int) (*os.File, error) {
+// between look-up and open is served. It returns the opened file's
+// Stat.
+func (v *View) openEntry(e Entry, extra int) (*os.File, fs.FileInfo, error) {
 	f, err := v.openNoAtime(e.real, extra)
 	if err != nil {
-		return nil, clientError("open", e.req, err)
+		return nil, nil, clientError("open", e.req, err)
 	}
 	fi, err := f.Stat()
 	if err == nil && !os.SameFile(fi, e.fi) {
@@ -64,9 +70,9 @@ func (v *View) openEntry(e Entry, extra int) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, clientError("open", e.req, err)
+		return nil, nil, clientError("open", e.req, err)
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // openNoAtime opens the resolved path rel read-only through the root,
@@ -104,7 +110,7 @@ func (v *View) OpenDir(e Entry) (*Dir, error) {
 	if !e.fi.IsDir() {
 		return nil, &os.PathError{Op: "opendir", Path: e.Path(), Err: syscall.ENOTDIR}
 	}
-	f, err := v.openEntry(e, oDirectory)
+	f, _, err := v.openEntry(e, oDirectory)
 	if err != nil {
 		return nil, err
 	}
