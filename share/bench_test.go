@@ -4,9 +4,7 @@ package share
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,84 +122,6 @@ func writeRandomFile(b *testing.B, path string, size int64) {
 		}
 		if _, err := f.Write(buf); err != nil {
 			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkSecretCheck times the secret check that runs on every open, on
-// files of several sizes read from the page cache: English text, text
-// full of near-miss words, random binary, gzip of text and base64 of
-// random bytes (the last two are the size of their content).
-func BenchmarkSecretCheck(b *testing.B) {
-	dir := b.TempDir()
-	g := newSecretGuard(nil, defaultSecretDirs(), &refusalLog{log: slog.New(slog.DiscardHandler)})
-	text := func(line string, size int64) []byte {
-		return []byte(strings.Repeat(line, int(size)/len(line)+1)[:size])
-	}
-	random := func(size int64) []byte {
-		p := filepath.Join(dir, "random")
-		writeRandomFile(b, p, size)
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return raw[:size]
-	}
-	const english = "The quick brown fox jumps over the lazy dog, 0123456789.\n"
-	content := map[string]func(int64) []byte{
-		"text":     func(n int64) []byte { return text(english, n) },
-		"keywords": func(n int64) []byte { return text("Some ordinary text, PRIVATE notes and KEY words.\n", n) },
-		"random":   random,
-		"gzip":     func(n int64) []byte { return gzipped(b, text(english, n)) },
-		"base64":   func(n int64) []byte { return []byte(lines(base64.StdEncoding.EncodeToString(random(n*3/4)), 76)) },
-	}
-	for _, size := range []int64{4 << 10, 64 << 10, 256 << 10, 1 << 20, 16 << 20} {
-		for _, kind := range []string{"text", "keywords", "random", "gzip", "base64"} {
-			p := filepath.Join(dir, fmt.Sprintf("%s-%d", kind, size))
-			if err := os.WriteFile(p, content[kind](size), 0o644); err != nil {
-				b.Fatal(err)
-			}
-			b.Run(fmt.Sprintf("%s/%dKiB", kind, size>>10), func(b *testing.B) {
-				f, err := os.Open(p)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer f.Close()
-				fi, err := f.Stat()
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				for range b.N {
-					if err := g.check(f, fi, "x"); err != nil {
-						b.Fatalf("check: %v", err)
-					}
-				}
-			})
-		}
-	}
-}
-
-// BenchmarkSecretLookup times one look-up of the secret identities with
-// the secret directories at their bound (maxSecretEntries files): the
-// work one open does every secretRefresh.
-func BenchmarkSecretLookup(b *testing.B) {
-	dir := b.TempDir()
-	for i := range maxSecretEntries {
-		sub := filepath.Join(dir, strconv.Itoa(i%16))
-		if err := os.MkdirAll(sub, 0o700); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(i)), nil, 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ids := &secretIDs{dirs: []string{dir}, log: slog.New(slog.DiscardHandler)}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if set := ids.lookup(); len(set.ids) == 0 {
-			b.Fatal("no identities")
 		}
 	}
 }

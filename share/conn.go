@@ -337,7 +337,7 @@ func (s *Server) serveSFTP(log *slog.Logger, sf *sessionFlow, closeSession func(
 			closeSession()
 		}
 	}()
-	h := newFSHandlers(s.view, s.secrets, &sf.conn.handles, s.opts.MaxHandlesPerConn, log, closeSession)
+	h := newFSHandlers(s.view, &sf.conn.handles, s.opts.MaxHandlesPerConn, log, closeSession)
 	h.testHookRead = s.testHookRead
 	// The allocator reuses the 256 KiB buffers of requests and READ
 	// replies once a reply is sent: without it every READ allocates a fresh

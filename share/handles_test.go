@@ -120,7 +120,7 @@ func TestReaddirStreams(t *testing.T) {
 	// server runs (pkg/sftp's client cannot hold a directory handle open),
 	// and read one batch from each: the heap grows by far less than 100
 	// whole listings would cost (about 20,000 × 200 B = 4 MB each).
-	h := newFSHandlers(ts.srv.view, ts.srv.secrets, new(atomic.Int64), 0, ts.srv.log, nil)
+	h := newFSHandlers(ts.srv.view, new(atomic.Int64), 0, ts.srv.log, nil)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

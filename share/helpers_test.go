@@ -5,7 +5,6 @@ package share
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -24,21 +23,20 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/share/loglimit"
+	"github.com/dsftp/dsftp/share/policy/policytest"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
-// secretText is the content of the file outside the share. No test may
-// ever see it come back from the server.
-const secretText = "TOP-SECRET-OUTSIDE-THE-SHARE-7f3a\n"
+// secretText and secretName are policytest's marks of the outside.
+const (
+	secretText = policytest.SecretText
+	secretName = policytest.SecretName
+)
 
-// secretName is a file name that exists only outside the share; a
-// directory listing containing it means the server listed outside.
-const secretName = "SECRET-MARKER-ONLY-OUTSIDE"
-
-// fixture is a shared directory with files, inside symlinks and hostile
-// symlinks, next to an outside directory holding the secret.
+// fixture is policytest's tree of a share next to an outside directory,
+// with the field names share's tests use.
 type fixture struct {
 	base    string // parent of share and outside
 	share   string // the shared directory
@@ -46,73 +44,11 @@ type fixture struct {
 	secret  string // absolute path of the secret file
 }
 
-// newFixture builds the tree. hostile adds the symlinks that point out
-// (sshfs's diff -r would trip over them, since they are refused).
+// newFixture builds policytest.NewTree.
 func newFixture(t testing.TB, hostile bool) *fixture {
 	t.Helper()
-	base := t.TempDir()
-	f := &fixture{base: base, share: filepath.Join(base, "share"), outside: filepath.Join(base, "outside")}
-	f.secret = filepath.Join(f.outside, "secret")
-	mk := func(p string) {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(p string, b []byte) {
-		mk(filepath.Dir(p))
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	link := func(target, p string) {
-		if err := os.Symlink(target, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(f.secret, []byte(secretText))
-	write(filepath.Join(f.outside, secretName), []byte(secretText))
-	mk(filepath.Join(f.outside, "dir", secretName))
-
-	random := make([]byte, 3<<20+12345) // a few MiB, not a multiple of any packet size
-	if _, err := rand.Read(random); err != nil {
-		t.Fatal(err)
-	}
-	write(filepath.Join(f.share, "a.txt"), []byte("hello from the share\n"))
-	write(filepath.Join(f.share, "name with spaces.txt"), []byte("spaces\n"))
-	write(filepath.Join(f.share, "sub", "b.txt"), []byte("in a subdirectory\n"))
-	write(filepath.Join(f.share, "sub", "deeper", "random.bin"), random)
-	write(filepath.Join(f.share, "sub", "deeper", "empty"), nil)
-	mk(filepath.Join(f.share, "emptydir"))
-	link("a.txt", filepath.Join(f.share, "link"))                                   // relative, inside
-	link("../a.txt", filepath.Join(f.share, "sub", "uplink"))                       // relative up, still inside
-	link("sub", filepath.Join(f.share, "dirlink"))                                  // directory symlink inside
-	link(filepath.Join(f.share, "sub", "b.txt"), filepath.Join(f.share, "abslink")) // absolute, inside
-	if hostile {
-		link("../outside/secret", filepath.Join(f.share, "out"))           // relative out
-		link(f.secret, filepath.Join(f.share, "absout"))                   // absolute out
-		link("../outside", filepath.Join(f.share, "outdir"))               // directory out
-		link(f.outside, filepath.Join(f.share, "absoutdir"))               // absolute directory out
-		link("chain2", filepath.Join(f.share, "chain1"))                   // chain: inside hop ...
-		link("sub/../../outside/secret", filepath.Join(f.share, "chain2")) // ... then out
-		link("loop2", filepath.Join(f.share, "loop1"))                     // loop
-		link("loop1", filepath.Join(f.share, "loop2"))
-		link("/", filepath.Join(f.share, "rootlink"))                                       // the machine's root
-		link("../../../../../../../../etc/passwd", filepath.Join(f.share, "sub", "passwd")) // deep relative out
-		if err := syscall.Mkfifo(filepath.Join(f.share, "fifo"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Old access times, so that a read that updates atime shows (relatime
-	// updates an atime older than the mtime).
-	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	_ = filepath.WalkDir(f.share, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && (d.Type().IsRegular() || d.IsDir()) {
-			fi, _ := d.Info()
-			_ = os.Chtimes(p, old, fi.ModTime())
-		}
-		return nil
-	})
-	return f
+	tr := policytest.NewTree(t, hostile)
+	return &fixture{base: tr.Base, share: tr.Share, outside: tr.Outside, secret: tr.Secret}
 }
 
 // treeHash describes everything a write could change below dir: names,

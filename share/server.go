@@ -22,16 +22,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dsftp/dsftp/share/policy"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -63,6 +61,10 @@ const (
 	maxReadData = 256*1024 - 9
 )
 
+// IgnoreFile in the share's root lists paths not to share, in gitignore
+// syntax (see policy).
+const IgnoreFile = policy.IgnoreFile
+
 // Options configure a Server. Zero values pick the defaults above.
 type Options struct {
 	// Dir is the directory to share. It must exist and be readable.
@@ -78,7 +80,7 @@ type Options struct {
 	ShareHidden bool
 	// SecretFiles are files never served whatever else the rules say:
 	// dsftp's Discord token file and host key file, and copies of them.
-	// Files holding a private key are refused anyway (see scanFile).
+	// Files holding a private key are refused anyway (see policy).
 	SecretFiles []string
 	// SecretDirs are directories whose files are never served under any
 	// name: a hard link into them is refused. Nil means ~/.ssh, ~/.gnupg
@@ -160,11 +162,8 @@ type Options struct {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
-	root     *os.Root
-	rootReal string // real path of Dir, symlinks resolved
-	view     *view
-	secrets  *secretGuard
-	portNote string // why the port is not the default one, if so
+	view     *policy.View // what clients see of Dir
+	portNote string       // why the port is not the default one, if so
 	signer   ssh.Signer
 	password string
 	authKeys []authorizedKey
@@ -182,7 +181,7 @@ type Server struct {
 
 	// testHookRead is handed to every session's handlers (see
 	// fsHandlers.testHookRead). Set before Serve; tests only.
-	testHookRead func(rel string)
+	testHookRead func(p string)
 	// testHookPacketConn sees every connection's packetConn. Tests only.
 	testHookPacketConn func(*packetConn)
 }
@@ -243,15 +242,18 @@ func New(opts Options) (*Server, error) {
 	s.relays = newRelayBudget(s.opts.RelayRate)
 	raiseFileLimit(s.log)
 
-	root, real, err := openShareDir(opts.Dir)
+	view, err := policy.New(policy.Options{
+		Dir:           opts.Dir,
+		ShareHidden:   opts.ShareHidden,
+		SecretFiles:   opts.SecretFiles,
+		SecretDirs:    opts.SecretDirs,
+		ExcludeMounts: opts.ExcludeMounts,
+		Logger:        s.log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.root, s.rootReal = root, real
-	if err := s.initView(); err != nil {
-		root.Close()
-		return nil, err
-	}
+	s.view = view
 
 	if opts.HostKeyFile != "" {
 		s.signer, err = loadOrCreateHostKey(opts.HostKeyFile)
@@ -259,18 +261,18 @@ func New(opts Options) (*Server, error) {
 		s.signer, err = newHostKey()
 	}
 	if err != nil {
-		root.Close()
+		view.Close()
 		return nil, err
 	}
 	if opts.AuthorizedKeysFile != "" {
 		if s.authKeys, err = loadAuthorizedKeys(opts.AuthorizedKeysFile); err != nil {
-			root.Close()
+			view.Close()
 			return nil, err
 		}
 	}
 	if opts.Password {
 		if s.password, err = newPassword(); err != nil {
-			root.Close()
+			view.Close()
 			return nil, err
 		}
 	}
@@ -278,91 +280,11 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// initView sets up what clients see: hidden files, .dsftpignore,
-// excluded mounts and the secret guard.
-func (s *Server) initView() error {
-	ignore, err := newIgnoreRules(s.root, s.log)
-	if err != nil {
-		return fmt.Errorf("share directory %s: %w", s.rootReal, err)
-	}
-	if s.opts.ExcludeMounts != nil {
-		for _, m := range s.opts.ExcludeMounts() {
-			if _, inside := absInside(m, s.rootReal); inside {
-				return fmt.Errorf("share directory %s is inside the dsftp mount %s: sharing it would pass peers' shares on; share a folder of your own", s.rootReal, m)
-			}
-		}
-	}
-	dirs := s.opts.SecretDirs
-	if dirs == nil {
-		dirs = defaultSecretDirs()
-	}
-	s.secrets = newSecretGuard(s.opts.SecretFiles, dirs, &refusalLog{log: s.log})
-	s.view = &view{
-		root:       s.root,
-		rootReal:   s.rootReal,
-		showHidden: s.opts.ShareHidden,
-		ignore:     ignore,
-		mounts:     newExcludedMounts(s.opts.ExcludeMounts, s.rootReal),
-		secrets:    s.secrets,
-	}
-	return nil
-}
-
 // IgnoreRules is the number of rules read from the share's .dsftpignore.
-func (s *Server) IgnoreRules() int { return s.view.ignore.Count() }
+func (s *Server) IgnoreRules() int { return s.view.IgnoreRules() }
 
 // ShareHidden reports whether hidden files are served.
 func (s *Server) ShareHidden() bool { return s.opts.ShareHidden }
-
-// openShareDir checks that dir exists, is a directory and can be listed,
-// and opens it as an os.Root.
-func openShareDir(dir string) (*os.Root, string, error) {
-	if dir == "" {
-		dir = "."
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("share directory %s: %w", dir, err)
-	}
-	fi, err := os.Stat(abs)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, "", fmt.Errorf("share directory %s does not exist; give an existing directory (dsftp share DIR)", abs)
-	case errors.Is(err, fs.ErrPermission):
-		return nil, "", fmt.Errorf("share directory %s: permission denied; give a directory you can read", abs)
-	case err != nil:
-		return nil, "", fmt.Errorf("share directory %s: %w", abs, err)
-	case !fi.IsDir():
-		return nil, "", fmt.Errorf("share directory %s is not a directory; give a directory, not a file", abs)
-	}
-	root, err := os.OpenRoot(abs)
-	if err != nil {
-		return nil, "", fmt.Errorf("open share directory %s: %w", abs, err)
-	}
-	// Opening needs only search permission; sharing needs listing.
-	// O_NOATIME: starting a share leaves the directory as it was.
-	d, err := root.OpenFile(".", os.O_RDONLY|oNoatime, 0)
-	if errors.Is(err, syscall.EPERM) {
-		d, err = root.Open(".")
-	}
-	if err == nil {
-		_, err = d.ReadDir(1)
-		d.Close()
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		root.Close()
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, "", fmt.Errorf("share directory %s is not readable (permission denied); give a directory you can list, or fix its mode", abs)
-		}
-		return nil, "", fmt.Errorf("list share directory %s: %w", abs, err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		root.Close()
-		return nil, "", fmt.Errorf("share directory %s: %w", abs, err)
-	}
-	return root, real, nil
-}
 
 // sshConfig builds the SSH server configuration shared by all
 // connections; connConfig adds the per-connection auth callbacks.
@@ -521,7 +443,7 @@ func (s *Server) Fingerprint() string { return ssh.FingerprintSHA256(s.signer.Pu
 func (s *Server) Password() string { return s.password }
 
 // Dir returns the real path of the shared directory.
-func (s *Server) Dir() string { return s.rootReal }
+func (s *Server) Dir() string { return s.view.Dir() }
 
 // Serve accepts connections until ctx is done, then stops accepting,
 // closes every connection and returns within about 1.5 s. It returns nil
@@ -588,7 +510,7 @@ func (s *Server) closeAll() {
 	for c := range s.live {
 		c.Close()
 	}
-	s.root.Close()
+	s.view.Close()
 }
 
 // portString is the port part of a listen address, for messages.

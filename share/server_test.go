@@ -314,8 +314,8 @@ func TestOnlySFTP(t *testing.T) {
 func TestPanicEndsOnlyThatSession(t *testing.T) {
 	f := newFixture(t, false)
 	ts := startTestShareHook(t, f.share, nil, func(s *Server) {
-		s.testHookRead = func(rel string) {
-			if rel == "sub/b.txt" {
+		s.testHookRead = func(p string) {
+			if p == "/sub/b.txt" {
 				panic("test panic")
 			}
 		}

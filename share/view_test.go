@@ -4,7 +4,6 @@ package share
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -18,94 +17,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/share/policy/policytest"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 )
 
-// secretsFixture is a share that holds what a home folder holds: keys,
-// tokens, dotfiles, an ignore file, and a dsftp mountpoint.
-type secretsFixture struct {
-	share string
-	token string // a dsftp secret file with harmless-looking content
-	mount string // absolute path of the "dsftp mount" inside the share
-	// served are the regular files a client must read, by client path.
-	served []string
-	// absent are paths a client must not see at all (ENOENT).
-	absent []string
-	// withheld are the absent paths that their names do not give away:
-	// private keys, dsftp secrets, links into hidden places.
-	withheld []string
-}
+// secretsFixture serves policytest's home folder full of secrets.
+type secretsFixture struct{ *policytest.Secrets }
 
 func newSecretsFixture(t testing.TB) *secretsFixture {
-	t.Helper()
-	base := t.TempDir()
-	f := &secretsFixture{share: filepath.Join(base, "home")}
-	write := func(rel, content string) {
-		p := filepath.Join(f.share, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	link := func(target, rel string) {
-		if err := os.Symlink(target, filepath.Join(f.share, rel)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	k := testenv.NewKey(t, t.TempDir(), "id_ed25519")
-	pemKey, err := os.ReadFile(k.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opensshKey := string(pemKey)
-	pkcs8 := make([]byte, 48) // the detection reads the PEM lines, not the DER
-	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: make([]byte, 900)}))
-	bundle := cert + cert + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
-
-	write(".ssh/id_ed25519", opensshKey)
-	write(".ssh/id_ed25519.pub", "ssh-ed25519 AAAA… me@home\n")
-	write(".env", "API_TOKEN=hunter2\n")
-	write(".config/dsftp/discord-token", "Bot abc.def.ghi\n")
-	write(".dsftpignore", "# build output and logs\nbuild/\n*.log\n!keep.log\n/private\n")
-	write("notes/todo.txt", "buy milk\n")
-	write("notes/ssh-howto.md", "Keep your PRIVATE KEY safe; never paste a line like -----BEGIN in chat.\n")
-	write("notes/backup.txt", "my old key, just in case:\n\n"+opensshKey)
-	write("certs/server.crt", cert)
-	write("certs/bundle.pem", bundle)
-	write("putty.ppk", "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n")
-	write("photos/cat.jpg", strings.Repeat("meow", 5000))
-	write("build/out.bin", "compiled\n")
-	write("app.log", "log line\n")
-	write("keep.log", "kept\n")
-	write("private/diary.txt", "dear diary\n")
-	write("sub/private", "only /private is ignored, not this\n")
-	write("token.txt", "looks harmless\n")
-	write("peers/bob/x.txt", "through the mount\n")
-	link(".ssh/id_ed25519", "k")
-	link(".ssh", "dots")
-	link(filepath.Join(f.share, ".ssh", "id_ed25519"), "abs-k")
-	link("notes/todo.txt", "todo-link")
-	f.token = filepath.Join(f.share, "token.txt")
-	f.mount = filepath.Join(f.share, "peers")
-	f.served = []string{"/certs/server.crt", "/keep.log", "/notes/ssh-howto.md", "/notes/todo.txt", "/photos/cat.jpg", "/sub/private", "/todo-link"}
-	f.absent = []string{
-		"/.ssh", "/.ssh/id_ed25519", "/.ssh/id_ed25519.pub", "/.env", "/.config", "/.config/dsftp/discord-token",
-		"/.dsftpignore", "/build", "/build/out.bin", "/app.log", "/private", "/private/diary.txt",
-		"/peers", "/peers/bob", "/peers/bob/x.txt", "/notes/../.env", "/dots/../.env",
-	}
-	f.withheld = []string{"/notes/backup.txt", "/certs/bundle.pem", "/putty.ppk", "/token.txt", "/k", "/dots", "/dots/id_ed25519", "/abs-k"}
-	f.absent = append(f.absent, f.withheld...)
-	return f
+	return &secretsFixture{policytest.NewSecrets(t)}
 }
 
 // start serves the fixture with the options dsftp mount would use.
 func (f *secretsFixture) start(t testing.TB, mod func(*Options)) *testShare {
-	return startTestShare(t, f.share, func(o *Options) {
-		o.SecretFiles = []string{f.token}
-		o.ExcludeMounts = func() []string { return []string{f.mount} }
+	return startTestShare(t, f.Share, func(o *Options) {
+		o.SecretFiles = []string{f.Token}
+		o.ExcludeMounts = func() []string { return []string{f.Mount} }
 		if mod != nil {
 			mod(o)
 		}
@@ -123,18 +51,18 @@ func isNotExist(err error) bool {
 // listed, "no such file" to every operation); plain files read.
 func TestWhatIsShared(t *testing.T) {
 	f := newSecretsFixture(t)
-	before := treeHash(t, f.share)
+	before := treeHash(t, f.Share)
 	ts := f.start(t, nil)
 	c := ts.sftpClient(t)
 
-	for _, p := range f.served {
+	for _, p := range f.Served {
 		b, err := readAllRemote(c, p)
-		want, _ := readNoAtime(filepath.Join(f.share, p))
+		want, _ := readNoAtime(filepath.Join(f.Share, p))
 		if err != nil || string(b) != string(want) {
 			t.Errorf("read %s = %d bytes, %v; want its %d bytes", p, len(b), err, len(want))
 		}
 	}
-	for _, p := range f.absent {
+	for _, p := range f.Absent {
 		if _, err := c.Stat(p); !isNotExist(err) {
 			t.Errorf("stat %s: %v; want not found", p, err)
 		}
@@ -168,7 +96,7 @@ func TestWhatIsShared(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("walk of the share:\n got %q\nwant %q", got, want)
 	}
-	if after := treeHash(t, f.share); after != before {
+	if after := treeHash(t, f.Share); after != before {
 		t.Errorf("the shared tree changed:\n%s", lineDiff(before, after))
 	}
 	logs := ts.logs.String()
@@ -177,7 +105,7 @@ func TestWhatIsShared(t *testing.T) {
 			t.Errorf("%s named %d times as left out; want once:\n%s", p, n, logs)
 		}
 	}
-	if strings.Contains(logs, f.share) {
+	if strings.Contains(logs, f.Share) {
 		t.Errorf("the log names the share's host path; it must name client paths only")
 	}
 }
@@ -206,7 +134,7 @@ func TestShareHidden(t *testing.T) {
 	f := newSecretsFixture(t)
 	ts := f.start(t, func(o *Options) {
 		o.ShareHidden = true
-		o.SecretFiles = append(o.SecretFiles, filepath.Join(f.share, ".config/dsftp/discord-token"))
+		o.SecretFiles = append(o.SecretFiles, filepath.Join(f.Share, ".config/dsftp/discord-token"))
 	})
 	c := ts.sftpClient(t)
 	if b, err := readAllRemote(c, "/.env"); err != nil || string(b) != "API_TOKEN=hunter2\n" {
@@ -234,7 +162,7 @@ func TestIgnoreReload(t *testing.T) {
 	if ts.srv.IgnoreRules() != 4 {
 		t.Errorf("IgnoreRules = %d; want 4", ts.srv.IgnoreRules())
 	}
-	ignore := filepath.Join(f.share, IgnoreFile)
+	ignore := filepath.Join(f.Share, IgnoreFile)
 	orig, _ := os.ReadFile(ignore)
 	if err := os.WriteFile(ignore, append(orig, "photos/\n"...), 0o644); err != nil {
 		t.Fatal(err)
@@ -258,14 +186,14 @@ func TestExcludedMountAppears(t *testing.T) {
 	f := newSecretsFixture(t)
 	var mounts atomic.Pointer[[]string]
 	mounts.Store(&[]string{})
-	ts := startTestShare(t, f.share, func(o *Options) {
+	ts := startTestShare(t, f.Share, func(o *Options) {
 		o.ExcludeMounts = func() []string { return *mounts.Load() }
 	})
 	c := ts.sftpClient(t)
 	if _, err := readAllRemote(c, "/peers/bob/x.txt"); err != nil {
 		t.Fatalf("before the mount: %v", err)
 	}
-	mounts.Store(&[]string{f.mount, "/somewhere/else"})
+	mounts.Store(&[]string{f.Mount, "/somewhere/else"})
 	waitFor(t, "peers to disappear", func() bool { _, err := c.Stat("/peers/bob/x.txt"); return isNotExist(err) })
 	if names := listNames(t, c, "/"); slices.Contains(names, "peers") || !slices.Contains(names, "photos") {
 		t.Errorf("listing after the mount appeared: %q", names)
@@ -276,8 +204,8 @@ func TestExcludedMountAppears(t *testing.T) {
 // pass the peers' shares on; it is refused with the reason.
 func TestShareInsideDsftpMount(t *testing.T) {
 	f := newSecretsFixture(t)
-	_, err := New(Options{Dir: filepath.Join(f.mount, "bob"), Listen: "127.0.0.1:0",
-		ExcludeMounts: func() []string { return []string{f.mount} }})
+	_, err := New(Options{Dir: filepath.Join(f.Mount, "bob"), Listen: "127.0.0.1:0",
+		ExcludeMounts: func() []string { return []string{f.Mount} }})
 	if err == nil || !strings.Contains(err.Error(), "inside the dsftp mount") {
 		t.Fatalf("New inside a dsftp mount: %v; want refused", err)
 	}
@@ -290,7 +218,7 @@ func TestWhatIsSharedOpenSSH(t *testing.T) {
 	testenv.RequireFUSE(t)
 	tools := testenv.Require(t, "sshfs", "find")
 	f := newSecretsFixture(t)
-	before := treeHash(t, f.share)
+	before := treeHash(t, f.Share)
 	ts := f.start(t, nil)
 
 	work := t.TempDir()
@@ -325,17 +253,17 @@ func TestWhatIsSharedOpenSSH(t *testing.T) {
 	if !slices.Equal(files, wantFiles) {
 		t.Errorf("find over sshfs:\n got %q\nwant %q", files, wantFiles)
 	}
-	for _, p := range f.withheld {
+	for _, p := range f.Withheld {
 		if b, err := os.ReadFile(filepath.Join(mnt, p)); err == nil {
 			t.Errorf("cat %s over sshfs = %q; want an error", p, b)
 		}
 	}
-	for _, p := range f.served {
+	for _, p := range f.Served {
 		if _, err := os.ReadFile(filepath.Join(mnt, p)); err != nil {
 			t.Errorf("cat %s over sshfs: %v", p, err)
 		}
 	}
-	if after := treeHash(t, f.share); after != before {
+	if after := treeHash(t, f.Share); after != before {
 		t.Errorf("the shared tree changed")
 	}
 }
@@ -362,41 +290,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func TestTextKey(t *testing.T) {
-	for _, c := range []struct {
-		text string
-		want bool
-	}{
-		{"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n", true},
-		{"-----BEGIN RSA PRIVATE KEY-----\n", true},
-		{"-----BEGIN EC PRIVATE KEY-----\n", true},
-		{"-----BEGIN ENCRYPTED PRIVATE KEY-----\n", true},
-		{"-----BEGIN PRIVATE KEY-----\n", true},
-		{"-----BEGIN PGP PRIVATE KEY BLOCK-----\n", true},
-		{"notes\n  -----BEGIN PRIVATE KEY-----\n", true},
-		{"PuTTY-User-Key-File-2: ssh-rsa\n", true},
-		{"xx openssh-key-v1\x00yy", true},
-		{"openssh-key-v1\x00", true},
-		{"------BEGIN PRIVATE KEY-----\n", true},
-		{strings.Repeat("-", 10000) + "BEGIN RSA PRIVATE KEY-----\n", true},
-		{strings.Repeat("--+", 10000) + "PuTTY-User-Key-File-3", true},
-		{strings.Repeat("-", 10000), false},
-		{"PuTT-User-Key-File-3", false},
-		{"opensh-key-v1\x00", false},
-		{"-----BEGIN " + strings.Repeat("A", 100) + " PRIVATE KEY-----", false},
-		{"-----BEGIN CERTIFICATE-----\n", false},
-		{"-----BEGIN PUBLIC KEY-----\n", false},
-		{"keep your PRIVATE KEY-----safe", false},
-		{"-----BEGIN a private key PRIVATE KEY-----", false},
-		{"ssh-ed25519 AAAAC3Nza me@host\n", false},
-		{"", false},
-	} {
-		if got := textKey([]byte(c.text)) != ""; got != c.want {
-			t.Errorf("textKey(%q) = %v; want %v", c.text, got, c.want)
-		}
 	}
 }
 
@@ -450,33 +343,4 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// TestLinkIntoExcludedMount: a symlink in the share that leads into an
-// excluded mount is absent without the mount being touched at all (its
-// server could be another dsftp, frozen). The mountpoint is removed here:
-// a view that looked into it would fail with the disk's ENOENT, not
-// with the view's errAbsent.
-func TestLinkIntoExcludedMount(t *testing.T) {
-	f := newSecretsFixture(t)
-	if err := os.Symlink("peers/bob", filepath.Join(f.share, "into-mount")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(f.mount); err != nil {
-		t.Fatal(err)
-	}
-	root, err := os.OpenRoot(f.share)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	v := &view{root: root, rootReal: f.share, mounts: newExcludedMounts(func() []string { return []string{f.mount} }, f.share)}
-	for _, p := range []string{"into-mount", "into-mount/x.txt"} {
-		if _, err := v.find(p, true); !errors.Is(err, errAbsent) {
-			t.Errorf("find %s: %v; want absent without looking into the mount", p, err)
-		}
-		if why := v.linkWhy("into-mount"); why != whyLinkUnshared {
-			t.Errorf("linkWhy(into-mount) = %q; want %q", why, whyLinkUnshared)
-		}
-	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package share
+package policy
 
 import (
 	"fmt"
@@ -12,10 +12,10 @@ import (
 )
 
 // BenchmarkListing10k lists a directory of 10,000 files of 4 KiB through
-// a real SSH connection: cold (no verdict remembered, every file read
-// for the key scan) and warm (every verdict remembered, no file read).
+// the view: cold (no verdict remembered, every file read for the key
+// scan) and warm (every verdict remembered, no file read).
 //
-//	go test -run '^$' -bench Listing10k -benchtime 20x ./share
+//	go test -run '^$' -bench Listing10k -benchtime 20x ./share/policy
 func BenchmarkListing10k(b *testing.B) {
 	const files = 10000
 	dir := b.TempDir()
@@ -25,11 +25,11 @@ func BenchmarkListing10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ts := startTestShareHook(b, dir, nil, func(s *Server) { s.secrets.verdicts.settle = 0 })
-	c := ts.sftpClient(b)
-	vc := ts.srv.secrets.verdicts
+	v, _ := testView(b, dir, nil)
+	vc := v.secrets.verdicts
+	vc.settle = 0
 	list := func(b *testing.B) {
-		fis, err := c.ReadDir("/")
+		fis, err := readDir(v, "/")
 		if err != nil || len(fis) != files {
 			b.Fatalf("listed %d files, %v; want %d", len(fis), err, files)
 		}

@@ -1,4 +1,4 @@
-package share
+package policy
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -19,27 +20,33 @@ const maxLinkHops = 40
 
 // errNotShared is why a path through a symlink that leads to a hidden,
 // ignored or excluded path fails, and errEscape why one through a
-// symlink that leaves the share fails. lookup answers both as "no such
+// symlink that leaves the share fails. Lookup answers both as "no such
 // file", as for the hidden path itself; the target is not disclosed.
 var (
 	errNotShared = fmt.Errorf("symlink leads to a path that is not shared: %w", sftp.ErrSSHFxPermissionDenied)
 	errEscape    = fmt.Errorf("symlink points outside the share: %w", sftp.ErrSSHFxPermissionDenied)
 )
 
-// view decides what of the share a client sees. A path is absent when
+// View decides what of the share a client sees. A path is absent when
 // any component is hidden (starts with "."), when it is or lies below an
 // excluded mount, or when .dsftpignore matches it or a directory above
 // it; an entry is also absent when it is withheld (see withheld: a key,
-// a dsftp secret, a symlink out or to an absent path). Paths are resolved the way the kernel would, one component at a
-// time through the root, so that a symlink cannot lead a client to what
-// it could not name directly.
-type view struct {
+// a dsftp secret, a symlink out or to an absent path). Paths are
+// resolved the way the kernel would, one component at a time through the
+// root, so that a symlink cannot lead a client to what it could not name
+// directly. A View is safe for concurrent use.
+type View struct {
 	root       *os.Root
 	rootReal   string
 	showHidden bool
 	ignore     *ignoreRules    // nil: no .dsftpignore handling
 	mounts     *excludedMounts // nil: nothing excluded
 	secrets    *secretGuard    // nil: no file is withheld for its content
+	log        *refusalLog     // what is left out or refused, for the sharing side
+
+	// noatime is cleared after the kernel refuses O_NOATIME once (we are
+	// neither the owner nor privileged), so later opens skip the retry.
+	noatime atomic.Bool
 }
 
 // split returns the components of a root-relative path ("." has none).
@@ -61,7 +68,7 @@ func join(dir, name string) string {
 // lexicallyAbsent reports what can be told from the path alone: a hidden
 // component or a component that is an excluded mount. Every component
 // but the last is a directory, so ignore rules apply to them too.
-func (v *view) lexicallyAbsent(rel string) bool {
+func (v *View) lexicallyAbsent(rel string) bool {
 	comps := split(rel)
 	prefix := "."
 	for i, c := range comps {
@@ -81,7 +88,7 @@ func (v *view) lexicallyAbsent(rel string) bool {
 
 // absent reports whether rel, whose last component is a directory when
 // isDir, is not shared.
-func (v *view) absent(rel string, isDir bool) bool {
+func (v *View) absent(rel string, isDir bool) bool {
 	if rel == "." {
 		return false
 	}
@@ -90,7 +97,7 @@ func (v *view) absent(rel string, isDir bool) bool {
 
 // childAbsent is absent for an entry of a directory whose parent is
 // already known to be shown: only the entry's own name counts.
-func (v *view) childAbsent(dir, name string, isDir bool) bool {
+func (v *View) childAbsent(dir, name string, isDir bool) bool {
 	if !v.showHidden && strings.HasPrefix(name, ".") {
 		return true
 	}
@@ -98,54 +105,29 @@ func (v *view) childAbsent(dir, name string, isDir bool) bool {
 	return v.mounts.has(p) || v.ignore.match(p, isDir)
 }
 
-// resolved is a client path looked up through the view.
-type resolved struct {
-	req  string      // the path as the client named it, root-relative
-	real string      // the same with every symlink resolved (but a final one, for lstat)
-	fi   fs.FileInfo // Lstat of real
-}
-
-// lookup resolves a client path. follow says whether a final symlink is
-// followed (stat, open) or not (lstat, readlink). A path the client may
-// not see fails with ENOENT, as one that is not there.
-func (v *view) lookup(op, p string, follow bool) (resolved, error) {
-	req, err := clientToRel(p)
-	if err != nil {
-		return resolved{}, err
-	}
-	res, err := v.find(req, follow)
-	if errors.Is(err, errAbsent) {
-		return resolved{}, &os.PathError{Op: op, Path: clientPath(req), Err: syscall.ENOENT}
-	}
-	if err != nil {
-		return resolved{}, clientError(op, req, err)
-	}
-	return res, nil
-}
-
 // errAbsent is find's answer for a path the view does not show.
 var errAbsent = errors.New("not shared")
 
-// find is lookup of the root-relative path req.
-func (v *view) find(req string, follow bool) (resolved, error) {
+// find looks up the root-relative path req (see Lookup).
+func (v *View) find(req string, follow bool) (Entry, error) {
 	if v.lexicallyAbsent(req) {
-		return resolved{}, errAbsent
+		return Entry{}, errAbsent
 	}
 	real, fi, err := v.resolve(req, follow)
 	if isRefusedLink(err) {
-		return resolved{}, errAbsent
+		return Entry{}, errAbsent
 	}
 	if err != nil {
-		return resolved{}, err
+		return Entry{}, err
 	}
 	isDir := fi.IsDir()
 	if v.ignore.match(req, isDir) || real != req && v.absent(real, isDir) {
-		return resolved{}, errAbsent
+		return Entry{}, errAbsent
 	}
 	if v.withheld(real, fi) != "" {
-		return resolved{}, errAbsent
+		return Entry{}, errAbsent
 	}
-	return resolved{req: req, real: real, fi: fi}, nil
+	return Entry{req: req, real: real, fi: fi}, nil
 }
 
 // resolve follows the symlinks on rel, one component at a time through
@@ -154,7 +136,7 @@ func (v *view) find(req string, follow bool) (resolved, error) {
 // hidden: only where a path ends counts, as for the kernel's lookup. It
 // holds the directory reached so far open, so each component costs one
 // lstat (and one open for a directory), whatever the depth.
-func (v *view) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
+func (v *View) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
 	w := walker{top: v.root, dir: v.root, cur: "."}
 	defer w.close()
 	todo := split(rel)
@@ -265,28 +247,11 @@ func (w *walker) close() {
 	w.dir = w.top
 }
 
-// clientError turns an error about rel into what the client may see: the
-// path as the client knows it and the errno, never a path of the host.
-func clientError(op, rel string, err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		err = le.Err
-	}
-	if isEscape(err) {
-		err = errEscape
-	}
-	return &os.PathError{Op: op, Path: clientPath(rel), Err: err}
-}
-
 // targetShown reports whether the target text of the symlink at linkReal
 // names a shown path. Only the text counts: where a chain of links ends
 // is checked when the link is followed, and showing the text of a link
 // to a shown path discloses nothing.
-func (v *view) targetShown(linkReal, target string) bool {
+func (v *View) targetShown(linkReal, target string) bool {
 	var t string
 	if filepath.IsAbs(target) {
 		inside, ok := absInside(v.rootReal, target)

@@ -1,8 +1,9 @@
-package share
+package policy
 
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -92,4 +93,55 @@ func absInside(rootReal, target string) (string, bool) {
 		return "", false
 	}
 	return r, true
+}
+
+// ClientError rewrites the error of the operation op on the client path
+// p so that a client never sees a path of the host: an error naming a
+// path names p instead, and os.Root's refusal of a path that leaves the
+// share reads as "Permission denied".
+func ClientError(err error, op, p string) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	if err == nil || errors.As(err, &pe) && pe.Path == clientPathOf(p) {
+		return err
+	}
+	if errors.As(err, &pe) || errors.As(err, &le) || isEscape(err) {
+		rel, rerr := clientToRel(p)
+		if rerr != nil {
+			return rerr
+		}
+		return clientError(op, rel, err)
+	}
+	return err
+}
+
+// clientError turns an error about rel into what the client may see: the
+// path as the client knows it and the errno, never a path of the host.
+func clientError(op, rel string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		err = le.Err
+	}
+	if isEscape(err) {
+		err = errEscape
+	}
+	return &os.PathError{Op: op, Path: clientPath(rel), Err: err}
+}
+
+// clientPathOf is the cleaned client path for p, "" if p is invalid.
+func clientPathOf(p string) string {
+	rel, err := clientToRel(p)
+	if err != nil {
+		return ""
+	}
+	return clientPath(rel)
+}
+
+// isEscape reports os.Root's refusal of a path that leaves the root.
+func isEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }

@@ -1,4 +1,4 @@
-package share
+package policy
 
 import (
 	"bytes"
@@ -127,7 +127,7 @@ func (g *secretGuard) open(root *os.Root, rel string) (*os.File, error) {
 		if !errors.Is(err, syscall.EPERM) {
 			return f, err
 		}
-		g.noatime.Store(false) // not the owner: see fsHandlers.openNoAtime
+		g.noatime.Store(false) // not the owner: see View.openNoAtime
 	}
 	return root.OpenFile(rel, flags, 0)
 }

@@ -1,4 +1,4 @@
-package share
+package policy
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ const (
 // it leaves the share or leads to what is not shown. Such entries are
 // absent, not refused: cp -a, rsync, tar and grep -r copy what is shared
 // and exit 0, where an entry listed but refused would fail them.
-func (v *view) withheld(rel string, fi fs.FileInfo) string {
+func (v *View) withheld(rel string, fi fs.FileInfo) string {
 	switch {
 	case fi.Mode().IsRegular():
 		if v.secrets == nil {
@@ -34,7 +34,7 @@ func (v *view) withheld(rel string, fi fs.FileInfo) string {
 // counts (a dangling link into a hidden directory names it), then where
 // it leads. A link that leads nowhere inside the share (dangling, a
 // loop) is shown as the link it is: a copy of it is as broken as it.
-func (v *view) linkWhy(rel string) string {
+func (v *View) linkWhy(rel string) string {
 	target, err := v.root.Readlink(rel)
 	if err != nil {
 		return "" // no longer a link: the caller's lstat is stale

@@ -1,6 +1,6 @@
 //go:build !linux && !darwin && !freebsd
 
-package share
+package policy
 
 import "os"
 

@@ -1,4 +1,4 @@
-package share
+package policy
 
 import (
 	"path/filepath"
@@ -43,18 +43,6 @@ func (m *excludedMounts) has(rel string) bool {
 		m.refresh(now)
 	}
 	return (*m.set.Load())[rel]
-}
-
-// Paths returns the excluded mountpoints inside the share, root-relative.
-func (m *excludedMounts) Paths() []string {
-	if m == nil {
-		return nil
-	}
-	var out []string
-	for p := range *m.set.Load() {
-		out = append(out, p)
-	}
-	return out
 }
 
 func (m *excludedMounts) refresh(now int64) {

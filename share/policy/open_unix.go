@@ -1,6 +1,6 @@
 //go:build unix
 
-package share
+package policy
 
 import (
 	"os"

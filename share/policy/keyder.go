@@ -1,4 +1,4 @@
-package share
+package policy
 
 import (
 	"crypto/x509"

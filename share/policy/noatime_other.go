@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package share
+package policy
 
 // Only Linux has O_NOATIME and O_PATH: elsewhere a read may update the
 // access time (as any reader's would), and statvfs opens read-only.

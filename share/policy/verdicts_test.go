@@ -1,0 +1,93 @@
+//go:build linux
+
+package policy
+
+import (
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestListingVerdictsRemembered: a repeated listing reads no file, a file
+// that changes is read again, and a key written into a listed file makes
+// it disappear.
+func TestListingVerdictsRemembered(t *testing.T) {
+	dir := t.TempDir()
+	const n = 200
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d.txt", i)), []byte("text\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _ := testView(t, dir, nil)
+	vc := v.secrets.verdicts
+	vc.settle = 0
+	if got := names(t, v, "/"); len(got) != n {
+		t.Fatalf("listed %d files; want %d", len(got), n)
+	}
+	cold := vc.scans.Load()
+	if cold != n {
+		t.Errorf("first listing scanned %d files; want %d", cold, n)
+	}
+	for range 3 {
+		names(t, v, "/")
+		for i := range 10 {
+			if _, err := v.Lookup("stat", fmt.Sprintf("/f%03d.txt", i), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if warm := vc.scans.Load() - cold; warm != 0 {
+		t.Errorf("repeated listings and stats scanned %d files; want 0", warm)
+	}
+	key := pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: make([]byte, 64)})
+	if err := os.WriteFile(filepath.Join(dir, "f007.txt"), key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := names(t, v, "/")
+	if slices.Contains(got, "f007.txt") || len(got) != n-1 {
+		t.Errorf("after a key was written into f007.txt the listing has %d names (f007.txt: %v)", len(got), slices.Contains(got, "f007.txt"))
+	}
+	if again := vc.scans.Load() - cold; again != 1 {
+		t.Errorf("after one file changed, the listing scanned %d files; want 1", again)
+	}
+}
+
+// TestVerdictCacheBound: the cache never holds more than maxVerdicts, and
+// keeps the most recent ones.
+func TestVerdictCacheBound(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newVerdictCache()
+	c.settle = 0
+	k, _ := keyOf(fi)
+	for i := range 3 * maxVerdicts {
+		k.ino = uint64(i)
+		c.mu.Lock()
+		c.putLocked(k, verdict{why: "x"})
+		c.mu.Unlock()
+		if c.len() > maxVerdicts {
+			t.Fatalf("after %d verdicts the cache holds %d; bound %d", i+1, c.len(), maxVerdicts)
+		}
+	}
+	c.put(fi, verdict{why: "real"}, time.Now().Add(time.Hour))
+	if v, ok := c.get(fi); !ok || v.why != "real" {
+		t.Errorf("the latest verdict is gone: %v %v", v, ok)
+	}
+	fresh := newVerdictCache()
+	fresh.put(fi, verdict{}, time.Now())
+	if _, ok := fresh.get(fi); ok {
+		t.Errorf("a verdict on a file changed %v ago was remembered; settle is %v", time.Since(fi.ModTime()), fresh.settle)
+	}
+}
