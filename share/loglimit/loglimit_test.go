@@ -1,19 +1,19 @@
 package loglimit
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 // newTest is a limiter whose window never ends by itself (the test
 // flushes), writing text lines to a buffer.
-func newTest(t *testing.T) (*Limiter, *slog.Logger, *testenv.SyncBuffer) {
-	var buf testenv.SyncBuffer
+func newTest(t *testing.T) (*Limiter, *slog.Logger, *syncBuffer) {
+	var buf syncBuffer
 	l := New(DefaultBurst, time.Hour)
 	t.Cleanup(l.Close)
 	return l, slog.New(l.Handler(slog.NewTextHandler(&buf, nil))), &buf
@@ -104,7 +104,7 @@ func TestManyIdentities(t *testing.T) {
 
 // TestClose: Close writes the window's summaries.
 func TestClose(t *testing.T) {
-	var buf testenv.SyncBuffer
+	var buf syncBuffer
 	l := New(1, time.Hour)
 	log := slog.New(l.Handler(slog.NewTextHandler(&buf, nil)))
 	log.Info("x")
@@ -129,4 +129,22 @@ func TestGroups(t *testing.T) {
 	if n := strings.Count(buf.String(), "\n"); n != DefaultBurst {
 		t.Errorf("%d lines; grouped attributes counted as identity", n)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the handler's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
