@@ -118,19 +118,24 @@ func (n *node) logErr(op, rel string, err error, errno syscall.Errno) {
 	n.fsys.logErr(op, rel, err, errno)
 }
 
-// Getattr answers from the cache, except for a file held open: go-fuse
-// passes one of its handles then (the kernel passes none, even for
-// fstat), and a reader holding a file open at its end (tail -f) polls
-// fstat to see it grow. Its attributes are then at most openAttrAge old,
-// and the kernel keeps them for openAttrKernel only; files nobody holds
-// open keep AttrTTL and cost nothing more.
+// Getattr answers from the cache, except for a file held open for
+// followAfter: go-fuse passes one of its handles then (the kernel passes
+// none, even for fstat), and a reader holding a file open at its end
+// (tail -f) polls fstat to see it grow. Its attributes are then at most
+// openAttrAge old, and the kernel keeps them for openAttrKernel only;
+// files nobody holds open, or only briefly (cp, grep -r), keep AttrTTL
+// and cost nothing more.
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if n.rel == "" {
 		n.peerRootAttr(&out.Attr)
 		return 0
 	}
-	if f == nil {
-		return n.attr(ctx, n.rel, &out.Attr)
+	if h, ok := f.(heldHandle); !ok || !h.held().followed() {
+		errno := n.attr(ctx, n.rel, &out.Attr)
+		if h, ok := f.(*handle); ok && errno == 0 {
+			h.r.Grow(int64(out.Attr.Size))
+		}
+		return errno
 	}
 	errno := n.attrFresh(ctx, n.rel, &out.Attr, openAttrAge)
 	if errno != 0 {
@@ -279,13 +284,6 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	// The kernel keeps the attributes of the lookup before this open
-	// for AttrTTL; drop them so that its next fstat asks us (Getattr
-	// with a handle), from a goroutine: a notification must not be sent
-	// from inside a request on the same inode.
-	if n.fsys.cache != nil {
-		go n.NotifyContent(-1, 0)
-	}
 	if e != nil {
 		return newMemHandle(n, p, e, int64(a.Size)), n.keepCache(&a), 0
 	}
@@ -295,7 +293,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		n.logErr("open", n.rel, err, errno)
 		return nil, 0, errno
 	}
-	return &handle{r: r, n: n}, n.keepCache(&a), 0
+	return &handle{r: r, n: n, hold: n.holdOpen()}, n.keepCache(&a), 0
 }
 
 // keepCache keeps the kernel's page cache when the file looks unchanged
@@ -346,8 +344,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // handle is an open file: a read-ahead reader on one pooled connection.
 type handle struct {
-	r RemoteFile
-	n *node
+	r    RemoteFile
+	n    *node
+	hold *holder
 }
 
 var (
@@ -414,6 +413,7 @@ func (r *readResult) Slices() ([][]byte, fuse.Status) { return r.data, fuse.OK }
 // Release closes the remote handle in the background: the kernel does not
 // wait for it, and the pool bounds it with its deadline.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.hold.release()
 	go h.r.Close()
 	return 0
 }

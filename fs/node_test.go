@@ -445,10 +445,11 @@ func TestNodeDirectoryPrefetch(t *testing.T) {
 }
 
 // TestNodeOpenFileAttrs: with the default AttrTTL of 10 s, fstat of a file
-// held open (go-fuse passes a handle) sees it grow within openAttrAge,
-// and tells the kernel to keep the answer only openAttrKernel; a file
-// nobody holds open is stat'ed from the cache, with no call to the peer,
-// however often it is asked.
+// held open for followAfter (go-fuse passes a handle) sees it grow within
+// openAttrAge, and tells the kernel to keep the answer only
+// openAttrKernel; fstat of a file just opened (cp, grep -r) and stat of a
+// file nobody holds open are answered from the cache, with no call to the
+// peer, however often they are asked.
 func TestNodeOpenFileAttrs(t *testing.T) {
 	fake := newFakeRemote(t)
 	id := peerID("alice")
@@ -466,6 +467,15 @@ func TestNodeOpenFileAttrs(t *testing.T) {
 	if b, errno := readAll(x.ctx, fh, 0); errno != 0 || string(b) != "line one\n" {
 		t.Fatalf("first read: %q %v", b, errno)
 	}
+	before := fake.count(opLstat, id, "log")
+	var out fuse.AttrOut
+	if errno := n.Getattr(x.ctx, fh, &out); errno != 0 || out.Timeout() != 0 {
+		t.Fatalf("fstat right after open: %v, kernel timeout %v; want the mount's", errno, out.Timeout())
+	}
+	if got := fake.count(opLstat, id, "log"); got != before {
+		t.Errorf("fstat right after open made %d lstats; want none (the cache answers)", got-before)
+	}
+	time.Sleep(followAfter)
 	fake.change(id, "log", []byte("line one\nline two\n"))
 	start := time.Now()
 	lstats := fake.count(opLstat, id, "log")
