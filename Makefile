@@ -13,11 +13,13 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
 # FUSE 3, a real UPnP router (miniupnpd + nftables + miniupnpc), network
 # namespaces (iproute2), a terminal multiplexer for the shell tests, a
-# packet capture (tcpdump: the relay carries no plaintext) and rsync (the
-# everyday copies over a mount exit 0).
-APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync
-# One binary per package above, to decide whether apt has anything to do.
-NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync
+# packet capture (tcpdump: the relay carries no plaintext), rsync (the
+# everyday copies over a mount exit 0), and the shells whose completion is
+# tested (zsh, fish, bash with the bash-completion package).
+APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync zsh fish bash-completion
+# One binary (or file) per package above, to decide whether apt has
+# anything to do.
+NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync zsh fish /usr/share/bash-completion/bash_completion
 
 # The platforms of a release, GOOS/GOARCH. `make test` vets every package
 # for each of them (so a platform break fails CI); `make release` builds
@@ -62,7 +64,7 @@ install: build
 	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/dsftp.fish
 
 deps:
-	@missing=""; for b in $(NEED_BINS); do command -v $$b >/dev/null 2>&1 || [ -x "$$b" ] || missing="$$missing $$b"; done; \
+	@missing=""; for b in $(NEED_BINS); do command -v $$b >/dev/null 2>&1 || [ -e "$$b" ] || missing="$$missing $$b"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "deps: installing$$missing via apt-get"; \

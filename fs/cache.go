@@ -21,6 +21,7 @@ import (
 type attrEntry struct {
 	attr  fuse.Attr
 	errno syscall.Errno
+	at    time.Time // when it was fetched (set by putAttr)
 }
 
 // dirListing is a directory listing, sorted by name.
@@ -89,6 +90,7 @@ func (c *cache) attr(peerID, rel string) (attrEntry, bool) {
 
 func (c *cache) putAttr(peerID, rel string, e attrEntry) {
 	if c != nil {
+		e.at = time.Now()
 		c.attrs.Add(key(peerID, rel), e)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
@@ -80,7 +81,13 @@ func (n *node) peerRootAttr(out *fuse.Attr) {
 
 // attr returns the attributes of rel, from the cache or the peer.
 func (n *node) attr(ctx context.Context, rel string, out *fuse.Attr) syscall.Errno {
-	if e, ok := n.fsys.cache.attr(n.peerID, rel); ok {
+	return n.attrFresh(ctx, rel, out, 0)
+}
+
+// attrFresh is attr with cached entries older than maxAge (when
+// positive) fetched anew.
+func (n *node) attrFresh(ctx context.Context, rel string, out *fuse.Attr, maxAge time.Duration) syscall.Errno {
+	if e, ok := n.fsys.cache.attr(n.peerID, rel); ok && (maxAge <= 0 || time.Since(e.at) < maxAge) {
 		if e.errno != 0 {
 			return e.errno
 		}
@@ -111,18 +118,38 @@ func (n *node) logErr(op, rel string, err error, errno syscall.Errno) {
 	n.fsys.logErr(op, rel, err, errno)
 }
 
+// Getattr answers from the cache, except for a file held open for
+// followAfter: go-fuse passes one of its handles then (the kernel passes
+// none, even for fstat), and a reader holding a file open at its end
+// (tail -f) polls fstat to see it grow. Its attributes are then at most
+// openAttrAge old, and the kernel keeps them for openAttrKernel only;
+// files nobody holds open, or only briefly (cp, grep -r), keep AttrTTL
+// and cost nothing more.
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if n.rel == "" {
 		n.peerRootAttr(&out.Attr)
 		return 0
 	}
-	errno := n.attr(ctx, n.rel, &out.Attr)
-	if h, ok := f.(*handle); ok && errno == 0 {
-		// fstat of an open file (tail -f): a size grown on the peer lets
-		// the handle read past the end it had.
+	if h, ok := f.(heldHandle); !ok || !h.held().followed() {
+		errno := n.attr(ctx, n.rel, &out.Attr)
+		if h, ok := f.(*handle); ok && errno == 0 {
+			h.r.Grow(int64(out.Attr.Size))
+		}
+		return errno
+	}
+	errno := n.attrFresh(ctx, n.rel, &out.Attr, openAttrAge)
+	if errno != 0 {
+		return errno
+	}
+	if n.fsys.cache != nil && openAttrKernel < n.fsys.opts.AttrTTL {
+		out.SetTimeout(openAttrKernel)
+	}
+	if h, ok := f.(*handle); ok {
+		// A size grown on the peer lets the handle read past the end it
+		// had.
 		h.r.Grow(int64(out.Attr.Size))
 	}
-	return errno
+	return 0
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
@@ -266,7 +293,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		n.logErr("open", n.rel, err, errno)
 		return nil, 0, errno
 	}
-	return &handle{r: r, n: n}, n.keepCache(&a), 0
+	return &handle{r: r, n: n, hold: n.holdOpen()}, n.keepCache(&a), 0
 }
 
 // keepCache keeps the kernel's page cache when the file looks unchanged
@@ -317,8 +344,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // handle is an open file: a read-ahead reader on one pooled connection.
 type handle struct {
-	r RemoteFile
-	n *node
+	r    RemoteFile
+	n    *node
+	hold *holder
 }
 
 var (
@@ -385,6 +413,7 @@ func (r *readResult) Slices() ([][]byte, fuse.Status) { return r.data, fuse.OK }
 // Release closes the remote handle in the background: the kernel does not
 // wait for it, and the pool bounds it with its deadline.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.hold.release()
 	go h.r.Close()
 	return 0
 }

@@ -443,3 +443,78 @@ func TestNodeDirectoryPrefetch(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeOpenFileAttrs: with the default AttrTTL of 10 s, fstat of a file
+// held open for followAfter (go-fuse passes a handle) sees it grow within
+// openAttrAge, and tells the kernel to keep the answer only
+// openAttrKernel; fstat of a file just opened (cp, grep -r) and stat of a
+// file nobody holds open are answered from the cache, with no call to the
+// peer, however often they are asked.
+func TestNodeOpenFileAttrs(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	fake.file(id, "log", []byte("line one\n"))
+	fake.file(id, "other", []byte("quiet\n"))
+	x := newTestFS(t, fake, Options{}, "alice")
+
+	n := x.mustLookup("alice/log")
+	other := x.mustLookup("alice/other")
+	fh, _, errno := n.Open(x.ctx, syscall.O_RDONLY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	defer fh.(fusefs.FileReleaser).Release(x.ctx)
+	if b, errno := readAll(x.ctx, fh, 0); errno != 0 || string(b) != "line one\n" {
+		t.Fatalf("first read: %q %v", b, errno)
+	}
+	before := fake.count(opLstat, id, "log")
+	var out fuse.AttrOut
+	if errno := n.Getattr(x.ctx, fh, &out); errno != 0 || out.Timeout() != 0 {
+		t.Fatalf("fstat right after open: %v, kernel timeout %v; want the mount's", errno, out.Timeout())
+	}
+	if got := fake.count(opLstat, id, "log"); got != before {
+		t.Errorf("fstat right after open made %d lstats; want none (the cache answers)", got-before)
+	}
+	time.Sleep(followAfter)
+	fake.change(id, "log", []byte("line one\nline two\n"))
+	start := time.Now()
+	lstats := fake.count(opLstat, id, "log")
+	otherLstats := fake.count(opLstat, id, "other")
+	var grewAfter time.Duration
+	// Poll fstat and stat ten times faster than tail -f does, for a
+	// second.
+	for time.Since(start) < time.Second {
+		var out fuse.AttrOut
+		if errno := n.Getattr(x.ctx, fh, &out); errno != 0 {
+			t.Fatal(errno)
+		}
+		if out.Size == 18 && grewAfter == 0 {
+			grewAfter = time.Since(start)
+			if out.Timeout() != openAttrKernel {
+				t.Errorf("kernel attribute timeout of an open file: %v, want %v", out.Timeout(), openAttrKernel)
+			}
+		}
+		out = fuse.AttrOut{}
+		if errno := other.Getattr(x.ctx, nil, &out); errno != 0 {
+			t.Fatal(errno)
+		}
+		if out.Timeout() != 0 {
+			t.Errorf("a file nobody holds open got a kernel timeout of %v; want the mount's", out.Timeout())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if grewAfter == 0 {
+		t.Fatalf("fstat of the open file did not see it grow within a second (AttrTTL %v)", DefaultAttrTTL)
+	}
+	t.Logf("fstat saw the growth after %v", grewAfter.Round(time.Millisecond))
+	if b, errno := readAll(x.ctx, fh, 9); errno != 0 || string(b) != "line two\n" {
+		t.Fatalf("read past the old end: %q %v", b, errno)
+	}
+	elapsed := time.Since(start)
+	if n := fake.count(opLstat, id, "log") - lstats; n < 1 || n > int(elapsed/openAttrAge)+1 {
+		t.Errorf("%d lstats of the open file in %v of polling; want at most one per %v", n, elapsed, openAttrAge)
+	}
+	if n := fake.count(opLstat, id, "other") - otherLstats; n != 0 {
+		t.Errorf("%d lstats of a file nobody holds open; want none (cached for AttrTTL)", n)
+	}
+}

@@ -22,6 +22,17 @@ const (
 	DefaultPrefetchMemory = 64 << 20
 )
 
+// The attribute lifetimes of a file held open for followAfter (see
+// node.Getattr and holder): a reader polling fstat once a second (tail -f)
+// sees a file grow within about 1.3 s, at one lstat per poll; a program
+// calling fstat in a loop costs at most one lstat per openAttrAge. They
+// apply only where they are shorter than AttrTTL.
+const (
+	followAfter    = time.Second
+	openAttrAge    = 200 * time.Millisecond
+	openAttrKernel = 100 * time.Millisecond
+)
+
 // Options configure Mount.
 type Options struct {
 	// Registry lists the live peers; the root shows one directory each.

@@ -25,6 +25,7 @@ type memHandle struct {
 	e    *contentEntry // unref'd at Release
 	data []byte        // e.data
 	size int64         // at open
+	hold *holder
 
 	// consumed: a read reached the end of data, so the kernel got all
 	// of it.
@@ -42,7 +43,7 @@ var (
 )
 
 func newMemHandle(n *node, p peers.Peer, e *contentEntry, size int64) *memHandle {
-	h := &memHandle{n: n, p: p, e: e, data: e.data, size: size, ready: make(chan struct{})}
+	h := &memHandle{n: n, p: p, e: e, data: e.data, size: size, ready: make(chan struct{}), hold: n.holdOpen()}
 	if int64(len(h.data)) < size {
 		h.startReader() // the rest will be wanted: open it meanwhile
 	}
@@ -119,6 +120,7 @@ func (h *memHandle) grew(end int64) bool {
 // hands the cached data back: the kernel releases a file only after every
 // read on it was answered, so nothing reads h.data any more.
 func (h *memHandle) Release(ctx context.Context) syscall.Errno {
+	h.hold.release()
 	h.n.fsys.pf.unref(h.e, h.consumed.Load())
 	h.once.Do(func() { close(h.ready) }) // none started: none will be
 	go func() {

@@ -167,8 +167,8 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 		}
 	}
 
-	// dsftp peers: carol is a client, in a table of her own; --json has
-	// only the peers.
+	// dsftp peers: carol is a client, in a table of her own; --json lists
+	// her after the peers, marked client_only.
 	peersCmd := func(args ...string) string {
 		cmd := exec.Command(testenv.Binary(t), append([]string{"peers"}, args...)...)
 		cmd.Env = append(os.Environ(), f.env(t, f.bot())...)
@@ -188,8 +188,9 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	if err := json.Unmarshal([]byte(peersCmd("--json")), &rows); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2 || rows[0].Name != "alice" || rows[1].Name != "bob" {
-		t.Errorf("dsftp peers --json: %+v, want alice and bob", rows)
+	if len(rows) != 3 || rows[0].Name != "alice" || rows[1].Name != "bob" || rows[2].Name != "carol" ||
+		rows[0].ClientOnly || rows[1].ClientOnly || !rows[2].ClientOnly || rows[2].Route != "none" {
+		t.Errorf("dsftp peers --json: %+v, want alice and bob, then the client carol", rows)
 	}
 
 	// A clean exit deletes carol's advert; her key is refused afterwards.

@@ -52,6 +52,7 @@ waits up to --wait for PEER to appear and to accept the key.`,
 			return getCmd(cmd, args[0], dest, &cf, &df, &lf, opts, wait)
 		},
 	}
+	cmd.ValidArgsFunction = completePeerSpec(&df, &lf)
 	cf.register(cmd)
 	df.register(cmd.Flags(), true) // --name is what the peer's share logs for us
 	lf.register(cmd.Flags())

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers/advert"
+	"github.com/dsftp/dsftp/peers/lan"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
@@ -148,12 +149,16 @@ func sniffLAN(t *testing.T, port int) *lanSniffer {
 	return s
 }
 
-// senders returns the names in the adverts heard, and how many datagrams
-// were not valid adverts.
-func (s *lanSniffer) senders() (names []string, invalid int) {
+// senders returns the names in the adverts heard, how many queries, and
+// how many datagrams were neither.
+func (s *lanSniffer) senders() (names []string, queries, invalid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.msgs {
+		if lan.IsQuery(m) {
+			queries++
+			continue
+		}
 		d, err := advert.Decode(string(m))
 		if err != nil {
 			invalid++
@@ -164,7 +169,7 @@ func (s *lanSniffer) senders() (names []string, invalid int) {
 		}
 	}
 	slices.Sort(names)
-	return names, invalid
+	return names, queries, invalid
 }
 
 // startPeersListener starts `dsftp peers --discovery lan` on loopback and
@@ -205,8 +210,9 @@ func startPeersListener(t *testing.T, port int, extra ...string) (stdout *bytes.
 }
 
 // `dsftp peers --discovery lan` lists the LAN sharers, as JSON and as a
-// table, and sends nothing: no datagram but the sharers' adverts crosses
-// the port, and the sharers never hear of the listeners.
+// table, and sends nothing but its query: no datagram but the sharers'
+// adverts and the queries crosses the port, and the sharers never hear of
+// the listeners.
 func TestPeersOnLAN(t *testing.T) {
 	port := testenv.FreeUDPPort(t)
 	sniff := sniffLAN(t, port)
@@ -255,7 +261,8 @@ func TestPeersOnLAN(t *testing.T) {
 	alice.stop(t)
 	bob.stop(t)
 	// The sharers heard only each other; the wire carried only their
-	// adverts (a listener that sent anything would show up here).
+	// adverts and the queries (a listener that sent anything else would
+	// show up here).
 	if got := found(alice.proc.Output.String()); !slices.Equal(got, []string{"bob"}) {
 		t.Errorf("alice found %v on the LAN, want only bob", got)
 	}
@@ -263,9 +270,9 @@ func TestPeersOnLAN(t *testing.T) {
 		t.Errorf("bob found %v on the LAN, want only alice", got)
 	}
 	time.Sleep(300 * time.Millisecond) // the last leaving adverts
-	names, invalid := sniff.senders()
-	if !slices.Equal(names, []string{"alice", "bob"}) || invalid != 0 {
-		t.Errorf("the LAN port carried adverts of %v and %d other datagrams; want only alice's and bob's", names, invalid)
+	names, queries, invalid := sniff.senders()
+	if !slices.Equal(names, []string{"alice", "bob"}) || invalid != 0 || queries == 0 {
+		t.Errorf("the LAN port carried adverts of %v, %d queries and %d other datagrams; want only alice's and bob's and the queries", names, queries, invalid)
 	}
 }
 
@@ -280,6 +287,7 @@ func TestPeersAndShellUsage(t *testing.T) {
 	}{
 		{[]string{"peers", "--discovery", "off"}, "nothing to list"},
 		{[]string{"peers", "--discovery", "lan", "--wait", "0s"}, "--wait 0s"},
+		{[]string{"peers", "--discovery", "lan", "--wait", "200ms"}, "want at least 1s"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		var ee *exec.ExitError

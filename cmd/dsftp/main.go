@@ -85,6 +85,7 @@ directory per peer.
 		root.AddCommand(mk(g))
 	}
 	root.AddCommand(docs.Command(exitStatuses))
+	completeFlagValues(root)
 	return root
 }
 

@@ -12,6 +12,9 @@
 // to a shared port reaches only one of them, so adverts go only to broadcast
 // and multicast destinations, which every socket receives; on the loopback
 // interface (which has no multicast) that is 127.255.255.255.
+//
+// A listener that announces nothing (`dsftp peers`) may send a Query,
+// which live members answer with an announcement at once.
 package lan
 
 import (
@@ -117,6 +120,10 @@ type Options struct {
 	// no leaving advert, so nobody learns of it. Only Codec.Verify is
 	// used (NewVerifyCodec needs no host key). For `dsftp peers`.
 	ListenOnly bool
+	// Query makes a ListenOnly listener ask the members to announce at
+	// once (see Query), so that it hears every live one within a second
+	// instead of an Interval.
+	Query bool
 	// OnAddrsChange, if set, is called (from Run's goroutine) when the
 	// local interface addresses change, before the announcement that
 	// follows, so the caller can update the addresses it advertises.
@@ -138,10 +145,13 @@ type Stats struct {
 	RateLimited uint64 // dropped by the receive rate limit
 	Foreign     uint64 // arrived on an interface not in Options.Interfaces
 	Capped      uint64 // a new peer beyond MaxPeers or MaxPeersPerSource
+	Queries     uint64 // queries heard (see Query)
+	Answered    uint64 // queries answered with an announcement
 }
 
 type counters struct {
 	sent, received, accepted, own, duplicate, stale, malformed, invalid, rateLimited, foreign, capped atomic.Uint64
+	queries, answered                                                                                 atomic.Uint64
 }
 
 // Discovery announces the local advert and listens for others'.
@@ -159,8 +169,10 @@ type Discovery struct {
 	recent     recentSet              // hashes of adverts already handled
 	sentRecent recentSet              // hashes of our own latest adverts
 	limiter    *limiter
-	lastSig    string    // interfaces and addresses at the last scan
-	known      peerCount // live peers by source, for the caps
+	// queryLimiter bounds the queries answered (see handleQuery).
+	queryLimiter *limiter
+	lastSig      string    // interfaces and addresses at the last scan
+	known        peerCount // live peers by source, for the caps
 
 	trigger chan struct{}
 	stats   counters
@@ -208,16 +220,17 @@ func New(opts Options) (*Discovery, error) {
 		log = slog.Default()
 	}
 	return &Discovery{
-		opts:       opts,
-		log:        log.With("discovery", "lan"),
-		port:       opts.Port,
-		joined:     map[int]bool{},
-		seen:       map[string]instanceSeq{},
-		recent:     newRecentSet(1024),
-		sentRecent: newRecentSet(8),
-		limiter:    newLimiter(opts.RateLimit, opts.RateLimit/10, 1024),
-		known:      newPeerCount(opts.MaxPeers, opts.MaxPeersPerSource),
-		trigger:    make(chan struct{}, 1),
+		opts:         opts,
+		log:          log.With("discovery", "lan"),
+		port:         opts.Port,
+		joined:       map[int]bool{},
+		seen:         map[string]instanceSeq{},
+		recent:       newRecentSet(1024),
+		sentRecent:   newRecentSet(8),
+		limiter:      newLimiter(opts.RateLimit, opts.RateLimit/10, 1024),
+		queryLimiter: newLimiter(queryRate, queryRatePerSource, 1024),
+		known:        newPeerCount(opts.MaxPeers, opts.MaxPeersPerSource),
+		trigger:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -268,7 +281,7 @@ func (d *Discovery) Stats() Stats {
 		Own: c.own.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(),
 		Malformed: c.malformed.Load(), Invalid: c.invalid.Load(),
 		RateLimited: c.rateLimited.Load(), Foreign: c.foreign.Load(),
-		Capped: c.capped.Load(),
+		Capped: c.capped.Load(), Queries: c.queries.Load(), Answered: c.answered.Load(),
 	}
 }
 
@@ -306,6 +319,9 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}()
 
 	if d.opts.ListenOnly {
+		if d.opts.Query {
+			d.query(ctx)
+		}
 		<-ctx.Done()
 		return nil
 	}
@@ -387,6 +403,13 @@ func (d *Discovery) send(ttl time.Duration) {
 	}
 	d.mu.Lock()
 	d.sentRecent.add(hash(msg))
+	d.mu.Unlock()
+	d.sendRaw(msg, "advert")
+}
+
+// sendRaw sends msg to every target; what names it in the logs.
+func (d *Discovery) sendRaw(msg []byte, what string) {
+	d.mu.Lock()
 	targets := append([]target(nil), d.targets...)
 	v4, v6 := d.v4, d.v6
 	d.mu.Unlock()
@@ -400,13 +423,13 @@ func (d *Discovery) send(ttl time.Duration) {
 			continue
 		}
 		if _, err := c.WriteToUDP(msg, t.addr); err != nil {
-			d.log.Debug("send LAN advert", "to", t.addr.String(), "err", err)
+			d.log.Debug("send on the LAN", "what", what, "to", t.addr.String(), "err", err)
 			continue
 		}
 		sent++
 		d.stats.sent.Add(1)
 	}
-	d.log.Debug("announced on the LAN", "destinations", sent, "bytes", len(msg))
+	d.log.Debug("sent on the LAN", "what", what, "destinations", sent, "bytes", len(msg))
 }
 
 // readLoop reads datagrams until the socket is closed.
@@ -434,6 +457,10 @@ func (d *Discovery) readLoop(c *net.UDPConn) {
 
 // handle checks one datagram: cheap checks first, the signature last.
 func (d *Discovery) handle(msg []byte, from *net.UDPAddr) {
+	if IsQuery(msg) {
+		d.handleQuery(from)
+		return
+	}
 	if len(msg) > MaxPacket || !bytes.HasPrefix(msg, []byte(Prefix)) {
 		d.stats.malformed.Add(1)
 		d.log.Debug("dropped a datagram that is not a dsftp advert", "from", from.String(), "bytes", len(msg))

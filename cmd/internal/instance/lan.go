@@ -82,15 +82,15 @@ func (in *Instance) lanNotice() {
 	}
 }
 
-// listenLAN listens for LAN adverts without sending anything (no advert,
-// no leaving message: the peers never learn of us) until wait has passed
-// or ctx ends. It returns once the sockets are open; heard then blocks
+// listenLAN asks the members on the LAN to announce (lan.Query: no
+// advert, no leaving message, the peers never learn who we are) and
+// listens for their adverts until wait has passed or ctx ends. It returns once the sockets are open; heard then blocks
 // until the listening is over and returns the verified peers heard, and
 // apart from them the client-only adverts (instances that share nothing).
 func listenLAN(ctx context.Context, cfg LAN, wait time.Duration, errOut io.Writer, log *slog.Logger) (heard func() (list, clients []peers.Entry), err error) {
 	reg := peers.NewRegistry("")
 	d, err := lan.New(lan.Options{
-		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true,
+		Codec: lan.NewVerifyCodec(), Registry: reg, ListenOnly: true, Query: true,
 		Port: cfg.Port, Interfaces: cfg.Interfaces, Logger: log,
 	})
 	if err != nil {

@@ -14,7 +14,9 @@ import (
 	"github.com/dsftp/dsftp/peers/discord"
 )
 
-// Listed is one advert `dsftp peers` lists (one line of its --json).
+// Listed is one advert `dsftp peers` lists (one element of its --json
+// array). The JSON names are a documented interface for scripts: add
+// fields, never rename or drop one.
 type Listed struct {
 	Name        string   `json:"name"`
 	Requested   string   `json:"requested_name"`
@@ -22,6 +24,12 @@ type Listed struct {
 	Addrs       []string `json:"addrs"`
 	// Source is where the advert was found: discord or lan.
 	Source string `json:"source"`
+	// ClientOnly marks an instance that shares nothing (dsftp get, or
+	// --no-share): its key may log in to the shares, it has no directory.
+	ClientOnly bool `json:"client_only"`
+	// LastSeen is when the advert was last posted (Discord) or heard
+	// (LAN).
+	LastSeen time.Time `json:"last_seen"`
 	// Issued is when a Discord advert was posted; LAN adverts give
 	// LastHeard instead (they are re-sent every interval).
 	Issued     time.Time `json:"issued,omitzero"`
@@ -40,8 +48,8 @@ type Listed struct {
 }
 
 // List is `dsftp peers`' bring-up: it reads the Discord channel's history
-// once (cfg.Discord) and listens on the LAN for wait (cfg.LAN), posting
-// and announcing nothing, and returns the live peers and, apart from
+// once (cfg.Discord) and asks the LAN and listens for wait (cfg.LAN),
+// posting and announcing nothing, and returns the live peers and, apart from
 // them, the client-only adverts (instances that share nothing), each
 // sorted by name.
 func List(ctx context.Context, cfg Config, wait time.Duration) (list, clients []Listed, err error) {
@@ -62,7 +70,7 @@ func List(ctx context.Context, cfg Config, wait time.Duration) (list, clients []
 	if heard != nil {
 		l, c := heard()
 		now := time.Now()
-		list, clients = append(list, lanRows(l, now)...), append(clients, lanRows(c, now)...)
+		list, clients = append(list, lanRows(l, false, now)...), append(clients, lanRows(c, true, now)...)
 	}
 	byName := func(a, b Listed) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Source, b.Source), strings.Compare(a.Fingerprint, b.Fingerprint))
@@ -80,7 +88,7 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			Name: p.DisplayName, Requested: p.Name, Fingerprint: p.ID, Addrs: p.Addrs,
 			Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
 			AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
-			Via: p.Via, Route: "direct",
+			Via: p.Via, Route: "direct", ClientOnly: p.Client, LastSeen: p.Issued.UTC(),
 		}
 		if p.Unreachable {
 			row.Route = "none"
@@ -89,6 +97,7 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			}
 		}
 		if p.Client {
+			row.Route = "none"
 			clients = append(clients, row)
 		} else {
 			list = append(list, row)
@@ -114,14 +123,17 @@ func namesOf(infos []discord.Info, fps []string) []string {
 }
 
 // lanRows are the adverts heard on the LAN.
-func lanRows(entries []peers.Entry, now time.Time) []Listed {
+func lanRows(entries []peers.Entry, clientOnly bool, now time.Time) []Listed {
 	var rows []Listed
 	for _, e := range entries {
 		rows = append(rows, Listed{
 			Name: e.DisplayName, Requested: e.Name, Fingerprint: e.ID, Addrs: e.Addrs,
-			Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), Expires: e.Expires.UTC(),
-			AgeSeconds: int64(now.Sub(e.Updated).Seconds()), Route: "direct",
+			Source: peers.SourceLAN, LastHeard: e.Updated.UTC(), LastSeen: e.Updated.UTC(), Expires: e.Expires.UTC(),
+			AgeSeconds: int64(now.Sub(e.Updated).Seconds()), Route: "direct", ClientOnly: clientOnly,
 		})
+		if clientOnly {
+			rows[len(rows)-1].Route = "none"
+		}
 	}
 	return rows
 }
