@@ -6,7 +6,8 @@
 // peer, reason); the first Burst lines of each key are written per window,
 // the rest are counted, and once the window ends each key that held lines
 // back writes one summary line: "<message> (N more like this in the last
-// minute)".
+// minute)". Debug lines pass unlimited: they are written only when asked
+// for.
 package loglimit
 
 import (
@@ -239,6 +240,11 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 
 // Handle writes r unless its key has used up its lines for the window.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelInfo {
+		// Debug lines are asked for (--log-level debug) to see every
+		// event; the handler below writes them only then.
+		return h.h.Handle(ctx, r)
+	}
 	ident := h.ident
 	if !h.groups {
 		r.Attrs(func(a slog.Attr) bool {

@@ -148,3 +148,18 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDebugUnlimited: debug lines, written only when asked for, are all
+// written.
+func TestDebugUnlimited(t *testing.T) {
+	var buf syncBuffer
+	l := New(DefaultBurst, time.Hour)
+	t.Cleanup(l.Close)
+	log := slog.New(l.Handler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	for range 100 {
+		log.Debug("prefetch hit", "path", "d/f")
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 100 {
+		t.Errorf("%d of 100 debug lines written", n)
+	}
+}
