@@ -253,4 +253,3 @@ func (e *Endpoint) Dial(ctx context.Context, addr netip.AddrPort, peer string) (
 
 // errClosed tells a caller the endpoint is gone.
 var errClosed = errors.New("QUIC endpoint closed")
-

@@ -249,4 +249,3 @@ func TestHandshakeFlood(t *testing.T) {
 	}
 	p.Close()
 }
-

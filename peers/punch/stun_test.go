@@ -168,4 +168,3 @@ func FuzzParseServerName(f *testing.F) {
 		}
 	})
 }
-
