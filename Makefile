@@ -7,7 +7,7 @@
 
 GO      ?= go
 BIN     ?= bin/dsftp
-PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest ./testdata/testenv/cmd/plaintcp
+PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest ./testdata/testenv/cmd/plaintcp ./testdata/testenv/cmd/punchtest
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
@@ -15,9 +15,9 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 # namespaces (iproute2), a terminal multiplexer for the shell tests, a
 # packet capture (tcpdump: the relay carries no plaintext) and rsync (the
 # everyday copies over a mount exit 0).
-APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync
+APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync coturn
 # One binary per package above, to decide whether apt has anything to do.
-NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync
+NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync turnserver
 
 # The platforms of a release, GOOS/GOARCH. `make test` vets every package
 # for each of them (so a platform break fails CI); `make release` builds
