@@ -13,8 +13,9 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
 # FUSE 3, a real UPnP router (miniupnpd + nftables + miniupnpc), network
 # namespaces (iproute2), a terminal multiplexer for the shell tests, a
-# packet capture (tcpdump: the relay carries no plaintext) and rsync (the
-# everyday copies over a mount exit 0).
+# packet capture (tcpdump: the relay carries no plaintext), rsync (the
+# everyday copies over a mount exit 0) and coturn (turnserver: the STUN
+# server on the hole-punching lab's internet).
 APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync coturn
 # One binary per package above, to decide whether apt has anything to do.
 NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync turnserver
