@@ -7,19 +7,20 @@
 
 GO      ?= go
 BIN     ?= bin/dsftp
-PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest ./testdata/testenv/cmd/plaintcp
+PKGS    ?= ./... ./testdata/testenv ./testdata/wanproxy ./testdata/discordfake ./testdata/discordfake/cmd/fakediscord ./testdata/bench ./testdata/portmaptest ./testdata/testenv/cmd/plaintcp ./testdata/testenv/cmd/punchtest
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
 # Debian packages the tests drive: real OpenSSH client and server, sshfs,
 # FUSE 3, a real UPnP router (miniupnpd + nftables + miniupnpc), network
 # namespaces (iproute2), a terminal multiplexer for the shell tests, a
 # packet capture (tcpdump: the relay carries no plaintext), rsync (the
-# everyday copies over a mount exit 0), and the shells whose completion is
-# tested (zsh, fish, bash with the bash-completion package).
-APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync zsh fish bash-completion
+# everyday copies over a mount exit 0), the shells whose completion is
+# tested (zsh, fish, bash with the bash-completion package) and coturn
+# (turnserver: the STUN server on the hole-punching lab's internet).
+APT_PKGS := openssh-client openssh-server openssl sshfs fuse3 miniupnpd nftables miniupnpc iproute2 tmux procps psmisc tcpdump rsync zsh fish bash-completion coturn
 # One binary (or file) per package above, to decide whether apt has
 # anything to do.
-NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync zsh fish /usr/share/bash-completion/bash_completion
+NEED_BINS := ssh sftp openssl /usr/sbin/sshd sshfs fusermount3 /usr/sbin/miniupnpd nft upnpc ip tmux pgrep fuser tcpdump rsync zsh fish /usr/share/bash-completion/bash_completion turnserver
 
 # The platforms of a release, GOOS/GOARCH. `make test` vets every package
 # for each of them (so a platform break fails CI); `make release` builds

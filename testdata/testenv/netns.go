@@ -133,6 +133,7 @@ type Internet struct {
 	homes    int
 	prefixes map[netip.Prefix]bool
 	carrier  bool // the carrier's NAT is set up (carrier.go)
+	second   bool // SecondAddr is added (turn.go)
 }
 
 // NewInternet creates the internet namespace with a bridge and the address
@@ -203,6 +204,16 @@ type HomeOptions struct {
 	// NoPortMapping runs no port-mapping service at all: a router that
 	// only does NAT (StartRouter does nothing).
 	NoPortMapping bool
+	// Symmetric makes the router's NAT symmetric: every new flow leaves
+	// from a new random port (nftables masquerade random), so the port a
+	// STUN server sees is not the one a peer would meet.
+	Symmetric bool
+	// DropUnsolicited drops, as real home routers do, packets addressed
+	// to the router itself that no flow from inside asked for. A router
+	// that accepts them keeps a conntrack entry for each, and Linux NAT
+	// then gives the next outgoing flow to that address another port,
+	// which breaks hole punching in a way real routers don't.
+	DropUnsolicited bool
 }
 
 // Home is a router namespace running miniupnpd, with LAN hosts behind it.
@@ -274,8 +285,10 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 
 // skeletonNFT is the skeleton miniupnpd 2.3.1 (nftables) expects in
 // "table inet filter"; without it every AddPortMapping fails with 501.
-// Each jump on its own line.
+// Each jump on its own line. MASQUERADE and INPUT are filled in by
+// routerNFT.
 const skeletonNFT = `table inet filter {
+INPUT
 	chain forward {
 		type filter hook forward priority 0; policy drop;
 		ct state established,related accept
@@ -292,7 +305,7 @@ const skeletonNFT = `table inet filter {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
 		jump postrouting_miniupnpd
-		oifname "wan0" masquerade
+		oifname "wan0" MASQUERADE
 	}
 	chain prerouting_miniupnpd {
 	}
@@ -306,7 +319,7 @@ const skeletonNFT = `table inet filter {
 func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 	t.Helper()
 	nftFile := filepath.Join(h.dir, "skeleton.nft")
-	if err := os.WriteFile(nftFile, []byte(skeletonNFT), 0o644); err != nil {
+	if err := os.WriteFile(nftFile, []byte(routerNFT(o)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if !o.NoSkeleton {
@@ -339,6 +352,27 @@ func (h *Home) writeRouterConfig(t testing.TB, o HomeOptions) {
 	if err := os.WriteFile(h.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// dropUnsolicitedNFT is the input chain of a router that answers only
+// what its own LAN and its own flows asked for.
+const dropUnsolicitedNFT = `	chain input {
+		type filter hook input priority 0; policy drop;
+		ct state established,related accept
+		iifname "lo" accept
+		iifname "lan" accept
+	}`
+
+// routerNFT is the router's nftables ruleset for o.
+func routerNFT(o HomeOptions) string {
+	masq, input := "masquerade", ""
+	if o.Symmetric {
+		masq = "masquerade random"
+	}
+	if o.DropUnsolicited {
+		input = dropUnsolicitedNFT
+	}
+	return strings.NewReplacer("MASQUERADE", masq, "INPUT", input).Replace(skeletonNFT)
 }
 
 func yesNo(b bool) string {
