@@ -167,5 +167,9 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 		defer lifecycle.Stopping()
 		return in.Mount(ctx, abs, fsOpts)
 	})
-	return in.Wait()
+	if err := in.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "dsftp mount stopped: %s unmounted in %.1f s\n", abs, in.StopTime().Seconds())
+	return nil
 }

@@ -123,7 +123,10 @@ type Instance struct {
 	via           atomic.Pointer[[]string]
 	discord       atomic.Pointer[discord.Discovery]
 	lanSettle     time.Time
-	discordSettle atomic.Int64 // unix nanos; 0 while Discord starts
+	discordSettle atomic.Int64  // unix nanos; 0 while Discord starts
+	started       bool          // Start returned it
+	stopping      atomic.Int64  // unix nanos when the instance began to stop
+	took          time.Duration // the stop, once Wait returned
 }
 
 // Start brings the instance up: the share (bound, banner printed), the
@@ -140,6 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	}
 	ctx, in.cancel = context.WithCancel(ctx)
 	in.g, in.ctx = errgroup.WithContext(ctx)
+	context.AfterFunc(in.ctx, func() { in.stopping.CompareAndSwap(0, time.Now().UnixNano()) })
 	defer func() {
 		if err != nil {
 			in.cancel()
@@ -167,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		context.AfterFunc(in.ctx, func() { in.Pool.Close() })
 	}
 	if cfg.Discover != nil && !cfg.Discover(in.Registry) {
+		in.started = true
 		return in, nil
 	}
 	if err := in.startDiscovery(); err != nil {
@@ -177,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	}
 	in.startReverse()
 	in.startDialBack()
+	in.started = true
 	return in, nil
 }
 
@@ -301,8 +307,18 @@ func (in *Instance) Wait() error {
 	if in.Share != nil {
 		in.Share.Close()
 	}
+	if at := in.stopping.Load(); at != 0 {
+		in.took = time.Since(time.Unix(0, at))
+	}
+	if in.started {
+		in.log.Info("stopped", "took", in.took.Round(time.Millisecond))
+	}
 	return err
 }
+
+// StopTime is how long the instance took to stop, from the signal (or
+// the first part ending) until Wait had closed everything.
+func (in *Instance) StopTime() time.Duration { return in.took }
 
 // Remote is the client side of the instance: its peers through its pool,
 // settling while discovery collects them.
@@ -320,6 +336,7 @@ func (in *Instance) Mount(ctx context.Context, dir string, opts fs.Options) erro
 	}
 	in.log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
 		"client_key", ssh.FingerprintSHA256(in.Pool.PublicKey()))
+	fmt.Fprintf(in.cfg.Out, "mounted at %s\n", dir)
 	return m.Run(ctx)
 }
 
