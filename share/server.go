@@ -308,6 +308,12 @@ func (s *Server) initView() error {
 // IgnoreRules is the number of rules read from the share's .dsftpignore.
 func (s *Server) IgnoreRules() int { return s.view.ignore.Count() }
 
+// ReloadIgnore re-reads the share's .dsftpignore at once (it is otherwise
+// looked at once a second) and returns the number of rules in force; if
+// the file cannot be read, the previous rules stay, and the error says
+// why.
+func (s *Server) ReloadIgnore() (int, error) { return s.view.ignore.reload() }
+
 // ShareHidden reports whether hidden files are served.
 func (s *Server) ShareHidden() bool { return s.opts.ShareHidden }
 

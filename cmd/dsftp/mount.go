@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 
@@ -150,6 +151,11 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	if err := fsOpts.Check(abs); err != nil {
 		return err
 	}
+	if p := f.fs.PIDFile; p != "" {
+		if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+			return usageError{fmt.Errorf("--pid-file %s: its directory does not exist", p)}
+		}
+	}
 	if f.fs.Daemon && !lifecycle.IsDaemonChild() {
 		return lifecycle.Daemonize(g.log.File)
 	}
@@ -158,10 +164,16 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 		opts.Logger = log
 		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, rc, abs
 	}
+	removePID, err := lifecycle.WritePIDFile(f.fs.PIDFile)
+	if err != nil {
+		return err
+	}
+	defer removePID()
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
+	in.ReloadOn(lifecycle.Reloads())
 	fsOpts.Logger, fsOpts.Ready = log, lifecycle.Ready
 	in.Go(func(ctx context.Context) error {
 		defer lifecycle.Stopping()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,7 @@ type Instance struct {
 	started       bool          // Start returned it
 	stopping      atomic.Int64  // unix nanos when the instance began to stop
 	took          time.Duration // the stop, once Wait returned
+	mount         atomic.Pointer[fs.Mount]
 }
 
 // Start brings the instance up: the share (bound, banner printed), the
@@ -334,10 +336,45 @@ func (in *Instance) Mount(ctx context.Context, dir string, opts fs.Options) erro
 	if err != nil {
 		return err
 	}
+	in.mount.Store(m)
 	in.log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
 		"client_key", ssh.FingerprintSHA256(in.Pool.PublicKey()))
 	fmt.Fprintf(in.cfg.Out, "mounted at %s\n", dir)
 	return m.Run(ctx)
+}
+
+// ReloadOn reloads (see Reload) on every signal from sigs until the
+// instance stops.
+func (in *Instance) ReloadOn(sigs <-chan os.Signal) {
+	in.g.Go(func() error {
+		for {
+			select {
+			case <-in.ctx.Done():
+				return nil
+			case sig := <-sigs:
+				in.Reload(sig.String())
+			}
+		}
+	})
+}
+
+// Reload forgets what the mount cached, so every peer is asked again, and
+// re-reads the share's .dsftpignore at once; why names the cause, for
+// the log.
+func (in *Instance) Reload(why string) {
+	attrs := []any{"on", why}
+	if m := in.mount.Load(); m != nil {
+		m.FlushCaches()
+		attrs = append(attrs, "caches", "flushed")
+	}
+	if in.Share != nil {
+		n, err := in.Share.ReloadIgnore()
+		if err != nil {
+			in.log.Warn("keeping the previous ignore rules", "err", err)
+		}
+		attrs = append(attrs, "ignore_file", share.IgnoreFile, "rules", n)
+	}
+	in.log.Info("reloaded", attrs...)
 }
 
 // authorizerFunc adapts a function to share.KeyAuthorizer.
