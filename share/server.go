@@ -86,6 +86,11 @@ type Options struct {
 	// and dsftp's configuration directory ($XDG_CONFIG_HOME/dsftp); an
 	// empty slice, none.
 	SecretDirs []string
+	// SelfClientVersion is the SSH version line this process's own client
+	// sends. A connection with it from one of this machine's addresses
+	// that ends before a login is this process dialing a peer's address
+	// that is its own share here: logged at debug, no penalty.
+	SelfClientVersion string
 	// ExcludeMounts returns absolute mountpoints that are never served,
 	// nor anything below them: dsftp's own FUSE mounts, which would
 	// otherwise loop peers through each other's shares. It is called

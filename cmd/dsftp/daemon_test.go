@@ -175,4 +175,3 @@ func TestMountDaemonPIDAndReload(t *testing.T) {
 		t.Errorf("--pid-file left behind: %v", err)
 	}
 }
-

@@ -8,6 +8,7 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,6 +130,14 @@ type Instance struct {
 	stopping      atomic.Int64  // unix nanos when the instance began to stop
 	took          time.Duration // the stop, once Wait returned
 	mount         atomic.Pointer[fs.Mount]
+	clientVersion string // our pool's SSH version line, known to our share
+}
+
+// clientVersion is an SSH version line of this run only, by which the
+// share knows the pool of its own process when it dials a peer's address
+// that is this machine.
+func clientVersion() string {
+	return "SSH-2.0-dsftp_" + rand.Text()[:8]
 }
 
 // Start brings the instance up: the share (bound, banner printed), the
@@ -139,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	in := &Instance{cfg: cfg, log: cfg.Logger, recheck: make(chan struct{}, 1)}
+	in := &Instance{cfg: cfg, log: cfg.Logger, recheck: make(chan struct{}, 1), clientVersion: clientVersion()}
 	if err := in.startShare(); err != nil {
 		return nil, err
 	}
@@ -166,6 +175,10 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Pool != nil {
 		po := *cfg.Pool
 		in.routeOptions(&po)
+		po.ClientVersion = in.clientVersion
+		if in.Share != nil {
+			po.SelfID = in.self.id()
+		}
 		if in.Pool, err = pool.New(po); err != nil {
 			return nil, err
 		}
@@ -206,6 +219,7 @@ func (in *Instance) startShare() error {
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return in.Registry.AuthorizedKey(k) })
 	}
 	opts.ExcludeMounts = excludeMounts(in.cfg.Mountpoint)
+	opts.SelfClientVersion = in.clientVersion
 	in.shareRoutes(&opts)
 	// Without --host-key the key lasts in the configuration directory; it
 	// is never served either.
