@@ -39,7 +39,9 @@ func init() {
 			Long: `Mount the shares of all live peers under MOUNTPOINT, one directory per
 peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT),
 SIGTERM or SIGHUP unmounts. --daemon runs it in the background instead
-(as rclone does): the command returns once the mount is ready.
+(as rclone does): the command returns once the mount is ready and prints
+the background PID (--pid-file writes it to a file); SIGHUP to that process
+flushes the mount's caches and re-reads .dsftpignore instead of stopping it.
 
 While mounted, it also shares a directory (by default the working
 directory) read-only, exactly as 'dsftp share' does; --share DIR
