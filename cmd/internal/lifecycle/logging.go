@@ -31,8 +31,9 @@ type Logging struct {
 }
 
 // Chosen reports whether the user chose where or what to log (--log-file,
-// -v, -q, --log-level), rather than leaving it to the defaults.
-func (l *Logging) Chosen() bool { return l.File != "" || l.explicit }
+// --log-json, -v, -q, --log-level), rather than leaving it to the
+// defaults.
+func (l *Logging) Chosen() bool { return l.File != "" || l.JSON || l.explicit }
 
 // Register adds --log-level, -v, -q, --log-json and --log-file to fl.
 func (l *Logging) Register(fl *pflag.FlagSet) {
@@ -47,7 +48,7 @@ func (l *Logging) Register(fl *pflag.FlagSet) {
 // of a --daemon, or stderr when it is no terminal: a pipe, the journal)
 // gets every line at the log level. A terminal is for the user, not a
 // log: by default it shows only the warnings and errors, as plain lines;
-// -v, -q or --log-level there make it the log again.
+// -v, -q, --log-level or --log-json there make it the log again.
 func (l *Logging) Setup(fl *pflag.FlagSet) error {
 	level, explicit, err := l.level(fl)
 	if err != nil {
@@ -76,7 +77,7 @@ func (l *Logging) Setup(fl *pflag.FlagSet) error {
 		}
 		l.closer = sl
 		h = l.logHandler(sl, level)
-	case onTerminal && !explicit:
+	case onTerminal && !explicit && !l.JSON:
 		h = newConsoleHandler(os.Stderr, slog.LevelWarn)
 	default:
 		h = l.logHandler(os.Stderr, level)
