@@ -79,6 +79,14 @@ func newCache(size int, dirBudget int, ttl time.Duration) *cache {
 	return c
 }
 
+// purge empties the cache.
+func (c *cache) purge() {
+	if c != nil {
+		c.attrs.Purge()
+		c.dirs.Purge() // the eviction callback keeps dirEntries right
+	}
+}
+
 func key(peerID, rel string) string { return peerID + "\x00" + rel }
 
 func (c *cache) attr(peerID, rel string) (attrEntry, bool) {

@@ -58,6 +58,9 @@ type Mount struct {
 	root   *rootNode
 	cancel context.CancelFunc
 	done   chan struct{}
+	// detached: unmounted lazily, so the kernel lets go of the file
+	// system only once its last user does.
+	detached bool
 }
 
 // New mounts the file system at dir and starts following the registry.
@@ -162,13 +165,14 @@ func (m *Mount) Unmount() error {
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(5 * time.Second):
-		err = errors.New("unmount did not finish within 5 s")
+	case <-time.After(unmountTimeout):
+		err = fmt.Errorf("unmount did not finish within %v", unmountTimeout)
 	}
 	if err != nil && isMountedAs(m.Dir, m.fstype) {
 		// A shell sitting in the mount keeps it busy: detach it instead.
 		if derr := detach(m.Dir); derr == nil {
 			err = nil
+			m.detached = true
 		}
 	}
 	<-m.done
@@ -182,8 +186,18 @@ func (m *Mount) Unmount() error {
 // e.g. fusermount3 -u).
 func (m *Mount) Wait() { m.server.Wait() }
 
-// unmountWait bounds the wait for go-fuse's request loops after Unmount.
-const unmountWait = 2 * time.Second
+// unmountTimeout bounds go-fuse's unmount before it is detached instead,
+// and unmountWait the wait for its request loops after: together they
+// keep a stop under 2 s.
+const (
+	unmountTimeout = time.Second
+	unmountWait    = 500 * time.Millisecond
+)
+
+// FlushCaches forgets the cached attributes and listings, so the next
+// look at any peer's file asks the peer (the kernel keeps the entries it
+// looked up for at most AttrTTL).
+func (m *Mount) FlushCaches() { m.root.fsys.cache.purge() }
 
 // Run serves until ctx ends, then closes the pool and unmounts, or until the file system is
 // unmounted from outside (fusermount3 -u), which is no error.
@@ -207,6 +221,12 @@ func (m *Mount) Run(ctx context.Context) error {
 		m.root.fsys.opts.Pool.Close()
 		if err := m.Unmount(); err != nil {
 			return fmt.Errorf("unmount %s: %w", m.Dir, err)
+		}
+		if m.detached {
+			// Its loops end when the last user lets go, which may be
+			// never while a shell sits in it.
+			log.Info("unmounted lazily: the mount was busy; it goes away once nothing uses it", "mountpoint", m.Dir)
+			return nil
 		}
 		select {
 		case <-unmounted:

@@ -29,3 +29,6 @@ func (m *Mount) Unmount() error { return errNoMount }
 
 // Wait never runs: New fails.
 func (m *Mount) Wait() {}
+
+// FlushCaches does nothing: there is no mount.
+func (m *Mount) FlushCaches() {}

@@ -158,6 +158,19 @@ type helloConn struct {
 	bulk   atomic.Bool // a reverse connection: data comes in bulk
 	st     *startup    // told when the version line arrives
 	r      *bufio.Reader
+	hello  []byte // the start of the version line, until it ends
+	line   atomic.Pointer[string]
+}
+
+// maxHello bounds the version line kept (RFC 4253: 255 bytes).
+const maxHello = 255
+
+// version is the client's SSH version line, once it has arrived.
+func (h *helloConn) version() string {
+	if v := h.line.Load(); v != nil {
+		return *v
+	}
+	return ""
 }
 
 // reverseReadBuf is the read buffer of a reverse connection, whose data
@@ -176,9 +189,17 @@ func (h *helloConn) Read(p []byte) (int, error) {
 		return h.r.Read(p)
 	}
 	n, err := h.Conn.Read(p)
-	if n > 0 && !h.saw.Load() && bytes.IndexByte(p[:n], '\n') >= 0 {
-		h.saw.Store(true)
-		h.st.hello.Store(true)
+	if n > 0 && !h.saw.Load() {
+		i := bytes.IndexByte(p[:n], '\n')
+		if i < 0 {
+			h.hello = append(h.hello, p[:min(n, maxHello-len(h.hello))]...)
+		} else {
+			v := string(bytes.TrimRight(append(h.hello, p[:min(i, maxHello-len(h.hello))]...), "\r"))
+			h.line.Store(&v)
+			h.hello = nil
+			h.saw.Store(true)
+			h.st.hello.Store(true)
+		}
 	}
 	return n, err
 }
@@ -210,6 +231,9 @@ func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *
 		why, pen = "wrong password", penaltyAuthFail
 	case auth.failures >= s.opts.MaxAuthTries:
 		why, pen = "too many failed login attempts", penaltyAuthFail
+	case auth.attempts == 0 && s.ownDial(hc):
+		log.Debug("our own client reached our own share (a peer's address that is ours on this network): closed")
+		return
 	case auth.dialBack && auth.attempts == 0:
 		// A member dialed us back because we asked: no penalty.
 		log.Info("a member's dial-back check arrived", "duration", took.Round(time.Millisecond))
@@ -231,6 +255,35 @@ func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *
 		log.Warn("address penalised: its new connections are refused for a while", "source", src.String(),
 			"until", until.Format(time.RFC3339), "why", why)
 	}
+}
+
+// ownDial reports whether hc is this process's own client: its version
+// line, from an address of this machine (the line alone travels to every
+// peer this process dials, so it proves nothing from elsewhere).
+func (s *Server) ownDial(hc *helloConn) bool {
+	if s.opts.SelfClientVersion == "" || hc.version() != s.opts.SelfClientVersion {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(hc.RemoteAddr().String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if local, ok := netip.AddrFromSlice(n.IP); ok && local.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rejectFirstChannel tells a client that logged in but was over a

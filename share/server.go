@@ -87,6 +87,11 @@ type Options struct {
 	// and dsftp's configuration directory ($XDG_CONFIG_HOME/dsftp); an
 	// empty slice, none.
 	SecretDirs []string
+	// SelfClientVersion is the SSH version line this process's own client
+	// sends. A connection with it from one of this machine's addresses
+	// that ends before a login is this process dialing a peer's address
+	// that is its own share here: logged at debug, no penalty.
+	SelfClientVersion string
 	// ExcludeMounts returns absolute mountpoints that are never served,
 	// nor anything below them: dsftp's own FUSE mounts, which would
 	// otherwise loop peers through each other's shares. It is called
@@ -282,6 +287,12 @@ func New(opts Options) (*Server, error) {
 
 // IgnoreRules is the number of rules read from the share's .dsftpignore.
 func (s *Server) IgnoreRules() int { return s.view.IgnoreRules() }
+
+// ReloadIgnore re-reads the share's .dsftpignore at once (it is otherwise
+// looked at once a second) and returns the number of rules in force; if
+// the file cannot be read, the previous rules stay, and the error says
+// why.
+func (s *Server) ReloadIgnore() (int, error) { return s.view.ignore.reload() }
 
 // ShareHidden reports whether hidden files are served.
 func (s *Server) ShareHidden() bool { return s.opts.ShareHidden }

@@ -11,6 +11,7 @@ import (
 	"github.com/dsftp/dsftp/cmd/internal/client"
 	"github.com/dsftp/dsftp/cmd/internal/download"
 	"github.com/dsftp/dsftp/cmd/internal/instance"
+	"github.com/dsftp/dsftp/cmd/internal/lifecycle"
 	"github.com/dsftp/dsftp/peers"
 )
 
@@ -25,9 +26,8 @@ func newGetCmd(g *globals) *cobra.Command {
 	var opts download.Options
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:         "get [flags] PEER:PATH [DEST]",
-		Annotations: map[string]string{quietOnTerminal: "yes"},
-		Short:       "Download a file or directory from a peer",
+		Use:   "get [flags] PEER:PATH [DEST]",
+		Short: "Download a file or directory from a peer",
 		Long: `get downloads PATH from the share of PEER into DEST (default: the current
 directory). The file is written as DEST.part and renamed when complete; an
 interrupted get run again resumes when the remote file is unchanged. An
@@ -49,7 +49,7 @@ waits up to --wait for PEER to appear and to accept the key.`,
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			return getCmd(cmd, args[0], dest, &cf, &df, &lf, opts, wait)
+			return getCmd(cmd, g, args[0], dest, &cf, &df, &lf, opts, wait)
 		},
 	}
 	cmd.ValidArgsFunction = completePeerSpec(&df, &lf)
@@ -67,7 +67,7 @@ waits up to --wait for PEER to appear and to accept the key.`,
 // getCmd downloads spec (PEER:PATH) into dest. It finds PEER among the
 // --peer peers or, failing that, by discovery, advertising only our client
 // key until it exits.
-func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discoveryFlags, lf *lanFlags,
+func getCmd(cmd *cobra.Command, g *globals, spec, dest string, cf *clientFlags, df *discoveryFlags, lf *lanFlags,
 	opts download.Options, wait time.Duration) error {
 	if wait < 0 {
 		return usageError{fmt.Errorf("--wait %v: want a duration such as 10s", wait)}
@@ -80,8 +80,14 @@ func getCmd(cmd *cobra.Command, spec, dest string, cf *clientFlags, df *discover
 	if err != nil {
 		return err
 	}
+	// get reports a peer it cannot reach in its own error, once; the
+	// pool's warning about it goes only to a log the user chose.
+	poolLog := log
+	if !g.log.Chosen() {
+		poolLog = lifecycle.AtLeast(slog.LevelError)
+	}
 	cfg := instance.Config{
-		Peers: ps, Pool: cf.poolOptions(ids, log),
+		Peers: ps, Pool: cf.poolOptions(ids, poolLog),
 		// A --peer name needs no discovery: nothing is posted.
 		Discover: func(reg *peers.Registry) bool { return !client.Known(spec, reg) },
 		Out:      cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,

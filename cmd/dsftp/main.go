@@ -43,10 +43,6 @@ type globals struct {
 	log lifecycle.Logging
 }
 
-// quietOnTerminal marks commands whose default log level is warn when
-// stderr is a terminal: their output is for the user, not a log.
-const quietOnTerminal = "quiet-on-terminal"
-
 // subcommands are added by init functions in this package's other files,
 // one file per command.
 var subcommands []func(*globals) *cobra.Command
@@ -70,7 +66,7 @@ directory per peer.
 		SilenceErrors: true,
 		Version:       lifecycle.Version(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.log.Setup(cmd.Flags(), cmd.Annotations[quietOnTerminal] != ""); err != nil {
+			if err := g.log.Setup(cmd.Flags()); err != nil {
 				return usageError{err}
 			}
 			return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 
@@ -38,7 +39,9 @@ func init() {
 			Long: `Mount the shares of all live peers under MOUNTPOINT, one directory per
 peer, read-only. Runs in the foreground and logs; Ctrl-C (SIGINT),
 SIGTERM or SIGHUP unmounts. --daemon runs it in the background instead
-(as rclone does): the command returns once the mount is ready.
+(as rclone does): the command returns once the mount is ready and prints
+the background PID (--pid-file writes it to a file); SIGHUP to that process
+flushes the mount's caches and re-reads .dsftpignore instead of stopping it.
 
 While mounted, it also shares a directory (by default the working
 directory) read-only, exactly as 'dsftp share' does; --share DIR
@@ -150,6 +153,11 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	if err := fsOpts.Check(abs); err != nil {
 		return err
 	}
+	if p := f.fs.PIDFile; p != "" {
+		if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+			return usageError{fmt.Errorf("--pid-file %s: its directory does not exist", p)}
+		}
+	}
 	if f.fs.Daemon && !lifecycle.IsDaemonChild() {
 		return lifecycle.Daemonize(g.log.File)
 	}
@@ -158,14 +166,24 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 		opts.Logger = log
 		cfg.Share, cfg.Reach, cfg.Mountpoint = &opts, rc, abs
 	}
+	removePID, err := lifecycle.WritePIDFile(f.fs.PIDFile)
+	if err != nil {
+		return err
+	}
+	defer removePID()
 	in, err := instance.Start(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
+	in.ReloadOn(lifecycle.Reloads())
 	fsOpts.Logger, fsOpts.Ready = log, lifecycle.Ready
 	in.Go(func(ctx context.Context) error {
 		defer lifecycle.Stopping()
 		return in.Mount(ctx, abs, fsOpts)
 	})
-	return in.Wait()
+	if err := in.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "dsftp mount stopped: %s unmounted in %.1f s\n", abs, in.StopTime().Seconds())
+	return nil
 }

@@ -129,7 +129,7 @@ func TestReachMatrix(t *testing.T) {
 	}
 
 	// The matrix: each pair's route as the reader's log says.
-	routeRE := regexp.MustCompile(`msg="(?:peer reachable again|peer served through another member|peer reachable directly now[^"]*|peer reachable over its reverse connection now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
+	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached without dialing it: over its reverse connection or relayed by a member|peer reachable directly now[^"]*|peer reachable over its reverse connection now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
 	route := func(p pair) string {
 		if pending[p] {
 			return "FAIL"

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -171,6 +170,6 @@ func runShare(cmd *cobra.Command, dir string, f *shareFlags, df *discoveryFlags,
 	if err := in.Wait(); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "dsftp share stopped")
+	fmt.Fprintf(cmd.ErrOrStderr(), "dsftp share stopped in %.1f s\n", in.StopTime().Seconds())
 	return nil
 }

@@ -27,9 +27,8 @@ func newShellCmd(g *globals) *cobra.Command {
 	var df discoveryFlags
 	var lf lanFlags
 	cmd := &cobra.Command{
-		Use:         "shell",
-		Annotations: map[string]string{quietOnTerminal: "yes"},
-		Short:       "Browse and download from peers interactively",
+		Use:   "shell",
+		Short: "Browse and download from peers interactively",
 		Long: `shell is an interactive client for the peers' shares, for machines without
 FUSE or for people who prefer it. Commands: list_peers, connect [peer], ls [-l],
 cd, pwd, get [-r] [-f] [--sha256], lcd, lpwd, lls, disconnect, help, exit.
@@ -47,7 +46,7 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
   dsftp shell --no-share --discovery off --peer "alice=sftp://dsftp@192.0.2.7:2200/?fingerprint=SHA256:Xb1..."`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runShellCmd(cmd, &cf, &df, &lf, &sf, shareDir, noShare, history)
+			return runShellCmd(cmd, g, &cf, &df, &lf, &sf, shareDir, noShare, history)
 		},
 	}
 	cf.register(cmd)
@@ -62,10 +61,14 @@ not listed as a peer), which is what lets the peers' shares accept it.`,
 
 // runShellCmd runs the interactive shell, sharing the working directory
 // meanwhile (unless noShare) and finding peers as --discovery says.
-func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, shareDir string, noShare bool, history string) error {
-	// Discovery and share logs would break into the prompt; only warnings
-	// and errors reach the terminal.
-	quiet := slog.New(lifecycle.LimitLogs(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+func runShellCmd(cmd *cobra.Command, g *globals, cf *clientFlags, df *discoveryFlags, lf *lanFlags, sf *shareFlags, shareDir string, noShare bool, history string) error {
+	// Discovery and share logs would break into the prompt (or, piped,
+	// into its output): only warnings and errors, unless the user chose a
+	// log (--log-file gets the rest) or a level.
+	quiet := slog.Default()
+	if !g.log.Chosen() {
+		quiet = lifecycle.AtLeast(slog.LevelWarn)
+	}
 	cfg := instance.Config{
 		ShareHint: fmt.Sprintf("share %s (or run with --no-share)", shareDir),
 		// Discovery starts in the background so the shell answers at once;
@@ -84,7 +87,7 @@ func runShellCmd(cmd *cobra.Command, cf *clientFlags, df *discoveryFlags, lf *la
 	// Connection warnings would break into the prompt too; the shell
 	// reports failures itself, one line per command.
 	cfg.Peers = ps
-	cfg.Pool = cf.poolOptions(ids, slog.New(lifecycle.LimitLogs(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))))
+	cfg.Pool = cf.poolOptions(ids, lifecycle.AtLeast(slog.LevelError))
 	if !noShare {
 		if err := instance.CheckShareDir(shareDir, cmd.Flags().Changed("share"), "dsftp shell", true, cmd.ErrOrStderr()); err != nil {
 			return err

@@ -126,7 +126,7 @@ func TestFatalErrors(t *testing.T) {
 	good, _ := e.bot(t)
 	noIntent, _ := e.bot(t, func(b *discordfake.Bot) { b.MessageContent = false })
 	readOnly, _ := e.bot(t, func(b *discordfake.Bot) { b.NoPost = []string{e.channel} })
-	lonely, lonelyID := e.bot(t, func(b *discordfake.Bot) { b.Guilds = nil })
+	lonely, _ := e.bot(t, func(b *discordfake.Bot) { b.Guilds = nil })
 	g2 := e.fake.AddGuild("work")
 	twoGuilds, _ := e.bot(t, func(b *discordfake.Bot) { b.Guilds = append(b.Guilds, g2) })
 	gatewayOnly, gatewayOnlyID := e.bot(t)
@@ -136,19 +136,22 @@ func TestFatalErrors(t *testing.T) {
 		name, token, channel string
 		want                 error
 		text                 []string
+		guild                string
 	}{
-		{"bad token", "not-a-token", "", ErrBadToken, []string{"DSFTP_DISCORD_TOKEN"}},
-		{"intent", noIntent, "", ErrIntent, []string{"Message Content"}},
-		{"gateway 4004", gatewayOnly, "", ErrBadToken, []string{"Reset Token"}},
-		{"channel", good, "nope", ErrNoChannel, []string{"#dsftp", "#general", "--channel"}},
-		{"post refused", readOnly, "", ErrForbidden, []string{"Send Messages"}},
-		{"no guild", lonely, "", ErrNoGuild, []string{InviteURL(lonelyID)}},
-		{"two guilds", twoGuilds, "", nil, []string{"--guild", "friends", "work"}},
+		{"bad token", "not-a-token", "", ErrBadToken, []string{"DSFTP_DISCORD_TOKEN"}, ""},
+		{"intent", noIntent, "", ErrIntent, []string{"Message Content"}, ""},
+		{"gateway 4004", gatewayOnly, "", ErrBadToken, []string{"Reset Token"}, ""},
+		{"channel", good, "nope", ErrNoChannel, []string{"#dsftp", "#general", "--channel"}, ""},
+		{"post refused", readOnly, "", ErrForbidden, []string{"Send Messages"}, ""},
+		// Not Discord itself (--discord-api): no discord.com link.
+		{"no guild", lonely, "", ErrNoGuild, []string{"invite the bot to a server on " + e.fake.URL()}, ""},
+		{"guild not found", good, "", nil, []string{`not in server "nosuchguild", only in friends`, "--guild", "invite the bot to a server on " + e.fake.URL()}, "nosuchguild"},
+		{"two guilds", twoGuilds, "", nil, []string{"--guild", "friends", "work"}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, _, _ := e.config(t, c.token, "x")
-			cfg.Channel = c.channel
+			cfg.Channel, cfg.Guild = c.channel, c.guild
 			before := identifies.Load()
 			start := time.Now()
 			d, err := Start(context.Background(), cfg)
@@ -165,6 +168,14 @@ func TestFatalErrors(t *testing.T) {
 			for _, s := range c.text {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+			if c.want == ErrNoGuild || c.guild != "" {
+				// The server in use is the fake, not Discord: its
+				// invite links would be wrong, and "in no server"
+				// must not precede the servers it is in.
+				if strings.Contains(err.Error(), "discord.com") || (c.guild != "" && errors.Is(err, ErrNoGuild)) {
+					t.Errorf("error %q points to Discord or contradicts itself", err)
 				}
 			}
 			if n := identifies.Load() - before; n > 1 {

@@ -108,6 +108,11 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 	if err == nil && len(r.allow) > 0 && !slices.Contains(r.allow, author) {
 		err = errors.New("author is not in --allow-user")
 	}
+	if err != nil && d != nil && d.Fingerprint == r.selfID {
+		// Signed with our own key: an earlier advert of ours (expired, say).
+		r.log.Debug("discord: our own earlier advert", "message", m.ID, "err", err)
+		return
+	}
 	if err != nil {
 		r.reject(err, m.ID, author)
 		return

@@ -39,6 +39,16 @@ func InviteURL(botID string) string {
 	return fmt.Sprintf("https://discord.com/oauth2/authorize?client_id=%s&scope=bot&permissions=%d", url.QueryEscape(botID), invitePermissions)
 }
 
+// invite says how to add the bot to a server: Discord's invite link, or,
+// for another server (--discord-api), whose links dsftp does not know,
+// only that it must be done there.
+func invite(base, botID string) string {
+	if base == "" {
+		return "invite it with " + InviteURL(botID)
+	}
+	return "invite the bot to a server on " + base
+}
+
 // rewriteTransport sends every request to base's scheme and host (with
 // --discord-api), keeping the path discordgo built. It is per session, so
 // discordgo's package-level endpoint variables stay untouched. Its errors
@@ -259,9 +269,9 @@ func resolve(ctx context.Context, s *discordgo.Session, timeout time.Duration, b
 	slices.Sort(names)
 	switch {
 	case len(guilds) == 0:
-		return t, fmt.Errorf("%w: invite it with %s", ErrNoGuild, InviteURL(t.botID))
+		return t, fmt.Errorf("%w: %s", ErrNoGuild, invite(base, t.botID))
 	case guild != "" && t.guildID == "":
-		return t, fmt.Errorf("%w: the bot is not in server %q; it is in: %s (or invite it with %s)", ErrNoGuild, guild, strings.Join(names, ", "), InviteURL(t.botID))
+		return t, fmt.Errorf("the bot is not in server %q, only in %s: choose one with --guild, or %s", guild, strings.Join(names, ", "), invite(base, t.botID))
 	case guild == "" && len(guilds) > 1:
 		return t, fmt.Errorf("the bot is in %d servers (%s): choose one with --guild", len(guilds), strings.Join(names, ", "))
 	case guild == "":

@@ -28,6 +28,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
@@ -251,17 +252,27 @@ func (d *Discovery) Listen() error {
 	if err4 != nil && err6 != nil {
 		return fmt.Errorf("listen for LAN adverts on UDP port %d: %w (another program may hold the port without SO_REUSEPORT; choose another with --lan-port)", d.port, err4)
 	}
-	if err6 != nil {
-		d.log.Debug("no IPv6 for LAN discovery", "err", err6)
-	}
-	if err4 != nil {
-		d.log.Debug("no IPv4 for LAN discovery", "err", err4)
-	}
+	d.logListenErr("IPv6", err6)
+	d.logListenErr("IPv4", err4)
 	d.mu.Lock()
 	d.v4, d.v6 = v4, v6
 	d.mu.Unlock()
 	d.rescan()
 	return nil
+}
+
+// logListenErr reports a family that could not listen. A host without
+// IPv6 is normal; a port another program holds without sharing it
+// (SO_REUSEPORT) silently cuts this process off from the peers of that
+// family, which the user must hear about and can fix.
+func (d *Discovery) logListenErr(family string, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.EADDRINUSE):
+		d.log.Warn(fmt.Sprintf("LAN discovery cannot use UDP port %d over %s: another program holds it without sharing it (SO_REUSEPORT), so peers on %s neither hear us nor are heard; stop that program (ss -ulpn 'sport = :%d' names it) or give every peer another --lan-port", d.port, family, family, d.port), "err", err)
+	default:
+		d.log.Debug("no "+family+" for LAN discovery", "err", err)
+	}
 }
 
 // Announce asks for an announcement soon (coalesced with others), for

@@ -86,7 +86,9 @@ func (c *conn) kill(reason error) {
 	c.killOnce.Do(func() {
 		c.dead.Store(true)
 		close(c.done)
-		if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) {
+		if errors.Is(reason, errPeerClosed) && c.g.idleFor(c) > 0 {
+			c.g.pool.log.Info("peer closed a connection with nothing in use (its idle timeout, or it stopped)", "peer", c.g.name(), "addr", c.addr)
+		} else if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) {
 			c.g.pool.log.Warn("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
 		} else {
 			c.g.pool.log.Debug("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
@@ -365,9 +367,9 @@ func (g *group) startDialLocked() {
 			c.kill(errPoolClosed)
 		}
 		if wasDown {
-			g.pool.log.Info("peer reachable again", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
+			g.pool.log.Info("peer reachable after failed attempts", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
 		} else if r := g.pool.routeName(addr); r != "direct" {
-			g.pool.log.Info("peer served through another member", "peer", peerLabel(peer), "route", r)
+			g.pool.log.Info("peer reached without dialing it: over its reverse connection or relayed by a member", "peer", peerLabel(peer), "route", r)
 		}
 		g.watch(c)
 		close(d.done)
@@ -379,7 +381,7 @@ func (g *group) watch(c *conn) {
 	go c.keepalive()
 	go func() {
 		_ = c.ssh.Wait()
-		c.kill(errConnLost)
+		c.kill(errPeerClosed)
 	}()
 }
 

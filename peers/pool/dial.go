@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -281,6 +282,9 @@ func (p *Pool) knownHostsFile() string {
 func (p *Pool) hostKeyCallback(peer peers.Peer) ssh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		got := ssh.FingerprintSHA256(key)
+		if got == p.opts.SelfID && got != "" {
+			return fmt.Errorf("%s answers with our own host key: it is this machine's own share, not %s's (a local address of its network that is ours on this one)", hostname, peerLabel(peer))
+		}
 		if peer.HostKey != nil {
 			if bytes.Equal(key.Marshal(), peer.HostKey.Marshal()) {
 				return nil
@@ -353,7 +357,7 @@ func (p *Pool) clientConfig(peer peers.Peer, addr string) (cfg *ssh.ClientConfig
 		Auth:              auth,
 		HostKeyCallback:   p.hostKeyCallback(peer),
 		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
-		ClientVersion:     "SSH-2.0-dsftp",
+		ClientVersion:     cmp.Or(p.opts.ClientVersion, "SSH-2.0-dsftp"),
 		Config:            ssh.Config{Ciphers: ciphers},
 	}, closeAgent
 }

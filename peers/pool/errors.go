@@ -27,6 +27,7 @@ var (
 
 	errNotSupported = fmt.Errorf("not supported by the server: %w", syscall.ENOTSUP)
 	errConnLost     = fmt.Errorf("connection lost: %w", syscall.EIO)
+	errPeerClosed   = fmt.Errorf("%w (closed by the peer)", errConnLost)
 )
 
 // HostKeyError is a host key that does not match what the peer is pinned to.

@@ -78,8 +78,13 @@ type Options struct {
 	Routes *Routes
 	// NoRelay keeps the pool from asking other members to relay.
 	NoRelay bool
-	// SelfID is this process's own peer ID, never used as a relay.
+	// SelfID is this process's own peer ID, never used as a relay; an
+	// address answering with it is this process's own share.
 	SelfID string
+	// ClientVersion is the SSH version line the pool sends; empty means
+	// "SSH-2.0-dsftp". The share of this process recognises its own dials
+	// by it (share.Options.SelfClientVersion).
+	ClientVersion string
 	// DirectRetry is how often a peer reached through another member is
 	// dialed directly again; zero means DefaultDirectRetry.
 	DirectRetry time.Duration

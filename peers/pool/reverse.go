@@ -124,7 +124,9 @@ func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
 					mu.Lock()
 					delete(held, rc.id)
 					mu.Unlock()
-					p.log.Info("reverse connection lost; making another", "peer", e.DisplayName)
+					if ctx.Err() == nil && !p.isClosed() { // not our own shutdown
+						p.log.Info("reverse connection lost; making another", "peer", e.DisplayName)
+					}
 				}()
 			}
 		} else if !o.Needed() && n > 0 {

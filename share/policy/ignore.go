@@ -106,6 +106,24 @@ func (r *ignoreRules) current() *loadedRules {
 	return lr
 }
 
+// reload re-reads the file now, whatever its stamp says (an edit that
+// kept its size within the file system's time granularity looks
+// unchanged). If it is unreadable, the rules read last stay in force.
+func (r *ignoreRules) reload() (int, error) {
+	if r == nil {
+		return 0, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lr, err := r.read()
+	if err != nil {
+		return r.rules.Load().n, err
+	}
+	r.rules.Store(lr)
+	r.next.Store(time.Now().Add(ignoreRecheck).UnixNano())
+	return lr.n, nil
+}
+
 // stamp identifies the file's current version without reading it.
 func (r *ignoreRules) stamp() (string, error) {
 	fi, err := r.root.Lstat(IgnoreFile)

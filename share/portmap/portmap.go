@@ -29,6 +29,8 @@ const (
 	// operationTimeout bounds each SOAP call: a router that stops answering
 	// must not stall the mapper (or shutdown) for long.
 	operationTimeout = 5 * time.Second
+	// cleanupTimeout bounds deleting the mapping on the way out.
+	cleanupTimeout = 1500 * time.Millisecond
 	// alternatives is how many other external ports are tried when the
 	// router lacks AddAnyPortMapping and the wanted port is taken.
 	alternatives = 3
@@ -422,8 +424,10 @@ func (m *Mapper) cleanup(ctx context.Context) {
 	if m.dev == nil {
 		return
 	}
-	// The run's context is done; deleting still gets a few seconds.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), operationTimeout)
+	// The run's context is done; deleting still gets a moment, short
+	// enough that a stop stays under 2 s with a router that stopped
+	// answering (the lease ends a mapping left behind).
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	for i, p := range ports {
 		if p == 0 || (i == 1 && p == m.ext) {

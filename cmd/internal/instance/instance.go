@@ -8,9 +8,11 @@ package instance
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -123,7 +125,19 @@ type Instance struct {
 	via           atomic.Pointer[[]string]
 	discord       atomic.Pointer[discord.Discovery]
 	lanSettle     time.Time
-	discordSettle atomic.Int64 // unix nanos; 0 while Discord starts
+	discordSettle atomic.Int64  // unix nanos; 0 while Discord starts
+	started       bool          // Start returned it
+	stopping      atomic.Int64  // unix nanos when the instance began to stop
+	took          time.Duration // the stop, once Wait returned
+	mount         atomic.Pointer[fs.Mount]
+	clientVersion string // our pool's SSH version line, known to our share
+}
+
+// clientVersion is an SSH version line of this run only, by which the
+// share knows the pool of its own process when it dials a peer's address
+// that is this machine.
+func clientVersion() string {
+	return "SSH-2.0-dsftp_" + rand.Text()[:8]
 }
 
 // Start brings the instance up: the share (bound, banner printed), the
@@ -134,12 +148,13 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	in := &Instance{cfg: cfg, log: cfg.Logger, recheck: make(chan struct{}, 1)}
+	in := &Instance{cfg: cfg, log: cfg.Logger, recheck: make(chan struct{}, 1), clientVersion: clientVersion()}
 	if err := in.startShare(); err != nil {
 		return nil, err
 	}
 	ctx, in.cancel = context.WithCancel(ctx)
 	in.g, in.ctx = errgroup.WithContext(ctx)
+	context.AfterFunc(in.ctx, func() { in.stopping.CompareAndSwap(0, time.Now().UnixNano()) })
 	defer func() {
 		if err != nil {
 			in.cancel()
@@ -160,6 +175,10 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	if cfg.Pool != nil {
 		po := *cfg.Pool
 		in.routeOptions(&po)
+		po.ClientVersion = in.clientVersion
+		if in.Share != nil {
+			po.SelfID = in.self.id()
+		}
 		if in.Pool, err = pool.New(po); err != nil {
 			return nil, err
 		}
@@ -167,6 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		context.AfterFunc(in.ctx, func() { in.Pool.Close() })
 	}
 	if cfg.Discover != nil && !cfg.Discover(in.Registry) {
+		in.started = true
 		return in, nil
 	}
 	if err := in.startDiscovery(); err != nil {
@@ -177,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	}
 	in.startReverse()
 	in.startDialBack()
+	in.started = true
 	return in, nil
 }
 
@@ -198,6 +219,7 @@ func (in *Instance) startShare() error {
 		opts.Authorizer = authorizerFunc(func(k ssh.PublicKey) (string, bool) { return in.Registry.AuthorizedKey(k) })
 	}
 	opts.ExcludeMounts = excludeMounts(in.cfg.Mountpoint)
+	opts.SelfClientVersion = in.clientVersion
 	in.shareRoutes(&opts)
 	// Without --host-key the key lasts in the configuration directory; it
 	// is never served either.
@@ -301,8 +323,18 @@ func (in *Instance) Wait() error {
 	if in.Share != nil {
 		in.Share.Close()
 	}
+	if at := in.stopping.Load(); at != 0 {
+		in.took = time.Since(time.Unix(0, at))
+	}
+	if in.started {
+		in.log.Info("stopped", "took", in.took.Round(time.Millisecond))
+	}
 	return err
 }
+
+// StopTime is how long the instance took to stop, from the signal (or
+// the first part ending) until Wait had closed everything.
+func (in *Instance) StopTime() time.Duration { return in.took }
 
 // Remote is the client side of the instance: its peers through its pool,
 // settling while discovery collects them.
@@ -318,9 +350,45 @@ func (in *Instance) Mount(ctx context.Context, dir string, opts fs.Options) erro
 	if err != nil {
 		return err
 	}
+	in.mount.Store(m)
 	in.log.Info("mounted", "mountpoint", dir, "peers", len(in.Registry.List()),
 		"client_key", ssh.FingerprintSHA256(in.Pool.PublicKey()))
+	fmt.Fprintf(in.cfg.Out, "mounted at %s\n", dir)
 	return m.Run(ctx)
+}
+
+// ReloadOn reloads (see Reload) on every signal from sigs until the
+// instance stops.
+func (in *Instance) ReloadOn(sigs <-chan os.Signal) {
+	in.g.Go(func() error {
+		for {
+			select {
+			case <-in.ctx.Done():
+				return nil
+			case sig := <-sigs:
+				in.Reload(sig.String())
+			}
+		}
+	})
+}
+
+// Reload forgets what the mount cached, so every peer is asked again, and
+// re-reads the share's .dsftpignore at once; why names the cause, for
+// the log.
+func (in *Instance) Reload(why string) {
+	attrs := []any{"on", why}
+	if m := in.mount.Load(); m != nil {
+		m.FlushCaches()
+		attrs = append(attrs, "caches", "flushed")
+	}
+	if in.Share != nil {
+		n, err := in.Share.ReloadIgnore()
+		if err != nil {
+			in.log.Warn("keeping the previous ignore rules", "err", err)
+		}
+		attrs = append(attrs, "ignore_file", share.IgnoreFile, "rules", n)
+	}
+	in.log.Info("reloaded", attrs...)
 }
 
 // authorizerFunc adapts a function to share.KeyAuthorizer.

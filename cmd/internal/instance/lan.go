@@ -57,20 +57,22 @@ func (in *Instance) startLAN() error {
 }
 
 // LANNotice is printed when LAN discovery is chosen by default.
-const LANNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
+const LANNotice = "no Discord token configured, so peers are found on the local network (--discovery lan) and anyone on it can read your share; to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
 
 // LANClientNotice is LANNotice for a process that shares nothing.
-const LANClientNotice = "dsftp: no Discord token configured, so peers are found on the local network (--discovery lan); to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
+const LANClientNotice = "no Discord token configured, so peers are found on the local network (--discovery lan); to use a Discord channel instead, set " + discord.TokenEnv + " (see \"Discovery through Discord\" in the README)"
 
-// lanNotice tells the user why LAN discovery is on, or, when they chose
-// it for a share, who can read it.
+// lanNotice warns the user, once, that LAN discovery lets anyone on the
+// network read the share, and why it is on. A process that shares
+// nothing (get, --no-share) exposes nothing: the log says why it looks on
+// the LAN, the terminal stays quiet.
 func (in *Instance) lanNotice() {
 	cfg := in.cfg.LAN
 	switch {
 	case cfg.Defaulted && in.self.clientOnly():
-		fmt.Fprintln(in.cfg.Err, LANClientNotice)
+		in.log.Info(LANClientNotice)
 	case cfg.Defaulted:
-		fmt.Fprintln(in.cfg.Err, LANNotice)
+		in.log.Warn(LANNotice)
 	case in.self.clientOnly():
 		// Nothing of ours can be read; our key only reaches the others.
 	default:

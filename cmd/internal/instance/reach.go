@@ -22,14 +22,21 @@ func (in *Instance) startReach() error {
 	if listen.Port() == 0 {
 		return fmt.Errorf("start port mapping: the share has no port (listening on %v)", listen)
 	}
+	noUPnP := in.cfg.Reach.NoUPnP
+	if !noUPnP && in.cfg.Discord == nil && in.cfg.LAN != nil {
+		// LAN peers dial the share's local addresses; a router's port
+		// mapping only serves peers elsewhere, which LAN discovery has not.
+		in.log.Info("UPnP port mapping is off: LAN discovery only")
+		noUPnP = true
+	}
 	var mu sync.Mutex // warnings and address changes may interleave otherwise
 	opts := reach.TrackOptions{
 		Port:      listen.Port(),
 		Bind:      listen.Addr(),
 		Advertise: in.cfg.Reach.Advertise,
-		NoUPnP:    in.cfg.Reach.NoUPnP,
+		NoUPnP:    noUPnP,
 		Lease:     in.cfg.Reach.Lease,
-		Logger:    slog.Default(),
+		Logger:    in.log,
 		Warn: func(text string) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,7 +76,9 @@ func awaitChild(cmd *exec.Cmd, r *os.File) error {
 	line = strings.TrimSpace(line)
 	switch {
 	case line == "ready":
+		pid := cmd.Process.Pid
 		_ = cmd.Process.Release()
+		fmt.Printf("dsftp is running in the background as pid %d (stop it with: kill %d)\n", pid, pid)
 		return nil
 	case strings.HasPrefix(line, "error: "):
 		_ = cmd.Wait()
@@ -95,6 +98,18 @@ func Ready() {
 		f.Close()
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+}
+
+// WritePIDFile writes this process's PID to path, for scripts and init
+// systems; the function it returns removes the file again.
+func WritePIDFile(path string) (remove func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("write --pid-file: %w", err)
+	}
+	return func() { _ = os.Remove(path) }, nil
 }
 
 // Stopping tells systemd the process is shutting down.

@@ -24,6 +24,7 @@ type Flags struct {
 	AllowNonEmpty bool
 	DebugFUSE     bool
 	Daemon        bool
+	PIDFile       string
 	Options       []string // -o, each a comma-separated list
 	uid, gid      string
 	umask         string
@@ -39,7 +40,8 @@ func (f *Flags) Register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.AllowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf); same as -o allow_other")
 	fl.BoolVar(&f.AllowNonEmpty, "allow-non-empty", false, "mount over a MOUNTPOINT that holds files (they are hidden while mounted)")
 	fl.BoolVar(&f.DebugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
-	fl.BoolVar(&f.Daemon, "daemon", false, "run in the background: return once the mount is ready, then log to --log-file or the system log")
+	fl.BoolVar(&f.Daemon, "daemon", false, "run in the background: return once the mount is ready, printing its PID, then log to --log-file or the system log; SIGHUP then flushes the caches and re-reads .dsftpignore")
+	fl.StringVar(&f.PIDFile, "pid-file", "", "write the PID of the process serving the mount to `FILE` (removed when it stops)")
 	fl.StringArrayVarP(&f.Options, "option", "o", nil, "FUSE mount options `OPT[,OPT...]`: "+strings.Join(fs.MountOptionNames, ", "))
 	fl.StringVar(&f.uid, "uid", "", "numeric `UID` owning every file (default: yours); same as -o uid=")
 	fl.StringVar(&f.gid, "gid", "", "numeric `GID` owning every file (default: yours); same as -o gid=")
