@@ -292,7 +292,7 @@ func (s *Server) IgnoreRules() int { return s.view.IgnoreRules() }
 // looked at once a second) and returns the number of rules in force; if
 // the file cannot be read, the previous rules stay, and the error says
 // why.
-func (s *Server) ReloadIgnore() (int, error) { return s.view.ignore.reload() }
+func (s *Server) ReloadIgnore() (int, error) { return s.view.ReloadIgnore() }
 
 // ShareHidden reports whether hidden files are served.
 func (s *Server) ShareHidden() bool { return s.opts.ShareHidden }

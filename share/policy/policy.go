@@ -123,6 +123,10 @@ func (v *View) Dir() string { return v.rootReal }
 // .dsftpignore.
 func (v *View) IgnoreRules() int { return v.ignore.Count() }
 
+// ReloadIgnore re-reads .dsftpignore at once and returns the number of
+// rules in force; if the file cannot be read, the previous rules stay.
+func (v *View) ReloadIgnore() (int, error) { return v.ignore.reload() }
+
 // openShareDir checks that dir exists, is a directory and can be listed,
 // and opens it as an os.Root.
 func openShareDir(dir string) (*os.Root, string, error) {
