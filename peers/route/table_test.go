@@ -87,3 +87,18 @@ func newSigner(t *testing.T) ssh.Signer {
 	t.Helper()
 	return testenv.NewSigner(t)
 }
+
+// TestRouteAddrs: the pseudo-addresses round-trip and rank direct before
+// reverse before relay.
+func TestRouteAddrs(t *testing.T) {
+	r := RelayVia("SHA256:v")
+	if via, ok := RelayOf(r); !ok || via != "SHA256:v" {
+		t.Errorf("RelayOf(%q) = %q, %v", r, via, ok)
+	}
+	if _, ok := RelayOf("127.0.0.1:2200"); ok {
+		t.Error("an address was taken for a relay")
+	}
+	if d, rv, rl := Rank("127.0.0.1:2200"), Rank(Reverse), Rank(r); !(d < rv && rv < rl) {
+		t.Errorf("ranks direct %d, reverse %d, relay %d; want increasing", d, rv, rl)
+	}
+}
