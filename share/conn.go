@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -85,25 +84,26 @@ func (s *Server) handleConn(c net.Conn, st *startup) {
 	defer s.gate.logout(src, fp)
 	log.Info("connection opened")
 
-	// No port forwarding, no keepalive replies needed; only a reverse
-	// offer (routes.go).
 	flow := newConnFlow(s.opts.MaxRequestsPerConn)
-	go s.globalRequests(log, sconn, fp, reqs, func(hostKey string) {
-		hc.bulk.Store(true)
-		flow.reverse.Store(&hostKey)
-	})
+	ext := s.extensions(log, sconn, fp, hc, flow)
+	var rwg sync.WaitGroup
+	rwg.Go(func() { globalRequests(ext, reqs) })
 
 	idleDone := make(chan struct{})
 	defer close(idleDone)
 	go s.closeWhenIdle(log, func() { sconn.Close() }, flow, idleDone)
 
-	s.serveChannels(log, chans, flow, fp)
+	s.serveChannels(log, chans, flow, ext)
+	if ext != nil {
+		rwg.Wait()
+		ext.Close()
+	}
 	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // serveChannels serves the SFTP sessions a logged-in connection opens
 // until it is gone, then stops them.
-func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, flow *connFlow, clientKey string) {
+func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, flow *connFlow, ext ConnExtension) {
 	var (
 		sessions atomic.Int64
 		swg      sync.WaitGroup
@@ -111,11 +111,10 @@ func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, fl
 		flows    = map[*sessionFlow]struct{}{}
 	)
 	for nc := range chans {
-		if nc.ChannelType() == sshstream.ChannelRelay {
-			swg.Go(func() { s.relay(log, nc, clientKey, flow) })
-			continue
-		}
 		if nc.ChannelType() != "session" {
+			if ext != nil && ext.Channel(nc) {
+				continue
+			}
 			// Only SFTP: no port forwarding, no agent, no X11.
 			_ = nc.Reject(ssh.Prohibited, "only sftp sessions are served")
 			continue
@@ -211,7 +210,7 @@ type authTally struct {
 	attempts int  // real attempts (not "none")
 	failures int  // refused attempts
 	password bool // a wrong password was among them
-	dialBack bool // a dial-back check we asked for (dialBackArrived)
+	probe    bool // an expected probe (Options.Probe)
 }
 
 // loginFailed logs a connection that ended without login and charges its
@@ -235,9 +234,10 @@ func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *
 	case auth.attempts == 0 && s.ownDial(hc):
 		log.Debug("our own client reached our own share (a peer's address that is ours on this network): closed")
 		return
-	case auth.dialBack && auth.attempts == 0:
-		// A member dialed us back because we asked: no penalty.
-		log.Info("a member's dial-back check arrived", "duration", took.Round(time.Millisecond))
+	case auth.probe && auth.attempts == 0:
+		// Expected (a member dialed us back because we asked): no
+		// penalty.
+		log.Debug("connection closed without login: an expected probe", "duration", took.Round(time.Millisecond))
 		return
 	case auth.attempts == 0:
 		why, pen = "closed before trying to log in", penaltyNoAuth
@@ -301,10 +301,10 @@ func rejectFirstChannel(chans <-chan ssh.NewChannel, reason string) {
 }
 
 // closeWhenIdle closes the connection once it has had no open handle, no
-// request and no relay for IdleTimeout. A connection that holds a reverse
-// connection is kept while its member has a live advert instead: the
-// member dialed it so that others can reach its share, which they may
-// not do for a long time.
+// request and nothing busy for IdleTimeout. A connection that carries a
+// reverse connection is kept while its member lives instead
+// (ConnInfo.HoldReverse): the member dialed it so that others can reach
+// its share, which they may not do for a long time.
 func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlow, done <-chan struct{}) {
 	if s.opts.IdleTimeout < 0 {
 		return
@@ -317,11 +317,11 @@ func (s *Server) closeWhenIdle(log *slog.Logger, closeConn func(), flow *connFlo
 		case <-done:
 			return
 		case now := <-t.C:
-			if hk := flow.reverse.Load(); hk != nil {
-				if s.opts.Routes != nil && s.opts.Routes.Live(*hk) {
+			if h := flow.hold.Load(); h != nil {
+				if h.live() {
 					continue
 				}
-				log.Info("closing a reverse connection: its member has no live advert", "peer_host_key", *hk)
+				log.Info("closing a reverse connection: its member has no live advert", "peer_host_key", h.hostKey)
 				closeConn()
 				return
 			}

@@ -54,12 +54,12 @@ var errSessionGone = errors.New("session closed")
 
 // connFlow is the state a logged-in connection's sessions share.
 type connFlow struct {
-	handles  atomic.Int64           // open files and directories
-	inflight atomic.Int64           // unanswered requests, all sessions
-	lastReq  atomic.Int64           // unix nanoseconds of the last request
-	gone     atomic.Bool            // the SSH connection has ended
-	relays   atomic.Int64           // relay channels open (changed under relayBudget.mu)
-	reverse  atomic.Pointer[string] // host key of the reverse offer it holds, if any
+	handles  atomic.Int64                // open files and directories
+	inflight atomic.Int64                // unanswered requests, all sessions
+	lastReq  atomic.Int64                // unix nanoseconds of the last request
+	gone     atomic.Bool                 // the SSH connection has ended
+	busy     atomic.Int64                // extensions using it (ConnInfo.Busy), e.g. relays
+	hold     atomic.Pointer[heldReverse] // the reverse connection it carries, if any
 
 	mu     sync.Mutex
 	budget int // request slots no session has taken yet
@@ -88,10 +88,10 @@ func (c *connFlow) give(n int) {
 }
 
 // idleFor reports how long the connection has had no open handle, no
-// request in flight, no relay and no new request; 0 if it is busy. A
-// relay ends itself once idle (RelayIdleTimeout).
+// request in flight, no busy extension (a relay, which ends itself once
+// idle) and no new request; 0 if it is busy.
 func (c *connFlow) idleFor(now time.Time) time.Duration {
-	if c.handles.Load() > 0 || c.inflight.Load() > 0 || c.relays.Load() > 0 {
+	if c.handles.Load() > 0 || c.inflight.Load() > 0 || c.busy.Load() > 0 {
 		return 0
 	}
 	return now.Sub(time.Unix(0, c.lastReq.Load()))

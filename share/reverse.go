@@ -5,25 +5,25 @@ import (
 	"net"
 	"sync"
 
-	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 
 // ServeReverse serves the SFTP sessions that the member holding a reverse
-// connection of ours opens back over it (sshstream.ChannelSFTP). No SSH
+// connection of ours opens back over it (peers/route's ChannelSFTP). No SSH
 // connection runs inside these channels, so bytes are encrypted once: the
 // outer connection already authenticated both ends (we checked the
 // holder's advertised host key when dialing it, it checked our login key
 // against our advert), and the caller passes on only channels opened
 // while the holder, host key fingerprint holder, has a live advert.
 //
-// Channels with the same sshstream.SFTPOpen number are the sessions of one
-// connection, with the limits of a login: a logged-in slot counted against
-// the holder's key, which is also its source rather than the address it
-// dials from (MaxConns, MaxConnsPerKey, MaxConnsPerSource),
-// MaxSessionsPerConn, MaxHandlesPerConn, MaxRequestsPerConn and
-// IdleTimeout; and the same read-only, confined view. It returns once chans is closed (the outer connection ended) and
-// its sessions are done.
+// A channel's open data is an SSH uint32 (reverseOpen); channels with the
+// same number are the sessions of one connection, with the limits of a
+// login: a logged-in slot counted against the holder's key, which is also
+// its source rather than the address it dials from (MaxConns,
+// MaxConnsPerKey, MaxConnsPerSource), MaxSessionsPerConn,
+// MaxHandlesPerConn, MaxRequestsPerConn and IdleTimeout; and the same
+// read-only, confined view. It returns once
+// chans is closed (the outer connection ended) and its sessions are done.
 func (s *Server) ServeReverse(remote net.Addr, holder string, chans <-chan ssh.NewChannel) {
 	r := &reverseConns{s: s, remote: remote, src: memberSource(holder, ""), holder: holder, conns: map[uint32]*reverseConn{},
 		log: s.log.With("remote", remote.String(), "route", "reverse", "peer_host_key", holder)}
@@ -40,6 +40,10 @@ func (s *Server) ServeReverse(remote net.Addr, holder string, chans <-chan ssh.N
 	_ = r.Close()
 	r.wg.Wait()
 }
+
+// reverseOpen is the open data of a ServeReverse channel: the number of
+// the connection it is a session of (peers/route's SFTPOpen).
+type reverseOpen struct{ Conn uint32 }
 
 // reverseConns are the connections (groups of SFTP channels) served over
 // one reverse connection.
@@ -68,7 +72,7 @@ type reverseConn struct {
 // open serves nc as a session of the connection it names, starting that
 // connection (and taking its logged-in slot) when it is new.
 func (r *reverseConns) open(nc ssh.NewChannel) {
-	var p sshstream.SFTPOpen
+	var p reverseOpen
 	if ssh.Unmarshal(nc.ExtraData(), &p) != nil {
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed sftp channel request")
 		return

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -53,7 +52,7 @@ func reversePair(t *testing.T, srv *Server, testKey ssh.Signer) ssh.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	go srv.ServeReverse(client.RemoteAddr(), "SHA256:holder", client.HandleChannelOpen(sshstream.ChannelSFTP))
+	go srv.ServeReverse(client.RemoteAddr(), "SHA256:holder", client.HandleChannelOpen(reverseChannel))
 	sc := <-holder
 	if sc == nil {
 		t.Fatal("holder handshake failed")
@@ -61,8 +60,12 @@ func reversePair(t *testing.T, srv *Server, testKey ssh.Signer) ssh.Conn {
 	return sc
 }
 
+// reverseChannel is the channel type the test's holder opens; the share
+// serves whatever channels it is handed.
+const reverseChannel = "test-sftp"
+
 func openReverseSFTP(sc ssh.Conn, conn uint32) (*sftp.Client, error) {
-	ch, reqs, err := sc.OpenChannel(sshstream.ChannelSFTP, ssh.Marshal(sshstream.SFTPOpen{Conn: conn}))
+	ch, reqs, err := sc.OpenChannel(reverseChannel, ssh.Marshal(reverseOpen{Conn: conn}))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +109,7 @@ func TestServeReverseLimits(t *testing.T) {
 		t.Fatalf("second session of connection 1: %v", err)
 	}
 	defer second.Close()
-	if _, _, err := sc.OpenChannel(sshstream.ChannelSFTP, ssh.Marshal(sshstream.SFTPOpen{Conn: 1})); err == nil {
+	if _, _, err := sc.OpenChannel(reverseChannel, ssh.Marshal(reverseOpen{Conn: 1})); err == nil {
 		t.Error("a third session on a connection with MaxSessionsPerConn 2 was accepted")
 	}
 	other, err := openReverseSFTP(sc, 2)
@@ -114,10 +117,10 @@ func TestServeReverseLimits(t *testing.T) {
 		t.Fatalf("connection 2: %v", err)
 	}
 	defer other.Close()
-	if _, _, err := sc.OpenChannel(sshstream.ChannelSFTP, ssh.Marshal(sshstream.SFTPOpen{Conn: 3})); err == nil {
+	if _, _, err := sc.OpenChannel(reverseChannel, ssh.Marshal(reverseOpen{Conn: 3})); err == nil {
 		t.Error("a third connection with MaxConnsPerKey 2 was accepted")
 	}
-	if _, _, err := sc.OpenChannel(sshstream.ChannelSFTP, []byte{1}); err == nil {
+	if _, _, err := sc.OpenChannel(reverseChannel, []byte{1}); err == nil {
 		t.Error("a malformed sftp channel open was accepted")
 	}
 	// Once connection 2's session ends, its slot is free again.

@@ -112,16 +112,15 @@ type Options struct {
 	// Logger receives one line per connection and per auth result. Nil
 	// means slog.Default().
 	Logger *slog.Logger
-	// Routes, when set, lets logged-in members offer their share back over
-	// their connection and ask for relays (see routes.go). Nil refuses both.
-	Routes Routes
-	// NoRelay refuses relay requests even with Routes (--no-relay).
-	NoRelay bool
-	// RelayRate caps the bytes per second this share relays, both
-	// directions of all relays together, shared equally between the
-	// members relaying at the time; zero means DefaultRelayRate, negative
-	// no cap.
-	RelayRate int64
+	// Extensions serve the global requests and the channel types other
+	// than "session" of logged-in connections (extensions.go): dsftp's
+	// routes between members. Nil refuses them all.
+	Extensions Extensions
+	// Probe reports whether user, the user name of a connection that
+	// tries no login but "none", names a probe the share's owner expects
+	// (a member's dial-back check arriving): such a connection is not
+	// penalised. Nil expects none.
+	Probe func(user string) bool
 	// MaxConns caps concurrent logged-in connections.
 	MaxConns int
 	// MaxConnsPerKey caps logged-in connections with one client key, so
@@ -174,8 +173,7 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	gate   *gate
-	relays *relayBudget
+	gate *gate
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -194,9 +192,6 @@ type Server struct {
 // New checks the options, opens the shared directory and loads or makes
 // the host key. It does not listen yet.
 func New(opts Options) (*Server, error) {
-	if opts.RelayRate == 0 {
-		opts.RelayRate = DefaultRelayRate
-	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -244,7 +239,6 @@ func New(opts Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.gate = newGate(&s.opts)
-	s.relays = newRelayBudget(s.opts.RelayRate)
 	raiseFileLimit(s.log)
 
 	view, err := policy.New(policy.Options{
@@ -341,9 +335,9 @@ func (s *Server) connConfig(src source, auth *authTally) *ssh.ServerConfig {
 	}
 	cfg.AuthLogCallback = func(cm ssh.ConnMetadata, method string, err error) {
 		if method == "none" {
-			// Every client starts with it; not an attempt. A member's
-			// dial-back check of our address says who it is here.
-			auth.dialBack = auth.dialBack || s.dialBackArrived(cm.User())
+			// Every client starts with it; not an attempt. An
+			// expected probe says who it is here.
+			auth.probe = auth.probe || (s.opts.Probe != nil && s.opts.Probe(cm.User()))
 			return
 		}
 		auth.attempts++

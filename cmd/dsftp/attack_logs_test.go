@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -58,7 +58,7 @@ func randomBytes(n int) []byte {
 func (m *fakeMember) floodOnce(c *memberConn, port int, hostKey ssh.PublicKey) string {
 	switch rand.IntN(8) {
 	case 0: // a reverse offer naming someone else's host key
-		_, _, _ = c.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: randomFingerprint()}))
+		_, _, _ = c.SendRequest(route.RequestReverse, true, ssh.Marshal(route.ReverseRequest{HostKey: randomFingerprint()}))
 		return "reverse offer, bad host key"
 	case 1: // a relay to a member nobody knows
 		if ch, err := c.openRelay(randomFingerprint()); err == nil {
@@ -67,17 +67,17 @@ func (m *fakeMember) floodOnce(c *memberConn, port int, hostKey ssh.PublicKey) s
 		return "relay to an unknown target"
 	case 2: // a dial-back check of addresses the member never advertised
 		addrs := "127.0.0.1:" + strconv.Itoa(1+rand.IntN(65000)) + " 10.9.8.7:22"
-		_, _, _ = c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{Addrs: addrs}))
+		_, _, _ = c.SendRequest(route.RequestDialBack, true, ssh.Marshal(route.DialBackRequest{Addrs: addrs}))
 		return "dial-back, unadvertised addresses"
 	case 3: // malformed payloads
-		_, _, _ = c.SendRequest(sshstream.RequestReverse, true, randomBytes(rand.IntN(64)))
-		_, _, _ = c.SendRequest(sshstream.RequestDialBack, true, randomBytes(rand.IntN(64)))
-		if ch, _, err := c.OpenChannel(sshstream.ChannelRelay, randomBytes(rand.IntN(64))); err == nil {
+		_, _, _ = c.SendRequest(route.RequestReverse, true, randomBytes(rand.IntN(64)))
+		_, _, _ = c.SendRequest(route.RequestDialBack, true, randomBytes(rand.IntN(64)))
+		if ch, _, err := c.OpenChannel(route.ChannelRelay, randomBytes(rand.IntN(64))); err == nil {
 			ch.Close()
 		}
 		return "malformed payloads"
 	case 4: // channel types the share refuses
-		for _, typ := range []string{"direct-tcpip", "x11", sshstream.ChannelShare, sshstream.ChannelSFTP, "auth-agent@openssh.com", hex.EncodeToString(randomBytes(4))} {
+		for _, typ := range []string{"direct-tcpip", "x11", route.ChannelShare, route.ChannelSFTP, "auth-agent@openssh.com", hex.EncodeToString(randomBytes(4))} {
 			if ch, _, err := c.OpenChannel(typ, randomBytes(rand.IntN(32))); err == nil {
 				ch.Close()
 			}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -104,11 +104,11 @@ func TestRelayMemory(t *testing.T) {
 	if testenv.RaceEnabled() {
 		factor = 6
 	}
-	bound := base + factor*share.RelayMemory(accepted)
+	bound := base + factor*route.RelayMemory(accepted)
 	t.Logf("%d relays asked: %d taken, %d refused; %d MiB written into them; alice's RSS %d MiB before, peak %d MiB (bound %d MiB)",
 		asked, accepted, refused, last>>20, base>>20, peak>>20, bound>>20)
-	if accepted > share.MaxRelaysPerKey || refused < asked-share.MaxRelaysPerKey {
-		t.Errorf("alice took %d relays for one member, want at most %d", accepted, share.MaxRelaysPerKey)
+	if accepted > route.MaxRelaysPerKey || refused < asked-route.MaxRelaysPerKey {
+		t.Errorf("alice took %d relays for one member, want at most %d", accepted, route.MaxRelaysPerKey)
 	}
 	if accepted == 0 || last < int64(accepted)<<20 {
 		t.Fatalf("%d relays taken, %d bytes written into them: the test filled nothing", accepted, last)

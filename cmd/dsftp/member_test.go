@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers/advert"
-	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -117,8 +117,8 @@ func (m *fakeMember) dial(port int, hostKey ssh.PublicKey) (*memberConn, error) 
 // member does; the share's relay pipes to it arrive on c.shareChans.
 func (m *fakeMember) offerReverse(t testing.TB, c *memberConn) {
 	t.Helper()
-	c.shareChans = c.HandleChannelOpen(sshstream.ChannelShare)
-	ok, _, err := c.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: m.fingerprint()}))
+	c.shareChans = c.HandleChannelOpen(route.ChannelShare)
+	ok, _, err := c.SendRequest(route.RequestReverse, true, ssh.Marshal(route.ReverseRequest{HostKey: m.fingerprint()}))
 	if err != nil || !ok {
 		t.Fatalf("%s: the share refused the reverse offer (ok=%v, err=%v)", m.name, ok, err)
 	}
@@ -143,7 +143,7 @@ func (c *memberConn) servePipes(serve func(ssh.Channel)) {
 // openRelay asks the share over c for a pipe to the member with host key
 // fingerprint target.
 func (c *memberConn) openRelay(target string) (ssh.Channel, error) {
-	ch, reqs, err := c.OpenChannel(sshstream.ChannelRelay, ssh.Marshal(sshstream.RelayRequest{Target: target}))
+	ch, reqs, err := c.OpenChannel(route.ChannelRelay, ssh.Marshal(route.RelayRequest{Target: target}))
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +161,13 @@ func (c *memberConn) dialBack(addrs []string) (ok bool, reached []string, took t
 		nonces[i] = rand.Text()
 	}
 	start := time.Now()
-	ok, payload, err := c.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{
+	ok, payload, err := c.SendRequest(route.RequestDialBack, true, ssh.Marshal(route.DialBackRequest{
 		Addrs: strings.Join(addrs, "\n"), Nonces: strings.Join(nonces, "\n")}))
 	took = time.Since(start)
 	if err != nil || !ok {
 		return false, nil, took, err
 	}
-	var r sshstream.DialBackReply
+	var r route.DialBackReply
 	if err := ssh.Unmarshal(payload, &r); err != nil {
 		return false, nil, took, err
 	}
@@ -212,13 +212,13 @@ func (m *fakeMember) serveDialBackLiar(t testing.TB, allow func(ssh.PublicKey) b
 				}
 				go serveEmptySFTP(chans)
 				for req := range reqs {
-					var p sshstream.DialBackRequest
-					if req.Type != sshstream.RequestDialBack || ssh.Unmarshal(req.Payload, &p) != nil {
+					var p route.DialBackRequest
+					if req.Type != route.RequestDialBack || ssh.Unmarshal(req.Payload, &p) != nil {
 						_ = req.Reply(req.Type == "keepalive@openssh.com", nil)
 						continue
 					}
 					answered.Add(1)
-					_ = req.Reply(true, ssh.Marshal(sshstream.DialBackReply{Reached: p.Addrs}))
+					_ = req.Reply(true, ssh.Marshal(route.DialBackReply{Reached: p.Addrs}))
 				}
 			})
 		}
@@ -276,8 +276,8 @@ func TestFakeMember(t *testing.T) {
 	}
 	select {
 	case typ := <-opened:
-		if typ != sshstream.ChannelShare {
-			t.Fatalf("the share opened %q, want %q", typ, sshstream.ChannelShare)
+		if typ != route.ChannelShare {
+			t.Fatalf("the share opened %q, want %q", typ, route.ChannelShare)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the share did not open the relay's pipe back to the member")

@@ -10,8 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dsftp/dsftp/cmd/internal/instance"
-	"github.com/dsftp/dsftp/peers/pool"
-	"github.com/dsftp/dsftp/share"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/share/portmap"
 	"github.com/dsftp/dsftp/share/reach"
 )
@@ -25,8 +24,8 @@ func (f *upnpFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.r.Advertise, "advertise", nil, "also advertise `HOST:PORT` to peers, e.g. a port you forwarded by hand or a VPS (repeatable)")
 	fs.DurationVar(&f.r.Lease, "upnp-lease", portmap.DefaultLease, "lease of the UPnP port mapping; renewed at half of it")
 	fs.BoolVar(&f.r.NoRelay, "no-relay", false, "never relay between two other members, and never ask one to relay for us")
-	fs.Int64Var(&f.r.RelayRate, "relay-rate", share.DefaultRelayRate, "cap in `BYTES` per second of all the relays this share carries for other members together, both directions, shared equally between the members relaying (0: no cap)")
-	fs.IntVar(&f.r.ReverseConns, "reverse-conns", pool.DefaultReverseConns, "when nobody can dial our share, keep reverse connections to this many reachable members (0: none)")
+	fs.Int64Var(&f.r.RelayRate, "relay-rate", route.DefaultRelayRate, "cap in `BYTES` per second of all the relays this share carries for other members together, both directions, shared equally between the members relaying (0: no cap)")
+	fs.IntVar(&f.r.ReverseConns, "reverse-conns", route.DefaultReverseConns, "when nobody can dial our share, keep reverse connections to this many reachable members (0: none)")
 	// Only tests need another lease; a short one just makes the router busy.
 	_ = fs.MarkHidden("upnp-lease")
 }

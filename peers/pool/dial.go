@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -110,7 +111,7 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 // dialAddr connects to one address; ctx bounds everything up to a working
 // SFTP session.
 func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *group) (*conn, error) {
-	if addr == routeReverse && p.opts.Routes != nil {
+	if addr == route.Reverse && p.opts.Routes != nil {
 		c, err := p.dialReverseSFTP(ctx, peer, g)
 		if !errors.Is(err, errOldReverse) {
 			return c, err

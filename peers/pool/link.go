@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/peers/route"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -62,13 +62,13 @@ func (l clientLink) openSFTP() (sftpPipe, error) {
 }
 
 // reverseLink is one pool connection over a reverse connection that this
-// share holds: its SFTP sessions are sshstream.ChannelSFTP channels on the
+// share holds: its SFTP sessions are route.ChannelSFTP channels on the
 // outer connection, encrypted once. The member's identity is the one the
 // share checked when it accepted the offer (its login key is a client key
 // of the member whose host key it offered); the member serves these
 // channels only to us, the member it dialed and whose host key it checked.
 type reverseLink struct {
-	o  *offer
+	o  *route.Held
 	id uint32 // the share groups the channels of one link by it
 
 	mu     sync.Mutex
@@ -78,11 +78,10 @@ type reverseLink struct {
 }
 
 func (l *reverseLink) openSFTP() (sftpPipe, error) {
-	ch, reqs, err := l.o.conn.OpenChannel(sshstream.ChannelSFTP, ssh.Marshal(sshstream.SFTPOpen{Conn: l.id}))
+	ch, err := l.o.OpenSFTP(l.id)
 	if err != nil {
 		return sftpPipe{}, fmt.Errorf("open sftp channel: %w", err)
 	}
-	go ssh.DiscardRequests(reqs)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -95,20 +94,20 @@ func (l *reverseLink) openSFTP() (sftpPipe, error) {
 
 // SendRequest goes over the outer connection: keepalives check it.
 func (l *reverseLink) SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error) {
-	return l.o.conn.SendRequest(name, wantReply, payload)
+	return l.o.SendRequest(name, wantReply, payload)
 }
 
 func (l *reverseLink) OpenChannel(string, []byte) (ssh.Channel, <-chan *ssh.Request, error) {
 	return nil, nil, errors.New("a reverse connection carries only sftp sessions")
 }
 
-func (l *reverseLink) LocalAddr() net.Addr  { return l.o.conn.LocalAddr() }
-func (l *reverseLink) RemoteAddr() net.Addr { return l.o.conn.RemoteAddr() }
+func (l *reverseLink) LocalAddr() net.Addr  { return l.o.LocalAddr() }
+func (l *reverseLink) RemoteAddr() net.Addr { return l.o.RemoteAddr() }
 
 func (l *reverseLink) Wait() error {
 	select {
 	case <-l.done:
-	case <-l.o.done:
+	case <-l.o.Done():
 	}
 	return nil
 }
@@ -137,7 +136,7 @@ var errOldReverse = errors.New("reverse connection without sftp channels")
 // dialReverseSFTP starts a pool connection on SFTP channels over the
 // peer's reverse connection, the newest first.
 func (p *Pool) dialReverseSFTP(ctx context.Context, peer peers.Peer, g *group) (*conn, error) {
-	offers := p.opts.Routes.offersOf(peer.ID)
+	offers := p.opts.Routes.Reverses(peer.ID)
 	if len(offers) == 0 {
 		return nil, fmt.Errorf("no reverse connection from %s is held here", peer.ID)
 	}
@@ -156,9 +155,9 @@ func (p *Pool) dialReverseSFTP(ctx context.Context, peer peers.Peer, g *group) (
 	return nil, fmt.Errorf("open a reverse channel to %s: %w", peer.ID, errors.Join(errs...))
 }
 
-func (p *Pool) reverseConn(ctx context.Context, o *offer, g *group) (*conn, error) {
-	l := &reverseLink{o: o, id: p.opts.Routes.nextLink.Add(1), done: make(chan struct{})}
-	c := &conn{g: g, addr: routeReverse, ssh: l, done: make(chan struct{})}
+func (p *Pool) reverseConn(ctx context.Context, o *route.Held, g *group) (*conn, error) {
+	l := &reverseLink{o: o, id: p.opts.Routes.NextLink(), done: make(chan struct{})}
+	c := &conn{g: g, addr: route.Reverse, ssh: l, done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	cl, err := startSFTP(l, c)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -75,7 +76,7 @@ type Options struct {
 	// Routes holds the reverse connections of members that cannot be
 	// dialed; with it the pool also tries reverse and relay routes
 	// (route.go). Nil: direct addresses only.
-	Routes *Routes
+	Routes *route.Table
 	// NoRelay keeps the pool from asking other members to relay.
 	NoRelay bool
 	// SelfID is this process's own peer ID, never used as a relay; an

@@ -3,8 +3,9 @@ package pool
 import (
 	"errors"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/dsftp/dsftp/peers/route"
 )
 
 // DefaultDirectRetry is how often a peer served only through another
@@ -20,19 +21,6 @@ var errRetired = errors.New("replaced by a better route")
 // not through another member.
 func (c *conn) isDirect() bool { return c.g.pool.routeName(c.addr) == "direct" }
 
-// routeRank orders routes from best to worst: direct, then reverse (the
-// peer's own connection to us), then a relay (a third member's bandwidth,
-// capped by it).
-func routeRank(addr string) int {
-	switch {
-	case addr == routeReverse:
-		return 1
-	case strings.HasPrefix(addr, routeRelay):
-		return 2
-	}
-	return 0
-}
-
 // maybeUpgradeLocked starts a better dial in the background when best,
 // the connection a request is about to use, goes through another member:
 // directly, when the peer has addresses that were not tried lately; over
@@ -41,7 +29,7 @@ func routeRank(addr string) int {
 // up, takes the new requests; the worse ones finish theirs and close
 // (retire).
 func (g *group) maybeUpgradeLocked(best *conn) {
-	rank := routeRank(best.addr)
+	rank := route.Rank(best.addr)
 	if rank == 0 || g.upgrading {
 		return
 	}
@@ -51,7 +39,7 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 	}
 	toReverse := rank == 2 && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
 	if toReverse {
-		addrs = append(slices.Clone(addrs), routeReverse)
+		addrs = append(slices.Clone(addrs), route.Reverse)
 	}
 	if len(addrs) == 0 {
 		return
@@ -70,13 +58,13 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 		}
 		closed := g.pool.isClosed()
 		c.lastUsed = time.Now()
-		better := routeRank(addr)
+		better := route.Rank(addr)
 		if better == 0 {
 			g.good = addr
 		}
 		var idle []*conn
 		for _, o := range g.conns {
-			if routeRank(o.addr) > better {
+			if route.Rank(o.addr) > better {
 				o.retiring.Store(true)
 				if o.inflight == 0 {
 					idle = append(idle, o)

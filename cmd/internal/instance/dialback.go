@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The dial-back check (peers/pool/REACHABILITY.md): an address the router
+// The dial-back check (peers/route/README.md): an address the router
 // says it forwards is only believed once another member dialed it and our
 // share saw that dial arrive with the nonce we gave for it (whatever the
 // member replies). Until a member could be asked, it is believed.
@@ -82,7 +82,7 @@ func (in *Instance) checkReach() bool {
 	if len(public) == 0 {
 		return true
 	}
-	reached, checked := in.Pool.CheckReachable(in.ctx, in.Registry.List(), in.self.id(), public)
+	reached, checked := in.routes.CheckReachable(in.ctx, in.Pool, in.Registry.List(), in.self.id(), public)
 	if checked == 0 {
 		return false
 	}

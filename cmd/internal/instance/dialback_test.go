@@ -34,12 +34,12 @@ func TestDialBack(t *testing.T) {
 	xID := x.srv.Fingerprint()
 	ctx := testenv.Context(t, time.Minute)
 
-	reached, checked := x.pool.CheckReachable(ctx, l.reg.List(), xID, []string{router.addr(), impostor.addr()})
+	reached, checked := x.routes.CheckReachable(ctx, x.pool, l.reg.List(), xID, []string{router.addr(), impostor.addr()})
 	if checked != 2 || len(reached) != 0 {
 		t.Fatalf("mapping not working: reached %v, %d members checked; want none reached by 2", reached, checked)
 	}
 	start := time.Now()
-	reached, checked = x.pool.CheckReachable(ctx, l.reg.List(), xID, []string{working.addr()})
+	reached, checked = x.routes.CheckReachable(ctx, x.pool, l.reg.List(), xID, []string{working.addr()})
 	if checked != 2 || !slices.Equal(reached, []string{working.addr()}) {
 		t.Fatalf("mapping working: reached %v, %d members checked; want %s by 2", reached, checked, working.addr())
 	}
@@ -51,7 +51,7 @@ func TestDialBack(t *testing.T) {
 	if !strings.Contains(logs, "this member's last check was less than 10s ago") {
 		t.Error("the members asked first did not refuse a second check within 10 s")
 	}
-	if _, checked := x.pool.CheckReachable(ctx, l.reg.List(), xID, []string{deadAddr(t)}); checked != 0 {
+	if _, checked := x.routes.CheckReachable(ctx, x.pool, l.reg.List(), xID, []string{deadAddr(t)}); checked != 0 {
 		t.Fatalf("an address x does not advertise was checked by %d members", checked)
 	}
 	if !strings.Contains(l.logs.String(), "is not an address x advertises") {

@@ -25,6 +25,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/share"
 )
 
@@ -117,7 +118,7 @@ type Instance struct {
 	cancel context.CancelFunc
 	g      *errgroup.Group
 
-	routes        *pool.Routes
+	routes        *route.Table
 	reachable     atomic.Bool // an advertised address can be dialed from the internet
 	public        atomic.Pointer[[]string]
 	dialBack      atomic.Pointer[dialBackResult]

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -53,7 +53,7 @@ func TestRelayPenaltyByProxy(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				ch, reqs, err := mc.OpenChannel(sshstream.ChannelRelay, ssh.Marshal(sshstream.RelayRequest{Target: cID}))
+				ch, reqs, err := mc.OpenChannel(route.ChannelRelay, ssh.Marshal(route.RelayRequest{Target: cID}))
 				if err != nil {
 					refused.Add(1)
 					continue

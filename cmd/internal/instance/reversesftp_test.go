@@ -14,7 +14,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
-	"github.com/dsftp/dsftp/share/sshstream"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -67,7 +67,7 @@ func TestReverseSFTPOnlyHolder(t *testing.T) {
 		t.Fatalf("b logs in to a: %v", err)
 	}
 	defer toA.Close()
-	if _, _, err := toA.OpenChannel(sshstream.ChannelSFTP, ssh.Marshal(sshstream.SFTPOpen{Conn: 1})); err == nil {
+	if _, _, err := toA.OpenChannel(route.ChannelSFTP, ssh.Marshal(route.SFTPOpen{Conn: 1})); err == nil {
 		t.Error("b opened an sftp channel on a's share")
 	}
 
@@ -141,8 +141,8 @@ func backOpener(t *testing.T) (peers.Peer, <-chan map[string]error) {
 			}
 		}()
 		errs := map[string]error{}
-		for _, typ := range []string{sshstream.ChannelSFTP, sshstream.ChannelShare} {
-			ch, creqs, err := sc.OpenChannel(typ, ssh.Marshal(sshstream.SFTPOpen{Conn: 1}))
+		for _, typ := range []string{route.ChannelSFTP, route.ChannelShare} {
+			ch, creqs, err := sc.OpenChannel(typ, ssh.Marshal(route.SFTPOpen{Conn: 1}))
 			if err == nil {
 				go ssh.DiscardRequests(creqs)
 				ch.Close()

@@ -5,11 +5,12 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/share/reach"
 )
 
-// Routes through other members (peers/pool/REACHABILITY.md): a share that
+// Routes through other members (peers/route/README.md): a share that
 // discovers members holds their reverse connections and relays for them;
 // a share nobody can dial keeps reverse connections to a few members and
 // says so in its adverts; the pool tries those routes beside the
@@ -21,18 +22,37 @@ func (in *Instance) routesOn() bool {
 	return in.cfg.Share != nil && in.cfg.Discord != nil && in.cfg.Reach != nil
 }
 
-// shareRoutes lets the share hold reverse connections and relay.
+// shareRoutes lets the share hold reverse connections, relay and see
+// our dial-back checks arrive.
 func (in *Instance) shareRoutes(opts *share.Options) {
 	if !in.routesOn() {
 		return
 	}
-	in.routes = pool.NewRoutes(members{in})
-	opts.Routes = in.routes
-	opts.NoRelay = in.cfg.Reach.NoRelay
-	opts.RelayRate = in.cfg.Reach.RelayRate
-	if opts.RelayRate == 0 {
-		opts.RelayRate = -1 // --relay-rate 0: no cap
+	log := opts.Logger
+	if log == nil {
+		log = in.log
 	}
+	in.routes = route.NewTable(members{in}, log)
+	rate := in.cfg.Reach.RelayRate
+	if rate == 0 {
+		rate = -1 // --relay-rate 0: no cap
+	}
+	wireRoutes(opts, in.routes, route.ServerOptions{NoRelay: in.cfg.Reach.NoRelay, RelayRate: rate})
+}
+
+// wireRoutes wires the routes of table t into share options: the
+// share's extensions are served by a route.Server, and a dial-back check
+// of ours arriving is an expected probe.
+func wireRoutes(opts *share.Options, t *route.Table, so route.ServerOptions) {
+	opts.Extensions = shareExtensions{route.NewServer(t, so)}
+	opts.Probe = t.DialBackArrived
+}
+
+// shareExtensions hands the share's connections to the routes.
+type shareExtensions struct{ s *route.Server }
+
+func (e shareExtensions) Conn(c share.ConnInfo) share.ConnExtension {
+	return e.s.Conn(route.ConnInfo(c))
 }
 
 // routeOptions gives the pool the reverse and relay routes.
@@ -50,7 +70,14 @@ func (in *Instance) startReverse() {
 	if in.routes == nil || in.Pool == nil || in.Share == nil || in.cfg.Reach.ReverseConns == 0 {
 		return
 	}
-	o := pool.ReverseOptions{
+	log := in.cfg.Pool.Logger
+	if log == nil {
+		log = in.log
+	}
+	o := route.ReverseOptions{
+		Dialer:    in.Pool,
+		Timeout:   in.Pool.Timeout(),
+		Logger:    log,
 		HostKey:   in.Share.Fingerprint(),
 		Serve:     in.Share.ServeStream,
 		ServeSFTP: in.Share.ServeReverse,
@@ -62,7 +89,7 @@ func (in *Instance) startReverse() {
 			in.publishRoutes()
 		},
 	}
-	in.g.Go(func() error { return in.Pool.KeepReverse(in.ctx, o) })
+	in.g.Go(func() error { return route.KeepReverse(in.ctx, o) })
 }
 
 // setReachable notes the advertised addresses that should be dialable

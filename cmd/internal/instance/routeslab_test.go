@@ -21,6 +21,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/share"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
@@ -41,7 +42,7 @@ type labMember struct {
 	dir       string
 	srv       *share.Server
 	pool      *pool.Pool
-	routes    *pool.Routes
+	routes    *route.Table
 	reachable atomic.Bool
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -81,16 +82,17 @@ func (l *routeLab) add(name, dir string, reachable bool, o memberOpts) *labMembe
 	t.Helper()
 	m := &labMember{name: name, dir: dir, done: make(chan struct{})}
 	m.reachable.Store(reachable)
-	m.routes = pool.NewRoutes(l.reg)
+	m.routes = route.NewTable(l.reg, l.log.With("member", name))
 	log := l.log.With("member", name)
 	rate := o.relayRate
 	if rate == 0 {
 		rate = -1
 	}
-	srv, err := share.New(share.Options{Dir: dir, Listen: "127.0.0.1:0", Authorizer: l.reg, Routes: m.routes,
-		RelayRate: rate, IdleTimeout: o.idleTimeout, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024,
+	so := share.Options{Dir: dir, Listen: "127.0.0.1:0", Authorizer: l.reg, IdleTimeout: o.idleTimeout, Logger: log, MaxConns: 1024, MaxConnsPerKey: 64, MaxConnsPerSource: 1024,
 		// Every member dials from 127.0.0.1: lift the per-source limits.
-		MaxStartups: share.Startups{Start: 1024, Rate: 30, Full: 2048}, MaxStartupsPerSource: 1024})
+		MaxStartups: share.Startups{Start: 1024, Rate: 30, Full: 2048}, MaxStartupsPerSource: 1024}
+	wireRoutes(&so, m.routes, route.ServerOptions{RelayRate: rate})
+	srv, err := share.New(so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +121,8 @@ func (l *routeLab) add(name, dir string, reachable bool, o memberOpts) *labMembe
 	wg.Go(func() { _ = srv.Serve(ctx) })
 	if o.keepRoutes {
 		wg.Go(func() {
-			_ = m.pool.KeepReverse(ctx, pool.ReverseOptions{
+			_ = route.KeepReverse(ctx, route.ReverseOptions{
+				Dialer: m.pool, Timeout: m.pool.Timeout(), Logger: log,
 				HostKey: srv.Fingerprint(), Serve: srv.ServeStream, ServeSFTP: srv.ServeReverse,
 				Needed:  func() bool { return !m.reachable.Load() },
 				Members: l.reg.List, Conns: o.conns,

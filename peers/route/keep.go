@@ -1,4 +1,4 @@
-package pool
+package route
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -19,8 +18,24 @@ import (
 // reverse connection to.
 const DefaultReverseConns = 2
 
+// Dialer makes SSH connections to members' shares with our client keys
+// and their advertised host keys checked, as on every dial. The session
+// pool has it.
+type Dialer interface {
+	// SSHClient connects to peer's share at addr, without SFTP.
+	SSHClient(ctx context.Context, peer peers.Peer, addr string) (*ssh.Client, error)
+}
+
 // ReverseOptions configure KeepReverse.
 type ReverseOptions struct {
+	// Dialer dials the members.
+	Dialer Dialer
+	// Timeout bounds each dial, and is the keepalive interval of the
+	// reverse connections; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives the connections made and lost; nil means
+	// slog.Default().
+	Logger *slog.Logger
 	// HostKey is our share's host key fingerprint, offered to members.
 	HostKey string
 	// Serve serves our share on a stream a member opened back (the
@@ -46,6 +61,9 @@ type ReverseOptions struct {
 	OnChange func(via []string)
 }
 
+// DefaultTimeout is ReverseOptions.Timeout when zero: the pool's.
+const DefaultTimeout = 10 * time.Second
+
 // reverseConn is one outbound connection that carries our share back.
 type reverseConn struct {
 	id     string
@@ -59,9 +77,16 @@ type reverseConn struct {
 // fingerprints, so the unreachable members spread over the reachable
 // ones. Lost connections are re-made, failed members retried with
 // backoff. It returns when ctx ends.
-func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
+func KeepReverse(ctx context.Context, o ReverseOptions) error {
 	if o.Conns <= 0 {
 		o.Conns = DefaultReverseConns
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
 	}
 	var (
 		mu      sync.Mutex
@@ -97,7 +122,7 @@ func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
 		n := len(held)
 		mu.Unlock()
 		if o.Needed() && n < o.Conns {
-			for _, e := range p.reverseCandidates(o) {
+			for _, e := range reverseCandidates(o) {
 				mu.Lock()
 				_, have := held[e.ID]
 				wait := time.Now().Before(retryAt[e.ID])
@@ -106,26 +131,26 @@ func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
 				if have || wait || n >= o.Conns {
 					continue
 				}
-				rc, err := p.dialReverse(ctx, e.Peer, o)
+				rc, err := dialReverse(ctx, log, e.Peer, o)
 				mu.Lock()
 				if err != nil {
 					backoff[e.ID] = min(max(2*backoff[e.ID], time.Second), time.Minute)
 					retryAt[e.ID] = time.Now().Add(backoff[e.ID])
 					mu.Unlock()
-					p.log.Debug("reverse connection failed", "peer", e.DisplayName, "err", err)
+					log.Debug("reverse connection failed", "peer", e.DisplayName, "err", err)
 					continue
 				}
 				delete(backoff, e.ID)
 				held[e.ID] = rc
 				mu.Unlock()
-				p.log.Info("keeping a reverse connection: this member can reach our share through it", "peer", e.DisplayName)
+				log.Info("keeping a reverse connection: this member can reach our share through it", "peer", e.DisplayName)
 				go func() {
 					_ = rc.client.Wait()
 					mu.Lock()
 					delete(held, rc.id)
 					mu.Unlock()
-					if ctx.Err() == nil && !p.isClosed() { // not our own shutdown
-						p.log.Info("reverse connection lost; making another", "peer", e.DisplayName)
+					if ctx.Err() == nil { // not our own shutdown
+						log.Info("reverse connection lost; making another", "peer", e.DisplayName)
 					}
 				}()
 			}
@@ -147,7 +172,7 @@ func (p *Pool) KeepReverse(ctx context.Context, o ReverseOptions) error {
 
 // reverseCandidates are the live members that may be reachable (their
 // advert does not say otherwise), in rendezvous-hash order.
-func (p *Pool) reverseCandidates(o ReverseOptions) []peers.Entry {
+func reverseCandidates(o ReverseOptions) []peers.Entry {
 	var out []peers.Entry
 	for _, e := range o.Members() {
 		if e.ClientOnly || e.Unreachable || e.ID == o.HostKey || len(e.Addrs) == 0 || e.HostKey == nil {
@@ -175,28 +200,28 @@ func (p *Pool) reverseCandidates(o ReverseOptions) []peers.Entry {
 
 // dialReverse connects to member's share (direct addresses only), offers
 // our share over the connection, and serves the channels it opens back.
-func (p *Pool) dialReverse(ctx context.Context, member peers.Peer, o ReverseOptions) (*reverseConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+func dialReverse(ctx context.Context, log *slog.Logger, member peers.Peer, o ReverseOptions) (*reverseConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var errs []error
 	for _, addr := range member.Addrs {
-		client, err := p.sshClient(ctx, member, addr)
+		client, err := o.Dialer.SSHClient(ctx, member, addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		chans := client.HandleChannelOpen(sshstream.ChannelShare)
+		chans := client.HandleChannelOpen(ChannelShare)
 		if o.ServeSFTP != nil {
-			sftpChans := client.HandleChannelOpen(sshstream.ChannelSFTP)
+			sftpChans := client.HandleChannelOpen(ChannelSFTP)
 			go o.ServeSFTP(client.RemoteAddr(), member.ID, onlyLive(sftpChans, member.ID, o.Members))
 		}
-		ok, _, err := client.SendRequest(sshstream.RequestReverse, true, ssh.Marshal(sshstream.ReverseRequest{HostKey: o.HostKey}))
+		ok, _, err := client.SendRequest(RequestReverse, true, ssh.Marshal(ReverseRequest{HostKey: o.HostKey}))
 		if err != nil || !ok {
 			client.Close()
 			return nil, fmt.Errorf("%s refused our reverse connection (%v)", peerLabel(member), err)
 		}
-		go serveReverse(p.log, client, member.ID, chans, o.Serve)
-		go reverseKeepalive(client, p.opts.Timeout)
+		go serveReverse(log, client, member.ID, chans, o.Serve)
+		go reverseKeepalive(client, o.Timeout)
 		return &reverseConn{id: member.ID, client: client}, nil
 	}
 	return nil, fmt.Errorf("dial %s for a reverse connection: %v", peerLabel(member), errs)
@@ -206,7 +231,7 @@ func (p *Pool) dialReverse(ctx context.Context, member peers.Peer, o ReverseOpti
 // of ours (host key fingerprint holder) opens back over it.
 func serveReverse(log *slog.Logger, client *ssh.Client, holder string, chans <-chan ssh.NewChannel, serve func(net.Conn, string, string) error) {
 	for nc := range chans {
-		var p sshstream.ShareOpen
+		var p ShareOpen
 		if len(nc.ExtraData()) > 0 && ssh.Unmarshal(nc.ExtraData(), &p) != nil {
 			_ = nc.Reject(ssh.ConnectionFailed, "malformed share channel request")
 			continue
@@ -217,7 +242,7 @@ func serveReverse(log *slog.Logger, client *ssh.Client, holder string, chans <-c
 		}
 		go ssh.DiscardRequests(reqs)
 		go func() {
-			if err := serve(sshstream.New(ch, client.LocalAddr(), client.RemoteAddr()), holder, p.ClientKey); err != nil {
+			if err := serve(NewStream(ch, client.LocalAddr(), client.RemoteAddr()), holder, p.ClientKey); err != nil {
 				log.Debug("reverse channel not served", "err", err)
 			}
 		}()
@@ -263,24 +288,4 @@ func reverseKeepalive(client *ssh.Client, every time.Duration) {
 			return
 		}
 	}
-}
-
-// sshClient makes one SSH connection to peer at addr with the pool's keys
-// and host key check, without SFTP.
-func (p *Pool) sshClient(ctx context.Context, peer peers.Peer, addr string) (*ssh.Client, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	cfg, closeAgent := p.clientConfig(peer, addr)
-	defer closeAgent()
-	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return ssh.NewClient(sc, chans, reqs), nil
 }

@@ -1,10 +1,11 @@
-package pool
+package route
 
 import (
 	"net"
 	"testing"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -27,13 +28,13 @@ func (f fakeMembers) ClientKeyMember(fp string) (string, bool) {
 // whose advert lists the login key, and relays only from a member with a
 // live advert to a member whose reverse connection it holds.
 func TestRoutesRefuse(t *testing.T) {
-	ck, bk := mustKey(t), mustKey(t)
+	ck, bk := newSigner(t), newSigner(t)
 	cFP, bFP := "SHA256:c", "SHA256:b"
 	m := fakeMembers{
 		cFP: {Peer: peers.Peer{ID: cFP, ClientKeys: []ssh.PublicKey{ck.PublicKey()}}},
 		bFP: {Peer: peers.Peer{ID: bFP, ClientKeys: []ssh.PublicKey{bk.PublicKey()}}},
 	}
-	r := NewRoutes(m)
+	r := NewTable(m, nil)
 	open := fakeConn{}
 	fp := func(s ssh.Signer) string { return ssh.FingerprintSHA256(s.PublicKey()) }
 
@@ -50,7 +51,7 @@ func TestRoutesRefuse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("c's own offer: %v", err)
 	}
-	if _, err := r.Relay(fp(mustKey(t)), cFP); err == nil {
+	if _, err := r.Relay(fp(newSigner(t)), cFP); err == nil {
 		t.Error("relay for a key of no member was accepted")
 	}
 	if _, err := r.Relay(fp(bk), "SHA256:stranger"); err == nil {
@@ -82,11 +83,22 @@ type fakeChannel struct{ ssh.Channel }
 
 func (fakeChannel) Close() error { return nil }
 
-func mustKey(t *testing.T) ssh.Signer {
+func newSigner(t *testing.T) ssh.Signer {
 	t.Helper()
-	k, err := NewRunKey()
-	if err != nil {
-		t.Fatal(err)
+	return testenv.NewSigner(t)
+}
+
+// TestRouteAddrs: the pseudo-addresses round-trip and rank direct before
+// reverse before relay.
+func TestRouteAddrs(t *testing.T) {
+	r := RelayVia("SHA256:v")
+	if via, ok := RelayOf(r); !ok || via != "SHA256:v" {
+		t.Errorf("RelayOf(%q) = %q, %v", r, via, ok)
 	}
-	return k
+	if _, ok := RelayOf("127.0.0.1:2200"); ok {
+		t.Error("an address was taken for a relay")
+	}
+	if d, rv, rl := Rank("127.0.0.1:2200"), Rank(Reverse), Rank(r); !(d < rv && rv < rl) {
+		t.Errorf("ranks direct %d, reverse %d, relay %d; want increasing", d, rv, rl)
+	}
 }

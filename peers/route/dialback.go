@@ -1,11 +1,10 @@
-package pool
+package route
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -14,31 +13,27 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dsftp/dsftp/peers"
-	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 )
 
-// Dial-back check (REACHABILITY.md): a member whose router reports
+// Dial-back check (README.md): a member whose router reports
 // a mapping cannot tell from inside whether it works (hairpin NAT may
 // hide a broken one, or fake a working one). It asks other members to
 // dial its advertised addresses, and believes an address works when such
 // a dial arrives at its own share with the nonce it gave for it.
 
-// dialBackTimeout bounds the checker's dials, and is when it replies;
-// the share bounds the whole check at 5 s (share.DialBackTimeout).
-const dialBackTimeout = 4 * time.Second
-
-// dialBackAsk is how many members are asked, and dialBackTries how many
-// are tried at most to find them.
+// Dial-back limits: at most MaxDialBackAddrs addresses in one check,
+// nonces of at most maxDialBackNonce bytes; the checker's dials take
+// dialBackTimeout, and it replies then, well within DialBackTimeout, the
+// bound on the whole check as the member asking waits for it.
 const (
-	dialBackAsk   = 2
-	dialBackTries = 4
+	MaxDialBackAddrs = 4
+	DialBackTimeout  = 5 * time.Second
+	dialBackTimeout  = 4 * time.Second
+	maxDialBackNonce = 64
 )
 
-var errNotChecked = errors.New("the member did not check (an older dsftp, or it refused)")
-
-// DialBack dials the distinct addresses among addrs for the member that
+// checkFor dials the distinct addresses among addrs for the member that
 // logs in with the key whose fingerprint is clientKey, and returns those
 // that answered with that member's host key. Only addresses the member
 // advertises are dialed, so a member can make others dial nothing that
@@ -49,12 +44,12 @@ var errNotChecked = errors.New("the member did not check (an older dsftp, or it 
 // its share takes as proof of arrival, not as a failed login. It returns
 // dialBackTimeout after it began whatever the dials met, so that a
 // closed, a filtered and an open port look alike to the member.
-func (r *Routes) DialBack(clientKey string, addrs, nonces []string) ([]string, error) {
-	id, ok := r.members.ClientKeyMember(clientKey)
+func (t *Table) checkFor(clientKey string, addrs, nonces []string) ([]string, error) {
+	id, ok := t.members.ClientKeyMember(clientKey)
 	if !ok {
 		return nil, errors.New("dial-back checks are only for members with a live advert")
 	}
-	e, ok := r.members.ByID(id)
+	e, ok := t.members.ByID(id)
 	if !ok || e.ClientOnly || e.HostKey == nil {
 		return nil, fmt.Errorf("%s shares nothing to check", id)
 	}
@@ -71,7 +66,7 @@ func (r *Routes) DialBack(clientKey string, addrs, nonces []string) ([]string, e
 	for i, t := range targets {
 		to[i] = t.to
 	}
-	if err := r.dialBack.take(id, to, start); err != nil {
+	if err := t.dialBack.take(id, to, start); err != nil {
 		return nil, err
 	}
 	var (
@@ -166,7 +161,7 @@ func answersWith(ctx context.Context, addr netip.AddrPort, want ssh.PublicKey, n
 	}
 	var matched atomic.Bool
 	cfg := &ssh.ClientConfig{
-		User: sshstream.DialBackUser + nonce, ClientVersion: "SSH-2.0-dsftp", HostKeyAlgorithms: algos,
+		User: DialBackUser + nonce, ClientVersion: "SSH-2.0-dsftp", HostKeyAlgorithms: algos,
 		Config: ssh.Config{Ciphers: ciphers},
 		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
 			if !bytes.Equal(k.Marshal(), want.Marshal()) {
@@ -184,125 +179,28 @@ func answersWith(ctx context.Context, addr netip.AddrPort, want ssh.PublicKey, n
 	return matched.Load()
 }
 
-// DialBack asks peer's share to dial addrs (ours, as advertised) back,
-// over a connection of the pool, and returns those at which the nonce we
-// gave it arrived at our own share: what the peer replies is only
-// logged, so a member that lies can at worst withhold the answer. An
-// error means the peer did not check (it refused, or is an older dsftp).
-func (p *Pool) DialBack(ctx context.Context, peer peers.Peer, addrs []string) ([]string, error) {
-	r := p.opts.Routes
-	if r == nil {
-		return nil, errors.New("dial-back check: no share of ours to see the dial arrive")
-	}
-	g, err := p.group(peer)
-	if err != nil {
-		return nil, err
-	}
-	c, err := g.acquire(ctx, peer)
-	if err != nil {
-		return nil, err
-	}
-	nonces, err := r.nonces.issue(len(addrs), time.Now())
-	if err != nil {
-		g.release(c, nil)
-		return nil, err
-	}
-	type answer struct {
-		ok      bool
-		payload []byte
-		err     error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		ok, payload, err := c.ssh.SendRequest(sshstream.RequestDialBack, true, ssh.Marshal(sshstream.DialBackRequest{
-			Addrs: strings.Join(addrs, "\n"), Nonces: strings.Join(nonces, "\n")}))
-		done <- answer{ok, payload, err}
-	}()
-	var a answer
-	select {
-	case a = <-done:
-	case <-ctx.Done():
-		a.err = ctx.Err()
-	case <-time.After(2 * dialBackTimeout):
-		a.err = ErrTimeout
-	}
-	g.release(c, nil)
-	var reached []string
-	for i, ok := range r.nonces.take(nonces) {
-		if ok {
-			reached = append(reached, addrs[i])
-		}
-	}
-	var reply sshstream.DialBackReply
-	if a.err == nil && (!a.ok || ssh.Unmarshal(a.payload, &reply) != nil) {
-		a.err = errNotChecked
-	}
-	if a.err != nil && len(reached) == 0 {
-		return nil, fmt.Errorf("dial-back check by %s: %w", peerLabel(peer), a.err)
-	}
-	for _, claimed := range strings.Fields(reply.Reached) {
-		if !slices.Contains(reached, claimed) {
-			p.log.Info("a member says it reached our address, but its dial did not arrive at our share; not believed",
-				"peer", peerLabel(peer), "addr", claimed)
-		}
-	}
-	return reached, nil
-}
+// ciphers are the pool's: AES-GCM, which Go runs fastest.
+var ciphers = []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
 
-// CheckReachable asks up to two other members, in random order, to dial
-// addrs back. It returns the addresses at which a dial of theirs arrived
-// at our share (DialBack), and how many members checked (zero: nobody
-// could be asked, the answer is unknown).
-func (p *Pool) CheckReachable(ctx context.Context, members []peers.Entry, self string, addrs []string) (reached []string, checked int) {
-	var cands []peers.Entry
-	for _, e := range members {
-		if !e.ClientOnly && e.ID != self && e.HostKey != nil {
-			cands = append(cands, e)
+// parseDialBack reads a dial-back request, with a nonce per address or
+// none at all.
+func parseDialBack(payload []byte) (addrs, nonces []string, err error) {
+	var p DialBackRequest
+	if ssh.Unmarshal(payload, &p) != nil {
+		var a DialBackAddrs
+		if err := ssh.Unmarshal(payload, &a); err != nil {
+			return nil, nil, fmt.Errorf("read the request: %w", err)
 		}
+		p.Addrs = a.Addrs
 	}
-	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-	cands = cands[:min(len(cands), dialBackTries)]
-	// dialBackAsk asks run at once, and a member that cannot be asked is
-	// replaced at once: behind a NAT that drops the dial, each answer
-	// waits out the checker's timeout, and one after the other those
-	// waits would add up.
-	type answer struct {
-		e   peers.Entry
-		got []string
-		err error
+	addrs, nonces = strings.Fields(p.Addrs), strings.Fields(p.Nonces)
+	switch {
+	case len(addrs) == 0 || len(addrs) > MaxDialBackAddrs:
+		return nil, nil, fmt.Errorf("%d addresses: want 1 to %d", len(addrs), MaxDialBackAddrs)
+	case len(nonces) != 0 && len(nonces) != len(addrs):
+		return nil, nil, fmt.Errorf("%d nonces for %d addresses", len(nonces), len(addrs))
+	case slices.ContainsFunc(nonces, func(n string) bool { return len(n) > maxDialBackNonce }):
+		return nil, nil, fmt.Errorf("a nonce longer than %d bytes", maxDialBackNonce)
 	}
-	answers := make(chan answer, len(cands))
-	running := 0
-	ask := func() {
-		e := cands[0]
-		cands = cands[1:]
-		running++
-		go func() {
-			got, err := p.DialBack(ctx, e.Peer, addrs)
-			answers <- answer{e, got, err}
-		}()
-	}
-	for running < dialBackAsk && len(cands) > 0 {
-		ask()
-	}
-	for running > 0 {
-		a := <-answers
-		running--
-		if a.err != nil {
-			p.log.Debug("dial-back check not done", "peer", a.e.DisplayName, "err", a.err)
-			if checked+running < dialBackAsk && len(cands) > 0 {
-				ask()
-			}
-			continue
-		}
-		checked++
-		p.log.Debug("dial-back check", "peer", a.e.DisplayName, "reached", strings.Join(a.got, " "))
-		for _, r := range a.got {
-			if slices.Contains(addrs, r) && !slices.Contains(reached, r) {
-				reached = append(reached, r)
-			}
-		}
-	}
-	slices.Sort(reached)
-	return reached, checked
+	return addrs, nonces, nil
 }

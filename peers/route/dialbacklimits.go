@@ -1,4 +1,4 @@
-package pool
+package route
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 )
 
 // Limits of the dial-back checks this share does for others, so that no
-// member can aim its dials at anyone (REACHABILITY.md): a member, by its
+// member can aim its dials at anyone (README.md): a member, by its
 // ID whatever its connections or client keys, gets one check per
 // dialBackMemberEvery; an address, by the IP and port dialed however the
 // advert spells it, is dialed at most once per dialBackAddrEvery whoever

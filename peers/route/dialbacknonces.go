@@ -1,15 +1,16 @@
-package pool
+package route
 
 import (
 	"crypto/rand"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
 
 // Nonces of our own dial-back checks: a member that checks our address
 // and meets our host key there sends the address's nonce to our share
-// (sshstream.DialBackUser), and only a nonce that arrived makes us
+// (DialBackUser), and only a nonce that arrived makes us
 // believe the address works; what the member replies does not. Each
 // nonce is issued for one address of one check, counts once, and is
 // forgotten when the check ends or nonceLife after it was issued.
@@ -80,9 +81,15 @@ func (t *nonceTable) take(nonces []string) []bool {
 	return out
 }
 
-// DialBackArrived notes that nonce, one of ours, arrived at our share in
-// a member's dial-back check (share.Routes); false for a nonce we are not
-// waiting for.
-func (r *Routes) DialBackArrived(nonce string) bool {
-	return r.nonces.arrive(nonce, time.Now())
+// DialBackArrived reports whether user, the user name of a connection to
+// our share that tries no login but "none", is a dial-back check of ours
+// arriving (DialBackUser and a nonce we issued and are still waiting for),
+// and notes that it arrived; a nonce counts once. The share's Probe.
+func (t *Table) DialBackArrived(user string) bool {
+	nonce, ok := strings.CutPrefix(user, DialBackUser)
+	if !ok || nonce == "" || !t.nonces.arrive(nonce, time.Now()) {
+		return false
+	}
+	t.log.Info("a member's dial-back check arrived")
+	return true
 }

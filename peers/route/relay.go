@@ -1,4 +1,4 @@
-package share
+package route
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 )
@@ -214,12 +213,13 @@ func (f *fairRate) wait(ctx context.Context, m *memberRate, n int) error {
 	return f.total.WaitN(ctx, n)
 }
 
-// relay serves one relay channel on a logged-in connection (flow): a
-// pipe to the share of another member, through its reverse connection to
-// this one, within the relay budget.
-func (s *Server) relay(log *slog.Logger, nc ssh.NewChannel, clientKey string, flow *connFlow) {
-	var p sshstream.RelayRequest
-	if s.opts.Routes == nil || s.opts.NoRelay || clientKey == "" {
+// relay serves one relay channel on a logged-in connection: a pipe to
+// the share of another member, through its reverse connection to this
+// one, within the relay budget.
+func (h *ConnHandler) relay(nc ssh.NewChannel) {
+	s, log, clientKey := h.s, h.c.Log, h.c.ClientKey
+	var p RelayRequest
+	if s.opts.NoRelay || clientKey == "" {
 		_ = nc.Reject(ssh.Prohibited, "this member does not relay")
 		return
 	}
@@ -227,13 +227,16 @@ func (s *Server) relay(log *slog.Logger, nc ssh.NewChannel, clientKey string, fl
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed relay request")
 		return
 	}
-	if reason := s.relays.take(clientKey, &flow.relays, time.Now()); reason != "" {
+	if reason := s.relays.take(clientKey, &h.relays, time.Now()); reason != "" {
 		log.Info("refused a relay", "target", p.Target, "reason", reason)
 		_ = nc.Reject(ssh.ResourceShortage, reason)
 		return
 	}
-	defer s.relays.give(clientKey, &flow.relays)
-	to, err := s.opts.Routes.Relay(clientKey, p.Target)
+	defer s.relays.give(clientKey, &h.relays)
+	if h.c.Busy != nil {
+		defer h.c.Busy()()
+	}
+	to, err := s.table.Relay(clientKey, p.Target)
 	if err != nil {
 		log.Info("refused a relay", "target", p.Target, "err", err)
 		_ = nc.Reject(ssh.Prohibited, err.Error())

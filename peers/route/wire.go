@@ -1,17 +1,4 @@
-// Package sshstream holds the wire names of dsftp's routes and turns an
-// SSH channel into a net.Conn, so that a whole SSH connection can run
-// inside a channel of another one: relays, bytes piped through a member
-// that only sees ciphertext. (The reverse route itself runs SFTP straight
-// on its channels, ChannelSFTP.)
-package sshstream
-
-import (
-	"net"
-	"sync"
-	"time"
-
-	"golang.org/x/crypto/ssh"
-)
+package route
 
 // Channel types and global requests of dsftp's routes.
 const (
@@ -75,46 +62,3 @@ type SFTPOpen struct{ Conn uint32 }
 // ReverseRequest is the payload of a RequestReverse global request: the
 // host key fingerprint of the share offered.
 type ReverseRequest struct{ HostKey string }
-
-// Conn is an SSH channel as a net.Conn. A deadline that passes closes the
-// channel (SSH channels have no deadlines of their own); that is what the
-// users of a stream's deadlines (login grace, dial timeouts) want.
-type Conn struct {
-	ssh.Channel
-	local, remote net.Addr
-
-	mu    sync.Mutex
-	timer *time.Timer
-}
-
-// New wraps ch; local and remote are the addresses of the connection that
-// carries it, for logs and per-source limits.
-func New(ch ssh.Channel, local, remote net.Addr) *Conn {
-	return &Conn{Channel: ch, local: local, remote: remote}
-}
-
-func (c *Conn) LocalAddr() net.Addr  { return c.local }
-func (c *Conn) RemoteAddr() net.Addr { return c.remote }
-
-// SetDeadline closes the channel at t; the zero time cancels that.
-func (c *Conn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	if !t.IsZero() {
-		c.timer = time.AfterFunc(time.Until(t), func() { _ = c.Channel.Close() })
-	}
-	return nil
-}
-
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
-
-// Close closes the channel and stops a pending deadline.
-func (c *Conn) Close() error {
-	_ = c.SetDeadline(time.Time{})
-	return c.Channel.Close()
-}

@@ -1,4 +1,4 @@
-package pool
+package route
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/share/sshstream"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -64,7 +63,7 @@ func TestOpenChannelTimeout(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err = openChannel(s.conn, sshstream.ChannelShare, nil, 300*time.Millisecond)
+	_, err = openChannel(s.conn, ChannelShare, nil, 300*time.Millisecond)
 	took := time.Since(start)
 	if !errors.Is(err, errOpenTimeout) {
 		t.Fatalf("open with no answer: %v, want errOpenTimeout", err)
