@@ -567,6 +567,9 @@ func (d *Discovery) admit(p peers.Peer, from *net.UDPAddr, now time.Time) {
 	}
 	d.stats.accepted.Add(1)
 	if d.opts.Registry.Upsert(p) {
+		// Every newcomer at debug level, which the log limiter passes in
+		// full; the Info line below is summed up under a flood.
+		d.log.Debug("new LAN peer", "name", p.Name, "id", p.ID)
 		if p.ClientOnly {
 			d.log.Info("heard a client on the LAN (it shares nothing; its key may log in)", "name", p.Name, "id", p.ID, "from", from.String())
 		} else {
