@@ -3,11 +3,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"github.com/dsftp/dsftp/peers/advert"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +49,12 @@ func openPeerDir(t *testing.T, dir string) *deadPeerProbe {
 func (p *deadPeerProbe) read() syscall.Errno {
 	p.n++
 	var st unix.Stat_t
-	err := unix.Fstatat(p.fd, fmt.Sprintf("d%d/f.txt", p.n), &st, 0)
+	// Like os.Stat, ask again when the Go runtime's own signals
+	// (preemption) interrupted the call.
+	var err error = unix.EINTR
+	for err == unix.EINTR {
+		err = unix.Fstatat(p.fd, fmt.Sprintf("d%d/f.txt", p.n), &st, 0)
+	}
 	var errno syscall.Errno
 	if err != nil && !errors.As(err, &errno) {
 		errno = syscall.EIO
@@ -147,5 +155,97 @@ func TestKilledLANPeerLeaves(t *testing.T) {
 	t.Logf("restarted LAN peer listed again %v after its restart", time.Since(restarted).Round(time.Millisecond))
 	if got := readFile(t, alice.path("bob", "whoami.txt")); got != "I am bob\n" {
 		t.Errorf("alice reads the restarted bob's whoami.txt = %q", got)
+	}
+}
+
+// advertsOf counts the adverts in the channel that carry name.
+func (f *fakeDiscord) advertsOf(name string) int {
+	n := 0
+	for _, m := range f.Messages(f.channel) {
+		if d, err := advert.Decode(m.Content); err == nil && d.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// TestKilledDiscordMemberLeaves: a Discord member killed with SIGKILL
+// (its advert stays in the channel, valid for 40 min) leaves the other
+// mount within 15 s; reads of it say ECONNREFUSED (not EACCES, not
+// EHOSTUNREACH); restarted with its key, it deletes the advert of its
+// killed run, so the channel holds one advert of it, and is listed and
+// read again.
+func TestKilledDiscordMemberLeaves(t *testing.T) {
+	testenv.RequireFUSE(t)
+	f := newFakeDiscord(t)
+	alice := startDiscordMount(t, f, f.bot(), "alice")
+	bobToken := f.bot()
+	bobKey := testenv.NewKey(t, t.TempDir(), "bob").Path
+	bob := startDiscordMount(t, f, bobToken, "bob", "--host-key", bobKey)
+	for i := 0; i <= 200; i++ {
+		d := filepath.Join(bob.share, fmt.Sprintf("d%d", i))
+		os.Mkdir(d, 0o755)
+		os.WriteFile(filepath.Join(d, "f.txt"), []byte("f\n"), 0o644)
+	}
+	testenv.WaitFor(t, 15*time.Second, "alice to list bob", func() bool {
+		_, err := os.Stat(filepath.Join(alice.mnt, "bob"))
+		return err == nil
+	})
+	if got, err := os.ReadFile(filepath.Join(alice.mnt, "bob", "whoami.bin")); err != nil || !bytes.Equal(got, bob.content) {
+		t.Fatalf("alice reading bob: %d bytes, %v", len(got), err)
+	}
+	probe := openPeerDir(t, filepath.Join(alice.mnt, "bob"))
+
+	killed := time.Now()
+	if err := bob.proc.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	took := probe.waitGone(t, alice.mnt, "bob", killed, true)
+	t.Logf("killed Discord member left the mount %v after SIGKILL", took.Round(time.Millisecond))
+	if took > leaveBound {
+		t.Errorf("killed Discord member stayed %v, want at most %v", took, leaveBound)
+	}
+	probe.checkErrnos(t)
+	if n := f.advertsOf("bob"); n != 1 {
+		t.Errorf("%d adverts of the killed bob in the channel, want its 1", n)
+	}
+
+	bob.proc.Wait(10 * time.Second)
+	restarted := time.Now()
+	bob2 := startDiscordMount(t, f, bobToken, "bob", "--host-key", bobKey)
+	testenv.WaitFor(t, 15*time.Second, "alice to list the restarted bob", func() bool {
+		_, err := os.Stat(filepath.Join(alice.mnt, "bob", "whoami.bin"))
+		return err == nil
+	})
+	t.Logf("restarted Discord member listed again %v after its restart", time.Since(restarted).Round(time.Millisecond))
+	if got, err := os.ReadFile(filepath.Join(alice.mnt, "bob", "whoami.bin")); err != nil || !bytes.Equal(got, bob2.content) {
+		t.Errorf("alice reading the restarted bob: %d bytes, %v", len(got), err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "one advert of bob in the channel", func() bool { return f.advertsOf("bob") == 1 })
+}
+
+// TestUnreachablePeerFlagReportsOnce: `dsftp get` from a --peer whose
+// port is closed fails with the real cause (connection refused), said
+// once: no WARN line beside the final error.
+func TestUnreachablePeerFlagReportsOnce(t *testing.T) {
+	fp := testenv.NewKey(t, t.TempDir(), "alice").Fingerprint()
+	url := fmt.Sprintf("alice=sftp://u@127.0.0.1:%d/?fingerprint=%s", testenv.FreePort(t), fp)
+	out, code := runBinary(t, "get", "--discovery", "off", "--peer", url, "alice:x", t.TempDir())
+	if code == 0 {
+		t.Fatalf("get from a closed port exited 0:\n%s", out)
+	}
+	lines := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "connection refused") {
+			lines++
+		}
+	}
+	if lines != 1 {
+		t.Errorf("%d lines say the cause, want one:\n%s", lines, out)
+	}
+	for _, bad := range []string{"level=WARN", "no route to host", "permission denied"} {
+		if strings.Contains(strings.ToLower(out), strings.ToLower(bad)) {
+			t.Errorf("output says %q:\n%s", bad, out)
+		}
 	}
 }
