@@ -21,8 +21,8 @@ func (r *receiver) posted(seq uint64) { r.own.postedSeq.Store(seq) }
 // expired (a run killed before deleting its advert, restarted later),
 // and those of this run older than the current one (a post the server
 // stored although it answered with an error, then posted again). So the
-// channel holds one advert of ours. valid says whether d passed its
-// checks.
+// channel holds one advert of ours. Adverts another bot posted with our
+// key are not ours to delete (bots have no Manage Messages).
 func (r *receiver) ownLocked(m *discordgo.Message, d *advert.Decoded, author string) {
 	if author != r.t.botID || r.deleteStale == nil || r.stale[m.ID] {
 		return
