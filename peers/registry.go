@@ -39,7 +39,8 @@ type Registry struct {
 	clients  map[string]*Entry // client-only: keys only, never listed
 	names    map[string]string // display name -> ID (shares only)
 	watchers map[chan struct{}]struct{}
-	timer    chan struct{} // pokes Run when expiries change
+	timer    chan struct{}   // pokes Run when expiries change
+	hidden   map[string]bool // shares no route reached (suspect.go)
 
 	// nextExp is no later than the earliest expiry of any entry (zero:
 	// none expires), so lookups skip the O(n) expiry scan until then.
@@ -124,6 +125,7 @@ func (r *Registry) Upsert(p Peer) bool {
 	if ok {
 		rerun = e.Peer.Instance != p.Instance || !sameKeys(e.Peer.ClientKeys, p.ClientKeys)
 		e.Peer = p
+		r.unhideLocked(e)
 		if e.DisplayName == SanitizeName(p.Name) && p.Source != SourceFlag {
 			r.noteBookLocked(e.DisplayName, p)
 		}
@@ -152,6 +154,7 @@ func sameKeys(a, b []ssh.PublicKey) bool {
 // --peer are the user's own: never remembered, never taken away.
 func (r *Registry) claimName(p Peer) string {
 	base := SanitizeName(p.Name)
+	r.yieldHiddenLocked(base)
 	if r.book == nil || p.Source == SourceFlag {
 		return r.uniqueName(p)
 	}
@@ -232,7 +235,7 @@ func (r *Registry) ListSeq() ([]Entry, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
-	out := snapshot(r.byID)
+	out := r.listedLocked()
 	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
 	return out, r.seq
 }
@@ -327,6 +330,7 @@ func (r *Registry) removeLocked(id string) {
 	}
 	delete(r.byID, id)
 	delete(r.names, e.DisplayName)
+	delete(r.hidden, id)
 	r.journalLocked(NameChange{Name: e.DisplayName, ID: id, Removed: true})
 	r.changedLocked()
 }
@@ -336,7 +340,7 @@ func (r *Registry) List() []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked()
-	out := snapshot(r.byID)
+	out := r.listedLocked()
 	sort.Slice(out, func(i, j int) bool { return out[i].DisplayName < out[j].DisplayName })
 	return out
 }
@@ -375,7 +379,7 @@ func (r *Registry) Get(name string) (Entry, bool) {
 	defer r.mu.Unlock()
 	r.expireLocked()
 	id, ok := r.names[name]
-	if !ok {
+	if !ok || r.hidden[id] {
 		return Entry{}, false
 	}
 	e := *r.byID[id]

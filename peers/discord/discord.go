@@ -199,6 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
 	d.recv.instance = d.instance
+	d.recv.confirm = func() { time.AfterFunc(confirmDelay, func() { poke(d.resync) }) }
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { d.recv.message(m.Message, time.Now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageUpdate) { d.recv.message(m.Message, time.Now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageDelete) {
@@ -240,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		return fail(ctx.Err())
 	case <-time.After(rand.N(cfg.PostDelay + 1)):
 	}
-	if err := d.post(ctx); err != nil {
+	if err := d.postRetrying(ctx); err != nil {
 		return fail(err)
 	}
 	go d.run()
@@ -383,7 +384,7 @@ func (d *Discovery) run() {
 // a whole refresh later, so a short outage does not let the advert expire.
 // It returns false when discovery must stop.
 func (d *Discovery) repost(retry *int) (time.Duration, bool) {
-	err := d.post(d.ctx)
+	err := d.postRetrying(d.ctx)
 	if err == nil {
 		*retry = 0
 		return pace.Jitter(d.cfg.Refresh, 20), true
@@ -509,6 +510,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	old := d.myMsg
 	d.myMsg, d.lastPost = m.ID, time.Now()
 	d.mu.Unlock()
+	d.recv.posted(a.Seq)
 	d.log.Debug("discord: advert posted", "message", m.ID, "seq", a.Seq, "addrs", a.Addrs)
 	if old != "" {
 		d.deleteMessage(ctx, old)

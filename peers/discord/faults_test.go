@@ -83,7 +83,8 @@ func TestGatewayFaults(t *testing.T) {
 	}
 	e.fake.SetGatewayDown(false)
 	waitFor(t, 20*time.Second, "alice to see erin after the outage", func() bool { return a.has(fp(erin)) })
-	waitFor(t, 10*time.Second, "alice to drop dave, deleted during the outage", func() bool { return !a.has(fp(dave)) })
+	// Absence from history is confirmed by a second read (missing.go).
+	waitFor(t, confirmDelay+10*time.Second, "alice to drop dave, deleted during the outage", func() bool { return !a.has(fp(dave)) })
 
 	// op 7 (reconnect) and op 9 (invalid session) keep things flowing.
 	e.fake.Reconnect()

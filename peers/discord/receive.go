@@ -40,6 +40,11 @@ type receiver struct {
 	// re-reads skip signature checks for what they saw before.
 	done  map[string]string
 	stale map[string]bool // own stale messages already handled
+	own   ownState
+	// confirm, when set, asks for another history read soon: an advert
+	// missing from one read is dropped only when the next confirms it
+	// (missing.go).
+	confirm func()
 }
 
 // peerState is what we remember per host key, also after its advert is
@@ -52,6 +57,7 @@ type peerState struct {
 	msgID    string
 	author   string
 	live     bool
+	missing  int // history reads in a row that lacked msgID (missing.go)
 	info     Info
 }
 
@@ -111,6 +117,9 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 	if err != nil && d != nil && d.Fingerprint == r.selfID {
 		// Signed with our own key: an earlier advert of ours (expired, say).
 		r.log.Debug("discord: our own earlier advert", "message", m.ID, "err", err)
+		r.mu.Lock()
+		r.ownLocked(m, d, author)
+		r.mu.Unlock()
 		return
 	}
 	if err != nil {
@@ -120,10 +129,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d.Fingerprint == r.selfID {
-		if d.Instance != r.instance && author == r.t.botID && r.deleteStale != nil && !r.stale[m.ID] {
-			r.stale[m.ID] = true
-			r.deleteStale(m.ID)
-		}
+		r.ownLocked(m, d, author)
 		return
 	}
 	st := r.known[d.Fingerprint]
@@ -220,17 +226,7 @@ func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for fp, st := range r.known {
-		if !st.live || seen[st.msgID] {
-			continue
-		}
-		// Only messages older than this read can be judged missing; a
-		// newer one came over the gateway after the read began.
-		if ts, err := discordgo.SnowflakeTimestamp(st.msgID); err == nil && ts.Before(start.Add(-time.Second)) {
-			r.log.Debug("discord: advert gone from history", "peer", fp, "message", st.msgID)
-			r.dropLocked(fp, st)
-		}
-	}
+	r.judgeMissingLocked(all, seen, start, now)
 	for id := range r.done {
 		if !seen[id] {
 			delete(r.done, id) // gone from the channel

@@ -88,7 +88,7 @@ func (c *conn) kill(reason error) {
 		close(c.done)
 		if errors.Is(reason, errPeerClosed) && c.g.idleFor(c) > 0 {
 			c.g.pool.log.Info("peer closed a connection with nothing in use (its idle timeout, or it stopped)", "peer", c.g.name(), "addr", c.addr)
-		} else if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) {
+		} else if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) && !errors.Is(reason, errProbed) {
 			c.g.pool.log.Warn("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
 		} else {
 			c.g.pool.log.Debug("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
@@ -181,10 +181,12 @@ func (c *conn) keepalive() {
 		case err := <-reply:
 			if err != nil {
 				c.kill(err)
+				c.g.lost(c)
 				return
 			}
 		case <-time.After(opts.Timeout):
 			c.kill(errors.New("keepalive unanswered"))
+			c.g.lost(c)
 			return
 		}
 	}
@@ -209,6 +211,7 @@ type group struct {
 	// tried now and then (upgrade.go).
 	upgrading   bool
 	nextUpgrade time.Time
+	probing     bool // a dial checks whether the peer is still there (down.go)
 }
 
 type dialCall struct {
@@ -242,7 +245,7 @@ func (g *group) idleFor(c *conn) time.Duration {
 func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 	for {
 		g.mu.Lock()
-		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable {
+		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable || g.peer.Instance != peer.Instance {
 			// New addresses (a re-advert after a router reboot or a
 			// move) have not failed yet: dial them now, not after the
 			// backoff the old ones earned; and try them directly now
@@ -319,6 +322,7 @@ func (g *group) release(c *conn, err error) {
 	g.mu.Unlock()
 	if connBroken(err) {
 		c.kill(err)
+		g.lost(c)
 	} else if idle && c.retiring.Load() {
 		c.kill(errRetired)
 	}
@@ -330,6 +334,7 @@ func (g *group) startDialLocked() {
 	peer := g.peer.Clone()
 	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
 	go func() {
+		start := time.Now()
 		c, addr, err := g.pool.dial(peer, addrs, g)
 		g.mu.Lock()
 		g.dialing = nil
@@ -346,12 +351,9 @@ func (g *group) startDialLocked() {
 			wasDown := g.down
 			g.down = true
 			g.mu.Unlock()
-			if !wasDown {
-				g.pool.log.Warn("cannot reach peer", "peer", peerLabel(peer), "err", err)
-			} else {
-				g.pool.log.Debug("cannot reach peer", "peer", peerLabel(peer), "err", err)
-			}
+			g.pool.logDialFailure(peer, wasDown, err)
 			close(d.done)
+			g.pool.noteDown(peer, start, err)
 			return
 		}
 		g.good = addr
@@ -381,7 +383,10 @@ func (g *group) watch(c *conn) {
 	go c.keepalive()
 	go func() {
 		_ = c.ssh.Wait()
-		c.kill(errPeerClosed)
+		if !c.dead.Load() {
+			c.kill(errPeerClosed)
+			g.lost(c)
+		}
 	}()
 }
 

@@ -99,13 +99,11 @@ func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, e
 			}
 		}
 	}
-	err := errors.Join(errs...)
-	var hk *HostKeyError
-	if errors.As(err, &hk) || errors.Is(err, ErrAuth) {
-		// The peer answered and refused: not an unreachable peer.
-		return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), err)
+	if de := downError(peer, errs); de != nil {
+		return nil, "", de
 	}
-	return nil, "", fmt.Errorf("dial peer %s: %w (%w)", peerLabel(peer), ErrUnreachable, err)
+	// The peer answered and refused, or only other hosts answered.
+	return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), errors.Join(errs...))
 }
 
 // dialAddr connects to one address; ctx bounds everything up to a working

@@ -68,9 +68,12 @@ func peerLabel(p peers.Peer) string {
 // transport noise (EPIPE, ECONNRESET, …) becomes EIO.
 func Errno(err error) syscall.Errno {
 	var hk *HostKeyError
+	var down *DownError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &down):
+		return down.Cause
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):

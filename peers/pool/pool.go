@@ -94,6 +94,8 @@ type Options struct {
 	// they need, so many files read at once cannot grow memory without
 	// bound. Zero means DefaultReadAheadMemory.
 	ReadAheadMemory int64
+	// Suspects hears of discovered peers that no route reaches (down.go).
+	Suspects Suspects
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -249,21 +251,28 @@ func do[T any](ctx context.Context, p *Pool, peer peers.Peer, op, rel string, fn
 	if err != nil {
 		return zero, opError(op, peer, rel, err)
 	}
-	c, err := g.acquire(ctx, peer)
-	if err != nil {
-		return zero, opError(op, peer, rel, err)
+	for attempt := 0; ; attempt++ {
+		c, err := g.acquire(ctx, peer)
+		if err != nil {
+			return zero, opError(op, peer, rel, err)
+		}
+		res := make(chan T, 1)
+		err = c.call(ctx, func() error {
+			v, err := fn(c)
+			res <- v
+			return err
+		})
+		g.release(c, err)
+		if err == nil {
+			return <-res, nil
+		}
+		// Every operation here only reads: one that met a connection
+		// the peer had just closed (its idle timeout, or it died) is
+		// asked again on a fresh one, which also tells why.
+		if attempt > 0 || !errors.Is(err, errConnLost) {
+			return zero, opError(op, peer, rel, err)
+		}
 	}
-	res := make(chan T, 1)
-	err = c.call(ctx, func() error {
-		v, err := fn(c)
-		res <- v
-		return err
-	})
-	g.release(c, err)
-	if err != nil {
-		return zero, opError(op, peer, rel, err)
-	}
-	return <-res, nil
 }
 
 // Lstat returns the attributes of rel without following a final symlink.

@@ -278,10 +278,10 @@ func TestSilentPeerFailsFast(t *testing.T) {
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("second attempt during backoff took %v; want an immediate failure", d)
 	}
-	// A refused port is unreachable.
+	// A refused port says so.
 	dead := peers.Peer{ID: "dead", Addrs: []string{"127.0.0.1:1"}}
-	if _, err := p.Lstat(context.Background(), dead, ""); Errno(err) != syscall.EHOSTUNREACH {
-		t.Errorf("refused port: %v (errno %v), want EHOSTUNREACH", err, Errno(err))
+	if _, err := p.Lstat(context.Background(), dead, ""); Errno(err) != syscall.ECONNREFUSED {
+		t.Errorf("refused port: %v (errno %v), want ECONNREFUSED", err, Errno(err))
 	}
 }
 

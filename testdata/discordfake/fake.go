@@ -106,6 +106,11 @@ type Server struct {
 	// authentication; ok answers it with status and the raw JSON body
 	// instead (an off-spec server: "null", an object without its id).
 	Answer func(Request) (status int, body string, ok bool)
+	// FailStore, when set, is asked about every message POST that would
+	// succeed; a non-zero status makes the fake dispatch MESSAGE_CREATE
+	// for the message, not store it, and answer with that status, as a
+	// server whose database write failed after the event went out.
+	FailStore func(Request) int
 
 	gatewayDown atomic.Bool
 	noAcks      atomic.Bool
@@ -342,6 +347,20 @@ func (s *Server) Delete(channelID, messageID string) bool {
 	return true
 }
 
+// Forget removes a message without dispatching MESSAGE_DELETE, as a
+// deletion whose event was lost: only a history read shows it.
+func (s *Server) Forget(channelID, messageID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs := s.messages[channelID]
+	i := slices.IndexFunc(msgs, func(m *Message) bool { return m.ID == messageID })
+	if i < 0 {
+		return false
+	}
+	s.messages[channelID] = slices.Delete(msgs, i, i+1)
+	return true
+}
+
 // Dispatch sends a raw gateway event of type typ (e.g. MESSAGE_CREATE)
 // with payload d to every session in guild; a nil d is sent as null.
 func (s *Server) Dispatch(guild, typ string, d map[string]any) {
@@ -482,6 +501,13 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, b *Bot, c 
 			writeError(w, 400, 50109, "The request body contains invalid JSON.")
 			return
 		}
+		if s.FailStore != nil {
+			if status := s.FailStore(Request{BotID: b.id, Method: r.Method, Path: "/channels/" + c.id + "/messages"}); status != 0 {
+				s.ghostLocked(b, c, body.Content)
+				writeError(w, status, 0, http.StatusText(status))
+				return
+			}
+		}
 		m, status, code := s.postLocked(b, c.id, body.Content)
 		if m == nil {
 			writeError(w, status, code, http.StatusText(status))
@@ -547,6 +573,13 @@ func (s *Server) postLocked(b *Bot, channelID, content string) (*Message, int, i
 	s.messages[c.id] = append(s.messages[c.id], m)
 	s.dispatchLocked(c.guild, "MESSAGE_CREATE", m, nil)
 	return m, 200, 0
+}
+
+// ghostLocked dispatches the creation of a message that is then not
+// stored (see FailStore).
+func (s *Server) ghostLocked(b *Bot, c *channel, content string) {
+	m := &Message{ID: s.newIDLocked(), ChannelID: c.id, GuildID: c.guild, AuthorID: b.id, AuthorName: b.Name, Content: content, Time: time.Now()}
+	s.dispatchLocked(c.guild, "MESSAGE_CREATE", m, nil)
 }
 
 // listMessages pages like Discord: newest first, at most limit (default

@@ -177,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		po := *cfg.Pool
 		in.routeOptions(&po)
 		po.ClientVersion = in.clientVersion
+		po.Suspects = in.Registry
 		if in.Share != nil {
 			po.SelfID = in.self.id()
 		}

@@ -1,0 +1,184 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+)
+
+// Suspects hears of peers that every route failed to reach. The registry
+// has it (Registry.Suspect): it stops listing such a peer until something
+// newer than since is heard from it.
+type Suspects interface {
+	Suspect(id string, since time.Time) bool
+}
+
+// DownError says that no route reached a peer and none of them met the
+// peer itself: every address was refused, unreachable or timed out (or
+// answered with another host's key). Cause is the most telling of those
+// errnos, the one a file system returns.
+type DownError struct {
+	Peer  string
+	Cause syscall.Errno
+	Err   error // what each address or route said
+}
+
+func (e *DownError) Error() string {
+	return fmt.Sprintf("cannot reach peer %s: %s (%v)", e.Peer, e.Cause.Error(), e.Err)
+}
+
+func (e *DownError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, e.Cause) hold, and errors.Is(err,
+// ErrUnreachable) for callers that only ask whether the peer is down.
+func (e *DownError) Is(target error) bool {
+	return target == e.Cause || target == ErrUnreachable
+}
+
+// causeRank orders the causes of a failed dial: a refused connection
+// says the host is there and dsftp is not, which beats a missing route,
+// which beats silence.
+var causeRank = map[syscall.Errno]int{
+	syscall.ECONNREFUSED: 4,
+	syscall.EHOSTUNREACH: 3,
+	syscall.ENETUNREACH:  2,
+	syscall.ETIMEDOUT:    1,
+}
+
+// addrCause classifies the error of one address: the errno of a transport
+// failure, answered when the peer itself answered (it refused our keys),
+// or 0 for anything else (a route through a member that failed, another
+// host's key at that address).
+func addrCause(err error) (cause syscall.Errno, answered bool) {
+	if errors.Is(err, ErrAuth) {
+		return 0, true
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		// A dial is reset when the process behind the port dies (or
+		// turns connections away) after the kernel accepted it: nothing
+		// serves there, as with a refusal.
+		return syscall.ECONNREFUSED, false
+	}
+	for errno := range causeRank {
+		if errors.Is(err, errno) {
+			return errno, false
+		}
+	}
+	var ne net.Error
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return syscall.ETIMEDOUT, false
+	}
+	return 0, false
+}
+
+// downError joins the failures of every address of a dial. It returns a
+// *DownError when no address reached the peer, nil when the peer
+// answered (refused our keys) or every address showed another host's key:
+// those are for the user to see, not a peer that is gone.
+func downError(peer peers.Peer, errs []error) *DownError {
+	var cause syscall.Errno
+	hostKeys := 0
+	for _, err := range errs {
+		c, answered := addrCause(err)
+		if answered {
+			return nil
+		}
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			hostKeys++
+		}
+		if causeRank[c] > causeRank[cause] {
+			cause = c
+		}
+	}
+	if hostKeys == len(errs) {
+		return nil
+	}
+	if cause == 0 {
+		// Only routes through members failed: there is no route.
+		cause = syscall.EHOSTUNREACH
+	}
+	return &DownError{Peer: peerLabel(peer), Cause: cause, Err: errors.Join(errs...)}
+}
+
+// noteDown tells the Suspects that every route to peer failed in a dial
+// that began at since. A --peer peer is the user's own: it stays listed
+// and fails fast with the cause.
+func (p *Pool) noteDown(peer peers.Peer, since time.Time, err error) {
+	var de *DownError
+	if p.opts.Suspects == nil || peer.Source == peers.SourceFlag || !errors.As(err, &de) {
+		return
+	}
+	if p.opts.Suspects.Suspect(peer.ID, since) {
+		p.log.Info("peer is gone: every route to it failed", "peer", peerLabel(peer), "cause", de.Cause.Error())
+	}
+}
+
+// probeDelay is how long after a lost connection its peer is probed.
+const probeDelay = 250 * time.Millisecond
+
+// errProbed closes the connection a probe made: it only showed the peer
+// is still there.
+var errProbed = errors.New("probe done")
+
+// lost runs after a connection of g ended without us closing it (the
+// peer closed it, or stopped answering keepalives). When it was the
+// group's last one, a dial checks at once whether the peer is still
+// there, so a peer that died leaves without waiting for someone to read
+// from it. The probe's own connection is not kept: a peer whose idle
+// timeout closed ours must not be dialed again and again.
+func (g *group) lost(c *conn) {
+	g.mu.Lock()
+	others := false
+	for _, o := range g.conns {
+		if o != c && !o.dead.Load() {
+			others = true
+		}
+	}
+	if others || g.probing || g.dialing != nil || g.pool.isClosed() {
+		g.mu.Unlock()
+		return
+	}
+	g.probing = true
+	peer := g.peer.Clone()
+	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
+	g.mu.Unlock()
+	go func() {
+		// A peer that was killed closes its connections a moment before
+		// its listening socket: a dial at once may be taken by the dying
+		// process and reset, where a moment later it is refused.
+		time.Sleep(probeDelay)
+		start := time.Now()
+		nc, _, err := g.pool.dial(peer, addrs, g)
+		g.mu.Lock()
+		g.probing = false
+		g.mu.Unlock()
+		if err != nil {
+			g.pool.log.Debug("peer did not answer after its connection ended", "peer", peerLabel(peer), "err", err)
+			g.pool.noteDown(peer, start, err)
+			return
+		}
+		nc.kill(errProbed)
+	}()
+}
+
+// logDialFailure logs a failed dial once per outage. A peer that is gone
+// is the caller's to report (the errno of a read, the error of `dsftp
+// get`), so it goes to the log only; a peer that answered and refused,
+// or a host key that does not match, needs the user.
+func (p *Pool) logDialFailure(peer peers.Peer, wasDown bool, err error) {
+	var de *DownError
+	switch {
+	case wasDown:
+		p.log.Debug("cannot reach peer", "peer", peerLabel(peer), "err", err)
+	case errors.As(err, &de):
+		p.log.Info("cannot reach peer", "peer", peerLabel(peer), "cause", de.Cause.Error(), "err", de.Err)
+	default:
+		p.log.Warn("cannot reach peer", "peer", peerLabel(peer), "err", err)
+	}
+}

@@ -1,0 +1,109 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"golang.org/x/crypto/ssh"
+)
+
+func TestDownErrorCause(t *testing.T) {
+	refused := fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+	unreach := fmt.Errorf("dial: %w", syscall.EHOSTUNREACH)
+	relay := errors.New("relay m: open channel rejected")
+	hostKey := &HostKeyError{Peer: "p", Addr: "a", Want: []string{"x"}, Got: "y"}
+	cases := []struct {
+		name string
+		errs []error
+		want syscall.Errno // 0: not down
+	}{
+		{"refused", []error{refused}, syscall.ECONNREFUSED},
+		{"refused beats silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout), refused}, syscall.ECONNREFUSED},
+		{"unreachable beats silence", []error{context.DeadlineExceeded, unreach}, syscall.EHOSTUNREACH},
+		{"silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout)}, syscall.ETIMEDOUT},
+		{"only a relay", []error{relay}, syscall.EHOSTUNREACH},
+		{"another host's key beside a refusal", []error{hostKey, refused}, syscall.ECONNREFUSED},
+		{"only other hosts' keys", []error{hostKey}, 0},
+		{"keys refused", []error{refused, fmt.Errorf("log in: %w", ErrAuth)}, 0},
+	}
+	for _, c := range cases {
+		de := downError(peers.Peer{Name: "p"}, c.errs)
+		switch {
+		case c.want == 0 && de != nil:
+			t.Errorf("%s: down with %v, want an answer", c.name, de.Cause)
+		case c.want != 0 && (de == nil || de.Cause != c.want || Errno(de) != c.want || !errors.Is(de, c.want)):
+			t.Errorf("%s: %v, want cause %v", c.name, de, c.want)
+		}
+	}
+}
+
+// suspects records what the pool reports.
+type suspects struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+func (s *suspects) Suspect(id string, since time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[id] = since
+	return true
+}
+
+func (s *suspects) get(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.ids[id]
+	return t, ok
+}
+
+// TestKilledPeerIsSuspected: when a peer we hold a connection to is
+// killed (OpenSSH, listener and sessions, SIGKILL), the pool finds out
+// without anyone reading, reports it once to its Suspects, and reads fail
+// with the real cause (connection refused). A --peer peer is reported to
+// nobody.
+func TestKilledPeerIsSuspected(t *testing.T) {
+	for _, source := range []string{peers.SourceDiscord, peers.SourceFlag} {
+		t.Run(source, func(t *testing.T) {
+			s := testenv.StartSSHD(t, t.TempDir())
+			peer := peerOf(t, s)
+			peer.Source = source
+			sus := &suspects{ids: map[string]time.Time{}}
+			p := newPool(t, Options{Timeout: 2 * time.Second, Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus})
+			if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+				t.Fatal(err)
+			}
+			killed := time.Now()
+			if err := s.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if source == peers.SourceFlag {
+				time.Sleep(3 * time.Second)
+				if _, ok := sus.get(peer.ID); ok {
+					t.Error("a --peer peer was reported to the registry")
+				}
+			} else {
+				testenv.WaitFor(t, 10*time.Second, "the killed peer to be reported", func() bool {
+					_, ok := sus.get(peer.ID)
+					return ok
+				})
+				since, _ := sus.get(peer.ID)
+				t.Logf("reported %v after SIGKILL, without a read", time.Since(killed).Round(time.Millisecond))
+				if since.Before(killed) {
+					t.Errorf("reported as failing since %v, before it was killed at %v", since, killed)
+				}
+			}
+			_, err := p.Lstat(context.Background(), peer, "")
+			if Errno(err) != syscall.ECONNREFUSED {
+				t.Errorf("read of a killed peer: %v (errno %v), want ECONNREFUSED", err, Errno(err))
+			}
+		})
+	}
+}
