@@ -85,7 +85,7 @@ func (s *Server) handleConn(c net.Conn, st *limits.Startup) {
 	defer s.gate.Logout(src, fp)
 	log.Info("connection opened")
 
-	flow := newConnFlow(s.opts.MaxRequestsPerConn)
+	flow := newConnFlow(s.gate.NewRequests())
 	ext := s.extensions(log, sconn, fp, hc, flow)
 	var rwg sync.WaitGroup
 	rwg.Go(func() { globalRequests(ext, reqs) })
@@ -343,9 +343,7 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, re
 	if err != nil {
 		return
 	}
-	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
-		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
-	})
+	sf := newSessionFlow(ch, flow, log)
 	register(sf, true)
 	defer register(sf, false)
 	if flow.gone.Load() {
@@ -386,7 +384,7 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, re
 // closes it. A panic in a handler is recovered there (it ends this session
 // only); one in the server's own read loop is recovered here.
 func (s *Server) serveSFTP(log *slog.Logger, sf *sessionFlow, closeSession func()) {
-	defer sf.release()
+	defer sf.Release()
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("sftp session panicked; closing session", "panic", fmt.Sprint(v))

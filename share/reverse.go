@@ -92,7 +92,7 @@ func (r *reverseConns) open(nc ssh.NewChannel) {
 			_ = nc.Reject(ssh.ResourceShortage, err.Error()+"; try again later")
 			return
 		}
-		c = &reverseConn{id: p.Conn, flow: newConnFlow(r.s.opts.MaxRequestsPerConn),
+		c = &reverseConn{id: p.Conn, flow: newConnFlow(r.s.gate.NewRequests()),
 			flows: map[*sessionFlow]struct{}{}, idleDone: make(chan struct{})}
 		r.conns[p.Conn] = c
 		go r.s.closeWhenIdle(r.log, func() { r.closeConn(c) }, c.flow, c.idleDone)
@@ -172,9 +172,7 @@ func (s *Server) sftpChannel(log *slog.Logger, nc ssh.NewChannel, flow *connFlow
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
-		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
-	})
+	sf := newSessionFlow(ch, flow, log)
 	register(sf, true)
 	defer register(sf, false)
 	if flow.gone.Load() {

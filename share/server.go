@@ -43,7 +43,7 @@ const (
 	DefaultMaxStartupsPerSource = limits.DefaultMaxStartupsPerSource
 	DefaultMaxSessions          = 4
 	DefaultMaxHandlesPerConn    = 512
-	DefaultMaxRequestsPerConn   = 32
+	DefaultMaxRequestsPerConn   = limits.DefaultMaxRequestsPerConn
 	DefaultMaxAuthTries         = 6
 	DefaultLoginGrace           = 20 * time.Second
 	DefaultVersionGrace         = 5 * time.Second
@@ -206,13 +206,11 @@ func New(opts Options) (*Server, error) {
 		MaxConnsPerSource:    opts.MaxConnsPerSource,
 		MaxStartups:          opts.MaxStartups,
 		MaxStartupsPerSource: opts.MaxStartupsPerSource,
+		MaxRequestsPerConn:   opts.MaxRequestsPerConn,
 		PenaltyMax:           opts.PenaltyMax,
 	})
 	if err != nil {
 		return nil, err
-	}
-	if opts.MaxRequestsPerConn <= 0 {
-		opts.MaxRequestsPerConn = DefaultMaxRequestsPerConn
 	}
 	if opts.VersionGrace <= 0 {
 		opts.VersionGrace = DefaultVersionGrace

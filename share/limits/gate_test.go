@@ -147,7 +147,7 @@ func TestOptionsDefaults(t *testing.T) {
 	want := Options{
 		MaxConns: DefaultMaxConns, MaxConnsPerKey: DefaultMaxConnsPerKey, MaxConnsPerSource: DefaultMaxConnsPerSource,
 		MaxStartups: DefaultStartups, MaxStartupsPerSource: DefaultMaxStartupsPerSource,
-		PenaltyMax: DefaultPenaltyMax,
+		MaxRequestsPerConn: DefaultMaxRequestsPerConn, PenaltyMax: DefaultPenaltyMax,
 	}
 	if o != want {
 		t.Errorf("defaults: %+v; want %+v", o, want)

@@ -8,7 +8,9 @@
 // (silent.go), and none at all from a source serving a penalty for failed
 // or stalled logins (penalties.go). After login a connection holds a
 // logged-in slot (Gate.Login): at most MaxConns, MaxConnsPerKey with one
-// client key and MaxConnsPerSource from one source.
+// client key and MaxConnsPerSource from one source. Its SFTP sessions
+// share a budget of MaxRequestsPerConn requests in flight, and each
+// queues at most MaxQueued bytes behind it (flow.go).
 //
 // What counts as one source is a Source: an IPv4 address, an IPv6 /64, or
 // a member for connections that a member's route carries.
@@ -25,6 +27,7 @@ const (
 	DefaultMaxConnsPerKey       = 8
 	DefaultMaxConnsPerSource    = 16
 	DefaultMaxStartupsPerSource = 8
+	DefaultMaxRequestsPerConn   = 32
 	DefaultPenaltyMax           = 10 * time.Minute
 )
 
@@ -47,6 +50,10 @@ type Options struct {
 	// connection that has not sent its version line (silent.go), or is
 	// refused if there is none.
 	MaxStartupsPerSource int
+	// MaxRequestsPerConn caps the SFTP requests a logged-in connection
+	// may have waiting for their replies (each session may have one
+	// more); a session's reading stops at its cap (flow.go).
+	MaxRequestsPerConn int
 	// PenaltyMax is the longest a source that fails or stalls logins is
 	// kept out (penalties.go). Negative turns penalties off.
 	PenaltyMax time.Duration
@@ -64,6 +71,7 @@ func (o *Options) FillDefaults() error {
 	setInt(&o.MaxConnsPerKey, DefaultMaxConnsPerKey)
 	setInt(&o.MaxConnsPerSource, DefaultMaxConnsPerSource)
 	setInt(&o.MaxStartupsPerSource, DefaultMaxStartupsPerSource)
+	setInt(&o.MaxRequestsPerConn, DefaultMaxRequestsPerConn)
 	if o.MaxStartups == (Startups{}) {
 		o.MaxStartups = DefaultStartups
 	}
