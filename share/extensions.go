@@ -104,8 +104,8 @@ func globalRequests(ext ConnExtension, reqs <-chan *ssh.Request) {
 // says; "" when it does not), who must log in and sees this share's host
 // key end to end. It gets the same limits, login and confinement as an
 // inbound connection, counted against that member as introduced by the
-// holder (limits.MemberSource), not against the holder's address: the holder only
-// carries the bytes. It returns when the connection ends.
+// holder (limits.MemberSource), not against the holder's address: the
+// holder only carries the bytes. It returns when the connection ends.
 func (s *Server) ServeStream(c net.Conn, holder, clientKey string) error {
 	src := limits.MemberSource(holder, clientKey)
 	if holder == "" {

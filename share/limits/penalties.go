@@ -59,7 +59,7 @@ func (o Offence) cost() time.Duration {
 // Penalty is what Gate.Penalise did.
 type Penalty struct {
 	// Trusted: nothing was charged, as a login from the source
-	// succeeded within trustFor.
+	// succeeded in the last 10 minutes (see Trust).
 	Trusted bool
 	// Blocked: this charge locked the source out, until Until.
 	Blocked bool
