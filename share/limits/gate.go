@@ -50,9 +50,6 @@ func New(opts Options) (*Gate, error) {
 	}, nil
 }
 
-// Options returns the gate's options, defaults filled in.
-func (g *Gate) Options() Options { return g.opts }
-
 // Admit decides about a new connection from src before anything is sent
 // to it. conn is its TCP connection, which may give way to a newer one
 // from src (silent.go), or nil for one that never does (a relayed

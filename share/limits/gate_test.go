@@ -94,6 +94,22 @@ func TestStartupsFull(t *testing.T) {
 	}
 }
 
+// TestAdmitEarlyDrop: from MaxStartups.Start on, new connections are dropped
+// at random (here, at rate 100%, all of them).
+func TestAdmitEarlyDrop(t *testing.T) {
+	g := newGate(t, Options{MaxStartups: Startups{Start: 1, Rate: 100, Full: 3}})
+	st, err := g.Admit(addr("192.0.2.1"), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Source() != addr("192.0.2.1") {
+		t.Errorf("admitted for %v", st.Source())
+	}
+	if _, err := g.Admit(addr("192.0.2.2"), nil, time.Now()); err != ErrEarlyDrop {
+		t.Errorf("past start at rate 100%%: %v; want %v", err, ErrEarlyDrop)
+	}
+}
+
 // TestStartupsPerSource: without silent connections to drop, a source
 // gets MaxStartupsPerSource connections logging in and no more; others
 // are not affected.
