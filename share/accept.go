@@ -7,6 +7,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/dsftp/dsftp/share/limits"
 )
 
 // Backoff after a failed accept: EMFILE and ENFILE (out of descriptors),
@@ -42,15 +44,15 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		src := sourceOf(c.RemoteAddr())
-		st := &startup{src: src, conn: c}
-		if reason := s.gate.admitConn(st, time.Now()); reason != "" {
-			refuse(c)
-			s.logRefused(src, c.RemoteAddr(), reason)
+		src := limits.SourceOf(c.RemoteAddr())
+		st, err := s.gate.Admit(src, c, time.Now())
+		if err != nil {
+			limits.Refuse(c)
+			s.logRefused(src, c.RemoteAddr(), err)
 			continue
 		}
 		if !s.track(c) {
-			s.gate.leave(st)
+			st.Leave()
 			c.Close()
 			return nil
 		}
@@ -59,20 +61,10 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// refuse closes a connection refused before the SSH banner with a reset:
-// nothing is sent, and no TIME_WAIT socket per refused connection piles up
-// on this side during a flood.
-func refuse(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	c.Close()
-}
-
 // logRefused logs a refused connection; the program's log limiter sums
 // up a flood of them per source.
-func (s *Server) logRefused(src source, remote net.Addr, reason string) {
-	s.log.Warn("connection refused: "+reason, "source", src.String(), "remote", remote.String())
+func (s *Server) logRefused(src limits.Source, remote net.Addr, why error) {
+	s.log.Warn("connection refused: "+why.Error(), "source", src.String(), "remote", remote.String())
 }
 
 func (s *Server) isShutdown() bool {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"github.com/dsftp/dsftp/share/loglimit"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/pkg/sftp"
@@ -174,7 +175,7 @@ func TestIdleLoggedInFlood(t *testing.T) {
 			t.Errorf("real login %d during the idle flood: %v\n%s", i, err, out)
 		}
 	}
-	if !strings.Contains(ts.logs.String(), refuseKeyConns) || !strings.Contains(ts.logs.String(), refuseSourceConns) {
+	if !strings.Contains(ts.logs.String(), limits.ErrKeyConns.Error()) || !strings.Contains(ts.logs.String(), limits.ErrSourceConns.Error()) {
 		t.Error("the refusals do not say which cap was hit")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -22,8 +23,8 @@ import (
 // LoginGrace, then its SSH channels. Each connection has its own goroutine
 // and the login path takes no lock for longer than a few map updates, so
 // failing logins elsewhere never hold up this one.
-func (s *Server) handleConn(c net.Conn, st *startup) {
-	src := st.src
+func (s *Server) handleConn(c net.Conn, st *limits.Startup) {
+	src := st.Source()
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -37,7 +38,7 @@ func (s *Server) handleConn(c net.Conn, st *startup) {
 	inStartup, dropped := true, false
 	leaveStartup := func() {
 		if inStartup {
-			dropped = s.gate.leave(st)
+			dropped = st.Leave()
 			inStartup = false
 		}
 	}
@@ -68,23 +69,23 @@ func (s *Server) handleConn(c net.Conn, st *startup) {
 	defer sconn.Close()
 	_ = c.SetDeadline(time.Time{})
 	leaveStartup()
-	s.gate.pen.trust(src, time.Now())
+	s.gate.Trust(src, time.Now())
 
 	log = log.With("user", sconn.User(), "who", sconn.Permissions.Extensions[extWho])
 	fp := sconn.Permissions.Extensions[extKeyFP]
 	if fp != "" {
 		log = log.With("key", fp)
 	}
-	if reason := s.gate.login(src, fp); reason != "" {
-		s.logRefused(src, c.RemoteAddr(), reason)
+	if err := s.gate.Login(src, fp); err != nil {
+		s.logRefused(src, c.RemoteAddr(), err)
 		go ssh.DiscardRequests(reqs)
-		rejectFirstChannel(chans, reason)
+		rejectFirstChannel(chans, err.Error())
 		return
 	}
-	defer s.gate.logout(src, fp)
+	defer s.gate.Logout(src, fp)
 	log.Info("connection opened")
 
-	flow := newConnFlow(s.opts.MaxRequestsPerConn)
+	flow := newConnFlow(s.gate.NewRequests())
 	ext := s.extensions(log, sconn, fp, hc, flow)
 	var rwg sync.WaitGroup
 	rwg.Go(func() { globalRequests(ext, reqs) })
@@ -153,10 +154,10 @@ func (s *Server) serveChannels(log *slog.Logger, chans <-chan ssh.NewChannel, fl
 // helloConn notes whether the client has sent its version line.
 type helloConn struct {
 	net.Conn
-	saw    atomic.Bool // a line has arrived
-	silent atomic.Bool // closed for sending none within VersionGrace
-	bulk   atomic.Bool // a reverse connection: data comes in bulk
-	st     *startup    // told when the version line arrives
+	saw    atomic.Bool     // a line has arrived
+	silent atomic.Bool     // closed for sending none within VersionGrace
+	bulk   atomic.Bool     // a reverse connection: data comes in bulk
+	st     *limits.Startup // told when the version line arrives
 	r      *bufio.Reader
 	hello  []byte // the start of the version line, until it ends
 	line   atomic.Pointer[string]
@@ -198,7 +199,7 @@ func (h *helloConn) Read(p []byte) (int, error) {
 			h.line.Store(&v)
 			h.hello = nil
 			h.saw.Store(true)
-			h.st.hello.Store(true)
+			h.st.Hello()
 		}
 	}
 	return n, err
@@ -215,22 +216,22 @@ type authTally struct {
 
 // loginFailed logs a connection that ended without login and charges its
 // source the penalty for how it failed.
-func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
+func (s *Server) loginFailed(log *slog.Logger, src limits.Source, hc *helloConn, auth *authTally, err error, took time.Duration, dropped bool) {
 	var why string
-	var pen time.Duration
+	var off limits.Offence // 0: none
 	var ne net.Error
 	switch {
 	case dropped:
-		// Not the source's fault: see silent.go.
+		// Not the source's fault: see limits.Startup.
 		why = "silent connection dropped to make room for a newer one from the same address"
 	case hc.silent.Load():
-		why, pen = fmt.Sprintf("no SSH version line within %v", s.opts.VersionGrace), penaltySilent
+		why, off = fmt.Sprintf("no SSH version line within %v", s.opts.VersionGrace), limits.Silent
 	case errors.As(err, &ne) && ne.Timeout():
-		why, pen = fmt.Sprintf("not logged in within %v", s.opts.LoginGrace), penaltyGrace
+		why, off = fmt.Sprintf("not logged in within %v", s.opts.LoginGrace), limits.LoginTimeout
 	case auth.password:
-		why, pen = "wrong password", penaltyAuthFail
+		why, off = "wrong password", limits.AuthFailed
 	case auth.failures >= s.opts.MaxAuthTries:
-		why, pen = "too many failed login attempts", penaltyAuthFail
+		why, off = "too many failed login attempts", limits.AuthFailed
 	case auth.attempts == 0 && s.ownDial(hc):
 		log.Debug("our own client reached our own share (a peer's address that is ours on this network): closed")
 		return
@@ -240,21 +241,22 @@ func (s *Server) loginFailed(log *slog.Logger, src source, hc *helloConn, auth *
 		log.Debug("connection closed without login: an expected probe", "duration", took.Round(time.Millisecond))
 		return
 	case auth.attempts == 0:
-		why, pen = "closed before trying to log in", penaltyNoAuth
+		why, off = "closed before trying to log in", limits.NoLogin
 	default:
-		why = "login refused" // unknown keys: no penalty (see penalties.go)
+		why = "login refused" // unknown keys: no penalty (see limits.Offence)
 	}
 	attrs := []any{"why", why, "err", err, "duration", took.Round(time.Millisecond)}
-	if pen > 0 && pen != penaltyAuthFail && s.gate.pen.trusted(src, time.Now()) {
-		pen = 0 // see trustFor
+	var pen limits.Penalty
+	if off != 0 {
+		pen = s.gate.Penalise(src, off, time.Now())
+	}
+	if pen.Trusted {
 		attrs = append(attrs, "penalty", "none: a login from this address succeeded recently")
 	}
-	blocked := pen > 0 && s.gate.pen.add(src, pen, time.Now())
 	log.Info("connection closed without login", attrs...)
-	if blocked {
-		until, _ := s.gate.pen.blocked(src, time.Now())
+	if pen.Blocked {
 		log.Warn("address penalised: its new connections are refused for a while", "source", src.String(),
-			"until", until.Format(time.RFC3339), "why", why)
+			"until", pen.Until.Format(time.RFC3339), "why", why)
 	}
 }
 
@@ -341,9 +343,7 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, re
 	if err != nil {
 		return
 	}
-	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
-		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
-	})
+	sf := newSessionFlow(ch, flow, log)
 	register(sf, true)
 	defer register(sf, false)
 	if flow.gone.Load() {
@@ -384,7 +384,7 @@ func (s *Server) session(log *slog.Logger, nc ssh.NewChannel, flow *connFlow, re
 // closes it. A panic in a handler is recovered there (it ends this session
 // only); one in the server's own read loop is recovered here.
 func (s *Server) serveSFTP(log *slog.Logger, sf *sessionFlow, closeSession func()) {
-	defer sf.release()
+	defer sf.Release()
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("sftp session panicked; closing session", "panic", fmt.Sprint(v))

@@ -2,10 +2,12 @@ package share
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -102,24 +104,25 @@ func globalRequests(ext ConnExtension, reqs <-chan *ssh.Request) {
 // says; "" when it does not), who must log in and sees this share's host
 // key end to end. It gets the same limits, login and confinement as an
 // inbound connection, counted against that member as introduced by the
-// holder (memberSource), not against the holder's address: the holder only
-// carries the bytes. It returns when the connection ends.
+// holder (limits.MemberSource), not against the holder's address: the
+// holder only carries the bytes. It returns when the connection ends.
 func (s *Server) ServeStream(c net.Conn, holder, clientKey string) error {
-	src := memberSource(holder, clientKey)
+	src := limits.MemberSource(holder, clientKey)
 	if holder == "" {
-		src = sourceOf(c.RemoteAddr())
+		src = limits.SourceOf(c.RemoteAddr())
 	}
-	if reason := s.gate.admit(src, time.Now()); reason != "" {
+	st, err := s.gate.Admit(src, nil, time.Now())
+	if err != nil {
 		c.Close()
-		s.logRefused(src, c.RemoteAddr(), reason)
-		return errors.New("share: " + reason)
+		s.logRefused(src, c.RemoteAddr(), err)
+		return fmt.Errorf("share: %w", err)
 	}
 	if !s.track(c) {
-		s.gate.leaveStartup(src)
+		st.Leave()
 		c.Close()
 		return errors.New("share: shutting down")
 	}
 	s.wg.Add(1)
-	s.handleConn(c, &startup{src: src})
+	s.handleConn(c, st)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -172,7 +173,7 @@ func TestProbeNoPenalty(t *testing.T) {
 		return true
 	}
 	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Probe = probe })
-	src := sourceOf(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	src := limits.SourceOf(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	check := func(addr string, key ssh.PublicKey, user string) error {
 		_, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
 			User: user, HostKeyCallback: ssh.FixedHostKey(key), Timeout: 10 * time.Second,
@@ -185,7 +186,7 @@ func TestProbeNoPenalty(t *testing.T) {
 		}
 	}
 	testenv.WaitFor(t, 5*time.Second, "20 probes", func() bool { return arrived.Load() == 20 })
-	if _, blocked := s.srv.gate.pen.blocked(src, time.Now()); blocked {
+	if _, blocked := s.srv.gate.Blocked(src, time.Now()); blocked {
 		t.Fatal("20 expected probes penalised their address")
 	}
 	if c, err := s.dial(t); err != nil {
@@ -200,7 +201,7 @@ func TestProbeNoPenalty(t *testing.T) {
 		_ = check(s2.addr, s2.srv.HostKey(), "probe-theirs") // refused once the address is blocked
 	}
 	testenv.WaitFor(t, 5*time.Second, "the address penalised for 20 unexpected probes", func() bool {
-		_, blocked := s2.srv.gate.pen.blocked(src, time.Now())
+		_, blocked := s2.srv.gate.Blocked(src, time.Now())
 		return blocked
 	})
 }

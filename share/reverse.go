@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -25,7 +26,7 @@ import (
 // read-only, confined view. It returns once
 // chans is closed (the outer connection ended) and its sessions are done.
 func (s *Server) ServeReverse(remote net.Addr, holder string, chans <-chan ssh.NewChannel) {
-	r := &reverseConns{s: s, remote: remote, src: memberSource(holder, ""), holder: holder, conns: map[uint32]*reverseConn{},
+	r := &reverseConns{s: s, remote: remote, src: limits.MemberSource(holder, ""), holder: holder, conns: map[uint32]*reverseConn{},
 		log: s.log.With("remote", remote.String(), "route", "reverse", "peer_host_key", holder)}
 	if !s.track(r) {
 		for nc := range chans {
@@ -51,7 +52,7 @@ type reverseConns struct {
 	s      *Server
 	log    *slog.Logger
 	remote net.Addr
-	src    source
+	src    limits.Source
 	holder string
 	wg     sync.WaitGroup
 
@@ -85,13 +86,13 @@ func (r *reverseConns) open(nc ssh.NewChannel) {
 	}
 	c := r.conns[p.Conn]
 	if c == nil {
-		if reason := r.s.gate.login(r.src, r.holder); reason != "" {
+		if err := r.s.gate.Login(r.src, r.holder); err != nil {
 			r.mu.Unlock()
-			r.s.logRefused(r.src, r.remote, reason)
-			_ = nc.Reject(ssh.ResourceShortage, reason+"; try again later")
+			r.s.logRefused(r.src, r.remote, err)
+			_ = nc.Reject(ssh.ResourceShortage, err.Error()+"; try again later")
 			return
 		}
-		c = &reverseConn{id: p.Conn, flow: newConnFlow(r.s.opts.MaxRequestsPerConn),
+		c = &reverseConn{id: p.Conn, flow: newConnFlow(r.s.gate.NewRequests()),
 			flows: map[*sessionFlow]struct{}{}, idleDone: make(chan struct{})}
 		r.conns[p.Conn] = c
 		go r.s.closeWhenIdle(r.log, func() { r.closeConn(c) }, c.flow, c.idleDone)
@@ -129,7 +130,7 @@ func (r *reverseConns) sessionDone(c *reverseConn) {
 	c.flow.gone.Store(true)
 	close(c.idleDone)
 	delete(r.conns, c.id)
-	r.s.gate.logout(r.src, r.holder)
+	r.s.gate.Logout(r.src, r.holder)
 	r.log.Info("reverse connection closed", "conn", c.id)
 }
 
@@ -171,9 +172,7 @@ func (s *Server) sftpChannel(log *slog.Logger, nc ssh.NewChannel, flow *connFlow
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	sf := newSessionFlow(ch, flow, s.opts.MaxRequestsPerConn+1, func() {
-		log.Warn("closing session: it queued more than 1 MiB of requests without reading the replies")
-	})
+	sf := newSessionFlow(ch, flow, log)
 	register(sf, true)
 	defer register(sf, false)
 	if flow.gone.Load() {

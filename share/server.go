@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsftp/dsftp/share/limits"
 	"github.com/dsftp/dsftp/share/policy"
 	"golang.org/x/crypto/ssh"
 )
@@ -36,18 +37,18 @@ import (
 // Defaults for the zero values in Options.
 const (
 	DefaultListen               = ":2200"
-	DefaultMaxConns             = 64
-	DefaultMaxConnsPerKey       = 8
-	DefaultMaxConnsPerSource    = 16
-	DefaultMaxStartupsPerSource = 8
+	DefaultMaxConns             = limits.DefaultMaxConns
+	DefaultMaxConnsPerKey       = limits.DefaultMaxConnsPerKey
+	DefaultMaxConnsPerSource    = limits.DefaultMaxConnsPerSource
+	DefaultMaxStartupsPerSource = limits.DefaultMaxStartupsPerSource
 	DefaultMaxSessions          = 4
 	DefaultMaxHandlesPerConn    = 512
-	DefaultMaxRequestsPerConn   = 32
+	DefaultMaxRequestsPerConn   = limits.DefaultMaxRequestsPerConn
 	DefaultMaxAuthTries         = 6
 	DefaultLoginGrace           = 20 * time.Second
 	DefaultVersionGrace         = 5 * time.Second
 	DefaultIdleTimeout          = 10 * time.Minute
-	DefaultPenaltyMax           = 10 * time.Minute
+	DefaultPenaltyMax           = limits.DefaultPenaltyMax
 
 	// shutdownGrace bounds how long Serve waits for connections to wind
 	// down after its context ends, well inside the 2 s promise.
@@ -60,6 +61,13 @@ const (
 	// which every client handles, instead of a "message too long" abort.
 	maxReadData = 256*1024 - 9
 )
+
+// Startups is limits.Startups, so that the share's callers set
+// Options.MaxStartups (and parse the flag) without importing limits.
+type Startups = limits.Startups
+
+// DefaultStartups is 16:30:64.
+var DefaultStartups = limits.DefaultStartups
 
 // IgnoreFile in the share's root lists paths not to share, in gitignore
 // syntax (see policy).
@@ -135,8 +143,8 @@ type Options struct {
 	MaxStartups Startups
 	// MaxStartupsPerSource caps connections logging in at once from one
 	// source; a new one beyond it takes the place of the source's oldest
-	// connection that has not sent its version line (silent.go), or is
-	// closed at once if there is none.
+	// connection that has not sent its version line, or is closed at once
+	// if there is none (see limits).
 	MaxStartupsPerSource int
 	// MaxSessionsPerConn caps SSH channels per connection.
 	MaxSessionsPerConn int
@@ -144,7 +152,7 @@ type Options struct {
 	MaxHandlesPerConn int
 	// MaxRequestsPerConn caps the SFTP requests a connection may have
 	// waiting for their replies (each session may have one more); the
-	// server stops reading from a session at its cap. See flow.go.
+	// server stops reading from a session at its cap (see limits).
 	MaxRequestsPerConn int
 	// MaxAuthTries is the number of failed login attempts after which a
 	// connection is closed.
@@ -158,7 +166,7 @@ type Options struct {
 	// directory and sent no request for this long. Negative: never.
 	IdleTimeout time.Duration
 	// PenaltyMax is the longest a source that fails or stalls logins is
-	// kept out (see penalties.go). Negative turns penalties off.
+	// kept out (see limits). Negative turns penalties off.
 	PenaltyMax time.Duration
 }
 
@@ -173,7 +181,7 @@ type Server struct {
 	authKeys []authorizedKey
 	config   *ssh.ServerConfig
 
-	gate *gate
+	gate *limits.Gate
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -192,35 +200,23 @@ type Server struct {
 // New checks the options, opens the shared directory and loads or makes
 // the host key. It does not listen yet.
 func New(opts Options) (*Server, error) {
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = DefaultMaxConns
-	}
-	if opts.MaxConnsPerKey <= 0 {
-		opts.MaxConnsPerKey = DefaultMaxConnsPerKey
-	}
-	if opts.MaxConnsPerSource <= 0 {
-		opts.MaxConnsPerSource = DefaultMaxConnsPerSource
-	}
-	if opts.MaxStartups == (Startups{}) {
-		opts.MaxStartups = DefaultStartups
-	}
-	if err := opts.MaxStartups.check(); err != nil {
-		return nil, fmt.Errorf("max startups %v: %w", opts.MaxStartups, err)
-	}
-	if opts.MaxStartupsPerSource <= 0 {
-		opts.MaxStartupsPerSource = DefaultMaxStartupsPerSource
-	}
-	if opts.MaxRequestsPerConn <= 0 {
-		opts.MaxRequestsPerConn = DefaultMaxRequestsPerConn
+	gate, err := limits.New(limits.Options{
+		MaxConns:             opts.MaxConns,
+		MaxConnsPerKey:       opts.MaxConnsPerKey,
+		MaxConnsPerSource:    opts.MaxConnsPerSource,
+		MaxStartups:          opts.MaxStartups,
+		MaxStartupsPerSource: opts.MaxStartupsPerSource,
+		MaxRequestsPerConn:   opts.MaxRequestsPerConn,
+		PenaltyMax:           opts.PenaltyMax,
+	})
+	if err != nil {
+		return nil, err
 	}
 	if opts.VersionGrace <= 0 {
 		opts.VersionGrace = DefaultVersionGrace
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
-	}
-	if opts.PenaltyMax == 0 {
-		opts.PenaltyMax = DefaultPenaltyMax
 	}
 	if opts.MaxSessionsPerConn <= 0 {
 		opts.MaxSessionsPerConn = DefaultMaxSessions
@@ -234,11 +230,10 @@ func New(opts Options) (*Server, error) {
 	if opts.LoginGrace <= 0 {
 		opts.LoginGrace = DefaultLoginGrace
 	}
-	s := &Server{opts: opts, log: opts.Logger, live: map[io.Closer]struct{}{}}
+	s := &Server{opts: opts, log: opts.Logger, gate: gate, live: map[io.Closer]struct{}{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.gate = newGate(&s.opts)
 	raiseFileLimit(s.log)
 
 	view, err := policy.New(policy.Options{
@@ -321,7 +316,7 @@ func (s *Server) sshConfig() *ssh.ServerConfig {
 // logLimiter). State is per connection, so nothing is shared or locked
 // across connections during login; auth tallies the attempts for the
 // penalty if the login fails.
-func (s *Server) connConfig(src source, auth *authTally) *ssh.ServerConfig {
+func (s *Server) connConfig(src limits.Source, auth *authTally) *ssh.ServerConfig {
 	cfg := *s.config
 	var lastKey string
 	cfg.PublicKeyCallback = func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {

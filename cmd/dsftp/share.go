@@ -31,7 +31,7 @@ type shareFlags struct {
 	loginGrace     time.Duration
 	shareHidden    bool
 	flags          *pflag.FlagSet // to tell a --listen given from its default
-	// Limits against attack (share/gate.go, share/flow.go).
+	// Limits against attack (share/limits).
 	maxConnsPerKey       int
 	maxConnsPerSource    int
 	maxStartups          share.Startups

@@ -1,4 +1,4 @@
-package share
+package limits
 
 import (
 	"net"
@@ -14,29 +14,39 @@ import (
 // when none of them is silent is the new one refused. A dropped connection
 // carries no penalty: it held a slot and got nothing for it.
 
-// startup is a connection that has not logged in yet.
-type startup struct {
-	src source
+// Startup is a connection admitted by Gate.Admit that has not logged in
+// yet: it holds a pre-login slot until Leave.
+type Startup struct {
+	g   *Gate
+	src Source
 	// conn is the TCP connection, or nil for one that never gives way
 	// to a newer one (a relayed stream).
 	conn  net.Conn
 	hello atomic.Bool // its version line was read
-	// dropped is set, under the gate's lock, when the connection gave
-	// its slot to a newer one; the slot is no longer its to free.
-	dropped bool
+	// Under the gate's lock: dropped is set when the connection gave its
+	// slot to a newer one (the slot is no longer its to free), left once
+	// Leave ran.
+	dropped, left bool
 }
+
+// Source is the source the connection was admitted for.
+func (st *Startup) Source() Source { return st.src }
+
+// Hello notes that the connection's SSH version line has been read: it is
+// no longer silent.
+func (st *Startup) Hello() { st.hello.Store(true) }
 
 // silent reports whether the connection has sent no version line yet,
 // neither read nor waiting in the kernel's receive queue.
-func (st *startup) silent() bool {
+func (st *Startup) silent() bool {
 	return st.conn != nil && !st.hello.Load() && !versionQueued(st.conn)
 }
 
 // oldestSilentLocked removes and returns the oldest silent connection
 // from src, or nil. g.mu is held.
-func (g *gate) oldestSilentLocked(src source) *startup {
+func (g *Gate) oldestSilentLocked(src Source) *Startup {
 	list := g.srcList[src]
-	i := slices.IndexFunc(list, (*startup).silent)
+	i := slices.IndexFunc(list, (*Startup).silent)
 	if i < 0 {
 		return nil
 	}
@@ -47,16 +57,23 @@ func (g *gate) oldestSilentLocked(src source) *startup {
 }
 
 // listLocked adds st to its source's list, newest last. g.mu is held.
-func (g *gate) listLocked(st *startup) {
+func (g *Gate) listLocked(st *Startup) {
 	if st.conn != nil {
 		g.srcList[st.src] = append(g.srcList[st.src], st)
 	}
 }
 
-// leave frees st's pre-login slot, unless it gave it to a newer
-// connection; it reports whether it did.
-func (g *gate) leave(st *startup) (dropped bool) {
+// Leave frees the connection's pre-login slot (it logged in, or ended),
+// unless it gave the slot to a newer connection; it reports whether it
+// did. Calls after the first free nothing and report the same.
+func (st *Startup) Leave() (dropped bool) {
+	g := st.g
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st.left {
+		return st.dropped
+	}
+	st.left = true
 	list := g.srcList[st.src]
 	if i := slices.Index(list, st); i >= 0 {
 		list = slices.Delete(list, i, i+1)
@@ -66,10 +83,8 @@ func (g *gate) leave(st *startup) (dropped bool) {
 			g.srcList[st.src] = list
 		}
 	}
-	dropped = st.dropped
-	g.mu.Unlock()
-	if !dropped {
-		g.leaveStartup(st.src)
+	if !st.dropped {
+		g.leaveStartupLocked(st.src)
 	}
-	return dropped
+	return st.dropped
 }

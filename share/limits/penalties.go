@@ -1,4 +1,4 @@
-package share
+package limits
 
 import (
 	"sync"
@@ -6,28 +6,24 @@ import (
 )
 
 // Penalties for sources that misbehave before logging in, after OpenSSH's
-// PerSourcePenalties. Each event adds time to the source's penalty; once
+// PerSourcePenalties. Each Offence adds time to the source's penalty; once
 // the accrued penalty reaches penaltyMin the source's new connections are
-// refused at once (closed before the SSH banner) until it runs out. A
-// source that keeps misbehaving stays out up to Options.PenaltyMax.
+// refused at once (Gate.Admit: closed before the SSH banner) until it runs
+// out. A source that keeps misbehaving stays out up to Options.PenaltyMax.
 //
 // Failed public-key logins cost nothing: an unknown key is harmless, and
 // dsftp's own clients retry a refused key every few hundred milliseconds
 // while the share learns it from discovery.
 const (
-	penaltyMin      = 15 * time.Second
-	penaltySilent   = 10 * time.Second // no version line within VersionGrace
-	penaltyGrace    = 10 * time.Second // no login within LoginGrace
-	penaltyAuthFail = 5 * time.Second  // wrong password, or MaxAuthTries used up
-	penaltyNoAuth   = 1 * time.Second  // closed before trying to log in
+	penaltyMin = 15 * time.Second
 
 	// trustFor: a source from which a login succeeded is not charged for
 	// silent, timed-out or abandoned connections for this long after
-	// (wrong passwords and used-up login attempts still cost). Those
-	// connections only hold pre-login slots, which the per-source limit
-	// and the dropping of silent ones (silent.go) already bound; charging
-	// them would lock out a friend behind the same address as an attacker
-	// (one carrier-grade NAT) while the friend's logins succeed.
+	// (AuthFailed still costs). Those connections only hold pre-login
+	// slots, which the per-source limit and the dropping of silent ones
+	// (silent.go) already bound; charging them would lock out a friend
+	// behind the same address as an attacker (one carrier-grade NAT)
+	// while the friend's logins succeed.
 	trustFor = 10 * time.Minute
 
 	// maxPenalised bounds the table (about 100 bytes an entry): a flood
@@ -36,6 +32,60 @@ const (
 	// than growing memory.
 	maxPenalised = 65536
 )
+
+// Offence is how a connection failed to log in.
+type Offence int
+
+// The offences that cost a penalty, and what each costs.
+const (
+	Silent       Offence = iota + 1 // no SSH version line within the server's grace: 10 s
+	LoginTimeout                    // not logged in within the server's grace: 10 s
+	AuthFailed                      // a wrong password, or every login attempt used up: 5 s
+	NoLogin                         // closed before trying to log in: 1 s
+)
+
+func (o Offence) cost() time.Duration {
+	switch o {
+	case Silent, LoginTimeout:
+		return 10 * time.Second
+	case AuthFailed:
+		return 5 * time.Second
+	case NoLogin:
+		return time.Second
+	}
+	return 0
+}
+
+// Penalty is what Gate.Penalise did.
+type Penalty struct {
+	// Trusted: nothing was charged, as a login from the source
+	// succeeded in the last 10 minutes (see Trust).
+	Trusted bool
+	// Blocked: this charge locked the source out, until Until.
+	Blocked bool
+	Until   time.Time
+}
+
+// Penalise charges src for o at now.
+func (g *Gate) Penalise(src Source, o Offence, now time.Time) Penalty {
+	if o != AuthFailed && g.pen.trusted(src, now) {
+		return Penalty{Trusted: true}
+	}
+	if !g.pen.add(src, o.cost(), now) {
+		return Penalty{}
+	}
+	until, _ := g.pen.blocked(src, now)
+	return Penalty{Blocked: true, Until: until}
+}
+
+// Trust notes a successful login from src at now: for trustFor its
+// silent, timed-out or abandoned connections cost nothing.
+func (g *Gate) Trust(src Source, now time.Time) { g.pen.trust(src, now) }
+
+// Blocked reports whether src is serving a penalty at now, and until when.
+func (g *Gate) Blocked(src Source, now time.Time) (until time.Time, blocked bool) {
+	return g.pen.blocked(src, now)
+}
 
 type penalty struct {
 	until  time.Time
@@ -47,19 +97,19 @@ type penalties struct {
 	max time.Duration // 0: penalties off
 
 	mu        sync.Mutex
-	m         map[source]*penalty
-	good      map[source]time.Time // sources that logged in, until when trusted
+	m         map[Source]*penalty
+	good      map[Source]time.Time // sources that logged in, until when trusted
 	lastSweep time.Time
 }
 
 func newPenalties(max time.Duration) *penalties {
-	return &penalties{max: max, m: map[source]*penalty{}, good: map[source]time.Time{}}
+	return &penalties{max: max, m: map[Source]*penalty{}, good: map[Source]time.Time{}}
 }
 
 // trust notes a successful login from src (see trustFor). The table is
 // bounded like the penalties: beyond maxPenalised sources, new ones are
 // not remembered.
-func (p *penalties) trust(src source, now time.Time) {
+func (p *penalties) trust(src Source, now time.Time) {
 	if !src.valid() {
 		return
 	}
@@ -75,7 +125,7 @@ func (p *penalties) trust(src source, now time.Time) {
 }
 
 // trusted reports whether a login from src succeeded within trustFor.
-func (p *penalties) trusted(src source, now time.Time) bool {
+func (p *penalties) trusted(src Source, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	until, ok := p.good[src]
@@ -83,7 +133,7 @@ func (p *penalties) trusted(src source, now time.Time) bool {
 }
 
 // add charges src with d. It reports whether this made the source blocked.
-func (p *penalties) add(src source, d time.Duration, now time.Time) bool {
+func (p *penalties) add(src Source, d time.Duration, now time.Time) bool {
 	if p.max <= 0 || !src.valid() {
 		return false
 	}
@@ -115,7 +165,7 @@ func (p *penalties) add(src source, d time.Duration, now time.Time) bool {
 }
 
 // blocked reports whether src is serving a penalty, and until when.
-func (p *penalties) blocked(src source, now time.Time) (time.Time, bool) {
+func (p *penalties) blocked(src Source, now time.Time) (time.Time, bool) {
 	if p.max <= 0 {
 		return time.Time{}, false
 	}
@@ -149,11 +199,4 @@ func (p *penalties) sweepLocked(now time.Time) {
 			delete(p.good, k)
 		}
 	}
-}
-
-// len is the number of sources in the table (tests).
-func (p *penalties) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.m)
 }

@@ -1,4 +1,4 @@
-package share
+package limits
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 // new one is dropped with probability Rate percent, rising linearly to 100%
 // at Full. Random early drop means a flood that fills the pool cannot keep
 // everyone else out: a real client retrying gets in with fair odds, while
-// the flood's own slots free up (silent connections are cut after
-// VersionGrace or give way to newer ones from their source, silent.go).
+// the flood's own slots free up (the server cuts silent connections after
+// a grace, and they give way to newer ones from their source, silent.go).
 type Startups struct {
 	Start, Rate, Full int
 }
