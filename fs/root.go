@@ -131,9 +131,17 @@ func (r *rootNode) addLocked(ctx context.Context, name, id string) {
 	source := ""
 	if e, ok := r.fsys.opts.Registry.ByID(id); ok {
 		source = e.Source
+		if w, ok := r.fsys.opts.Pool.(warmer); ok {
+			w.Warm(e.Peer)
+		}
 	}
 	r.fsys.log.Info("peer joined", "peer", name, "source", source)
 }
+
+// warmer is a Remote that can connect to a peer ahead of its first
+// request (the pool: Pool.Warm), so the first listing of a peer that
+// joined a while ago costs only the listing.
+type warmer interface{ Warm(peers.Peer) }
 
 // forgetGone closes the pooled connections of peers that left for good
 // (not those that only changed their name).

@@ -1,6 +1,6 @@
 // Package pool keeps SFTP sessions to peers: up to Options.Connections SSH
-// connections per peer, dialled lazily (all of a peer's addresses in
-// parallel, happy-eyeballs style), kept alive with keepalive@openssh.com,
+// connections per peer, dialled on the first request or ahead of it (Warm;
+// all of a peer's addresses in parallel, happy-eyeballs style), kept alive with keepalive@openssh.com,
 // torn down when they stop answering, and closed when idle.
 //
 // Every remote operation runs under a deadline: it fails with ETIMEDOUT
@@ -96,6 +96,10 @@ type Options struct {
 	ReadAheadMemory int64
 	// Suspects hears of discovered peers that no route reaches (down.go).
 	Suspects Suspects
+	// WarmPeers is the most peers Warm connects to ahead of their first
+	// request, counting every peer with a connection. Zero means
+	// DefaultWarmPeers; negative turns Warm off.
+	WarmPeers int
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -108,6 +112,7 @@ type Pool struct {
 	mu     sync.Mutex
 	groups map[string]*group // by peer ID
 	closed bool
+	warm   warmer
 
 	bytesRead atomic.Int64 // file data received (BytesRead)
 	ahead     atomic.Int64 // bytes of read-ahead chunks queued by all readers
@@ -139,7 +144,7 @@ func LoadIdentity(file string) (ssh.Signer, error) {
 	return s, nil
 }
 
-// New returns a pool; it dials nothing until the first request.
+// New returns a pool; it dials nothing until the first request or Warm.
 func New(opts Options) (*Pool, error) {
 	if opts.Connections <= 0 {
 		opts.Connections = DefaultConnections
@@ -159,6 +164,9 @@ func New(opts Options) (*Pool, error) {
 	if opts.ReadAheadMemory <= 0 {
 		opts.ReadAheadMemory = DefaultReadAheadMemory
 	}
+	if opts.WarmPeers == 0 {
+		opts.WarmPeers = DefaultWarmPeers
+	}
 	if opts.RunKey == nil {
 		k, err := NewRunKey()
 		if err != nil {
@@ -174,7 +182,8 @@ func New(opts Options) (*Pool, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{}}, nil
+	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{},
+		warm: warmer{wake: make(chan struct{}, 1), done: make(chan struct{})}}, nil
 }
 
 // PublicKey is the per-run client key, for discovery to advertise and for
@@ -190,6 +199,9 @@ func (p *Pool) Timeout() time.Duration { return p.opts.Timeout }
 // Close closes every connection; later calls fail.
 func (p *Pool) Close() error {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.warm.done)
+	}
 	p.closed = true
 	groups := p.groups
 	p.groups = map[string]*group{}

@@ -80,7 +80,7 @@ func parseRate(s string) (int64, error) {
 
 var (
 	wanSettings wanFlag
-	wanOnly     = flag.String("only", "", "WAN workloads to run, comma-separated `KEYS` out of first,ls,grep,cp,cat,find,tar,du,par (default: all)")
+	wanOnly     = flag.String("only", "", "WAN workloads to run, comma-separated `KEYS` out of first,known,ls,grep,cp,cat,find,tar,du,par (default: all)")
 )
 
 func init() {
@@ -103,24 +103,68 @@ const (
 )
 
 // wanWorkloads in table order. Each runs on a fresh mount; root is the
-// share's root as the client shows it.
+// share's root as the client shows it. floorRTs and floorBytes give the
+// workload's floor (wanFloor).
 var wanWorkloads = []struct {
-	key  string // for -only
-	name string
-	run  func(root string) float64
+	key        string // for -only
+	name       string
+	floorRTs   int
+	floorBytes int64
+	run        func(root string) float64
 }{
-	{"ls", "`ls -lR`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("ls", "-lR", filepath.Join(r, "small")) }},
-	{"grep", "`grep -r` over 200 × 5 KiB", func(r string) float64 { return timeCmdOK1("grep", "-r", "NEEDLE", filepath.Join(r, "small")) }},
-	{"cp", "`cp -r` of 100 × 64 KiB", func(r string) float64 { return timeCopy(filepath.Join(r, "copy")) }},
-	{"cat", "`cat` of 32 MiB", func(r string) float64 { return timeRead(filepath.Join(r, "big32.bin"), wanBigSize) }},
-	{"find", "`find`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("find", filepath.Join(r, "small")) }},
-	{"tar", "`tar c` of 100 × 64 KiB", func(r string) float64 { return timeCmd("tar", "cf", "-", "-C", r, "copy") }}, // to a pipe: tar skips reading for /dev/null
-	{"du", "`du -s`, 200 files in 8 dirs", func(r string) float64 { return timeCmd("du", "-s", filepath.Join(r, "small")) }},
-	{"par", "200 × 5 KiB, 16 parallel", func(r string) float64 { return parallelReadAll(filepath.Join(r, "small"), 16) }},
+	{"ls", "`ls -lR`, 200 files in 8 dirs", 4, wanSmallListing, func(r string) float64 { return timeCmd("ls", "-lR", filepath.Join(r, "small")) }},
+	{"grep", "`grep -r` over 200 × 5 KiB", 6, wanSmallListing + wanSmallFiles*wanSmallSize, func(r string) float64 { return timeCmdOK1("grep", "-r", "NEEDLE", filepath.Join(r, "small")) }},
+	{"cp", "`cp -r` of 100 × 64 KiB", 4, wanCopyFiles * wanCopySize, func(r string) float64 { return timeCopy(filepath.Join(r, "copy")) }},
+	{"cat", "`cat` of 32 MiB", 2, wanBigSize, func(r string) float64 { return timeRead(filepath.Join(r, "big32.bin"), wanBigSize) }},
+	{"find", "`find`, 200 files in 8 dirs", 4, wanSmallListing, func(r string) float64 { return timeCmd("find", filepath.Join(r, "small")) }},
+	{"tar", "`tar c` of 100 × 64 KiB", 4, wanCopyFiles * wanCopySize, func(r string) float64 { return timeCmd("tar", "cf", "-", "-C", r, "copy") }}, // to a pipe: tar skips reading for /dev/null
+	{"du", "`du -s`, 200 files in 8 dirs", 4, wanSmallListing, func(r string) float64 { return timeCmd("du", "-s", filepath.Join(r, "small")) }},
+	{"par", "200 × 5 KiB, 16 parallel", 6, wanSmallListing + wanSmallFiles*wanSmallSize, func(r string) float64 { return parallelReadAll(filepath.Join(r, "small"), 16) }},
+}
+
+// The floor of a workload is the least time the link allows it: its
+// round trips times the RTT plus its bytes at the rate. Round trips count
+// the request/reply steps that depend on each other for an ideal client
+// that pipelines everything else and runs all files or directories of a
+// level at once. The timed part of every workload starts connected, after
+// a stat in the share's root, so the root is listed. A listing is two
+// steps (OPENDIR, then READDIR with its handle), a read too (OPEN, then
+// the READs): `ls -lR small` is small's listing, then its 8
+// subdirectories' (4); `grep -r` those and then every file's (6); `cp -r
+// copy` the listing of copy, then its files (4).
+const (
+	// wanListingEntry is about what an SFTP NAME reply spends per entry:
+	// a short name, its ls -l line and the attributes.
+	wanListingEntry = 110
+	wanSmallListing = (wanSmallFiles + wanSmallDirs) * wanListingEntry
+	// wanHandshakeRTs are the SSH and SFTP set-up steps: TCP, the
+	// version and key exchanges (2), the service request and a public
+	// key login with its signature (2), the session channel, and the
+	// subsystem request with SFTP's INIT behind it.
+	wanHandshakeRTs = 7
+	// wanFirstRTs: the handshake, then the root's listing.
+	wanFirstRTs = wanHandshakeRTs + 2
+	// wanRootListing: the entries of the share's root (small, copy,
+	// big32.bin) and the handshake's few KB of keys and signatures.
+	wanRootListing = 3*wanListingEntry + 4<<10
+)
+
+// wanFloor is the least time in seconds a workload of rts dependent round
+// trips and this many bytes takes on ws.
+func wanFloor(ws wanSetting, rts int, bytes int64) float64 {
+	return float64(rts)*ws.rtt.Seconds() + float64(bytes)/float64(ws.rate)
 }
 
 // wanFirstListing is measured apart: it includes starting the mount.
 const wanFirstListing = "mount → first listing"
+
+// wanKnownListing is measured apart too: the first listing of the
+// share's root a while after the mount started, with the peer known all
+// that time (connected in the background, for a client that does so).
+const (
+	wanKnownListing = "first `ls` of the peer 3 s after the mount"
+	wanKnownAfter   = 3 * time.Second
+)
 
 // runWAN runs every setting against every server and prints one table per
 // setting.
@@ -130,6 +174,9 @@ func runWAN(work string, servers []*server) {
 	clients := []client{
 		{"dsftp", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*dsftpBin, s, dir) }},
 		{"sshfs", func(s *server, dir string) (*exec.Cmd, error) { return mountSSHFS(s, dir) }},
+	}
+	if *oldBin != "" {
+		clients = slices.Insert(clients, 1, client{"dsftp-old", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*oldBin, s, dir) }})
 	}
 	for _, ws := range wanSettings {
 		// results[server][client][workload] = samples
@@ -167,7 +214,7 @@ func runWAN(work string, servers []*server) {
 		}
 		cancel()
 		wg.Wait()
-		printWANTable(ws, servers, results)
+		printWANTable(ws, servers, clients, results)
 	}
 }
 
@@ -177,13 +224,16 @@ func runWANSuite(s *server, c client, work string) map[string]float64 {
 	mnt := filepath.Join(work, "mnt-"+c.name)
 	check(os.MkdirAll(mnt, 0o755))
 	root := mnt
-	if c.name == "dsftp" {
+	if strings.HasPrefix(c.name, "dsftp") {
 		root = filepath.Join(mnt, "peer")
 	}
 	// Mount → first listing: from starting the client to a listing of the
 	// share's root with its entries.
 	if wanSelected("first") {
 		out[wanFirstListing] = timeFirstListing(s, c, mnt, root)
+	}
+	if wanSelected("known") {
+		out[wanKnownListing] = timeKnownListing(s, c, mnt, root)
 	}
 	for _, w := range wanWorkloads {
 		if !wanSelected(w.key) {
@@ -197,7 +247,7 @@ func runWANSuite(s *server, c client, work string) map[string]float64 {
 			fatal("%s on %s: %v", c.name, s.name, err)
 		}
 		out[w.name] = w.run(root)
-		if c.name == "dsftp" {
+		if strings.HasPrefix(c.name, "dsftp") {
 			out[wanPeakRSS+w.name] = peakRSSMiB(cmd.Process.Pid)
 		}
 		unmount(mnt, cmd)
@@ -224,6 +274,23 @@ func timeFirstListing(s *server, c client, mnt, root string) float64 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	d := time.Since(start).Seconds()
+	unmount(mnt, cmd)
+	return d
+}
+
+// timeKnownListing measures the first listing of the share's root
+// wanKnownAfter after starting the client.
+func timeKnownListing(s *server, c client, mnt, root string) float64 {
+	start := time.Now()
+	cmd, err := c.mount(s, mnt)
+	check(err)
+	time.Sleep(time.Until(start.Add(wanKnownAfter)))
+	t := time.Now()
+	ents, err := os.ReadDir(root)
+	d := time.Since(t).Seconds()
+	if err != nil || len(ents) == 0 {
+		fatal("%s on %s: listing %s: %d entries, %v", c.name, s.name, root, len(ents), err)
+	}
 	unmount(mnt, cmd)
 	return d
 }
@@ -345,40 +412,61 @@ func makeWANData(dir string) {
 	}
 }
 
-// printWANTable prints one table for a setting: per workload, each
-// server's dsftp and sshfs medians and sshfs ÷ dsftp (>1: dsftp faster).
-func printWANTable(ws wanSetting, servers []*server, r map[string]map[string]map[string][]float64) {
-	fmt.Printf("\n`make bench-wan`, RTT %v, %g Mbit/s each way (%s): %d run(s), seconds (medians), fresh mount per workload; %s\n\n",
+// printWANTable prints one table for a setting: per workload, its floor
+// (wanFloor), then each server's medians of every client, sshfs ÷ dsftp
+// (>1: dsftp faster) and dsftp ÷ floor (the distance to the link's limit).
+func printWANTable(ws wanSetting, servers []*server, clients []client, r map[string]map[string]map[string][]float64) {
+	fmt.Printf("\n`make bench-wan`, RTT %v, %g Mbit/s each way (%s): %d run(s), seconds (medians), fresh mount per workload; floor: round trips × RTT + bytes ÷ rate; %s\n\n",
 		ws.rtt, float64(ws.rate)*8/1e6, ws.spec, *runs, time.Now().UTC().Format(time.RFC3339))
-	head := "| workload |"
-	sep := "|---|"
+	head := "| workload | floor (round trips) |"
+	sep := "|---|---:|"
 	for _, s := range servers {
-		head += fmt.Sprintf(" dsftp (%s) | sshfs (%s) | ratio |", s.name, s.name)
-		sep += "---:|---:|---:|"
+		for _, c := range clients {
+			head += fmt.Sprintf(" %s (%s) |", c.name, s.name)
+			sep += "---:|"
+		}
+		head += " ratio | ÷ floor |"
+		sep += "---:|---:|"
 	}
 	fmt.Println(head)
 	fmt.Println(sep)
-	var names []string
+	type row struct {
+		name  string
+		floor float64
+		rts   int
+	}
+	var rows []row
 	if wanSelected("first") {
-		names = append(names, wanFirstListing)
+		rows = append(rows, row{wanFirstListing, wanFloor(ws, wanFirstRTs, wanRootListing), wanFirstRTs})
+	}
+	if wanSelected("known") {
+		rows = append(rows, row{wanKnownListing, wanFloor(ws, 2, 3*wanListingEntry), 2})
 	}
 	for _, w := range wanWorkloads {
 		if wanSelected(w.key) {
-			names = append(names, w.name)
+			rows = append(rows, row{w.name, wanFloor(ws, w.floorRTs, w.floorBytes), w.floorRTs})
 		}
 	}
-	for _, n := range names {
-		row := "| " + n + " |"
+	var names []string
+	for _, rw := range rows {
+		names = append(names, rw.name)
+		line := fmt.Sprintf("| %s | %.3g (%d) |", rw.name, rw.floor, rw.rts)
 		for _, s := range servers {
-			d := median(r[s.name]["dsftp"][n])
-			a := median(r[s.name]["sshfs"][n])
-			ratio := "–"
+			for _, c := range clients {
+				line += fmt.Sprintf(" %.3g |", median(r[s.name][c.name][rw.name]))
+			}
+			d := median(r[s.name]["dsftp"][rw.name])
+			a := median(r[s.name]["sshfs"][rw.name])
+			ratio, toFloor := "–", "–"
 			if d > 0 && a > 0 {
 				ratio = fmt.Sprintf("%.2f×", a/d)
 			}
-			row += fmt.Sprintf(" %.3g | %.3g | %s |", d, a, ratio)
+			if d > 0 {
+				toFloor = fmt.Sprintf("%.2f×", d/rw.floor)
+			}
+			line += fmt.Sprintf(" %s | %s |", ratio, toFloor)
 		}
-		fmt.Println(row)
+		fmt.Println(line)
 	}
 	printWANRSS(servers, names, r)
 }
@@ -392,7 +480,7 @@ func printWANRSS(servers []*server, names []string, r map[string]map[string]map[
 	}
 	fmt.Printf("\n|---|%s\n", strings.Repeat("---:|", len(servers)))
 	for _, n := range names {
-		if n == wanFirstListing {
+		if n == wanFirstListing || n == wanKnownListing {
 			continue
 		}
 		fmt.Printf("| %s |", n)
