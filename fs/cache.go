@@ -24,34 +24,13 @@ type attrEntry struct {
 	at    time.Time // when it was fetched (set by putAttr)
 }
 
-// dirListing is a directory listing, sorted by name.
-type dirListing struct {
-	entries []fuse.DirEntry
-	// truncated: the peer had more than MaxListing entries; these are
-	// the first ones it sent.
-	truncated bool
-	// prefetched: fetched in the background and not yet opened by
-	// anyone; the first opendir gives its prefetch credit back.
-	prefetched atomic.Bool
-	// The listing in inode order, for the sibling prefetch (prefetch.go),
-	// computed on first use.
-	inoOnce  sync.Once
-	inoOrder []int // position -> index into entries
-	inoPos   []int // index into entries -> position
-}
-
-// has reports whether the listing holds name (binary search: no map per
-// listing, which would double its memory).
-func (d *dirListing) has(name string) bool {
-	i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= name })
-	return i < len(d.entries) && d.entries[i].Name == name
-}
-
 // cache holds attributes and listings for AttrTTL, bounded in size: at
-// most size attribute entries, and listings holding at most dirBudget
-// entries in total (a few huge listings evict the others rather than
-// pile up). It is filled from READDIR replies so that listing a directory
-// costs one round trip, not one per file. A nil *cache caches nothing.
+// most size attribute entries (answers of LSTAT), and listings holding at
+// most dirBudget entries in total (a few huge listings evict the others
+// rather than pile up). A listing keeps the attributes of its entries
+// itself (filesys.attrOf), so listing a directory costs one round trip,
+// not one per file, and a big listing does not churn the attribute
+// entries. A nil *cache caches nothing.
 type cache struct {
 	attrs *expirable.LRU[string, attrEntry]
 	dirs  *expirable.LRU[string, *dirListing]
@@ -74,7 +53,7 @@ func newCache(size int, dirBudget int, ttl time.Duration) *cache {
 		dirBudget: int64(max(dirBudget, 1)),
 	}
 	c.dirs = expirable.NewLRU(dirs, func(_ string, d *dirListing) {
-		c.dirEntries.Add(-int64(len(d.entries)))
+		c.dirEntries.Add(-int64(d.len()))
 	}, ttl)
 	return c
 }
@@ -114,7 +93,7 @@ func (c *cache) dir(peerID, rel string) (*dirListing, bool) {
 // total number of cached entries exceeds the budget. A listing larger
 // than the whole budget is not cached.
 func (c *cache) putDir(peerID, rel string, d *dirListing) {
-	if c == nil || int64(len(d.entries)) > c.dirBudget {
+	if c == nil || int64(d.len()) > c.dirBudget {
 		return
 	}
 	k := key(peerID, rel)
@@ -124,7 +103,7 @@ func (c *cache) putDir(peerID, rel string, d *dirListing) {
 	// callback: account for the old one here.
 	c.dirs.Remove(k)
 	c.dirs.Add(k, d)
-	c.dirEntries.Add(int64(len(d.entries)))
+	c.dirEntries.Add(int64(d.len()))
 	for c.dirEntries.Load() > c.dirBudget {
 		if _, _, ok := c.dirs.RemoveOldest(); !ok {
 			break

@@ -41,6 +41,7 @@ type fakeRemote struct {
 
 	waiting atomic.Int64  // calls held by a frozen peer right now
 	sent    atomic.Int64  // file content bytes sent by Fetch and reads
+	listed  atomic.Int64  // listing entries handed over
 	done    chan struct{} // closed at the test's end: held calls give up
 }
 
@@ -50,6 +51,8 @@ type fakePeer struct {
 	// extra are raw listing entries added to a directory's listing (names
 	// no tree can hold: "", "a/b", repeats).
 	extra map[string][]pool.DirEntry
+	// holds stop listings midway, by directory.
+	holds map[string]*listingHold
 	// faults fail an operation on a path: by callKey(op, "", rel), or
 	// callKey("", "", rel) for every operation on it.
 	faults map[string]error
@@ -93,7 +96,7 @@ func (f *fakeRemote) peer(id string) *fakePeer {
 	p := f.peers[id]
 	if p == nil {
 		p = &fakePeer{nodes: map[string]*fakeNode{"": {mode: os.ModeDir | 0o755, mtime: fakeEpoch}},
-			extra: map[string][]pool.DirEntry{}, faults: map[string]error{}}
+			extra: map[string][]pool.DirEntry{}, faults: map[string]error{}, holds: map[string]*listingHold{}}
 		f.peers[id] = p
 	}
 	return p
@@ -336,15 +339,15 @@ func (f *fakeRemote) StatVFS(ctx context.Context, peer peers.Peer, rel string) (
 // budget is asked per reply, as the pool does).
 const fakeReply = 100
 
-func (f *fakeRemote) ReadDirBudget(ctx context.Context, peer peers.Peer, rel string, limit int, take func(n int) bool) ([]pool.DirEntry, bool, error) {
+func (f *fakeRemote) ReadDirEach(ctx context.Context, peer peers.Peer, rel string, limit int, each func([]pool.DirEntry) bool) (bool, error) {
 	n, err := f.begin(ctx, opReadDir, peer, rel)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	f.mu.Lock()
 	if !n.mode.IsDir() {
 		f.mu.Unlock()
-		return nil, false, fmt.Errorf("readdir %s: %w", rel, syscall.ENOTDIR)
+		return false, fmt.Errorf("readdir %s: %w", rel, syscall.ENOTDIR)
 	}
 	p := f.peers[peer.ID]
 	var all []pool.DirEntry
@@ -356,20 +359,59 @@ func (f *fakeRemote) ReadDirBudget(ctx context.Context, peer peers.Peer, rel str
 	// A server's order, not the file system's: reversed by name.
 	sort.Slice(all, func(i, j int) bool { return all[i].Name > all[j].Name })
 	all = append(all, p.extra[rel]...)
+	hold := p.holds[rel]
 	f.mu.Unlock()
-	var out []pool.DirEntry
+	sent := 0
 	for len(all) > 0 {
+		if hold != nil && sent >= hold.after {
+			hold.reachedOnce.Do(func() { close(hold.reached) })
+			select {
+			case <-hold.release:
+			case <-ctx.Done():
+				return false, fmt.Errorf("readdir %s: %w", rel, ctx.Err())
+			case <-f.done:
+				return false, fmt.Errorf("readdir %s: %w", rel, pool.ErrTimeout)
+			}
+		}
 		k := min(len(all), fakeReply)
-		if take != nil && !take(k) {
-			return nil, false, fmt.Errorf("readdir %s: %w", rel, pool.ErrListingBudget)
+		if limit > 0 && sent+k > limit {
+			k = limit - sent
+			if k == 0 {
+				return true, nil
+			}
 		}
-		out = append(out, all[:k]...)
+		if !each(all[:k]) {
+			return false, fmt.Errorf("readdir %s: %w", rel, pool.ErrListingBudget)
+		}
+		f.listed.Add(int64(k))
+		sent += k
 		all = all[k:]
-		if limit > 0 && len(out) >= limit {
-			return out[:limit], len(out) > limit || len(all) > 0, nil
-		}
 	}
-	return out, false, nil
+	return false, nil
+}
+
+// listingHold stops a listing after some entries until released.
+type listingHold struct {
+	after       int
+	reached     chan struct{} // closed when the listing stops there
+	reachedOnce sync.Once
+	release     chan struct{}
+	releaseOnce sync.Once
+}
+
+// let lets the held listing go on.
+func (h *listingHold) let() { h.releaseOnce.Do(func() { close(h.release) }) }
+
+// holdListing makes listings of rel on peer id stop after the first
+// after entries (rounded up to a reply) until the returned hold's release
+// is closed.
+func (f *fakeRemote) holdListing(id, rel string, after int) *listingHold {
+	p := f.peer(id)
+	h := &listingHold{after: after, reached: make(chan struct{}), release: make(chan struct{})}
+	f.mu.Lock()
+	p.holds[rel] = h
+	f.mu.Unlock()
+	return h
 }
 
 func (f *fakeRemote) Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([]byte, error) {

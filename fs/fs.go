@@ -22,6 +22,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // filesys is the state shared by all nodes.
@@ -33,8 +34,9 @@ type filesys struct {
 	start time.Time
 
 	flightMu    sync.Mutex
-	flights     map[string]*flight // listings being fetched, by key(peer, rel)
-	prefetchSem chan struct{}      // bounds background listing fetches
+	flights     map[string]*dirListing       // listings being fetched, by key(peer, rel)
+	cutWarned   *lru.Cache[string, struct{}] // directories whose cut listing was reported
+	prefetchSem chan struct{}                // bounds background listing fetches
 	prefetch    *prefetchBudget
 	pf          *prefetcher     // sibling prefetch; nil when off
 	ctx         context.Context // ends at unmount; stops prefetching
@@ -142,9 +144,9 @@ func newRoot(ctx context.Context, opts Options) *rootNode {
 	}
 	ttl := max(opts.AttrTTL, 0)
 	fsys := &filesys{opts: opts, owner: newOwner(opts), log: opts.Logger, start: time.Now(),
-		cache:   newCache(opts.CacheSize, max(2*opts.MaxListing, opts.CacheSize), ttl),
-		flights: map[string]*flight{}, prefetchSem: make(chan struct{}, prefetchParallel),
-		prefetch: newPrefetchBudget(), ctx: ctx}
+		cache:   newCache(opts.CacheSize, max(opts.MaxListing, opts.CacheSize), ttl),
+		flights: map[string]*dirListing{}, prefetchSem: make(chan struct{}, prefetchParallel),
+		prefetch: newPrefetchBudget(), cutWarned: newCutWarned(), ctx: ctx}
 	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	return &rootNode{fsys: fsys, children: map[string]string{}}
 }

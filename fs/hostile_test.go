@@ -247,3 +247,59 @@ func TestListingBomb(t *testing.T) {
 		t.Errorf("mount peak RSS %d MiB, want at most %d MiB", hwm>>20, limit>>20)
 	}
 }
+
+// TestListingBombDefaultLimit: at the default --max-listing (1,000,000),
+// a hostile peer's endless listing is cut at that many entries, within a
+// bounded time, with the mount's peak RSS bounded, and the cut is
+// reported once although the directory is listed twice (the second time
+// from the cache: the peer sends nothing more).
+func TestListingBombDefaultLimit(t *testing.T) {
+	const maxListing = 1_000_000
+	bomb := startBombServer(t, 4, 50_000_000)
+	key := testenv.NewKey(t, t.TempDir(), "id")
+	mnt := mountDir(t)
+	m := startMount(t, mnt, "--timeout", "10s", "--identity", key.Path, "--peer", "hostile="+bomb.url)
+	start := time.Now()
+	dir := filepath.Join(mnt, "hostile", "d1")
+	for range 2 {
+		f, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) != maxListing {
+			t.Fatalf("an endless listing shows %d entries, want the default cap %d", len(names), maxListing)
+		}
+	}
+	elapsed := time.Since(start)
+	m.proc.WaitOutput(t, "directory listing cut", 10*time.Second)
+	served := bomb.served.Load()
+	t.Logf("two listings of an endless directory: %v, %d entries sent", elapsed.Round(time.Millisecond), served)
+	// The cut listing, what the lookup's background fetch read before it
+	// gave up, and the replies in flight when reading stopped.
+	if bound := int64(maxListing + prefetchMaxEntriesE2E + 4*128 + 4); served > bound {
+		t.Errorf("the hostile peer sent %d entries, want at most %d", served, bound)
+	}
+	if elapsed > 2*time.Minute {
+		t.Errorf("listing an endless directory took %v", elapsed)
+	}
+	if n := strings.Count(m.proc.Output.String(), "directory listing cut:"); n != 1 {
+		t.Errorf("the cut was reported %d times, want once", n)
+	}
+	hwm := vmHWM(t, m.proc.Cmd.Process.Pid)
+	t.Logf("mount peak RSS (VmHWM): %d MiB", hwm>>20)
+	limit := int64(400 << 20)
+	if testenv.RaceEnabled() {
+		limit = 1200 << 20 // the race detector's shadow memory
+	}
+	if hwm > limit {
+		t.Errorf("mount peak RSS %d MiB, want at most %d MiB", hwm>>20, limit>>20)
+	}
+}
+
+// prefetchMaxEntriesE2E is fs's prefetchMaxEntries, as seen from outside.
+const prefetchMaxEntriesE2E = 10000

@@ -4,15 +4,13 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"path"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/dsftp/dsftp/peers/pool"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
@@ -40,14 +38,6 @@ const (
 	tooBigTTL          = 10 * time.Minute
 	maxNameBytes       = 255 // longer names cannot be looked up on Linux anyway
 )
-
-// flight is a listing being fetched; concurrent askers share it.
-type flight struct {
-	done     chan struct{}
-	d        *dirListing
-	errno    syscall.Errno
-	prefetch bool // a background fetch: it may give up on a big listing
-}
 
 // prefetchBudget is the credit described above. A background fetch
 // spends it reply by reply as entries arrive (not a worst case up front),
@@ -109,7 +99,9 @@ func (b *prefetchBudget) give(n int) {
 
 // listDir returns the listing of rel on the peer, from the cache, from a
 // fetch already in flight, or from the peer (at most MaxListing entries).
-// A fetched listing fills the attribute cache for every entry.
+// A fetch is shown as it arrives: listDir returns once the listing holds
+// its first entries or has ended (so opendir still reports an OPENDIR's
+// error), and readers wait for the rest entry by entry.
 func (fsys *filesys) listDir(ctx context.Context, peerID, rel string) (*dirListing, syscall.Errno) {
 	for {
 		if d, ok := fsys.cache.dir(peerID, rel); ok {
@@ -118,139 +110,145 @@ func (fsys *filesys) listDir(ctx context.Context, peerID, rel string) (*dirListi
 		}
 		k := key(peerID, rel)
 		fsys.flightMu.Lock()
-		f, inFlight := fsys.flights[k]
+		d, inFlight := fsys.flights[k]
 		if !inFlight {
-			f = &flight{done: make(chan struct{})}
-			fsys.flights[k] = f
+			d = newDirListing(peerID, rel)
+			fsys.flights[k] = d
 		}
 		fsys.flightMu.Unlock()
 		if !inFlight {
-			fsys.runFlight(ctx, k, f, peerID, rel, fsys.opts.MaxListing)
-			if f.d != nil {
-				fsys.opened(f.d)
+			// The fetch outlives the opendir that started it: its
+			// readers, and the cache, take the rest.
+			go fsys.runFlight(fsys.ctx, k, d, fsys.opts.MaxListing)
+		} else if spent, ok := d.adopt(); ok {
+			// A background fetch of it (a lookup starts one) goes on
+			// as this reader's, shown as it arrives.
+			fsys.prefetch.give(spent)
+		} else {
+			// It gave up (a big listing, no credit) or is about to, or
+			// it failed (a speculative fetch may race a change on the
+			// peer): once it has ended (it reads at most
+			// prefetchMaxEntries), it is cached or gone, and we fetch
+			// it ourselves.
+			if errno := d.waitDone(ctx); errno != 0 {
+				return nil, errno
 			}
-			return f.d, f.errno
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return nil, syscall.EINTR
-		}
-		if f.d == nil && f.prefetch && f.errno != syscall.ETIMEDOUT {
-			// The prefetch gave up (a big listing, no credit) or failed
-			// (a speculative fetch may race a change on the peer): fetch
-			// it ourselves. A timeout is not tried twice.
 			continue
 		}
-		if f.d != nil {
-			fsys.opened(f.d)
+		if n, _, errno := d.wait(ctx, 0); errno != 0 && n == 0 {
+			return nil, errno
 		}
-		return f.d, f.errno
+		return d, 0
 	}
 }
 
 // opened gives back the prefetch credit of a listing someone opens.
 func (fsys *filesys) opened(d *dirListing) {
 	if d.prefetched.CompareAndSwap(true, false) {
-		fsys.prefetch.give(len(d.entries))
+		fsys.prefetch.give(d.len())
 	}
 }
 
-// runFlight fetches for flight f and ends it.
-func (fsys *filesys) runFlight(ctx context.Context, k string, f *flight, peerID, rel string, limit int) {
-	f.d, f.errno = fsys.fetchDir(ctx, peerID, rel, limit, f.prefetch)
+// runFlight fetches listing d (at most limit entries), caches it when it
+// is complete or cut, and ends it. A fetch that ends early (an error, a
+// prefetch giving up) is not cached.
+func (fsys *filesys) runFlight(ctx context.Context, k string, d *dirListing, limit int) {
+	truncated, gaveUp, errno := fsys.fetchDir(ctx, d, limit)
+	// One step for askers: they find the flight still running, or the
+	// listing cached, or (after a failure) neither.
 	fsys.flightMu.Lock()
+	defer fsys.flightMu.Unlock()
+	if errno == 0 && !gaveUp {
+		// Cached before it ends, so a reader who saw its end finds it
+		// (the fetch ended well: nothing adds to it any more).
+		d.prefetched.Store(d.background())
+		fsys.cache.putDir(d.peerID, d.rel, d)
+	}
+	d.finish(truncated, gaveUp, errno)
 	delete(fsys.flights, k)
-	fsys.flightMu.Unlock()
-	close(f.done)
 }
 
-// fetchDir reads at most limit entries of rel. A prefetch that hits the
-// limit gives up (nil listing, no error) and remembers the directory as
-// too big; a user's listing is cut there, with a warning.
-func (fsys *filesys) fetchDir(ctx context.Context, peerID, rel string, limit int, prefetch bool) (*dirListing, syscall.Errno) {
+// fetchDir reads at most limit entries into d as they arrive. A
+// background fetch that passes its own limit gives up and remembers the
+// directory as too big; a user's listing is cut at limit, with a warning
+// (once per directory).
+func (fsys *filesys) fetchDir(ctx context.Context, d *dirListing, limit int) (truncated, gaveUp bool, errno syscall.Errno) {
+	peerID, rel := d.peerID, d.rel
 	e, ok := fsys.opts.Registry.ByID(peerID)
 	if !ok {
-		return nil, syscall.ENOENT
+		return false, false, syscall.ENOENT
 	}
-	// A background fetch pays for every entry it reads; what it keeps
-	// comes back when its listing is opened, what it drops only by the
-	// slow refill (so a peer's big listings cannot keep it busy).
-	var take func(int) bool
-	spent := 0
-	if prefetch {
-		take = func(n int) bool {
-			if !fsys.prefetch.spend(n) {
-				return false
-			}
-			spent += n
-			return true
-		}
-	}
-	list, truncated, err := fsys.opts.Pool.ReadDirBudget(ctx, e.Peer, rel, limit, take)
-	if prefetch && errors.Is(err, pool.ErrListingBudget) {
+	truncated, err := fsys.opts.Pool.ReadDirEach(ctx, e.Peer, rel, limit, d.add)
+	d.mu.Lock()
+	bg, refused, spent, skipped := d.bg, d.refused, d.spent, d.skipped
+	d.mu.Unlock()
+	switch {
+	case refused == refusedNoCredit:
 		fsys.log.Debug("prefetch credit spent during a listing; not prefetching further until listings are opened", "peer", e.DisplayName, "path", rel)
-		return nil, 0
-	}
-	if err != nil {
+		return false, true, 0
+	case refused == refusedTooBig || (bg && err == nil && truncated):
+		fsys.prefetch.tooBig.Add(key(peerID, rel), struct{}{})
+		fsys.log.Debug("not prefetching a big directory", "peer", e.DisplayName, "path", rel, "more_than", d.bgLimit)
+		return false, true, 0
+	case err != nil:
 		errno := pool.Errno(err)
-		if prefetch {
+		if bg {
 			// Quiet: a speculative fetch of a file's listing fails, and a
 			// reader who opens the directory gets the error itself.
 			fsys.log.Debug("prefetch readdir", "path", rel, "err", err)
 		} else {
 			fsys.logErr("readdir", rel, err, errno)
 		}
-		return nil, errno
-	}
-	if prefetch && truncated {
-		fsys.prefetch.tooBig.Add(key(peerID, rel), struct{}{})
-		fsys.log.Debug("not prefetching a big directory", "peer", e.DisplayName, "path", rel, "more_than", limit)
-		return nil, 0
+		return false, false, errno
 	}
 	if truncated {
-		fsys.log.Warn("directory listing cut: the peer lists more entries than --max-listing allows",
-			"peer", e.DisplayName, "path", "/"+rel, "shown", limit)
+		fsys.warnCut(e.DisplayName, peerID, rel, limit)
 	}
-	d := &dirListing{entries: make([]fuse.DirEntry, 0, len(list)), truncated: truncated}
-	skipped := 0
-	for i := range list {
-		name := list[i].Name
-		if name == "" || len(name) > maxNameBytes || strings.ContainsAny(name, "/\x00") {
-			skipped++ // a name no local path can reach
-			continue
-		}
-		crel := path.Join(rel, name)
-		var a fuse.Attr
-		statToAttr(&list[i].Attrs, fsys.owner, &a)
-		a.Ino = inoOf(peerID, crel)
-		fsys.cache.putAttr(peerID, crel, attrEntry{attr: a})
-		d.entries = append(d.entries, fuse.DirEntry{Name: name, Mode: a.Mode, Ino: a.Ino})
+	if n := d.len(); bg && spent > n {
+		fsys.prefetch.give(spent - n) // skipped and repeated names are not kept
 	}
 	if skipped > 0 {
 		fsys.log.Warn("skipped listed names that cannot be file names here", "peer", e.DisplayName, "path", "/"+rel, "count", skipped)
 	}
-	sortEntries(d.entries)
-	d.entries = dedupSorted(d.entries)
-	if spent > len(d.entries) {
-		fsys.prefetch.give(spent - len(d.entries)) // skipped and repeated names are not kept
-	}
-	d.prefetched.Store(prefetch)
-	fsys.cache.putDir(peerID, rel, d)
-	return d, 0
+	return truncated, false, 0
 }
 
-// dedupSorted drops repeated names (a peer may list a name twice; the
-// kernel must see it once).
-func dedupSorted(es []fuse.DirEntry) []fuse.DirEntry {
-	out := es[:0]
-	for i, e := range es {
-		if i > 0 && e.Name == es[i-1].Name {
-			continue
-		}
-		out = append(out, e)
+// newCutWarned remembers the directories whose cut listing was reported.
+func newCutWarned() *lru.Cache[string, struct{}] {
+	c, _ := lru.New[string, struct{}](tooBigMemory) // fails only for a size <= 0
+	return c
+}
+
+// attrOf returns the cached attributes of rel: the newer of its own entry
+// (an LSTAT's answer) and its parent's cached listing's.
+func (fsys *filesys) attrOf(peerID, rel string) (attrEntry, bool) {
+	a, ok := fsys.cache.attr(peerID, rel)
+	if rel == "" {
+		return a, ok
 	}
-	return out
+	d, dok := fsys.cache.dir(peerID, parentRel(rel))
+	if !dok || (ok && !a.at.Before(d.start)) {
+		return a, ok
+	}
+	e, _, found := d.find(path.Base(rel))
+	if !found {
+		return a, ok
+	}
+	out := attrEntry{at: d.start}
+	e.attr(fsys.owner, inoOf(peerID, rel), &out.attr)
+	return out, true
+}
+
+// warnCut says that a listing was cut at the limit, once per directory
+// (a cut listing fetched again after its cache lifetime is not news).
+func (fsys *filesys) warnCut(peerName, peerID, rel string, limit int) {
+	if fsys.cutWarned.Contains(key(peerID, rel)) {
+		fsys.log.Debug("directory listing cut again", "peer", peerName, "path", "/"+rel, "shown", limit)
+		return
+	}
+	fsys.cutWarned.Add(key(peerID, rel), struct{}{})
+	fsys.log.Warn("directory listing cut: the peer lists more entries than --max-listing allows",
+		"peer", peerName, "path", "/"+rel, "shown", limit)
 }
 
 // prefetchSubdirs starts background fetches of the uncached listings of
@@ -260,15 +258,25 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 	if fsys.cache == nil || depth <= 0 {
 		return
 	}
+	if _, done, _ := d.state(); !done {
+		// Still arriving: look at its subdirectories once it is all here.
+		go func() {
+			if d.waitDone(fsys.ctx) == 0 && d.errorFree() {
+				fsys.prefetchSubdirs(peerID, rel, d, depth)
+			}
+		}()
+		return
+	}
 	var todo []string
-	for _, e := range d.entries {
-		if e.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+	for i := range d.len() {
+		e := d.at(i)
+		if e.fileType() != syscall.S_IFDIR {
 			continue
 		}
 		if len(todo) == prefetchMaxSubdirs {
 			return
 		}
-		crel := path.Join(rel, e.Name)
+		crel := childRel(rel, e.name)
 		if _, ok := fsys.cache.dir(peerID, crel); ok {
 			continue
 		}
@@ -337,13 +345,14 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth 
 		fsys.flightMu.Unlock()
 		return
 	}
-	f := &flight{done: make(chan struct{}), prefetch: true}
-	fsys.flights[k] = f
-	fsys.flightMu.Unlock()
 	// Never more than a user's listing shows (--max-listing): what a
 	// prefetch caches is served as the listing.
-	fsys.runFlight(ctx, k, f, peerID, rel, min(prefetchMaxEntries, fsys.opts.MaxListing))
-	if f.d != nil {
-		fsys.prefetchSubdirs(peerID, rel, f.d, depth)
+	d := newBgListing(peerID, rel, min(prefetchMaxEntries, fsys.opts.MaxListing), fsys.prefetch.spend)
+	fsys.flights[k] = d
+	fsys.flightMu.Unlock()
+	// The peer's limit is the user's: a reader may adopt the fetch.
+	fsys.runFlight(ctx, k, d, fsys.opts.MaxListing)
+	if d.errorFree() {
+		fsys.prefetchSubdirs(peerID, rel, d, depth)
 	}
 }

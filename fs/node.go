@@ -87,7 +87,7 @@ func (n *node) attr(ctx context.Context, rel string, out *fuse.Attr) syscall.Err
 // attrFresh is attr with cached entries older than maxAge (when
 // positive) fetched anew.
 func (n *node) attrFresh(ctx context.Context, rel string, out *fuse.Attr, maxAge time.Duration) syscall.Errno {
-	if e, ok := n.fsys.cache.attr(n.peerID, rel); ok && (maxAge <= 0 || time.Since(e.at) < maxAge) {
+	if e, ok := n.fsys.attrOf(n.peerID, rel); ok && (maxAge <= 0 || time.Since(e.at) < maxAge) {
 		if e.errno != 0 {
 			return e.errno
 		}
@@ -154,11 +154,11 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	rel := path.Join(n.rel, name)
-	if _, hit := n.fsys.cache.attr(n.peerID, rel); !hit {
+	if _, hit := n.fsys.attrOf(n.peerID, rel); !hit {
 		// A fresh listing of the parent that lacks the name answers a
 		// lookup of a missing file without a round trip.
 		// A cut listing proves nothing.
-		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && !d.truncated && !d.has(name) {
+		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
 			return nil, syscall.ENOENT
 		}
 		n.fsys.speculateListing(n.peerID, rel)
@@ -171,13 +171,22 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	return n.NewInode(ctx, child, st), 0
 }
 
+// Readdir serves go-fuse's generic path (go-fuse uses OpendirHandle
+// for the kernel): the whole listing at once.
 func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	d, errno := n.listing(ctx)
 	if errno != 0 {
 		return nil, errno
 	}
+	if errno := d.waitDone(ctx); errno != 0 {
+		return nil, errno
+	}
 	dots := n.dots()
-	return fusefs.NewListDirStream(append(dots[:], d.entries...)), 0
+	es := append(make([]fuse.DirEntry, 0, 2+d.len()), dots[:]...)
+	for i := range d.len() {
+		es = append(es, d.fuseEntry(i))
+	}
+	return fusefs.NewListDirStream(es), 0
 }
 
 // OpendirHandle lists the directory (from the cache when fresh) and lets
@@ -185,7 +194,8 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 // FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs no READDIR at all.
 // When the listing was fetched anew, the kernel's older copy is dropped
 // with a notification (from a goroutine: a notification must not be sent
-// from inside a request on the same inode).
+// from inside a request on the same inode). A listing still arriving is
+// served as it arrives.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	d, errno := n.listing(ctx)
 	if errno != 0 {
@@ -199,7 +209,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 		go n.NotifyContent(0, 0)
 	}
 	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
-	return &dirHandle{dots: n.dots(), entries: d.entries}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return &dirHandle{n: n, d: d, dots: n.dots(), last: -1}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // listing returns the directory's entries, from the cache or the peer.
@@ -207,31 +217,46 @@ func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
 	return n.fsys.listDir(ctx, n.peerID, n.rel)
 }
 
+// READDIRPLUS describes an entry to the kernel whole (name, attributes
+// and an inode, so `ls -l` asks nothing more), but every entry so
+// described costs an inode here for as long as the kernel keeps it. The
+// first CacheSize entries of a listing are described so; beyond them the
+// kernel gets names only (as READDIR), so listing a huge directory
+// creates at most CacheSize inodes, and `ls -l` looks the rest up,
+// answered from the listing.
+
 // dirHandle serves one opendir's listing: "." and "..", then the
-// entries (shared with the cache, never written).
+// entries, waiting for those still arriving from the peer.
 type dirHandle struct {
-	mu      sync.Mutex
-	dots    [2]fuse.DirEntry
-	entries []fuse.DirEntry
-	pos     int
+	n    *node
+	d    *dirListing
+	mu   sync.Mutex
+	dots [2]fuse.DirEntry
+	pos  int // offset of the next entry: 0 and 1 are . and ..
+	last int // index in d of the entry served last, -1 for none
 }
 
 var (
 	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
 	_ fusefs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fusefs.FileLookuper     = (*dirHandle)(nil)
 )
 
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var e fuse.DirEntry
-	switch {
-	case h.pos < len(h.dots):
+	if h.pos < len(h.dots) {
 		e = h.dots[h.pos]
-	case h.pos < len(h.dots)+len(h.entries):
-		e = h.entries[h.pos-len(h.dots)]
-	default:
-		return nil, 0
+		h.last = -1
+	} else {
+		i := h.pos - len(h.dots)
+		n, _, errno := h.d.wait(ctx, i)
+		if i >= n {
+			return nil, errno // the end, or the listing failed
+		}
+		e = h.d.fuseEntry(i)
+		h.last = i
 	}
 	h.pos++
 	e.Off = uint64(h.pos)
@@ -243,11 +268,41 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if off > uint64(len(h.dots)+len(h.entries)) {
-		return syscall.EINVAL
+	if off > uint64(len(h.dots)) {
+		i := int(min(off-uint64(len(h.dots)), 1<<31))
+		n, done, errno := h.d.wait(ctx, i-1)
+		if i > n {
+			if !done {
+				return errno
+			}
+			return syscall.EINVAL
+		}
 	}
 	h.pos = int(off)
+	h.last = -1
 	return 0
+}
+
+// Lookup answers READDIRPLUS for the entry just served, from the listing
+// (go-fuse asks right after Readdirent). For entries past CacheSize it
+// declines: the kernel then takes the name alone.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	h.mu.Lock()
+	i := h.last
+	h.mu.Unlock()
+	if i < 0 || i >= h.n.fsys.opts.CacheSize {
+		return nil, syscall.ENOENT
+	}
+	e := h.d.at(i)
+	if e.name != name {
+		return nil, syscall.ENOENT
+	}
+	n := h.n
+	rel := childRel(n.rel, name)
+	e.attr(n.fsys.owner, inoOf(n.peerID, rel), &out.Attr)
+	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
+	st := fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: out.Attr.Ino}
+	return n.NewInode(ctx, child, st), 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -358,7 +413,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if off+int64(len(dest)) > h.r.Size() {
 		// The kernel reads past the end the handle knows when a fresh
 		// stat told it the file grew: take the size from that stat.
-		if e, ok := h.n.fsys.cache.attr(h.n.peerID, h.n.rel); ok && e.errno == 0 {
+		if e, ok := h.n.fsys.attrOf(h.n.peerID, h.n.rel); ok && e.errno == 0 {
 			h.r.Grow(int64(e.attr.Size))
 		}
 	}

@@ -16,7 +16,7 @@ const fsType = "fuse.dsftp"
 const (
 	DefaultAttrTTL    = 10 * time.Second
 	DefaultCacheSize  = 100000
-	DefaultMaxListing = 200000
+	DefaultMaxListing = 1000000
 	// DefaultPrefetchMemory is the mount's default bound on prefetched
 	// file contents, in bytes.
 	DefaultPrefetchMemory = 64 << 20
@@ -47,8 +47,8 @@ type Options struct {
 	CacheSize int
 	// MaxListing caps the entries of one directory listing: a peer's
 	// directory with more shows only the first MaxListing it sends (and
-	// a warning is logged). Cached listings hold at most twice as many
-	// entries in total.
+	// a warning is logged once). Cached listings hold at most
+	// max(MaxListing, CacheSize) entries in total.
 	MaxListing int
 	// PrefetchMemory bounds the content cache of the sibling prefetch
 	// (prefetch.go), in bytes; zero switches the prefetch off (the

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -251,17 +250,17 @@ func (pf *prefetcher) newRunLocked(rk, peerID string, d *dirListing, i int, now 
 // run's window, within the memory and in-flight bounds.
 func (pf *prefetcher) scheduleLocked(p peers.Peer, peerID, dir string, d *dirListing, k int, run *orderRun, i int) {
 	j := max(run.ahead+1, i+1)
-	for ; j < len(d.entries) && j <= i+run.window; j++ {
+	for ; j < d.len() && j <= i+run.window; j++ {
 		if len(pf.flights) >= prefetchFlightsMax {
 			return
 		}
-		e := d.entries[d.at(k, j)]
+		e := d.at(d.order(k, j))
 		run.ahead = j
-		if e.Mode&syscall.S_IFMT != syscall.S_IFREG || strings.HasPrefix(e.Name, ".") {
+		if e.fileType() != syscall.S_IFREG || strings.HasPrefix(e.name, ".") {
 			continue
 		}
-		crel := path.Join(dir, e.Name)
-		ce, ok := pf.fsys.cache.attr(peerID, crel)
+		crel := path.Join(dir, e.name)
+		ce, ok := pf.fsys.attrOf(peerID, crel)
 		if !ok || ce.errno != 0 || ce.attr.Mode&0o444 == 0 || ce.attr.Size == 0 {
 			continue // unknown, unreadable, or nothing to fetch
 		}
@@ -492,58 +491,35 @@ func parentRel(rel string) string {
 	return d
 }
 
-// index is the position of name in the sorted listing, or -1.
-func (d *dirListing) index(name string) int {
-	i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= name })
-	if i < len(d.entries) && d.entries[i].Name == name {
-		return i
-	}
-	return -1
-}
-
 // firstFile is the position in order k of the first regular file not
 // starting with ".".
 func (d *dirListing) firstFile(k int) int {
-	for j := range d.entries {
-		e := d.entries[d.at(k, j)]
-		if e.Mode&syscall.S_IFMT == syscall.S_IFREG && !strings.HasPrefix(e.Name, ".") {
+	for j := range d.len() {
+		e := d.at(d.order(k, j))
+		if e.fileType() == syscall.S_IFREG && !strings.HasPrefix(e.name, ".") {
 			return j
 		}
 	}
 	return -1
 }
 
-// at maps position j in order k to an index into entries.
-func (d *dirListing) at(k, j int) int {
+// at maps position j in order k (0: by name, 1: by inode) to an index
+// into the listing.
+func (d *dirListing) order(k, j int) int {
 	if k == 0 {
-		return j
+		d.byNameOnce()
+		return int(d.byName[j])
 	}
 	d.byInoOnce()
-	return d.inoOrder[j]
+	return int(d.byIno[j])
 }
 
-// pos maps an index into entries to its position in order k.
+// pos maps an index into the listing to its position in order k.
 func (d *dirListing) pos(k, i int) int {
 	if k == 0 {
-		return i
+		d.byNameOnce()
+		return int(d.namePos[i])
 	}
 	d.byInoOnce()
-	return d.inoPos[i]
-}
-
-// byInoOnce computes the inode order of the listing once.
-func (d *dirListing) byInoOnce() {
-	d.inoOnce.Do(func() {
-		d.inoOrder = make([]int, len(d.entries))
-		for i := range d.inoOrder {
-			d.inoOrder[i] = i
-		}
-		sort.SliceStable(d.inoOrder, func(a, b int) bool {
-			return d.entries[d.inoOrder[a]].Ino < d.entries[d.inoOrder[b]].Ino
-		})
-		d.inoPos = make([]int, len(d.entries))
-		for j, i := range d.inoOrder {
-			d.inoPos[i] = j
-		}
-	})
+	return int(d.inoPosIdx[i])
 }

@@ -88,7 +88,7 @@ func (h *memHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 		h.n.logErr("open", h.n.rel, h.err, errno)
 		return nil, errno
 	}
-	if e, ok := h.n.fsys.cache.attr(h.n.peerID, h.n.rel); ok && e.errno == 0 {
+	if e, ok := h.n.fsys.attrOf(h.n.peerID, h.n.rel); ok && e.errno == 0 {
 		h.r.Grow(int64(e.attr.Size))
 	}
 	k := 0
@@ -112,7 +112,7 @@ func (h *memHandle) grew(end int64) bool {
 	if end <= h.size {
 		return false
 	}
-	e, ok := h.n.fsys.cache.attr(h.n.peerID, h.n.rel)
+	e, ok := h.n.fsys.attrOf(h.n.peerID, h.n.rel)
 	return ok && e.errno == 0 && int64(e.attr.Size) > h.size
 }
 

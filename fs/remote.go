@@ -20,10 +20,12 @@ type Remote interface {
 	Lstat(ctx context.Context, peer peers.Peer, rel string) (os.FileInfo, error)
 	ReadLink(ctx context.Context, peer peers.Peer, rel string) (string, error)
 	StatVFS(ctx context.Context, peer peers.Peer, rel string) (*sftp.StatVFS, error)
-	// ReadDirBudget lists at most limit entries of rel (truncated when
-	// the peer had more), asking take (when not nil) for every reply's
-	// entries and failing with pool.ErrListingBudget when it says no.
-	ReadDirBudget(ctx context.Context, peer peers.Peer, rel string, limit int, take func(n int) bool) ([]pool.DirEntry, bool, error)
+	// ReadDirEach lists at most limit entries of rel (truncated when the
+	// peer had more), handing every reply's entries to each as they
+	// arrive (each keeps no slice, only copies of entries; it may be
+	// called after ReadDirEach returned with a deadline's error) and
+	// failing with pool.ErrListingBudget when each says no.
+	ReadDirEach(ctx context.Context, peer peers.Peer, rel string, limit int, each func([]pool.DirEntry) bool) (bool, error)
 	// Fetch reads the first n bytes of rel (fewer only at its end); the
 	// caller may hand the buffer to pool.RecycleFetched.
 	Fetch(ctx context.Context, peer peers.Peer, rel string, n int) ([]byte, error)

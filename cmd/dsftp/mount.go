@@ -125,9 +125,12 @@ func runMount(cmd *cobra.Command, g *globals, f *mountFlags, dir string) error {
 	// less often saves about a tenth of the CPU per byte. The soft limit
 	// keeps the process within the content cache plus about 50 MB (the
 	// memory bound in fs/README.md): the read-ahead of all files together and
-	// the transport's buffers fit in the rest.
+	// the transport's buffers fit in the rest. Big listings may need more
+	// live memory than that: the limit follows it (memlimit.go).
 	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(int64(f.fs.PrefetchMB)<<20 + 32<<20)
+	memCtx, stopMem := context.WithCancel(cmd.Context())
+	defer stopMem()
+	go followLiveHeap(memCtx, int64(f.fs.PrefetchMB)<<20+32<<20)
 	cfg := instance.Config{
 		Peers: flagPeers, Pool: f.client.poolOptions(ids, log), RememberNames: true,
 		Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Logger: log,

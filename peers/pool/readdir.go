@@ -19,19 +19,29 @@ type DirEntry = sftpwire.DirEntry
 // reads the listing one NAME packet (at most 1 MiB) at a time on the
 // connection's own SFTP session and closes the handle at the limit.
 func (p *Pool) ReadDirLimit(ctx context.Context, peer peers.Peer, rel string, limit int) ([]DirEntry, bool, error) {
-	return p.ReadDirBudget(ctx, peer, rel, limit, nil)
+	var out []DirEntry
+	trunc, err := p.ReadDirEach(ctx, peer, rel, limit, func(es []DirEntry) bool {
+		out = append(out, es...)
+		return true
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, trunc, nil
 }
 
-// ErrListingBudget is ReadDirBudget's error when take refused entries.
+// ErrListingBudget is ReadDirEach's error when each refused entries.
 var ErrListingBudget = errors.New("listing budget spent")
 
-// ReadDirBudget is ReadDirLimit that also asks take for every reply's
-// entries as they arrive (take == nil: no budget) and stops with
-// ErrListingBudget when take says no: a background fetch pays for what it
-// reads, not for a worst case reserved up front.
-func (p *Pool) ReadDirBudget(ctx context.Context, peer peers.Peer, rel string, limit int, take func(n int) bool) ([]DirEntry, bool, error) {
+// ReadDirEach is ReadDirLimit that hands every reply's entries to each as
+// they arrive instead of collecting them (each must not keep the slice,
+// only copies of its entries), so a listing can be shown while it is
+// read, and stops with ErrListingBudget when each returns false: a
+// background fetch pays for what it reads, not for a worst case reserved
+// up front. each runs on the connection's goroutine: it must not block
+// for long, or the connection's deadline ends the listing.
+func (p *Pool) ReadDirEach(ctx context.Context, peer peers.Peer, rel string, limit int, each func([]DirEntry) bool) (truncated bool, err error) {
 	type result struct {
-		entries   []DirEntry
 		truncated bool
 		refused   bool
 	}
@@ -40,15 +50,15 @@ func (p *Pool) ReadDirBudget(ctx context.Context, peer peers.Peer, rel string, l
 		if err != nil {
 			return result{}, err
 		}
-		es, trunc, err := d.ReadDir(ctx, RemotePath(peer, rel), limit, take)
+		trunc, err := d.ReadDirEach(ctx, RemotePath(peer, rel), limit, each)
 		if errors.Is(err, sftpwire.ErrRefused) {
 			// Not the connection's fault: it must not be closed for it.
 			return result{refused: true}, nil
 		}
-		return result{es, trunc, false}, err
+		return result{trunc, false}, err
 	})
 	if err == nil && r.refused {
-		return nil, false, ErrListingBudget
+		return false, ErrListingBudget
 	}
-	return r.entries, r.truncated, err
+	return r.truncated, err
 }

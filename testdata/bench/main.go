@@ -112,9 +112,12 @@ func main() {
 	}
 	data := filepath.Join(work, "data")
 	fmt.Fprintf(os.Stderr, "bench: writing test data to %s\n", data)
-	if len(wanSettings) == 0 {
+	switch {
+	case *bigdirOnly:
+		check(os.MkdirAll(data, 0o755))
+	case len(wanSettings) == 0:
 		makeData(data)
-	} else {
+	default:
 		makeWANData(data)
 	}
 	key := filepath.Join(work, "client_key")
@@ -126,6 +129,10 @@ func main() {
 			*runs = 1 // round trips, not CPU, decide: one run is telling
 		}
 		runWAN(work, servers)
+		return
+	}
+	if *bigdirOnly {
+		runBigDirs(servers, work, data)
 		return
 	}
 	clients := []client{
@@ -166,6 +173,7 @@ func main() {
 		}
 	}
 	printTable(servers, clients, results)
+	runBigDirs(servers, work, data)
 }
 
 // startServers starts the servers of -servers, registered for teardown.
@@ -266,8 +274,13 @@ func runListings(withMount func(func()), root string, out map[string]float64) {
 }
 
 func timeCmd(name string, args ...string) float64 {
+	return timeCmdTo(io.Discard, name, args...)
+}
+
+// timeCmdTo is timeCmd with the command's output written to w.
+func timeCmdTo(w io.Writer, name string, args ...string) float64 {
 	cmd := exec.Command(name, args...)
-	cmd.Stdout = io.Discard
+	cmd.Stdout = w
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()

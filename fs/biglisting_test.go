@@ -1,0 +1,321 @@
+//go:build linux
+
+package fs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// fillDir puts n empty files big/f0000… on peer id.
+func fillDir(fake *fakeRemote, id, dir string, n int) {
+	for i := range n {
+		fake.file(id, fmt.Sprintf("%s/f%05d", dir, i), nil)
+	}
+}
+
+// TestNodeListingStreams: a listing is served as it arrives. The peer
+// sends 300 of 1000 entries and then stops: opendir returns, and the 300
+// are read through the handle while the peer still holds the rest; a
+// reader waiting for the next gives up with EINTR when interrupted. Once
+// the peer goes on, the rest follows, each name once.
+func TestNodeListingStreams(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	fillDir(fake, id, "big", 1000)
+	hold := fake.holdListing(id, "big", 300)
+	x := newTestFS(t, fake, Options{AttrTTL: time.Minute}, "alice")
+
+	n := x.mustLookup("alice/big")
+	fh, _, errno := n.OpendirHandle(x.ctx, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	h := fh.(*dirHandle)
+	seen := map[string]bool{}
+	for range 2 + 300 {
+		e, errno := h.Readdirent(x.ctx)
+		if errno != 0 || e == nil {
+			t.Fatalf("entry %d while the peer holds the rest: %v, %v", len(seen), e, errno)
+		}
+		seen[e.Name] = true
+	}
+	select {
+	case <-hold.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the peer's listing never reached the hold")
+	}
+	if got := fake.listed.Load(); got != 300 {
+		t.Fatalf("the peer sent %d entries before the hold, want 300", got)
+	}
+	ctx, cancel := context.WithCancel(x.ctx)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	if e, errno := h.Readdirent(ctx); errno != syscall.EINTR {
+		t.Fatalf("an interrupted read of an entry not yet sent: %v, %v; want EINTR", e, errno)
+	}
+	if fake.listed.Load() != 300 {
+		t.Fatal("the peer went on without its hold released")
+	}
+
+	hold.let()
+	for {
+		e, errno := h.Readdirent(x.ctx)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if e == nil {
+			break
+		}
+		if seen[e.Name] {
+			t.Fatalf("%s listed twice", e.Name)
+		}
+		seen[e.Name] = true
+	}
+	if len(seen) != 2+1000 || !seen["."] || !seen[".."] || !seen["f00000"] || !seen["f00999"] {
+		t.Fatalf("%d names after the peer went on, want . and .. and 1000", len(seen))
+	}
+	if c := fake.count(opReadDir, id, "big"); c != 1 {
+		t.Fatalf("%d READDIRs, want 1", c)
+	}
+}
+
+// TestNodeCutListingCached: a listing cut at MaxListing is cached like a
+// complete one (listing it again within AttrTTL costs no call, and its
+// entries answer lookups and attributes without one), and the cut is
+// reported once, also when the listing is fetched again after AttrTTL.
+func TestNodeCutListingCached(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	fillDir(fake, id, "big", 250)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	x := newTestFS(t, fake, Options{AttrTTL: time.Minute, MaxListing: 120, Logger: log}, "alice")
+
+	// (The lookup of big also starts a background fetch, which gives up
+	// on a listing this big: that READDIR is not the listing's.)
+	first := 0
+	for i := range 3 {
+		es, errno := x.list("alice/big")
+		if errno != 0 || len(es) != 120 {
+			t.Fatalf("cut listing: %d entries, %v; want 120", len(es), errno)
+		}
+		if i == 0 {
+			first = fake.count(opReadDir, id, "big")
+		}
+	}
+	if c := fake.count(opReadDir, id, "big"); c != first {
+		t.Fatalf("listing a cut directory again made %d more READDIRs, want none", c-first)
+	}
+	es, _ := x.list("alice/big")
+	for _, e := range es {
+		n := x.mustLookup("alice/big/" + e.Name)
+		var out fuse.AttrOut
+		if errno := n.Getattr(x.ctx, nil, &out); errno != 0 || out.Ino != e.Ino {
+			t.Fatalf("getattr %s: %v, ino %d want %d", e.Name, errno, out.Ino, e.Ino)
+		}
+	}
+	if c := fake.total(opLstat, id); c != 1 {
+		t.Fatalf("lookups of a cut listing's entries made %d LSTATs, want 1 (big itself)", c)
+	}
+
+	// After AttrTTL the listing is fetched again, and cut again, quietly.
+	x2 := newTestFS(t, fake, Options{AttrTTL: 50 * time.Millisecond, MaxListing: 120, Logger: log}, "alice")
+	x2.root.fsys.cutWarned = x.root.fsys.cutWarned // the same mount's memory
+	if _, errno := x2.list("alice/big"); errno != 0 {
+		t.Fatal(errno)
+	}
+	eventually(t, 10*time.Second, "the cut listing fetched again after AttrTTL", func() bool {
+		_, errno := x2.list("alice/big")
+		return errno == 0 && fake.count(opReadDir, id, "big") >= first+2
+	})
+	if got := strings.Count(logs.String(), "directory listing cut:"); got != 1 {
+		t.Fatalf("the cut was reported %d times, want once:\n%s", got, logs.String())
+	}
+}
+
+// TestNodeListingMemoryBound: a listing keeps its entries' attributes
+// itself, so listing and looking up a directory far bigger than the
+// attribute cache leaves that cache empty and asks the peer nothing more;
+// READDIRPLUS describes (and so makes inodes for) only the first
+// CacheSize entries; cached listings never hold more than their budget,
+// and a listing pushed out is fetched again when asked.
+func TestNodeListingMemoryBound(t *testing.T) {
+	const cacheSize, maxListing = 50, 400
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	fillDir(fake, id, "a", maxListing)
+	fillDir(fake, id, "b", maxListing)
+	x := newTestFS(t, fake, Options{AttrTTL: time.Minute, CacheSize: cacheSize, MaxListing: maxListing}, "alice")
+	c := x.root.fsys.cache
+
+	n := x.mustLookup("alice/a")
+	fh, _, errno := n.OpendirHandle(x.ctx, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	h := fh.(*dirHandle)
+	described := 0
+	for i := 0; ; i++ {
+		e, errno := h.Readdirent(x.ctx)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if e == nil {
+			break
+		}
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		// As go-fuse's READDIRPLUS does, right after each entry.
+		var out fuse.EntryOut
+		if in, errno := h.Lookup(x.ctx, e.Name, &out); errno == 0 {
+			if in == nil || out.Ino != e.Ino || out.Mode&syscall.S_IFMT != syscall.S_IFREG {
+				t.Fatalf("READDIRPLUS of %s: inode %v, attributes %+v", e.Name, in, out.Attr)
+			}
+			described++
+		}
+	}
+	if described != cacheSize {
+		t.Fatalf("READDIRPLUS described %d entries, want the first %d", described, cacheSize)
+	}
+	for i := range maxListing {
+		rel := fmt.Sprintf("alice/a/f%05d", i)
+		n := x.mustLookup(rel)
+		var out fuse.AttrOut
+		if errno := n.Getattr(x.ctx, nil, &out); errno != 0 {
+			t.Fatalf("getattr %s: %v", rel, errno)
+		}
+	}
+	if got := c.attrs.Len(); got > 1 {
+		t.Fatalf("the attribute cache holds %d entries after a listing's lookups, want at most 1 (a itself)", got)
+	}
+	if lst := fake.total(opLstat, id); lst != 1 {
+		t.Fatalf("lookups answered by the listing made %d LSTATs, want 1 (a itself)", lst)
+	}
+
+	// Listing b pushes a out: the budget is max(MaxListing, CacheSize).
+	if _, errno := x.list("alice/b"); errno != 0 {
+		t.Fatal(errno)
+	}
+	if got := c.dirEntries.Load(); got > maxListing {
+		t.Fatalf("cached listings hold %d entries, budget %d", got, maxListing)
+	}
+	if _, ok := c.dir(id, "a"); ok {
+		t.Fatal("a's listing still cached beside b's, over the budget")
+	}
+	if _, errno := x.list("alice/a"); errno != 0 {
+		t.Fatal(errno)
+	}
+	if got := fake.count(opReadDir, id, "a"); got != 2 {
+		t.Fatalf("a listing pushed out was fetched %d times, want again (2)", got)
+	}
+	if got := c.dirEntries.Load(); got > maxListing {
+		t.Fatalf("cached listings hold %d entries, budget %d", got, maxListing)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestInProcessListingStreams: through the kernel, the first entries of a
+// big listing reach a reader (getdents) while the peer still holds the
+// rest; the rest follows once it goes on, and listing the directory again
+// costs no call to the peer.
+func TestInProcessListingStreams(t *testing.T) {
+	testenv.RequireFUSE(t)
+	const total, held = 3000, 500
+	fake := newFakeRemote(t)
+	alice := peerID("alice")
+	fillDir(fake, alice, "big", total)
+	hold := fake.holdListing(alice, "big", held)
+	reg := peers.NewRegistry("")
+	addPeers(reg, "alice")
+	mnt := t.TempDir()
+	testenv.CleanupUnmount(t, mnt)
+	ready := make(chan struct{})
+	m, err := New(mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute,
+		Logger: testLogger(t), Ready: func() { close(ready) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-runDone
+	})
+	<-ready
+
+	// Without streaming, the first names would wait for the hold: let it
+	// go after a while so that fails an assertion instead of hanging.
+	go func() {
+		select {
+		case <-time.After(10 * time.Second):
+			hold.let()
+		case <-ctx.Done():
+		}
+	}()
+	dir := filepath.Join(mnt, "alice", "big")
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// ReadDir(n) stops after n names; the kernel asks for them as the
+	// reader's buffer needs them.
+	first, err := f.ReadDir(100)
+	if err != nil || len(first) != 100 {
+		t.Fatalf("first names: %d, %v", len(first), err)
+	}
+	if got := fake.listed.Load(); got >= total {
+		t.Fatalf("the first names reached the reader after the peer sent all %d", got)
+	}
+	select {
+	case <-hold.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the peer's listing never reached the hold")
+	}
+	hold.let()
+	rest, err := f.ReadDir(-1)
+	if err != nil || len(first)+len(rest) != total {
+		t.Fatalf("all names: %d, %v; want %d", len(first)+len(rest), err, total)
+	}
+	if names := dirNames(t, dir); len(names) != total {
+		t.Fatalf("listing again: %d names, want %d", len(names), total)
+	}
+	if c := fake.count(opReadDir, alice, "big"); c != 1 {
+		t.Fatalf("%d READDIRs, want 1", c)
+	}
+}
