@@ -215,8 +215,9 @@ type group struct {
 }
 
 type dialCall struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	err   error
+	ahead bool // a dial ahead of any request (Warm): its failure counts for nothing
 }
 
 func newGroup(p *Pool, peer peers.Peer) *group {
@@ -300,7 +301,7 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		g.mu.Unlock()
 		select {
 		case <-d.done:
-			if d.err != nil {
+			if d.err != nil && !d.ahead {
 				return nil, d.err
 			}
 		case <-ctx.Done():
@@ -328,8 +329,14 @@ func (g *group) release(c *conn, err error) {
 	}
 }
 
-func (g *group) startDialLocked() {
-	d := &dialCall{done: make(chan struct{})}
+func (g *group) startDialLocked() { g.startDialAheadLocked(false) }
+
+// startDialAheadLocked starts a dial; ahead marks one that no request
+// asked for (Warm). Its failure earns no backoff and does not mark the
+// peer down: the peer may not know our key yet (its share learns it from
+// our advert), and a request then dials afresh.
+func (g *group) startDialAheadLocked(ahead bool) {
+	d := &dialCall{done: make(chan struct{}), ahead: ahead}
 	g.dialing = d
 	peer := g.peer.Clone()
 	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
@@ -339,6 +346,13 @@ func (g *group) startDialLocked() {
 		g.mu.Lock()
 		g.dialing = nil
 		now := time.Now()
+		if err != nil && ahead {
+			d.err = err
+			g.mu.Unlock()
+			g.pool.log.Debug("could not connect ahead of the first request", "peer", peerLabel(peer), "err", err)
+			close(d.done)
+			return
+		}
 		if err != nil {
 			d.err = err
 			g.lastErr = err

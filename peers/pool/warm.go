@@ -114,7 +114,7 @@ func (p *Pool) warmOne(peer peers.Peer) bool {
 	}
 	g.peer = peer
 	p.log.Debug("connecting ahead of the first request", "peer", peerLabel(peer))
-	g.startDialLocked()
+	g.startDialAheadLocked(true)
 	return true
 }
 

@@ -48,8 +48,13 @@ func TestDialBack(t *testing.T) {
 	if n := strings.Count(logs, "a member's dial-back check arrived"); n != 2 {
 		t.Errorf("%d dial-back arrivals logged by x's share, want 2 (one per checker)", n)
 	}
-	if !strings.Contains(logs, "this member's last check was less than 10s ago") {
-		t.Error("the members asked first did not refuse a second check within 10 s")
+	const refused = "this member's last check was less than 10s ago"
+	if !strings.Contains(logs, refused) {
+		// The members are asked in random order: the two checks may have
+		// asked all four, and then every member refuses a third.
+		if _, checked := x.routes.CheckReachable(ctx, x.pool, l.reg.List(), xID, []string{working.addr()}); checked != 0 || !strings.Contains(l.logs.String(), refused) {
+			t.Errorf("members asked within 10 s checked again (%d checked a third time)", checked)
+		}
 	}
 	if _, checked := x.routes.CheckReachable(ctx, x.pool, l.reg.List(), xID, []string{deadAddr(t)}); checked != 0 {
 		t.Fatalf("an address x does not advertise was checked by %d members", checked)
