@@ -353,3 +353,10 @@ func TestBinaryIdleFlood(t *testing.T) {
 		t.Errorf("another member reads a.txt during the flood: %q, %v", got, err)
 	}
 }
+
+// memoryPerConn is the bound on request memory of one logged-in
+// connection, as SECURITY.md states it.
+func memoryPerConn(o *Options) int64 {
+	return int64(o.MaxRequestsPerConn+o.MaxSessionsPerConn)*pagesPerRequest*sftpPageSize +
+		int64(o.MaxSessionsPerConn)*(maxPending+pumpChunk)
+}

@@ -41,13 +41,6 @@ const (
 	pumpChunk       = 32 << 10
 )
 
-// memoryPerConn is the bound on request memory of one logged-in
-// connection, as SECURITY.md states it.
-func memoryPerConn(o *Options) int64 {
-	return int64(o.MaxRequestsPerConn+o.MaxSessionsPerConn)*pagesPerRequest*sftpPageSize +
-		int64(o.MaxSessionsPerConn)*(maxPending+pumpChunk)
-}
-
 // errSessionGone answers requests still queued when the client has gone:
 // the work is skipped, not done for nobody.
 var errSessionGone = errors.New("session closed")

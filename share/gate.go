@@ -3,7 +3,6 @@ package share
 import (
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 )
@@ -59,14 +58,6 @@ func (s source) String() string {
 		return s.prefix.Addr().String()
 	}
 	return s.prefix.String()
-}
-
-// compare orders sources: addresses first, then members.
-func (s source) compare(o source) int {
-	if d := s.prefix.Addr().Compare(o.prefix.Addr()); d != 0 {
-		return d
-	}
-	return strings.Compare(s.member, o.member)
 }
 
 // Reasons a connection is refused, as logged.

@@ -150,10 +150,3 @@ func (p *penalties) sweepLocked(now time.Time) {
 		}
 	}
 }
-
-// len is the number of sources in the table (tests).
-func (p *penalties) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.m)
-}

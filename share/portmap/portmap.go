@@ -150,16 +150,9 @@ func New(opts Options) *Mapper {
 	return m
 }
 
-// Status returns the current status.
-func (m *Mapper) Status() Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.status
-}
-
 // Run maps the port and keeps it mapped until ctx is done, then deletes the
 // mapping (bounded by a few seconds) and returns. It returns an error only
-// for bad options; router trouble is reported through Status and OnChange.
+// for bad options; router trouble is reported to OnChange and logged.
 func (m *Mapper) Run(ctx context.Context) error {
 	if m.opts.InternalPort == 0 {
 		return errors.New("portmap: InternalPort is required")
