@@ -146,7 +146,7 @@ type Discovery struct {
 	port int
 
 	mu         sync.Mutex
-	v4, v6     *net.UDPConn
+	v4, v6     *sock
 	targets    []target               // where announcements go
 	joined     map[int]bool           // interfaces whose v6 group we joined
 	allowed    map[int]bool           // interface indexes we listen on (nil: all)
@@ -231,8 +231,8 @@ func (d *Discovery) Port() int { return d.port }
 // Listen opens the sockets: IPv4 and IPv6 on the shared port. It fails
 // only when neither can be opened.
 func (d *Discovery) Listen() error {
-	v4, err4 := listenUDP("udp4", d.port)
-	v6, err6 := listenUDP("udp6", d.port)
+	v4, err4 := listen4(d.port)
+	v6, err6 := listen6(d.port)
 	if err4 != nil && err6 != nil {
 		return fmt.Errorf("listen for LAN adverts on UDP port %d: %w (another program may hold the port without SO_REUSEPORT; choose another with --lan-port)", d.port, err4)
 	}
@@ -279,7 +279,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return errors.New("lan discovery: Run before Listen")
 	}
 	var wg sync.WaitGroup
-	for _, c := range []*net.UDPConn{v4, v6} {
+	for _, c := range []*sock{v4, v6} {
 		if c != nil {
 			wg.Add(1)
 			go func() {
@@ -416,11 +416,10 @@ func (d *Discovery) sendRaw(msg []byte, what string) {
 }
 
 // readLoop reads datagrams until the socket is closed.
-func (d *Discovery) readLoop(c *net.UDPConn) {
+func (d *Discovery) readLoop(c *sock) {
 	buf := make([]byte, MaxPacket+1)
-	oob := make([]byte, 128)
 	for {
-		n, oobn, _, from, err := c.ReadMsgUDP(buf, oob)
+		n, src, ifindex, err := c.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -430,8 +429,13 @@ func (d *Discovery) readLoop(c *net.UDPConn) {
 			continue
 		}
 		d.stats.received.Add(1)
-		if !d.interfaceAllowed(ifindexFromOOB(oob[:oobn])) {
+		if !d.interfaceAllowed(ifindex) {
 			d.stats.foreign.Add(1)
+			continue
+		}
+		from, ok := src.(*net.UDPAddr)
+		if !ok {
+			d.stats.malformed.Add(1)
 			continue
 		}
 		d.handle(buf[:n], from)
