@@ -152,7 +152,7 @@ func TestBinaryQueuedReadFlood(t *testing.T) {
 	// 40 MiB over the base without it, 112 MiB with it; before the flow
 	// control, 215 MiB without it).
 	var o Options
-	o.MaxRequestsPerConn, o.MaxSessionsPerConn = DefaultMaxRequestsPerConn, DefaultMaxSessions
+	o.setDefaults()
 	factor := int64(3)
 	if raceBuild {
 		factor = 8

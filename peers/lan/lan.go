@@ -133,6 +133,35 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// setDefaults fills the fields left zero (negative durations, rates and
+// counts too) with their defaults.
+func (o *Options) setDefaults() {
+	if o.Port == 0 {
+		o.Port = Port
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.MinGap <= 0 {
+		o.MinGap = 100 * time.Millisecond
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.RateLimit <= 0 {
+		o.RateLimit = 200
+	}
+	if o.MaxPeers <= 0 {
+		o.MaxPeers = DefaultMaxPeers
+	}
+	if o.MaxPeersPerSource <= 0 {
+		o.MaxPeersPerSource = DefaultMaxPeersPerSource
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
 // counters count what happened to packets; the tests read them (Stats).
 type counters struct {
 	sent, received, accepted, own, duplicate, stale, malformed, invalid, rateLimited, foreign, capped atomic.Uint64
@@ -176,37 +205,13 @@ func New(opts Options) (*Discovery, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("lan discovery: no peer registry")
 	}
-	if opts.Port == 0 {
-		opts.Port = Port
-	}
+	opts.setDefaults()
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("lan discovery: port %d out of range 1-65535", opts.Port)
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = DefaultInterval
-	}
-	if opts.MinGap <= 0 {
-		opts.MinGap = 100 * time.Millisecond
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 2 * time.Second
-	}
-	if opts.RateLimit <= 0 {
-		opts.RateLimit = 200
-	}
-	if opts.MaxPeers <= 0 {
-		opts.MaxPeers = DefaultMaxPeers
-	}
-	if opts.MaxPeersPerSource <= 0 {
-		opts.MaxPeersPerSource = DefaultMaxPeersPerSource
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Discovery{
 		opts:         opts,
-		log:          log.With("discovery", "lan"),
+		log:          opts.Logger.With("discovery", "lan"),
 		port:         opts.Port,
 		joined:       map[int]bool{},
 		seen:         map[string]instanceSeq{},
