@@ -67,11 +67,9 @@ func prepareMountpoint(dir string, create bool, log *slog.Logger) error {
 	return nil
 }
 
-// isMounted reports whether a dsftp file system is mounted at dir (also
-// under another mount on top of it).
-func isMounted(dir string) bool { return isMountedAs(dir, fsType) }
-
-// isMountedAs is isMounted for a mount of type fstype (fuse.<subtype>).
+// isMountedAs reports whether a file system of type fstype
+// (fuse.<subtype>) is mounted at dir (also under another mount on top of
+// it).
 func isMountedAs(dir, fstype string) bool {
 	return slices.Contains(mountinfo.Types(dir), fstype)
 }

@@ -129,14 +129,16 @@ type Options struct {
 	// (a member's dial-back check arriving): such a connection is not
 	// penalised. Nil expects none.
 	Probe func(user string) bool
-	// MaxConns caps concurrent logged-in connections.
+	// MaxConns caps concurrent logged-in connections; 0 means
+	// DefaultMaxConns.
 	MaxConns int
 	// MaxConnsPerKey caps logged-in connections with one client key, so
 	// that one key (anyone's, on the LAN) cannot take every slot.
-	// Password logins are capped per source only.
+	// Password logins are capped per source only. 0 means
+	// DefaultMaxConnsPerKey.
 	MaxConnsPerKey int
 	// MaxConnsPerSource caps logged-in connections from one IPv4 address
-	// or IPv6 /64.
+	// or IPv6 /64; 0 means DefaultMaxConnsPerSource.
 	MaxConnsPerSource int
 	// MaxStartups is start:rate:full for connections that have not logged
 	// in yet (see Startups); zero means DefaultStartups.
@@ -144,30 +146,84 @@ type Options struct {
 	// MaxStartupsPerSource caps connections logging in at once from one
 	// source; a new one beyond it takes the place of the source's oldest
 	// connection that has not sent its version line, or is closed at once
-	// if there is none (see limits).
+	// if there is none (see limits). 0 means DefaultMaxStartupsPerSource.
 	MaxStartupsPerSource int
-	// MaxSessionsPerConn caps SSH channels per connection.
+	// MaxSessionsPerConn caps SSH channels per connection; 0 means
+	// DefaultMaxSessions.
 	MaxSessionsPerConn int
-	// MaxHandlesPerConn caps open files and directories per connection.
+	// MaxHandlesPerConn caps open files and directories per connection;
+	// 0 means DefaultMaxHandlesPerConn.
 	MaxHandlesPerConn int
 	// MaxRequestsPerConn caps the SFTP requests a connection may have
 	// waiting for their replies (each session may have one more); the
-	// server stops reading from a session at its cap (see limits).
+	// server stops reading from a session at its cap (see limits). 0
+	// means DefaultMaxRequestsPerConn.
 	MaxRequestsPerConn int
 	// MaxAuthTries is the number of failed login attempts after which a
-	// connection is closed.
+	// connection is closed; 0 means DefaultMaxAuthTries.
 	MaxAuthTries int
-	// LoginGrace is how long a connection may take to log in.
+	// LoginGrace is how long a connection may take to log in; 0 means
+	// DefaultLoginGrace.
 	LoginGrace time.Duration
 	// VersionGrace is how long a new connection may take to send its SSH
-	// version line; silent connections are closed after it.
+	// version line; silent connections are closed after it. 0 means
+	// DefaultVersionGrace.
 	VersionGrace time.Duration
 	// IdleTimeout closes logged-in connections that have no open file or
-	// directory and sent no request for this long. Negative: never.
+	// directory and sent no request for this long. 0 means
+	// DefaultIdleTimeout; negative, never.
 	IdleTimeout time.Duration
 	// PenaltyMax is the longest a source that fails or stalls logins is
-	// kept out (see limits). Negative turns penalties off.
+	// kept out (see limits). 0 means DefaultPenaltyMax; negative turns
+	// penalties off.
 	PenaltyMax time.Duration
+}
+
+// setDefaults fills the fields left zero (negative counts too) with
+// their defaults.
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerKey <= 0 {
+		o.MaxConnsPerKey = DefaultMaxConnsPerKey
+	}
+	if o.MaxConnsPerSource <= 0 {
+		o.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if o.MaxStartups == (Startups{}) {
+		o.MaxStartups = DefaultStartups
+	}
+	if o.MaxStartupsPerSource <= 0 {
+		o.MaxStartupsPerSource = DefaultMaxStartupsPerSource
+	}
+	if o.MaxSessionsPerConn <= 0 {
+		o.MaxSessionsPerConn = DefaultMaxSessions
+	}
+	if o.MaxHandlesPerConn <= 0 {
+		o.MaxHandlesPerConn = DefaultMaxHandlesPerConn
+	}
+	if o.MaxRequestsPerConn <= 0 {
+		o.MaxRequestsPerConn = DefaultMaxRequestsPerConn
+	}
+	if o.MaxAuthTries <= 0 {
+		o.MaxAuthTries = DefaultMaxAuthTries
+	}
+	if o.LoginGrace <= 0 {
+		o.LoginGrace = DefaultLoginGrace
+	}
+	if o.VersionGrace <= 0 {
+		o.VersionGrace = DefaultVersionGrace
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.PenaltyMax == 0 {
+		o.PenaltyMax = DefaultPenaltyMax
+	}
 }
 
 // Server is a read-only SFTP server for one directory.
@@ -200,6 +256,7 @@ type Server struct {
 // New checks the options, opens the shared directory and loads or makes
 // the host key. It does not listen yet.
 func New(opts Options) (*Server, error) {
+	opts.setDefaults()
 	gate, err := limits.New(limits.Options{
 		MaxConns:             opts.MaxConns,
 		MaxConnsPerKey:       opts.MaxConnsPerKey,
@@ -212,28 +269,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.VersionGrace <= 0 {
-		opts.VersionGrace = DefaultVersionGrace
-	}
-	if opts.IdleTimeout == 0 {
-		opts.IdleTimeout = DefaultIdleTimeout
-	}
-	if opts.MaxSessionsPerConn <= 0 {
-		opts.MaxSessionsPerConn = DefaultMaxSessions
-	}
-	if opts.MaxHandlesPerConn <= 0 {
-		opts.MaxHandlesPerConn = DefaultMaxHandlesPerConn
-	}
-	if opts.MaxAuthTries <= 0 {
-		opts.MaxAuthTries = DefaultMaxAuthTries
-	}
-	if opts.LoginGrace <= 0 {
-		opts.LoginGrace = DefaultLoginGrace
-	}
 	s := &Server{opts: opts, log: opts.Logger, gate: gate, live: map[io.Closer]struct{}{}}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	raiseFileLimit(s.log)
 
 	view, err := policy.New(policy.Options{

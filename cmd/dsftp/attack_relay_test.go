@@ -57,7 +57,7 @@ func pump(ch ssh.Channel, n *atomic.Int64) {
 // TestRelayMemory: mallory asks alice for 1,000 relays to itself over 4
 // connections, fills both sides of each and never reads either: alice
 // takes MaxRelaysPerKey of them, refuses the rest, and her memory grows by
-// at most twice what RelayMemory states for those (Go's heap growth before
+// at most twice what route.RelayMemory states for those (Go's heap growth before
 // a collection).
 func TestRelayMemory(t *testing.T) {
 	t.Parallel()
@@ -104,7 +104,7 @@ func TestRelayMemory(t *testing.T) {
 	if testenv.RaceEnabled() {
 		factor = 6
 	}
-	bound := base + factor*route.RelayMemory(accepted)
+	bound := base + factor*int64(accepted)*route.RelayMemory
 	t.Logf("%d relays asked: %d taken, %d refused; %d MiB written into them; alice's RSS %d MiB before, peak %d MiB (bound %d MiB)",
 		asked, accepted, refused, last>>20, base>>20, peak>>20, bound>>20)
 	if accepted > route.MaxRelaysPerKey || refused < asked-route.MaxRelaysPerKey {

@@ -13,16 +13,16 @@ func TestResolveDiscovery(t *testing.T) {
 	for _, tc := range []struct {
 		flag   string
 		token  bool
-		want   string
+		want   instance.Methods
 		notice bool
 	}{
-		{"", false, "lan", true},
-		{"", true, "discord", false},
-		{"lan", true, "lan", false},
-		{"discord", false, "discord", false},
-		{"discord,lan", false, "discord,lan", false},
-		{" LAN , discord ", false, "discord,lan", false},
-		{"off", true, "off", false},
+		{"", false, instance.Methods{LAN: true}, true},
+		{"", true, instance.Methods{Discord: true}, false},
+		{"lan", true, instance.Methods{LAN: true}, false},
+		{"discord", false, instance.Methods{Discord: true}, false},
+		{"discord,lan", false, instance.Methods{Discord: true, LAN: true}, false},
+		{" LAN , discord ", false, instance.Methods{Discord: true, LAN: true}, false},
+		{"off", true, instance.Methods{}, false},
 	} {
 		t.Setenv(envDiscovery, "")
 		f := lanFlags{discovery: tc.flag, port: lan.Port}
@@ -31,8 +31,8 @@ func TestResolveDiscovery(t *testing.T) {
 			t.Errorf("%q token=%v: %v", tc.flag, tc.token, err)
 			continue
 		}
-		if m.String() != tc.want {
-			t.Errorf("%q token=%v: got %s, want %s", tc.flag, tc.token, m, tc.want)
+		if m != tc.want {
+			t.Errorf("%q token=%v: got %+v, want %+v", tc.flag, tc.token, m, tc.want)
 		}
 		if f.defaulted != tc.notice {
 			t.Errorf("%q token=%v: defaulted=%v", tc.flag, tc.token, f.defaulted)
@@ -44,12 +44,12 @@ func TestResolveDiscovery(t *testing.T) {
 	// $DSFTP_DISCOVERY is the default; the flag wins.
 	t.Setenv(envDiscovery, "off")
 	f := lanFlags{port: lan.Port}
-	if m, err := f.resolve(false); err != nil || m.String() != "off" || f.defaulted {
-		t.Errorf("DSFTP_DISCOVERY=off: %v %v defaulted=%v", m, err, f.defaulted)
+	if m, err := f.resolve(false); err != nil || m != (instance.Methods{}) || f.defaulted {
+		t.Errorf("DSFTP_DISCOVERY=off: %+v %v defaulted=%v", m, err, f.defaulted)
 	}
 	f = lanFlags{discovery: "lan", port: lan.Port}
-	if m, err := f.resolve(true); err != nil || m.String() != "lan" {
-		t.Errorf("--discovery lan with DSFTP_DISCOVERY=off: %v %v", m, err)
+	if m, err := f.resolve(true); err != nil || m != (instance.Methods{LAN: true}) {
+		t.Errorf("--discovery lan with DSFTP_DISCOVERY=off: %+v %v", m, err)
 	}
 }
 

@@ -45,9 +45,6 @@ func typesAt(es []entry, dir string) []string {
 	return types
 }
 
-// Mounted reports whether anything is mounted exactly at dir.
-func Mounted(dir string) bool { return len(Types(dir)) > 0 }
-
 // Of lists the mountpoints of every file system of type fstype, in mount
 // order.
 func Of(fstype string) []string { return pointsOf(read(), fstype) }

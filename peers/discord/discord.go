@@ -92,7 +92,8 @@ type Config struct {
 	// is jittered by ±20% so peers that started together spread out).
 	Refresh time.Duration
 	// PostDelay is the longest random wait before the first post
-	// (default 2 s), so a channel restarting at once does not burst.
+	// (default 2 s; negative, none), so a channel restarting at once does
+	// not burst.
 	PostDelay time.Duration
 	// RequestTimeout bounds every REST call (default 15 s).
 	RequestTimeout time.Duration
@@ -101,6 +102,8 @@ type Config struct {
 	MinRepost time.Duration
 }
 
+// setDefaults fills the fields left zero (negative durations too, except
+// PostDelay) with their defaults and caps TTL.
 func (c *Config) setDefaults() {
 	if c.Channel == "" {
 		c.Channel = DefaultChannel

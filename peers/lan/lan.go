@@ -133,23 +133,36 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Stats count what happened to received packets, for logs and tests.
-type Stats struct {
-	Sent        uint64 // datagrams sent (one advert goes to several destinations)
-	Received    uint64 // datagrams read
-	Accepted    uint64 // verified adverts fed to the registry
-	Own         uint64 // our own adverts heard back
-	Duplicate   uint64 // the same advert heard again (several paths)
-	Stale       uint64 // verified, but not newer than one already seen
-	Malformed   uint64 // not an advert at all, or oversized
-	Invalid     uint64 // looked like an advert but failed verification
-	RateLimited uint64 // dropped by the receive rate limit
-	Foreign     uint64 // arrived on an interface not in Options.Interfaces
-	Capped      uint64 // a new peer beyond MaxPeers or MaxPeersPerSource
-	Queries     uint64 // queries heard (see Query)
-	Answered    uint64 // queries answered with an announcement
+// setDefaults fills the fields left zero (negative durations, rates and
+// counts too) with their defaults.
+func (o *Options) setDefaults() {
+	if o.Port == 0 {
+		o.Port = Port
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.MinGap <= 0 {
+		o.MinGap = 100 * time.Millisecond
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.RateLimit <= 0 {
+		o.RateLimit = 200
+	}
+	if o.MaxPeers <= 0 {
+		o.MaxPeers = DefaultMaxPeers
+	}
+	if o.MaxPeersPerSource <= 0 {
+		o.MaxPeersPerSource = DefaultMaxPeersPerSource
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
+// counters count what happened to packets; the tests read them (Stats).
 type counters struct {
 	sent, received, accepted, own, duplicate, stale, malformed, invalid, rateLimited, foreign, capped atomic.Uint64
 	queries, answered                                                                                 atomic.Uint64
@@ -162,7 +175,7 @@ type Discovery struct {
 	port int
 
 	mu         sync.Mutex
-	v4, v6     *net.UDPConn
+	v4, v6     *sock
 	targets    []target               // where announcements go
 	joined     map[int]bool           // interfaces whose v6 group we joined
 	allowed    map[int]bool           // interface indexes we listen on (nil: all)
@@ -192,37 +205,13 @@ func New(opts Options) (*Discovery, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("lan discovery: no peer registry")
 	}
-	if opts.Port == 0 {
-		opts.Port = Port
-	}
+	opts.setDefaults()
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("lan discovery: port %d out of range 1-65535", opts.Port)
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = DefaultInterval
-	}
-	if opts.MinGap <= 0 {
-		opts.MinGap = 100 * time.Millisecond
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 2 * time.Second
-	}
-	if opts.RateLimit <= 0 {
-		opts.RateLimit = 200
-	}
-	if opts.MaxPeers <= 0 {
-		opts.MaxPeers = DefaultMaxPeers
-	}
-	if opts.MaxPeersPerSource <= 0 {
-		opts.MaxPeersPerSource = DefaultMaxPeersPerSource
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Discovery{
 		opts:         opts,
-		log:          log.With("discovery", "lan"),
+		log:          opts.Logger.With("discovery", "lan"),
 		port:         opts.Port,
 		joined:       map[int]bool{},
 		seen:         map[string]instanceSeq{},
@@ -247,8 +236,8 @@ func (d *Discovery) Port() int { return d.port }
 // Listen opens the sockets: IPv4 and IPv6 on the shared port. It fails
 // only when neither can be opened.
 func (d *Discovery) Listen() error {
-	v4, err4 := listenUDP("udp4", d.port)
-	v6, err6 := listenUDP("udp6", d.port)
+	v4, err4 := listen4(d.port)
+	v6, err6 := listen6(d.port)
 	if err4 != nil && err6 != nil {
 		return fmt.Errorf("listen for LAN adverts on UDP port %d: %w (another program may hold the port without SO_REUSEPORT; choose another with --lan-port)", d.port, err4)
 	}
@@ -284,18 +273,6 @@ func (d *Discovery) Announce() {
 	}
 }
 
-// Stats returns a snapshot of the counters.
-func (d *Discovery) Stats() Stats {
-	c := &d.stats
-	return Stats{
-		Sent: c.sent.Load(), Received: c.received.Load(), Accepted: c.accepted.Load(),
-		Own: c.own.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(),
-		Malformed: c.malformed.Load(), Invalid: c.invalid.Load(),
-		RateLimited: c.rateLimited.Load(), Foreign: c.foreign.Load(),
-		Capped: c.capped.Load(), Queries: c.queries.Load(), Answered: c.answered.Load(),
-	}
-}
-
 // Run announces at once, then every Interval (±10%), at once when an
 // unknown peer is heard or the addresses change, and feeds what it hears
 // into the registry. It closes the sockets and returns when ctx is done.
@@ -307,7 +284,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return errors.New("lan discovery: Run before Listen")
 	}
 	var wg sync.WaitGroup
-	for _, c := range []*net.UDPConn{v4, v6} {
+	for _, c := range []*sock{v4, v6} {
 		if c != nil {
 			wg.Add(1)
 			go func() {
@@ -444,11 +421,10 @@ func (d *Discovery) sendRaw(msg []byte, what string) {
 }
 
 // readLoop reads datagrams until the socket is closed.
-func (d *Discovery) readLoop(c *net.UDPConn) {
+func (d *Discovery) readLoop(c *sock) {
 	buf := make([]byte, MaxPacket+1)
-	oob := make([]byte, 128)
 	for {
-		n, oobn, _, from, err := c.ReadMsgUDP(buf, oob)
+		n, src, ifindex, err := c.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -458,8 +434,13 @@ func (d *Discovery) readLoop(c *net.UDPConn) {
 			continue
 		}
 		d.stats.received.Add(1)
-		if !d.interfaceAllowed(ifindexFromOOB(oob[:oobn])) {
+		if !d.interfaceAllowed(ifindex) {
 			d.stats.foreign.Add(1)
+			continue
+		}
+		from, ok := src.(*net.UDPAddr)
+		if !ok {
+			d.stats.malformed.Add(1)
 			continue
 		}
 		d.handle(buf[:n], from)

@@ -2,11 +2,15 @@ package lan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // target is one destination of our announcements.
@@ -33,6 +37,83 @@ func listenUDP(network string, port int) (*net.UDPConn, error) {
 		return nil, err
 	}
 	return pc.(*net.UDPConn), nil
+}
+
+// sock is one of the two sockets on the shared port, with its x/net view
+// for what the net package does not do: arrival interfaces and the IPv6
+// group. Exactly one of p4 and p6 is set.
+type sock struct {
+	*net.UDPConn
+	p4 *ipv4.PacketConn
+	p6 *ipv6.PacketConn
+}
+
+// listen4 opens the IPv4 socket, asking for each datagram's arrival
+// interface where the platform reports it.
+func listen4(port int) (*sock, error) {
+	c, err := listenUDP("udp4", port)
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{UDPConn: c, p4: ipv4.NewPacketConn(c)}
+	if arrivalKnown {
+		if err := s.p4.SetControlMessage(ipv4.FlagInterface, true); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("ask for the arrival interface of IPv4 datagrams: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// listen6 opens the IPv6 socket like listen4, with multicast loopback on:
+// other processes on this host joined the group too.
+func listen6(port int) (*sock, error) {
+	c, err := listenUDP("udp6", port)
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{UDPConn: c, p6: ipv6.NewPacketConn(c)}
+	if arrivalKnown {
+		err = s.p6.SetControlMessage(ipv6.FlagInterface, true)
+	}
+	if err == nil {
+		err = s.p6.SetMulticastLoopback(true)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("set up the IPv6 socket: %w", err)
+	}
+	return s, nil
+}
+
+// readFrom reads one datagram into b and tells its arrival interface, or
+// -1 when the platform does not.
+func (s *sock) readFrom(b []byte) (n int, from net.Addr, ifindex int, err error) {
+	ifindex = -1
+	if s.p4 != nil {
+		var cm *ipv4.ControlMessage
+		n, cm, from, err = s.p4.ReadFrom(b)
+		if cm != nil {
+			ifindex = cm.IfIndex
+		}
+		return n, from, ifindex, err
+	}
+	var cm *ipv6.ControlMessage
+	n, cm, from, err = s.p6.ReadFrom(b)
+	if cm != nil {
+		ifindex = cm.IfIndex
+	}
+	return n, from, ifindex, err
+}
+
+// joinGroup joins the IPv6 LAN group on ifc (an IPv6 sock only); being a
+// member already is no error.
+func (s *sock) joinGroup(ifc *net.Interface) error {
+	err := s.p6.JoinGroup(ifc, &net.UDPAddr{IP: Group})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil
+	}
+	return err
 }
 
 // interfaceAllowed reports whether a datagram that arrived on ifindex is
@@ -114,7 +195,7 @@ func (d *Discovery) rescan() bool {
 		for _, ifc := range v6ifs {
 			present[ifc.Index] = true
 			if !d.joined[ifc.Index] {
-				if err := joinGroup(d.v6, ifc.Index); err != nil {
+				if err := d.v6.joinGroup(&ifc); err != nil {
 					d.log.Debug("join IPv6 LAN group", "interface", ifc.Name, "err", err)
 					continue
 				}

@@ -3,7 +3,6 @@ package pool
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -356,7 +355,7 @@ func (p *Pool) clientConfig(peer peers.Peer, addr string) (cfg *ssh.ClientConfig
 		Auth:              auth,
 		HostKeyCallback:   p.hostKeyCallback(peer),
 		HostKeyAlgorithms: p.hostKeyAlgorithms(peer, addr),
-		ClientVersion:     cmp.Or(p.opts.ClientVersion, "SSH-2.0-dsftp"),
+		ClientVersion:     p.opts.ClientVersion,
 		Config:            ssh.Config{Ciphers: ciphers},
 	}, closeAgent
 }

@@ -47,17 +47,19 @@ const (
 // Options configure a Pool.
 type Options struct {
 	// Connections is the most SSH connections kept per peer. Concurrent
-	// requests and open files are spread across them.
+	// requests and open files are spread across them. 0 means
+	// DefaultConnections.
 	Connections int
 	// Timeout is how long an operation may wait without any SFTP data
 	// arriving on its connection before it fails with ETIMEDOUT and the
 	// connection is closed. It also bounds dialing and is the keepalive
-	// interval.
+	// interval. 0 means DefaultTimeout.
 	Timeout time.Duration
 	// HardTimeout bounds an operation even while its connection keeps
 	// receiving data for other requests. Zero means 4 × Timeout.
 	HardTimeout time.Duration
-	// IdleTimeout closes connections that carried no request for this long.
+	// IdleTimeout closes connections that carried no request for this
+	// long; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// RunKey is the per-run client key that discovery advertises; New
 	// generates an ed25519 key when nil.
@@ -104,6 +106,51 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// setDefaults fills the fields left zero (negative durations and counts
+// too) with their defaults; it fails only when no run key can be made.
+func (o *Options) setDefaults() error {
+	if o.Connections <= 0 {
+		o.Connections = DefaultConnections
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.HardTimeout <= 0 {
+		o.HardTimeout = 4 * o.Timeout
+	}
+	if o.DirectRetry <= 0 {
+		o.DirectRetry = DefaultDirectRetry
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.ReadAheadMemory <= 0 {
+		o.ReadAheadMemory = DefaultReadAheadMemory
+	}
+	if o.WarmPeers == 0 {
+		o.WarmPeers = DefaultWarmPeers
+	}
+	if o.ClientVersion == "" {
+		o.ClientVersion = "SSH-2.0-dsftp"
+	}
+	if o.User == "" {
+		if u, err := user.Current(); err == nil {
+			o.User = u.Username
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.RunKey == nil {
+		k, err := NewRunKey()
+		if err != nil {
+			return err
+		}
+		o.RunKey = k
+	}
+	return nil
+}
+
 // Pool holds the connections to all peers. Its methods are safe for
 // concurrent use.
 type Pool struct {
@@ -146,41 +193,8 @@ func LoadIdentity(file string) (ssh.Signer, error) {
 
 // New returns a pool; it dials nothing until the first request or Warm.
 func New(opts Options) (*Pool, error) {
-	if opts.Connections <= 0 {
-		opts.Connections = DefaultConnections
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.HardTimeout <= 0 {
-		opts.HardTimeout = 4 * opts.Timeout
-	}
-	if opts.DirectRetry <= 0 {
-		opts.DirectRetry = DefaultDirectRetry
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = DefaultIdleTimeout
-	}
-	if opts.ReadAheadMemory <= 0 {
-		opts.ReadAheadMemory = DefaultReadAheadMemory
-	}
-	if opts.WarmPeers == 0 {
-		opts.WarmPeers = DefaultWarmPeers
-	}
-	if opts.RunKey == nil {
-		k, err := NewRunKey()
-		if err != nil {
-			return nil, err
-		}
-		opts.RunKey = k
-	}
-	if opts.User == "" {
-		if u, err := user.Current(); err == nil {
-			opts.User = u.Username
-		}
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
 	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{},
 		warm: warmer{wake: make(chan struct{}, 1), done: make(chan struct{})}}, nil

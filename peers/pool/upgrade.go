@@ -17,10 +17,6 @@ const DefaultDirectRetry = time.Minute
 
 var errRetired = errors.New("replaced by a better route")
 
-// isDirect reports whether c reaches its peer at one of its addresses,
-// not through another member.
-func (c *conn) isDirect() bool { return c.g.pool.routeName(c.addr) == "direct" }
-
 // maybeUpgradeLocked starts a better dial in the background when best,
 // the connection a request is about to use, goes through another member:
 // directly, when the peer has addresses that were not tried lately; over

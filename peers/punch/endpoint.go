@@ -43,9 +43,12 @@ type Config struct {
 	// MiB) and of a connection (8 MiB).
 	StreamWindow int
 	ConnWindow   int
-	Logger       *slog.Logger
+	// Logger receives the endpoint's events; nil means slog.Default().
+	Logger *slog.Logger
 }
 
+// withDefaults returns c with the fields left zero (or negative) set to
+// the defaults named above.
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
 		if *v <= 0 {

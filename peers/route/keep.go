@@ -61,6 +61,20 @@ type ReverseOptions struct {
 	OnChange func(via []string)
 }
 
+// setDefaults fills the fields left zero (negative too) with their
+// defaults.
+func (o *ReverseOptions) setDefaults() {
+	if o.Conns <= 0 {
+		o.Conns = DefaultReverseConns
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
 // DefaultTimeout is ReverseOptions.Timeout when zero: the pool's.
 const DefaultTimeout = 10 * time.Second
 
@@ -78,16 +92,8 @@ type reverseConn struct {
 // ones. Lost connections are re-made, failed members retried with
 // backoff. It returns when ctx ends.
 func KeepReverse(ctx context.Context, o ReverseOptions) error {
-	if o.Conns <= 0 {
-		o.Conns = DefaultReverseConns
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
+	o.setDefaults()
 	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	var (
 		mu      sync.Mutex
 		held    = map[string]*reverseConn{}

@@ -54,15 +54,14 @@ const (
 	// channel and limiter state (measured well under 64 KiB).
 	relayOverhead = 64 << 10
 
+	// RelayMemory is the most memory one relay holds, as SECURITY.md
+	// states it.
+	RelayMemory = 2*sshWindow + 2*relayChunk + relayOverhead
+
 	// maxOpenLimiters bounds the per-key open rate table; full buckets
 	// (keys quiet for relayOpenBurst seconds) are swept when it fills.
 	maxOpenLimiters = 1024
 )
-
-// RelayMemory is the most memory n relays hold, as SECURITY.md states it.
-func RelayMemory(n int) int64 {
-	return int64(n) * (2*sshWindow + 2*relayChunk + relayOverhead)
-}
 
 // Reasons a relay is refused, as logged and sent back.
 const (

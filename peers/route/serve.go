@@ -19,6 +19,13 @@ type ServerOptions struct {
 	RelayRate int64
 }
 
+// setDefaults fills the fields left zero with their defaults.
+func (o *ServerOptions) setDefaults() {
+	if o.RelayRate == 0 {
+		o.RelayRate = DefaultRelayRate
+	}
+}
+
 // Server serves the routes on the share's logged-in connections: reverse
 // offers (RequestReverse), dial-back checks (RequestDialBack) and relays
 // (ChannelRelay). The share hands it what it does not serve itself, one
@@ -31,9 +38,7 @@ type Server struct {
 
 // NewServer serves the routes of t.
 func NewServer(t *Table, o ServerOptions) *Server {
-	if o.RelayRate == 0 {
-		o.RelayRate = DefaultRelayRate
-	}
+	o.setDefaults()
 	return &Server{table: t, opts: o, relays: newRelayBudget(o.RelayRate)}
 }
 

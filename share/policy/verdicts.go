@@ -90,10 +90,3 @@ func (c *verdictCache) putLocked(k verdictKey, v verdict) {
 	}
 	c.cur[k] = v
 }
-
-// len is the number of verdicts remembered.
-func (c *verdictCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.cur) + len(c.old)
-}

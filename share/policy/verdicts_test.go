@@ -91,3 +91,10 @@ func TestVerdictCacheBound(t *testing.T) {
 		t.Errorf("a verdict on a file changed %v ago was remembered; settle is %v", time.Since(fi.ModTime()), fresh.settle)
 	}
 }
+
+// len is the number of verdicts remembered.
+func (c *verdictCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.old)
+}

@@ -51,7 +51,8 @@ type Options struct {
 	// DiscoverTimeout bounds each search for the router. Zero means
 	// DefaultDiscoverTimeout.
 	DiscoverTimeout time.Duration
-	// Description is the mapping's name in the router's table.
+	// Description is the mapping's name in the router's table. Empty
+	// means DefaultDescription.
 	Description string
 	// OnChange is called, from the mapper's goroutine, with the new Status
 	// each time it changes (mapped, lost, new external address, error).
@@ -63,9 +64,31 @@ type Options struct {
 	// Each is given once per change. Nil means Logger.Warn.
 	Warn func(text string)
 	// Discover finds routers. Nil means DiscoverAny (real UPnP and
-	// NAT-PMP); tests may
-	// replace it.
+	// NAT-PMP); tests may replace it.
 	Discover func(ctx context.Context, timeout time.Duration) ([]Device, error)
+}
+
+// setDefaults fills the fields left zero (negative durations too) with
+// their defaults.
+func (o *Options) setDefaults() {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.DiscoverTimeout <= 0 {
+		o.DiscoverTimeout = DefaultDiscoverTimeout
+	}
+	if o.Description == "" {
+		o.Description = DefaultDescription
+	}
+	if o.Discover == nil {
+		o.Discover = DiscoverAny
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
 // Status is the mapper's current view of reachability from the internet.
@@ -127,39 +150,13 @@ type Mapper struct {
 
 // New returns a Mapper for opts; it does nothing until Run.
 func New(opts Options) *Mapper {
-	if opts.Lease <= 0 {
-		opts.Lease = DefaultLease
-	}
-	if opts.CheckInterval <= 0 {
-		opts.CheckInterval = DefaultCheckInterval
-	}
-	if opts.DiscoverTimeout <= 0 {
-		opts.DiscoverTimeout = DefaultDiscoverTimeout
-	}
-	if opts.Description == "" {
-		opts.Description = DefaultDescription
-	}
-	if opts.Discover == nil {
-		opts.Discover = DiscoverAny
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	m := &Mapper{opts: opts, log: log.With("part", "upnp"), check: min(opts.CheckInterval, opts.Lease/2)}
-	return m
-}
-
-// Status returns the current status.
-func (m *Mapper) Status() Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.status
+	opts.setDefaults()
+	return &Mapper{opts: opts, log: opts.Logger.With("part", "upnp"), check: min(opts.CheckInterval, opts.Lease/2)}
 }
 
 // Run maps the port and keeps it mapped until ctx is done, then deletes the
 // mapping (bounded by a few seconds) and returns. It returns an error only
-// for bad options; router trouble is reported through Status and OnChange.
+// for bad options; router trouble is reported to OnChange and logged.
 func (m *Mapper) Run(ctx context.Context) error {
 	if m.opts.InternalPort == 0 {
 		return errors.New("portmap: InternalPort is required")

@@ -52,7 +52,6 @@ type Tracker struct {
 	mu       sync.Mutex
 	addrs    []Addr
 	reported bool // OnChange has been called at least once
-	status   portmap.Status
 }
 
 // Track starts mapping opts.Port on the router (unless NoUPnP) and reports
@@ -121,27 +120,12 @@ func (t *Tracker) update(s portmap.Status) {
 		t.log.Warn("cannot list this computer's addresses", "err", err)
 	}
 	t.mu.Lock()
-	t.status = s
 	changed := !t.reported || !slices.Equal(as, t.addrs)
 	t.addrs, t.reported = as, true
 	t.mu.Unlock()
 	if changed && t.opts.OnChange != nil {
 		t.opts.OnChange(slices.Clone(as))
 	}
-}
-
-// Addrs returns the addresses advertised now.
-func (t *Tracker) Addrs() []Addr {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.addrs)
-}
-
-// Status returns the port mapping's latest status.
-func (t *Tracker) Status() portmap.Status {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.status
 }
 
 // Wait blocks until the tracker has stopped and the mapping is removed.

@@ -10,7 +10,7 @@ import (
 )
 
 // Mounted reports whether anything is mounted at dir.
-func Mounted(dir string) bool { return mountinfo.Mounted(dir) }
+func Mounted(dir string) bool { return len(mountinfo.Types(dir)) > 0 }
 
 // CleanupUnmount lazily unmounts dir at the end of the test if it is still
 // mounted, so a failing test leaves no mount behind.

@@ -36,7 +36,7 @@ func BenchmarkGet(b *testing.B) {
 		src  download.Source
 	}{
 		{"pool", &download.PoolSource{Pool: pl, Peer: func() (peers.Peer, error) { return p, nil }}},
-		{"sftp", &download.SFTPSource{Client: dialSSHD(b, s), Root: share}},
+		{"sftp", &sftpSource{Client: dialSSHD(b, s), Root: share}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(size)

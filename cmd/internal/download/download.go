@@ -25,8 +25,6 @@ import (
 var (
 	// ErrExists: the destination exists and Options.Force is not set.
 	ErrExists = errors.New("already exists (use -f to overwrite)")
-	// ErrTimeout: the peer did not answer a request in time.
-	ErrTimeout = errors.New("peer timed out")
 	// ErrStalled: no data arrived for Options.StallTimeout.
 	ErrStalled = errors.New("peer stopped sending data")
 	// ErrUnsafeName: a remote name cannot be used as a local file name.

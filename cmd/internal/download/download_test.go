@@ -63,7 +63,7 @@ func TestGetTreeResumeAndConfinement(t *testing.T) {
 	top := writeRandom(t, filepath.Join(share, "x"), 100)
 	etc := writeRandom(t, filepath.Join(share, "etc", "x"), 200)
 	s := testenv.StartSSHD(t, share)
-	src := &download.SFTPSource{Client: dialSSHD(t, s), Root: share}
+	src := &sftpSource{Client: dialSSHD(t, s), Root: share}
 	ctx := testenv.Context(t, 2*time.Minute)
 
 	dest := t.TempDir()

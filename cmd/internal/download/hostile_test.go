@@ -101,7 +101,7 @@ func TestHostileNamesStayInside(t *testing.T) {
 	dest := filepath.Join(outer, "dest")
 	os.Mkdir(dest, 0o755)
 	var notes bytes.Buffer
-	res, err := download.Get(t.Context(), &download.SFTPSource{Client: client, Root: "/"}, "/evil", dest+"/",
+	res, err := download.Get(t.Context(), &sftpSource{Client: client, Root: "/"}, "/evil", dest+"/",
 		download.Options{Recursive: true, Progress: &download.Lines{W: &notes}})
 	if err != nil {
 		t.Fatalf("get -r from the hostile server: %v", err)

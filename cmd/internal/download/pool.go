@@ -36,8 +36,9 @@ func (s *PoolSource) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
 	return s.Pool.Stat(ctx, peer, rel(p))
 }
 
-// ReadDir implements Source; symlinks to files are resolved, links to
-// directories are not, as for SFTPSource.
+// ReadDir implements Source. Symlinks to files are resolved, so a link to
+// a file downloads as that file; links to directories stay links (get -r
+// skips them), so a link loop cannot make a download endless.
 func (s *PoolSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, error) {
 	peer, err := s.Peer()
 	if err != nil {
@@ -56,6 +57,14 @@ func (s *PoolSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, erro
 	}
 	return list, nil
 }
+
+// renamed reports a followed symlink under the link's own name.
+type renamed struct {
+	fs.FileInfo
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
 
 // OpenAt implements Source with a pool.Reader.
 func (s *PoolSource) OpenAt(ctx context.Context, p string, off int64) (io.ReadCloser, error) {

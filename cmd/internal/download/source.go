@@ -6,8 +6,8 @@
 // Progress (a bar on a terminal, plain lines elsewhere).
 //
 // The engine sees a peer only through Source, so it works over any SFTP
-// session: the peer pool's read pipeline in the product, a plain
-// *sftp.Client (SFTP) elsewhere.
+// session: the peer pool's read pipeline (PoolSource) in the product, a
+// plain *sftp.Client in the tests.
 package download
 
 import (

@@ -18,21 +18,6 @@ type Methods struct {
 	Discord, LAN bool
 }
 
-// String renders the methods as --discovery takes them.
-func (m Methods) String() string {
-	var s []string
-	if m.Discord {
-		s = append(s, MethodDiscord)
-	}
-	if m.LAN {
-		s = append(s, MethodLAN)
-	}
-	if len(s) == 0 {
-		return MethodOff
-	}
-	return strings.Join(s, ",")
-}
-
 // ParseMethods parses a --discovery value: discord, lan or off, or a
 // comma list such as discord,lan (case and spaces do not matter).
 func ParseMethods(v string) (Methods, error) {

@@ -1,4 +1,4 @@
-package download
+package download_test
 
 import (
 	"context"
@@ -9,25 +9,30 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/dsftp/dsftp/cmd/internal/download"
 )
 
-// SFTPSource serves a Source from one *sftp.Client. Every metadata call has
-// a deadline, and cancelling a read's context closes its remote handle, so a
-// dead peer fails a call instead of hanging it.
-type SFTPSource struct {
+// sftpSource serves a download.Source from one *sftp.Client, so the engine
+// is tested against a real OpenSSH server and a hostile one without the
+// peer pool. Every metadata call has a deadline, and cancelling a read's
+// context closes its remote handle, so a dead server fails a test instead
+// of hanging it.
+type sftpSource struct {
 	// Client is the SFTP session.
 	Client *sftp.Client
 	// Root is the remote directory shown as "/" ("" or "." for the
 	// server's start directory).
 	Root string
-	// Timeout bounds each Stat and ReadDir; 0 means 15 seconds.
-	Timeout time.Duration
 }
 
-var _ Source = (*SFTPSource)(nil)
+var _ download.Source = (*sftpSource)(nil)
+
+// sftpCallTimeout bounds each Stat, ReadDir and Open.
+const sftpCallTimeout = 15 * time.Second
 
 // remote maps a share path ("/a/b") to the server's path, never above Root.
-func (s *SFTPSource) remote(p string) string {
+func (s *sftpSource) remote(p string) string {
 	clean := path.Clean("/" + p) // "/../x" cleans to "/x": no way above the root
 	root := s.Root
 	if root == "" {
@@ -39,17 +44,10 @@ func (s *SFTPSource) remote(p string) string {
 	return path.Join(root, clean[1:])
 }
 
-func (s *SFTPSource) timeout() time.Duration {
-	if s.Timeout > 0 {
-		return s.Timeout
-	}
-	return 15 * time.Second
-}
-
 // call runs fn with the deadline; on timeout or cancellation it returns at
 // once and leaves fn to finish (or fail when the session is closed).
-func call[T any](ctx context.Context, d time.Duration, what string, fn func() (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
+func call[T any](ctx context.Context, what string, fn func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, sftpCallTimeout)
 	defer cancel()
 	type res struct {
 		v   T
@@ -65,23 +63,19 @@ func call[T any](ctx context.Context, d time.Duration, what string, fn func() (T
 		return r.v, r.err
 	case <-ctx.Done():
 		var zero T
-		if ctx.Err() == context.DeadlineExceeded {
-			return zero, fmt.Errorf("%s: peer did not answer within %v: %w", what, d, ErrTimeout)
-		}
-		return zero, ctx.Err()
+		return zero, fmt.Errorf("%s: server did not answer within %v: %w", what, sftpCallTimeout, ctx.Err())
 	}
 }
 
-// Stat implements Source.
-func (s *SFTPSource) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
-	return call(ctx, s.timeout(), "stat", func() (fs.FileInfo, error) { return s.Client.Stat(s.remote(p)) })
+// Stat implements download.Source.
+func (s *sftpSource) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
+	return call(ctx, "stat", func() (fs.FileInfo, error) { return s.Client.Stat(s.remote(p)) })
 }
 
-// ReadDir implements Source. Symlinks to files are resolved, so a link to
-// a file downloads as that file; links to directories stay links (get -r
-// skips them), so a link loop cannot make a download endless.
-func (s *SFTPSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, error) {
-	return call(ctx, s.timeout(), "list", func() ([]fs.FileInfo, error) {
+// ReadDir implements download.Source as PoolSource does: symlinks to files
+// are resolved, links to directories stay links.
+func (s *sftpSource) ReadDir(ctx context.Context, p string) ([]fs.FileInfo, error) {
+	return call(ctx, "list", func() ([]fs.FileInfo, error) {
 		list, err := s.Client.ReadDir(s.remote(p))
 		if err != nil {
 			return nil, err
@@ -105,11 +99,11 @@ type renamed struct {
 
 func (r renamed) Name() string { return r.name }
 
-// OpenAt implements Source. The returned reader is the *sftp.File itself
-// (wrapped only to close on cancellation), so io.Copy uses its concurrent
-// WriteTo: many read requests in flight.
-func (s *SFTPSource) OpenAt(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
-	f, err := call(ctx, s.timeout(), "open", func() (*sftp.File, error) { return s.Client.Open(s.remote(p)) })
+// OpenAt implements download.Source. The returned reader is the
+// *sftp.File itself (wrapped only to close on cancellation), so io.Copy
+// uses its concurrent WriteTo: many read requests in flight.
+func (s *sftpSource) OpenAt(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	f, err := call(ctx, "open", func() (*sftp.File, error) { return s.Client.Open(s.remote(p)) })
 	if err != nil {
 		return nil, err
 	}
