@@ -15,9 +15,12 @@ import (
 // dial of its candidates nor its dial of ours.
 var ErrNoPath = errors.New("no QUIC path to the peer")
 
-// pickGrace is how long a side waits for the preferred connection once the
-// other one has completed: both handshakes, when both get through, end
-// within a round trip or two of each other.
+// pickGrace is how long the member with the smaller ID waits for its own
+// dial once the peer's has completed: both handshakes, when both get
+// through, end within a round trip or two of each other. The other member
+// waits four times as long for the preferred connection before it keeps
+// its own, so that on a slow machine the two do not settle on different
+// connections.
 const pickGrace = 500 * time.Millisecond
 
 // punchWait is a punch waiting for the peer's dial to arrive.
@@ -83,7 +86,11 @@ loop:
 				break loop // every own dial is over; take the peer's
 			}
 			if grace == nil {
-				grace = time.After(pickGrace)
+				wait := pickGrace
+				if !preferOwn {
+					wait *= 4
+				}
+				grace = time.After(wait)
 			}
 		}
 		select {
