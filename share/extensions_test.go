@@ -204,3 +204,19 @@ func TestProbeNoPenalty(t *testing.T) {
 		return blocked
 	})
 }
+
+// A stream whose connection came over UDP (a QUIC stream, ServeStream
+// with no holder) counts against its source address like a TCP
+// connection from there, not against one shared "unknown" source.
+func TestSourceOfUDP(t *testing.T) {
+	t.Parallel()
+	udp := sourceOf(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 4242})
+	tcp := sourceOf(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 2200})
+	other := sourceOf(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 8), Port: 4242})
+	if udp != tcp {
+		t.Errorf("UDP source %v, TCP source %v of one address; want the same", udp, tcp)
+	}
+	if udp == other || udp == (source{}) {
+		t.Errorf("UDP sources %v and %v of two addresses; want distinct, set sources", udp, other)
+	}
+}

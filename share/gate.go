@@ -19,13 +19,14 @@ type source struct {
 
 // sourceOf is the source of a connection from a: the IPv4 address, or
 // the /64 of an IPv6 one (one host usually holds a whole /64, so counting
-// single IPv6 addresses would count nothing).
+// single IPv6 addresses would count nothing). A QUIC stream's address is
+// its connection's UDP source, counted like a TCP connection's.
 func sourceOf(a net.Addr) source {
-	ta, ok := a.(*net.TCPAddr)
+	ap, ok := a.(interface{ AddrPort() netip.AddrPort })
 	if !ok {
 		return source{}
 	}
-	ip := ta.AddrPort().Addr().Unmap()
+	ip := ap.AddrPort().Addr().Unmap()
 	if ip.Is4() {
 		return source{prefix: netip.PrefixFrom(ip, 32)}
 	}
