@@ -77,6 +77,10 @@ type Config struct {
 	// Addrs are the share's host:port addresses, best first. SetAddrs
 	// changes them later.
 	Addrs []string
+	// UDP and NAT are what the first advert says of the share's QUIC path
+	// (SetUDP changes them later).
+	UDP []string
+	NAT string
 	// AllowUsers, when not empty, limits trust to adverts posted by these
 	// Discord user IDs.
 	AllowUsers []string
@@ -153,13 +157,13 @@ type Discovery struct {
 	unreachable bool
 	via         []string
 	// udp and nat are the QUIC path's candidates and NAT type (SetUDP).
-	udp []string
-	nat string
-	seq         uint64
-	myMsg       string // ID of the current advert message
-	lastPost    time.Time
-	closing     bool
-	err         error
+	udp      []string
+	nat      string
+	seq      uint64
+	myMsg    string // ID of the current advert message
+	lastPost time.Time
+	closing  bool
+	err      error
 }
 
 // Start checks the token, finds the channel, connects to the gateway,
@@ -198,6 +202,8 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		resync:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		addrs:   slices.Clone(cfg.Addrs),
+		udp:     slices.Clone(cfg.UDP),
+		nat:     cfg.NAT,
 	}
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
