@@ -26,9 +26,12 @@ type Puncher interface {
 	PunchStream(ctx context.Context, peer peers.Peer) (net.Conn, error)
 }
 
-// punchable reports whether the pool can try a punched route to peer.
+// punchable reports whether the pool can try a punched route to peer:
+// its advert has UDP candidates and says what STUN told it of its NAT
+// (without STUN it has no public candidate, and on its own network TCP
+// works).
 func (p *Pool) punchable(peer peers.Peer) bool {
-	return p.opts.Punch != nil && len(peer.UDP) > 0
+	return p.opts.Punch != nil && len(peer.UDP) > 0 && peer.NAT != ""
 }
 
 // routeAddrs adds the punched, reverse and relay routes to a peer's

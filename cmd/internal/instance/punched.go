@@ -283,6 +283,9 @@ func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error
 	if why := hopeless(self, peer); why != "" {
 		return nil, fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
 	}
+	if self == "" {
+		return nil, fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none)", punch.ErrNoPath)
+	}
 	ps.mu.Lock()
 	e := ps.m[p.ID]
 	if e == nil || (e.path == nil && isClosed(e.done)) {
