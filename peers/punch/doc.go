@@ -50,7 +50,7 @@
 // destination) and, with routers that only let in replies from the exact
 // address and port a packet went to (Linux, most home routers), when one
 // is: the port STUN learnt is not the one the peer's packets meet. [Hint]
-// says what helps (TURN, or an open port on one side).
+// says what helps (an open port on one side).
 //
 // # STUN
 //
