@@ -63,6 +63,11 @@ type Peer struct {
 	// Via are the IDs of members holding the peer's reverse connections,
 	// from its advert: they can open a channel to its share, or relay one.
 	Via []string
+	// UDP are the candidates (ip:port) of the peer's QUIC path, best
+	// first, and NAT what STUN told the peer of its router, from its
+	// advert: members punch a path to these (peers/punch).
+	UDP []string
+	NAT string
 	// Instance identifies the run of dsftp that advertised the peer (from
 	// its advert; "" for --peer). A new run with a lasting host key has a
 	// new Instance: it has not heard of us yet.
@@ -130,5 +135,6 @@ func (p Peer) Clone() Peer {
 	p.Addrs = slices.Clone(p.Addrs)
 	p.ClientKeys = slices.Clone(p.ClientKeys)
 	p.Via = slices.Clone(p.Via)
+	p.UDP = slices.Clone(p.UDP)
 	return p
 }

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -53,7 +54,13 @@ const (
 	// MaxVia bounds the members an advert names as holding its reverse
 	// connections.
 	MaxVia = 4
+	// MaxUDP bounds the UDP candidates of the share's QUIC path.
+	MaxUDP = 8
 )
+
+// NAT types an advert may name (NAT): what STUN told the peer about its
+// router (peers/punch.NAT).
+var natTypes = []string{"none", "cone", "symmetric", "unknown"}
 
 // Advert is the signed content of one advert.
 type Advert struct {
@@ -82,6 +89,13 @@ type Advert struct {
 	// older receivers ignore them and dial Addrs as before.
 	Unreachable bool     `json:"unreachable,omitempty"`
 	Via         []string `json:"via,omitempty"`
+	// UDP are host:port candidates of the share's QUIC path, best first:
+	// its public address as STUN saw it, then local addresses. NAT is what
+	// STUN told of the router in front of it ("none", "cone", "symmetric",
+	// "unknown"; empty without STUN). Members punch a path to these
+	// (peers/punch). Additions within dsftp/1: older receivers ignore them.
+	UDP []string `json:"udp,omitempty"`
+	NAT string   `json:"nat,omitempty"`
 	// Guild and Channel bind the advert to where it was posted, so it
 	// cannot be replayed into another channel.
 	Guild   string `json:"guild"`
@@ -211,7 +225,7 @@ func Decode(text string) (*Decoded, error) {
 	if err := hostKey.Verify(append([]byte(Domain), payload...), &sig); err != nil {
 		return nil, ErrSignature
 	}
-	if len(a.Addrs) > MaxAddrs || len(a.ClientKeys) > MaxClientKeys || len(a.Via) > MaxVia {
+	if len(a.Addrs) > MaxAddrs || len(a.ClientKeys) > MaxClientKeys || len(a.Via) > MaxVia || len(a.UDP) > MaxUDP {
 		return nil, fmt.Errorf("%w: too many addresses or keys", ErrMalformed)
 	}
 	if a.Instance == "" || a.Seq == 0 || a.Guild == "" || a.Channel == "" {
@@ -230,6 +244,10 @@ func Decode(text string) (*Decoded, error) {
 	}
 	d.Addrs = slices.DeleteFunc(slices.Clone(a.Addrs), func(s string) bool { return !validAddr(s) })
 	d.Via = slices.DeleteFunc(slices.Clone(a.Via), func(s string) bool { return !validFingerprint(s) })
+	d.UDP = slices.DeleteFunc(slices.Clone(a.UDP), func(s string) bool { return !validAddrPort(s) })
+	if !slices.Contains(natTypes, d.NAT) {
+		d.NAT = ""
+	}
 	return d, nil
 }
 
@@ -282,6 +300,13 @@ func validFingerprint(s string) bool {
 	}
 	_, err := base64.RawStdEncoding.DecodeString(rest)
 	return err == nil
+}
+
+// validAddrPort accepts a literal IP address and port, the only form a
+// UDP candidate takes (nothing to resolve before punching).
+func validAddrPort(s string) bool {
+	ap, err := netip.ParseAddrPort(s)
+	return err == nil && ap.Port() != 0 && !ap.Addr().IsUnspecified() && !ap.Addr().IsMulticast()
 }
 
 // validAddr accepts host:port with a short, printable host; anything else

@@ -278,3 +278,38 @@ func TestRoutesFields(t *testing.T) {
 		t.Fatalf("5 via entries: %v; want ErrMalformed", err)
 	}
 }
+
+// The QUIC path's candidates travel as literal ip:port (names, ports 0
+// and unspecified addresses are dropped) with a known NAT type; more than
+// MaxUDP make the advert malformed.
+func TestUDPFields(t *testing.T) {
+	host := testenv.NewSigner(t)
+	a := sample(time.Now(), testenv.NewSigner(t).PublicKey())
+	a.UDP = []string{"198.51.100.7:2200", "host.example:2200", "192.168.1.5:0", "0.0.0.0:2200", "[2001:db8::5]:2200"}
+	a.NAT = "cone"
+	text, err := Encode(a, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Peer("discord")
+	if strings.Join(p.UDP, ",") != "198.51.100.7:2200,[2001:db8::5]:2200" || p.NAT != "cone" {
+		t.Fatalf("decoded udp=%q nat=%q", p.UDP, p.NAT)
+	}
+	a.NAT = "sneaky\x00"
+	text, _ = Encode(a, host)
+	if d, err := Decode(text); err != nil || d.NAT != "" {
+		t.Fatalf("unknown NAT type: %v, %q; want it dropped", err, d.NAT)
+	}
+	a.UDP = make([]string, MaxUDP+1)
+	for i := range a.UDP {
+		a.UDP[i] = "198.51.100.7:2200"
+	}
+	text, _ = Encode(a, host)
+	if _, err := Decode(text); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d UDP candidates: %v; want ErrMalformed", len(a.UDP), err)
+	}
+}

@@ -77,6 +77,10 @@ type Config struct {
 	// Addrs are the share's host:port addresses, best first. SetAddrs
 	// changes them later.
 	Addrs []string
+	// UDP and NAT are what the first advert says of the share's QUIC path
+	// (SetUDP changes them later).
+	UDP []string
+	NAT string
 	// AllowUsers, when not empty, limits trust to adverts posted by these
 	// Discord user IDs.
 	AllowUsers []string
@@ -155,11 +159,14 @@ type Discovery struct {
 	// unreachable and via are what adverts say about routes (SetRoutes).
 	unreachable bool
 	via         []string
-	seq         uint64
-	myMsg       string // ID of the current advert message
-	lastPost    time.Time
-	closing     bool
-	err         error
+	// udp and nat are the QUIC path's candidates and NAT type (SetUDP).
+	udp      []string
+	nat      string
+	seq      uint64
+	myMsg    string // ID of the current advert message
+	lastPost time.Time
+	closing  bool
+	err      error
 }
 
 // Start checks the token, finds the channel, connects to the gateway,
@@ -198,6 +205,8 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		resync:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		addrs:   slices.Clone(cfg.Addrs),
+		udp:     slices.Clone(cfg.UDP),
+		nat:     cfg.NAT,
 	}
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
@@ -282,6 +291,22 @@ func (d *Discovery) SetRoutes(unreachable bool, via []string) {
 	d.mu.Lock()
 	changed := d.unreachable != unreachable || !slices.Equal(d.via, via)
 	d.unreachable, d.via = unreachable, via
+	d.mu.Unlock()
+	if changed {
+		poke(d.addrsCh)
+	}
+}
+
+// SetUDP sets the candidates of the share's QUIC path (best first) and
+// what STUN said of its NAT. A change re-posts, like SetAddrs; the same
+// values again post nothing, so the STUN refresh costs no channel writes.
+func (d *Discovery) SetUDP(cands []string, nat string) {
+	if d.cfg.ClientOnly {
+		return
+	}
+	d.mu.Lock()
+	changed := d.nat != nat || !slices.Equal(d.udp, cands)
+	d.udp, d.nat = slices.Clone(cands), nat
 	d.mu.Unlock()
 	if changed {
 		poke(d.addrsCh)
@@ -477,7 +502,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	now := time.Now()
 	a := advert.Advert{
 		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
-		Unreachable: d.unreachable, Via: slices.Clone(d.via),
+		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat,
 		Guild: d.t.guildID, Channel: d.t.channelID, Instance: d.instance, Seq: d.seq,
 		Issued: now.Unix(), Expires: now.Add(d.cfg.TTL).Unix(),
 	}
@@ -485,11 +510,7 @@ func (d *Discovery) post(ctx context.Context) error {
 		a.ClientKeys = append(a.ClientKeys, advert.MarshalKey(k))
 	}
 	d.mu.Unlock()
-	text, err := advert.Encode(a, d.cfg.Signer)
-	for errors.Is(err, advert.ErrTooLong) && len(a.Addrs) > 1 && !a.Client {
-		a.Addrs = a.Addrs[:len(a.Addrs)-1] // keep the best ones
-		text, err = advert.Encode(a, d.cfg.Signer)
-	}
+	text, err := encodeFitting(a, d.cfg.Signer)
 	if err != nil {
 		return err
 	}
@@ -519,6 +540,26 @@ func (d *Discovery) post(ctx context.Context) error {
 		d.deleteMessage(ctx, old)
 	}
 	return nil
+}
+
+// encodeFitting signs a, dropping what is least useful until it fits in
+// one message: the last (local) UDP candidates first, down to the public
+// one, then the last addresses, down to the best one.
+func encodeFitting(a advert.Advert, signer ssh.Signer) (string, error) {
+	a.UDP = a.UDP[:min(len(a.UDP), advert.MaxUDP)]
+	text, err := advert.Encode(a, signer)
+	for errors.Is(err, advert.ErrTooLong) && !a.Client {
+		switch {
+		case len(a.UDP) > 1:
+			a.UDP = a.UDP[:len(a.UDP)-1]
+		case len(a.Addrs) > 1:
+			a.Addrs = a.Addrs[:len(a.Addrs)-1] // keep the best ones
+		default:
+			return text, err
+		}
+		text, err = advert.Encode(a, signer)
+	}
+	return text, err
 }
 
 func (d *Discovery) deleteMessage(ctx context.Context, id string) {

@@ -81,6 +81,9 @@ type Info struct {
 	// Unreachable and Via are what the advert says about routes to it.
 	Unreachable bool
 	Via         []string
+	// UDP and NAT are the candidates of its QUIC path and its NAT type.
+	UDP []string
+	NAT string
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
@@ -153,7 +156,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, Client: d.Client,
 			Issued: time.Unix(d.Issued, 0), Expires: time.Unix(d.Expires, 0),
 			AuthorID: author, AuthorName: authorName, MessageID: m.ID,
-			Unreachable: d.Unreachable, Via: d.Via,
+			Unreachable: d.Unreachable, Via: d.Via, UDP: d.UDP, NAT: d.NAT,
 		},
 	}
 	r.known[d.Fingerprint] = st

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool/internal/sftpwire"
+	"github.com/dsftp/dsftp/peers/route"
 	"github.com/pkg/sftp"
 )
 
@@ -384,7 +385,9 @@ func (g *group) startDialAheadLocked(ahead bool) {
 		}
 		if wasDown {
 			g.pool.log.Info("peer reachable after failed attempts", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
-		} else if r := g.pool.routeName(addr); r != "direct" {
+		} else if r := g.pool.routeName(addr); r == route.Punched {
+			g.pool.log.Info("peer reached over a punched QUIC path", "peer", peerLabel(peer), "route", r)
+		} else if r != "direct" {
 			g.pool.log.Info("peer reached without dialing it: over its reverse connection or relayed by a member", "peer", peerLabel(peer), "route", r)
 		}
 		g.watch(c)

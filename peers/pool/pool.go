@@ -79,6 +79,9 @@ type Options struct {
 	// dialed; with it the pool also tries reverse and relay routes
 	// (route.go). Nil: direct addresses only.
 	Routes *route.Table
+	// Punch opens streams over QUIC paths punched through NAT to a peer's
+	// UDP candidates (route.Punched); nil: no punched routes.
+	Punch Puncher
 	// NoRelay keeps the pool from asking other members to relay.
 	NoRelay bool
 	// SelfID is this process's own peer ID, never used as a relay; an

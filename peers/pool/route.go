@@ -17,14 +17,35 @@ import (
 // the reverse and relay pseudo-addresses it dials beside a peer's
 // addresses, and what it tells of the route a connection took.
 
-// routeAddrs adds the reverse and relay routes to a peer's addresses:
-// reverse when we hold its reverse connection, relay through each member
-// its advert says holds one (not us, and not the peer itself).
+// Puncher opens one stream, carrying one SSH connection to the peer's
+// share, over a QUIC path punched to the peer's UDP candidates (punching
+// one first when none is up). The instance wires it to the share's UDP
+// endpoint (peers/punch); the SSH handshake inside checks the peer's host
+// key as on every route.
+type Puncher interface {
+	PunchStream(ctx context.Context, peer peers.Peer) (net.Conn, error)
+}
+
+// punchable reports whether the pool can try a punched route to peer:
+// its advert has UDP candidates and says what STUN told it of its NAT
+// (without STUN it has no public candidate, and on its own network TCP
+// works).
+func (p *Pool) punchable(peer peers.Peer) bool {
+	return p.opts.Punch != nil && len(peer.UDP) > 0 && peer.NAT != ""
+}
+
+// routeAddrs adds the punched, reverse and relay routes to a peer's
+// addresses: punched when its advert has UDP candidates, reverse when we
+// hold its reverse connection, relay through each member its advert says
+// holds one (not us, and not the peer itself).
 func (p *Pool) routeAddrs(peer peers.Peer, addrs []string) []string {
-	if p.opts.Routes == nil {
-		return addrs
-	}
 	out := slices.Clone(addrs)
+	if p.punchable(peer) {
+		out = append(out, route.Punched)
+	}
+	if p.opts.Routes == nil {
+		return out
+	}
 	if p.opts.Routes.Has(peer.ID) {
 		out = append(out, route.Reverse)
 	}
@@ -45,6 +66,12 @@ func (p *Pool) dialStream(ctx context.Context, peer peers.Peer, addr string) (ne
 			return nil, errors.New("no reverse routes")
 		}
 		return p.opts.Routes.Open(peer.ID)
+	}
+	if addr == route.Punched {
+		if p.opts.Punch == nil {
+			return nil, errors.New("no punched routes")
+		}
+		return p.opts.Punch.PunchStream(ctx, peer)
 	}
 	if via, ok := route.RelayOf(addr); ok {
 		return p.dialRelay(ctx, peer, via)
@@ -96,8 +123,8 @@ func (r *relayedConn) Close() error {
 
 // routeName says how addr reaches a peer, for logs and `dsftp peers`.
 func (p *Pool) routeName(addr string) string {
-	if addr == route.Reverse {
-		return "reverse"
+	if addr == route.Reverse || addr == route.Punched {
+		return addr
 	}
 	if via, ok := route.RelayOf(addr); ok {
 		if p.opts.Routes != nil {
@@ -111,7 +138,8 @@ func (p *Pool) routeName(addr string) string {
 }
 
 // Route says how the pool's connections reach the peer with this ID now:
-// "direct", "reverse", "relay via NAME", or "" when none is open.
+// "direct", "punched", "reverse", "relay via NAME", or "" when none is
+// open.
 func (p *Pool) Route(id string) string {
 	p.mu.Lock()
 	g := p.groups[id]

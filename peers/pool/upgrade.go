@@ -18,22 +18,27 @@ const DefaultDirectRetry = time.Minute
 var errRetired = errors.New("replaced by a better route")
 
 // maybeUpgradeLocked starts a better dial in the background when best,
-// the connection a request is about to use, goes through another member:
-// directly, when the peer has addresses that were not tried lately; over
-// the peer's reverse connection, when best is a relay and we hold one now
-// (it came up after the relay was chosen). The better connection, once
+// the connection a request is about to use, is not direct: directly, when
+// the peer has addresses that were not tried lately; over a punched QUIC
+// path, when best goes through another member and the peer has UDP
+// candidates (not tried lately either); over the peer's reverse
+// connection, when best is a relay and we hold one now (it came up after
+// the relay was chosen). The better connection, once
 // up, takes the new requests; the worse ones finish theirs and close
 // (retire).
 func (g *group) maybeUpgradeLocked(best *conn) {
 	rank := route.Rank(best.addr)
-	if rank == 0 || g.upgrading {
+	if rank == route.RankDirect || g.upgrading {
 		return
 	}
 	var addrs []string
-	if len(g.peer.Addrs) > 0 && !time.Now().Before(g.nextUpgrade) {
-		addrs = g.peer.Addrs
+	if !time.Now().Before(g.nextUpgrade) {
+		addrs = slices.Clone(g.peer.Addrs)
+		if rank > route.RankPunched && g.pool.punchable(g.peer) {
+			addrs = append(addrs, route.Punched)
+		}
 	}
-	toReverse := rank == 2 && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
+	toReverse := rank == route.RankRelay && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
 	if toReverse {
 		addrs = append(slices.Clone(addrs), route.Reverse)
 	}
@@ -55,7 +60,7 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 		closed := g.pool.isClosed()
 		c.lastUsed = time.Now()
 		better := route.Rank(addr)
-		if better == 0 {
+		if better == route.RankDirect {
 			g.good = addr
 		}
 		var idle []*conn
@@ -73,9 +78,12 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 			c.kill(errPoolClosed)
 			return
 		}
-		if better == 0 {
+		switch better {
+		case route.RankDirect:
 			g.pool.log.Info("peer reachable directly now; new requests go direct", "peer", peerLabel(peer), "addr", addr, "route", "direct")
-		} else {
+		case route.RankPunched:
+			g.pool.log.Info("peer reachable over a punched QUIC path now; new requests go there", "peer", peerLabel(peer), "route", "punched")
+		default:
 			g.pool.log.Info("peer reachable over its reverse connection now; new requests go there, not through a relay", "peer", peerLabel(peer), "route", "reverse")
 		}
 		for _, o := range idle {

@@ -50,7 +50,7 @@
 // destination) and, with routers that only let in replies from the exact
 // address and port a packet went to (Linux, most home routers), when one
 // is: the port STUN learnt is not the one the peer's packets meet. [Hint]
-// says what helps (TURN, or an open port on one side).
+// says what helps (an open port on one side).
 //
 // # STUN
 //
@@ -78,4 +78,30 @@
 // the SSH server inside reads only what its channel windows and pre-login
 // limits allow. quic-go keeps at most 32 non-QUIC packets queued for the
 // STUN reader, and 1024 unprocessed packets for the listener.
+//
+// # In dsftp
+//
+// cmd/internal/instance (quic.go, punched.go) runs one Endpoint per share
+// on the TCP listener's port number (--udp-port another, --no-quic none;
+// a UDP port that is taken is one warning, TCP works as before), with the
+// host key fingerprint as ID, and hands every accepted stream to
+// share.ServeStream. WatchPublic runs with the --stun servers (DefaultSTUN
+// unless given; --stun none: off); the bring-up waits up to 2 s for the
+// first answer, so the first advert already carries the public address.
+// Adverts carry the candidates (the public address first, then the local
+// addresses with the UDP port; the local ones are dropped first when the
+// advert runs out of room) and the NAT type (peers/advert: udp, nat); a
+// change re-posts the advert, the same answer every 25 s posts nothing.
+// A member punches to another as soon as it sees that member's advert (or
+// when its own public address changes), when one of the two cannot be
+// dialed and neither NAT defeats punching: both do so from the same
+// adverts, so no message is needed to start together. At most 4 punches
+// run in the background at once, each for up to 20 s; at most 32 paths
+// are kept (the least recently used is closed beyond); a path closes when
+// its member leaves; one that closes while the member is live, or a punch
+// that failed, is tried again within seconds, backing off to a minute
+// (both members notice a closed path and punch again). The pool (route
+// "punched", between direct and reverse in route.Rank) opens one stream
+// per SSH connection on the path; a member that cannot be punched is
+// reported with [Hint].
 package punch

@@ -88,11 +88,11 @@ func PublicAddr(ms []Mapping) (netip.AddrPort, error) {
 func Hint(self, peer NAT) string {
 	switch {
 	case self == NATSymmetric && peer == NATSymmetric:
-		return "symmetric NAT on both sides: add --turn, or open a port on one of them"
+		return "symmetric NAT on both sides: open a port on one of them (a port forward on the router)"
 	case self == NATSymmetric || peer == NATSymmetric:
-		return "symmetric NAT on one side: add --turn, or open a port on one of them"
+		return "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
 	default:
-		return "the routers dropped the punched packets: add --turn, or open a port on one of them"
+		return "the routers dropped the punched packets: open a port on one of them (a port forward on the router)"
 	}
 }
 

@@ -21,6 +21,9 @@ import "strings"
 // Route pseudo-addresses: the pool dials them beside a peer's advertised
 // addresses, and reports which one a connection took.
 const (
+	// Punched is a stream over a QUIC path punched through NAT to the
+	// peer's UDP candidates (peers/punch).
+	Punched = "punched"
 	// Reverse is a channel over the peer's reverse connection to us.
 	Reverse = "reverse"
 	// relayPrefix + the via member's ID is a pipe through that member.
@@ -33,15 +36,24 @@ func RelayVia(via string) string { return relayPrefix + via }
 // RelayOf returns the member a relay pseudo-address goes through.
 func RelayOf(addr string) (via string, ok bool) { return strings.CutPrefix(addr, relayPrefix) }
 
-// Rank orders the routes of addr from best to worst: 0 for an advertised
-// address (direct), 1 for the peer's own reverse connection to us, 2 for
-// a relay (a third member's bandwidth, capped by it).
+// Ranks of routes, best first (Rank).
+const (
+	RankDirect  = 0 // an advertised address
+	RankPunched = 1 // our own path, but over UDP and kept by keep-alives
+	RankReverse = 2 // the peer's own reverse connection to us
+	RankRelay   = 3 // a third member's bandwidth, capped by it
+)
+
+// Rank orders the routes of addr from best to worst (RankDirect …
+// RankRelay).
 func Rank(addr string) int {
 	switch {
+	case addr == Punched:
+		return RankPunched
 	case addr == Reverse:
-		return 1
+		return RankReverse
 	case strings.HasPrefix(addr, relayPrefix):
-		return 2
+		return RankRelay
 	}
-	return 0
+	return RankDirect
 }

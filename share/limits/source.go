@@ -17,14 +17,15 @@ type Source struct {
 
 // SourceOf is the source of a connection from a: the IPv4 address, or
 // the /64 of an IPv6 one (one host usually holds a whole /64, so counting
-// single IPv6 addresses would count nothing). Addresses other than TCP
-// ones give the unknown Source.
+// single IPv6 addresses would count nothing). A QUIC stream's address is
+// its connection's UDP source, counted like a TCP connection's; other
+// addresses give the unknown Source.
 func SourceOf(a net.Addr) Source {
-	ta, ok := a.(*net.TCPAddr)
+	ap, ok := a.(interface{ AddrPort() netip.AddrPort })
 	if !ok {
 		return Source{}
 	}
-	ip := ta.AddrPort().Addr().Unmap()
+	ip := ap.AddrPort().Addr().Unmap()
 	if ip.Is4() {
 		return Source{prefix: netip.PrefixFrom(ip, 32)}
 	}

@@ -6,8 +6,8 @@ import (
 )
 
 // TestSourceOf: an IPv4 address (also written as IPv4-mapped IPv6) is
-// one source, an IPv6 /64 another whatever the zone; addresses other than
-// TCP ones are unknown.
+// one source, an IPv6 /64 another whatever the zone; a UDP address (a
+// QUIC stream's) counts as its IP does; other addresses are unknown.
 func TestSourceOf(t *testing.T) {
 	tcp := func(ip, zone string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Zone: zone, Port: 2200} }
 	for _, c := range []struct {
@@ -18,7 +18,8 @@ func TestSourceOf(t *testing.T) {
 		{tcp("::ffff:192.0.2.7", ""), "192.0.2.7"},
 		{tcp("2001:db8:1:2:3:4:5:6", ""), "2001:db8:1:2::/64"},
 		{tcp("fe80::1", "eth0"), "fe80::/64"},
-		{&net.UDPAddr{IP: net.ParseIP("192.0.2.7")}, "unknown"},
+		{&net.UDPAddr{IP: net.ParseIP("192.0.2.7")}, "192.0.2.7"},
+		{&net.UnixAddr{Name: "/run/x", Net: "unix"}, "unknown"},
 		{nil, "unknown"},
 	} {
 		if got := SourceOf(c.a).String(); got != c.want {
@@ -49,5 +50,20 @@ func TestMemberSource(t *testing.T) {
 	}
 	if !own.valid() || (Source{}).valid() {
 		t.Error("validity")
+	}
+}
+
+// A stream whose connection came over UDP (a QUIC stream, ServeStream
+// with no holder) counts against its source address like a TCP
+// connection from there, not against one shared "unknown" source.
+func TestSourceOfUDP(t *testing.T) {
+	udp := SourceOf(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 4242})
+	tcp := SourceOf(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 2200})
+	other := SourceOf(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 8), Port: 4242})
+	if udp != tcp {
+		t.Errorf("UDP source %v, TCP source %v of one address; want the same", udp, tcp)
+	}
+	if udp == other || udp == (Source{}) {
+		t.Errorf("UDP sources %v and %v of two addresses; want distinct, set sources", udp, other)
 	}
 }

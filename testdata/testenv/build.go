@@ -71,6 +71,11 @@ func (d *dirs) add(dir string) {
 // BuildProgram) and removes what was built: the builds outlive every
 // single test, so no t.Cleanup can.
 func Main(m *testing.M) {
+	// Child dsftp processes started without testenv.Start (exec.Command)
+	// inherit this: no public STUN server is asked (withSTUNDefault).
+	if _, set := os.LookupEnv("DSFTP_STUN"); !set {
+		os.Setenv("DSFTP_STUN", "none")
+	}
 	code := m.Run()
 	built.mu.Lock()
 	for _, d := range built.l {

@@ -31,3 +31,17 @@ func withDiscoveryDefault(env []string) []string {
 	}
 	return append(env, "DSFTP_DISCOVERY=off")
 }
+
+// withSTUNDefault keeps child dsftp processes from asking public STUN
+// servers for their address (network traffic only to loopback or to
+// namespaces a test made): unless the test sets DSFTP_STUN itself, the
+// child gets DSFTP_STUN=none. Tests of punching pass --stun with the
+// lab's servers (Internet.StartTURN).
+func withSTUNDefault(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "DSFTP_STUN=") {
+			return env
+		}
+	}
+	return append(env, "DSFTP_STUN=none")
+}

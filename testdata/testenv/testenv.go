@@ -233,7 +233,7 @@ func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
 	External(t)
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), withOwnXDG(t, withDiscoveryDefault(env))...)
+	cmd.Env = append(os.Environ(), withOwnXDG(t, withSTUNDefault(withDiscoveryDefault(env)))...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.Output
 	cmd.Stderr = p.Output

@@ -60,7 +60,7 @@ func tmuxDiscoveryDefault(argv []string) []string {
 			rest = rest[1:]
 		}
 	}
-	out := append([]string{"env"}, withDiscoveryDefault(env)...)
+	out := append([]string{"env"}, withSTUNDefault(withDiscoveryDefault(env))...)
 	return append(out, rest...)
 }
 

@@ -15,12 +15,16 @@ func (in *Instance) startDiscord() (*discord.Discovery, error) {
 	me := in.self
 	cfg.Signer, cfg.ClientKeys, cfg.Registry = me.signer, me.clientKeys, in.Registry
 	cfg.Addrs, cfg.ClientOnly = me.addrs(), me.clientOnly()
+	if u := in.udp.Load(); u != nil {
+		cfg.UDP, cfg.NAT = u.strings(), string(u.nat)
+	}
 	d, err := discord.Start(in.ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
 	in.discord.Store(d)
 	in.publishRoutes()
+	in.publishUDP()
 	channel := "#" + strings.TrimPrefix(cfg.Channel, "#")
 	if me.clientOnly() {
 		in.log.Info("advertising our client key in Discord (sharing nothing)", "channel", channel, "name", cfg.Name)

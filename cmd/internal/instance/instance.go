@@ -25,6 +25,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
 	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/peers/punch"
 	"github.com/dsftp/dsftp/peers/route"
 	"github.com/dsftp/dsftp/share"
 )
@@ -94,6 +95,13 @@ type Reach struct {
 	NoRelay      bool
 	RelayRate    int64
 	ReverseConns int
+	// NoQUIC keeps the share off UDP (--no-quic); UDPPort is the UDP port
+	// of the QUIC endpoint (--udp-port; zero: the TCP listener's port
+	// number); STUN are the servers asked for its public address
+	// (punch.ParseSTUN; nil: none). See quic.go.
+	NoQUIC  bool
+	UDPPort int
+	STUN    []string
 }
 
 // SettleWindow is how long after discovery started it counts as still
@@ -131,7 +139,10 @@ type Instance struct {
 	stopping      atomic.Int64  // unix nanos when the instance began to stop
 	took          time.Duration // the stop, once Wait returned
 	mount         atomic.Pointer[fs.Mount]
-	clientVersion string // our pool's SSH version line, known to our share
+	quic          *punch.Endpoint               // the share's UDP path, nil when off
+	udp           atomic.Pointer[udpCandidates] // what adverts say of it
+	paths         *paths                        // punched paths to peers
+	clientVersion string                        // our pool's SSH version line, known to our share
 }
 
 // clientVersion is an SSH version line of this run only, by which the
@@ -172,10 +183,12 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 	in.g.Go(func() error { in.Registry.Run(in.ctx); return nil })
 	if in.Share != nil {
 		in.g.Go(in.serve)
+		in.startQUIC()
 	}
 	if cfg.Pool != nil {
 		po := *cfg.Pool
 		in.routeOptions(&po)
+		in.punchOptions(&po)
 		po.ClientVersion = in.clientVersion
 		po.Suspects = in.Registry
 		if in.Share != nil {
@@ -198,6 +211,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		return nil, err
 	}
 	in.startReverse()
+	in.startPunching()
 	in.startDialBack()
 	in.started = true
 	return in, nil

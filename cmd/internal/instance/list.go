@@ -12,6 +12,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/discord"
+	"github.com/dsftp/dsftp/peers/punch"
 )
 
 // Listed is one advert `dsftp peers` lists (one element of its --json
@@ -39,9 +40,16 @@ type Listed struct {
 	AuthorID   string    `json:"author_id,omitempty"`
 	AuthorName string    `json:"author_name,omitempty"`
 	// Route says how members reach this one, from its advert: "direct",
+	// "punched" (a QUIC path punched through its NAT; see UDP),
 	// "reverse via NAME,…" (through the members holding its reverse
-	// connections; others get a relay through them), or "none".
+	// connections; others get a relay through them), both ("punched,
+	// reverse via NAME,…"), or "none".
 	Route string `json:"route"`
+	// UDP are the candidates of its QUIC path and NAT what STUN told it
+	// of its router ("cone", "symmetric", "none", "unknown"; absent
+	// without STUN).
+	UDP []string `json:"udp,omitempty"`
+	NAT string   `json:"nat,omitempty"`
 	// Via are the fingerprints of the members holding its reverse
 	// connections.
 	Via []string `json:"via,omitempty"`
@@ -89,12 +97,17 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
 			AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
 			Via: p.Via, Route: "direct", ClientOnly: p.Client, LastSeen: p.Issued.UTC(),
+			UDP: p.UDP, NAT: p.NAT,
 		}
 		if p.Unreachable {
-			row.Route = "none"
-			if len(p.Via) > 0 {
-				row.Route = "reverse via " + strings.Join(namesOf(infos, p.Via), ",")
+			var routes []string
+			if len(p.UDP) > 0 && p.NAT != "" && p.NAT != string(punch.NATSymmetric) {
+				routes = append(routes, "punched")
 			}
+			if len(p.Via) > 0 {
+				routes = append(routes, "reverse via "+strings.Join(namesOf(infos, p.Via), ","))
+			}
+			row.Route = cmp.Or(strings.Join(routes, ", "), "none")
 		}
 		if p.Client {
 			row.Route = "none"

@@ -1,0 +1,331 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/peers/pool"
+	"github.com/dsftp/dsftp/peers/punch"
+)
+
+// Punched paths (route "punched"): QUIC connections from the share's UDP
+// endpoint to members behind NAT. Both members punch as soon as each sees
+// the other's advert with UDP candidates (or when its own public address
+// changes), so no message is needed to start at the same time; the pool
+// opens its SSH connections as streams on the path (pool.Puncher).
+
+const (
+	// punchTimeout bounds one punch: long enough for the other member to
+	// read our advert (posted up to a few seconds after its history was
+	// read) and start its own.
+	punchTimeout = 20 * time.Second
+	// maxPaths bounds the paths kept at once; beyond it the least
+	// recently used is closed.
+	maxPaths = 32
+	// maxPunching bounds the punches started in the background at once
+	// (a read waits for none).
+	maxPunching = 4
+	// repunchMax caps the backoff before punching again a path that
+	// closed while the peer is live.
+	repunchMax = time.Minute
+)
+
+// paths holds the punched paths by peer ID.
+type paths struct {
+	in   *Instance
+	ep   *punch.Endpoint
+	log  *slog.Logger
+	sem  chan struct{}
+	poke chan struct{}
+
+	mu sync.Mutex
+	m  map[string]*pathEntry
+}
+
+// pathEntry is one peer's path, or the punch under way, or how the last
+// one failed.
+type pathEntry struct {
+	done  chan struct{} // closed when the punch ends
+	path  *punch.Path   // nil while punching or after a failure
+	err   error
+	key   string // what was punched: the peer's run and candidates, our NAT
+	used  time.Time
+	tries int // punches in a row that failed or closed
+	retry time.Time
+}
+
+func newPaths(in *Instance, ep *punch.Endpoint) *paths {
+	return &paths{in: in, ep: ep, log: in.log, sem: make(chan struct{}, maxPunching),
+		poke: make(chan struct{}, 1), m: map[string]*pathEntry{}}
+}
+
+// startPunching punches to members as their adverts arrive, and closes
+// the path to a member that left.
+func (in *Instance) startPunching() {
+	if in.quic == nil || in.Pool == nil {
+		return
+	}
+	in.g.Go(func() error { in.paths.run(in.ctx); return nil })
+}
+
+// punchOptions gives the pool the punched route.
+func (in *Instance) punchOptions(po *pool.Options) {
+	if in.quic == nil {
+		return
+	}
+	in.paths = newPaths(in, in.quic)
+	po.Punch = in.paths
+}
+
+func (ps *paths) run(ctx context.Context) {
+	ch, stop := ps.in.Registry.Watch()
+	defer stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		ps.scan(ctx)
+		select {
+		case <-ctx.Done():
+			ps.closeAll()
+			return
+		case <-ch:
+		case <-ps.poke:
+		case <-tick.C: // retries after a backoff
+		}
+	}
+}
+
+// ownChanged re-scans after our public address or NAT type changed: the
+// members see our new advert and punch again, so we do too.
+func (ps *paths) ownChanged() {
+	select {
+	case ps.poke <- struct{}{}:
+	default:
+	}
+}
+
+// scan starts punches to the members that want one and closes the paths
+// of members that left.
+func (ps *paths) scan(ctx context.Context) {
+	live := map[string]peers.Peer{}
+	for _, e := range ps.in.Registry.List() {
+		live[e.ID] = e.Peer
+	}
+	now := time.Now()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for id, e := range ps.m {
+		if _, ok := live[id]; !ok {
+			if e.path != nil {
+				e.path.Close()
+			}
+			delete(ps.m, id)
+			ps.log.Debug("closed the punched path of a member that left", "peer", id)
+		}
+	}
+	for id, p := range live {
+		if !ps.wanted(p) {
+			continue
+		}
+		e := ps.m[id]
+		switch {
+		case e == nil:
+		case e.path != nil || !isClosed(e.done):
+			continue // up, or punching
+		case e.key != ps.key(p):
+			e.tries = 0 // something changed: at once
+		case now.Before(e.retry):
+			continue
+		}
+		ps.startLocked(ctx, p, true)
+	}
+}
+
+// wanted reports whether a punched path to p is worth having: neither
+// side can be dialed, both learnt their public address, and not both
+// are behind NATs that defeat punching.
+func (ps *paths) wanted(p peers.Peer) bool {
+	if p.ClientOnly || len(p.UDP) == 0 || (!p.Unreachable && ps.in.reachable.Load()) {
+		return false
+	}
+	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
+	if self == "" || peer == "" {
+		return false // no STUN on one side: no public candidate
+	}
+	return hopeless(self, peer) == ""
+}
+
+// hopeless says why punching between these NATs cannot work, or "".
+func hopeless(self, peer punch.NAT) string {
+	switch {
+	case self == punch.NATSymmetric && peer != punch.NATNone, peer == punch.NATSymmetric && self != punch.NATNone:
+		return punch.Hint(self, peer)
+	}
+	return ""
+}
+
+func (ps *paths) key(p peers.Peer) string {
+	return fmt.Sprint(p.Instance, p.UDP, ps.in.selfNAT(), ps.in.udp.Load().public)
+}
+
+// startLocked starts a punch to p; background punches wait for a slot.
+func (ps *paths) startLocked(ctx context.Context, p peers.Peer, background bool) *pathEntry {
+	old := ps.m[p.ID]
+	e := &pathEntry{done: make(chan struct{}), key: ps.key(p), used: time.Now()}
+	if old != nil {
+		e.tries = old.tries
+	}
+	ps.m[p.ID] = e
+	ps.evictLocked()
+	go func() {
+		if background {
+			select {
+			case ps.sem <- struct{}{}:
+				defer func() { <-ps.sem }()
+			case <-ctx.Done():
+				ps.finish(p, e, nil, ctx.Err())
+				return
+			}
+		}
+		cands := candidates(p.UDP)
+		pctx, cancel := context.WithTimeout(ctx, punchTimeout)
+		defer cancel()
+		start := time.Now()
+		path, err := ps.ep.Punch(pctx, p.ID, cands)
+		if err == nil {
+			ps.log.Info("punched a QUIC path to a member", "peer", p.ID, "remote", path.RemoteAddr(),
+				"took", time.Since(start).Round(time.Millisecond))
+		}
+		ps.finish(p, e, path, err)
+	}()
+	return e
+}
+
+// finish records how a punch ended; a path that closes while the member
+// is live is punched again after a backoff (the member sees it close too
+// and does the same).
+func (ps *paths) finish(p peers.Peer, e *pathEntry, path *punch.Path, err error) {
+	ps.mu.Lock()
+	current := ps.m[p.ID] == e
+	switch {
+	case err != nil:
+		e.err = err
+		e.tries++
+		e.retry = time.Now().Add(min(time.Second<<min(e.tries, 6), repunchMax))
+	case !current:
+		path.Close() // the member left, or was evicted, meanwhile
+	default:
+		e.path = path
+	}
+	close(e.done)
+	ps.mu.Unlock()
+	if err != nil {
+		ps.log.Debug("punch failed", "peer", p.ID, "err", err)
+		return
+	}
+	if !current {
+		return
+	}
+	go func() {
+		<-path.Done()
+		ps.mu.Lock()
+		if ps.m[p.ID] == e {
+			e.path = nil
+			e.err = errors.New("the punched path closed")
+			e.tries++
+			e.retry = time.Now().Add(min(time.Second<<min(e.tries-1, 6), repunchMax))
+		}
+		ps.mu.Unlock()
+		ps.ownChanged()
+	}()
+}
+
+// evictLocked closes the least recently used paths beyond maxPaths.
+func (ps *paths) evictLocked() {
+	for len(ps.m) > maxPaths {
+		var lru string
+		for id, e := range ps.m {
+			if lru == "" || e.used.Before(ps.m[lru].used) {
+				lru = id
+			}
+		}
+		if e := ps.m[lru]; e.path != nil {
+			e.path.Close()
+		}
+		delete(ps.m, lru)
+	}
+}
+
+func (ps *paths) closeAll() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for id, e := range ps.m {
+		if e.path != nil {
+			e.path.Close()
+		}
+		delete(ps.m, id)
+	}
+}
+
+// PunchStream opens a stream to peer's share over its punched path,
+// punching first (with whatever the peer does at the same time) when
+// none is up; the error says why no path exists and what would help.
+func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error) {
+	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
+	if why := hopeless(self, peer); why != "" {
+		return nil, fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
+	}
+	if self == "" {
+		return nil, fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none)", punch.ErrNoPath)
+	}
+	ps.mu.Lock()
+	e := ps.m[p.ID]
+	if e == nil || (e.path == nil && isClosed(e.done)) {
+		e = ps.startLocked(ps.in.ctx, p, false)
+	}
+	e.used = time.Now()
+	ps.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("punch: %w", ctx.Err())
+	}
+	ps.mu.Lock()
+	path, err := e.path, e.err
+	ps.mu.Unlock()
+	if path == nil {
+		if err == nil {
+			err = punch.ErrNoPath
+		}
+		return nil, fmt.Errorf("%w; %s", err, punch.Hint(self, peer))
+	}
+	return path.OpenStream(ctx)
+}
+
+// candidates parses the advert's candidates (Decode checked the form).
+func candidates(udp []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range udp {
+		if a, err := netip.ParseAddrPort(s); err == nil && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
