@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dsftp/dsftp/peers/pool/internal/sftpwire"
 	"io"
 	"io/fs"
 	"net"
@@ -26,8 +27,10 @@ var (
 	ErrAuth = fmt.Errorf("no client key accepted (add one with --identity or ssh-agent): %w", syscall.EACCES)
 
 	errNotSupported = fmt.Errorf("not supported by the server: %w", syscall.ENOTSUP)
-	errConnLost     = fmt.Errorf("connection lost: %w", syscall.EIO)
-	errPeerClosed   = fmt.Errorf("%w (closed by the peer)", errConnLost)
+	// errConnLost is the data session's own error for a connection that
+	// broke, so that one test (errors.Is) catches it on every path.
+	errConnLost   = sftpwire.ErrLost
+	errPeerClosed = fmt.Errorf("%w (closed by the peer)", errConnLost)
 )
 
 // HostKeyError is a host key that does not match what the peer is pinned to.

@@ -44,10 +44,12 @@ func (u *udpCandidates) strings() []string {
 }
 
 // startQUIC opens the UDP endpoint and serves its streams with the share.
-// A UDP port that cannot be had is one warning: TCP works as before.
+// A UDP port that cannot be had is one warning: TCP works as before. Only
+// with Discord: LAN adverts carry no UDP candidates (members of one LAN
+// dial each other's TCP address), so a LAN-only run asks no STUN server.
 func (in *Instance) startQUIC() {
 	r := in.cfg.Reach
-	if r == nil || r.NoQUIC || in.Share == nil {
+	if r == nil || r.NoQUIC || in.Share == nil || in.cfg.Discord == nil {
 		return
 	}
 	bound := reach.Bound(in.Share.Addrs())
