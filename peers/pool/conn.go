@@ -121,6 +121,11 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 	for {
 		select {
 		case err := <-done:
+			if errors.Is(err, sftp.ErrSSHFxConnectionLost) {
+				// pkg/sftp's word for a connection that broke under the
+				// request: asked again on a fresh one (pool.do).
+				return errConnLost
+			}
 			return err
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -213,6 +218,23 @@ type group struct {
 	upgrading   bool
 	nextUpgrade time.Time
 	probing     bool // a dial checks whether the peer is still there (down.go)
+	// heard is when this run of the peer (its Instance) was first seen:
+	// for a moment after, its share may not know our key yet.
+	heard time.Time
+}
+
+// keyGrace is how long after a run of a peer is first seen a refused key
+// is tried again (every keyRetry) rather than reported: its share learns
+// our key from our advert, which it may hear a moment after we heard its.
+const (
+	keyGrace = 3 * time.Second
+	keyRetry = 250 * time.Millisecond
+)
+
+// learningKeyLocked reports whether err is a refused key that the peer's
+// share may still be learning.
+func (g *group) learningKeyLocked(err error) bool {
+	return errors.Is(err, ErrAuth) && time.Since(g.heard) < keyGrace
 }
 
 type dialCall struct {
@@ -222,7 +244,7 @@ type dialCall struct {
 }
 
 func newGroup(p *Pool, peer peers.Peer) *group {
-	return &group{pool: p, id: peer.ID, peer: peer, badUntil: map[string]time.Time{}}
+	return &group{pool: p, id: peer.ID, peer: peer, badUntil: map[string]time.Time{}, heard: time.Now()}
 }
 
 func (g *group) name() string {
@@ -247,6 +269,9 @@ func (g *group) idleFor(c *conn) time.Duration {
 func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 	for {
 		g.mu.Lock()
+		if g.peer.Instance != peer.Instance {
+			g.heard = time.Now()
+		}
 		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable || g.peer.Instance != peer.Instance {
 			// New addresses (a re-advert after a router reboot or a
 			// move) have not failed yet: dial them now, not after the
@@ -302,6 +327,16 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		g.mu.Unlock()
 		select {
 		case <-d.done:
+			g.mu.Lock()
+			learning := g.learningKeyLocked(d.err)
+			g.mu.Unlock()
+			if learning {
+				select {
+				case <-time.After(keyRetry):
+					continue
+				case <-ctx.Done():
+				}
+			}
 			if d.err != nil && !d.ahead {
 				return nil, d.err
 			}
@@ -351,6 +386,14 @@ func (g *group) startDialAheadLocked(ahead bool) {
 			d.err = err
 			g.mu.Unlock()
 			g.pool.log.Debug("could not connect ahead of the first request", "peer", peerLabel(peer), "err", err)
+			close(d.done)
+			return
+		}
+		if err != nil && g.learningKeyLocked(err) {
+			// No backoff: the request that waits asks again (acquire).
+			d.err = err
+			g.lastErr = err
+			g.mu.Unlock()
 			close(d.done)
 			return
 		}
