@@ -24,28 +24,9 @@ import (
 // peer that joins appears (despite a cached negative lookup), one that
 // leaves disappears (despite cached entries), without any unmount.
 func TestRootFollowsRegistry(t *testing.T) {
-	testenv.RequireFUSE(t)
-	src := t.TempDir()
-	tree(t, src, 1<<10)
-	sshd := testenv.StartSSHD(t, src)
-	p, err := peers.ParsePeerFlag("alpha=" + sshd.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := peers.NewRegistry("")
-	pl, err := pool.New(pool.Options{Timeout: 3 * time.Second, Identities: []ssh.Signer{sshd.Client.Signer}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pl.Close()
-	mnt := mountDir(t)
-	testenv.CleanupUnmount(t, mnt)
 	// A long TTL: only notifications can make changes visible in time.
-	m, err := fs.New(mnt, fs.Options{Registry: reg, Pool: fs.PoolRemote(pl), AttrTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Unmount()
+	rm := registryMount(t, fs.Options{AttrTTL: time.Minute})
+	p, reg, mnt := rm.peer, rm.reg, rm.mnt
 
 	if es, err := os.ReadDir(mnt); err != nil || len(es) != 0 {
 		t.Fatalf("empty registry: root lists %v, %v", es, err)
@@ -183,4 +164,43 @@ func TestRootManyPeers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "p00001")); err != nil {
 		t.Errorf("a live peer: %v", err)
 	}
+}
+
+// regMount is a mount in this process that lists what its registry holds,
+// and one peer (not yet in the registry) served by OpenSSH.
+type regMount struct {
+	sshd *testenv.SSHD
+	peer peers.Peer
+	reg  *peers.Registry
+	mnt  string
+}
+
+// registryMount serves a small tree over OpenSSH as peer "alpha" and
+// mounts, with opts, a file system over an empty registry; both end with
+// the test.
+func registryMount(t *testing.T, opts fs.Options) *regMount {
+	t.Helper()
+	testenv.RequireFUSE(t)
+	src := t.TempDir()
+	tree(t, src, 1<<10)
+	sshd := testenv.StartSSHD(t, src)
+	p, err := peers.ParsePeerFlag("alpha=" + sshd.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := peers.NewRegistry("")
+	pl, err := pool.New(pool.Options{Timeout: 3 * time.Second, Identities: []ssh.Signer{sshd.Client.Signer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pl.Close() })
+	mnt := mountDir(t)
+	testenv.CleanupUnmount(t, mnt)
+	opts.Registry, opts.Pool = reg, fs.PoolRemote(pl)
+	m, err := fs.New(mnt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Unmount() })
+	return &regMount{sshd: sshd, peer: p, reg: reg, mnt: mnt}
 }
