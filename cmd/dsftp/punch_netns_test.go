@@ -86,34 +86,7 @@ func TestPunchMatrix(t *testing.T) {
 			"--stun", tr.Servers[0], "--stun", tr.Servers[1])
 	}
 
-	type pair struct{ from, to string }
-	took := map[pair]time.Duration{}
-	pending := map[pair]bool{}
-	for _, from := range punchable {
-		for _, to := range punchable {
-			if from != to {
-				pending[pair{from, to}] = true
-			}
-		}
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		for p := range pending {
-			got, _ := os.ReadFile(filepath.Join(homes[p.from].mnt, p.to, "whoami.txt"))
-			if string(got) == "I am "+p.to+"\n" {
-				took[p] = time.Since(start)
-				delete(pending, p)
-			}
-		}
-		for _, n := range names {
-			select {
-			case <-homes[n].proc.Done():
-				t.Fatalf("dsftp mount in home %s exited:\n%s", n, homes[n].proc.Output)
-			default:
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	took, pending := readPairs(t, homes, punchable, names, start)
 
 	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached over a punched QUIC path|peer reached without dialing it[^"]*|peer reachable [^"]* now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
 	route := func(p pair) string {

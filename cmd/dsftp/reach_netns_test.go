@@ -99,34 +99,7 @@ func TestReachMatrix(t *testing.T) {
 	}
 
 	// Every directed pair reads the other's file through its mount.
-	type pair struct{ from, to string }
-	took := map[pair]time.Duration{}
-	pending := map[pair]bool{}
-	for _, from := range names {
-		for _, to := range names {
-			if from != to {
-				pending[pair{from, to}] = true
-			}
-		}
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		for p := range pending {
-			got, _ := os.ReadFile(filepath.Join(homes[p.from].mnt, p.to, "whoami.txt"))
-			if string(got) == "I am "+p.to+"\n" {
-				took[p] = time.Since(start)
-				delete(pending, p)
-			}
-		}
-		for _, n := range names {
-			select {
-			case <-homes[n].proc.Done():
-				t.Fatalf("dsftp mount in home %s exited:\n%s", n, homes[n].proc.Output)
-			default:
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	took, pending := readPairs(t, homes, names, names, start)
 
 	// The matrix: each pair's route as the reader's log says.
 	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached without dialing it: over its reverse connection or relayed by a member|peer reachable directly now[^"]*|peer reachable over its reverse connection now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
@@ -252,4 +225,43 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("%s: not within %v", what, d)
 		}
 	}
+}
+
+// pair is a reader and the share it reads.
+type pair struct{ from, to string }
+
+// readPairs has every home in among read every other's whoami.txt through
+// its mount, for up to 90 s, and returns when each pair first read it
+// (since start) and the pairs that never did. A mount that exits fails the
+// test; all are the homes whose mounts are watched.
+func readPairs(t *testing.T, homes map[string]*labHome, among, all []string, start time.Time) (map[pair]time.Duration, map[pair]bool) {
+	t.Helper()
+	took := map[pair]time.Duration{}
+	pending := map[pair]bool{}
+	for _, from := range among {
+		for _, to := range among {
+			if from != to {
+				pending[pair{from, to}] = true
+			}
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		for p := range pending {
+			got, _ := os.ReadFile(filepath.Join(homes[p.from].mnt, p.to, "whoami.txt"))
+			if string(got) == "I am "+p.to+"\n" {
+				took[p] = time.Since(start)
+				delete(pending, p)
+			}
+		}
+		for _, n := range all {
+			select {
+			case <-homes[n].proc.Done():
+				t.Fatalf("dsftp mount in home %s exited:\n%s", n, homes[n].proc.Output)
+			default:
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return took, pending
 }
