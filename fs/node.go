@@ -192,10 +192,8 @@ func (n *node) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 // OpendirHandle lists the directory (from the cache when fresh) and lets
 // the kernel cache the listing (FOPEN_CACHE_DIR, and go-fuse adds
 // FOPEN_KEEP_CACHE), so a warm `ls -lR` or `find` costs no READDIR at all.
-// When the listing was fetched anew, the kernel's older copy is dropped
-// with a notification (from a goroutine: a notification must not be sent
-// from inside a request on the same inode). A listing still arriving is
-// served as it arrives.
+// When the listing was fetched anew, this open does not keep the kernel's
+// older copy. A listing still arriving is served as it arrives.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	d, errno := n.listing(ctx)
 	if errno != 0 {
@@ -205,11 +203,15 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	stale := n.lastListing != nil && n.lastListing != d
 	n.lastListing = d
 	n.mu.Unlock()
-	if stale {
-		go n.NotifyContent(0, 0)
-	}
 	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
-	return &dirHandle{n: n, d: d, dots: n.dots(), last: -1}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	h := &dirHandle{n: n, d: d, dots: n.dots(), last: -1}
+	if stale {
+		// Without FOPEN_KEEP_CACHE the kernel drops its copy of the
+		// older listing at this open and reads this one from us; the
+		// next open may cache it again.
+		return h, 0, 0
+	}
+	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // listing returns the directory's entries, from the cache or the peer.
