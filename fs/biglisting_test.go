@@ -3,14 +3,12 @@
 package fs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,7 +101,7 @@ func TestNodeCutListingCached(t *testing.T) {
 	fake := newFakeRemote(t)
 	id := peerID("alice")
 	fillDir(fake, id, "big", 250)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	x := newTestFS(t, fake, Options{AttrTTL: time.Minute, MaxListing: 120, Logger: log}, "alice")
 
@@ -228,24 +226,6 @@ func TestNodeListingMemoryBound(t *testing.T) {
 	if got := c.dirEntries.Load(); got > maxListing {
 		t.Fatalf("cached listings hold %d entries, budget %d", got, maxListing)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestInProcessListingStreams: through the kernel, the first entries of a
