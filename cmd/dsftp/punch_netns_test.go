@@ -47,35 +47,13 @@ func TestPunchMatrix(t *testing.T) {
 		"d": {},
 		"s": {Symmetric: true},
 	}
-	args := []string{"-listen", in.Addr.String() + ":0"}
-	tokens := map[string]string{}
-	for _, n := range names {
-		tokens[n] = fmt.Sprintf("tok%s%d", n, os.Getpid())
-		args = append(args, "-bot", tokens[n])
-	}
-	fd := testenv.StartIn(t, in.NS, nil, fake, args...)
-	fd.WaitOutput(t, `"url"`, 20*time.Second)
-	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+	tokens, api := startLabDiscord(t, in, fake, names)
 
-	homes := map[string]*labHome{}
-	for _, n := range names {
-		o := opts[n]
+	for n, o := range opts {
 		o.NoPortMapping, o.DropUnsolicited = true, true
-		h := &labHome{name: n, home: in.NewHome(t, o)}
-		h.host = h.home.AddHost(t)
-		h.home.StartRouter(t)
-		base := t.TempDir()
-		h.mnt, h.share = filepath.Join(base, "peers"), filepath.Join(base, "share")
-		for _, d := range []string{h.mnt, h.share} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(h.share, "whoami.txt"), []byte("I am "+n+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		homes[n] = h
+		opts[n] = o
 	}
+	homes := newLabHomes(t, in, names, opts)
 	start := time.Now()
 	for _, n := range names {
 		h := homes[n]

@@ -54,33 +54,9 @@ func TestReachMatrix(t *testing.T) {
 		"d": {WAN: "100.64.113.1/24", ReportWAN: testenv.CarrierPublic},
 		"e": {NATPMPOnly: true},
 	}
-	args := []string{"-listen", in.Addr.String() + ":0"}
-	tokens := map[string]string{}
-	for _, n := range names {
-		tokens[n] = fmt.Sprintf("tok%s%d", n, os.Getpid())
-		args = append(args, "-bot", tokens[n])
-	}
-	fd := testenv.StartIn(t, in.NS, nil, fake, args...)
-	fd.WaitOutput(t, `"url"`, 20*time.Second)
-	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+	tokens, api := startLabDiscord(t, in, fake, names)
 
-	homes := map[string]*labHome{}
-	for _, n := range names {
-		h := &labHome{name: n, home: in.NewHome(t, opts[n])}
-		h.host = h.home.AddHost(t)
-		h.home.StartRouter(t)
-		base := t.TempDir()
-		h.mnt, h.share = filepath.Join(base, "peers"), filepath.Join(base, "share")
-		for _, d := range []string{h.mnt, h.share} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(h.share, "whoami.txt"), []byte("I am "+n+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		homes[n] = h
-	}
+	homes := newLabHomes(t, in, names, opts)
 	// Written before anyone mounts: the relay check reads it from b.
 	marker := randomFile(t, filepath.Join(homes["c"].share, "marker"), 1<<20)
 	// Started before the mounts too: a process that `ip netns exec`
@@ -264,4 +240,44 @@ func readPairs(t *testing.T, homes map[string]*labHome, among, all []string, sta
 		time.Sleep(200 * time.Millisecond)
 	}
 	return took, pending
+}
+
+// startLabDiscord runs the fake Discord (program fake) on the lab's
+// internet with one bot per name, and returns their tokens and its URL.
+func startLabDiscord(t *testing.T, in *testenv.Internet, fake string, names []string) (map[string]string, string) {
+	t.Helper()
+	args := []string{"-listen", in.Addr.String() + ":0"}
+	tokens := map[string]string{}
+	for _, n := range names {
+		tokens[n] = fmt.Sprintf("tok%s%d", n, os.Getpid())
+		args = append(args, "-bot", tokens[n])
+	}
+	fd := testenv.StartIn(t, in.NS, nil, fake, args...)
+	fd.WaitOutput(t, `"url"`, 20*time.Second)
+	return tokens, regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+}
+
+// newLabHomes makes a home per name with opts[name], its router running
+// and one host, and a share holding whoami.txt ("I am NAME") and an
+// empty mountpoint.
+func newLabHomes(t *testing.T, in *testenv.Internet, names []string, opts map[string]testenv.HomeOptions) map[string]*labHome {
+	t.Helper()
+	homes := map[string]*labHome{}
+	for _, n := range names {
+		h := &labHome{name: n, home: in.NewHome(t, opts[n])}
+		h.host = h.home.AddHost(t)
+		h.home.StartRouter(t)
+		base := t.TempDir()
+		h.mnt, h.share = filepath.Join(base, "peers"), filepath.Join(base, "share")
+		for _, d := range []string{h.mnt, h.share} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(h.share, "whoami.txt"), []byte("I am "+n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		homes[n] = h
+	}
+	return homes
 }
