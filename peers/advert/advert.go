@@ -27,8 +27,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,8 +69,9 @@ type Advert struct {
 	// Name is the display name the peer asks for (the receiver sanitizes
 	// it and makes it unique).
 	Name string `json:"name"`
-	// Addrs are host:port candidates for the peer's SFTP share, best first.
-	// A client-only advert has none.
+	// Addrs are host:port candidates for the peer's SFTP share, best first,
+	// IPv6 in brackets ("[2001:db8::1]:2200"). A client-only advert has
+	// none.
 	Addrs []string `json:"addrs"`
 	// Client marks a client-only advert: the instance shares nothing, so
 	// HostKey is only its signing identity, Addrs is empty and ClientKeys
@@ -89,8 +92,9 @@ type Advert struct {
 	// older receivers ignore them and dial Addrs as before.
 	Unreachable bool     `json:"unreachable,omitempty"`
 	Via         []string `json:"via,omitempty"`
-	// UDP are host:port candidates of the share's QUIC path, best first:
-	// its public address as STUN saw it, then local addresses. NAT is what
+	// UDP are ip:port candidates of the share's QUIC path, best first:
+	// its public address as STUN saw it, its public IPv6 addresses, then
+	// local addresses (private IPv4, unique local IPv6). NAT is what
 	// STUN told of the router in front of it ("none", "cone", "symmetric",
 	// "unknown"; empty without STUN). Members punch a path to these
 	// (peers/punch). Additions within dsftp/1: older receivers ignore them.
@@ -303,14 +307,27 @@ func validFingerprint(s string) bool {
 }
 
 // validAddrPort accepts a literal IP address and port, the only form a
-// UDP candidate takes (nothing to resolve before punching).
+// UDP candidate takes (nothing to resolve before punching). IPv6 goes in
+// brackets, without a zone (meaningful only on the sender's host) and not
+// link-local (useless without one) or IPv4-mapped (IPv4 goes as itself).
 func validAddrPort(s string) bool {
 	ap, err := netip.ParseAddrPort(s)
-	return err == nil && ap.Port() != 0 && !ap.Addr().IsUnspecified() && !ap.Addr().IsMulticast()
+	if err != nil || ap.Port() == 0 {
+		return false
+	}
+	a := ap.Addr()
+	return !a.IsUnspecified() && !a.IsMulticast() && validIP(a)
 }
 
-// validAddr accepts host:port with a short, printable host; anything else
-// is dropped rather than handed to the dialer.
+// validIP rejects what no member elsewhere could send to at all.
+func validIP(a netip.Addr) bool {
+	return a.Zone() == "" && !a.Is4In6() && !a.IsLinkLocalUnicast()
+}
+
+// validAddr accepts host:port with a short, printable host name or IP
+// address and a port from 1 to 65535; an IPv6 address goes in brackets and
+// passes validIP. Anything else is dropped rather than handed to the
+// dialer.
 func validAddr(s string) bool {
 	if len(s) > 255 {
 		return false
@@ -320,6 +337,17 @@ func validAddr(s string) bool {
 			return false
 		}
 	}
-	i := strings.LastIndexByte(s, ':')
-	return i > 0 && i < len(s)-1
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return false
+	}
+	if strings.HasPrefix(s, "[") || strings.Contains(host, ":") {
+		// Brackets hold an IPv6 address and nothing else.
+		a, err := netip.ParseAddr(host)
+		return err == nil && a.Is6() && validIP(a)
+	}
+	return true
 }

@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,4 +315,135 @@ func TestUDPFields(t *testing.T) {
 	if _, err := Decode(text); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("%d UDP candidates: %v; want ErrMalformed", len(a.UDP), err)
 	}
+}
+
+// IPv6 travels in brackets, without a zone, and not link-local or
+// IPv4-mapped; anything else in the address lists is dropped, in both the
+// TCP addresses and the UDP candidates, and the rest of the advert stands.
+func TestIPv6Addrs(t *testing.T) {
+	host := testenv.NewSigner(t)
+	a := sample(time.Now(), testenv.NewSigner(t).PublicKey())
+	good := []string{"[2001:db8::1]:2200", "[fd00::2]:2200", "[::1]:2200", "[2001:db8:0:0:0:0:0:3]:2200"}
+	bad := []string{
+		"2001:db8::1:2200",                             // no brackets: host and port cannot be told apart
+		"[2001:db8::1]",                                // no port
+		"[2001:db8::1]:",                               // empty port
+		"[2001:db8::1]:0",                              // port 0
+		"[2001:db8::1]:65536",                          // port out of range
+		"[2001:db8::1]:ssh",                            // port by name
+		"[2001:db8::1:2200",                            // unclosed bracket
+		"2001:db8::1]:2200",                            // unopened bracket
+		"[2001:db8::g]:2200",                           // not hex
+		"[2001:db8::1::2]:2200",                        // two ::
+		"[1:2:3:4:5:6:7:8:9]:2200",                     // nine groups
+		"[fe80::1%eth0]:2200",                          // zone: only meaningful on the sender's host
+		"[fe80::1%25eth0]:2200",                        // zone, URL-escaped
+		"[fe80::1]:2200",                               // link-local: needs a zone
+		"[::ffff:192.0.2.1]:2200",                      // IPv4-mapped
+		"[192.0.2.1]:2200",                             // IPv4 in brackets
+		"[[2001:db8::1]]:2200",                         // nested brackets
+		"[2001:db8::1]x:2200",                          // junk after the bracket
+		"[]:2200",                                      // empty host
+		"[2001:db8::1]:22:00",                          // two ports
+		"[2001:0db8:0000:0000:0000:0000:0000:0001%]:1", // empty zone
+	}
+	a.Addrs = append(slices.Clone(good[:3]), bad[len(bad)-MaxAddrs+3:]...)
+	a.UDP = append(slices.Clone(good), bad[:MaxUDP-len(good)]...)
+	text, err := Encode(a, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.Addrs, good[:3]) {
+		t.Errorf("addrs %q; want %q", d.Addrs, good[:3])
+	}
+	if !slices.Equal(d.UDP, good) {
+		t.Errorf("udp %q; want %q", d.UDP, good)
+	}
+	for _, s := range bad {
+		if validAddr(s) || validAddrPort(s) {
+			t.Errorf("%q accepted (addr %v, udp %v)", s, validAddr(s), validAddrPort(s))
+		}
+	}
+}
+
+// FuzzDecode feeds arbitrary advert text to Decode: nothing panics, and
+// every address a decoded advert keeps splits into host and port, an IPv6
+// host being a bracketed address without a zone.
+func FuzzDecode(f *testing.F) {
+	host := testenv.NewSigner(f)
+	a := sample(time.Now(), testenv.NewSigner(f).PublicKey())
+	a.UDP = []string{"198.51.100.7:2200", "[2001:db8::5]:2200", "[fd00::5]:2200"}
+	good, err := Encode(a, host)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	for _, s := range []string{"2001:db8::1:2200", "[fe80::1%eth0]:2200", "[::ffff:192.0.2.1]:2200", "[2001:db8::1", "[]:1"} {
+		b := a
+		b.Addrs, b.UDP = []string{s}, []string{s}
+		text, err := Encode(b, host)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(text)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		d, err := Decode(text)
+		if err != nil {
+			return
+		}
+		for _, s := range append(slices.Clone(d.Addrs), d.UDP...) {
+			h, p, err := net.SplitHostPort(s)
+			if err != nil || h == "" || p == "" {
+				t.Fatalf("kept %q: %v", s, err)
+			}
+			if strings.Contains(h, ":") {
+				ip, err := netip.ParseAddr(h)
+				if err != nil || ip.Zone() != "" || !ip.Is6() || ip.Is4In6() {
+					t.Fatalf("kept IPv6 host %q of %q", h, s)
+				}
+			}
+		}
+		for _, s := range d.UDP {
+			if _, err := netip.ParseAddrPort(s); err != nil {
+				t.Fatalf("kept UDP candidate %q: %v", s, err)
+			}
+		}
+	})
+}
+
+// FuzzAddrs feeds arbitrary strings to the address checks: what they keep
+// splits into host and port, an IPv6 host being a bracketed address
+// without a zone, and a UDP candidate is a literal address and port.
+func FuzzAddrs(f *testing.F) {
+	for _, s := range []string{"192.0.2.1:2200", "[2001:db8::1]:2200", "host.example:22", "2001:db8::1:2200",
+		"[fe80::1%eth0]:2200", "[::ffff:192.0.2.1]:2200", "[192.0.2.1]:2200", "[2001:db8::1]x:2200", "[]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validAddr(s) {
+			h, p, err := net.SplitHostPort(s)
+			if err != nil || h == "" || p == "" {
+				t.Fatalf("kept %q: %v", s, err)
+			}
+			ip, err := netip.ParseAddr(h)
+			if (strings.HasPrefix(s, "[") || strings.Contains(h, ":")) && (err != nil || !ip.Is6()) {
+				t.Fatalf("kept %q: brackets or colons around %q, which is no IPv6 address", s, h)
+			}
+			if err == nil && (ip.Zone() != "" || ip.Is4In6()) {
+				t.Fatalf("kept %q: address %v", s, ip)
+			}
+		}
+		if validAddrPort(s) {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" || ap.Addr().Is4In6() {
+				t.Fatalf("kept UDP candidate %q: %v", s, err)
+			}
+		}
+	})
 }

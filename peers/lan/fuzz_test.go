@@ -21,9 +21,15 @@ func FuzzDatagram(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// IPv6 addresses, well-formed and not (the decoder drops those).
+	c.SetAddrs([]string{"[2001:db8::1]:2200", "[fd00::1]:2200", "2001:db8::1:2200", "[fe80::1%eth0]:2200", "[::ffff:192.0.2.1]:2200"})
+	adv6, err := c.Encode(time.Minute)
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, seed := range [][]byte{
 		[]byte(Query), []byte(Query + "\n"), []byte("dsftp-query/2"), adv, adv[:len(adv)/2],
-		[]byte(Prefix), nil, []byte("dsftp/1 x.y"),
+		[]byte(Prefix), nil, []byte("dsftp/1 x.y"), adv6,
 	} {
 		f.Add(seed)
 	}
