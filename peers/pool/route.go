@@ -29,9 +29,9 @@ type Puncher interface {
 // punchable reports whether the pool can try a punched route to peer:
 // its advert has UDP candidates and says what STUN told it of its NAT
 // (without STUN it has no public candidate, and on its own network TCP
-// works).
+// works), or has a public IPv6 candidate (no NAT to learn about).
 func (p *Pool) punchable(peer peers.Peer) bool {
-	return p.opts.Punch != nil && len(peer.UDP) > 0 && peer.NAT != ""
+	return p.opts.Punch != nil && len(peer.UDP) > 0 && (peer.NAT != "" || peers.HasPublicIPv6(peer.UDP))
 }
 
 // routeAddrs adds the punched, reverse and relay routes to a peer's

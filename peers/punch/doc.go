@@ -52,6 +52,20 @@
 // is: the port STUN learnt is not the one the peer's packets meet. [Hint]
 // says what helps (an open port on one side).
 //
+// # IPv6
+//
+// The socket listens on both families when bound to the IPv6 wildcard
+// ("[::]:2200", what a share on ":2200" gets). A public IPv6 address
+// (peers.PublicIPv6: global unicast, not unique local fc00::/7, not
+// link-local) needs no NAT and no STUN: it is a candidate as it is. A
+// stateful IPv6 firewall (what home routers run: replies let in, new
+// connections from outside dropped) is punched like a NAT: each member's
+// Initial packets to the other's IPv6 addresses let the other's packets
+// in. This works whatever the IPv4 NATs of the two are (symmetric ones
+// included), and only when the packets leave from an address the peer
+// has among the candidates, which is why every public IPv6 address is
+// advertised, temporary ones too.
+//
 // # STUN
 //
 // [Endpoint.Discover] sends STUN binding requests (pion/stun) from the QUIC
@@ -60,7 +74,9 @@
 // stun.cloudflare.com:3478. A server learns the public address and port of
 // the socket (from the packet itself) and nothing else; the request carries
 // no name or key. Two servers tell a symmetric NAT from the others
-// ([Classify]). [Endpoint.WatchPublic] asks again every 25 s (below the 30 s
+// ([Classify]). A dual-stack socket asks a server over IPv4 if it has an
+// IPv4 address, so that the answers tell of the IPv4 NAT; a server with
+// only an IPv6 address is asked over IPv6. [Endpoint.WatchPublic] asks again every 25 s (below the 30 s
 // after which common routers forget an idle UDP mapping) and reports
 // changes. An answer counts only from the address asked and with the
 // transaction ID of a request in flight (at most 64).
@@ -88,14 +104,17 @@
 // share.ServeStream. WatchPublic runs with the --stun servers (DefaultSTUN
 // unless given; --stun none: off); the bring-up waits up to 2 s for the
 // first answer, so the first advert already carries the public address.
-// Adverts carry the candidates (the public address first, then the local
-// addresses with the UDP port; the local ones are dropped first when the
-// advert runs out of room) and the NAT type (peers/advert: udp, nat); a
-// change re-posts the advert, the same answer every 25 s posts nothing.
-// A member punches to another as soon as it sees that member's advert (or
-// when its own public address changes), when one of the two cannot be
-// dialed and neither NAT defeats punching: both do so from the same
-// adverts, so no message is needed to start together. At most 4 punches
+// Adverts carry the candidates (the public address first, then the
+// public IPv6 addresses, the one the kernel sends from first, then the
+// local addresses: private IPv4, unique local IPv6; all with the UDP port;
+// the local ones are dropped first when the advert runs out of room) and
+// the NAT type (peers/advert: udp, nat); a change re-posts the advert, the
+// same answer every 25 s posts nothing, and the addresses are read again
+// every minute. A member punches to another as soon as it sees that
+// member's advert (or when its own candidates change), when one of the two
+// cannot be dialed and either both have a public IPv6 address or neither
+// NAT defeats punching: both do so from the same adverts, so no message is
+// needed to start together. At most 4 punches
 // run in the background at once, each for up to 20 s; at most 32 paths
 // are kept (the least recently used is closed beyond); a path closes when
 // its member leaves; one that closes while the member is live, or a punch

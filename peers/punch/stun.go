@@ -138,7 +138,12 @@ func (e *Endpoint) ask(ctx context.Context, server string) Mapping {
 // maxSTUNWaits bounds the requests in flight (a few servers, now and then).
 const maxSTUNWaits = 64
 
-// resolve finds the server's address in the socket's family.
+// resolve finds the server's address in the socket's family, IPv4 first
+// on a dual-stack socket: STUN is for the address a NAT puts on our
+// packets, and a public IPv6 address goes into the adverts as it is. Were
+// one server asked over IPv4 and another over IPv6, their answers would
+// differ and the NAT would pass for symmetric. A server with no IPv4
+// address (an IPv6-only network) is asked over IPv6.
 func (e *Endpoint) resolve(ctx context.Context, server string) (netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(server)
 	if err != nil {
@@ -148,18 +153,25 @@ func (e *Endpoint) resolve(ctx context.Context, server string) (netip.AddrPort, 
 	if err != nil || p == 0 {
 		return netip.AddrPort{}, fmt.Errorf("STUN server %q: bad port", server)
 	}
-	network := "ip"
-	if e.Addr().Addr().Is4() {
-		network = "ip4"
+	networks := []string{"ip4", "ip6"}
+	switch a := e.Addr().Addr(); {
+	case a.Is4():
+		networks = networks[:1]
+	case !a.IsUnspecified():
+		networks = networks[1:] // bound to one IPv6 address
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("look up STUN server %s: %w", host, err)
+	var errs []error
+	for _, network := range networks {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
+		if err == nil && len(ips) > 0 {
+			return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
+		}
+		if err == nil {
+			err = errors.New("no address")
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", network, err))
 	}
-	if len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("look up STUN server %s: no address", host)
-	}
-	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
+	return netip.AddrPort{}, fmt.Errorf("look up STUN server %s: %w", host, errors.Join(errs...))
 }
 
 // readNonQUIC takes the packets on the socket that are not QUIC (quic-go

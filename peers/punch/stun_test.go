@@ -16,7 +16,13 @@ import (
 // maps each destination to another port).
 func stunServer(t testing.TB, shift int) string {
 	t.Helper()
-	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return stunServerAt(t, net.IPv4(127, 0, 0, 1), shift)
+}
+
+// stunServerAt is stunServer listening on ip.
+func stunServerAt(t testing.TB, ip net.IP, shift int) string {
+	t.Helper()
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,10 @@ type Listed struct {
 	AuthorID   string    `json:"author_id,omitempty"`
 	AuthorName string    `json:"author_name,omitempty"`
 	// Route says how members reach this one, from its advert: "direct",
-	// "punched" (a QUIC path punched through its NAT; see UDP),
-	// "reverse via NAME,…" (through the members holding its reverse
-	// connections; others get a relay through them), both ("punched,
-	// reverse via NAME,…"), or "none".
+	// "punched" (a QUIC path punched through its NAT or its IPv6
+	// firewall; see UDP), "reverse via NAME,…" (through the members
+	// holding its reverse connections; others get a relay through them),
+	// both ("punched, reverse via NAME,…"), or "none".
 	Route string `json:"route"`
 	// UDP are the candidates of its QUIC path and NAT what STUN told it
 	// of its router ("cone", "symmetric", "none", "unknown"; absent
@@ -101,7 +101,7 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 		}
 		if p.Unreachable {
 			var routes []string
-			if len(p.UDP) > 0 && p.NAT != "" && p.NAT != string(punch.NATSymmetric) {
+			if len(p.UDP) > 0 && p.NAT != "" && p.NAT != string(punch.NATSymmetric) || peers.HasPublicIPv6(p.UDP) {
 				routes = append(routes, "punched")
 			}
 			if len(p.Via) > 0 {

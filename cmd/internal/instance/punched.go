@@ -149,12 +149,16 @@ func (ps *paths) scan(ctx context.Context) {
 	}
 }
 
-// wanted reports whether a punched path to p is worth having: neither
-// side can be dialed, both learnt their public address, and not both
-// are behind NATs that defeat punching.
+// wanted reports whether a punched path to p is worth having: one side
+// cannot be dialed, and either both have a public IPv6 address (no NAT
+// between them, stateful firewalls at most) or both learnt their public
+// address and not both are behind NATs that defeat punching.
 func (ps *paths) wanted(p peers.Peer) bool {
 	if p.ClientOnly || len(p.UDP) == 0 || (!p.Unreachable && ps.in.reachable.Load()) {
 		return false
+	}
+	if ps.bothIPv6(p) {
+		return true
 	}
 	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
 	if self == "" || peer == "" {
@@ -172,8 +176,15 @@ func hopeless(self, peer punch.NAT) string {
 	return ""
 }
 
+// bothIPv6 reports whether both members have a public IPv6 candidate:
+// then IPv4 NATs, and STUN, do not matter.
+func (ps *paths) bothIPv6(p peers.Peer) bool {
+	return ps.in.ownIPv6() && peers.HasPublicIPv6(p.UDP)
+}
+
 func (ps *paths) key(p peers.Peer) string {
-	return fmt.Sprint(p.Instance, p.UDP, ps.in.selfNAT(), ps.in.udp.Load().public)
+	u := ps.in.udp.Load()
+	return fmt.Sprint(p.Instance, p.UDP, ps.in.selfNAT(), u.public, u.global)
 }
 
 // startLocked starts a punch to p; background punches wait for a slot.
@@ -280,11 +291,13 @@ func (ps *paths) closeAll() {
 // none is up; the error says why no path exists and what would help.
 func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error) {
 	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
-	if why := hopeless(self, peer); why != "" {
-		return nil, fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
-	}
-	if self == "" {
-		return nil, fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none)", punch.ErrNoPath)
+	if !ps.bothIPv6(p) {
+		if why := hopeless(self, peer); why != "" {
+			return nil, fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
+		}
+		if self == "" {
+			return nil, fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none) and one of the two has no public IPv6 address", punch.ErrNoPath)
+		}
 	}
 	ps.mu.Lock()
 	e := ps.m[p.ID]

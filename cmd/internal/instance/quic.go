@@ -3,6 +3,7 @@ package instance
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dsftp/dsftp/peers/punch"
@@ -20,22 +21,23 @@ import (
 // punch only once they know it.
 const firstSTUNWait = 2 * time.Second
 
-// udpCandidates is what the adverts say of the UDP path.
+// udpCandidates is what the adverts say of the UDP path (candidates.go).
 type udpCandidates struct {
-	local  []netip.AddrPort // the share's local addresses, UDP port
+	global []netip.AddrPort // the share's public IPv6 addresses, UDP port
+	local  []netip.AddrPort // its other addresses, UDP port
 	public netip.AddrPort   // as STUN saw it; invalid until known
 	nat    punch.NAT        // "" without STUN
 }
 
-// strings lists the candidates best first: the public address, then the
-// local ones (useful only on the same network, where TCP works too; the
-// advert drops them first when it runs out of room).
+// strings lists the candidates best first: the public address, the public
+// IPv6 ones, then the local ones (useful only on the same network, where
+// TCP works too; the advert drops them first when it runs out of room).
 func (u *udpCandidates) strings() []string {
 	var out []string
 	if u.public.IsValid() {
 		out = append(out, u.public.String())
 	}
-	for _, l := range u.local {
+	for _, l := range slices.Concat(u.global, u.local) {
 		if l != u.public {
 			out = append(out, l.String())
 		}
@@ -64,17 +66,16 @@ func (in *Instance) startQUIC() {
 		return
 	}
 	in.quic = ep
-	var local []netip.AddrPort
-	for _, a := range reach.Local(in.Share.Addrs()) {
-		local = append(local, netip.AddrPortFrom(a.Addr(), ep.Addr().Port()))
-	}
-	in.udp.Store(&udpCandidates{local: local})
-	in.log.Info("share listening on UDP (QUIC)", "addr", ep.Addr(), "stun", r.STUN)
+	udpPort := ep.Addr().Port()
+	global, local := in.readCandidates(udpPort)
+	in.udp.Store(&udpCandidates{global: global, local: local})
+	in.log.Info("share listening on UDP (QUIC)", "addr", ep.Addr(), "stun", r.STUN, "public_ipv6", global)
 	in.g.Go(func() error {
 		<-in.ctx.Done()
 		return ep.Close()
 	})
 	in.g.Go(in.serveQUIC)
+	in.g.Go(func() error { in.watchCandidates(udpPort); return nil })
 	if len(r.STUN) == 0 {
 		return
 	}
@@ -111,9 +112,7 @@ func (in *Instance) serveQUIC() error {
 
 // setPublicUDP records what STUN learnt and re-advertises it.
 func (in *Instance) setPublicUDP(pub netip.AddrPort, nat punch.NAT) {
-	old := in.udp.Load()
-	u := &udpCandidates{local: old.local, public: pub, nat: nat}
-	in.udp.Store(u)
+	in.updateUDP(func(u *udpCandidates) { u.public, u.nat = pub, nat })
 	in.log.Info("public UDP address", "addr", pub, "nat", nat)
 	in.publishUDP()
 	if in.paths != nil {
