@@ -126,8 +126,10 @@ func StartIn(t testing.TB, ns string, env []string, name string, args ...string)
 // WAN link plugs into, plus addresses for clients "on the internet".
 type Internet struct {
 	NS string
-	// Addr is the internet host's address in PublicWAN.
-	Addr netip.Addr
+	// Addr is the internet host's address in PublicWAN, Addr6 its IPv6
+	// address in InternetIPv6 (ipv6.go).
+	Addr  netip.Addr
+	Addr6 netip.Addr
 
 	mu       sync.Mutex
 	homes    int
@@ -146,6 +148,7 @@ func NewInternet(t testing.TB) *Internet {
 	MustRun(t, "ip", "-n", in.NS, "link", "set", "inet", "up")
 	in.Addr = in.addPrefix(t, netip.MustParsePrefix(PublicWAN))
 	MustRunIn(t, in.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	in.addIPv6(t)
 	return in
 }
 
@@ -214,6 +217,11 @@ type HomeOptions struct {
 	// then gives the next outgoing flow to that address another port,
 	// which breaks hole punching in a way real routers don't.
 	DropUnsolicited bool
+	// IPv6 routes a global IPv6 prefix to the home (ipv6.go): its hosts
+	// get public IPv6 addresses, without NAT, behind the router's
+	// stateful firewall, which lets in only replies to their own flows.
+	// OpenIPv6 is IPv6 with new connections from outside let in too.
+	IPv6, OpenIPv6 bool
 }
 
 // Home is a router namespace running miniupnpd, with LAN hosts behind it.
@@ -222,12 +230,17 @@ type Home struct {
 	RouterLAN netip.Addr
 	LAN       netip.Prefix
 	Internet  *Internet
+	// LAN6 is the home's IPv6 prefix and RouterLAN6 the router's address
+	// in it, with HomeOptions.IPv6; invalid otherwise.
+	LAN6       netip.Prefix
+	RouterLAN6 netip.Addr
 
 	t       testing.TB
 	opts    HomeOptions
 	dir     string
 	conf    string
 	wan     netip.Prefix // router's WAN address/len
+	wan6    netip.Addr   // router's IPv6 WAN address, with IPv6
 	hosts   int
 	upnpd   *Process
 	upnpdMu sync.Mutex
@@ -278,6 +291,9 @@ func (in *Internet) NewHome(t testing.TB, o HomeOptions) *Home {
 	MustRun(t, "ip", "-n", r, "addr", "add", netip.PrefixFrom(h.RouterLAN, lan.Bits()).String(), "dev", "lan")
 	MustRun(t, "ip", "-n", r, "link", "set", "lan", "up")
 	MustRunIn(t, r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	if o.IPv6 || o.OpenIPv6 {
+		h.addIPv6(t, n)
+	}
 
 	h.writeRouterConfig(t, o)
 	return h
@@ -294,6 +310,7 @@ INPUT
 		ct state established,related accept
 		iifname "lan" oifname "wan0" accept
 		iifname "lan" oifname "lan" accept
+		OPENIPV6
 		jump miniupnpd
 	}
 	chain miniupnpd {
@@ -305,7 +322,7 @@ INPUT
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
 		jump postrouting_miniupnpd
-		oifname "wan0" MASQUERADE
+		oifname "wan0" meta nfproto ipv4 MASQUERADE
 	}
 	chain prerouting_miniupnpd {
 	}
@@ -361,18 +378,22 @@ const dropUnsolicitedNFT = `	chain input {
 		ct state established,related accept
 		iifname "lo" accept
 		iifname "lan" accept
+		NEIGHBOR
 	}`
 
 // routerNFT is the router's nftables ruleset for o.
 func routerNFT(o HomeOptions) string {
-	masq, input := "masquerade", ""
+	masq, input, open := "masquerade", "", ""
 	if o.Symmetric {
 		masq = "masquerade random"
 	}
 	if o.DropUnsolicited {
-		input = dropUnsolicitedNFT
+		input = strings.Replace(dropUnsolicitedNFT, "NEIGHBOR", neighborNFT, 1)
 	}
-	return strings.NewReplacer("MASQUERADE", masq, "INPUT", input).Replace(skeletonNFT)
+	if o.OpenIPv6 {
+		open = openIPv6NFT
+	}
+	return strings.NewReplacer("MASQUERADE", masq, "INPUT", input, "OPENIPV6", open).Replace(skeletonNFT)
 }
 
 func yesNo(b bool) string {
@@ -402,6 +423,9 @@ func (h *Home) WAN() netip.Addr { return h.wan.Addr() }
 type Host struct {
 	NS   string
 	Addr netip.Addr
+	// Addr6 is its public IPv6 address in a home with IPv6; invalid
+	// otherwise.
+	Addr6 netip.Addr
 }
 
 // AddHost plugs a new host namespace into the LAN, with the next address
@@ -420,6 +444,9 @@ func (h *Home) AddHost(t testing.TB) *Host {
 	MustRun(t, "ip", "-n", host.NS, "addr", "add", netip.PrefixFrom(addr, h.LAN.Bits()).String(), "dev", "eth0")
 	MustRun(t, "ip", "-n", host.NS, "link", "set", "eth0", "up")
 	MustRun(t, "ip", "-n", host.NS, "route", "add", "default", "via", h.RouterLAN.String())
+	if h.LAN6.IsValid() {
+		h.addHostIPv6(t, host, h.hosts)
+	}
 	return host
 }
 
