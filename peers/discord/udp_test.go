@@ -4,6 +4,7 @@ package discord
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,8 +111,8 @@ func TestUDPAdvertFits(t *testing.T) {
 		a.ClientKeys = append(a.ClientKeys, advert.MarshalKey(newSigner(t).PublicKey()))
 	}
 	a.UDP = []string{"198.51.100.7:2200"}
-	for range advert.MaxUDP + 2 {
-		a.UDP = append(a.UDP, "[2001:db8:1234:5678:9abc:def0:1234:5679]:65535")
+	for i := range advert.MaxUDP + 2 {
+		a.UDP = append(a.UDP, fmt.Sprintf("[2001:db8:1234:5678:9abc:def0:1234:%x]:65535", i))
 	}
 	text, err := encodeFitting(a, host)
 	if err != nil {
@@ -123,6 +124,10 @@ func TestUDPAdvertFits(t *testing.T) {
 	}
 	if len(d.UDP) == 0 || d.UDP[0] != "198.51.100.7:2200" {
 		t.Fatalf("UDP candidates %q; want the public one kept first", d.UDP)
+	}
+	// The last (local) ones go first: what is kept is the head of the list.
+	if !slices.Equal(d.UDP, a.UDP[:len(d.UDP)]) {
+		t.Fatalf("UDP candidates %q; want the first %d of %q", d.UDP, len(d.UDP), a.UDP)
 	}
 	t.Logf("largest advert: %d characters, %d of %d addresses, %d of %d UDP candidates", len(text), len(d.Addrs), len(a.Addrs), len(d.UDP), len(a.UDP))
 }
