@@ -318,7 +318,11 @@ func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error
 		if err == nil {
 			err = punch.ErrNoPath
 		}
-		return nil, fmt.Errorf("%w; %s", err, punch.Hint(self, peer))
+		hint := punch.Hint(self, peer)
+		if ps.bothIPv6(p) {
+			hint = "the firewalls dropped the punched packets, over IPv6 too: open a port on one of them (let UDP or TCP to the share's port in)"
+		}
+		return nil, fmt.Errorf("%w; %s", err, hint)
 	}
 	return path.OpenStream(ctx)
 }
