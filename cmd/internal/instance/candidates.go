@@ -15,7 +15,8 @@ import (
 // directly, and a stateful firewall in front of it lets in the packets
 // that answer the share's own, which punching provides. Unique local IPv6
 // (fc00::/7) goes with private IPv4 among the local candidates, which the
-// advert drops first; link-local IPv6 is never advertised (it needs a
+// advert drops first, and so do global ones when the host has no IPv6
+// route to the internet; link-local IPv6 is never advertised (it needs a
 // zone). Every public IPv6 address goes, temporary (privacy) ones too,
 // since Go cannot tell them apart and the punch's packets leave from the
 // one the kernel picks, usually the newest temporary address: a member's
@@ -34,14 +35,15 @@ var sourceProbe = netip.MustParseAddrPort("[2001:4860:4860::8888]:53")
 
 // ownCandidates lists the share's addresses with the UDP port: the public
 // IPv6 ones (the kernel's preferred source first) and the local ones
-// (private IPv4, unique local IPv6, loopback).
+// (private IPv4, unique local IPv6, loopback). Without a preferred source
+// (no IPv6 route to the internet) no address counts as public IPv6.
 func ownCandidates(addrs []netip.AddrPort, port uint16, preferred netip.Addr) (global, local []netip.AddrPort) {
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a.Addr().Unmap(), port)
 		if ap.Addr().IsLinkLocalUnicast() {
 			continue
 		}
-		if peers.PublicIPv6(ap.Addr()) {
+		if preferred.IsValid() && peers.PublicIPv6(ap.Addr()) {
 			global = append(global, ap)
 		} else {
 			local = append(local, ap)
@@ -62,7 +64,8 @@ func ownCandidates(addrs []netip.AddrPort, port uint16, preferred netip.Addr) (g
 }
 
 // preferredSource is the IPv6 address the kernel sends from towards the
-// internet, or the zero Addr without an IPv6 route.
+// internet, or the zero Addr without an IPv6 route there (a global
+// address is then of no use to members elsewhere).
 func preferredSource() netip.Addr {
 	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(sourceProbe))
 	if err != nil {
