@@ -89,6 +89,7 @@ func TestIPv6Homes(t *testing.T) {
 			return route(p.from, p.to) == "punched"
 		})
 	}
+	t.Logf("a and b read each other over the punched path %v after the mounts started", time.Since(start).Round(100*time.Millisecond))
 	// The path runs between the two IPv6 addresses: the punch's remote
 	// end, and the source of the SSH connection the other share served.
 	for _, p := range []pair{{"a", "b"}, {"b", "a"}} {
