@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -231,12 +232,25 @@ type Process struct {
 // the end of the test if it is still running.
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
+	return start(t, env, "", nil, nil, name, args...)
+}
+
+// start is Start in working directory dir ("" for the test's), copying
+// stdout and stderr also to the given writers (nil for none).
+func start(t testing.TB, env []string, dir string, stdout, stderr io.Writer, name string, args ...string) *Process {
+	t.Helper()
 	External(t)
 	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), withOwnXDG(t, withSTUNDefault(withDiscoveryDefault(env)))...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout = p.Output
-	cmd.Stderr = p.Output
+	cmd.Stdout, cmd.Stderr = io.Writer(p.Output), io.Writer(p.Output)
+	if stdout != nil {
+		cmd.Stdout = io.MultiWriter(p.Output, stdout)
+	}
+	if stderr != nil {
+		cmd.Stderr = io.MultiWriter(p.Output, stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
