@@ -1,0 +1,28 @@
+//go:build linux
+
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
+)
+
+// The tests start dsftp only through testenv.StartNode and RunNode, and
+// read its state from the JSON log records and --json outputs these give;
+// the helpers below are the records several tests wait for.
+
+// shareReady waits until the node's share listens and returns its port
+// and host key fingerprint.
+func shareReady(t testing.TB, n *testenv.Node) (int, string) {
+	t.Helper()
+	r := n.WaitRecord(t, 60*time.Second, "share ready")
+	return int(r.Int("port")), r.Str("host_key")
+}
+
+// runDsftp runs `dsftp args...` to its end, at most two minutes.
+func runDsftp(t testing.TB, o testenv.NodeOptions, args ...string) *testenv.Node {
+	t.Helper()
+	return testenv.RunNode(t, o, 2*time.Minute, args...)
+}
