@@ -105,14 +105,16 @@ func TestMountDaemonFails(t *testing.T) {
 	defer l.Close()
 	share := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "log")
-	out, code := runBinary(t, "mount", mnt, "--daemon", "--log-file", logFile, "--discovery", "off", "--share", share, "--listen", l.Addr().String())
+	n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "mount", mnt, "--daemon", "--log-file", logFile, "--discovery", "off", "--share", share, "--listen", l.Addr().String())
+	out, code := n.Text(), n.ExitCode()
 	if code == 0 || !strings.Contains(out, "already in use") {
 		t.Errorf("--daemon with a taken port: exit %d, %q; want a failure saying the port is in use", code, out)
 	}
 	// Without --log-file the logs go to the system log; where there is
 	// none (a container), --daemon says so instead of logging nowhere.
 	if _, err := os.Stat("/dev/log"); err != nil {
-		out, code := runBinary(t, "mount", mnt, "--daemon", "--discovery", "off", "--no-share")
+		n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "mount", mnt, "--daemon", "--discovery", "off", "--no-share")
+		out, code := n.Text(), n.ExitCode()
 		if code == 0 || !strings.Contains(out, "pass --log-file") {
 			t.Errorf("--daemon without a system log: exit %d, %q; want a failure asking for --log-file", code, out)
 		}

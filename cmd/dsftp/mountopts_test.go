@@ -246,7 +246,8 @@ func TestMountOptions(t *testing.T) {
 		{"-o", "umask=999", `umask "999"`}, {"--umask", "8", "--umask"}, {"-o", "ro=1", "ro takes no value"},
 		{"-o", "fsname", "fsname needs a value"},
 	} {
-		out, code := runBinary(t, append(append([]string{"mount", mnt}, m.peer...), bad.flag, bad.val)...)
+		n := runDsftp(t, testenv.NodeOptions{Env: noToken}, append(append([]string{"mount", mnt}, m.peer...), bad.flag, bad.val)...)
+		out, code := n.Text(), n.ExitCode()
 		if code != exitUsage || !strings.Contains(out, bad.want) {
 			t.Errorf("dsftp mount %s %s: exit %d, %q; want exit 2 and %q", bad.flag, bad.val, code, out, bad.want)
 		}
@@ -254,21 +255,6 @@ func TestMountOptions(t *testing.T) {
 			t.Fatalf("dsftp mount %s %s mounted", bad.flag, bad.val)
 		}
 	}
-}
-
-// runBinary runs the binary to its end and returns its output and exit code.
-func runBinary(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), args...)
-	cmd.Env = append(os.Environ(), "DSFTP_DISCORD_TOKEN=", "XDG_CONFIG_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
 }
 
 // TestMountNonEmpty: a mountpoint that holds files is refused (exit 2,
@@ -280,7 +266,8 @@ func TestMountNonEmpty(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "notes.txt"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runBinary(t, append([]string{"mount", mnt}, m.peer...)...)
+	n := runDsftp(t, testenv.NodeOptions{Env: noToken}, append([]string{"mount", mnt}, m.peer...)...)
+	out, code := n.Text(), n.ExitCode()
 	if code != exitUsage || !strings.Contains(out, "is not empty") || !strings.Contains(out, "notes.txt") || !strings.Contains(out, "--allow-non-empty") {
 		t.Errorf("non-empty mountpoint: exit %d, %q; want exit 2 naming notes.txt and --allow-non-empty", code, out)
 	}

@@ -21,6 +21,10 @@ func shareReady(t testing.TB, n *testenv.Node) (int, string) {
 	return int(r.Int("port")), r.Str("host_key")
 }
 
+// noToken keeps a node from finding a Discord token in the test's
+// environment.
+var noToken = []string{"DSFTP_DISCORD_TOKEN="}
+
 // runDsftp runs `dsftp args...` to its end, at most two minutes.
 func runDsftp(t testing.TB, o testenv.NodeOptions, args ...string) *testenv.Node {
 	t.Helper()

@@ -414,14 +414,18 @@ func TestShellSharesWorkingDirectory(t *testing.T) {
 	}
 	url := "sh=sftp://dsftp@127.0.0.1:" + port + "?fingerprint=" + hostKey.Fingerprint()
 	dest := t.TempDir()
-	out, code := runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:shared file.txt")
+	get := func(args ...string) (string, int) {
+		n := runDsftp(t, testenv.NodeOptions{Dir: dest}, append([]string{"get", "--identity", client.Path, "--peer", url, "--sha256"}, args...)...)
+		return n.Text(), n.ExitCode()
+	}
+	out, code := get("sh:shared file.txt")
 	if code != 0 {
 		t.Fatalf("get from the shell's share: %d\n%s", code, out)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dest, "shared file.txt")); string(b) != "from the shell's share" {
 		t.Fatalf("downloaded %q", b)
 	}
-	out, code = runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:/eight.bin")
+	out, code = get("sh:/eight.bin")
 	if code != 0 || !strings.Contains(out, "sha256 "+bigSum+"  eight.bin") {
 		t.Fatalf("get eight.bin from the shell's share: %d\n%s", code, out)
 	}
