@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +56,8 @@ func TestMountDaemon(t *testing.T) {
 	m := startModePeer(t)
 	mnt := mountDir(t)
 	logFile := filepath.Join(t.TempDir(), "dsftp.log")
-	args := append(append([]string{m.bin, "mount", mnt}, m.peer...), "--daemon", "--log-file", logFile)
+	// Not a testenv node: a shell that exits is the subject.
+	args := append(append([]string{m.bin, "mount", mnt}, m.peer...), "--daemon", "--log-file", logFile, "--log-json")
 	sh := exec.Command("sh", append([]string{"-c", `"$@"; echo "exit $?"; ls "$0"`, mnt}, args...)...)
 	sh.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err := sh.CombinedOutput()
@@ -84,9 +86,10 @@ func TestMountDaemon(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "the background dsftp to unmount and exit", func() bool {
 		return !testenv.Mounted(mnt) && syscall.Kill(pid, 0) != nil
 	})
-	log, _ := os.ReadFile(logFile)
-	for _, want := range []string{"msg=mounted", "msg=unmounting"} {
-		if !strings.Contains(string(log), want) {
+	recs := testenv.ReadRecords(t, logFile)
+	for _, want := range []string{"mounted", "unmounting"} {
+		if !slices.ContainsFunc(recs, func(r testenv.Record) bool { return r.Msg == want }) {
+			log, _ := os.ReadFile(logFile)
 			t.Errorf("--log-file lacks %q:\n%s", want, log)
 		}
 	}
@@ -146,7 +149,7 @@ func TestMountNotify(t *testing.T) {
 			got <- string(buf[:n])
 		}
 	}()
-	p := testenv.Start(t, []string{"NOTIFY_SOCKET=" + sock}, m.bin, append([]string{"mount", mnt}, m.peer...)...)
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"NOTIFY_SOCKET=" + sock}, Binary: m.bin}, append([]string{"mount", mnt}, m.peer...)...)
 	for _, want := range []string{"READY=1", "STOPPING=1"} {
 		select {
 		case msg := <-got:

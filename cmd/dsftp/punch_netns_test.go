@@ -128,7 +128,7 @@ func TestPunchMatrix(t *testing.T) {
 		t.Fatal("a read s's file through a symmetric NAT with no port open and no relay")
 	}
 	hint := "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
-	waitUntil(t, 20*time.Second, "a's log says why s cannot be reached", func() bool {
+	testenv.WaitEvery(t, 20*time.Second, 200*time.Millisecond, "a's log says why s cannot be reached", func() bool {
 		return strings.Contains(homes["a"].proc.Output.String(), hint)
 	})
 	for _, l := range strings.Split(homes["a"].proc.Output.String(), "\n") {
@@ -143,7 +143,7 @@ func TestPunchMatrix(t *testing.T) {
 	// advert re-posted at most every 10 s).
 	var peersOut string
 	var wrong []string
-	waitUntil(t, 40*time.Second, "dsftp peers shows the punched routes", func() bool {
+	testenv.WaitEvery(t, 40*time.Second, 200*time.Millisecond, "dsftp peers shows the punched routes", func() bool {
 		out, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
 			"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
 		if err != nil {

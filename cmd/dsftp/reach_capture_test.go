@@ -41,7 +41,7 @@ func brokenMappingFound(t *testing.T, in *testenv.Internet, d *labHome) {
 		failed = `msg="members could not reach the share at its public address; `
 		kept   = `msg="keeping a reverse connection: this member can reach our share through it"`
 	)
-	waitUntil(t, 60*time.Second, "d's dial-back check fails", func() bool {
+	testenv.WaitEvery(t, 60*time.Second, 200*time.Millisecond, "d's dial-back check fails", func() bool {
 		out := d.proc.Output.String()
 		i := strings.Index(out, failed)
 		return i >= 0 && strings.Contains(out[i:], kept)

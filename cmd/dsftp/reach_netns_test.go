@@ -98,7 +98,7 @@ func TestReachMatrix(t *testing.T) {
 	// nobody has is such a request (the kernel does not cache it long).
 	if len(pending) == 0 {
 		i := 0
-		waitUntil(t, 45*time.Second, "a reads b over b's reverse connection", func() bool {
+		testenv.WaitEvery(t, 45*time.Second, 200*time.Millisecond, "a reads b over b's reverse connection", func() bool {
 			i++
 			_, _ = os.Stat(filepath.Join(homes["a"].mnt, "b", fmt.Sprintf("nobody-has-%d", i)))
 			return route(pair{"a", "b"}) == "reverse"
@@ -168,7 +168,7 @@ func TestReachMatrix(t *testing.T) {
 	// a and e had members dial their mapped addresses back.
 	for _, n := range []string{"a", "e"} {
 		h := homes[n]
-		waitUntil(t, 30*time.Second, "members confirm "+n+"'s public address", func() bool {
+		testenv.WaitEvery(t, 30*time.Second, 200*time.Millisecond, "members confirm "+n+"'s public address", func() bool {
 			return strings.Contains(h.proc.Output.String(), `msg="members reached the share at its public address"`)
 		})
 	}
@@ -192,15 +192,6 @@ func maxDur[K comparable](m map[K]time.Duration) time.Duration {
 		d = max(d, v)
 	}
 	return d
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !cond(); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-	}
 }
 
 // pair is a reader and the share it reads.

@@ -5,7 +5,10 @@ package testenv
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,4 +304,19 @@ func (lw *lineWriter) flush() {
 		lw.w(lw.buf)
 		lw.buf = nil
 	}
+}
+
+// ReadRecords parses the JSON log records of a --log-json --log-file
+// (lines that are not records are skipped).
+func ReadRecords(t testing.TB, path string) []Record {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read log: %v", err)
+	}
+	l := recordLog{human: &SyncBuffer{}}
+	for line := range bytes.Lines(b) {
+		l.line(line)
+	}
+	return l.filter(func(Record) bool { return true })
 }

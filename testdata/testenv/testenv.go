@@ -178,12 +178,20 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 // WaitFor polls cond every 20 ms until it holds or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	WaitEvery(t, timeout, 20*time.Millisecond, what, cond)
+}
+
+// WaitEvery is WaitFor polling every interval: for a cond that costs the
+// system under test something (a lookup through a mount, a request to a
+// peer).
+func WaitEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
