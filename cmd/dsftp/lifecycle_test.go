@@ -41,7 +41,7 @@ func daemonPid(mnt string) int {
 		}
 		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 2 && args[1] == "mount" && args[2] == mnt {
+		if len(args) > 2 && args[1] == "mount" && slices.Contains(args[2:], mnt) {
 			return pid
 		}
 	}

@@ -33,13 +33,36 @@ type labHome struct {
 	host  *testenv.Host
 	mnt   string
 	share string
-	proc  *testenv.Process
+	proc  *testenv.Node
+}
+
+// startLabMount runs `dsftp mount` in h's host namespace, keeping the
+// test's mount namespace (the mounts are visible here), with env and
+// extra flags.
+func startLabMount(t *testing.T, h *labHome, env []string, extra ...string) {
+	t.Helper()
+	testenv.CleanupUnmount(t, h.mnt)
+	h.proc = testenv.StartNode(t, testenv.NodeOptions{Env: env, NS: h.host.NS, NetOnly: true},
+		append([]string{"mount", h.mnt, "--share", h.share, "--name", h.name, "--timeout", "5s", "--log-level", "debug"}, extra...)...)
+}
+
+// routeTo is the route by which from's pool last said it reaches the
+// peer named to ("direct" when it never said otherwise: the first
+// connection of a direct route is not logged). Every pool record about
+// a route has the attributes peer and route.
+func routeTo(from *labHome, to string) string {
+	r := "direct"
+	for _, rec := range from.proc.Where(func(r testenv.Record) bool { return r.Has("peer", "route") }) {
+		if rec.Str("peer") == to {
+			r = rec.Str("route")
+		}
+	}
+	return r
 }
 
 func TestReachMatrix(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter")[0]
 	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	plaintcp := testenv.BuildProgram(t, "./testdata/testenv/cmd/plaintcp")
@@ -66,30 +89,18 @@ func TestReachMatrix(t *testing.T) {
 	start := time.Now()
 	for _, n := range names {
 		h := homes[n]
-		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
-		testenv.CleanupUnmount(t, h.mnt)
-		// nsenter --net keeps the test's mount namespace: the mounts are
-		// visible here.
-		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
-			"--share", h.share, "--name", n, "--timeout", "5s", "--log-level", "debug")
+		startLabMount(t, h, []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()})
 	}
 
 	// Every directed pair reads the other's file through its mount.
 	took, pending := readPairs(t, homes, names, names, start)
 
 	// The matrix: each pair's route as the reader's log says.
-	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached without dialing it: over its reverse connection or relayed by a member|peer reachable directly now[^"]*|peer reachable over its reverse connection now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
 	route := func(p pair) string {
 		if pending[p] {
 			return "FAIL"
 		}
-		r := "direct"
-		for _, m := range routeRE.FindAllStringSubmatch(homes[p.from].proc.Output.String(), -1) {
-			if m[1] == p.to {
-				r = m[2] + m[3]
-			}
-		}
-		return r
+		return routeTo(homes[p.from], p.to)
 	}
 	// A member that can be dialed reads an unreachable one over that
 	// member's own reverse connection. Its first read may have gone
@@ -169,7 +180,7 @@ func TestReachMatrix(t *testing.T) {
 	for _, n := range []string{"a", "e"} {
 		h := homes[n]
 		testenv.WaitEvery(t, 30*time.Second, 200*time.Millisecond, "members confirm "+n+"'s public address", func() bool {
-			return strings.Contains(h.proc.Output.String(), `msg="members reached the share at its public address"`)
+			return h.proc.Count("members reached the share at its public address") > 0
 		})
 	}
 	brokenMappingFound(t, in, homes["d"])
