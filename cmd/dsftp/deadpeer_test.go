@@ -68,7 +68,7 @@ func (p *deadPeerProbe) read() syscall.Errno {
 // if reading, and returns how long that took from since.
 func (p *deadPeerProbe) waitGone(t *testing.T, root, name string, since time.Time, reading bool) time.Duration {
 	t.Helper()
-	for time.Since(since) < 2*leaveBound {
+	testenv.WaitEvery(t, 2*leaveBound-time.Since(since), 100*time.Millisecond, fmt.Sprintf("%s to leave %s after it was killed", name, root), func() bool {
 		if reading {
 			p.read()
 		}
@@ -76,13 +76,9 @@ func (p *deadPeerProbe) waitGone(t *testing.T, root, name string, since time.Tim
 		if err != nil {
 			t.Fatalf("list %s: %v", root, err)
 		}
-		if !slices.ContainsFunc(ents, func(e os.DirEntry) bool { return e.Name() == name }) {
-			return time.Since(since)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s still in %s %v after it was killed", name, root, 2*leaveBound)
-	return 0
+		return !slices.ContainsFunc(ents, func(e os.DirEntry) bool { return e.Name() == name })
+	})
+	return time.Since(since)
 }
 
 // checkErrnos wants every read of the killed peer to have failed with

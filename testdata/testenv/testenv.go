@@ -186,13 +186,23 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // peer).
 func WaitEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, interval, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Poll calls cond every interval until it holds (true) or timeout passes
+// (false): WaitFor for a caller that says more than "timed out" when it
+// fails (a screen, a process's output).
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(interval)
 	}
+	return true
 }
 
 // Key is an ed25519 key pair written as an OpenSSH private key file.
