@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -265,10 +264,8 @@ func TestTwoHomesDiscord(t *testing.T) {
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 
-	tokens := []string{fmt.Sprintf("tokA%d", os.Getpid()), fmt.Sprintf("tokB%d", os.Getpid())}
-	fd := testenv.StartIn(t, in.NS, nil, fake, "-listen", in.Addr.String()+":0", "-bot", tokens[0], "-bot", tokens[1])
-	fd.WaitOutput(t, `"url"`, 20*time.Second)
-	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+	byName, api := startLabDiscord(t, in, fake, []string{"home0", "home1"})
+	tokens := []string{byName["home0"], byName["home1"]}
 
 	type home struct {
 		home  *testenv.Home
