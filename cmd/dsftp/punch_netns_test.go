@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
@@ -32,7 +33,6 @@ func TestPunchMatrix(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
 	testenv.Require(t, "turnserver")
-	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 	tr := in.StartTURN(t)
@@ -122,33 +122,26 @@ func TestPunchMatrix(t *testing.T) {
 	// `dsftp peers` shows from the adverts how each member is reached
 	// (once each has found that it cannot be dialed, and said so in an
 	// advert re-posted at most every 10 s).
-	var peersOut string
+	var rows []instance.Listed
 	var wrong []string
 	testenv.WaitEvery(t, 40*time.Second, 200*time.Millisecond, "dsftp peers shows the punched routes", func() bool {
-		out, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
-			"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
-		if err != nil {
-			t.Fatalf("dsftp peers: %v\n%s", err, out)
-		}
-		peersOut, wrong = out, nil
-		rows := 0
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) < 4 || f[0] == "NAME" {
-				continue
+		rows = listPeers(t, testenv.NodeOptions{NS: homes["a"].host.NS,
+			Env: []string{"DSFTP_DISCORD_TOKEN=" + tokens["a"], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}})
+		wrong = nil
+		for _, r := range rows {
+			want := "punched"
+			if r.Name == "s" {
+				want = "none"
 			}
-			rows++
-			want := " punched "
-			if f[0] == "s" {
-				want = " none "
-			}
-			if !strings.Contains(l, want) {
-				wrong = append(wrong, fmt.Sprintf("%s: %q; want %q", f[0], l, strings.TrimSpace(want)))
+			if r.Route != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %q; want %q", r.Name, r.Route, want))
 			}
 		}
-		return rows == len(names) && len(wrong) == 0
+		return len(rows) == len(names) && len(wrong) == 0
 	})
-	t.Logf("dsftp peers in home a:\n%s", peersOut)
+	for _, r := range rows {
+		t.Logf("dsftp peers in home a: %s route %q", r.Name, r.Route)
+	}
 
 	for _, n := range names {
 		h := homes[n]

@@ -63,7 +63,6 @@ func routeTo(from *labHome, to string) string {
 func TestReachMatrix(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	plaintcp := testenv.BuildProgram(t, "./testdata/testenv/cmd/plaintcp")
 	testenv.Require(t, "tcpdump")
@@ -159,20 +158,13 @@ func TestReachMatrix(t *testing.T) {
 	}
 
 	// `dsftp peers` shows from the adverts how each member is reached.
-	peersOut, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
-		"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
-	if err != nil {
-		t.Fatalf("dsftp peers: %v\n%s", err, peersOut)
-	}
-	t.Logf("dsftp peers in home a:\n%s", peersOut)
-	for _, l := range strings.Split(peersOut, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 4 {
-			continue
-		}
-		unreachable := f[0] == "b" || f[0] == "c" || f[0] == "d"
-		if unreachable && !strings.Contains(l, "reverse via ") || (f[0] == "a" || f[0] == "e") && !strings.Contains(l, " direct ") {
-			t.Errorf("ROUTE of %s is wrong: %q", f[0], l)
+	rows := listPeers(t, testenv.NodeOptions{NS: homes["a"].host.NS,
+		Env: []string{"DSFTP_DISCORD_TOKEN=" + tokens["a"], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}})
+	for _, r := range rows {
+		t.Logf("dsftp peers in home a: %s route %q", r.Name, r.Route)
+		unreachable := r.Name == "b" || r.Name == "c" || r.Name == "d"
+		if unreachable && !strings.Contains(r.Route, "reverse via ") || (r.Name == "a" || r.Name == "e") && r.Route != "direct" {
+			t.Errorf("route of %s is wrong: %q", r.Name, r.Route)
 		}
 	}
 
