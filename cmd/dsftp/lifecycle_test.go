@@ -213,9 +213,9 @@ func TestVersionFromClone(t *testing.T) {
 
 	want := "commit " + strings.TrimSpace(string(head))
 	for _, args := range [][]string{{"--version"}, {"version"}} {
-		out, err := exec.Command(filepath.Join(clone, "bin", "dsftp"), args...).CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), "dsftp v") || !strings.Contains(string(out), want) {
-			t.Errorf("dsftp %s: %q, %v; want dsftp vX… %s", args[0], out, err, want)
+		n := runDsftp(t, testenv.NodeOptions{Binary: filepath.Join(clone, "bin", "dsftp")}, args...)
+		if out := n.Stdout(); n.ExitCode() != 0 || !strings.HasPrefix(out, "dsftp v") || !strings.Contains(out, want) {
+			t.Errorf("dsftp %s: %q, exit %d; want dsftp vX… %s", args[0], n.Output, n.ExitCode(), want)
 		}
 	}
 }
