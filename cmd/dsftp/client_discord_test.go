@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -70,13 +69,11 @@ func TestGetThroughDiscord(t *testing.T) {
 
 	tok, botID := botWithID(f, "getter-bot")
 	dest := t.TempDir()
-	ctx := testenv.Context(t, 2*time.Minute)
-	cmd := exec.CommandContext(ctx, testenv.Binary(t), "get", "--name", "getter", "--sha256", "--wait", "30s", "alice:whoami.bin", dest)
-	cmd.Env = append(os.Environ(), f.env(t, tok)...)
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("dsftp get: %v\n%s", err, out)
+	g := runDsftp(t, testenv.NodeOptions{Env: f.env(t, tok)}, "get", "--name", "getter", "--sha256", "--wait", "30s", "alice:whoami.bin", dest)
+	out := g.Text()
+	if g.ExitCode() != 0 {
+		t.Fatalf("dsftp get: exit %d\n%s", g.ExitCode(), g.Output)
 	}
 	t.Logf("dsftp get through Discord took %v", time.Since(start).Round(time.Millisecond))
 	got, err := os.ReadFile(filepath.Join(dest, "whoami.bin"))
@@ -84,11 +81,11 @@ func TestGetThroughDiscord(t *testing.T) {
 		t.Fatalf("downloaded %d bytes (%v), want alice's %d", len(got), err, len(a.content))
 	}
 	sum := sha256.Sum256(a.content)
-	if !strings.Contains(string(out), "sha256 "+hex.EncodeToString(sum[:])+"  whoami.bin") {
+	if !strings.Contains(out, "sha256 "+hex.EncodeToString(sum[:])+"  whoami.bin") {
 		t.Errorf("get printed no or a wrong sha256:\n%s", out)
 	}
-	if !strings.Contains(string(out), "advertising our client key in Discord") {
-		t.Errorf("get did not say it advertised its client key:\n%s", out)
+	if g.Count("advertising our client key in Discord (sharing nothing)", "name", "getter") != 1 {
+		t.Errorf("get did not log that it advertised its client key:\n%s", g.Output)
 	}
 	// The advert is gone from the channel, and the get cost one post and
 	// one delete.
@@ -124,7 +121,7 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	mnt := filepath.Join(t.TempDir(), "peers")
 	os.Mkdir(mnt, 0o755)
 	testenv.CleanupUnmount(t, mnt)
-	c := testenv.Start(t, f.env(t, f.bot()), testenv.Binary(t), "mount", mnt, "--no-share", "--name", "carol", "--timeout", "5s")
+	c := testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, f.bot())}, "mount", mnt, "--no-share", "--name", "carol", "--timeout", "5s")
 	t.Cleanup(func() {
 		select {
 		case <-c.Done():
@@ -133,7 +130,7 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 			c.Wait(15 * time.Second)
 		}
 	})
-	c.WaitOutput(t, "msg=mounted", 60*time.Second)
+	c.WaitRecord(t, 60*time.Second, "mounted")
 	testenv.WaitFor(t, 15*time.Second, "carol's mount to list alice and bob", func() bool {
 		return slices.Equal(names(t, mnt), []string{"alice", "bob"})
 	})
@@ -151,7 +148,7 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	if d == nil || !d.Client || len(d.Addrs) != 0 || len(d.ClientKeys) != 1 {
 		t.Fatalf("carol's advert: %+v, want a client-only one with one key and no addresses", d)
 	}
-	if strings.Contains(c.Output.String(), instance.ReadyPrefix) {
+	if c.Count("share ready") != 0 {
 		t.Error("carol started a share despite --no-share")
 	}
 	// While carol's advert is live, the sharers list only each other.
@@ -170,13 +167,11 @@ func TestMountNoShareThroughDiscord(t *testing.T) {
 	// dsftp peers: carol is a client, in a table of her own; --json lists
 	// her after the peers, marked client_only.
 	peersCmd := func(args ...string) string {
-		cmd := exec.Command(testenv.Binary(t), append([]string{"peers"}, args...)...)
-		cmd.Env = append(os.Environ(), f.env(t, f.bot())...)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("dsftp peers %v: %v\n%s", args, err, out)
+		n := runDsftp(t, testenv.NodeOptions{Env: f.env(t, f.bot())}, append([]string{"peers"}, args...)...)
+		if n.ExitCode() != 0 {
+			t.Fatalf("dsftp peers %v: exit %d\n%s", args, n.ExitCode(), n.Output)
 		}
-		return string(out)
+		return n.Stdout()
 	}
 	table := peersCmd()
 	peersPart, clientPart, ok := strings.Cut(table, "\nCLIENT ")
@@ -214,20 +209,15 @@ func TestGetNotAccepted(t *testing.T) {
 	aliceTok, aliceBot := botWithID(f, "alice-bot")
 	dir := t.TempDir()
 	writeFile(t, dir, "x.txt", "x")
-	p := testenv.Start(t, f.env(t, aliceTok), testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0",
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, aliceTok)}, "share", dir, "--listen", "127.0.0.1:0",
 		"--name", "alice", "--allow-user", aliceBot)
-	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
+	p.WaitRecord(t, 60*time.Second, "advertising in Discord", "name", "alice")
 
 	tok, botID := botWithID(f, "getter-bot")
-	g := testenv.Start(t, f.env(t, tok), testenv.Binary(t), "get", "--name", "getter", "--wait", "3s", "alice:x.txt", t.TempDir())
-	err, ok := g.Wait(30 * time.Second)
-	out := g.Output.String()
-	if !ok {
-		t.Fatalf("get still running 30 s after start with --wait 3s:\n%s", out)
-	}
-	var ee *exec.ExitError
-	if !errorAs(err, &ee) || ee.ExitCode() != exitError || !strings.Contains(out, "peer alice did not accept our key within --wait 3s") {
-		t.Fatalf("get: %v, want exit 1 saying alice did not accept the key:\n%s", err, out)
+	g := testenv.RunNode(t, testenv.NodeOptions{Env: f.env(t, tok)}, 30*time.Second, "get", "--name", "getter", "--wait", "3s", "alice:x.txt", t.TempDir())
+	out := g.Text()
+	if g.ExitCode() != exitError || !strings.Contains(out, "peer alice did not accept our key within --wait 3s") {
+		t.Fatalf("get: exit %d, want exit 1 saying alice did not accept the key:\n%s", g.ExitCode(), out)
 	}
 	if n := strings.Count(out, "dsftp: "); n != 1 {
 		t.Errorf("%d error lines, want one:\n%s", n, out)

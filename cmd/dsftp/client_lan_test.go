@@ -32,7 +32,7 @@ func TestGetAndMountNoShareOnLAN(t *testing.T) {
 	if got := fileSHA(t, carol.path("alice", "cat.bin")); got != want {
 		t.Fatalf("carol read alice's cat.bin with sha256 %s, want %s", got, want)
 	}
-	if strings.Contains(carol.proc.Output.String(), instance.ReadyPrefix) {
+	if carol.proc.Count("share ready") != 0 {
 		t.Error("carol started a share despite --no-share")
 	}
 
@@ -41,11 +41,10 @@ func TestGetAndMountNoShareOnLAN(t *testing.T) {
 	dest := t.TempDir()
 	env := []string{"DSFTP_DISCORD_TOKEN=", "DSFTP_DISCOVERY=", "XDG_CONFIG_HOME=" + t.TempDir()}
 	args := append([]string{"get", "--name", "getter", "--sha256", "--wait", "30s"}, lanArgs...)
-	g := testenv.Start(t, env, testenv.Binary(t), append(args, "alice:cat.bin", dest)...)
-	err, ok := g.Wait(60 * time.Second)
-	out := g.Output.String()
-	if !ok || err != nil {
-		t.Fatalf("dsftp get over the LAN: %v (exited %v)\n%s", err, ok, out)
+	g := testenv.RunNode(t, testenv.NodeOptions{Env: env}, 60*time.Second, append(args, "alice:cat.bin", dest)...)
+	out := g.Text()
+	if g.ExitCode() != 0 {
+		t.Fatalf("dsftp get over the LAN: exit %d\n%s", g.ExitCode(), g.Output)
 	}
 	if got := fileSHA(t, filepath.Join(dest, "cat.bin")); got != want {
 		t.Fatalf("get wrote cat.bin with sha256 %s, want %s", got, want)
@@ -53,21 +52,21 @@ func TestGetAndMountNoShareOnLAN(t *testing.T) {
 	if !strings.Contains(out, "sha256 "+want+"  cat.bin") {
 		t.Errorf("get printed no or a wrong sha256:\n%s", out)
 	}
-	if !strings.Contains(out, "peers are found on the local network") || strings.Contains(out, "read your share") {
-		t.Errorf("get's LAN notice is missing or speaks of a share:\n%s", out)
+	if g.Count(instance.LANClientNotice) != 1 || g.Count(instance.LANNotice) != 0 {
+		t.Errorf("get's LAN notice is missing or speaks of a share:\n%s", g.Output)
 	}
 
 	// alice heard both as clients and took neither for a peer; carol
 	// heard the get but does not list it.
 	testenv.WaitFor(t, 10*time.Second, "alice to log both clients", func() bool {
-		h := heardClients(alice.proc.Output.String())
+		h := heardClients(alice.proc)
 		return slices.Contains(h, "carol") && slices.Contains(h, "getter")
 	})
-	if f := found(alice.proc.Output.String()); len(f) != 0 {
+	if f := found(alice.proc); len(f) != 0 {
 		t.Errorf("alice found peers %v on the LAN; carol and the get are clients only", f)
 	}
 	testenv.WaitFor(t, 10*time.Second, "carol to log the get as a client", func() bool {
-		return slices.Contains(heardClients(carol.proc.Output.String()), "getter")
+		return slices.Contains(heardClients(carol.proc), "getter")
 	})
 	if l := carol.list(t); !slices.Equal(l, []string{"alice"}) {
 		t.Errorf("carol's mount lists %v, want [alice]", l)

@@ -67,7 +67,7 @@ func TestShellCompletion(t *testing.T) {
 				"XDG_CONFIG_HOME=" + filepath.Join(dir, ".config"),
 				"PATH=" + filepath.Dir(bin) + ":/usr/bin:/bin"}, sh.argv...)
 			x := testenv.StartTmux(t, dir, 160, 40, argv...)
-			time.Sleep(500 * time.Millisecond) // the shell's first prompt
+			x.WaitScreen(`[#$>] ?$`, 10*time.Second) // the shell's first prompt
 			x.Type(sh.setup)
 			x.Keys("Enter")
 			for _, c := range cases {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,20 +80,14 @@ func (f *fakeDiscord) firstAdvert(name string) time.Time {
 	return time.Time{}
 }
 
-var portRE = regexp.MustCompile(instance.ReadyPrefix + `(\d+)`)
-
-// startShare runs `dsftp share dir` advertising as name and waits until
-// its advert is posted; it returns the process and its port.
-func startDiscordShare(t *testing.T, f *fakeDiscord, token, name, dir string, args ...string) (*testenv.Process, int) {
+// startDiscordShare runs `dsftp share dir` advertising as name and waits
+// until its advert is posted; it returns the node and its port.
+func startDiscordShare(t *testing.T, f *fakeDiscord, token, name, dir string, args ...string) (*testenv.Node, int) {
 	t.Helper()
 	args = append([]string{"share", dir, "--listen", "127.0.0.1:0", "--name", name}, args...)
-	p := testenv.Start(t, f.env(t, token), testenv.Binary(t), args...)
-	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
-	m := portRE.FindStringSubmatch(p.Output.String())
-	if m == nil {
-		t.Fatalf("no port in output:\n%s", p.Output.String())
-	}
-	port, _ := strconv.Atoi(m[1])
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, token)}, args...)
+	port, _ := shareReady(t, p)
+	p.WaitRecord(t, 60*time.Second, "advertising in Discord", "name", name)
 	return p, port
 }
 
@@ -143,19 +136,17 @@ func TestShareInDiscord(t *testing.T) {
 	b, _ := startDiscordShare(t, f, tokB, "bob", t.TempDir())
 
 	// dsftp peers lists both, with the fingerprints their banners show.
-	out, err := exec.Command(testenv.Binary(t), "peers", "--json", "--discovery", "discord", "--discord-api", f.URL()).CombinedOutput()
-	if err == nil {
-		t.Fatalf("dsftp peers without a token succeeded:\n%s", out)
+	if n := runDsftp(t, testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN="}}, "peers", "--json", "--discovery", "discord", "--discord-api", f.URL()); n.ExitCode() == 0 {
+		t.Fatalf("dsftp peers without a token succeeded:\n%s", n.Output)
 	}
 	// The channel's history is read once: the answer comes within 3 s. (A
 	// race-enabled binary sleeps 1 s at exit unless told not to.)
-	cmd := exec.Command(testenv.Binary(t), "peers", "--json")
-	cmd.Env = append(os.Environ(), append(f.env(t, tokC), "GORACE=atexit_sleep_ms=0")...)
 	start := time.Now()
-	out, err = cmd.Output()
-	if err != nil {
-		t.Fatalf("dsftp peers --json: %v\n%s", err, out)
+	n := runDsftp(t, testenv.NodeOptions{Env: append(f.env(t, tokC), "GORACE=atexit_sleep_ms=0")}, "peers", "--json")
+	if n.ExitCode() != 0 {
+		t.Fatalf("dsftp peers --json: exit %d\n%s", n.ExitCode(), n.Output)
 	}
+	out := []byte(n.Stdout())
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("dsftp peers took %v with Discord; want at most 3 s", took)
 	} else {
@@ -168,15 +159,13 @@ func TestShareInDiscord(t *testing.T) {
 	if len(rows) != 2 || rows[0].Name != "alice" || rows[1].Name != "bob" {
 		t.Fatalf("dsftp peers: %s", out)
 	}
-	for i, p := range []*testenv.Process{a, b} {
-		if !strings.Contains(p.Output.String(), rows[i].Fingerprint) {
-			t.Errorf("%s's banner does not show fingerprint %s", rows[i].Name, rows[i].Fingerprint)
+	for i, p := range []*testenv.Node{a, b} {
+		if _, fp := shareReady(t, p); fp != rows[i].Fingerprint {
+			t.Errorf("%s's share has host key %s; dsftp peers lists %s", rows[i].Name, fp, rows[i].Fingerprint)
 		}
 	}
-	cmd = exec.Command(testenv.Binary(t), "peers")
-	cmd.Env = append(os.Environ(), f.env(t, tokC)...)
-	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "NAME") || !strings.Contains(string(out), "alice") {
-		t.Errorf("dsftp peers table: %v\n%s", err, out)
+	if n := runDsftp(t, testenv.NodeOptions{Env: f.env(t, tokC)}, "peers"); n.ExitCode() != 0 || !strings.Contains(n.Stdout(), "NAME") || !strings.Contains(n.Stdout(), "alice") {
+		t.Errorf("dsftp peers table: exit %d\n%s", n.ExitCode(), n.Output)
 	}
 
 	// Trust: alice's share accepts a client key only while a live advert
@@ -260,17 +249,8 @@ func TestDiscordStartErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"share", t.TempDir(), "--listen", "127.0.0.1:0"}, c.args...)
-			p := testenv.Start(t, f.env(t, c.token), testenv.Binary(t), args...)
-			err, ok := p.Wait(20 * time.Second)
-			if !ok {
-				t.Fatalf("still running after 20 s:\n%s", p.Output.String())
-			}
-			var ee *exec.ExitError
-			code := 0
-			if err != nil && errorAs(err, &ee) {
-				code = ee.ExitCode()
-			}
-			out := p.Output.String()
+			p := testenv.RunNode(t, testenv.NodeOptions{Env: f.env(t, c.token)}, 20*time.Second, args...)
+			code, out := p.ExitCode(), p.Text()
 			if code != c.code || !strings.Contains(out, c.want) {
 				t.Errorf("exit %d, want %d, output lacks %q:\n%s", code, c.code, c.want, out)
 			}
@@ -279,14 +259,6 @@ func TestDiscordStartErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func errorAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // TestFakeNotLinked: the fake Discord is test-only code and must not end

@@ -4,10 +4,7 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,29 +12,6 @@ import (
 
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
-
-// runGet runs `dsftp get` to completion (at most two minutes) and returns
-// its output and exit code.
-func runGet(t *testing.T, dir string, args ...string) (string, int) {
-	t.Helper()
-	ctx := testenv.Context(t, 2*time.Minute)
-	cmd := exec.CommandContext(ctx, testenv.Binary(t), append([]string{"get"}, args...)...)
-	cmd.Dir = dir
-	// get finds peers by discovery unless PEER is a --peer name; these
-	// tests must not announce on the host's network (see testenv.Start).
-	cmd.Env = append(os.Environ(), "DSFTP_DISCOVERY=off")
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("dsftp get %v did not finish in 2 minutes:\n%s", args, out)
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("dsftp get: %v", err)
-	}
-	return string(out), code
-}
 
 func TestGetResumesAfterPeerDies(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -50,7 +24,7 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 
 	// Ctrl-C (SIGINT) while the peer is frozen: get stops promptly and
 	// keeps the .part file.
-	p := testenv.Start(t, nil, testenv.Binary(t), append([]string{"get"}, args...)...)
+	p := testenv.StartNode(t, testenv.NodeOptions{}, append([]string{"get"}, args...)...)
 	part := filepath.Join(dest, "big.bin.part")
 	testenv.WaitFor(t, 60*time.Second, ".part to reach 20 MiB", func() bool { return fileSize(part) >= 20<<20 })
 	if err := sshd.Signal(syscall.SIGSTOP); err != nil {
@@ -60,8 +34,8 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	if _, ok := p.Wait(10 * time.Second); !ok {
 		t.Fatalf("get did not stop within 10s of Ctrl-C:\n%s", p.Output.String())
 	}
-	if out := p.Output.String(); !strings.Contains(out, "interrupted; the .part file is kept") || p.Cmd.ProcessState.ExitCode() != 1 {
-		t.Fatalf("get after Ctrl-C exited %d:\n%s", p.Cmd.ProcessState.ExitCode(), out)
+	if out := p.Text(); !strings.Contains(out, "interrupted; the .part file is kept") || p.ExitCode() != 1 {
+		t.Fatalf("get after Ctrl-C exited %d:\n%s", p.ExitCode(), p.Output)
 	}
 	if fileSize(part) < 20<<20 {
 		t.Fatalf(".part not kept after Ctrl-C")
@@ -69,8 +43,8 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	sshd.Signal(syscall.SIGCONT)
 
 	// Again: it resumes; the peer dies mid-transfer.
-	p = testenv.Start(t, nil, testenv.Binary(t), append([]string{"get"}, args...)...)
-	p.WaitOutput(t, "big.bin: resuming at ", 30*time.Second)
+	p = testenv.StartNode(t, testenv.NodeOptions{}, append([]string{"get"}, args...)...)
+	p.WaitRecord(t, 30*time.Second, "resuming a download", "file", "big.bin")
 	testenv.WaitFor(t, 60*time.Second, ".part to reach 50 MiB", func() bool { return fileSize(part) >= 50<<20 })
 	// The peer dies mid-transfer: listener and the session's processes.
 	if err := sshd.Signal(syscall.SIGKILL); err != nil {
@@ -80,9 +54,8 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	if !ok {
 		t.Fatalf("get did not fail within 20s of the peer dying:\n%s", p.Output.String())
 	}
-	out := p.Output.String()
-	if err == nil || !strings.Contains(out, "connection to the peer was lost") {
-		t.Fatalf("get after the peer died: err %v, output:\n%s", err, out)
+	if err == nil || !strings.Contains(p.Text(), "connection to the peer was lost") {
+		t.Fatalf("get after the peer died: err %v, output:\n%s", err, p.Output)
 	}
 	kept := fileSize(part)
 	if kept < 50<<20 || kept >= size {
@@ -93,19 +66,19 @@ func TestGetResumesAfterPeerDies(t *testing.T) {
 	}
 
 	sshd.Restart(t)
-	out, code := runGet(t, t.TempDir(), args...)
-	if code != 0 {
-		t.Fatalf("resumed get exited %d:\n%s", code, out)
+	g := runDsftp(t, testenv.NodeOptions{Dir: t.TempDir()}, append([]string{"get"}, args...)...)
+	if g.ExitCode() != 0 {
+		t.Fatalf("resumed get exited %d:\n%s", g.ExitCode(), g.Output)
 	}
-	m := regexp.MustCompile(`fetched (\d+) bytes in`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no fetched count in:\n%s", out)
+	done := g.Records("downloaded", "peer", "alice")
+	if len(done) != 1 {
+		t.Fatalf("no record of the download:\n%s", g.Output)
 	}
-	fetched, _ := strconv.ParseInt(m[1], 10, 64)
-	if !strings.Contains(out, "big.bin: resuming at ") || fetched != size-kept {
-		t.Fatalf("get after the restart fetched %d bytes, want %d (the rest after %d):\n%s", fetched, size-kept, kept, out)
+	fetched := done[0].Int("fetched")
+	if resumed := done[0].Int("resumed"); resumed != kept || fetched != size-kept {
+		t.Fatalf("get after the restart resumed at %d and fetched %d bytes, want %d (the rest after %d):\n%s", resumed, fetched, size-kept, kept, g.Output)
 	}
-	if !strings.Contains(out, "sha256 "+want+"  big.bin") {
+	if out := g.Text(); !strings.Contains(out, "sha256 "+want+"  big.bin") {
 		t.Fatalf("get after the restart did not print the right sha256 %s:\n%s", want, out)
 	}
 	if got := fileSHA(t, filepath.Join(dest, "big.bin")); got != want {
@@ -130,7 +103,8 @@ func TestGetNames(t *testing.T) {
 	sshd := testenv.StartSSHD(t, share)
 	base := []string{"--identity", sshd.Client.Path, "--peer", "alice=" + sshd.URL()}
 	get := func(dir string, args ...string) (string, int) {
-		return runGet(t, dir, append(append([]string{}, base...), args...)...)
+		n := runDsftp(t, testenv.NodeOptions{Dir: dir}, append(append([]string{"get"}, base...), args...)...)
+		return n.Text(), n.ExitCode()
 	}
 	root := t.TempDir()
 	dest := filepath.Join(root, "dest")

@@ -3,11 +3,8 @@
 package main
 
 import (
-	"github.com/dsftp/dsftp/cmd/internal/instance"
-
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -19,19 +16,15 @@ import (
 // same time uses a key of its own for the run.
 func TestHostKeyLasts(t *testing.T) {
 	cfg := t.TempDir()
-	env := []string{"XDG_CONFIG_HOME=" + cfg}
-	fingerprint := func(p *testenv.Process) string {
-		p.WaitOutput(t, instance.ReadyPrefix, 60*time.Second)
-		m := regexp.MustCompile(`host key\s+(SHA256:\S+)`).FindStringSubmatch(p.Output.String())
-		if m == nil {
-			t.Fatalf("no host key in the banner:\n%s", p.Output.String())
-		}
-		return m[1]
+	o := testenv.NodeOptions{Env: []string{"XDG_CONFIG_HOME=" + cfg}}
+	fingerprint := func(p *testenv.Node) string {
+		_, fp := shareReady(t, p)
+		return fp
 	}
 	args := []string{"share", t.TempDir(), "--listen", "127.0.0.1:0", "--discovery", "off", "--no-upnp"}
-	first := testenv.Start(t, env, testenv.Binary(t), args...)
+	first := testenv.StartNode(t, o, args...)
 	fp1 := fingerprint(first)
-	other := testenv.Start(t, env, testenv.Binary(t), args...)
+	other := testenv.StartNode(t, o, args...)
 	if fp := fingerprint(other); fp == fp1 {
 		t.Errorf("a second dsftp running at the same time has the same host key %s", fp)
 	}
@@ -41,7 +34,7 @@ func TestHostKeyLasts(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("host key file: %v, %v; want mode 0600", fi, err)
 	}
-	second := testenv.Start(t, env, testenv.Binary(t), args...)
+	second := testenv.StartNode(t, o, args...)
 	if fp := fingerprint(second); fp != fp1 {
 		t.Errorf("host key changed across runs: %s, then %s", fp1, fp)
 	}

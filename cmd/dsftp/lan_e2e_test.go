@@ -8,11 +8,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -40,7 +38,7 @@ type lanMount struct {
 	name string
 	dir  string // the folder it shares
 	mnt  string // where it mounts the others, as seen from its namespace
-	proc *testenv.Process
+	proc *testenv.Node
 	ns   *testenv.Netns
 }
 
@@ -118,23 +116,18 @@ func startLANMount(t *testing.T, ns *testenv.Netns, name string, args ...string)
 func startLANMountIn(t *testing.T, ns *testenv.Netns, name, dir, mnt string, args ...string) *lanMount {
 	t.Helper()
 	testenv.RequireFUSE(t)
-	bin := testenv.Binary(t)
 	m := &lanMount{name: name, ns: ns, dir: dir, mnt: mnt}
 	if err := os.MkdirAll(m.mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	all := append([]string{"mount", m.mnt, "--name", name, "--discovery", "lan"}, args...)
-	// cd into the folder, then exec: the PID stays dsftp's.
-	script := `cd "$1" && shift && exec "$@"`
-	shArgs := append([]string{"-c", script, "sh", m.dir, bin}, all...)
-	env := []string{"DSFTP_DISCORD_TOKEN="}
+	o := testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN="}, Dir: m.dir}
 	if ns != nil {
-		m.proc = ns.Start(t, env, "sh", shArgs...)
+		o.NS = ns.Name
 	} else {
-		m.proc = testenv.Start(t, env, "sh", shArgs...)
 		testenv.CleanupUnmount(t, m.mnt)
 	}
-	m.proc.WaitOutput(t, "msg=mounted", 60*time.Second)
+	m.proc = testenv.StartNode(t, o, append([]string{"mount", m.mnt, "--name", name, "--discovery", "lan"}, args...)...)
+	m.proc.WaitRecord(t, 60*time.Second, "mounted")
 	return m
 }
 
@@ -323,7 +316,8 @@ func TestLANHostileAdverts(t *testing.T) {
 	// The name claim shows up under a different name, and bob stays bob.
 	malloryName := "bob-" + shortFP(ssh.FingerprintSHA256(evil.PublicKey()))
 	alice.waitList(t, "bob", malloryName, "friend")
-	if err := sshLogin(t, sharePort(t, alice), friendClient); err != nil {
+	alicePort, _ := shareReady(t, alice.proc)
+	if err := sshLogin(t, alicePort, friendClient); err != nil {
 		t.Errorf("alice's share refused the client key of a live LAN advert: %v", err)
 	}
 	if got := readFile(t, alice.path("bob", "whoami.txt")); got != "I am bob\n" {
@@ -331,7 +325,7 @@ func TestLANHostileAdverts(t *testing.T) {
 	}
 	// Mallory's client key came only in the forged advert: alice's share
 	// must refuse it. Bob's key, from his real adverts, works.
-	if err := sshLogin(t, sharePort(t, alice), evil); err == nil {
+	if err := sshLogin(t, alicePort, evil); err == nil {
 		t.Error("alice's share accepted a client key from a forged advert")
 	}
 	// (On bob's own mount mallory's claim is the first "bob", so it is
@@ -417,18 +411,16 @@ func TestLANDemo(t *testing.T) {
 // --no-share --discovery lan used to be one; it now works with a
 // client-only advert: TestGetAndMountNoShareOnLAN.)
 func TestLANDefaultNotice(t *testing.T) {
-	bin := testenv.Binary(t)
 	port := testenv.FreeUDPPort(t)
 	// No token, no token file, no $DSFTP_DISCOVERY: the default applies.
 	env := []string{"DSFTP_DISCORD_TOKEN=", "DSFTP_DISCOVERY=", "XDG_CONFIG_HOME=" + t.TempDir()}
-	p := testenv.Start(t, env, bin, "share", t.TempDir(), "--lan-interface", "lo",
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: env}, "share", t.TempDir(), "--lan-interface", "lo",
 		"--lan-port", strconv.Itoa(port), "--listen", "127.0.0.1:0")
-	p.WaitOutput(t, "anyone on it can read your share", 30*time.Second)
-	p.WaitOutput(t, instance.ReadyPrefix, 30*time.Second)
-	_ = p.Cmd.Process.Signal(syscall.SIGINT)
-	if _, ok := p.Wait(20 * time.Second); !ok {
-		t.Fatal("share did not stop within 20 s of SIGINT")
+	if r := p.WaitRecord(t, 30*time.Second, instance.LANNotice); r.Level != "WARN" {
+		t.Errorf("the LAN notice is logged at %s; want WARN", r.Level)
 	}
+	shareReady(t, p)
+	p.Stop(t, syscall.SIGINT, 20*time.Second)
 
 	for _, c := range []struct {
 		args []string
@@ -437,10 +429,9 @@ func TestLANDefaultNotice(t *testing.T) {
 		{[]string{"share", "--discovery", "smoke-signals"}, "want discord, lan or off"},
 		{[]string{"share", "--discovery", "lan", "--lan-port", "0"}, "--lan-port 0"},
 	} {
-		out, err := exec.Command(bin, c.args...).CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.want) {
-			t.Errorf("dsftp %v: %v, want exit 2 saying %q\n%s", c.args, err, c.want, out)
+		n := runDsftp(t, testenv.NodeOptions{}, c.args...)
+		if n.ExitCode() != exitUsage || !strings.Contains(n.Text(), c.want) {
+			t.Errorf("dsftp %v: exit %d, want exit 2 saying %q\n%s", c.args, n.ExitCode(), c.want, n.Output)
 		}
 	}
 }
@@ -457,17 +448,6 @@ func shortFP(fp string) string {
 		}
 	}
 	return b.String()
-}
-
-// sharePort reads the port of a dsftp's share from its banner.
-func sharePort(t *testing.T, m *lanMount) int {
-	t.Helper()
-	match := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(m.proc.Output.String())
-	if match == nil {
-		t.Fatalf("%s printed no share banner:\n%s", m.name, m.proc.Output.String())
-	}
-	n, _ := strconv.Atoi(match[1])
-	return n
 }
 
 // sshLogin tries to log in to 127.0.0.1:port with key.

@@ -7,9 +7,7 @@ import (
 
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,48 +27,38 @@ import (
 type lanShare struct {
 	name, fp string
 	port     int
-	proc     *testenv.Process
+	proc     *testenv.Node
 }
 
 // startLANShare shares dir as name on loopback, LAN port lanPort.
 func startLANShare(t *testing.T, name, dir string, lanPort int) *lanShare {
 	t.Helper()
 	args := append([]string{"share", dir, "--name", name, "--discovery", "lan"}, loopbackArgs(lanPort)...)
-	p := testenv.Start(t, []string{"DSFTP_DISCORD_TOKEN="}, testenv.Binary(t), args...)
-	p.WaitOutput(t, instance.ReadyPrefix, 60*time.Second)
-	out := p.Output.String()
-	port, _ := strconv.Atoi(regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(out)[1])
-	fp := regexp.MustCompile(`host key +(SHA256:\S+)`).FindStringSubmatch(out)
-	if fp == nil {
-		t.Fatalf("%s: no host key in the banner:\n%s", name, out)
-	}
-	return &lanShare{name: name, fp: fp[1], port: port, proc: p}
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN="}}, args...)
+	port, fp := shareReady(t, p)
+	return &lanShare{name: name, fp: fp, port: port, proc: p}
 }
 
-// found lists the names a dsftp logged "found peer on the LAN" for.
-func found(out string) []string {
-	var names []string
-	for _, m := range regexp.MustCompile(`msg="found peer on the LAN" discovery=lan name=(\S+)`).FindAllStringSubmatch(out, -1) {
-		names = append(names, m[1])
-	}
-	return names
+// found lists the names a dsftp found as peers on the LAN.
+func found(n *testenv.Node) []string { return lanNames(n, "found peer on the LAN") }
+
+// heardClients lists the names a dsftp heard client-only LAN adverts of.
+func heardClients(n *testenv.Node) []string {
+	return lanNames(n, "heard a client on the LAN (it shares nothing; its key may log in)")
 }
 
-// heardClients lists the names a dsftp logged a client-only LAN advert for.
-func heardClients(out string) []string {
+// lanNames are the name attributes of a node's records msg.
+func lanNames(n *testenv.Node, msg string) []string {
 	var names []string
-	for _, m := range regexp.MustCompile(`msg="heard a client on the LAN[^"]*" discovery=lan name=(\S+)`).FindAllStringSubmatch(out, -1) {
-		names = append(names, m[1])
+	for _, r := range n.Records(msg) {
+		names = append(names, r.Str("name"))
 	}
 	return names
 }
 
 func (s *lanShare) stop(t *testing.T) {
 	t.Helper()
-	_ = s.proc.Cmd.Process.Signal(syscall.SIGINT)
-	if _, ok := s.proc.Wait(20 * time.Second); !ok {
-		t.Fatalf("%s did not exit within 20 s of SIGINT", s.name)
-	}
+	s.proc.Stop(t, syscall.SIGINT, 20*time.Second)
 }
 
 // The shell with --discovery lan announces its share, lists a LAN peer
@@ -107,11 +95,11 @@ func testShellOnLAN(t *testing.T, noShare bool) {
 	// as a peer, or with --no-share as a client only.
 	testenv.WaitFor(t, 30*time.Second, "alice to hear the shell", func() bool {
 		if noShare {
-			return slices.Contains(heardClients(alice.proc.Output.String()), "me")
+			return slices.Contains(heardClients(alice.proc), "me")
 		}
-		return slices.Contains(found(alice.proc.Output.String()), "me")
+		return slices.Contains(found(alice.proc), "me")
 	})
-	if noShare && slices.Contains(found(alice.proc.Output.String()), "me") {
+	if noShare && slices.Contains(found(alice.proc), "me") {
 		t.Errorf("alice took the --no-share shell for a peer:\n%s", alice.proc.Output.String())
 	}
 	s.expect("connect alice", `connected to alice`)
@@ -129,6 +117,7 @@ func testShellOnLAN(t *testing.T, noShare bool) {
 type lanSniffer struct {
 	mu   sync.Mutex
 	msgs [][]byte
+	last time.Time // of the last datagram
 }
 
 func sniffLAN(t *testing.T, port int) *lanSniffer {
@@ -143,6 +132,7 @@ func sniffLAN(t *testing.T, port int) *lanSniffer {
 			}
 			s.mu.Lock()
 			s.msgs = append(s.msgs, bytes.Clone(buf[:n]))
+			s.last = time.Now()
 			s.mu.Unlock()
 		}
 	}()
@@ -151,6 +141,29 @@ func sniffLAN(t *testing.T, port int) *lanSniffer {
 
 // senders returns the names in the adverts heard, how many queries, and
 // how many datagrams were neither.
+// quietFor is how long the port has carried nothing.
+func (s *lanSniffer) quietFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(s.last)
+}
+
+// left lists the names that sent a leaving advert (one that lives at
+// most lan.LeaveTTL).
+func (s *lanSniffer) left() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, m := range s.msgs {
+		d, err := advert.Decode(string(m))
+		if err == nil && d.Expires-d.Issued <= int64(lan.LeaveTTL/time.Second) && !slices.Contains(names, d.Name) {
+			names = append(names, d.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 func (s *lanSniffer) senders() (names []string, queries, invalid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,40 +186,13 @@ func (s *lanSniffer) senders() (names []string, queries, invalid int) {
 }
 
 // startPeersListener starts `dsftp peers --discovery lan` on loopback and
-// returns once it listens; stdout is kept apart for --json.
-func startPeersListener(t *testing.T, port int, extra ...string) (stdout *bytes.Buffer, stderr *testenv.SyncBuffer, wait func(time.Duration) (error, bool)) {
+// returns once it listens.
+func startPeersListener(t *testing.T, port int, extra ...string) *testenv.Node {
 	t.Helper()
 	args := append([]string{"peers", "--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port)}, extra...)
-	cmd := exec.Command(testenv.Binary(t), args...)
-	cmd.Env = append(os.Environ(), "DSFTP_DISCORD_TOKEN=")
-	stdout, stderr = &bytes.Buffer{}, &testenv.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var werr error
-	go func() { werr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill() // by PID
-			<-done
-		}
-	})
-	wait = func(d time.Duration) (error, bool) {
-		select {
-		case <-done:
-			return werr, true
-		case <-time.After(d):
-			return nil, false
-		}
-	}
-	testenv.WaitFor(t, 30*time.Second, "dsftp peers to listen", func() bool {
-		return strings.Contains(stderr.String(), "listening for LAN adverts on UDP port "+strconv.Itoa(port))
-	})
-	return stdout, stderr, wait
+	n := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN="}}, args...)
+	n.WaitRecord(t, 30*time.Second, "listening for LAN adverts", "port", strconv.Itoa(port))
+	return n
 }
 
 // `dsftp peers --discovery lan` lists the LAN sharers, as JSON and as a
@@ -218,30 +204,27 @@ func TestPeersOnLAN(t *testing.T) {
 	sniff := sniffLAN(t, port)
 	// The listeners start first: sharers announce at once on start, and
 	// then only every 30 s.
-	jsonOut, jsonErr, jsonWait := startPeersListener(t, port, "--wait", "20s", "--json")
-	tableOut, tableErr, tableWait := startPeersListener(t, port, "--wait", "20s")
+	jsonL := startPeersListener(t, port, "--wait", "20s", "--json")
+	tableL := startPeersListener(t, port, "--wait", "20s")
 	dirA, dirB := t.TempDir(), t.TempDir()
 	alice := startLANShare(t, "alice", dirA, port)
 	bob := startLANShare(t, "bob", dirB, port)
 
-	for _, w := range []struct {
-		wait   func(time.Duration) (error, bool)
-		stderr *testenv.SyncBuffer
-	}{{jsonWait, jsonErr}, {tableWait, tableErr}} {
-		err, ok := w.wait(60 * time.Second)
+	for _, l := range []*testenv.Node{jsonL, tableL} {
+		err, ok := l.Wait(60 * time.Second)
 		if !ok {
 			t.Fatal("dsftp peers --wait 20s still running after 60 s")
 		}
 		if err != nil {
-			t.Fatalf("dsftp peers: %v\n%s", err, w.stderr.String())
+			t.Fatalf("dsftp peers: %v\n%s", err, l.Output)
 		}
 	}
 	var rows []instance.Listed
-	if err := json.Unmarshal(jsonOut.Bytes(), &rows); err != nil {
-		t.Fatalf("parse %s: %v", jsonOut, err)
+	if err := json.Unmarshal([]byte(jsonL.Stdout()), &rows); err != nil {
+		t.Fatalf("parse %s: %v", jsonL.Stdout(), err)
 	}
 	if len(rows) != 2 {
-		t.Fatalf("dsftp peers --json listed %d peers, want alice and bob:\n%s", len(rows), jsonOut)
+		t.Fatalf("dsftp peers --json listed %d peers, want alice and bob:\n%s", len(rows), jsonL.Stdout())
 	}
 	for i, sh := range []*lanShare{alice, bob} {
 		r := rows[i]
@@ -250,7 +233,7 @@ func TestPeersOnLAN(t *testing.T) {
 			t.Errorf("row %d = %+v, want %s %s at %s from lan", i, r, sh.name, sh.fp, want)
 		}
 	}
-	table := tableOut.String()
+	table := tableL.Stdout()
 	for _, sh := range []*lanShare{alice, bob} {
 		row := `(?m)^` + sh.name + ` +` + regexp.QuoteMeta(sh.fp) + ` +127\.0\.0\.1:` + strconv.Itoa(sh.port) + ` +direct +\d+s +lan$`
 		if !regexp.MustCompile(row).MatchString(table) || !strings.HasPrefix(table, "NAME") {
@@ -263,13 +246,15 @@ func TestPeersOnLAN(t *testing.T) {
 	// The sharers heard only each other; the wire carried only their
 	// adverts and the queries (a listener that sent anything else would
 	// show up here).
-	if got := found(alice.proc.Output.String()); !slices.Equal(got, []string{"bob"}) {
+	if got := found(alice.proc); !slices.Equal(got, []string{"bob"}) {
 		t.Errorf("alice found %v on the LAN, want only bob", got)
 	}
-	if got := found(bob.proc.Output.String()); !slices.Equal(got, []string{"alice"}) {
+	if got := found(bob.proc); !slices.Equal(got, []string{"alice"}) {
 		t.Errorf("bob found %v on the LAN, want only alice", got)
 	}
-	time.Sleep(300 * time.Millisecond) // the last leaving adverts
+	testenv.WaitFor(t, 10*time.Second, "the sharers' leaving adverts on the wire", func() bool {
+		return slices.Equal(sniff.left(), []string{"alice", "bob"})
+	})
 	names, queries, invalid := sniff.senders()
 	if !slices.Equal(names, []string{"alice", "bob"}) || invalid != 0 || queries == 0 {
 		t.Errorf("the LAN port carried adverts of %v, %d queries and %d other datagrams; want only alice's and bob's and the queries", names, queries, invalid)
@@ -280,7 +265,6 @@ func TestPeersOnLAN(t *testing.T) {
 // with --no-share and LAN discovery is no usage error: it announces a
 // client-only advert, TestShellNoShareOnLAN.)
 func TestPeersAndShellUsage(t *testing.T) {
-	bin := testenv.Binary(t)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -289,10 +273,9 @@ func TestPeersAndShellUsage(t *testing.T) {
 		{[]string{"peers", "--discovery", "lan", "--wait", "0s"}, "--wait 0s"},
 		{[]string{"peers", "--discovery", "lan", "--wait", "200ms"}, "want at least 1s"},
 	} {
-		out, err := exec.Command(bin, c.args...).CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), c.want) {
-			t.Errorf("dsftp %v: %v, want exit 2 saying %q\n%s", c.args, err, c.want, out)
+		n := runDsftp(t, testenv.NodeOptions{}, c.args...)
+		if n.ExitCode() != exitUsage || !strings.Contains(n.Text(), c.want) {
+			t.Errorf("dsftp %v: exit %d, want exit 2 saying %q\n%s", c.args, n.ExitCode(), c.want, n.Output)
 		}
 	}
 }

@@ -23,17 +23,12 @@ func TestLANPortTaken(t *testing.T) {
 	}
 	defer held.Close()
 	p := startLANShare(t, "alice", t.TempDir(), port)
-	time.Sleep(time.Second) // the first announcements
+	onPort := func(r testenv.Record) bool { return r.Str("port") == strconv.Itoa(port) && r.Level != "INFO" }
+	p.proc.WaitWhere(t, 10*time.Second, "a record about the taken port", onPort)
 	p.stop(t)
-	out := p.proc.Output.String()
-	var warns []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "UDP port "+strconv.Itoa(port)) && !strings.Contains(l, "announcing") {
-			warns = append(warns, l)
-		}
-	}
-	t.Logf("lines about the taken port: %q", warns)
-	if len(warns) != 1 || !strings.Contains(warns[0], "level=WARN") || !strings.Contains(warns[0], "--lan-port") || !strings.Contains(warns[0], "address already in use") {
-		t.Errorf("share with UDP %d taken:\n%s\nwant one warning naming the port, the cause and --lan-port", port, out)
+	warns := p.proc.Where(onPort)
+	t.Logf("records about the taken port: %v", warns)
+	if len(warns) != 1 || warns[0].Level != "WARN" || !strings.Contains(warns[0].Msg, "--lan-port") || !strings.Contains(warns[0].Str("err"), "address already in use") {
+		t.Errorf("share with UDP %d taken:\n%s\nwant one warning naming the port, the cause and --lan-port", port, p.proc.Output)
 	}
 }

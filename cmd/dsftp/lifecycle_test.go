@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +41,7 @@ func daemonPid(mnt string) int {
 		}
 		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 2 && args[1] == "mount" && args[2] == mnt {
+		if len(args) > 2 && args[1] == "mount" && slices.Contains(args[2:], mnt) {
 			return pid
 		}
 	}
@@ -55,7 +56,8 @@ func TestMountDaemon(t *testing.T) {
 	m := startModePeer(t)
 	mnt := mountDir(t)
 	logFile := filepath.Join(t.TempDir(), "dsftp.log")
-	args := append(append([]string{m.bin, "mount", mnt}, m.peer...), "--daemon", "--log-file", logFile)
+	// Not a testenv node: a shell that exits is the subject.
+	args := append(append([]string{m.bin, "mount", mnt}, m.peer...), "--daemon", "--log-file", logFile, "--log-json")
 	sh := exec.Command("sh", append([]string{"-c", `"$@"; echo "exit $?"; ls "$0"`, mnt}, args...)...)
 	sh.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err := sh.CombinedOutput()
@@ -84,9 +86,10 @@ func TestMountDaemon(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "the background dsftp to unmount and exit", func() bool {
 		return !testenv.Mounted(mnt) && syscall.Kill(pid, 0) != nil
 	})
-	log, _ := os.ReadFile(logFile)
-	for _, want := range []string{"msg=mounted", "msg=unmounting"} {
-		if !strings.Contains(string(log), want) {
+	recs := testenv.ReadRecords(t, logFile)
+	for _, want := range []string{"mounted", "unmounting"} {
+		if !slices.ContainsFunc(recs, func(r testenv.Record) bool { return r.Msg == want }) {
+			log, _ := os.ReadFile(logFile)
 			t.Errorf("--log-file lacks %q:\n%s", want, log)
 		}
 	}
@@ -105,14 +108,16 @@ func TestMountDaemonFails(t *testing.T) {
 	defer l.Close()
 	share := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "log")
-	out, code := runBinary(t, "mount", mnt, "--daemon", "--log-file", logFile, "--discovery", "off", "--share", share, "--listen", l.Addr().String())
+	n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "mount", mnt, "--daemon", "--log-file", logFile, "--discovery", "off", "--share", share, "--listen", l.Addr().String())
+	out, code := n.Text(), n.ExitCode()
 	if code == 0 || !strings.Contains(out, "already in use") {
 		t.Errorf("--daemon with a taken port: exit %d, %q; want a failure saying the port is in use", code, out)
 	}
 	// Without --log-file the logs go to the system log; where there is
 	// none (a container), --daemon says so instead of logging nowhere.
 	if _, err := os.Stat("/dev/log"); err != nil {
-		out, code := runBinary(t, "mount", mnt, "--daemon", "--discovery", "off", "--no-share")
+		n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "mount", mnt, "--daemon", "--discovery", "off", "--no-share")
+		out, code := n.Text(), n.ExitCode()
 		if code == 0 || !strings.Contains(out, "pass --log-file") {
 			t.Errorf("--daemon without a system log: exit %d, %q; want a failure asking for --log-file", code, out)
 		}
@@ -144,7 +149,7 @@ func TestMountNotify(t *testing.T) {
 			got <- string(buf[:n])
 		}
 	}()
-	p := testenv.Start(t, []string{"NOTIFY_SOCKET=" + sock}, m.bin, append([]string{"mount", mnt}, m.peer...)...)
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"NOTIFY_SOCKET=" + sock}, Binary: m.bin}, append([]string{"mount", mnt}, m.peer...)...)
 	for _, want := range []string{"READY=1", "STOPPING=1"} {
 		select {
 		case msg := <-got:
@@ -208,9 +213,9 @@ func TestVersionFromClone(t *testing.T) {
 
 	want := "commit " + strings.TrimSpace(string(head))
 	for _, args := range [][]string{{"--version"}, {"version"}} {
-		out, err := exec.Command(filepath.Join(clone, "bin", "dsftp"), args...).CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), "dsftp v") || !strings.Contains(string(out), want) {
-			t.Errorf("dsftp %s: %q, %v; want dsftp vX… %s", args[0], out, err, want)
+		n := runDsftp(t, testenv.NodeOptions{Binary: filepath.Join(clone, "bin", "dsftp")}, args...)
+		if out := n.Stdout(); n.ExitCode() != 0 || !strings.HasPrefix(out, "dsftp v") || !strings.Contains(out, want) {
+			t.Errorf("dsftp %s: %q, exit %d; want dsftp vX… %s", args[0], n.Output, n.ExitCode(), want)
 		}
 	}
 }

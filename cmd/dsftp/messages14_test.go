@@ -3,10 +3,9 @@
 package main
 
 import (
-	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,27 +15,9 @@ import (
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
-// jsonLogs parses the --log-json lines of out (other lines skipped).
-func jsonLogs(out string) []map[string]any {
-	var ls []map[string]any
-	for _, l := range strings.Split(out, "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] != nil {
-			ls = append(ls, m)
-		}
-	}
-	return ls
-}
-
-// logged returns the log lines whose message contains msg.
-func logged(ls []map[string]any, msg string) []map[string]any {
-	var out []map[string]any
-	for _, l := range ls {
-		if s, _ := l["msg"].(string); strings.Contains(s, msg) {
-			out = append(out, l)
-		}
-	}
-	return out
+// logged lists the node's records whose message contains msg.
+func logged(n *testenv.Node, msg string) []testenv.Record {
+	return n.Where(func(r testenv.Record) bool { return strings.Contains(r.Msg, msg) })
 }
 
 // TestSelfDialSilent: a peer address that is this process's own share
@@ -49,24 +30,28 @@ func TestSelfDialSilent(t *testing.T) {
 	mnt := mountDir(t)
 	port := testenv.FreePort(t)
 	other := testenv.NewKey(t, t.TempDir(), "other") // the fingerprint c really has
-	p := testenv.Start(t, nil, testenv.Binary(t), "mount", mnt, "--share", t.TempDir(), "--discovery", "off",
-		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--log-json", "--timeout", "5s",
+	// At debug level every failed dial is logged, not only the first.
+	p := testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--share", t.TempDir(), "--discovery", "off",
+		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--log-level", "debug", "--timeout", "5s",
 		"--peer", "c=sftp://dsftp@127.0.0.1:"+strconv.Itoa(port)+"/?fingerprint="+other.Fingerprint())
-	p.WaitOutput(t, `"msg":"mounted"`, 60*time.Second)
-	for range 3 {
-		_, _ = os.ReadDir(filepath.Join(mnt, "c"))
-		time.Sleep(600 * time.Millisecond) // past the dial backoff
+	p.WaitRecord(t, 60*time.Second, "mounted")
+	for i := range 3 {
+		// A read within the dial backoff fails without dialing.
+		testenv.WaitFor(t, 15*time.Second, fmt.Sprintf("dial %d of our own address", i+1), func() bool {
+			_, _ = os.ReadDir(filepath.Join(mnt, "c"))
+			return p.Count("cannot reach peer") > i
+		})
 	}
 	stop(t, p, mnt, syscall.SIGTERM)
-	out := p.Output.String()
-	ls := jsonLogs(out)
 	for _, bad := range []string{"closed without login", "address penalised"} {
-		if n := len(logged(ls, bad)); n > 0 {
+		if n := len(logged(p, bad)); n > 0 {
 			t.Errorf("the share logged %q %d times for our own dials", bad, n)
 		}
 	}
-	if strings.Contains(out, "host key mismatch") || !strings.Contains(out, "answers with our own host key") {
-		t.Errorf("dialing our own address:\n%s\nwant it named as our own share, not a host key mismatch", out)
+	ownKey := p.Where(func(r testenv.Record) bool { return strings.Contains(r.Str("err"), "answers with our own host key") })
+	mismatch := p.Where(func(r testenv.Record) bool { return strings.Contains(r.Str("err"), "host key mismatch") })
+	if len(mismatch) != 0 || strings.Contains(p.Text(), "host key mismatch") || len(ownKey) == 0 {
+		t.Errorf("dialing our own address:\n%s\nwant it named as our own share, not a host key mismatch", p.Output)
 	}
 }
 
@@ -81,25 +66,23 @@ func TestPeerIdleCloseIsInfo(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "client")
 	port := strconv.Itoa(testenv.FreePort(t))
 	sh := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off", "--idle-timeout", "1s")
-	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(sh.Output.String())
+	_, fp := shareReady(t, sh)
 	mnt := mountDir(t)
-	p := testenv.Start(t, nil, testenv.Binary(t), "mount", mnt, "--no-share", "--discovery", "off", "--log-json",
+	p := testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--no-share", "--discovery", "off",
 		"--identity", key.Path, "--peer", "p=sftp://x@127.0.0.1:"+port+"/?fingerprint="+fp)
 	testenv.WaitFor(t, 30*time.Second, "the peer's file", func() bool {
 		b, err := os.ReadFile(filepath.Join(mnt, "p", "a.txt"))
 		return err == nil && string(b) == "a\n"
 	})
-	testenv.WaitFor(t, 20*time.Second, "the peer to close the idle connection", func() bool {
-		return strings.Contains(p.Output.String(), "peer closed a connection with nothing in use")
-	})
+	const idleClose = "peer closed a connection with nothing in use (its idle timeout, or it stopped)"
+	p.WaitRecord(t, 20*time.Second, idleClose, "peer", "p")
 	stop(t, p, mnt, syscall.SIGTERM)
-	ls := jsonLogs(p.Output.String())
-	for _, l := range logged(ls, "peer closed a connection with nothing in use") {
-		if l["level"] != "INFO" {
-			t.Errorf("logged at %v: %v", l["level"], l)
+	for _, l := range p.Records(idleClose) {
+		if l.Level != "INFO" {
+			t.Errorf("logged at %v: %v", l.Level, l)
 		}
 	}
-	if w := logged(ls, "closing connection to peer"); len(w) > 0 {
+	if w := logged(p, "closing connection to peer"); len(w) > 0 {
 		t.Errorf("an expected close logged as %v", w)
 	}
 }

@@ -31,8 +31,9 @@ func TestGetSettledAndQuiet(t *testing.T) {
 	lan := []string{"--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(lanPort)}
 
 	start := time.Now()
-	out, code := runGet(t, t.TempDir(), append(lan, "--wait", "10m", "alcie:hello.txt")...)
+	g := runDsftp(t, testenv.NodeOptions{Dir: t.TempDir()}, append(append([]string{"get"}, lan...), "--wait", "10m", "alcie:hello.txt")...)
 	took := time.Since(start)
+	out, code := g.Text(), g.ExitCode()
 	t.Logf("get alcie:hello.txt --wait 10m: exit %d after %v: %s", code, took.Round(time.Millisecond), out)
 	if code != 1 || !strings.Contains(out, `did you mean "alice"?`) || !strings.Contains(out, "discovery has found every peer") {
 		t.Errorf("get of an unknown peer: exit %d\n%s", code, out)
@@ -66,13 +67,13 @@ func TestNoSpuriousErrorOnFailedStart(t *testing.T) {
 	if err := os.WriteFile(token, []byte("not-a-real-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runBinary(t, "mount", mnt, "--share", share, "--listen", "127.0.0.1:0", "--discovery", "discord",
+	n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "mount", mnt, "--share", share, "--listen", "127.0.0.1:0", "--discovery", "discord",
 		"--token-file", token, "--discord-api", "http://127.0.0.1:1")
-	if code != 1 || !strings.Contains(out, "cannot reach the Discord API at http://127.0.0.1:1") {
-		t.Errorf("mount with an unreachable Discord: exit %d\n%s", code, out)
+	if n.ExitCode() != 1 || !strings.Contains(n.Text(), "cannot reach the Discord API at http://127.0.0.1:1") {
+		t.Errorf("mount with an unreachable Discord: exit %d\n%s", n.ExitCode(), n.Output)
 	}
-	if strings.Contains(out, "level=ERROR") || strings.Contains(out, "share stopped") {
-		t.Errorf("a failed start logged an ERROR:\n%s", out)
+	if errs := n.Where(func(r testenv.Record) bool { return r.Level == "ERROR" }); len(errs) != 0 || n.Count("share stopped") != 0 {
+		t.Errorf("a failed start logged an ERROR:\n%s", n.Output)
 	}
 }
 
@@ -154,18 +155,21 @@ func TestLogFlags(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
 		flag      string
-		want, not string
-	}{{"-q", "", "level=INFO"}, {"-v", "level=DEBUG", ""}, {"--log-level=warn", "", "level=INFO"}} {
-		p := startShareBinary(t, dir, "--discovery", "off", "--listen", "127.0.0.1:0", c.flag)
-		time.Sleep(500 * time.Millisecond) // the INFO lines after the banner
-		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-		p.Wait(20 * time.Second)
-		out := p.Output.String()
-		if (c.want != "" && !strings.Contains(out, c.want)) || (c.not != "" && strings.Contains(out, c.not)) {
-			t.Errorf("share %s: output:\n%s\nwant %q, not %q", c.flag, out, c.want, c.not)
+		want, not string // log levels
+	}{{"-q", "", "INFO"}, {"-v", "DEBUG", ""}, {"--log-level=warn", "", "INFO"}} {
+		addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		p := testenv.StartNode(t, testenv.NodeOptions{}, "share", dir, "--discovery", "off", "--listen", addr, c.flag)
+		testenv.WaitTCP(t, addr, 60*time.Second)
+		// Every line is written once the process has ended.
+		p.Stop(t, syscall.SIGTERM, 20*time.Second)
+		at := func(level string) int {
+			return len(p.Where(func(r testenv.Record) bool { return r.Level == level }))
+		}
+		if (c.want != "" && at(c.want) == 0) || (c.not != "" && at(c.not) != 0) {
+			t.Errorf("share %s: output:\n%s\nwant %s lines, no %s lines", c.flag, p.Output, c.want, c.not)
 		}
 	}
-	if out, code := runBinary(t, "share", dir, "-v", "-q"); code != exitUsage || !strings.Contains(out, "-v and -q") {
-		t.Errorf("-v -q: exit %d, %q; want exit 2", code, out)
+	if n := runDsftp(t, testenv.NodeOptions{Env: noToken}, "share", dir, "-v", "-q"); n.ExitCode() != exitUsage || !strings.Contains(n.Text(), "-v and -q") {
+		t.Errorf("-v -q: exit %d, %q; want exit 2", n.ExitCode(), n.Output)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,7 +22,7 @@ type discordMount struct {
 	mnt     string
 	share   string
 	content []byte
-	proc    *testenv.Process
+	proc    *testenv.Node
 	port    int
 	started time.Time // process started
 }
@@ -44,7 +43,7 @@ func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string, extra .
 	}
 	testenv.CleanupUnmount(t, m.mnt)
 	m.started = time.Now()
-	m.proc = testenv.Start(t, f.env(t, token), testenv.Binary(t), append([]string{"mount", m.mnt,
+	m.proc = testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, token)}, append([]string{"mount", m.mnt,
 		"--share", m.share, "--listen", "127.0.0.1:0", "--name", name, "--timeout", "5s"}, extra...)...)
 	t.Cleanup(func() {
 		select {
@@ -54,12 +53,8 @@ func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string, extra .
 			m.proc.Wait(15 * time.Second)
 		}
 	})
-	m.proc.WaitOutput(t, "msg=mounted", 60*time.Second)
-	match := portRE.FindStringSubmatch(m.proc.Output.String())
-	if match == nil {
-		t.Fatalf("%s: no share port in output:\n%s", name, m.proc.Output.String())
-	}
-	m.port, _ = strconv.Atoi(match[1])
+	m.port, _ = shareReady(t, m.proc)
+	m.proc.WaitRecord(t, 60*time.Second, "mounted")
 	return m
 }
 

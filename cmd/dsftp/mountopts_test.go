@@ -3,11 +3,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,8 +55,7 @@ func startModePeer(t *testing.T) *modePeer {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(testenv.FreePort(t))
-	p := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off")
-	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(p.Output.String())
+	_, fp := shareReady(t, startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off"))
 	bin := filepath.Join(tmp, "dsftp")
 	copyFile(t, testenv.Binary(t), bin, 0o755)
 	return &modePeer{dir: dir, bin: bin, peer: []string{"--no-share", "--discovery", "off", "--identity", key.Path,
@@ -90,9 +89,9 @@ func mountDir(t *testing.T) string {
 
 // mount runs `dsftp mount mnt` with the peer and args and waits until
 // the peer's directory shows.
-func (m *modePeer) mount(t *testing.T, mnt string, args ...string) *testenv.Process {
+func (m *modePeer) mount(t *testing.T, mnt string, args ...string) *testenv.Node {
 	t.Helper()
-	p := testenv.Start(t, nil, m.bin, append(append([]string{"mount", mnt}, m.peer...), args...)...)
+	p := testenv.StartNode(t, testenv.NodeOptions{Binary: m.bin}, append(append([]string{"mount", mnt}, m.peer...), args...)...)
 	testenv.WaitFor(t, 30*time.Second, "the peer's directory in the mount", func() bool {
 		_, err := os.Stat(filepath.Join(mnt, "p", "a.txt"))
 		return err == nil
@@ -101,14 +100,9 @@ func (m *modePeer) mount(t *testing.T, mnt string, args ...string) *testenv.Proc
 }
 
 // stop sends sig and waits for a clean exit with nothing left mounted.
-func stop(t *testing.T, p *testenv.Process, mnt string, sig syscall.Signal) {
+func stop(t *testing.T, p *testenv.Node, mnt string, sig syscall.Signal) {
 	t.Helper()
-	_ = p.Cmd.Process.Signal(sig)
-	err, ok := p.Wait(20 * time.Second)
-	if !ok {
-		t.Fatalf("dsftp mount did not stop on %v within 20 s", sig)
-	}
-	if err != nil {
+	if err := p.Stop(t, sig, 20*time.Second); err != nil {
 		t.Errorf("dsftp mount on %v: %v; want exit 0", sig, err)
 	}
 	if testenv.Mounted(mnt) {
@@ -163,7 +157,7 @@ func TestMountModesAndCopy(t *testing.T) {
 	if !strings.Contains(out, "-rw-r--r-- 1 65534 65534 7") && !strings.Contains(out, "-rw-r--r-- 1 nobody") {
 		t.Errorf("the copy of a 0644 file is not 0644 owned by the user:\n%s", out)
 	}
-	if err := os.WriteFile(filepath.Join(mnt, "p", "new"), nil, 0o644); !errorsIs(err, syscall.EROFS) {
+	if err := os.WriteFile(filepath.Join(mnt, "p", "new"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("writing into the mount: %v; want EROFS", err)
 	}
 	stop(t, p, mnt, syscall.SIGTERM)
@@ -179,11 +173,6 @@ func TestMountModesAndCopy(t *testing.T) {
 		t.Errorf("-o umask=077: run.sh is %v; want -rwx------", mode)
 	}
 	stop(t, p, mnt, syscall.SIGINT)
-}
-
-func errorsIs(err error, errno syscall.Errno) bool {
-	pe, ok := err.(*os.PathError)
-	return ok && pe.Err == errno
 }
 
 // mountLine returns the /proc/self/mountinfo line of mnt.
@@ -246,7 +235,8 @@ func TestMountOptions(t *testing.T) {
 		{"-o", "umask=999", `umask "999"`}, {"--umask", "8", "--umask"}, {"-o", "ro=1", "ro takes no value"},
 		{"-o", "fsname", "fsname needs a value"},
 	} {
-		out, code := runBinary(t, append(append([]string{"mount", mnt}, m.peer...), bad.flag, bad.val)...)
+		n := runDsftp(t, testenv.NodeOptions{Env: noToken}, append(append([]string{"mount", mnt}, m.peer...), bad.flag, bad.val)...)
+		out, code := n.Text(), n.ExitCode()
 		if code != exitUsage || !strings.Contains(out, bad.want) {
 			t.Errorf("dsftp mount %s %s: exit %d, %q; want exit 2 and %q", bad.flag, bad.val, code, out, bad.want)
 		}
@@ -254,21 +244,6 @@ func TestMountOptions(t *testing.T) {
 			t.Fatalf("dsftp mount %s %s mounted", bad.flag, bad.val)
 		}
 	}
-}
-
-// runBinary runs the binary to its end and returns its output and exit code.
-func runBinary(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), args...)
-	cmd.Env = append(os.Environ(), "DSFTP_DISCORD_TOKEN=", "XDG_CONFIG_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
 }
 
 // TestMountNonEmpty: a mountpoint that holds files is refused (exit 2,
@@ -280,7 +255,8 @@ func TestMountNonEmpty(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "notes.txt"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runBinary(t, append([]string{"mount", mnt}, m.peer...)...)
+	n := runDsftp(t, testenv.NodeOptions{Env: noToken}, append([]string{"mount", mnt}, m.peer...)...)
+	out, code := n.Text(), n.ExitCode()
 	if code != exitUsage || !strings.Contains(out, "is not empty") || !strings.Contains(out, "notes.txt") || !strings.Contains(out, "--allow-non-empty") {
 		t.Errorf("non-empty mountpoint: exit %d, %q; want exit 2 naming notes.txt and --allow-non-empty", code, out)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,26 +37,26 @@ func shareDir(t *testing.T, name, whoami string) string {
 
 // startLANNameShare runs `dsftp share` on loopback LAN discovery as name,
 // with its host key in cfg (the same cfg: the same key across runs).
-func startLANNameShare(t *testing.T, port int, name, cfg, whoami string) *testenv.Process {
+func startLANNameShare(t *testing.T, port int, name, cfg, whoami string) *testenv.Node {
 	t.Helper()
-	p := testenv.Start(t, []string{"XDG_CONFIG_HOME=" + cfg, "DSFTP_DISCORD_TOKEN="}, testenv.Binary(t), "share", shareDir(t, name, whoami), "--name", name,
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"XDG_CONFIG_HOME=" + cfg, "DSFTP_DISCORD_TOKEN="}}, "share", shareDir(t, name, whoami), "--name", name,
 		"--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port), "--listen", "127.0.0.1:0")
-	p.WaitOutput(t, "dsftp share ready on port", 30*time.Second)
+	shareReady(t, p)
 	return p
 }
 
 // startDiscordNameShare runs `dsftp share` against f as name, with its
 // host key in cfg.
-func startDiscordNameShare(t *testing.T, f *fakeDiscord, token, name, cfg, whoami string) *testenv.Process {
+func startDiscordNameShare(t *testing.T, f *fakeDiscord, token, name, cfg, whoami string) *testenv.Node {
 	t.Helper()
 	env := append(f.env(t, token), "XDG_CONFIG_HOME="+cfg) // the last one wins
-	p := testenv.Start(t, env, testenv.Binary(t), "share", shareDir(t, name, whoami), "--listen", "127.0.0.1:0", "--name", name)
-	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: env}, "share", shareDir(t, name, whoami), "--listen", "127.0.0.1:0", "--name", name)
+	p.WaitRecord(t, 60*time.Second, "advertising in Discord", "name", name)
 	return p
 }
 
 // stateDir is the $XDG_STATE_HOME a started process was given.
-func stateDir(t *testing.T, p *testenv.Process) string {
+func stateDir(t *testing.T, p *testenv.Node) string {
 	t.Helper()
 	dir := ""
 	for _, kv := range p.Cmd.Env {
@@ -91,12 +90,9 @@ func knownNames(t *testing.T, path string) map[string]string {
 
 // stopAndWaitGone stops a share like Ctrl-C (it says it leaves) and waits
 // until the mount no longer lists name.
-func stopAndWaitGone(t *testing.T, p *testenv.Process, m interface{ names(*testing.T) []string }, name string) {
+func stopAndWaitGone(t *testing.T, p *testenv.Node, m interface{ names(*testing.T) []string }, name string) {
 	t.Helper()
-	_ = p.Cmd.Process.Signal(syscall.SIGINT)
-	if _, ok := p.Wait(20 * time.Second); !ok {
-		t.Fatalf("%s did not exit within 20 s of SIGINT", name)
-	}
+	p.Stop(t, syscall.SIGINT, 20*time.Second)
 	testenv.WaitFor(t, 30*time.Second, name+" to leave", func() bool { return !slices.Contains(m.names(t), name) })
 }
 
@@ -110,7 +106,7 @@ func (m *discordMount) names(t *testing.T) []string { return names(t, m.mnt) }
 // still give name to the owner's key.
 func claimAfterFlood(t *testing.T, m interface {
 	names(*testing.T) []string
-}, mnt func(...string) string, state, name, ownerID string, start func(name, cfg, whoami string) *testenv.Process, ownerCfg string, floodOrigins int) {
+}, mnt func(...string) string, state, name, ownerID string, start func(name, cfg, whoami string) *testenv.Node, ownerCfg string, floodOrigins int) {
 	t.Helper()
 	start(name, t.TempDir(), "I am mallory, claiming "+name+"\n")
 	var stranger string
@@ -177,7 +173,7 @@ func TestNameClaimDuringRestartBinary(t *testing.T) {
 	port := testenv.FreeUDPPort(t)
 	obs := startLANMount(t, nil, "observer", loopbackArgs(port)...)
 	aliceCfg := t.TempDir()
-	share := func(name, cfg, whoami string) *testenv.Process {
+	share := func(name, cfg, whoami string) *testenv.Node {
 		return startLANNameShare(t, port, "alice", cfg, whoami)
 	}
 	alice := share("alice", aliceCfg, "I am alice\n")
@@ -263,12 +259,10 @@ func TestNameFloodDiscordBinary(t *testing.T) {
 	})
 
 	claimAfterFlood(t, obs, func(p ...string) string { return filepath.Join(append([]string{obs.mnt}, p...)...) },
-		stateDir(t, obs.proc), "alice", adv.Fingerprint, func(name, cfg, whoami string) *testenv.Process {
+		stateDir(t, obs.proc), "alice", adv.Fingerprint, func(name, cfg, whoami string) *testenv.Node {
 			return startDiscordNameShare(t, f, f.bot(), name, cfg, whoami)
 		}, aliceCfg, 1)
 }
-
-var floodFound = regexp.MustCompile(`msg="new LAN peer" .*name=flood-`)
 
 // TestNameFloodLANBinary: while lanalice is away, 100 loopback addresses
 // send validly signed LAN adverts with fresh, short-lived keys until the
@@ -285,21 +279,18 @@ func TestNameFloodLANBinary(t *testing.T) {
 	aliceCfg := t.TempDir()
 	alice := startLANNameShare(t, port, "lanalice", aliceCfg, "I am lanalice\n")
 	obs.waitList(t, "lanalice")
-	var aliceID string
-	for _, line := range strings.Split(obs.proc.Output.String(), "\n") {
-		if strings.Contains(line, "found peer on the LAN") && strings.Contains(line, "name=lanalice") {
-			if _, id, ok := strings.Cut(line, " id="); ok {
-				aliceID, _, _ = strings.Cut(id, " ")
-			}
-		}
-	}
+	aliceID := obs.proc.WaitRecord(t, 10*time.Second, "found peer on the LAN", "name", "lanalice").Str("id")
 	if aliceID == "" {
-		t.Fatalf("the observer did not log lanalice's key:\n%s", obs.proc.Output.String())
+		t.Fatalf("the observer did not log lanalice's key:\n%s", obs.proc.Output)
 	}
 	stopAndWaitGone(t, alice, obs, "lanalice")
 
 	const sources, want = 100, 1100
-	accepted := func() int { return len(floodFound.FindAllStringIndex(obs.proc.Output.String(), -1)) }
+	accepted := func() int {
+		return len(obs.proc.Where(func(r testenv.Record) bool {
+			return r.Msg == "new LAN peer" && strings.HasPrefix(r.Str("name"), "flood-")
+		}))
+	}
 	bcast := &net.UDPAddr{IP: net.IPv4(127, 255, 255, 255), Port: port}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -348,7 +339,7 @@ func TestNameFloodLANBinary(t *testing.T) {
 		return !slices.ContainsFunc(obs.list(t), func(n string) bool { return strings.HasPrefix(n, "flood-") })
 	})
 
-	claimAfterFlood(t, obs, obs.path, stateDir(t, obs.proc), "lanalice", aliceID, func(name, cfg, whoami string) *testenv.Process {
+	claimAfterFlood(t, obs, obs.path, stateDir(t, obs.proc), "lanalice", aliceID, func(name, cfg, whoami string) *testenv.Node {
 		return startLANNameShare(t, port, name, cfg, whoami)
 	}, aliceCfg, sources)
 	obs.stop(t)

@@ -4,12 +4,9 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,31 +24,28 @@ func TestPeersAnswersAtOnce(t *testing.T) {
 	port := testenv.FreeUDPPort(t)
 	alice := startLANShare(t, "alice", t.TempDir(), port)
 	bob := startLANShare(t, "bob", t.TempDir(), port)
+	sniff := sniffLAN(t, port)
 	carol := startLANMount(t, nil, "carol", append(loopbackArgs(port), "--no-share")...)
 	testenv.WaitFor(t, 30*time.Second, "the members to hear each other", func() bool {
-		return slices.Contains(found(alice.proc.Output.String()), "bob") &&
-			slices.Contains(heardClients(alice.proc.Output.String()), "carol")
+		return slices.Contains(found(alice.proc), "bob") && slices.Contains(heardClients(alice.proc), "carol")
 	})
-	// Their announcements on start are over; the next are 30 s away.
-	time.Sleep(2 * time.Second)
+	// Their announcements on start are over once the port is quiet; the
+	// next are 30 s away.
+	testenv.WaitFor(t, 10*time.Second, "the LAN port to be quiet for a second", func() bool { return sniff.quietFor() > time.Second })
 
-	bin := testenv.Binary(t)
 	run := func(args ...string) (stdout string, took time.Duration) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"peers", "--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port)}, args...)...)
 		// A race-enabled binary sleeps 1 s at exit unless told not to;
 		// that second is the test's, not dsftp's.
-		cmd.Env = append(os.Environ(), "DSFTP_DISCORD_TOKEN=", "GORACE=atexit_sleep_ms=0")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
+		o := testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN=", "GORACE=atexit_sleep_ms=0"}}
 		start := time.Now()
-		out, err := cmd.Output()
+		n := runDsftp(t, o, append([]string{"peers", "--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port)}, args...)...)
 		took = time.Since(start)
-		if err != nil {
-			t.Fatalf("dsftp peers %v: %v\n%s", args, err, stderr.String())
+		if n.ExitCode() != 0 {
+			t.Fatalf("dsftp peers %v: exit %d\n%s", args, n.ExitCode(), n.Output)
 		}
 		t.Logf("dsftp peers %v took %v", args, took.Round(10*time.Millisecond))
-		return string(out), took
+		return n.Stdout(), took
 	}
 
 	out, took := run("--json")

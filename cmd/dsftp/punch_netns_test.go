@@ -15,9 +15,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -25,15 +25,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 func TestPunchMatrix(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter")[0]
 	testenv.Require(t, "turnserver")
-	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 	tr := in.StartTURN(t)
@@ -57,27 +56,17 @@ func TestPunchMatrix(t *testing.T) {
 	start := time.Now()
 	for _, n := range names {
 		h := homes[n]
-		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
-		testenv.CleanupUnmount(t, h.mnt)
-		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
-			"--share", h.share, "--name", n, "--timeout", "5s", "--log-level", "debug",
+		startLabMount(t, h, []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()},
 			"--stun", tr.Servers[0], "--stun", tr.Servers[1])
 	}
 
 	took, pending := readPairs(t, homes, punchable, names, start)
 
-	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached over a punched QUIC path|peer reached without dialing it[^"]*|peer reachable [^"]* now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
 	route := func(p pair) string {
 		if pending[p] {
 			return "FAIL"
 		}
-		r := "direct"
-		for _, m := range routeRE.FindAllStringSubmatch(homes[p.from].proc.Output.String(), -1) {
-			if m[1] == p.to {
-				r = m[2] + m[3]
-			}
-		}
-		return r
+		return routeTo(homes[p.from], p.to)
 	}
 	var lines []string
 	for _, from := range punchable {
@@ -93,13 +82,10 @@ func TestPunchMatrix(t *testing.T) {
 	}
 	sort.Strings(lines)
 	// How long each punch took, as the members logged it.
-	tookRE := regexp.MustCompile(`msg="punched a QUIC path to a member" peer=\S+ remote=\S+ took=(\S+)`)
 	var punches []time.Duration
 	for _, n := range names {
-		for _, m := range tookRE.FindAllStringSubmatch(homes[n].proc.Output.String(), -1) {
-			if d, err := time.ParseDuration(m[1]); err == nil {
-				punches = append(punches, d)
-			}
+		for _, r := range homes[n].proc.Records("punched a QUIC path to a member") {
+			punches = append(punches, r.Duration("took"))
 		}
 	}
 	slices.Sort(punches)
@@ -128,46 +114,34 @@ func TestPunchMatrix(t *testing.T) {
 		t.Fatal("a read s's file through a symmetric NAT with no port open and no relay")
 	}
 	hint := "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
-	waitUntil(t, 20*time.Second, "a's log says why s cannot be reached", func() bool {
-		return strings.Contains(homes["a"].proc.Output.String(), hint)
+	r := homes["a"].proc.WaitWhere(t, 20*time.Second, "a's record of why s cannot be reached", func(r testenv.Record) bool {
+		return slices.ContainsFunc(slices.Collect(maps.Keys(r.Attrs)), func(k string) bool { return strings.Contains(r.Str(k), hint) })
 	})
-	for _, l := range strings.Split(homes["a"].proc.Output.String(), "\n") {
-		if strings.Contains(l, hint) && strings.Contains(l, "peer=s") {
-			t.Logf("a cannot reach s: %s", l)
-			break
-		}
-	}
+	t.Logf("a cannot reach s: %s %v", r.Msg, r.Attrs)
 
 	// `dsftp peers` shows from the adverts how each member is reached
 	// (once each has found that it cannot be dialed, and said so in an
 	// advert re-posted at most every 10 s).
-	var peersOut string
+	var rows []instance.Listed
 	var wrong []string
-	waitUntil(t, 40*time.Second, "dsftp peers shows the punched routes", func() bool {
-		out, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
-			"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
-		if err != nil {
-			t.Fatalf("dsftp peers: %v\n%s", err, out)
-		}
-		peersOut, wrong = out, nil
-		rows := 0
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) < 4 || f[0] == "NAME" {
-				continue
+	testenv.WaitEvery(t, 40*time.Second, 200*time.Millisecond, "dsftp peers shows the punched routes", func() bool {
+		rows = listPeers(t, testenv.NodeOptions{NS: homes["a"].host.NS,
+			Env: []string{"DSFTP_DISCORD_TOKEN=" + tokens["a"], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}})
+		wrong = nil
+		for _, r := range rows {
+			want := "punched"
+			if r.Name == "s" {
+				want = "none"
 			}
-			rows++
-			want := " punched "
-			if f[0] == "s" {
-				want = " none "
-			}
-			if !strings.Contains(l, want) {
-				wrong = append(wrong, fmt.Sprintf("%s: %q; want %q", f[0], l, strings.TrimSpace(want)))
+			if r.Route != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %q; want %q", r.Name, r.Route, want))
 			}
 		}
-		return rows == len(names) && len(wrong) == 0
+		return len(rows) == len(names) && len(wrong) == 0
 	})
-	t.Logf("dsftp peers in home a:\n%s", peersOut)
+	for _, r := range rows {
+		t.Logf("dsftp peers in home a: %s route %q", r.Name, r.Route)
+	}
 
 	for _, n := range names {
 		h := homes[n]

@@ -33,14 +33,36 @@ type labHome struct {
 	host  *testenv.Host
 	mnt   string
 	share string
-	proc  *testenv.Process
+	proc  *testenv.Node
+}
+
+// startLabMount runs `dsftp mount` in h's host namespace, keeping the
+// test's mount namespace (the mounts are visible here), with env and
+// extra flags.
+func startLabMount(t *testing.T, h *labHome, env []string, extra ...string) {
+	t.Helper()
+	testenv.CleanupUnmount(t, h.mnt)
+	h.proc = testenv.StartNode(t, testenv.NodeOptions{Env: env, NS: h.host.NS, NetOnly: true},
+		append([]string{"mount", h.mnt, "--share", h.share, "--name", h.name, "--timeout", "5s", "--log-level", "debug"}, extra...)...)
+}
+
+// routeTo is the route by which from's pool last said it reaches the
+// peer named to ("direct" when it never said otherwise: the first
+// connection of a direct route is not logged). Every pool record about
+// a route has the attributes peer and route.
+func routeTo(from *labHome, to string) string {
+	r := "direct"
+	for _, rec := range from.proc.Where(func(r testenv.Record) bool { return r.Has("peer", "route") }) {
+		if rec.Str("peer") == to {
+			r = rec.Str("route")
+		}
+	}
+	return r
 }
 
 func TestReachMatrix(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter")[0]
-	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	plaintcp := testenv.BuildProgram(t, "./testdata/testenv/cmd/plaintcp")
 	testenv.Require(t, "tcpdump")
@@ -66,30 +88,18 @@ func TestReachMatrix(t *testing.T) {
 	start := time.Now()
 	for _, n := range names {
 		h := homes[n]
-		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
-		testenv.CleanupUnmount(t, h.mnt)
-		// nsenter --net keeps the test's mount namespace: the mounts are
-		// visible here.
-		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
-			"--share", h.share, "--name", n, "--timeout", "5s", "--log-level", "debug")
+		startLabMount(t, h, []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()})
 	}
 
 	// Every directed pair reads the other's file through its mount.
 	took, pending := readPairs(t, homes, names, names, start)
 
 	// The matrix: each pair's route as the reader's log says.
-	routeRE := regexp.MustCompile(`msg="(?:peer reachable after failed attempts|peer reached without dialing it: over its reverse connection or relayed by a member|peer reachable directly now[^"]*|peer reachable over its reverse connection now[^"]*)" peer=(\S+) (?:addr=(?:"[^"]*"|\S+) )?route=(?:"([^"]+)"|(\S+))`)
 	route := func(p pair) string {
 		if pending[p] {
 			return "FAIL"
 		}
-		r := "direct"
-		for _, m := range routeRE.FindAllStringSubmatch(homes[p.from].proc.Output.String(), -1) {
-			if m[1] == p.to {
-				r = m[2] + m[3]
-			}
-		}
-		return r
+		return routeTo(homes[p.from], p.to)
 	}
 	// A member that can be dialed reads an unreachable one over that
 	// member's own reverse connection. Its first read may have gone
@@ -98,7 +108,7 @@ func TestReachMatrix(t *testing.T) {
 	// nobody has is such a request (the kernel does not cache it long).
 	if len(pending) == 0 {
 		i := 0
-		waitUntil(t, 45*time.Second, "a reads b over b's reverse connection", func() bool {
+		testenv.WaitEvery(t, 45*time.Second, 200*time.Millisecond, "a reads b over b's reverse connection", func() bool {
 			i++
 			_, _ = os.Stat(filepath.Join(homes["a"].mnt, "b", fmt.Sprintf("nobody-has-%d", i)))
 			return route(pair{"a", "b"}) == "reverse"
@@ -148,28 +158,21 @@ func TestReachMatrix(t *testing.T) {
 	}
 
 	// `dsftp peers` shows from the adverts how each member is reached.
-	peersOut, err := testenv.RunIn(homes["a"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["a"],
-		"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers")
-	if err != nil {
-		t.Fatalf("dsftp peers: %v\n%s", err, peersOut)
-	}
-	t.Logf("dsftp peers in home a:\n%s", peersOut)
-	for _, l := range strings.Split(peersOut, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 4 {
-			continue
-		}
-		unreachable := f[0] == "b" || f[0] == "c" || f[0] == "d"
-		if unreachable && !strings.Contains(l, "reverse via ") || (f[0] == "a" || f[0] == "e") && !strings.Contains(l, " direct ") {
-			t.Errorf("ROUTE of %s is wrong: %q", f[0], l)
+	rows := listPeers(t, testenv.NodeOptions{NS: homes["a"].host.NS,
+		Env: []string{"DSFTP_DISCORD_TOKEN=" + tokens["a"], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}})
+	for _, r := range rows {
+		t.Logf("dsftp peers in home a: %s route %q", r.Name, r.Route)
+		unreachable := r.Name == "b" || r.Name == "c" || r.Name == "d"
+		if unreachable && !strings.Contains(r.Route, "reverse via ") || (r.Name == "a" || r.Name == "e") && r.Route != "direct" {
+			t.Errorf("route of %s is wrong: %q", r.Name, r.Route)
 		}
 	}
 
 	// a and e had members dial their mapped addresses back.
 	for _, n := range []string{"a", "e"} {
 		h := homes[n]
-		waitUntil(t, 30*time.Second, "members confirm "+n+"'s public address", func() bool {
-			return strings.Contains(h.proc.Output.String(), `msg="members reached the share at its public address"`)
+		testenv.WaitEvery(t, 30*time.Second, 200*time.Millisecond, "members confirm "+n+"'s public address", func() bool {
+			return h.proc.Count("members reached the share at its public address") > 0
 		})
 	}
 	brokenMappingFound(t, in, homes["d"])
@@ -192,15 +195,6 @@ func maxDur[K comparable](m map[K]time.Duration) time.Duration {
 		d = max(d, v)
 	}
 	return d
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !cond(); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-	}
 }
 
 // pair is a reader and the share it reads.

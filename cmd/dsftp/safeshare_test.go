@@ -11,8 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,7 +65,6 @@ func writeHomeLike(t *testing.T, dir string) (served, absent []string) {
 // share and shell do the same; an explicit --share of the home works.
 func TestHomeShareRefused(t *testing.T) {
 	testenv.RequireFUSE(t)
-	bin := testenv.Binary(t)
 	home := t.TempDir()
 	writeHomeLike(t, home)
 	mnt := filepath.Join(home, "peers")
@@ -73,34 +72,21 @@ func TestHomeShareRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.CleanupUnmount(t, mnt)
-	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME=", "DSFTP_DISCORD_TOKEN=", "DSFTP_DISCOVERY=off")
-	run := func(args ...string) (string, int) {
-		ctx := testenv.Context(t, 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Dir, cmd.Env = home, env
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return string(out), code
-	}
+	o := testenv.NodeOptions{Env: []string{"HOME=" + home, "XDG_CONFIG_HOME=", "DSFTP_DISCORD_TOKEN=", "DSFTP_DISCOVERY=off"}, Dir: home}
 	for _, args := range [][]string{
 		{"mount", mnt},
 		{"share", "--listen", "127.0.0.1:0"},
 		{"shell", "--listen", "127.0.0.1:0", "--discovery", "off"},
 	} {
-		out, code := run(args...)
+		n := testenv.RunNode(t, o, 30*time.Second, args...)
+		out, code := n.Text(), n.ExitCode()
 		if code != 2 || !strings.Contains(out, "not sharing "+home+", your home folder") || !strings.Contains(out, "cd ~/Public") {
 			t.Errorf("dsftp %s from the home folder: exit %d\n%s", strings.Join(args, " "), code, out)
 		}
 		if args[0] != "share" && (!strings.Contains(out, "--no-share") || !strings.Contains(out, "--share ~/Public")) {
 			t.Errorf("dsftp %s: the message lacks --share or --no-share:\n%s", args[0], out)
 		}
-		if strings.Contains(out, "Sharing") || strings.Contains(out, "listening on") {
+		if strings.Contains(out, "Sharing") || strings.Contains(out, "listening on") || n.Count("share ready") != 0 {
 			t.Errorf("dsftp %s served something before refusing:\n%s", args[0], out)
 		}
 		if testenv.Mounted(mnt) {
@@ -110,19 +96,18 @@ func TestHomeShareRefused(t *testing.T) {
 
 	// Asked for explicitly, the home folder is shared, with a warning, and
 	// its hidden files still are not.
-	p := testenv.Start(t, []string{"HOME=" + home, "XDG_CONFIG_HOME=", "DSFTP_DISCORD_TOKEN="}, bin,
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"HOME=" + home, "XDG_CONFIG_HOME=", "DSFTP_DISCORD_TOKEN="}},
 		"mount", mnt, "--share", home, "--discovery", "off", "--listen", "127.0.0.1:0")
-	p.WaitOutput(t, "msg=mounted", 30*time.Second)
-	out := p.Output.String()
+	p.WaitRecord(t, 30*time.Second, "mounted")
+	// The warning and the banner are for the user: their words are the
+	// subject here.
+	out := p.Text()
 	for _, want := range []string{"warning: sharing " + home + ", your home folder, as asked", "not shared    hidden files", "1 rule in .dsftpignore"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explicit --share of the home folder: output lacks %q:\n%s", want, out)
 		}
 	}
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	if _, ok := p.Wait(20 * time.Second); !ok {
-		t.Fatal("dsftp mount did not stop on SIGTERM")
-	}
+	p.Stop(t, syscall.SIGTERM, 20*time.Second)
 }
 
 // TestTwoMountsShareSafely: two `dsftp mount` with default flags on one
@@ -156,19 +141,15 @@ func TestTwoMountsShareSafely(t *testing.T) {
 	bob.waitList(t, "alice")
 
 	ports := map[string]bool{}
-	portRe := regexp.MustCompile(`dsftp share ready on port (\d+)`)
 	for _, m := range ms {
-		mm := portRe.FindStringSubmatch(m.proc.Output.String())
-		if mm == nil {
-			t.Fatalf("%s printed no port:\n%s", m.name, m.proc.Output.String())
-		}
-		ports[mm[1]] = true
+		port, _ := shareReady(t, m.proc)
+		ports[strconv.Itoa(port)] = true
 	}
 	t.Logf("share ports: %v", slices.Sorted(maps.Keys(ports)))
 	if len(ports) != 2 || !ports["2200"] {
 		t.Errorf("ports of the two default shares: %v; want 2200 and another", ports)
 	}
-	if !strings.Contains(bob.proc.Output.String()+alice.proc.Output.String(), "port 2200 is taken") {
+	if !strings.Contains(bob.proc.Stdout()+alice.proc.Stdout(), "port 2200 is taken") {
 		t.Errorf("neither banner says that port 2200 was taken")
 	}
 

@@ -25,11 +25,10 @@ import (
 
 // startShareBinary runs `dsftp share` with args and waits for its ready
 // line.
-func startShareBinary(t *testing.T, args ...string) *testenv.Process {
+func startShareBinary(t *testing.T, args ...string) *testenv.Node {
 	t.Helper()
-	bin := testenv.Binary(t)
-	p := testenv.Start(t, nil, bin, append([]string{"share"}, args...)...)
-	p.WaitOutput(t, instance.ReadyPrefix, 60*time.Second)
+	p := testenv.StartNode(t, testenv.NodeOptions{}, append([]string{"share"}, args...)...)
+	shareReady(t, p)
 	return p
 }
 
@@ -49,11 +48,11 @@ func TestShareBinary(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "client")
 	port := testenv.FreePort(t)
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--authorized-keys", key.Path+".pub")
-	banner := p.Output.String()
+	banner := p.Stdout()
 
 	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(banner)
-	if fp == "" {
-		t.Fatalf("no SHA256 fingerprint in the banner:\n%s", banner)
+	if _, logged := shareReady(t, p); fp == "" || fp != logged {
+		t.Fatalf("the banner's host key %q is not the share's %s:\n%s", fp, logged, banner)
 	}
 	wantLine := "sftp -P " + strconv.Itoa(port) + " dsftp@127.0.0.1"
 	if !strings.Contains(banner, wantLine) {
@@ -130,19 +129,15 @@ func TestShareBinary(t *testing.T) {
 // returns the output.
 func runShareFail(t *testing.T, args ...string) string {
 	t.Helper()
-	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, append([]string{"share"}, args...)...).CombinedOutput()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != exitError {
-		t.Fatalf("dsftp share %v: %v; want exit status 1\n%s", args, err, out)
+	n := runDsftp(t, testenv.NodeOptions{}, append([]string{"share"}, args...)...)
+	if n.ExitCode() != exitError {
+		t.Fatalf("dsftp share %v: exit %d; want exit status 1\n%s", args, n.ExitCode(), n.Output)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 1 {
-		t.Errorf("want a one-line error, got:\n%s", out)
+	out := n.Text()
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || n.Count("") != 0 {
+		t.Errorf("want a one-line error, got:\n%s", n.Output)
 	}
-	return string(out)
+	return out
 }
 
 // TestShareErrors: a taken port, a missing directory, a file instead of a
@@ -190,12 +185,13 @@ func TestShareErrors(t *testing.T) {
 func TestShareFreePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:0", "--password")
-	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Output.String())
-	if m == nil || m[1] == "0" {
-		t.Fatalf("no port in the ready line:\n%s", p.Output.String())
+	port, _ := shareReady(t, p)
+	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Stdout())
+	if m == nil || m[1] != strconv.Itoa(port) || port == 0 {
+		t.Fatalf("the ready line does not say port %d:\n%s", port, p.Stdout())
 	}
 	testenv.WaitTCP(t, "127.0.0.1:"+m[1], 10*time.Second)
-	pw := regexp.MustCompile(`(?m)^\s+password\s+(\S+)`).FindStringSubmatch(p.Output.String())
+	pw := regexp.MustCompile(`(?m)^\s+password\s+(\S+)`).FindStringSubmatch(p.Stdout())
 	if pw == nil {
 		t.Fatalf("--password printed no password:\n%s", p.Output.String())
 	}

@@ -45,18 +45,21 @@ func TestShellFindsPeersThroughDiscord(t *testing.T) {
 	x.Keys("Enter")
 	// Alice lets us in once she has seen our advert: until then connect
 	// says so, and trying again works.
-	for i := 0; ; i++ {
-		out := s.waitPrompt(n+1, 30*time.Second)
+	var out string
+	if !testenv.Poll(60*time.Second, 500*time.Millisecond, func() bool {
+		out = s.waitPrompt(n+1, 30*time.Second)
 		if strings.Contains(out, "connected to alice") {
-			break
+			return true
 		}
-		if i == 60 || !strings.Contains(out, "did not accept our key (yet)") {
+		if !strings.Contains(out, "did not accept our key (yet)") {
 			t.Fatalf("connect alice:\n%s", out)
 		}
-		time.Sleep(500 * time.Millisecond)
 		n = s.prompts()
 		x.Type("connect alice")
 		x.Keys("Enter")
+		return false
+	}) {
+		t.Fatalf("connect alice:\n%s", out)
 	}
 	s.expect("ls", `(?m)^hello world\.txt$`)
 	s.expect(`get "hello world.txt"`, `hello world\.txt: done, 17 B`)
@@ -69,15 +72,9 @@ func TestShellFindsPeersThroughDiscord(t *testing.T) {
 	if _, ok := alice.Wait(15 * time.Second); !ok {
 		t.Fatal("alice's share did not stop")
 	}
-	for i := 0; ; i++ {
-		out := s.run("ls")
-		if regexp.MustCompile(`error: ls: .*peer alice is gone \(it stopped advertising\)`).MatchString(out) {
-			break
-		}
-		if i == 60 {
-			t.Fatalf("ls after alice left:\n%s", out)
-		}
-		time.Sleep(500 * time.Millisecond)
+	gone := regexp.MustCompile(`error: ls: .*peer alice is gone \(it stopped advertising\)`)
+	if !testenv.Poll(60*time.Second, 500*time.Millisecond, func() bool { out = s.run("ls"); return gone.MatchString(out) }) {
+		t.Fatalf("ls after alice left:\n%s", out)
 	}
 	if out := s.run("list_peers"); strings.Contains(out, "alice") {
 		t.Fatalf("alice still listed after leaving:\n%s", out)

@@ -94,8 +94,8 @@ func (s *shellSession) prompts() int {
 // lines between the (n-1)th prompt and the nth.
 func (s *shellSession) waitPrompt(n int, timeout time.Duration) string {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var out string
+	if !testenv.Poll(timeout, 30*time.Millisecond, func() bool {
 		lines := strings.Split(s.x.History(), "\n")
 		var idx []int
 		for i, l := range lines {
@@ -103,14 +103,15 @@ func (s *shellSession) waitPrompt(n int, timeout time.Duration) string {
 				idx = append(idx, i)
 			}
 		}
-		if len(idx) >= n {
-			return strings.Join(lines[idx[n-2]+1:idx[n-1]], "\n")
+		if len(idx) < n {
+			return false
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out waiting for prompt %d; screen:\n%s", n, s.x.Screen())
-		}
-		time.Sleep(30 * time.Millisecond)
+		out = strings.Join(lines[idx[n-2]+1:idx[n-1]], "\n")
+		return true
+	}) {
+		s.t.Fatalf("timed out waiting for prompt %d; screen:\n%s", n, s.x.Screen())
 	}
+	return out
 }
 
 // run types line, presses Enter and returns what the command printed: the
@@ -123,8 +124,8 @@ func (s *shellSession) run(line string) string {
 	from := s.prompts() - 1
 	s.x.Type(line)
 	s.x.Keys("Enter")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var out string
+	if !testenv.Poll(60*time.Second, 30*time.Millisecond, func() bool {
 		lines := strings.Split(s.x.History(), "\n")
 		var prompts []int
 		for i, l := range lines {
@@ -132,24 +133,26 @@ func (s *shellSession) run(line string) string {
 				prompts = append(prompts, i)
 			}
 		}
-		if from >= 0 && from < len(prompts) {
-			echo := -1
-			for _, i := range prompts[from:] {
-				if strings.HasSuffix(strings.TrimRight(lines[i], " "), "> "+line) {
-					echo = i
-				}
-			}
-			for _, i := range prompts[from:] {
-				if echo >= 0 && i > echo {
-					return strings.Join(lines[echo+1:i], "\n")
-				}
+		if from < 0 || from >= len(prompts) {
+			return false
+		}
+		echo := -1
+		for _, i := range prompts[from:] {
+			if strings.HasSuffix(strings.TrimRight(lines[i], " "), "> "+line) {
+				echo = i
 			}
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out waiting for %q to finish; screen:\n%s", line, s.x.Screen())
+		for _, i := range prompts[from:] {
+			if echo >= 0 && i > echo {
+				out = strings.Join(lines[echo+1:i], "\n")
+				return true
+			}
 		}
-		time.Sleep(30 * time.Millisecond)
+		return false
+	}) {
+		s.t.Fatalf("timed out waiting for %q to finish; screen:\n%s", line, s.x.Screen())
 	}
+	return out
 }
 
 // expect runs line and checks that its output matches every regexp.
@@ -169,15 +172,9 @@ func (s *shellSession) expect(line string, res ...string) string {
 // waitPeer runs list_peers until row matches its output (30 s at most).
 func (s *shellSession) waitPeer(row *regexp.Regexp) {
 	s.t.Helper()
-	for i := 0; ; i++ {
-		out := s.run("list_peers")
-		if row.MatchString(out) {
-			return
-		}
-		if i == 60 {
-			s.t.Fatalf("no row matching %s in list_peers:\n%s", row, out)
-		}
-		time.Sleep(500 * time.Millisecond)
+	var out string
+	if !testenv.Poll(45*time.Second, 500*time.Millisecond, func() bool { out = s.run("list_peers"); return row.MatchString(out) }) {
+		s.t.Fatalf("no row matching %s in list_peers:\n%s", row, out)
 	}
 }
 
@@ -358,13 +355,14 @@ func TestShell(t *testing.T) {
 	s.expect("ls", `error: ls: `)
 	sshd.Restart(t)
 	// The pool waits a moment (backoff) before dialing a failed peer again.
-	for i := 0; ; i++ {
-		if out := s.run("ls photos"); regexp.MustCompile(`(?m)^cat\.jpg$`).MatchString(out) {
-			break
-		} else if i == 20 || !strings.Contains(out, "error: ls: ") {
+	if !testenv.Poll(20*time.Second, 500*time.Millisecond, func() bool {
+		out = s.run("ls photos")
+		if !regexp.MustCompile(`(?m)^cat\.jpg$`).MatchString(out) && !strings.Contains(out, "error: ls: ") {
 			t.Fatalf("ls after the peer came back:\n%s", out)
 		}
-		time.Sleep(500 * time.Millisecond)
+		return regexp.MustCompile(`(?m)^cat\.jpg$`).MatchString(out)
+	}) {
+		t.Fatalf("ls after the peer came back:\n%s", out)
 	}
 
 	s.expect("disconnect", `disconnected from alice`)
@@ -414,14 +412,18 @@ func TestShellSharesWorkingDirectory(t *testing.T) {
 	}
 	url := "sh=sftp://dsftp@127.0.0.1:" + port + "?fingerprint=" + hostKey.Fingerprint()
 	dest := t.TempDir()
-	out, code := runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:shared file.txt")
+	get := func(args ...string) (string, int) {
+		n := runDsftp(t, testenv.NodeOptions{Dir: dest}, append([]string{"get", "--identity", client.Path, "--peer", url, "--sha256"}, args...)...)
+		return n.Text(), n.ExitCode()
+	}
+	out, code := get("sh:shared file.txt")
 	if code != 0 {
 		t.Fatalf("get from the shell's share: %d\n%s", code, out)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dest, "shared file.txt")); string(b) != "from the shell's share" {
 		t.Fatalf("downloaded %q", b)
 	}
-	out, code = runGet(t, dest, "--identity", client.Path, "--peer", url, "--sha256", "sh:/eight.bin")
+	out, code = get("sh:/eight.bin")
 	if code != 0 || !strings.Contains(out, "sha256 "+bigSum+"  eight.bin") {
 		t.Fatalf("get eight.bin from the shell's share: %d\n%s", code, out)
 	}

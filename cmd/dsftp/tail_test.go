@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,9 +36,9 @@ func TestTailFollows(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "client")
 	port := strconv.Itoa(testenv.FreePort(t))
 	share := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off")
-	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(share.Output.String())
+	_, fp := shareReady(t, share)
 	mnt := mountDir(t)
-	testenv.Start(t, nil, testenv.Binary(t), "mount", mnt, "--no-share", "--discovery", "off",
+	testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--no-share", "--discovery", "off",
 		"--identity", key.Path, "--peer", "alice=sftp://x@127.0.0.1:"+port+"/?fingerprint="+fp)
 	remote := filepath.Join(mnt, "alice", "app.log")
 	testenv.WaitFor(t, 30*time.Second, "alice's app.log in the mount", func() bool {

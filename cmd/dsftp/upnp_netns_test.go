@@ -7,14 +7,10 @@ package main
 // OpenSSH sftp client on the "internet" side.
 
 import (
-	"github.com/dsftp/dsftp/cmd/internal/instance"
-
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,7 +21,7 @@ import (
 
 // routerShare is `dsftp share` running on a LAN host.
 type routerShare struct {
-	*testenv.Process
+	*testenv.Node
 	dir     string
 	hostKey testenv.Key
 	client  testenv.Key
@@ -34,7 +30,6 @@ type routerShare struct {
 
 func startRouterShare(t *testing.T, host *testenv.Host, extra ...string) *routerShare {
 	t.Helper()
-	bin := testenv.Binary(t)
 	tmp := t.TempDir()
 	rs := &routerShare{dir: filepath.Join(tmp, "share")}
 	if err := os.MkdirAll(rs.dir, 0o755); err != nil {
@@ -50,29 +45,19 @@ func startRouterShare(t *testing.T, host *testenv.Host, extra ...string) *router
 		t.Fatal(err)
 	}
 	args := append([]string{"share", rs.dir, "--host-key", rs.hostKey.Path, "--authorized-keys", auth}, extra...)
-	rs.Process = testenv.StartIn(t, host.NS, nil, bin, args...)
-	rs.WaitOutput(t, instance.ReadyPrefix, 20*time.Second)
-	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(rs.Output.String())
-	fmt.Sscan(m[1], &rs.port)
+	rs.Node = testenv.StartNode(t, testenv.NodeOptions{NS: host.NS}, args...)
+	rs.port, _ = shareReady(t, rs.Node)
 	return rs
 }
 
-// advertised returns the addresses of the latest "Advertised addresses:"
-// block.
+// advertised returns the addresses the share advertises now: those of
+// its latest "advertised addresses" record.
 func (rs *routerShare) advertised() []string {
-	out := rs.Output.String()
-	i := strings.LastIndex(out, "Advertised addresses:")
-	if i < 0 {
+	l := rs.Records("advertised addresses")
+	if len(l) == 0 {
 		return nil
 	}
-	var as []string
-	for _, l := range strings.Split(out[i:], "\n")[1:] {
-		if !strings.HasPrefix(l, "  ") {
-			break
-		}
-		as = append(as, strings.Fields(l)[0])
-	}
-	return as
+	return l[len(l)-1].Strs("addrs")
 }
 
 func (rs *routerShare) waitAdvertised(t *testing.T, addr string) {
@@ -114,14 +99,7 @@ func (rs *routerShare) sftpFrom(t *testing.T, ns, host string, port int) (string
 
 func (rs *routerShare) terminate(t *testing.T) {
 	t.Helper()
-	if err := rs.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err, ok := rs.Wait(20 * time.Second)
-	if !ok {
-		t.Fatalf("dsftp share still running 20 s after SIGTERM")
-	}
-	if err != nil {
+	if err := rs.Stop(t, syscall.SIGTERM, 20*time.Second); err != nil {
 		t.Fatalf("dsftp share exited with %v:\n%s", err, rs.Output)
 	}
 }
@@ -180,8 +158,9 @@ func TestShareBehindCGNAT(t *testing.T) {
 	home.StartRouter(t)
 
 	rs := startRouterShare(t, host)
-	rs.WaitOutput(t, "carrier-grade NAT", 30*time.Second)
-	if !strings.Contains(rs.Output.String(), "dsftp: warning:") {
+	rs.WaitRecord(t, 30*time.Second, "the router's internet address is not public: no port mapping on it makes the share reachable")
+	// The warning itself is for the user: its form is the subject here.
+	if out := rs.Text(); !strings.Contains(out, "dsftp: warning:") || !strings.Contains(out, "carrier-grade NAT") {
 		t.Errorf("the warning is not a dsftp: warning: line:\n%s", rs.Output)
 	}
 	as := rs.advertised()
@@ -222,29 +201,13 @@ func TestShareNoUPnPAndAdvertise(t *testing.T) {
 // TestShareBadAdvertise: a malformed --advertise is a usage error (exit 2)
 // with a one-line explanation.
 func TestShareBadAdvertise(t *testing.T) {
-	bin := testenv.Binary(t)
-	p := testenv.Start(t, nil, bin, "share", t.TempDir(), "--listen", "127.0.0.1:0", "--advertise", "example.org")
-	err, ok := p.Wait(20 * time.Second)
-	if !ok {
-		t.Fatal("dsftp share with a bad --advertise did not exit")
-	}
-	if code := exitCode(err); code != exitUsage {
+	p := testenv.RunNode(t, testenv.NodeOptions{}, 20*time.Second, "share", t.TempDir(), "--listen", "127.0.0.1:0", "--advertise", "example.org")
+	if code := p.ExitCode(); code != exitUsage {
 		t.Fatalf("exit code %d, want %d:\n%s", code, exitUsage, p.Output)
 	}
-	if !strings.Contains(p.Output.String(), "--advertise \"example.org\": want HOST:PORT") {
+	if !strings.Contains(p.Text(), "--advertise \"example.org\": want HOST:PORT") {
 		t.Fatalf("unclear error:\n%s", p.Output)
 	}
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err == nil {
-		return 0
-	}
-	return -1
 }
 
 // TestTwoHomesSameSubnet: two homes use the same LAN subnet behind two
@@ -298,22 +261,18 @@ func TestTwoHomesSameSubnet(t *testing.T) {
 func TestTwoHomesDiscord(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter")[0]
-	bin := testenv.Binary(t)
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 
-	tokens := []string{fmt.Sprintf("tokA%d", os.Getpid()), fmt.Sprintf("tokB%d", os.Getpid())}
-	fd := testenv.StartIn(t, in.NS, nil, fake, "-listen", in.Addr.String()+":0", "-bot", tokens[0], "-bot", tokens[1])
-	fd.WaitOutput(t, `"url"`, 20*time.Second)
-	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+	byName, api := startLabDiscord(t, in, fake, []string{"home0", "home1"})
+	tokens := []string{byName["home0"], byName["home1"]}
 
 	type home struct {
 		home  *testenv.Home
 		host  *testenv.Host
 		mnt   string
 		share string
-		proc  *testenv.Process
+		proc  *testenv.Node
 	}
 	var hs []*home
 	for i := 0; i < 2; i++ {
@@ -337,7 +296,7 @@ func TestTwoHomesDiscord(t *testing.T) {
 		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[i], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
 		testenv.CleanupUnmount(t, h.mnt)
 		// nsenter --net keeps the test's mount namespace (see above).
-		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
+		h.proc = testenv.StartNode(t, testenv.NodeOptions{Env: env, NS: h.host.NS, NetOnly: true}, "mount", h.mnt,
 			"--share", h.share, "--name", fmt.Sprintf("home%d", i), "--timeout", "5s")
 	}
 	for i, h := range hs {
@@ -353,8 +312,11 @@ func TestTwoHomesDiscord(t *testing.T) {
 			return string(got) == fmt.Sprintf("home%d\n", j)
 		})
 		t.Logf("home%d reads home%d's share %v after both started", i, j, time.Since(start).Round(time.Millisecond))
-		if out := h.proc.Output.String(); !strings.Contains(out, fmt.Sprintf("%s:2200", h.home.WAN())) {
-			t.Errorf("home%d did not advertise its external address %s:2200:\n%s", i, h.home.WAN(), out)
+		ext := fmt.Sprintf("%s:2200", h.home.WAN())
+		if len(h.proc.Where(func(r testenv.Record) bool {
+			return r.Msg == "advertised addresses" && slices.Contains(r.Strs("addrs"), ext)
+		})) == 0 {
+			t.Errorf("home%d did not advertise its external address %s:\n%s", i, ext, h.proc.Output)
 		}
 	}
 	for i, h := range hs {

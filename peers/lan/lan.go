@@ -258,7 +258,8 @@ func (d *Discovery) logListenErr(family string, err error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, syscall.EADDRINUSE):
-		d.log.Warn(fmt.Sprintf("LAN discovery cannot use UDP port %d over %s: another program holds it without sharing it (SO_REUSEPORT), so peers on %s neither hear us nor are heard; stop that program (ss -ulpn 'sport = :%d' names it) or give every peer another --lan-port", d.port, family, family, d.port), "err", err)
+		d.log.Warn(fmt.Sprintf("LAN discovery cannot use UDP port %d over %s: another program holds it without sharing it (SO_REUSEPORT), so peers on %s neither hear us nor are heard; stop that program (ss -ulpn 'sport = :%d' names it) or give every peer another --lan-port", d.port, family, family, d.port),
+			"port", d.port, "family", family, "err", err)
 	default:
 		d.log.Debug("no "+family+" for LAN discovery", "err", err)
 	}

@@ -481,6 +481,13 @@ func (m *Mapper) publish(s Status) {
 		}
 		m.log.Info("router forwards the share's port", "router", s.Router, "external", s.External, "internal", s.Internal, "lease", lease)
 	case errors.As(s.Err, &np):
+		// The advice is for a person; the record says the same for
+		// scripts and tests ("wan" only when the router reports one).
+		attrs := []any{"router", s.Router}
+		if np.IP.IsValid() {
+			attrs = append(attrs, "wan", np.IP.String())
+		}
+		m.log.Info("the router's internet address is not public: no port mapping on it makes the share reachable", attrs...)
 		m.warn(np.Advice())
 	case s.Err != nil && !errors.Is(s.Err, ErrStopped):
 		m.warn("UPnP port mapping failed: " + s.Err.Error())

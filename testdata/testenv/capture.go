@@ -50,17 +50,18 @@ func StartCapture(t testing.TB, ns string) *Capture {
 func (c *Capture) settle() {
 	var last int64 = -1
 	stable := time.Now()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	// Past 20 s the capture is stopped anyway; Stop checks what it lost.
+	_ = Poll(20*time.Second, 100*time.Millisecond, func() bool {
 		fi, err := os.Stat(c.File)
 		if err != nil {
-			continue
+			return false
 		}
 		if fi.Size() != last {
 			last, stable = fi.Size(), time.Now()
-		} else if time.Since(stable) >= time.Second {
-			return
+			return false
 		}
-	}
+		return time.Since(stable) >= time.Second
+	})
 }
 
 var tcpdumpDropped = regexp.MustCompile(`(\d+) packets? dropped by kernel`)

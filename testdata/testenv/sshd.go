@@ -75,22 +75,21 @@ func StartSSHD(t testing.TB, dir string) *SSHD {
 func (s *SSHD) start(t testing.TB, sshd string) {
 	t.Helper()
 	s.Proc = Start(t, nil, sshd, "-D", "-e", "-f", s.conf)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	listening := Poll(10*time.Second, 20*time.Millisecond, func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return true
 		}
 		select {
 		case <-s.Proc.Done():
 			t.Fatalf("sshd exited at start:\n%s", s.Proc.Output.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s:\n%s", s.Addr, s.Proc.Output.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !listening {
+		t.Fatalf("sshd did not listen on %s:\n%s", s.Addr, s.Proc.Output.String())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -177,13 +178,31 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 // WaitFor polls cond every 20 ms until it holds or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	WaitEvery(t, timeout, 20*time.Millisecond, what, cond)
+}
+
+// WaitEvery is WaitFor polling every interval: for a cond that costs the
+// system under test something (a lookup through a mount, a request to a
+// peer).
+func WaitEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Poll(timeout, interval, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Poll calls cond every interval until it holds (true) or timeout passes
+// (false): WaitFor for a caller that says more than "timed out" when it
+// fails (a screen, a process's output).
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
+	return true
 }
 
 // Key is an ed25519 key pair written as an OpenSSH private key file.
@@ -231,12 +250,25 @@ type Process struct {
 // the end of the test if it is still running.
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
+	return start(t, env, "", nil, nil, name, args...)
+}
+
+// start is Start in working directory dir ("" for the test's), copying
+// stdout and stderr also to the given writers (nil for none).
+func start(t testing.TB, env []string, dir string, stdout, stderr io.Writer, name string, args ...string) *Process {
+	t.Helper()
 	External(t)
 	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), withOwnXDG(t, withSTUNDefault(withDiscoveryDefault(env)))...)
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout = p.Output
-	cmd.Stderr = p.Output
+	cmd.Stdout, cmd.Stderr = io.Writer(p.Output), io.Writer(p.Output)
+	if stdout != nil {
+		cmd.Stdout = io.MultiWriter(p.Output, stdout)
+	}
+	if stderr != nil {
+		cmd.Stderr = io.MultiWriter(p.Output, stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

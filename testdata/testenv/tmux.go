@@ -114,17 +114,10 @@ func (x *Tmux) WaitScreen(re string, timeout time.Duration) string {
 	x.t.Helper()
 	rx := regexp.MustCompile(re)
 	var s string
-	deadline := time.Now().Add(timeout)
-	for {
-		s = x.Screen()
-		if rx.MatchString(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			x.t.Fatalf("timed out after %v waiting for screen to match %q; screen:\n%s", timeout, re, s)
-		}
-		time.Sleep(30 * time.Millisecond)
+	if !Poll(timeout, 30*time.Millisecond, func() bool { s = x.Screen(); return rx.MatchString(s) }) {
+		x.t.Fatalf("timed out after %v waiting for screen to match %q; screen:\n%s", timeout, re, s)
 	}
+	return s
 }
 
 // Dead reports whether the program in the pane has exited.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/dsftp/dsftp/cmd/internal/download"
@@ -42,6 +43,13 @@ func (r *Remote) Get(ctx context.Context, spec, dest string, opts download.Optio
 		}
 		return err
 	}
-	fmt.Fprintln(out, res.Summary(time.Since(start)))
+	took := time.Since(start)
+	fmt.Fprintln(out, res.Summary(took))
+	var resumed int64
+	for _, f := range res.Files {
+		resumed += f.Resumed
+	}
+	slog.Info("downloaded", "peer", name, "files", len(res.Files), "bytes", res.Bytes,
+		"fetched", res.Fetched, "resumed", resumed, "took", took)
 	return nil
 }

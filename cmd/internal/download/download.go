@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -320,6 +321,9 @@ func fetch(ctx context.Context, src Source, root *os.Root, it item, opts Options
 	}
 	fr.Resumed = off
 	opts.Progress.FileStart(it.local, size, off)
+	if off > 0 {
+		slog.Info("resuming a download", "file", it.local, "at", off, "size", size)
+	}
 
 	n, err := copyFrom(ctx, src, it.remote, off, f, h, opts)
 	fr.Fetched = n

@@ -254,6 +254,8 @@ func (in *Instance) startShare() error {
 	}
 	in.Share = srv
 	in.self = shareSelf(srv)
+	// The banner says the same to a person; scripts and tests read this.
+	in.log.Info("share ready", "port", srv.Port(), "host_key", srv.Fingerprint(), "dir", srv.Dir())
 	return nil
 }
 

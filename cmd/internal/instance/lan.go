@@ -101,8 +101,10 @@ func listenLAN(ctx context.Context, cfg LAN, wait time.Duration, errOut io.Write
 	if err := d.Listen(); err != nil {
 		return nil, err
 	}
-	// Scripts and tests wait for this line before starting peers.
+	// A person sees the line; scripts and tests wait for the record
+	// before starting peers.
 	fmt.Fprintf(errOut, "dsftp: listening for LAN adverts on UDP port %d for %v (Ctrl-C stops early)\n", d.Port(), wait)
+	log.Info("listening for LAN adverts", "port", d.Port(), "wait", wait)
 	lctx, cancel := context.WithTimeout(ctx, wait)
 	done := make(chan struct{})
 	go func() {

@@ -2,7 +2,6 @@ package instance
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 
@@ -45,7 +44,7 @@ func (in *Instance) startReach() error {
 		OnChange: func(as []reach.Addr) {
 			mu.Lock()
 			defer mu.Unlock()
-			slog.Debug("advertised addresses", "addrs", strings.Join(reach.Strings(as), " "))
+			in.log.Info("advertised addresses", "addrs", reach.Strings(as))
 			writeAddrs(in.cfg.Out, as)
 			in.setReachable(as)
 			if d := in.discord.Load(); d != nil {
