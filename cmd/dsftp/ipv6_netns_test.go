@@ -11,7 +11,6 @@ package main
 // its IPv6 address.
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -28,9 +27,7 @@ import (
 func TestIPv6Homes(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter")[0]
-	testenv.Require(t, "turnserver")
-	bin := testenv.Binary(t)
+	testenv.Require(t, "nsenter", "turnserver")
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	in := testenv.NewInternet(t)
 	tr := in.StartTURN(t)
@@ -51,39 +48,22 @@ func TestIPv6Homes(t *testing.T) {
 	for _, n := range names {
 		h := homes[n]
 		env := []string{"DSFTP_DISCORD_TOKEN=" + tokens[n], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
-		testenv.CleanupUnmount(t, h.mnt)
-		h.proc = testenv.Start(t, env, nsenter, "--net=/run/netns/"+h.host.NS, bin, "mount", h.mnt,
-			"--share", h.share, "--name", n, "--timeout", "5s", "--log-level", "debug", "--log-json",
-			"--stun", tr.Servers[0], "--stun", tr.Servers[1])
+		startLabMount(t, h, env, "--stun", tr.Servers[0], "--stun", tr.Servers[1])
 	}
 
 	took, pending := readPairs(t, homes, names, names, start)
 	if len(pending) > 0 {
-		for _, n := range names {
-			t.Logf("home %s output:\n%s", n, homes[n].proc.Output)
-		}
 		t.Fatalf("%d directed pairs cannot read each other", len(pending))
 	}
 	t.Logf("all 6 directed pairs read each other's file (last after %v)", maxDur(took).Round(100*time.Millisecond))
 
-	// The route each reader's pool last logged for a peer; "direct"
-	// when it logged none (a first dial that worked).
-	route := func(from, to string) string {
-		r := "direct"
-		for _, l := range jsonLogs(homes[from].proc.Output.String()) {
-			msg, _ := l["msg"].(string)
-			if l["peer"] == to && l["route"] != nil && strings.HasPrefix(msg, "peer reach") {
-				r, _ = l["route"].(string)
-			}
-		}
-		return r
-	}
+	route := func(from, to string) string { return routeTo(homes[from], to) }
 	// a and b read each other over the punched path: a first read may
 	// have gone through c (a relay over their reverse connections)
 	// before the punch completed; the next requests move to the path.
 	for _, p := range []pair{{"a", "b"}, {"b", "a"}} {
 		i := 0
-		waitUntil(t, 45*time.Second, p.from+" reads "+p.to+" over a punched path", func() bool {
+		testenv.WaitFor(t, 45*time.Second, p.from+" reads "+p.to+" over a punched path", func() bool {
 			i++
 			_, _ = os.Stat(filepath.Join(homes[p.from].mnt, p.to, "nobody-has-"+string(rune('0'+i%10))))
 			return route(p.from, p.to) == "punched"
@@ -95,16 +75,14 @@ func TestIPv6Homes(t *testing.T) {
 	for _, p := range []pair{{"a", "b"}, {"b", "a"}} {
 		from, to := homes[p.from], homes[p.to]
 		var punched []string
-		for _, l := range logged(jsonLogs(from.proc.Output.String()), "punched a QUIC path to a member") {
-			s, _ := l["remote"].(string)
-			remote, err := netip.ParseAddrPort(s)
+		for _, r := range from.proc.Records("punched a QUIC path to a member") {
+			remote, err := netip.ParseAddrPort(r.Str("remote"))
 			if err == nil && to.home.LAN6.Contains(remote.Addr()) {
-				d, _ := l["took"].(float64) // slog's JSON: nanoseconds
-				punched = append(punched, s+" took "+time.Duration(d).Round(time.Millisecond).String())
+				punched = append(punched, remote.String()+" took "+r.Duration("took").Round(time.Millisecond).String())
 			}
 		}
 		if len(punched) == 0 {
-			t.Errorf("%s punched no path to %s's IPv6 address %v:\n%s", p.from, p.to, to.host.Addr6, from.proc.Output)
+			t.Errorf("%s punched no path to %s's IPv6 address %v", p.from, p.to, to.host.Addr6)
 		}
 		t.Logf("%s punched to %s: %s", p.from, p.to, strings.Join(punched, ", "))
 		if !servedFrom(to, from.host.Addr6, func(port uint16) bool { return port == 2200 }) {
@@ -127,16 +105,9 @@ func TestIPv6Homes(t *testing.T) {
 	// is reached (a and b punched, once each has found that it cannot be
 	// dialed and said so in an advert re-posted at most every 10 s).
 	var listed []instance.Listed
-	waitUntil(t, 40*time.Second, "dsftp peers shows a and b punched, c direct", func() bool {
-		out, err := testenv.RunIn(homes["c"].host.NS, 30*time.Second, "env", "DSFTP_DISCORD_TOKEN="+tokens["c"],
-			"DSFTP_DISCORD_API="+api, "XDG_CONFIG_HOME="+t.TempDir(), bin, "peers", "--json")
-		if err != nil {
-			t.Fatalf("dsftp peers --json: %v\n%s", err, out)
-		}
-		listed = nil
-		if err := json.Unmarshal([]byte(out), &listed); err != nil {
-			t.Fatalf("dsftp peers --json: %v\n%s", err, out)
-		}
+	testenv.WaitFor(t, 40*time.Second, "dsftp peers shows a and b punched, c direct", func() bool {
+		listed = listPeers(t, testenv.NodeOptions{NS: homes["c"].host.NS, NetOnly: true,
+			Env: []string{"DSFTP_DISCORD_TOKEN=" + tokens["c"], "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}})
 		ok := len(listed) == len(names)
 		for _, l := range listed {
 			want := "punched"
@@ -157,22 +128,15 @@ func TestIPv6Homes(t *testing.T) {
 	}
 
 	for _, n := range names {
-		h := homes[n]
-		if err := h.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := h.proc.Wait(30 * time.Second); !ok {
-			t.Fatalf("dsftp mount in home %s still running 30 s after SIGTERM", n)
-		}
+		_ = homes[n].proc.Stop(t, syscall.SIGTERM, 30*time.Second)
 	}
 }
 
 // servedFrom reports whether h's share logged a connection opened from ip,
 // on a source port that port accepts.
 func servedFrom(h *labHome, ip netip.Addr, port func(uint16) bool) bool {
-	for _, l := range logged(jsonLogs(h.proc.Output.String()), "connection opened") {
-		s, _ := l["remote"].(string)
-		if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr() == ip && port(ap.Port()) {
+	for _, r := range h.proc.Records("connection opened") {
+		if ap, err := netip.ParseAddrPort(r.Str("remote")); err == nil && ap.Addr() == ip && port(ap.Port()) {
 			return true
 		}
 	}
