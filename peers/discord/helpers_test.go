@@ -142,6 +142,11 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// skewed is a clock d ahead of the wall clock.
+func skewed(d time.Duration) func() time.Time {
+	return func() time.Time { return time.Now().Add(d) }
+}
+
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

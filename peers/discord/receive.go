@@ -28,7 +28,8 @@ type receiver struct {
 	selfID   string
 	allow    []string
 	timeout  time.Duration
-	instance string // own instance, if advertising
+	now      func() time.Time // Config.now
+	instance string           // own instance, if advertising
 
 	// deleteStale, when set, is called with the message ID of an advert
 	// with our host key from an earlier run, posted by our bot.
@@ -87,10 +88,13 @@ type Info struct {
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	return &receiver{
 		t: t, reg: cfg.Registry, log: log, selfID: selfID, allow: cfg.AllowUsers,
-		timeout: cfg.RequestTimeout,
-		known:   map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
+		timeout: cfg.RequestTimeout, now: cfg.now,
+		known: map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
 	}
 }
 
@@ -186,7 +190,7 @@ func (r *receiver) dropLocked(fp string, st *peerState) {
 // first, and drops peers whose advert vanished while we were not
 // listening.
 func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
-	start := time.Now()
+	start := r.now()
 	cutoff := start.Add(-advert.MaxTTL)
 	var all []*discordgo.Message
 	before := ""
@@ -219,7 +223,7 @@ func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
 			break
 		}
 	}
-	now := time.Now()
+	now := r.now()
 	seen := map[string]bool{}
 	for i := len(all) - 1; i >= 0; i-- {
 		m := all[i]
