@@ -108,6 +108,9 @@ type Config struct {
 	// now is the clock adverts are issued and judged by; nil is time.Now.
 	// Tests skew it instead of waiting for the wall clock.
 	now func() time.Time
+	// confirmDelay is the wait before the history read that confirms a
+	// missing advert; zero is the constant confirmDelay. Tests shorten it.
+	confirmDelay time.Duration
 }
 
 // setDefaults fills the fields left zero (negative durations too, except
@@ -115,6 +118,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.confirmDelay <= 0 {
+		c.confirmDelay = confirmDelay
 	}
 	if c.Channel == "" {
 		c.Channel = DefaultChannel
@@ -218,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
 	d.recv.instance = d.instance
-	d.recv.confirm = func() { time.AfterFunc(confirmDelay, func() { poke(d.resync) }) }
+	d.recv.confirm = func() { time.AfterFunc(d.cfg.confirmDelay, func() { poke(d.resync) }) }
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { d.recv.message(m.Message, d.cfg.now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageUpdate) { d.recv.message(m.Message, d.cfg.now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageDelete) {

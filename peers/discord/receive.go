@@ -22,14 +22,16 @@ const maxHistoryPages = 50
 // receiver turns channel messages into registry entries. It is fed by the
 // gateway (hints) and by history reads (truth), from different goroutines.
 type receiver struct {
-	t        target
-	reg      *peers.Registry
-	log      *slog.Logger
-	selfID   string
-	allow    []string
-	timeout  time.Duration
-	now      func() time.Time // Config.now
-	instance string           // own instance, if advertising
+	t       target
+	reg     *peers.Registry
+	log     *slog.Logger
+	selfID  string
+	allow   []string
+	timeout time.Duration
+	now     func() time.Time // Config.now
+	// confirmIn is Config.confirmDelay, for the log.
+	confirmIn time.Duration
+	instance  string // own instance, if advertising
 
 	// deleteStale, when set, is called with the message ID of an advert
 	// with our host key from an earlier run, posted by our bot.
@@ -93,7 +95,7 @@ func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receive
 	}
 	return &receiver{
 		t: t, reg: cfg.Registry, log: log, selfID: selfID, allow: cfg.AllowUsers,
-		timeout: cfg.RequestTimeout, now: cfg.now,
+		timeout: cfg.RequestTimeout, now: cfg.now, confirmIn: cfg.confirmDelay,
 		known: map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
 	}
 }
