@@ -383,6 +383,7 @@ func TestRouterChanges(t *testing.T) {
 // router call has a deadline, and says the mapping could not be removed.
 func TestFrozenRouter(t *testing.T) {
 	t.Parallel()
+	testenv.Require(t, "ss")
 	in := testenv.NewInternet(t)
 	home := in.NewHome(t, testenv.HomeOptions{})
 	host := home.AddHost(t)
