@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,19 @@ func fillDir(fake *fakeRemote, id, dir string, n int) {
 	for i := range n {
 		fake.file(id, fmt.Sprintf("%s/f%05d", dir, i), nil)
 	}
+}
+
+// waitingCtx closes asked when someone first asks for its Done channel,
+// as a reader does when it starts to wait.
+type waitingCtx struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (c *waitingCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.asked) })
+	return c.Context.Done()
 }
 
 // TestNodeListingStreams: a listing is served as it arrives. The peer
@@ -59,10 +73,15 @@ func TestNodeListingStreams(t *testing.T) {
 	if got := fake.listed.Load(); got != 300 {
 		t.Fatalf("the peer sent %d entries before the hold, want 300", got)
 	}
-	ctx, cancel := context.WithCancel(x.ctx)
+	inner, cancel := context.WithCancel(x.ctx)
+	defer cancel()
+	ctx := &waitingCtx{Context: inner, asked: make(chan struct{})}
 	go func() {
-		time.Sleep(50 * time.Millisecond)
-		cancel()
+		select {
+		case <-ctx.asked: // the reader waits for the next entry
+			cancel()
+		case <-inner.Done():
+		}
 	}()
 	if e, errno := h.Readdirent(ctx); errno != syscall.EINTR {
 		t.Fatalf("an interrupted read of an entry not yet sent: %v, %v; want EINTR", e, errno)
@@ -105,8 +124,13 @@ func TestNodeCutListingCached(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	x := newTestFS(t, fake, Options{AttrTTL: time.Minute, MaxListing: 120, Logger: log}, "alice")
 
-	// (The lookup of big also starts a background fetch, which gives up
-	// on a listing this big: that READDIR is not the listing's.)
+	// The lookup of big also starts a background fetch, which gives up
+	// on a listing this big: that READDIR is not the listing's. It is
+	// over before the count below begins.
+	x.mustLookup("alice/big")
+	eventually(t, 10*time.Second, "the background fetch of big to give up", func() bool {
+		return strings.Contains(logs.String(), `msg="not prefetching a big directory"`)
+	})
 	first := 0
 	for i := range 3 {
 		es, errno := x.list("alice/big")

@@ -32,6 +32,9 @@ type fakeRemote struct {
 	// timeout is the pool's deadline (a time.Duration): a frozen peer's
 	// calls fail with pool.ErrTimeout after it.
 	timeout atomic.Int64
+	// timeoutSet is closed (and replaced) when timeout changes, so that
+	// held calls take the new deadline, counted from their start.
+	timeoutSet atomic.Pointer[chan struct{}]
 
 	mu     sync.Mutex
 	peers  map[string]*fakePeer // by peer ID
@@ -70,6 +73,8 @@ type fakeNode struct {
 // newFakeRemote returns an empty fake whose held calls end with the test.
 func newFakeRemote(t testing.TB) *fakeRemote {
 	f := &fakeRemote{peers: map[string]*fakePeer{}, calls: map[string]int{}, done: make(chan struct{})}
+	set := make(chan struct{})
+	f.timeoutSet.Store(&set)
 	f.setTimeout(30 * time.Second)
 	t.Cleanup(func() { close(f.done) })
 	return f
@@ -167,8 +172,13 @@ func (f *fakeRemote) thaw(id string) {
 	}
 }
 
-// setTimeout sets the deadline of a frozen peer's calls.
-func (f *fakeRemote) setTimeout(d time.Duration) { f.timeout.Store(int64(d)) }
+// setTimeout sets the deadline of a frozen peer's calls, those held now
+// included.
+func (f *fakeRemote) setTimeout(d time.Duration) {
+	f.timeout.Store(int64(d))
+	next := make(chan struct{})
+	close(*f.timeoutSet.Swap(&next))
+}
 
 // setDead makes the peer unreachable (or reachable again).
 func (f *fakeRemote) setDead(id string, dead bool) {
@@ -200,6 +210,32 @@ func (f *fakeRemote) total(op, id string) int {
 	return n
 }
 
+// hold waits until frozen is closed, or fails as the pool would: with
+// ctx's error, or with pool.ErrTimeout once the deadline (timeout from
+// now, or as changed meanwhile) passes or the test ends.
+func (f *fakeRemote) hold(ctx context.Context, frozen <-chan struct{}) error {
+	start := time.Now()
+	for {
+		set := *f.timeoutSet.Load()
+		t := time.NewTimer(time.Until(start.Add(time.Duration(f.timeout.Load()))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+			return pool.ErrTimeout
+		case <-f.done:
+			t.Stop()
+			return pool.ErrTimeout
+		case <-frozen:
+			t.Stop()
+			return nil
+		case <-set:
+			t.Stop()
+		}
+	}
+}
+
 // begin counts a call and applies the peer's faults: it returns the
 // peer's node at rel (nil if none) or the call's error.
 func (f *fakeRemote) begin(ctx context.Context, op string, peer peers.Peer, rel string) (*fakeNode, error) {
@@ -223,16 +259,8 @@ func (f *fakeRemote) begin(ctx context.Context, op string, peer peers.Peer, rel 
 	if held {
 		f.waiting.Add(1)
 		defer f.waiting.Add(-1)
-		t := time.NewTimer(time.Duration(f.timeout.Load()))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s %s: %w", op, rel, ctx.Err())
-		case <-t.C:
-			return nil, fmt.Errorf("%s %s: %w", op, rel, pool.ErrTimeout)
-		case <-f.done:
-			return nil, fmt.Errorf("%s %s: %w", op, rel, pool.ErrTimeout)
-		case <-frozen:
+		if err := f.hold(ctx, frozen); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", op, rel, err)
 		}
 	}
 	f.mu.Lock()

@@ -4,10 +4,12 @@ package fs_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +30,17 @@ func within(t *testing.T, d time.Duration, what string, fn func() error) error {
 		t.Fatalf("%s did not return within %v", what, d)
 		return nil
 	}
+}
+
+// waitFUSERequest waits until process pid sleeps in the kernel awaiting
+// a FUSE server's answer.
+func waitFUSERequest(t *testing.T, pid int) {
+	t.Helper()
+	wchan := fmt.Sprintf("/proc/%d/wchan", pid)
+	testenv.WaitFor(t, 10*time.Second, "a FUSE request of pid "+strconv.Itoa(pid), func() bool {
+		b, err := os.ReadFile(wchan)
+		return err == nil && string(b) == "request_wait_answer"
+	})
 }
 
 func isTimeoutOrEIO(err error) bool {
@@ -141,7 +154,7 @@ func TestInterruptedRead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cat.Wait() }()
-	time.Sleep(500 * time.Millisecond) // let cat block in the kernel
+	waitFUSERequest(t, cat.Process.Pid)
 	select {
 	case err := <-done:
 		t.Fatalf("cat finished on a frozen peer: %v", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/testdata/testenv"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -248,11 +249,5 @@ func readAt(ctx context.Context, fh fusefs.FileHandle, buf []byte, off int64) ([
 // eventually polls cond until it holds, failing the test after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, d, what, cond)
 }

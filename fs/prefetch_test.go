@@ -5,6 +5,7 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -132,6 +133,13 @@ func inotifyOpens(t *testing.T, dir string) func() map[string]int {
 	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_OPEN); err != nil {
 		t.Fatalf("inotify watch %s: %v", dir, err)
 	}
+	// An open of the marker directory, watched by the same instance, is
+	// queued after every open before it: once read, nothing is left.
+	marker := t.TempDir()
+	markerWD, err := unix.InotifyAddWatch(fd, marker, unix.IN_OPEN)
+	if err != nil {
+		t.Fatalf("inotify watch %s: %v", marker, err)
+	}
 	opened := map[string]int{}
 	var mu sync.Mutex
 	done := make(chan struct{})
@@ -144,7 +152,11 @@ func inotifyOpens(t *testing.T, dir string) func() map[string]int {
 				return
 			}
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				l := int(uint32(buf[off+12]) | uint32(buf[off+13])<<8 | uint32(buf[off+14])<<16 | uint32(buf[off+15])<<24)
+				wd := int(int32(binary.NativeEndian.Uint32(buf[off:])))
+				l := int(binary.NativeEndian.Uint32(buf[off+12:]))
+				if wd == markerWD {
+					return
+				}
 				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+l]), "\x00")
 				mu.Lock()
 				opened[name]++
@@ -157,15 +169,13 @@ func inotifyOpens(t *testing.T, dir string) func() map[string]int {
 	stop := func() map[string]int {
 		if !stopped {
 			stopped = true
-			time.Sleep(200 * time.Millisecond) // let queued events arrive
-			unix.Close(fd)
-			// A blocked read(2) on inotify is not woken by close: wake it
-			// with one more event.
-			f, _ := os.Open(dir)
-			if f != nil {
-				f.Close()
+			f, err := os.Open(marker)
+			if err != nil {
+				t.Fatalf("open the inotify marker: %v", err)
 			}
+			f.Close()
 			<-done
+			unix.Close(fd)
 		}
 		mu.Lock()
 		defer mu.Unlock()

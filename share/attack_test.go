@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dsftp/dsftp/share/limits"
@@ -183,8 +184,13 @@ func TestIdleLoggedInFlood(t *testing.T) {
 // TestIdleTimeout: a logged-in connection with nothing open is closed
 // after IdleTimeout; one with an open file is not.
 func TestIdleTimeout(t *testing.T) {
+	synctest.Test(t, testIdleTimeout)
+}
+
+// testIdleTimeout runs in a bubble: the idle timeout passes on its clock.
+func testIdleTimeout(t *testing.T) {
 	f := newFixture(t, false)
-	ts := startTestShare(t, f.share, func(o *Options) { o.IdleTimeout = 500 * time.Millisecond })
+	ts := startPipeShare(t, f.share, func(o *Options) { o.IdleTimeout = 500 * time.Millisecond })
 	busy := ts.sftpClient(t)
 	fh, err := busy.Open("a.txt")
 	if err != nil {

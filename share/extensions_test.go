@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dsftp/dsftp/share/limits"
@@ -82,15 +83,22 @@ func (c *stubConn) Close() {
 // its member lives; Close is called once per connection when it ends.
 func TestExtensions(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, testExtensions)
+}
+
+// testExtensions runs in a bubble, over in-memory connections: the idle
+// timeouts it waits out pass on the bubble's clock.
+func testExtensions(t *testing.T) {
 	ext := &stubExtensions{}
 	ext.live.Store(true)
 	const idle = 300 * time.Millisecond
-	s := startTestShare(t, t.TempDir(), func(o *Options) { o.Extensions = ext; o.IdleTimeout = idle })
+	s := startPipeShare(t, t.TempDir(), func(o *Options) { o.Extensions = ext; o.IdleTimeout = idle })
 	c, err := s.dial(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	synctest.Wait() // the share has handed the connection to the extensions
 	ext.mu.Lock()
 	info := ext.infos[0]
 	ext.mu.Unlock()

@@ -144,6 +144,7 @@ type testShare struct {
 	client     testenv.Key
 	knownHosts string
 	logs       *testenv.SyncBuffer
+	pipe       *pipeListener // set when served in memory (startPipeShare)
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -160,6 +161,13 @@ func startTestShare(t testing.TB, dir string, mod func(*Options)) *testShare {
 // startTestShareHook is startTestShare with a hook that runs on the
 // Server before Serve (to set test hooks).
 func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(*Server)) *testShare {
+	t.Helper()
+	return startTestShareOn(t, nil, dir, mod, hook)
+}
+
+// startTestShareOn is startTestShareHook serving ln (nil: a TCP socket on
+// 127.0.0.1).
+func startTestShareOn(t testing.TB, ln net.Listener, dir string, mod func(*Options), hook func(*Server)) *testShare {
 	t.Helper()
 	tmp := t.TempDir()
 	ts := &testShare{client: testenv.NewKey(t, tmp, "client"), logs: &testenv.SyncBuffer{}}
@@ -184,6 +192,7 @@ func startTestShareHook(t testing.TB, dir string, mod func(*Options), hook func(
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	srv.ln = ln
 	if err := srv.Listen(); err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -259,6 +268,9 @@ func (ts *testShare) dial(t testing.TB, auth ...ssh.AuthMethod) (*ssh.Client, er
 	t.Helper()
 	if len(auth) == 0 {
 		auth = []ssh.AuthMethod{ssh.PublicKeys(ts.client.Signer)}
+	}
+	if ts.pipe != nil {
+		return ts.dialPipe(auth)
 	}
 	return ssh.Dial("tcp", ts.addr, &ssh.ClientConfig{
 		User:            "someone",

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dsftp/dsftp/share/policy/policytest"
@@ -31,13 +32,23 @@ func newSecretsFixture(t testing.TB) *secretsFixture {
 
 // start serves the fixture with the options dsftp mount would use.
 func (f *secretsFixture) start(t testing.TB, mod func(*Options)) *testShare {
-	return startTestShare(t, f.Share, func(o *Options) {
+	return startTestShare(t, f.Share, f.options(mod))
+}
+
+// startPipe is start on a pipeListener, for a synctest bubble.
+func (f *secretsFixture) startPipe(t testing.TB, mod func(*Options)) *testShare {
+	return startPipeShare(t, f.Share, f.options(mod))
+}
+
+// options are the options dsftp mount would use, then mod.
+func (f *secretsFixture) options(mod func(*Options)) func(*Options) {
+	return func(o *Options) {
 		o.SecretFiles = []string{f.Token}
 		o.ExcludeMounts = func() []string { return []string{f.Mount} }
 		if mod != nil {
 			mod(o)
 		}
-	})
+	}
 }
 
 func isNotExist(err error) bool {
@@ -156,8 +167,14 @@ func TestShareHidden(t *testing.T) {
 // TestIgnoreReload: a change to .dsftpignore takes effect within seconds,
 // both ways, without a restart.
 func TestIgnoreReload(t *testing.T) {
+	synctest.Test(t, testIgnoreReload)
+}
+
+// testIgnoreReload runs in a bubble: the rules' recheck interval passes
+// on its clock.
+func testIgnoreReload(t *testing.T) {
 	f := newSecretsFixture(t)
-	ts := f.start(t, nil)
+	ts := f.startPipe(t, nil)
 	c := ts.sftpClient(t)
 	if ts.srv.IgnoreRules() != 4 {
 		t.Errorf("IgnoreRules = %d; want 4", ts.srv.IgnoreRules())
@@ -183,10 +200,16 @@ func TestIgnoreReload(t *testing.T) {
 // TestExcludedMountAppears: a dsftp mount that appears inside the share
 // after it started is hidden within seconds; other directories stay.
 func TestExcludedMountAppears(t *testing.T) {
+	synctest.Test(t, testExcludedMountAppears)
+}
+
+// testExcludedMountAppears runs in a bubble: the mount list's refresh
+// interval passes on its clock.
+func testExcludedMountAppears(t *testing.T) {
 	f := newSecretsFixture(t)
 	var mounts atomic.Pointer[[]string]
 	mounts.Store(&[]string{})
-	ts := startTestShare(t, f.Share, func(o *Options) {
+	ts := startPipeShare(t, f.Share, func(o *Options) {
 		o.ExcludeMounts = func() []string { return *mounts.Load() }
 	})
 	c := ts.sftpClient(t)
@@ -284,13 +307,7 @@ func listNames(t testing.TB, c *sftp.Client, dir string) []string {
 // waitFor polls cond for up to 10 s (the rules are re-read every second).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // TestDefaultPortTaken: with no Listen given, a taken 2200 moves the

@@ -104,11 +104,24 @@ type Config struct {
 	// MinRepost is the least time between re-posts caused by SetAddrs
 	// (default 10 s), which keeps flapping addresses within budget.
 	MinRepost time.Duration
+
+	// now is the clock adverts are issued and judged by; nil is time.Now.
+	// Tests skew it instead of waiting for the wall clock.
+	now func() time.Time
+	// confirmDelay is the wait before the history read that confirms a
+	// missing advert; zero is the constant confirmDelay. Tests shorten it.
+	confirmDelay time.Duration
 }
 
 // setDefaults fills the fields left zero (negative durations too, except
 // PostDelay) with their defaults and caps TTL.
 func (c *Config) setDefaults() {
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.confirmDelay <= 0 {
+		c.confirmDelay = confirmDelay
+	}
 	if c.Channel == "" {
 		c.Channel = DefaultChannel
 	}
@@ -211,9 +224,9 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
 	d.recv.instance = d.instance
-	d.recv.confirm = func() { time.AfterFunc(confirmDelay, func() { poke(d.resync) }) }
-	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { d.recv.message(m.Message, time.Now()) })
-	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageUpdate) { d.recv.message(m.Message, time.Now()) })
+	d.recv.confirm = func() { time.AfterFunc(d.cfg.confirmDelay, func() { poke(d.resync) }) }
+	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) { d.recv.message(m.Message, d.cfg.now()) })
+	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageUpdate) { d.recv.message(m.Message, d.cfg.now()) })
 	s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageDelete) {
 		if m.Message == nil || m.ChannelID != t.channelID {
 			return
@@ -499,7 +512,7 @@ func (d *Discovery) fatal(err error, what string) bool {
 func (d *Discovery) post(ctx context.Context) error {
 	d.mu.Lock()
 	d.seq++
-	now := time.Now()
+	now := d.cfg.now()
 	a := advert.Advert{
 		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
 		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat,

@@ -144,8 +144,9 @@ func TestRestartReplacesStaleAdvert(t *testing.T) {
 	waitFor(t, 10*time.Second, "alice to see the first bob", func() bool { return a.has(old.fp) })
 	old.d.cancel() // crash: the run loop stops, the advert stays
 	<-old.d.done
-	time.Sleep(1100 * time.Millisecond) // a later issued-at second
-	e.start(t, tokB, "bob", withHost("192.0.2.2:2"))
+	// The new run's clock is ahead by more than the one-second grain of
+	// issued-at, as the wall clock would be a moment later.
+	e.start(t, tokB, "bob", withHost("192.0.2.2:2"), func(c *Config) { c.now = skewed(1100 * time.Millisecond) })
 	waitFor(t, 10*time.Second, "the stale advert to be deleted", func() bool { return countBy(e, idB) == 1 })
 	waitFor(t, 10*time.Second, "alice to see bob's new address", func() bool {
 		p, ok := a.reg.ByID(old.fp)

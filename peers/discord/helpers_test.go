@@ -133,13 +133,12 @@ func (n *node) has(fp string) bool {
 // upper bound against hangs, not a speed claim).
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, cond)
+}
+
+// skewed is a clock d ahead of the wall clock.
+func skewed(d time.Duration) func() time.Time {
+	return func() time.Time { return time.Now().Add(d) }
 }
 
 func randHex(n int) string {

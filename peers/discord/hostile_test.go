@@ -3,6 +3,8 @@
 package discord
 
 import (
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +49,10 @@ func TestHostileAdverts(t *testing.T) {
 	tokA, _ := e.bot(t)
 	tokB, idB := e.bot(t)
 	evil, _ := e.bot(t)
-	a := e.start(t, tokA, "alice")
+	aliceLogs := &syncBuffer{}
+	a := e.start(t, tokA, "alice", func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(e.logs, aliceLogs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	b := e.start(t, tokB, "bob")
 	waitFor(t, 10*time.Second, "alice to see bob", func() bool { return a.has(b.fp) })
 	var bobAdvert string
@@ -82,8 +87,12 @@ func TestHostileAdverts(t *testing.T) {
 		// Bob's genuine advert, replayed by someone else.
 		bobAdvert,
 	}
+	var rejectedIDs []string // of those that claim to be adverts
 	for _, c := range rejected {
-		e.post(t, evil, c)
+		id := e.post(t, evil, c)
+		if strings.HasPrefix(c, "dsftp/") {
+			rejectedIDs = append(rejectedIDs, id)
+		}
 	}
 	// Valid adverts with hostile names: accepted, but made safe.
 	hostile := []string{"bob", "../../etc", "a/b", ".", "..", "x\x00y", "\u202etxt.exe", strings.Repeat("n", 300), ""}
@@ -91,7 +100,24 @@ func TestHostileAdverts(t *testing.T) {
 		e.post(t, evil, e.craft(t, newSigner(t), name))
 	}
 	waitFor(t, 10*time.Second, "the hostile-named adverts", func() bool { return len(a.reg.List()) == 1+len(hostile) })
-	time.Sleep(200 * time.Millisecond) // the rejected ones were posted first; give stragglers a chance to do harm
+	// The rejected ones were posted first, but events are handled
+	// concurrently: wait until alice has turned down every one of them.
+	waitFor(t, 10*time.Second, "alice to ignore every rejected advert", func() bool {
+		ignored := map[string]bool{}
+		for line := range strings.Lines(aliceLogs.String()) {
+			if _, rest, ok := strings.Cut(line, `msg="discord: ignored advert"`); ok {
+				if _, id, ok := strings.Cut(rest, " message="); ok {
+					ignored[strings.Fields(id)[0]] = true
+				}
+			}
+		}
+		for _, id := range rejectedIDs {
+			if !ignored[id] {
+				return false
+			}
+		}
+		return true
+	})
 
 	list := a.reg.List()
 	if len(list) != 1+len(hostile) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/dsftp/dsftp/peers"
 )
@@ -28,7 +27,7 @@ func List(ctx context.Context, cfg Config) ([]Info, error) {
 	if err := r.catchUp(ctx, s); err != nil {
 		return nil, err
 	}
-	out := r.list(time.Now())
+	out := r.list(r.now())
 	for i := range out {
 		if e, ok := cfg.Registry.ByID(out[i].ID); ok {
 			out[i].DisplayName = e.DisplayName

@@ -49,7 +49,7 @@ func (r *receiver) judgeMissingLocked(all []*discordgo.Message, seen map[string]
 			r.dropLocked(fp, st)
 			continue
 		}
-		r.log.Debug("discord: advert missing from history; the next read decides", "peer", fp, "message", st.msgID, "in", confirmDelay)
+		r.log.Debug("discord: advert missing from history; the next read decides", "peer", fp, "message", st.msgID, "in", r.confirmIn)
 		pending = true
 	}
 	if pending {

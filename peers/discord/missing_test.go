@@ -104,14 +104,17 @@ func TestMissingAdvertNeedsSecondRead(t *testing.T) {
 	e := newEnv(t)
 	tokA, _ := e.bot(t)
 	other, _ := e.bot(t)
-	a := e.start(t, tokA, "alice")
+	var skew atomic.Int64 // alice's clock ahead of the wall clock
+	a := e.start(t, tokA, "alice", func(c *Config) {
+		c.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
 	dave, erin := newSigner(t), newSigner(t)
 	daveMsg := e.post(t, other, e.craft(t, dave, "dave"))
 	erinMsg := e.post(t, other, e.craft(t, erin, "erin"))
 	fpD, fpE := ssh.FingerprintSHA256(dave.PublicKey()), ssh.FingerprintSHA256(erin.PublicKey())
 	waitFor(t, 10*time.Second, "alice to see dave and erin", func() bool { return a.has(fpD) && a.has(fpE) })
 
-	time.Sleep(1100 * time.Millisecond) // older than the next read by more than its slack
+	skew.Store(int64(1100 * time.Millisecond)) // the adverts are older than the next read by more than its slack
 	e.fake.Forget(e.channel, daveMsg)
 	if err := a.d.recv.catchUp(context.Background(), a.d.s); err != nil {
 		t.Fatal(err)

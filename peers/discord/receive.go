@@ -22,13 +22,16 @@ const maxHistoryPages = 50
 // receiver turns channel messages into registry entries. It is fed by the
 // gateway (hints) and by history reads (truth), from different goroutines.
 type receiver struct {
-	t        target
-	reg      *peers.Registry
-	log      *slog.Logger
-	selfID   string
-	allow    []string
-	timeout  time.Duration
-	instance string // own instance, if advertising
+	t       target
+	reg     *peers.Registry
+	log     *slog.Logger
+	selfID  string
+	allow   []string
+	timeout time.Duration
+	now     func() time.Time // Config.now
+	// confirmIn is Config.confirmDelay, for the log.
+	confirmIn time.Duration
+	instance  string // own instance, if advertising
 
 	// deleteStale, when set, is called with the message ID of an advert
 	// with our host key from an earlier run, posted by our bot.
@@ -87,10 +90,13 @@ type Info struct {
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	return &receiver{
 		t: t, reg: cfg.Registry, log: log, selfID: selfID, allow: cfg.AllowUsers,
-		timeout: cfg.RequestTimeout,
-		known:   map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
+		timeout: cfg.RequestTimeout, now: cfg.now, confirmIn: cfg.confirmDelay,
+		known: map[string]*peerState{}, done: map[string]string{}, stale: map[string]bool{},
 	}
 }
 
@@ -186,7 +192,7 @@ func (r *receiver) dropLocked(fp string, st *peerState) {
 // first, and drops peers whose advert vanished while we were not
 // listening.
 func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
-	start := time.Now()
+	start := r.now()
 	cutoff := start.Add(-advert.MaxTTL)
 	var all []*discordgo.Message
 	before := ""
@@ -219,7 +225,7 @@ func (r *receiver) catchUp(ctx context.Context, s *discordgo.Session) error {
 			break
 		}
 	}
-	now := time.Now()
+	now := r.now()
 	seen := map[string]bool{}
 	for i := len(all) - 1; i >= 0; i-- {
 		m := all[i]

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,11 +119,12 @@ func TestTrust(t *testing.T) {
 // tokens and private keys the discovery had.
 func TestNoSecrets(t *testing.T) {
 	e := newEnv(t)
-	var tokens []string
+	var tokens, refreshing []string
 	var nodes []*node
 	for _, name := range []string{"alice", "bob", "carol"} {
-		tok, _ := e.bot(t)
+		tok, id := e.bot(t)
 		tokens = append(tokens, tok)
+		refreshing = append(refreshing, id)
 		nodes = append(nodes, e.start(t, tok, name, func(c *Config) { c.Refresh = 200 * time.Millisecond }))
 	}
 	shared, _ := e.bot(t)
@@ -131,9 +133,22 @@ func TestNoSecrets(t *testing.T) {
 	for _, n := range nodes {
 		waitFor(t, 10*time.Second, "everyone to see everyone", func() bool { return len(n.reg.List()) == len(nodes)-1 })
 	}
-	time.Sleep(500 * time.Millisecond) // a few refreshes
-	nodes[0].d.SetAddrs([]string{"198.51.100.1:2222"})
-	time.Sleep(300 * time.Millisecond)
+	before := e.fake.Writes()
+	waitFor(t, 10*time.Second, "a few refreshes of every refreshing node", func() bool {
+		now := e.fake.Writes()
+		for _, id := range refreshing {
+			if now[id]-before[id] < 4 { // two re-posts, each with the delete of the one before
+				return false
+			}
+		}
+		return true
+	})
+	moved := []string{"198.51.100.1:2222"}
+	nodes[0].d.SetAddrs(moved)
+	waitFor(t, 10*time.Second, "alice's advert with her new address", func() bool {
+		ads := advertsBy(e, refreshing[0])
+		return len(ads) > 0 && slices.Equal(ads[len(ads)-1].Addrs, moved)
+	})
 
 	var secrets []string
 	for _, tok := range tokens {

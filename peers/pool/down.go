@@ -155,9 +155,13 @@ func (g *group) lost(c *conn) {
 		time.Sleep(probeDelay)
 		start := time.Now()
 		nc, _, err := g.pool.dial(peer, addrs, g)
-		g.mu.Lock()
-		g.probing = false
-		g.mu.Unlock()
+		// The probe ends once its verdict is told, so that whoever sees
+		// it over has seen the verdict too.
+		defer func() {
+			g.mu.Lock()
+			g.probing = false
+			g.mu.Unlock()
+		}()
 		if err != nil {
 			g.pool.log.Debug("peer did not answer after its connection ended", "peer", peerLabel(peer), "err", err)
 			g.pool.noteDown(peer, start, err)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -66,6 +68,19 @@ func (s *suspects) get(id string) (time.Time, bool) {
 	return t, ok
 }
 
+// probing reports whether a probe of the peer (group.lost) is under way.
+func (p *Pool) probing(id string) bool {
+	p.mu.Lock()
+	g := p.groups[id]
+	p.mu.Unlock()
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.probing
+}
+
 // TestKilledPeerIsSuspected: when a peer we hold a connection to is
 // killed (OpenSSH, listener and sessions, SIGKILL), the pool finds out
 // without anyone reading, reports it once to its Suspects, and reads fail
@@ -78,7 +93,9 @@ func TestKilledPeerIsSuspected(t *testing.T) {
 			peer := peerOf(t, s)
 			peer.Source = source
 			sus := &suspects{ids: map[string]time.Time{}}
-			p := newPool(t, Options{Timeout: 2 * time.Second, Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus})
+			logs := &testenv.SyncBuffer{}
+			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			p := newPool(t, Options{Timeout: 2 * time.Second, Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus, Logger: log})
 			if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +104,9 @@ func TestKilledPeerIsSuspected(t *testing.T) {
 				t.Fatal(err)
 			}
 			if source == peers.SourceFlag {
-				time.Sleep(3 * time.Second)
+				testenv.WaitFor(t, 10*time.Second, "the pool's probe of the killed peer to fail", func() bool {
+					return strings.Contains(logs.String(), "peer did not answer after its connection ended") && !p.probing(peer.ID)
+				})
 				if _, ok := sus.get(peer.ID); ok {
 					t.Error("a --peer peer was reported to the registry")
 				}

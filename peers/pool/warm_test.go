@@ -38,13 +38,10 @@ func TestWarmConnectsAhead(t *testing.T) {
 	peer := peerOf(t, s)
 	p.Warm(peer)
 	var warm []*conn
-	for deadline := time.Now().Add(15 * time.Second); len(warm) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("Warm: no connection to the peer within 15 s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	testenv.WaitFor(t, 15*time.Second, "Warm to connect to the peer", func() bool {
 		warm, _ = p.connsOf(peer.ID)
-	}
+		return len(warm) > 0
+	})
 	p.Warm(peer) // connected already: no second dial
 	if live, dialing := p.connsOf(peer.ID); len(live) != 1 || dialing {
 		t.Fatalf("second Warm: %d connections, dialing %v; want the one, no dial", len(live), dialing)

@@ -45,6 +45,10 @@ type Config struct {
 	ConnWindow   int
 	// Logger receives the endpoint's events; nil means slog.Default().
 	Logger *slog.Logger
+
+	// stunTimeout is STUNTimeout; tests shorten it to see a server stay
+	// silent without waiting 5 s.
+	stunTimeout time.Duration
 }
 
 // withDefaults returns c with the fields left zero (or negative) set to
@@ -70,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.stunTimeout <= 0 {
+		c.stunTimeout = STUNTimeout
 	}
 	return c
 }

@@ -81,11 +81,11 @@ func (e *Endpoint) Discover(ctx context.Context, servers []string) []Mapping {
 }
 
 // ask sends binding requests to one server until it answers or
-// STUNTimeout passes, retransmitting after 300 ms and then twice as long
+// STUNTimeout (Config.stunTimeout) passes, retransmitting after 300 ms and then twice as long
 // each time (RFC 8489 retransmits; UDP may lose the request).
 func (e *Endpoint) ask(ctx context.Context, server string) Mapping {
 	m := Mapping{Server: server}
-	ctx, cancel := context.WithTimeout(ctx, STUNTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.stunTimeout)
 	defer cancel()
 	addr, err := e.resolve(ctx, server)
 	if err != nil {
@@ -127,7 +127,7 @@ func (e *Endpoint) ask(ctx context.Context, server string) Mapping {
 			return m
 		case <-ctx.Done():
 			t.Stop()
-			m.Err = fmt.Errorf("STUN server %s (%s) did not answer within %v", server, addr, STUNTimeout)
+			m.Err = fmt.Errorf("STUN server %s (%s) did not answer within %v", server, addr, e.cfg.stunTimeout)
 			return m
 		case <-t.C:
 			wait *= 2

@@ -383,6 +383,7 @@ func TestRouterChanges(t *testing.T) {
 // router call has a deadline, and says the mapping could not be removed.
 func TestFrozenRouter(t *testing.T) {
 	t.Parallel()
+	testenv.Require(t, "ss")
 	in := testenv.NewInternet(t)
 	home := in.NewHome(t, testenv.HomeOptions{})
 	host := home.AddHost(t)
@@ -398,13 +399,28 @@ func TestFrozenRouter(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = upnpd.Signal(syscall.SIGCONT) })
 	// Let a check run into the frozen router, then stop.
-	time.Sleep(3 * time.Second)
+	waitUnreadRequest(t, home)
 	start := time.Now()
 	d.stop(t) // fails after 15 s
 	t.Logf("stopped %v after SIGTERM with a frozen router", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(d.Output.String(), "could not remove port mapping") {
 		t.Errorf("expected a note that the mapping could not be removed:\n%s", d.Output)
 	}
+}
+
+// waitUnreadRequest waits until a request to the router's UPnP port sits
+// unread in the kernel: a check has run into the frozen miniupnpd.
+func waitUnreadRequest(t *testing.T, home *testenv.Home) {
+	t.Helper()
+	testenv.WaitFor(t, 20*time.Second, "a request waiting on the frozen router", func() bool {
+		out := testenv.MustRunIn(t, home.Router, "ss", "-Htn", "state", "established", "( sport = :5000 )")
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] != "0" { // Recv-Q
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // TestRouterActionFailed: a misconfigured router (no firewall chains for

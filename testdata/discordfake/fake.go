@@ -115,6 +115,7 @@ type Server struct {
 	gatewayDown atomic.Bool
 	noAcks      atomic.Bool
 	connects    atomic.Int64
+	refused     atomic.Int64 // gateway connections refused while down
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -305,6 +306,10 @@ func (s *Server) SuppressHeartbeatAcks(on bool) { s.noAcks.Store(on) }
 // Connects returns how many gateway websocket connections were accepted.
 func (s *Server) Connects() int64 { return s.connects.Load() }
 
+// Refused is how many gateway connections were refused while the gateway
+// was down (SetGatewayDown).
+func (s *Server) Refused() int64 { return s.refused.Load() }
+
 // RevokeToken makes the bot's token invalid, as resetting it in the
 // developer portal does: REST answers 401 and the gateway closes with 4004.
 func (s *Server) RevokeToken(token string) {
@@ -386,6 +391,7 @@ func (s *Server) liveConns() []*conn {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if websocket.IsWebSocketUpgrade(r) {
 		if s.gatewayDown.Load() {
+			s.refused.Add(1)
 			writeError(w, http.StatusServiceUnavailable, 0, "gateway down")
 			return
 		}

@@ -169,16 +169,12 @@ func (l *routeLab) entry(name string) peers.Peer {
 	return e.Peer
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
+// waitFor polls cond until it holds or d passes, and returns how long
+// that took.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, d, what, cond)
 	return time.Since(start)
 }
 
