@@ -92,7 +92,7 @@
 // quic-go logs a warning). On loopback (BenchmarkSSHTransfer, `make
 // bench-quic`) SSH over QUIC takes 2.4 to 2.8 times the CPU per GiB of SSH
 // over TCP, both ends counted (6.2 against 2.3 s per GiB), so where the
-// CPU is the limit it reads at about a third of TCP's speed. The socket
+// CPU is the limit it reads at a third to a half of TCP's speed. The socket
 // buffers are not the limit (the kernel dropped no datagram), nor are the
 // windows: the stream and connection windows stay at 4 and 8 MiB, as
 // larger ones did not read faster, and initial windows equal to the
