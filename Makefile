@@ -42,7 +42,7 @@ LDFLAGS := -X github.com/dsftp/dsftp/cmd/internal/lifecycle.version=$(VERSION) -
 # go.mod stays as it is for everyone else. See README, Platforms.
 GOFUSE32 := bin/gofuse32
 
-.PHONY: all build install test test-short vet cross release gofuse32 deps bench bench-wan demo clean fmt
+.PHONY: all build install test test-short vet cross release gofuse32 deps bench bench-wan bench-quic demo clean fmt
 
 all: build
 
@@ -133,6 +133,15 @@ bench: build
 WAN ?= -wan 30ms,100mbit -wan 80ms,20mbit
 bench-wan: build
 	$(GO) run ./testdata/bench -dsftp $(BIN) $(WAN) $(BENCHFLAGS)
+
+# bench-quic: SSH over a QUIC stream vs over TCP (peers/punch, both ends in
+# one process): 256 MiB on loopback, the two taking turns (quic/tcp and CPU
+# seconds per GiB), and 32 MiB at RTT 30 ms, 100 Mbit/s through
+# testdata/wanproxy (TCP mode vs UDP mode, with the link's floor). About
+# five minutes; medians and spread: testdata/bench/README.md.
+QUICBENCH ?= -benchtime 3x -count 5
+bench-quic:
+	$(GO) test -run '^$$' -bench 'SSHTransfer|WANRead' $(QUICBENCH) ./peers/punch
 
 # A one-command demo: two sharers and a mount at ./peers-demo, on
 # this machine only (LAN discovery on loopback). Ctrl-C stops it.

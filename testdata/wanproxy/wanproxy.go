@@ -2,6 +2,8 @@
 // internet between two homes: every byte is held for a one-way delay and
 // each direction is limited to a rate, as a long, narrow link would. The
 // WAN benchmark and tests put it between dsftp (or sshfs) and a share.
+// UDPProxy (udp.go) does the same for datagrams (QUIC), with a bounded
+// queue that drops.
 //
 // It is a test fixture: it listens on loopback and forwards only to the
 // target it was given.
