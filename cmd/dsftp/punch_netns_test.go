@@ -127,7 +127,7 @@ func TestPunchMatrix(t *testing.T) {
 	if err == nil {
 		t.Fatal("a read s's file through a symmetric NAT with no port open and no relay")
 	}
-	hint := "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
+	hint := "symmetric NAT on one side: add --turn (a TURN server) on either, or open a port on one of them (a port forward on the router)"
 	waitUntil(t, 20*time.Second, "a's log says why s cannot be reached", func() bool {
 		return strings.Contains(homes["a"].proc.Output.String(), hint)
 	})
