@@ -162,6 +162,7 @@ type Discovery struct {
 	// udp and nat are the QUIC path's candidates and NAT type (SetUDP).
 	udp      []string
 	nat      string
+	relay    string // the relayed QUIC address on a TURN server (SetRelay)
 	seq      uint64
 	myMsg    string // ID of the current advert message
 	lastPost time.Time
@@ -307,6 +308,21 @@ func (d *Discovery) SetUDP(cands []string, nat string) {
 	d.mu.Lock()
 	changed := d.nat != nat || !slices.Equal(d.udp, cands)
 	d.udp, d.nat = slices.Clone(cands), nat
+	d.mu.Unlock()
+	if changed {
+		poke(d.addrsCh)
+	}
+}
+
+// SetRelay sets the share's relayed QUIC address on a TURN server (""
+// for none). A change re-posts, like SetAddrs.
+func (d *Discovery) SetRelay(addr string) {
+	if d.cfg.ClientOnly {
+		return
+	}
+	d.mu.Lock()
+	changed := d.relay != addr
+	d.relay = addr
 	d.mu.Unlock()
 	if changed {
 		poke(d.addrsCh)
@@ -502,7 +518,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	now := time.Now()
 	a := advert.Advert{
 		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
-		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat,
+		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat, Relay: d.relay,
 		Guild: d.t.guildID, Channel: d.t.channelID, Instance: d.instance, Seq: d.seq,
 		Issued: now.Unix(), Expires: now.Add(d.cfg.TTL).Unix(),
 	}
