@@ -81,6 +81,9 @@ type Config struct {
 	// (SetUDP changes them later).
 	UDP []string
 	NAT string
+	// Relay is what the first advert says of the share's relayed QUIC
+	// address on a TURN server (SetRelay changes it later).
+	Relay string
 	// AllowUsers, when not empty, limits trust to adverts posted by these
 	// Discord user IDs.
 	AllowUsers []string
@@ -208,6 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		addrs:   slices.Clone(cfg.Addrs),
 		udp:     slices.Clone(cfg.UDP),
 		nat:     cfg.NAT,
+		relay:   cfg.Relay,
 	}
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
