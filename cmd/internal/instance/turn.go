@@ -53,7 +53,7 @@ func (in *Instance) turnKind() pathKind {
 		},
 		plan: in.turnPlan,
 		hint: func(peers.Peer) string {
-			return "the TURN server relayed nothing between the two: check that it lets this member's address allocate and its relay ports (UDP) out"
+			return "the TURN relay passed nothing between the two members: the TURN server may refuse their addresses as peers (coturn: denied-peer-ip), or a firewall blocks its relay ports (UDP)"
 		},
 	}
 }
@@ -151,8 +151,9 @@ func (in *Instance) startTURN() {
 
 // keepRelay holds a relay until the instance stops: it allocates, serves
 // the relay's streams with the share, and allocates anew when pion could
-// not refresh the allocation, at most every reallocEvery. first is closed
-// after the first attempt.
+// not refresh the allocation, at most every reallocEvery, so the relayed
+// address in the advert changes (one re-post) at most that often. first
+// is closed after the first attempt.
 func (in *Instance) keepRelay(servers []punch.TURNServer, first chan struct{}) {
 	warned := false
 	var last time.Time
@@ -166,6 +167,9 @@ func (in *Instance) keepRelay(servers []punch.TURNServer, first chan struct{}) {
 		}
 		last = time.Now()
 		r, err := punch.ListenRelay(in.ctx, servers, punch.Config{ID: in.self.id(), Logger: in.log})
+		if err == nil {
+			in.useRelay(r) // before first: the first advert carries it
+		}
 		if first != nil {
 			close(first)
 			first = nil
@@ -174,22 +178,23 @@ func (in *Instance) keepRelay(servers []punch.TURNServer, first chan struct{}) {
 			if in.ctx.Err() != nil {
 				return
 			}
+			in.publishRelay() // no relay now, if one was advertised
 			if !warned {
-				fmt.Fprintf(in.cfg.Err, "dsftp: warning: %v; members that can neither dial nor punch this one cannot reach it (check the --turn server and its credentials; trying again every %v); everything else works\n", err, reallocEvery)
+				fmt.Fprintf(in.cfg.Err, "dsftp: warning: %v; members that can neither dial nor punch this one cannot reach it (asking again every %v); everything else works\n", err, reallocEvery)
 				warned = true
 			}
 			in.log.Warn("no TURN relay", "err", err, "retry_in", reallocEvery)
 			continue
 		}
 		warned = false
-		in.useRelay(r)
 		select {
 		case <-in.ctx.Done():
 		case <-r.Lost():
 			in.log.Warn("the TURN server forgot our allocation; allocating anew", "turn", r.Server, "relayed", r.Addr())
 		}
+		// The advert keeps the old address until the next allocation
+		// replaces it (or fails): one re-post per allocation.
 		in.relay.Store(nil)
-		in.publishRelay()
 		r.Close()
 		if in.ctx.Err() != nil {
 			return
