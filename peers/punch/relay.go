@@ -34,7 +34,7 @@ type Relay struct {
 	Server TURNServer
 
 	client *turn.Client
-	sock   net.PacketConn
+	sock   *net.UDPConn
 	lost   chan struct{}
 	once   sync.Once
 }
@@ -119,7 +119,7 @@ func allocate(ctx context.Context, s TURNServer, cfg Config) (*Relay, error) {
 	}
 	cfg.Relayed = true
 	cfg.Logger = log
-	r.Endpoint, err = serve(res.pc, cfg)
+	r.Endpoint, err = serve(relayedConn{PacketConn: res.pc, sock: sock}, cfg)
 	if err != nil {
 		r.client.Close()
 		sock.Close()
@@ -128,6 +128,17 @@ func allocate(ctx context.Context, s TURNServer, cfg Config) (*Relay, error) {
 	log.Info("allocated a TURN relay", "relayed", r.Addr())
 	return r, nil
 }
+
+// relayedConn is the relay's PacketConn with the buffer sizes of the
+// socket under it, where the relayed packets arrive: quic-go sizes them
+// as for its own sockets.
+type relayedConn struct {
+	net.PacketConn
+	sock *net.UDPConn
+}
+
+func (c relayedConn) SetReadBuffer(n int) error  { return c.sock.SetReadBuffer(n) }
+func (c relayedConn) SetWriteBuffer(n int) error { return c.sock.SetWriteBuffer(n) }
 
 // resolveTURN finds the server's IPv4 address (pion's client speaks IPv4).
 func resolveTURN(ctx context.Context, s TURNServer) (netip.AddrPort, error) {
