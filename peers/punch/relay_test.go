@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -17,15 +18,16 @@ import (
 )
 
 // freeUDPPort is a UDP port on 127.0.0.1 that was free a moment ago,
-// with the next one free too (coturn takes both).
+// with the next one free too (coturn takes both), below the kernel's
+// ephemeral range so that no socket of another test takes it meanwhile.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	for range 50 {
+		port := 20000 + rand.IntN(12000)
+		a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := a.LocalAddr().(*net.UDPAddr).Port
 		b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
 		a.Close()
 		if err == nil {

@@ -68,7 +68,7 @@ func StartLoopbackTURN(t testing.TB, port int, lifetime time.Duration) *TURN {
 	bin := Require(t, "turnserver")[0]
 	lo := netip.MustParseAddr("127.0.0.1")
 	tr := &TURN{Addrs: []netip.Addr{lo}, Servers: []string{netip.AddrPortFrom(lo, uint16(port)).String()}}
-	f := tr.config(t, port, lo, "allow-loopback-peers", "no-rfc5780",
+	f := tr.config(t, port, lo, "allow-loopback-peers", "no-rfc5780", "no-tcp",
 		fmt.Sprintf("alt-listening-port=%d", port+1), fmt.Sprintf("max-allocate-lifetime=%d", int(lifetime.Seconds())))
 	tr.Proc = Start(t, nil, bin, "-c", f)
 	tr.wait(t)

@@ -98,14 +98,16 @@ func (in *Instance) turnPlan(p peers.Peer) (*punch.Endpoint, []netip.AddrPort, e
 	return nil, nil, fmt.Errorf("turn: %w: neither member has a TURN relay (--turn)", punch.ErrNoPath)
 }
 
-// publicCandidates are the candidates a TURN server can reach: private,
-// loopback and link-local addresses are the peer's own network's.
+// publicCandidates are the candidates our relay can reach: IPv4 (pion
+// allocates IPv4 relayed addresses, and a TURN server relays within one
+// family), and not private, loopback or link-local (the peer's own
+// network's).
 func publicCandidates(udp []string) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, c := range candidates(udp) {
-		a := c.Addr()
-		if !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
-			out = append(out, c)
+		a := c.Addr().Unmap()
+		if a.Is4() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
+			out = append(out, netip.AddrPortFrom(a, c.Port()))
 		}
 	}
 	return out
