@@ -138,8 +138,10 @@ func (in *Instance) startTURN() {
 	if r == nil || len(r.TURN) == 0 {
 		return
 	}
-	if in.quic == nil {
-		fmt.Fprintf(in.cfg.Err, "dsftp: warning: --turn needs the share's UDP path (QUIC) with Discord, which is off here; it is ignored\n")
+	if in.quic == nil || in.turns == nil {
+		// The relay's holder must punch the members through it, which
+		// only a process that reads them (mount, shell) does.
+		fmt.Fprintf(in.cfg.Err, "dsftp: warning: --turn works with dsftp mount, with Discord and QUIC on; it is ignored here\n")
 		return
 	}
 	first := make(chan struct{})
