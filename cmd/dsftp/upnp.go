@@ -45,7 +45,7 @@ func (f *upnpFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.r.NoQUIC, "no-quic", false, "do not serve the share over UDP (QUIC), nor punch through NAT to other members")
 	fs.IntVar(&f.r.UDPPort, "udp-port", 0, "UDP `PORT` of the share's QUIC path (default: the TCP port's number)")
 	fs.StringArrayVar(&f.stun, "stun", nil, "STUN server `HOST:PORT` that tells the share its public UDP address (repeatable; none: no STUN; default: $"+envSTUN+", else "+strings.ReplaceAll(punch.DefaultSTUN, ",", " and ")+")")
-	fs.StringArrayVar(&f.turn, "turn", nil, "TURN server `turn://USER:PASS@HOST:PORT` whose relay carries the share's QUIC path to members that can neither dial nor punch this one, the last resort (repeatable, tried in order; default: $"+envTURN+", which keeps the password out of ps)")
+	fs.StringArrayVar(&f.turn, "turn", nil, "relay the share's QUIC path through the TURN server at `turn://USER:PASS@HOST:PORT`, the last resort for members that can neither dial nor punch this one (repeatable, tried in order; default: $"+envTURN+", space-separated, which keeps the password out of ps)")
 	// Only tests need another lease; a short one just makes the router busy.
 	_ = fs.MarkHidden("upnp-lease")
 }
