@@ -68,6 +68,9 @@ type Peer struct {
 	// advert: members punch a path to these (peers/punch).
 	UDP []string
 	NAT string
+	// Relay is the peer's relayed QUIC address on a TURN server, from its
+	// advert: the route of last resort (route "turn").
+	Relay string
 	// Instance identifies the run of dsftp that advertised the peer (from
 	// its advert; "" for --peer). A new run with a lasting host key has a
 	// new Instance: it has not heard of us yet.

@@ -113,7 +113,7 @@ func TestPunchMatrix(t *testing.T) {
 	if err == nil {
 		t.Fatal("a read s's file through a symmetric NAT with no port open and no relay")
 	}
-	hint := "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
+	hint := "symmetric NAT on one side: add --turn (a TURN server) on either, or open a port on one of them (a port forward on the router)"
 	r := homes["a"].proc.WaitWhere(t, 20*time.Second, "a's record of why s cannot be reached", func(r testenv.Record) bool {
 		return slices.ContainsFunc(slices.Collect(maps.Keys(r.Attrs)), func(k string) bool { return strings.Contains(r.Str(k), hint) })
 	})

@@ -4,6 +4,7 @@ package main
 // addresses of every command that serves a share (share, mount).
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -23,10 +24,16 @@ import (
 type upnpFlags struct {
 	r    instance.Reach
 	stun []string
+	turn []string
 }
 
 // envSTUN, when set, is the default of --stun (comma-separated, or none).
 const envSTUN = "DSFTP_STUN"
+
+// envTURN, when set, is the default of --turn (space-separated URLs): it
+// keeps the TURN password off the command line, which other users of the
+// machine can read (ps).
+const envTURN = "DSFTP_TURN"
 
 func (f *upnpFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.r.NoUPnP, "no-upnp", false, "do not ask the home router to forward the share's port (UPnP, NAT-PMP)")
@@ -38,6 +45,7 @@ func (f *upnpFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.r.NoQUIC, "no-quic", false, "do not serve the share over UDP (QUIC), nor punch through NAT to other members")
 	fs.IntVar(&f.r.UDPPort, "udp-port", 0, "UDP `PORT` of the share's QUIC path (default: the TCP port's number)")
 	fs.StringArrayVar(&f.stun, "stun", nil, "STUN server `HOST:PORT` that tells the share its public UDP address (repeatable; none: no STUN; default: $"+envSTUN+", else "+strings.ReplaceAll(punch.DefaultSTUN, ",", " and ")+")")
+	fs.StringArrayVar(&f.turn, "turn", nil, "relay the share's QUIC path through the TURN server at `turn://USER:PASS@HOST:PORT`, the last resort for members that can neither dial nor punch this one (repeatable, tried in order; default: $"+envTURN+", space-separated, which keeps the password out of ps)")
 	// Only tests need another lease; a short one just makes the router busy.
 	_ = fs.MarkHidden("upnp-lease")
 }
@@ -71,6 +79,17 @@ func (f *upnpFlags) check() (*instance.Reach, error) {
 		return nil, usageError{err}
 	}
 	r.STUN = servers
+	if r.TURN, err = punch.ParseTURN(f.turn); err != nil {
+		return nil, usageError{err}
+	}
+	if len(f.turn) == 0 {
+		if r.TURN, err = punch.ParseTURN(strings.Fields(os.Getenv(envTURN))); err != nil {
+			return nil, usageError{fmt.Errorf("$%s: %w", envTURN, err)}
+		}
+	}
+	if len(r.TURN) > 0 && r.NoQUIC {
+		return nil, usageError{errors.New("--turn relays the share's QUIC path, which --no-quic turns off")}
+	}
 	if r.Lease < 0 || (r.Lease > 0 && r.Lease < 2*time.Second) {
 		return nil, usageError{fmt.Errorf("--upnp-lease %v: want at least 2s", r.Lease)}
 	}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 func TestUPnPFlags(t *testing.T) {
@@ -81,5 +85,74 @@ func TestQUICFlags(t *testing.T) {
 		if !errors.As(err, &ue) {
 			t.Errorf("%v: got %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// --turn is repeatable and off by default; $DSFTP_TURN is the default; a
+// malformed URL is a usage error that does not show the password, and
+// --help shows no credentials.
+func TestTURNFlags(t *testing.T) {
+	parse := func(args ...string) (*upnpFlags, *pflag.FlagSet) {
+		var f upnpFlags
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		f.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return &f, fs
+	}
+	t.Setenv(envSTUN, "none")
+	t.Setenv(envTURN, "")
+	f, _ := parse()
+	if r, err := f.check(); err != nil || len(r.TURN) != 0 {
+		t.Fatalf("default: %+v, %v; want no TURN server", r, err)
+	}
+	f, _ = parse("--turn", "turn://u:SECRET1@turn1.example:3478", "--turn", "turn://u:SECRET2@turn2.example")
+	r, err := f.check()
+	if err != nil || fmt.Sprint(r.TURN) != "[turn://turn1.example:3478 turn://turn2.example:3478]" {
+		t.Fatalf("--turn twice: %v, %v", r.TURN, err)
+	}
+	t.Setenv(envTURN, "turn://u:SECRET3@turn3.example:3479")
+	f, fs := parse()
+	if r, err = f.check(); err != nil || fmt.Sprint(r.TURN) != "[turn://turn3.example:3479]" {
+		t.Fatalf("%s: %v, %v", envTURN, r.TURN, err)
+	}
+	var help strings.Builder
+	fs.SetOutput(&help)
+	fs.PrintDefaults()
+	if !strings.Contains(help.String(), "--turn turn://USER:PASS@HOST:PORT") || strings.Contains(help.String(), "SECRET") {
+		t.Errorf("--help with %s set:\n%s", envTURN, help.String())
+	}
+	for _, bad := range [][]string{
+		{"--turn", "turn://u:SECRET4@h:0"},
+		{"--turn", "turns://u:SECRET4@h"},
+		{"--turn", "u:SECRET4@h:3478"},
+		{"--turn", "turn://u:SECRET4@h", "--no-quic"},
+	} {
+		f, _ := parse(bad...)
+		_, err := f.check()
+		var ue usageError
+		if !errors.As(err, &ue) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%v: got %v, want a usage error without the password", bad, err)
+		}
+	}
+	t.Setenv(envTURN, "turn://u:SECRET5@h:99999")
+	f, _ = parse()
+	if _, err := f.check(); err == nil || !strings.Contains(err.Error(), "$"+envTURN) || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("bad %s: %v; want an error naming it without the password", envTURN, err)
+	}
+}
+
+// dsftp share does not punch (only a process that reads members does), so
+// a relay would let nobody in: --turn is one warning there, and the share
+// works.
+func TestTURNIgnoredByShare(t *testing.T) {
+	tmp := t.TempDir()
+	key := testenv.NewKey(t, tmp, "client")
+	p := startShareBinary(t, tmp, "--listen", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)),
+		"--authorized-keys", key.Path+".pub", "--turn", "turn://u:SECRETX@127.0.0.1:9")
+	p.WaitOutput(t, "dsftp: warning: --turn works with dsftp mount, with Discord and QUIC on; it is ignored here", 10*time.Second)
+	if strings.Contains(p.Output.String(), "SECRETX") {
+		t.Errorf("output shows the TURN password:\n%s", p.Output)
 	}
 }

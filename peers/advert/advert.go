@@ -100,6 +100,13 @@ type Advert struct {
 	// (peers/punch). Additions within dsftp/1: older receivers ignore them.
 	UDP []string `json:"udp,omitempty"`
 	NAT string   `json:"nat,omitempty"`
+	// Relay is the share's relayed QUIC address (ip:port) on a TURN
+	// server: a member that can neither dial nor punch this one dials it
+	// from its own QUIC endpoint, while this one punches that member's
+	// UDP candidates through the relay. The address only; the TURN
+	// credentials never leave the member that holds them. An addition
+	// within dsftp/1: older receivers ignore it.
+	Relay string `json:"relay,omitempty"`
 	// Guild and Channel bind the advert to where it was posted, so it
 	// cannot be replayed into another channel.
 	Guild   string `json:"guild"`
@@ -249,6 +256,9 @@ func Decode(text string) (*Decoded, error) {
 	d.Addrs = slices.DeleteFunc(slices.Clone(a.Addrs), func(s string) bool { return !validAddr(s) })
 	d.Via = slices.DeleteFunc(slices.Clone(a.Via), func(s string) bool { return !validFingerprint(s) })
 	d.UDP = slices.DeleteFunc(slices.Clone(a.UDP), func(s string) bool { return !validAddrPort(s) })
+	if !validAddrPort(d.Relay) {
+		d.Relay = ""
+	}
 	if !slices.Contains(natTypes, d.NAT) {
 		d.NAT = ""
 	}

@@ -447,3 +447,30 @@ func FuzzAddrs(f *testing.F) {
 		}
 	})
 }
+
+// The relayed candidate travels as a literal ip:port into the peer entry;
+// anything else (a name, port 0, a URL with credentials) is dropped.
+func TestRelayField(t *testing.T) {
+	host := testenv.NewSigner(t)
+	a := sample(time.Now(), testenv.NewSigner(t).PublicKey())
+	for _, c := range []struct{ in, want string }{
+		{"198.51.100.9:49152", "198.51.100.9:49152"},
+		{"[2001:db8::9]:49152", "[2001:db8::9]:49152"},
+		{"turn.example.org:49152", ""},
+		{"198.51.100.9:0", ""},
+		{"turn://u:p@198.51.100.9:3478", ""},
+	} {
+		a.Relay = c.in
+		text, err := Encode(a, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Decode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := d.Peer("discord"); p.Relay != c.want {
+			t.Errorf("relay %q decoded as %q; want %q", c.in, p.Relay, c.want)
+		}
+	}
+}

@@ -13,7 +13,7 @@ func (d *Decoded) Peer(source string) peers.Peer {
 	return peers.Peer{
 		ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, User: d.User,
 		HostKey: d.HostKey, ClientKeys: d.ClientKeys, ClientOnly: d.Client,
-		Unreachable: d.Unreachable, Via: d.Via, UDP: d.UDP, NAT: d.NAT, Instance: d.Instance,
+		Unreachable: d.Unreachable, Via: d.Via, UDP: d.UDP, NAT: d.NAT, Relay: d.Relay, Instance: d.Instance,
 		Source: source, Expires: time.Unix(d.Expires, 0),
 	}
 }

@@ -81,6 +81,9 @@ type Config struct {
 	// (SetUDP changes them later).
 	UDP []string
 	NAT string
+	// Relay is what the first advert says of the share's relayed QUIC
+	// address on a TURN server (SetRelay changes it later).
+	Relay string
 	// AllowUsers, when not empty, limits trust to adverts posted by these
 	// Discord user IDs.
 	AllowUsers []string
@@ -175,6 +178,7 @@ type Discovery struct {
 	// udp and nat are the QUIC path's candidates and NAT type (SetUDP).
 	udp      []string
 	nat      string
+	relay    string // the relayed QUIC address on a TURN server (SetRelay)
 	seq      uint64
 	myMsg    string // ID of the current advert message
 	lastPost time.Time
@@ -220,6 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Discovery, error) {
 		addrs:   slices.Clone(cfg.Addrs),
 		udp:     slices.Clone(cfg.UDP),
 		nat:     cfg.NAT,
+		relay:   cfg.Relay,
 	}
 	d.recv = newReceiver(t, cfg, d.log, d.selfID)
 	d.recv.deleteStale = d.deleteStale
@@ -320,6 +325,21 @@ func (d *Discovery) SetUDP(cands []string, nat string) {
 	d.mu.Lock()
 	changed := d.nat != nat || !slices.Equal(d.udp, cands)
 	d.udp, d.nat = slices.Clone(cands), nat
+	d.mu.Unlock()
+	if changed {
+		poke(d.addrsCh)
+	}
+}
+
+// SetRelay sets the share's relayed QUIC address on a TURN server (""
+// for none). A change re-posts, like SetAddrs.
+func (d *Discovery) SetRelay(addr string) {
+	if d.cfg.ClientOnly {
+		return
+	}
+	d.mu.Lock()
+	changed := d.relay != addr
+	d.relay = addr
 	d.mu.Unlock()
 	if changed {
 		poke(d.addrsCh)
@@ -515,7 +535,7 @@ func (d *Discovery) post(ctx context.Context) error {
 	now := d.cfg.now()
 	a := advert.Advert{
 		Name: d.cfg.Name, Addrs: slices.Clone(d.addrs), User: d.cfg.User, Client: d.cfg.ClientOnly,
-		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat,
+		Unreachable: d.unreachable, Via: slices.Clone(d.via), UDP: slices.Clone(d.udp), NAT: d.nat, Relay: d.relay,
 		Guild: d.t.guildID, Channel: d.t.channelID, Instance: d.instance, Seq: d.seq,
 		Issued: now.Unix(), Expires: now.Add(d.cfg.TTL).Unix(),
 	}

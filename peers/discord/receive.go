@@ -87,6 +87,8 @@ type Info struct {
 	// UDP and NAT are the candidates of its QUIC path and its NAT type.
 	UDP []string
 	NAT string
+	// Relay is its relayed QUIC address on a TURN server.
+	Relay string
 }
 
 func newReceiver(t target, cfg Config, log *slog.Logger, selfID string) *receiver {
@@ -162,7 +164,7 @@ func (r *receiver) message(m *discordgo.Message, now time.Time) {
 			ID: d.Fingerprint, Name: d.Name, Addrs: d.Addrs, Client: d.Client,
 			Issued: time.Unix(d.Issued, 0), Expires: time.Unix(d.Expires, 0),
 			AuthorID: author, AuthorName: authorName, MessageID: m.ID,
-			Unreachable: d.Unreachable, Via: d.Via, UDP: d.UDP, NAT: d.NAT,
+			Unreachable: d.Unreachable, Via: d.Via, UDP: d.UDP, NAT: d.NAT, Relay: d.Relay,
 		},
 	}
 	r.known[d.Fingerprint] = st

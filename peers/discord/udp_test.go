@@ -92,14 +92,16 @@ func TestUDPWritesBudget(t *testing.T) {
 	})
 }
 
-// The largest advert keeps the public UDP candidate: when everything
-// does not fit, the local candidates go first, then the last addresses.
+// The largest advert keeps the public UDP candidate and the relayed one:
+// when everything does not fit, the local candidates go first, then the
+// last addresses.
 func TestUDPAdvertFits(t *testing.T) {
 	t.Parallel()
 	host := newSigner(t)
 	a := advert.Advert{
 		Name: strings.Repeat("n", 64), Guild: "100", Channel: "200", Instance: advert.NewInstance(), Seq: 1,
 		Issued: time.Now().Unix(), Expires: time.Now().Add(time.Hour).Unix(), Unreachable: true, NAT: "cone",
+		Relay: "[2001:db8:1234:5678:9abc:def0:1234:567a]:65535",
 	}
 	for range advert.MaxAddrs {
 		a.Addrs = append(a.Addrs, "[2001:db8:1234:5678:9abc:def0:1234:5678]:65535")
@@ -128,6 +130,9 @@ func TestUDPAdvertFits(t *testing.T) {
 	// The last (local) ones go first: what is kept is the head of the list.
 	if !slices.Equal(d.UDP, a.UDP[:len(d.UDP)]) {
 		t.Fatalf("UDP candidates %q; want the first %d of %q", d.UDP, len(d.UDP), a.UDP)
+	}
+	if d.Relay != a.Relay {
+		t.Fatalf("relayed candidate %q; want %q kept", d.Relay, a.Relay)
 	}
 	t.Logf("largest advert: %d characters, %d of %d addresses, %d of %d UDP candidates", len(text), len(d.Addrs), len(a.Addrs), len(d.UDP), len(a.UDP))
 }

@@ -430,6 +430,8 @@ func (g *group) startDialAheadLocked(ahead bool) {
 			g.pool.log.Info("peer reachable after failed attempts", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
 		} else if r := g.pool.routeName(addr); r == route.Punched {
 			g.pool.log.Info("peer reached over a punched QUIC path", "peer", peerLabel(peer), "route", r)
+		} else if r == route.TURN {
+			g.pool.log.Info("peer reached over a QUIC path through a TURN relay", "peer", peerLabel(peer), "route", r)
 		} else if r != "direct" {
 			g.pool.log.Info("peer reached without dialing it: over its reverse connection or relayed by a member", "peer", peerLabel(peer), "route", r)
 		}

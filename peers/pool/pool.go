@@ -82,6 +82,10 @@ type Options struct {
 	// Punch opens streams over QUIC paths punched through NAT to a peer's
 	// UDP candidates (route.Punched); nil: no punched routes.
 	Punch Puncher
+	// TURN opens streams over QUIC paths through a TURN relay, ours or the
+	// peer's (route.TURN), for a peer that TURNable says it can reach so;
+	// nil: no TURN routes.
+	TURN TURNer
 	// NoRelay keeps the pool from asking other members to relay.
 	NoRelay bool
 	// SelfID is this process's own peer ID, never used as a relay; an

@@ -26,6 +26,21 @@ type Puncher interface {
 	PunchStream(ctx context.Context, peer peers.Peer) (net.Conn, error)
 }
 
+// TURNer opens one stream, carrying one SSH connection to the peer's
+// share, over a QUIC path through a TURN server's relayed address: ours,
+// punched to the peer's UDP candidates, or the peer's, dialed from our
+// endpoint. The SSH handshake inside checks the peer's host key as on
+// every route, so the TURN server carries only ciphertext.
+type TURNer interface {
+	Puncher
+	// TURNable reports whether a relay on either side can serve peer.
+	TURNable(peer peers.Peer) bool
+}
+
+func (p *Pool) turnable(peer peers.Peer) bool {
+	return p.opts.TURN != nil && p.opts.TURN.TURNable(peer)
+}
+
 // punchable reports whether the pool can try a punched route to peer:
 // its advert has UDP candidates and says what STUN told it of its NAT
 // (without STUN it has no public candidate, and on its own network TCP
@@ -34,26 +49,35 @@ func (p *Pool) punchable(peer peers.Peer) bool {
 	return p.opts.Punch != nil && len(peer.UDP) > 0 && (peer.NAT != "" || peers.HasPublicIPv6(peer.UDP))
 }
 
-// routeAddrs adds the punched, reverse and relay routes to a peer's
-// addresses: punched when its advert has UDP candidates, reverse when we
-// hold its reverse connection, relay through each member its advert says
-// holds one (not us, and not the peer itself).
+// routeAddrs adds the punched, reverse, relay and TURN routes to a peer's
+// addresses, best first: punched when its advert has UDP candidates,
+// reverse when we hold its reverse connection, relay through each member
+// its advert says holds one, TURN when a relay on either side serves it.
 func (p *Pool) routeAddrs(peer peers.Peer, addrs []string) []string {
 	out := slices.Clone(addrs)
 	if p.punchable(peer) {
 		out = append(out, route.Punched)
 	}
-	if p.opts.Routes == nil {
-		return out
-	}
-	if p.opts.Routes.Has(peer.ID) {
+	if p.opts.Routes != nil && p.opts.Routes.Has(peer.ID) {
 		out = append(out, route.Reverse)
 	}
-	if !p.opts.NoRelay {
-		for _, v := range peer.Via {
-			if v != peer.ID && v != p.opts.SelfID {
-				out = append(out, route.RelayVia(v))
-			}
+	out = append(out, p.relays(peer)...)
+	if p.turnable(peer) {
+		out = append(out, route.TURN)
+	}
+	return out
+}
+
+// relays are the relay routes through each member peer's advert says
+// holds its reverse connection (not us, and not the peer itself).
+func (p *Pool) relays(peer peers.Peer) []string {
+	var out []string
+	if p.opts.Routes == nil || p.opts.NoRelay {
+		return out
+	}
+	for _, v := range peer.Via {
+		if v != peer.ID && v != p.opts.SelfID {
+			out = append(out, route.RelayVia(v))
 		}
 	}
 	return out
@@ -72,6 +96,12 @@ func (p *Pool) dialStream(ctx context.Context, peer peers.Peer, addr string) (ne
 			return nil, errors.New("no punched routes")
 		}
 		return p.opts.Punch.PunchStream(ctx, peer)
+	}
+	if addr == route.TURN {
+		if p.opts.TURN == nil {
+			return nil, errors.New("no TURN routes")
+		}
+		return p.opts.TURN.PunchStream(ctx, peer)
 	}
 	if via, ok := route.RelayOf(addr); ok {
 		return p.dialRelay(ctx, peer, via)
@@ -123,7 +153,7 @@ func (r *relayedConn) Close() error {
 
 // routeName says how addr reaches a peer, for logs and `dsftp peers`.
 func (p *Pool) routeName(addr string) string {
-	if addr == route.Reverse || addr == route.Punched {
+	if addr == route.Reverse || addr == route.Punched || addr == route.TURN {
 		return addr
 	}
 	if via, ok := route.RelayOf(addr); ok {
@@ -138,8 +168,8 @@ func (p *Pool) routeName(addr string) string {
 }
 
 // Route says how the pool's connections reach the peer with this ID now:
-// "direct", "punched", "reverse", "relay via NAME", or "" when none is
-// open.
+// "direct", "punched", "reverse", "relay via NAME", "turn", or "" when
+// none is open.
 func (p *Pool) Route(id string) string {
 	p.mu.Lock()
 	g := p.groups[id]

@@ -21,9 +21,10 @@ var errRetired = errors.New("replaced by a better route")
 // the connection a request is about to use, is not direct: directly, when
 // the peer has addresses that were not tried lately; over a punched QUIC
 // path, when best goes through another member and the peer has UDP
-// candidates (not tried lately either); over the peer's reverse
-// connection, when best is a relay and we hold one now (it came up after
-// the relay was chosen). The better connection, once
+// candidates (not tried lately either); through a member's relay, when
+// best goes through a TURN server (not tried lately either); over the
+// peer's reverse connection, when best is a relay or TURN and we hold one
+// now (it came up after that route was chosen). The better connection, once
 // up, takes the new requests; the worse ones finish theirs and close
 // (retire).
 func (g *group) maybeUpgradeLocked(best *conn) {
@@ -37,8 +38,11 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 		if rank > route.RankPunched && g.pool.punchable(g.peer) {
 			addrs = append(addrs, route.Punched)
 		}
+		if rank == route.RankTURN {
+			addrs = append(addrs, g.pool.relays(g.peer)...)
+		}
 	}
-	toReverse := rank == route.RankRelay && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
+	toReverse := rank >= route.RankRelay && g.pool.opts.Routes != nil && g.pool.opts.Routes.Has(g.peer.ID)
 	if toReverse {
 		addrs = append(slices.Clone(addrs), route.Reverse)
 	}
@@ -83,6 +87,8 @@ func (g *group) maybeUpgradeLocked(best *conn) {
 			g.pool.log.Info("peer reachable directly now; new requests go direct", "peer", peerLabel(peer), "addr", addr, "route", "direct")
 		case route.RankPunched:
 			g.pool.log.Info("peer reachable over a punched QUIC path now; new requests go there", "peer", peerLabel(peer), "route", "punched")
+		case route.RankRelay:
+			g.pool.log.Info("peer reachable through a member's relay now; new requests go there, not through the TURN server", "peer", peerLabel(peer), "route", g.pool.routeName(addr))
 		default:
 			g.pool.log.Info("peer reachable over its reverse connection now; new requests go there, not through a relay", "peer", peerLabel(peer), "route", "reverse")
 		}

@@ -66,6 +66,26 @@
 // has among the candidates, which is why every public IPv6 address is
 // advertised, temporary ones too.
 //
+// # TURN
+//
+// When punching cannot work (a symmetric NAT on either side, see
+// [Classify] and [Hint]), a member with a TURN server (RFC 8656, pion/turn
+// client over UDP, long-term credentials) allocates a relayed address
+// there ([ListenRelay]) and runs a second endpoint on it: the same QUIC,
+// limits, Retry, server-name check and SSH inside, on the relay's
+// net.PacketConn, with packets kept at 1280 bytes (no path MTU
+// discovery: TURN's framing rides on top). The server forwards to the
+// relay only packets from addresses the allocating side has sent to
+// (TURN permissions, per IP), so the allocating member punches the
+// peer's public candidates from the relay endpoint, which creates them,
+// while the peer punches the relayed address from its own endpoint; the
+// first handshake that completes is the path, as above. pion refreshes
+// the allocation, the permissions and the channel bindings; [Relay.Lost]
+// tells when a refresh of the allocation failed. The credentials appear
+// in no advert, log line or error ([TURNServer] prints as
+// turn://HOST:PORT); the server sees only QUIC packets whose streams
+// carry SSH.
+//
 // # STUN
 //
 // [Endpoint.Discover] sends STUN binding requests (pion/stun) from the QUIC
@@ -156,5 +176,9 @@
 // (both members notice a closed path and punch again). The pool (route
 // "punched", between direct and reverse in route.Rank) opens one stream
 // per SSH connection on the path; a member that cannot be punched is
-// reported with [Hint].
+// reported with [Hint]. With --turn (turn.go there) the member holds a
+// relay, advertises its address (advert: relay) and allocates anew, at
+// most every 6 minutes, when the server forgot it; a pair that cannot
+// punch uses the relay of one of them (the one with the smaller ID when
+// both hold one) as route "turn", the last in route.Rank.
 package punch

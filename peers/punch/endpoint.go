@@ -45,6 +45,11 @@ type Config struct {
 	ConnWindow   int
 	// Logger receives the endpoint's events; nil means slog.Default().
 	Logger *slog.Logger
+	// Relayed says the socket is a TURN relay (ListenRelay): every packet
+	// also carries TURN's framing, so QUIC packets stay at quic-go's first
+	// size (1280 bytes) instead of probing for a larger path MTU that the
+	// framing would push past the link's.
+	Relayed bool
 
 	// stunTimeout is STUNTimeout; tests shorten it to see a server stay
 	// silent without waiting 5 s.
@@ -87,7 +92,7 @@ func (c Config) withDefaults() Config {
 type Endpoint struct {
 	cfg       Config
 	log       *slog.Logger
-	udp       *net.UDPConn
+	pc        net.PacketConn
 	tr        *quic.Transport
 	ln        *quic.Listener
 	serverCfg *quic.Config
@@ -116,6 +121,12 @@ func Listen(addr string, cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on UDP %s: %w", addr, err)
 	}
+	return serve(uc, cfg)
+}
+
+// serve runs the endpoint on pc, which it closes with the endpoint (or
+// on error).
+func serve(uc net.PacketConn, cfg Config) (*Endpoint, error) {
 	srvTLS, err := serverTLS(cfg.ID)
 	if err != nil {
 		uc.Close()
@@ -123,7 +134,7 @@ func Listen(addr string, cfg Config) (*Endpoint, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Endpoint{
-		cfg: cfg, log: cfg.Logger.With("udp", uc.LocalAddr().String()), udp: uc, lim: newLimiter(cfg),
+		cfg: cfg, log: cfg.Logger.With("udp", uc.LocalAddr().String()), pc: uc, lim: newLimiter(cfg),
 		ctx: ctx, cancel: cancel, streams: make(chan net.Conn),
 		waiters: map[*punchWait]struct{}{}, stun: map[[12]byte]*stunWait{},
 	}
@@ -154,6 +165,7 @@ func Listen(addr string, cfg Config) (*Endpoint, error) {
 
 func (e *Endpoint) quicConfig(keepAlive time.Duration) *quic.Config {
 	return &quic.Config{
+		DisablePathMTUDiscovery:        e.cfg.Relayed,
 		HandshakeIdleTimeout:           e.cfg.HandshakeTimeout,
 		MaxIdleTimeout:                 e.cfg.IdleTimeout,
 		KeepAlivePeriod:                keepAlive,
@@ -167,7 +179,7 @@ func (e *Endpoint) quicConfig(keepAlive time.Duration) *quic.Config {
 }
 
 // Addr is the local address of the socket.
-func (e *Endpoint) Addr() netip.AddrPort { return addrPort(e.udp.LocalAddr()) }
+func (e *Endpoint) Addr() netip.AddrPort { return addrPort(e.pc.LocalAddr()) }
 
 // Stats reports the incoming connections' counts.
 func (e *Endpoint) Stats() Stats { return e.lim.stats() }
@@ -190,7 +202,7 @@ func (e *Endpoint) Close() error {
 	e.cancel()
 	e.ln.Close()
 	err := e.tr.Close()
-	e.udp.Close()
+	e.pc.Close()
 	e.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("close QUIC transport: %w", err)

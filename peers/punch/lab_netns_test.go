@@ -220,8 +220,8 @@ func TestPunchLab(t *testing.T) {
 	for _, c := range []struct {
 		a, b *labSide
 		hint string
-	}{{s1, s2, "symmetric NAT on both sides: open a port on one of them (a port forward on the router)"},
-		{s1, p1, "symmetric NAT on one side: open a port on one of them (a port forward on the router)"}} {
+	}{{s1, s2, "symmetric NAT on both sides: add --turn (a TURN server) on either, or open a port on one of them (a port forward on the router)"},
+		{s1, p1, "symmetric NAT on one side: add --turn (a TURN server) on either, or open a port on one of them (a port forward on the router)"}} {
 		t.Run(c.a.name+"-"+c.b.name, func(t *testing.T) {
 			oa, ob := tryPair(t, prog, tr, c.a, c.b, 6*time.Second)
 			fmt.Fprintf(&report, "%s <-> %s: %s: %+v; %s: %+v\n", c.a.name, c.b.name, c.a.name, oa, c.b.name, ob)

@@ -84,15 +84,17 @@ func PublicAddr(ms []Mapping) (netip.AddrPort, error) {
 }
 
 // Hint says what would let two members whose punch failed reach each
-// other, from what STUN told each about its NAT.
+// other, from what STUN told each about its NAT: a TURN server (--turn)
+// on either side, or an open port on one.
 func Hint(self, peer NAT) string {
+	const help = ": add --turn (a TURN server) on either, or open a port on one of them (a port forward on the router)"
 	switch {
 	case self == NATSymmetric && peer == NATSymmetric:
-		return "symmetric NAT on both sides: open a port on one of them (a port forward on the router)"
+		return "symmetric NAT on both sides" + help
 	case self == NATSymmetric || peer == NATSymmetric:
-		return "symmetric NAT on one side: open a port on one of them (a port forward on the router)"
+		return "symmetric NAT on one side" + help
 	default:
-		return "the routers dropped the punched packets: open a port on one of them (a port forward on the router)"
+		return "the routers dropped the punched packets" + help
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 	Punched = "punched"
 	// Reverse is a channel over the peer's reverse connection to us.
 	Reverse = "reverse"
+	// TURN is a stream over a QUIC path through a TURN server's relayed
+	// address, ours or the peer's (peers/punch.Relay).
+	TURN = "turn"
 	// relayPrefix + the via member's ID is a pipe through that member.
 	relayPrefix = "relay via "
 )
@@ -42,12 +45,15 @@ const (
 	RankPunched = 1 // our own path, but over UDP and kept by keep-alives
 	RankReverse = 2 // the peer's own reverse connection to us
 	RankRelay   = 3 // a third member's bandwidth, capped by it
+	RankTURN    = 4 // a TURN server's bandwidth, the last resort
 )
 
 // Rank orders the routes of addr from best to worst (RankDirect …
-// RankRelay).
+// RankTURN).
 func Rank(addr string) int {
 	switch {
+	case addr == TURN:
+		return RankTURN
 	case addr == Punched:
 		return RankPunched
 	case addr == Reverse:

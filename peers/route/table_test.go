@@ -89,7 +89,7 @@ func newSigner(t *testing.T) ssh.Signer {
 }
 
 // TestRouteAddrs: the pseudo-addresses round-trip and rank direct before
-// reverse before relay.
+// punched before reverse before relay before TURN.
 func TestRouteAddrs(t *testing.T) {
 	r := RelayVia("SHA256:v")
 	if via, ok := RelayOf(r); !ok || via != "SHA256:v" {
@@ -98,7 +98,8 @@ func TestRouteAddrs(t *testing.T) {
 	if _, ok := RelayOf("127.0.0.1:2200"); ok {
 		t.Error("an address was taken for a relay")
 	}
-	if d, rv, rl := Rank("127.0.0.1:2200"), Rank(Reverse), Rank(r); !(d < rv && rv < rl) {
-		t.Errorf("ranks direct %d, reverse %d, relay %d; want increasing", d, rv, rl)
+	d, p, rv, rl, tu := Rank("127.0.0.1:2200"), Rank(Punched), Rank(Reverse), Rank(r), Rank(TURN)
+	if !(d < p && p < rv && rv < rl && rl < tu) {
+		t.Errorf("ranks direct %d, punched %d, reverse %d, relay %d, turn %d; want increasing", d, p, rv, rl, tu)
 	}
 }

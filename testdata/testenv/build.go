@@ -76,6 +76,8 @@ func Main(m *testing.M) {
 	if _, set := os.LookupEnv("DSFTP_STUN"); !set {
 		os.Setenv("DSFTP_STUN", "none")
 	}
+	// Nor a TURN server of the developer's own.
+	os.Unsetenv("DSFTP_TURN")
 	code := m.Run()
 	built.mu.Lock()
 	for _, d := range built.l {

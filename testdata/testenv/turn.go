@@ -49,13 +49,43 @@ func (in *Internet) StartTURN(t testing.TB) *TURN {
 		in.second = true
 	}
 	in.mu.Unlock()
+	tr := &TURN{Addrs: []netip.Addr{in.Addr, second}}
+	f := tr.config(t, STUNPort, in.Addr, "listening-ip="+SecondAddr, "no-multicast-peers")
+	tr.Proc = StartIn(t, in.NS, nil, bin, "-c", f)
+	for _, a := range tr.Addrs {
+		tr.Servers = append(tr.Servers, netip.AddrPortFrom(a, STUNPort).String())
+	}
+	tr.wait(t)
+	return tr
+}
+
+// StartLoopbackTURN starts coturn on 127.0.0.1 at port, in the test's
+// own network namespace, relaying from 127.0.0.1 to loopback peers, with
+// allocations that last lifetime (so that a client refreshes one within
+// seconds), and waits until it answers. It is killed by PID at cleanup.
+func StartLoopbackTURN(t testing.TB, port int, lifetime time.Duration) *TURN {
+	t.Helper()
+	bin := Require(t, "turnserver")[0]
+	lo := netip.MustParseAddr("127.0.0.1")
+	tr := &TURN{Addrs: []netip.Addr{lo}, Servers: []string{netip.AddrPortFrom(lo, uint16(port)).String()}}
+	f := tr.config(t, port, lo, "allow-loopback-peers", "no-rfc5780", "no-tcp",
+		fmt.Sprintf("alt-listening-port=%d", port+1), fmt.Sprintf("max-allocate-lifetime=%d", int(lifetime.Seconds())))
+	tr.Proc = Start(t, nil, bin, "-c", f)
+	tr.wait(t)
+	return tr
+}
+
+// config writes coturn's configuration into a temporary directory,
+// listening on addr:port (and whatever extra adds) and relaying from
+// addr, and sets the credentials.
+func (tr *TURN) config(t testing.TB, port int, addr netip.Addr, extra ...string) string {
+	t.Helper()
 	dir := t.TempDir()
-	tr := &TURN{Addrs: []netip.Addr{in.Addr, second}, User: "dsftp", Pass: fmt.Sprintf("pw%d", os.Getpid())}
-	conf := []string{
-		"listening-port=" + fmt.Sprint(STUNPort),
-		"listening-ip=" + in.Addr.String(),
-		"listening-ip=" + SecondAddr,
-		"relay-ip=" + in.Addr.String(),
+	tr.User, tr.Pass = "dsftp", fmt.Sprintf("pw%d", os.Getpid())
+	conf := append([]string{
+		"listening-port=" + fmt.Sprint(port),
+		"listening-ip=" + addr.String(),
+		"relay-ip=" + addr.String(),
 		"min-port=49152",
 		"max-port=49999",
 		"realm=dsftp.test",
@@ -66,23 +96,24 @@ func (in *Internet) StartTURN(t testing.TB) *TURN {
 		"no-dtls",
 		"no-cli",
 		"no-software-attribute",
-		"no-multicast-peers",
 		"userdb=" + filepath.Join(dir, "turndb"),
 		"pidfile=" + filepath.Join(dir, "turnserver.pid"),
 		"log-file=stdout",
 		"simple-log",
-	}
+	}, extra...)
 	f := filepath.Join(dir, "turnserver.conf")
 	if err := os.WriteFile(f, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tr.Proc = StartIn(t, in.NS, nil, bin, "-c", f)
-	for _, a := range tr.Addrs {
-		tr.Servers = append(tr.Servers, netip.AddrPortFrom(a, STUNPort).String())
-	}
+	return f
+}
+
+// wait returns once coturn listens.
+func (tr *TURN) wait(t testing.TB) {
+	t.Helper()
 	// coturn logs its server threads once they listen; the clients' STUN
 	// retransmissions cover the moment after.
-	WaitFor(t, 15*time.Second, "coturn listening on both addresses", func() bool {
+	WaitFor(t, 15*time.Second, "coturn listening", func() bool {
 		out := tr.Proc.Output.String()
 		select {
 		case <-tr.Proc.Done():
@@ -91,5 +122,4 @@ func (in *Internet) StartTURN(t testing.TB) *TURN {
 		}
 		return strings.Contains(out, "Total General servers")
 	})
-	return tr
 }

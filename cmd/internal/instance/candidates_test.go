@@ -83,8 +83,7 @@ func TestWantedIPv6(t *testing.T) {
 	} {
 		in := &Instance{}
 		in.udp.Store(&udpCandidates{global: c.global, nat: c.nat})
-		ps := newPaths(in, nil)
-		if got := ps.wanted(c.peer); got != c.want {
+		if got := in.punchWanted(c.peer); got != c.want {
 			t.Errorf("%s: wanted %v; want %v", c.name, got, c.want)
 		}
 	}

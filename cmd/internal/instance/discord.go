@@ -18,6 +18,7 @@ func (in *Instance) startDiscord() (*discord.Discovery, error) {
 	if u := in.udp.Load(); u != nil {
 		cfg.UDP, cfg.NAT = u.strings(), string(u.nat)
 	}
+	cfg.Relay = in.relayAddr()
 	d, err := discord.Start(in.ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
@@ -25,6 +26,7 @@ func (in *Instance) startDiscord() (*discord.Discovery, error) {
 	in.discord.Store(d)
 	in.publishRoutes()
 	in.publishUDP()
+	in.publishRelay()
 	channel := "#" + strings.TrimPrefix(cfg.Channel, "#")
 	if me.clientOnly() {
 		in.log.Info("advertising our client key in Discord (sharing nothing)", "channel", channel, "name", cfg.Name)

@@ -102,6 +102,9 @@ type Reach struct {
 	NoQUIC  bool
 	UDPPort int
 	STUN    []string
+	// TURN are the --turn servers (punch.ParseTURN), tried in order for a
+	// relayed address (turn.go); nil: none.
+	TURN []punch.TURNServer
 }
 
 // SettleWindow is how long after discovery started it counts as still
@@ -142,6 +145,8 @@ type Instance struct {
 	quic          *punch.Endpoint               // the share's UDP path, nil when off
 	udp           atomic.Pointer[udpCandidates] // what adverts say of it
 	paths         *paths                        // punched paths to peers
+	turns         *paths                        // paths through TURN relays, nil without --turn
+	relay         atomic.Pointer[punch.Relay]   // our TURN allocation, while we hold one
 	clientVersion string                        // our pool's SSH version line, known to our share
 }
 
@@ -204,6 +209,7 @@ func Start(ctx context.Context, cfg Config) (_ *Instance, err error) {
 		in.started = true
 		return in, nil
 	}
+	in.startTURN()
 	if err := in.startDiscovery(); err != nil {
 		return nil, err
 	}

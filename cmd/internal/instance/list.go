@@ -43,13 +43,17 @@ type Listed struct {
 	// "punched" (a QUIC path punched through its NAT or its IPv6
 	// firewall; see UDP), "reverse via NAME,…" (through the members
 	// holding its reverse connections; others get a relay through them),
-	// both ("punched, reverse via NAME,…"), or "none".
+	// "turn" (its QUIC endpoint on a TURN server's relayed address; see
+	// Relay), several of them ("punched, reverse via NAME,…, turn"), or
+	// "none".
 	Route string `json:"route"`
 	// UDP are the candidates of its QUIC path and NAT what STUN told it
 	// of its router ("cone", "symmetric", "none", "unknown"; absent
 	// without STUN).
 	UDP []string `json:"udp,omitempty"`
 	NAT string   `json:"nat,omitempty"`
+	// Relay is its relayed QUIC address on a TURN server (--turn).
+	Relay string `json:"relay,omitempty"`
 	// Via are the fingerprints of the members holding its reverse
 	// connections.
 	Via []string `json:"via,omitempty"`
@@ -97,7 +101,7 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			Source: peers.SourceDiscord, Issued: p.Issued.UTC(), Expires: p.Expires.UTC(),
 			AgeSeconds: int64(now.Sub(p.Issued).Seconds()), AuthorID: p.AuthorID, AuthorName: p.AuthorName,
 			Via: p.Via, Route: "direct", ClientOnly: p.Client, LastSeen: p.Issued.UTC(),
-			UDP: p.UDP, NAT: p.NAT,
+			UDP: p.UDP, NAT: p.NAT, Relay: p.Relay,
 		}
 		if p.Unreachable {
 			var routes []string
@@ -106,6 +110,9 @@ func discordRows(infos []discord.Info, now time.Time) (list, clients []Listed) {
 			}
 			if len(p.Via) > 0 {
 				routes = append(routes, "reverse via "+strings.Join(namesOf(infos, p.Via), ","))
+			}
+			if p.Relay != "" {
+				routes = append(routes, "turn")
 			}
 			row.Route = cmp.Or(strings.Join(routes, ", "), "none")
 		}

@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool"
 	"github.com/dsftp/dsftp/peers/punch"
+	"github.com/dsftp/dsftp/peers/route"
 )
 
 // Punched paths (route "punched"): QUIC connections from the share's UDP
@@ -38,10 +38,11 @@ const (
 	repunchMax = time.Minute
 )
 
-// paths holds the punched paths by peer ID.
+// paths holds the punched paths by peer ID, or the paths through TURN
+// relays (turn.go): kind says which.
 type paths struct {
 	in   *Instance
-	ep   *punch.Endpoint
+	kind pathKind
 	log  *slog.Logger
 	sem  chan struct{}
 	poke chan struct{}
@@ -62,9 +63,56 @@ type pathEntry struct {
 	retry time.Time
 }
 
-func newPaths(in *Instance, ep *punch.Endpoint) *paths {
-	return &paths{in: in, ep: ep, log: in.log, sem: make(chan struct{}, maxPunching),
+// pathKind is what tells punched paths from paths through a TURN relay.
+type pathKind struct {
+	// route names the paths in logs and errors ("punched", "turn").
+	route string
+	// wanted reports whether a path to p is worth keeping up before any
+	// read needs it: the peer punches at the same time from the same
+	// adverts.
+	wanted func(p peers.Peer) bool
+	// check says why no path to p can be had at all, or nil.
+	check func(p peers.Peer) error
+	// plan picks the endpoint to punch from and the candidates to punch.
+	plan func(p peers.Peer) (*punch.Endpoint, []netip.AddrPort, error)
+	// hint says what would help when a punch failed.
+	hint func(p peers.Peer) string
+}
+
+func newPaths(in *Instance, kind pathKind) *paths {
+	return &paths{in: in, kind: kind, log: in.log, sem: make(chan struct{}, maxPunching),
 		poke: make(chan struct{}, 1), m: map[string]*pathEntry{}}
+}
+
+// punchKind is the punched route: from the share's endpoint to the
+// peer's UDP candidates.
+func (in *Instance) punchKind() pathKind {
+	return pathKind{
+		route:  route.Punched,
+		wanted: in.punchWanted,
+		check: func(p peers.Peer) error {
+			if in.bothIPv6(p) {
+				return nil
+			}
+			self, peer := in.selfNAT(), punch.NAT(p.NAT)
+			if why := hopeless(self, peer); why != "" {
+				return fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
+			}
+			if self == "" {
+				return fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none) and one of the two has no public IPv6 address", punch.ErrNoPath)
+			}
+			return nil
+		},
+		plan: func(p peers.Peer) (*punch.Endpoint, []netip.AddrPort, error) {
+			return in.quic, candidates(p.UDP), nil
+		},
+		hint: func(p peers.Peer) string {
+			if in.bothIPv6(p) {
+				return "the firewalls dropped the punched packets, over IPv6 too: open a port on one of them (let UDP or TCP to the share's port in)"
+			}
+			return punch.Hint(in.selfNAT(), punch.NAT(p.NAT))
+		},
+	}
 }
 
 // startPunching punches to members as their adverts arrive, and closes
@@ -74,6 +122,9 @@ func (in *Instance) startPunching() {
 		return
 	}
 	in.g.Go(func() error { in.paths.run(in.ctx); return nil })
+	if in.turns != nil {
+		in.g.Go(func() error { in.turns.run(in.ctx); return nil })
+	}
 }
 
 // punchOptions gives the pool the punched route.
@@ -81,8 +132,9 @@ func (in *Instance) punchOptions(po *pool.Options) {
 	if in.quic == nil {
 		return
 	}
-	in.paths = newPaths(in, in.quic)
+	in.paths = newPaths(in, in.punchKind())
 	po.Punch = in.paths
+	in.turnOptions(po)
 }
 
 func (ps *paths) run(ctx context.Context) {
@@ -132,7 +184,7 @@ func (ps *paths) scan(ctx context.Context) {
 		}
 	}
 	for id, p := range live {
-		if !ps.wanted(p) {
+		if !ps.kind.wanted(p) {
 			continue
 		}
 		e := ps.m[id]
@@ -149,18 +201,18 @@ func (ps *paths) scan(ctx context.Context) {
 	}
 }
 
-// wanted reports whether a punched path to p is worth having: one side
-// cannot be dialed, and either both have a public IPv6 address (no NAT
-// between them, stateful firewalls at most) or both learnt their public
-// address and not both are behind NATs that defeat punching.
-func (ps *paths) wanted(p peers.Peer) bool {
-	if p.ClientOnly || len(p.UDP) == 0 || (!p.Unreachable && ps.in.reachable.Load()) {
+// punchWanted reports whether a punched path to p is worth having: one
+// side cannot be dialed, and either both have a public IPv6 address (no
+// NAT between them, stateful firewalls at most) or both learnt their
+// public address and not both are behind NATs that defeat punching.
+func (in *Instance) punchWanted(p peers.Peer) bool {
+	if p.ClientOnly || len(p.UDP) == 0 || (!p.Unreachable && in.reachable.Load()) {
 		return false
 	}
-	if ps.bothIPv6(p) {
+	if in.bothIPv6(p) {
 		return true
 	}
-	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
+	self, peer := in.selfNAT(), punch.NAT(p.NAT)
 	if self == "" || peer == "" {
 		return false // no STUN on one side: no public candidate
 	}
@@ -178,13 +230,22 @@ func hopeless(self, peer punch.NAT) string {
 
 // bothIPv6 reports whether both members have a public IPv6 candidate:
 // then IPv4 NATs, and STUN, do not matter.
-func (ps *paths) bothIPv6(p peers.Peer) bool {
-	return ps.in.ownIPv6() && peers.HasPublicIPv6(p.UDP)
+func (in *Instance) bothIPv6(p peers.Peer) bool {
+	return in.ownIPv6() && peers.HasPublicIPv6(p.UDP)
 }
 
 func (ps *paths) key(p peers.Peer) string {
 	u := ps.in.udp.Load()
-	return fmt.Sprint(p.Instance, p.UDP, ps.in.selfNAT(), u.public, u.global)
+	return fmt.Sprint(p.Instance, p.UDP, p.Relay, ps.in.selfNAT(), u.public, u.global, ps.in.relayAddr())
+}
+
+// failing reports whether the last punches to the peer with this ID
+// failed, at least twice in a row.
+func (ps *paths) failing(id string) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	e := ps.m[id]
+	return e != nil && e.path == nil && isClosed(e.done) && e.tries >= 2
 }
 
 // startLocked starts a punch to p; background punches wait for a slot.
@@ -206,12 +267,21 @@ func (ps *paths) startLocked(ctx context.Context, p peers.Peer, background bool)
 				return
 			}
 		}
-		cands := candidates(p.UDP)
+		ep, cands, err := ps.kind.plan(p)
+		if err != nil {
+			ps.finish(p, e, nil, err)
+			return
+		}
 		pctx, cancel := context.WithTimeout(ctx, punchTimeout)
 		defer cancel()
 		start := time.Now()
-		path, err := ps.ep.Punch(pctx, p.ID, cands)
-		if err == nil {
+		path, err := ep.Punch(pctx, p.ID, cands)
+		switch {
+		case err != nil:
+		case ps.kind.route == route.TURN:
+			ps.log.Info("opened a QUIC path through a TURN relay to a member", "peer", p.ID, "remote", path.RemoteAddr(),
+				"took", time.Since(start).Round(time.Millisecond), "local", ep.Addr())
+		default:
 			ps.log.Info("punched a QUIC path to a member", "peer", p.ID, "remote", path.RemoteAddr(),
 				"took", time.Since(start).Round(time.Millisecond))
 		}
@@ -239,7 +309,7 @@ func (ps *paths) finish(p peers.Peer, e *pathEntry, path *punch.Path, err error)
 	close(e.done)
 	ps.mu.Unlock()
 	if err != nil {
-		ps.log.Debug("punch failed", "peer", p.ID, "err", err)
+		ps.log.Debug("punch failed", "peer", p.ID, "route", ps.kind.route, "err", err)
 		return
 	}
 	if !current {
@@ -250,7 +320,7 @@ func (ps *paths) finish(p peers.Peer, e *pathEntry, path *punch.Path, err error)
 		ps.mu.Lock()
 		if ps.m[p.ID] == e {
 			e.path = nil
-			e.err = errors.New("the punched path closed")
+			e.err = fmt.Errorf("the %s path closed", ps.kind.route)
 			e.tries++
 			e.retry = time.Now().Add(min(time.Second<<min(e.tries-1, 6), repunchMax))
 		}
@@ -286,18 +356,13 @@ func (ps *paths) closeAll() {
 	}
 }
 
-// PunchStream opens a stream to peer's share over its punched path,
-// punching first (with whatever the peer does at the same time) when
-// none is up; the error says why no path exists and what would help.
+// PunchStream opens a stream to peer's share over its path (punched, or
+// through a TURN relay), punching first (with whatever the peer does at
+// the same time) when none is up; the error says why no path exists and
+// what would help.
 func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error) {
-	self, peer := ps.in.selfNAT(), punch.NAT(p.NAT)
-	if !ps.bothIPv6(p) {
-		if why := hopeless(self, peer); why != "" {
-			return nil, fmt.Errorf("punch: %w: %s", punch.ErrNoPath, why)
-		}
-		if self == "" {
-			return nil, fmt.Errorf("punch: %w: this member does not know its public UDP address (no STUN server answered, or --stun none) and one of the two has no public IPv6 address", punch.ErrNoPath)
-		}
+	if err := ps.kind.check(p); err != nil {
+		return nil, err
 	}
 	ps.mu.Lock()
 	e := ps.m[p.ID]
@@ -318,11 +383,7 @@ func (ps *paths) PunchStream(ctx context.Context, p peers.Peer) (net.Conn, error
 		if err == nil {
 			err = punch.ErrNoPath
 		}
-		hint := punch.Hint(self, peer)
-		if ps.bothIPv6(p) {
-			hint = "the firewalls dropped the punched packets, over IPv6 too: open a port on one of them (let UDP or TCP to the share's port in)"
-		}
-		return nil, fmt.Errorf("%w; %s", err, hint)
+		return nil, fmt.Errorf("%w; %s", err, ps.kind.hint(p))
 	}
 	return path.OpenStream(ctx)
 }
