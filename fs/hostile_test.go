@@ -180,6 +180,10 @@ func vmHWM(t *testing.T, pid int) int64 {
 	return 0
 }
 
+// listingCut is the warning of a listing cut at --max-listing, logged
+// once per directory.
+const listingCut = "directory listing cut: the peer lists more entries than --max-listing allows"
+
 // TestListingBomb: a hostile peer whose every directory lists a million
 // subdirectories. Listing its root and one of its directories shows at
 // most --max-listing entries, the background prefetch stops once its
@@ -208,7 +212,7 @@ func TestListingBomb(t *testing.T) {
 	if len(big) != maxListing {
 		t.Errorf("a directory of a million entries lists %d, want the cap %d", len(big), maxListing)
 	}
-	m.proc.WaitOutput(t, "directory listing cut", 10*time.Second)
+	m.proc.WaitRecord(t, 10*time.Second, listingCut, "peer", "hostile", "path", "/d7")
 
 	// The root answers while the prefetch runs (and after).
 	if es, err := os.ReadDir(mnt); err != nil || len(es) != 1 || es[0].Name() != "hostile" {
@@ -276,7 +280,7 @@ func TestListingBombDefaultLimit(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	m.proc.WaitOutput(t, "directory listing cut", 10*time.Second)
+	m.proc.WaitRecord(t, 10*time.Second, listingCut, "peer", "hostile", "path", "/d1")
 	served := bomb.served.Load()
 	t.Logf("two listings of an endless directory: %v, %d entries sent", elapsed.Round(time.Millisecond), served)
 	// The cut listing, what the lookup's background fetch read before it
@@ -287,7 +291,7 @@ func TestListingBombDefaultLimit(t *testing.T) {
 	if elapsed > 2*time.Minute {
 		t.Errorf("listing an endless directory took %v", elapsed)
 	}
-	if n := strings.Count(m.proc.Output.String(), "directory listing cut:"); n != 1 {
+	if n := m.proc.Count(listingCut); n != 1 {
 		t.Errorf("the cut was reported %d times, want once", n)
 	}
 	hwm := vmHWM(t, m.proc.Cmd.Process.Pid)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -65,23 +64,22 @@ func tree(t *testing.T, dir string, bigSize int) map[string]string {
 // mountProc is a running `dsftp mount`.
 type mountProc struct {
 	dir  string
-	proc *testenv.Process
+	proc *testenv.Node
 }
 
-// startMount runs the real dsftp binary and waits for its ready line.
+// startMount runs the real dsftp binary and waits until it has mounted.
 func startMount(t *testing.T, dir string, args ...string) *mountProc {
 	t.Helper()
 	testenv.RequireFUSE(t)
-	bin := testenv.Binary(t)
 	testenv.CleanupUnmount(t, dir)
 	all := append([]string{"mount", dir, "--log-level", "debug"}, args...)
 	if !slices.Contains(args, "--share") {
 		all = append(all, "--no-share") // never serve the package directory on :2200
 	}
-	p := testenv.Start(t, nil, bin, all...)
+	p := testenv.StartNode(t, testenv.NodeOptions{}, all...)
 	m := &mountProc{dir: dir, proc: p}
 	t.Cleanup(func() { m.stop(t) })
-	p.WaitOutput(t, "msg=mounted", 60*time.Second)
+	p.WaitRecord(t, 60*time.Second, "mounted")
 	return m
 }
 
@@ -110,7 +108,8 @@ func (m *mountProc) stop(t *testing.T) {
 // checkRaces fails the test when the race detector reported in the
 // mount process (built with -race when the tests are).
 func (m *mountProc) checkRaces(t *testing.T) {
-	if strings.Contains(m.proc.Output.String(), "WARNING: DATA RACE") {
+	// The race detector's report is text, never a log record.
+	if strings.Contains(m.proc.Text(), "WARNING: DATA RACE") {
 		t.Errorf("data race in dsftp mount")
 	}
 }
@@ -181,23 +180,14 @@ func TestMountOpenSSH(t *testing.T) {
 // authKeys and returns its --peer URL.
 func startShare(t *testing.T, dir, authKeys string) string {
 	t.Helper()
-	p := testenv.Start(t, nil, testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0", "--authorized-keys", authKeys)
-	p.WaitOutput(t, "dsftp share ready on port ", 60*time.Second)
-	return shareURL(t, p.Output.String())
+	return shareURL(t, testenv.StartNode(t, testenv.NodeOptions{}, "share", dir, "--listen", "127.0.0.1:0", "--authorized-keys", authKeys))
 }
 
-// shareURL reads port and host key from a share's start-up banner.
-func shareURL(t *testing.T, banner string) string {
+// shareURL is the --peer URL of a node's share on loopback.
+func shareURL(t *testing.T, n *testenv.Node) string {
 	t.Helper()
-	port := regexp.MustCompile(`dsftp share ready on port (\d+)`).FindStringSubmatch(banner)
-	fp := regexp.MustCompile(`host key\s+(SHA256:\S+)`).FindStringSubmatch(banner)
-	if port == nil || fp == nil {
-		t.Fatalf("no port or host key in the share banner:\n%s", banner)
-	}
-	if _, err := strconv.Atoi(port[1]); err != nil {
-		t.Fatal(err)
-	}
-	return "sftp://dsftp@127.0.0.1:" + port[1] + "/?fingerprint=" + fp[1]
+	port, fp := n.ShareReady(t)
+	return "sftp://dsftp@127.0.0.1:" + strconv.Itoa(port) + "/?fingerprint=" + fp
 }
 
 // TestMountDsftpShare runs the same tools against `dsftp share`.
@@ -226,7 +216,7 @@ func TestMountAlsoShares(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startMount(t, mountDir(t), "--share", src, "--listen", "127.0.0.1:0", "--authorized-keys", ak)
-	url := shareURL(t, a.proc.Output.String())
+	url := shareURL(t, a.proc)
 	mnt := mountDir(t)
 	startMount(t, mnt, "--identity", key.Path, "--peer", "a="+url)
 	run(t, "diff", "-r", src, filepath.Join(mnt, "a"))

@@ -42,12 +42,10 @@ func BenchmarkSFTPGet(b *testing.B) {
 
 	// dsftp share, the real binary.
 	key := testenv.NewKey(b, dir, "client")
-	bin := testenv.Binary(b)
-	p := testenv.Start(b, nil, bin, "share", share, "--listen", "127.0.0.1:0", "--authorized-keys", key.Path+".pub", "--log-level", "warn")
-	p.WaitOutput(b, "dsftp share ready on port ", 60*time.Second)
-	out := p.Output.String()
-	i := strings.Index(out, "dsftp share ready on port ")
-	port := strings.Fields(out[i+len("dsftp share ready on port "):])[0]
+	// At the default log level: the share logs its port at info.
+	n := testenv.StartNode(b, testenv.NodeOptions{}, "share", share, "--listen", "127.0.0.1:0", "--authorized-keys", key.Path+".pub")
+	sharePort, _ := n.ShareReady(b)
+	port := strconv.Itoa(sharePort)
 
 	sshd := testenv.StartSSHD(b, share)
 

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,11 +22,11 @@ import (
 
 // binaryShare is the real `dsftp share` serving dir on loopback.
 type binaryShare struct {
-	proc  *testenv.Process
+	proc  *testenv.Node
 	addr  string
 	key   testenv.Key
 	other testenv.Key // a second authorized key
-	fp    string      // host key fingerprint from the banner
+	fp    string      // host key fingerprint the share logged
 }
 
 // startBinaryShare runs `dsftp share dir`, through wrap (e.g. prlimit) if
@@ -41,7 +40,6 @@ func startBinaryShare(t *testing.T, dir string, wrap []string, extra ...string) 
 // (KEY=value) added to the process's.
 func startBinaryShareEnv(t *testing.T, env []string, dir string, wrap []string, extra ...string) *binaryShare {
 	t.Helper()
-	bin := testenv.Binary(t)
 	tmp := t.TempDir()
 	key, other := testenv.NewKey(t, tmp, "client"), testenv.NewKey(t, tmp, "other")
 	ak := filepath.Join(tmp, "authorized_keys")
@@ -50,16 +48,8 @@ func startBinaryShareEnv(t *testing.T, env []string, dir string, wrap []string, 
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	args := append([]string{"share", dir, "--listen", addr, "--authorized-keys", ak}, extra...)
-	name := bin
-	if len(wrap) > 0 {
-		name, args = wrap[0], append(append(wrap[1:], bin), args...)
-	}
-	p := testenv.Start(t, env, name, args...)
-	p.WaitOutput(t, "dsftp share ready on port", 60*time.Second)
-	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(p.Output.String())
-	if fp == "" {
-		t.Fatalf("no host key fingerprint in the banner:\n%s", p.Output.String())
-	}
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: env, Wrap: wrap}, args...)
+	_, fp := p.ShareReady(t)
 	return &binaryShare{proc: p, addr: addr, key: key, other: other, fp: fp}
 }
 
@@ -75,7 +65,7 @@ func (b *binaryShare) config(key testenv.Key) *ssh.ClientConfig {
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
 		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
 			if got := ssh.FingerprintSHA256(k); got != b.fp {
-				return fmt.Errorf("host key %s, banner said %s", got, b.fp)
+				return fmt.Errorf("host key %s, the share logged %s", got, b.fp)
 			}
 			return nil
 		},
@@ -189,7 +179,8 @@ func TestBinaryEMFILE(t *testing.T) {
 		}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; !strings.Contains(b.proc.Output.String(), "too many open files"); i++ {
+	emfile := func() bool { return b.proc.Count("accept failed; retrying", "reason", "too many open files") > 0 }
+	for i := 0; !emfile(); i++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("accept never failed with EMFILE after %d connections", len(held))
 		}
@@ -213,15 +204,12 @@ func TestBinaryEMFILE(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "a login after the descriptor flood", func() bool {
 		select {
 		case <-b.proc.Done():
-			t.Fatalf("dsftp share exited after EMFILE:\n%s", b.proc.Output.String())
+			t.Fatal("dsftp share exited after EMFILE")
 		default:
 		}
 		_, lastErr = b.read("/a.txt")
 		return lastErr == nil
 	})
-	if !strings.Contains(b.proc.Output.String(), "accept failed; retrying") {
-		t.Errorf("no accept error logged:\n%s", b.proc.Output.String())
-	}
 }
 
 // TestBinaryDirHandleFlood: one connection opens 100 directory handles on

@@ -227,7 +227,7 @@ func TestAttackSlowlorisSameAddress(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "friend")
 	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	_, fp := shareReady(t, startShareBinary(t, dir, "--listen", addr, "--authorized-keys", key.Path+".pub", "--discovery", "off"))
+	_, fp := startShareBinary(t, dir, "--listen", addr, "--authorized-keys", key.Path+".pub", "--discovery", "off").ShareReady(t)
 
 	stop := make(chan struct{})
 	wait, opened := holdSilent(addr, 40, stop)

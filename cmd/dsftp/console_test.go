@@ -164,7 +164,7 @@ func TestLANOnlyNoUPnP(t *testing.T) {
 	ns := testenv.NewNetns(t, "lanupnp")
 	p := testenv.StartNode(t, testenv.NodeOptions{NS: ns, Env: noToken}, "share", t.TempDir(),
 		"--discovery", "lan", "--lan-interface", "lo", "--listen", ":0")
-	shareReady(t, p)
+	p.ShareReady(t)
 	p.WaitRecord(t, 10*time.Second, "UPnP port mapping is off: LAN discovery only")
 	// A search for a router would give up after DiscoverTimeout and warn:
 	// nothing to wait for but that time.

@@ -86,7 +86,7 @@ func startDiscordShare(t *testing.T, f *fakeDiscord, token, name, dir string, ar
 	t.Helper()
 	args = append([]string{"share", dir, "--listen", "127.0.0.1:0", "--name", name}, args...)
 	p := testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, token)}, args...)
-	port, _ := shareReady(t, p)
+	port, _ := p.ShareReady(t)
 	p.WaitRecord(t, 60*time.Second, "advertising in Discord", "name", name)
 	return p, port
 }
@@ -160,7 +160,7 @@ func TestShareInDiscord(t *testing.T) {
 		t.Fatalf("dsftp peers: %s", out)
 	}
 	for i, p := range []*testenv.Node{a, b} {
-		if _, fp := shareReady(t, p); fp != rows[i].Fingerprint {
+		if _, fp := p.ShareReady(t); fp != rows[i].Fingerprint {
 			t.Errorf("%s's share has host key %s; dsftp peers lists %s", rows[i].Name, fp, rows[i].Fingerprint)
 		}
 	}

@@ -102,7 +102,7 @@ func TestMountEverydayTools(t *testing.T) {
 	port := strconv.Itoa(testenv.FreePort(t))
 	share := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub",
 		"--discovery", "off", "--log-level", "info")
-	_, fp := shareReady(t, share)
+	_, fp := share.ShareReady(t)
 	mnt := mountDir(t)
 	p := testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--no-share", "--discovery", "off",
 		"--identity", key.Path, "--peer", "alice=sftp://x@127.0.0.1:"+port+"/?fingerprint="+fp)

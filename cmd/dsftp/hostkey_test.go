@@ -18,7 +18,7 @@ func TestHostKeyLasts(t *testing.T) {
 	cfg := t.TempDir()
 	o := testenv.NodeOptions{Env: []string{"XDG_CONFIG_HOME=" + cfg}}
 	fingerprint := func(p *testenv.Node) string {
-		_, fp := shareReady(t, p)
+		_, fp := p.ShareReady(t)
 		return fp
 	}
 	args := []string{"share", t.TempDir(), "--listen", "127.0.0.1:0", "--discovery", "off", "--no-upnp"}

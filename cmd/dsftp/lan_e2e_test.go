@@ -316,7 +316,7 @@ func TestLANHostileAdverts(t *testing.T) {
 	// The name claim shows up under a different name, and bob stays bob.
 	malloryName := "bob-" + shortFP(ssh.FingerprintSHA256(evil.PublicKey()))
 	alice.waitList(t, "bob", malloryName, "friend")
-	alicePort, _ := shareReady(t, alice.proc)
+	alicePort, _ := alice.proc.ShareReady(t)
 	if err := sshLogin(t, alicePort, friendClient); err != nil {
 		t.Errorf("alice's share refused the client key of a live LAN advert: %v", err)
 	}
@@ -419,7 +419,7 @@ func TestLANDefaultNotice(t *testing.T) {
 	if r := p.WaitRecord(t, 30*time.Second, instance.LANNotice); r.Level != "WARN" {
 		t.Errorf("the LAN notice is logged at %s; want WARN", r.Level)
 	}
-	shareReady(t, p)
+	p.ShareReady(t)
 	p.Stop(t, syscall.SIGINT, 20*time.Second)
 
 	for _, c := range []struct {

@@ -35,7 +35,7 @@ func startLANShare(t *testing.T, name, dir string, lanPort int) *lanShare {
 	t.Helper()
 	args := append([]string{"share", dir, "--name", name, "--discovery", "lan"}, loopbackArgs(lanPort)...)
 	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"DSFTP_DISCORD_TOKEN="}}, args...)
-	port, fp := shareReady(t, p)
+	port, fp := p.ShareReady(t)
 	return &lanShare{name: name, fp: fp, port: port, proc: p}
 }
 

@@ -66,7 +66,7 @@ func TestPeerIdleCloseIsInfo(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "client")
 	port := strconv.Itoa(testenv.FreePort(t))
 	sh := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off", "--idle-timeout", "1s")
-	_, fp := shareReady(t, sh)
+	_, fp := sh.ShareReady(t)
 	mnt := mountDir(t)
 	p := testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--no-share", "--discovery", "off",
 		"--identity", key.Path, "--peer", "p=sftp://x@127.0.0.1:"+port+"/?fingerprint="+fp)

@@ -53,7 +53,7 @@ func startDiscordMount(t *testing.T, f *fakeDiscord, token, name string, extra .
 			m.proc.Wait(15 * time.Second)
 		}
 	})
-	m.port, _ = shareReady(t, m.proc)
+	m.port, _ = m.proc.ShareReady(t)
 	m.proc.WaitRecord(t, 60*time.Second, "mounted")
 	return m
 }

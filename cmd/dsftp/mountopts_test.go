@@ -55,7 +55,7 @@ func startModePeer(t *testing.T) *modePeer {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(testenv.FreePort(t))
-	_, fp := shareReady(t, startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off"))
+	_, fp := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off").ShareReady(t)
 	bin := filepath.Join(tmp, "dsftp")
 	copyFile(t, testenv.Binary(t), bin, 0o755)
 	return &modePeer{dir: dir, bin: bin, peer: []string{"--no-share", "--discovery", "off", "--identity", key.Path,

@@ -41,7 +41,7 @@ func startLANNameShare(t *testing.T, port int, name, cfg, whoami string) *testen
 	t.Helper()
 	p := testenv.StartNode(t, testenv.NodeOptions{Env: []string{"XDG_CONFIG_HOME=" + cfg, "DSFTP_DISCORD_TOKEN="}}, "share", shareDir(t, name, whoami), "--name", name,
 		"--discovery", "lan", "--lan-interface", "lo", "--lan-port", strconv.Itoa(port), "--listen", "127.0.0.1:0")
-	shareReady(t, p)
+	p.ShareReady(t)
 	return p
 }
 

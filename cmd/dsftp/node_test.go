@@ -15,14 +15,6 @@ import (
 // read its state from the JSON log records and --json outputs these give;
 // the helpers below are the records several tests wait for.
 
-// shareReady waits until the node's share listens and returns its port
-// and host key fingerprint.
-func shareReady(t testing.TB, n *testenv.Node) (int, string) {
-	t.Helper()
-	r := n.WaitRecord(t, 60*time.Second, "share ready")
-	return int(r.Int("port")), r.Str("host_key")
-}
-
 // noToken keeps a node from finding a Discord token in the test's
 // environment.
 var noToken = []string{"DSFTP_DISCORD_TOKEN="}

@@ -142,7 +142,7 @@ func TestTwoMountsShareSafely(t *testing.T) {
 
 	ports := map[string]bool{}
 	for _, m := range ms {
-		port, _ := shareReady(t, m.proc)
+		port, _ := m.proc.ShareReady(t)
 		ports[strconv.Itoa(port)] = true
 	}
 	t.Logf("share ports: %v", slices.Sorted(maps.Keys(ports)))

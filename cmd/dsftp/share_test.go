@@ -28,7 +28,7 @@ import (
 func startShareBinary(t *testing.T, args ...string) *testenv.Node {
 	t.Helper()
 	p := testenv.StartNode(t, testenv.NodeOptions{}, append([]string{"share"}, args...)...)
-	shareReady(t, p)
+	p.ShareReady(t)
 	return p
 }
 
@@ -51,7 +51,7 @@ func TestShareBinary(t *testing.T) {
 	banner := p.Stdout()
 
 	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(banner)
-	if _, logged := shareReady(t, p); fp == "" || fp != logged {
+	if _, logged := p.ShareReady(t); fp == "" || fp != logged {
 		t.Fatalf("the banner's host key %q is not the share's %s:\n%s", fp, logged, banner)
 	}
 	wantLine := "sftp -P " + strconv.Itoa(port) + " dsftp@127.0.0.1"
@@ -185,7 +185,7 @@ func TestShareErrors(t *testing.T) {
 func TestShareFreePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:0", "--password")
-	port, _ := shareReady(t, p)
+	port, _ := p.ShareReady(t)
 	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Stdout())
 	if m == nil || m[1] != strconv.Itoa(port) || port == 0 {
 		t.Fatalf("the ready line does not say port %d:\n%s", port, p.Stdout())

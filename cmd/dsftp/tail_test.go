@@ -36,7 +36,7 @@ func TestTailFollows(t *testing.T) {
 	key := testenv.NewKey(t, tmp, "client")
 	port := strconv.Itoa(testenv.FreePort(t))
 	share := startShareBinary(t, dir, "--listen", "127.0.0.1:"+port, "--authorized-keys", key.Path+".pub", "--discovery", "off")
-	_, fp := shareReady(t, share)
+	_, fp := share.ShareReady(t)
 	mnt := mountDir(t)
 	testenv.StartNode(t, testenv.NodeOptions{}, "mount", mnt, "--no-share", "--discovery", "off",
 		"--identity", key.Path, "--peer", "alice=sftp://x@127.0.0.1:"+port+"/?fingerprint="+fp)

@@ -46,7 +46,7 @@ func startRouterShare(t *testing.T, host *testenv.Host, extra ...string) *router
 	}
 	args := append([]string{"share", rs.dir, "--host-key", rs.hostKey.Path, "--authorized-keys", auth}, extra...)
 	rs.Node = testenv.StartNode(t, testenv.NodeOptions{NS: host.NS}, args...)
-	rs.port, _ = shareReady(t, rs.Node)
+	rs.port, _ = rs.Node.ShareReady(t)
 	return rs
 }
 

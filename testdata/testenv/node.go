@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,10 @@ type NodeOptions struct {
 	NS      string
 	NetOnly bool
 	Binary  string // the dsftp executable; "" is Binary(t)
+	// Wrap is a command prefix the node runs under, such as
+	// prlimit --nofile=40:40 --; it must exec the node, so that the
+	// process's PID is the node's.
+	Wrap []string
 }
 
 // Node is one dsftp process of a test. It always runs with --log-json, so
@@ -120,6 +125,7 @@ func StartNode(t testing.TB, o NodeOptions, args ...string) *Node {
 	}
 	// After the command: a `--` later in args ends the flags.
 	argv := append([]string{bin, args[0], "--log-json"}, args[1:]...)
+	argv = append(slices.Clip(o.Wrap), argv...)
 	switch {
 	case o.NS != "" && o.NetOnly:
 		argv = append([]string{Require(t, "nsenter")[0], "--net=/run/netns/" + o.NS}, argv...)
@@ -222,6 +228,14 @@ func (n *Node) WaitWhere(t testing.TB, timeout time.Duration, what string, keep 
 		return false
 	})
 	return got
+}
+
+// ShareReady waits until the node's share listens and returns its port
+// and host key fingerprint.
+func (n *Node) ShareReady(t testing.TB) (port int, hostKey string) {
+	t.Helper()
+	r := n.WaitRecord(t, 60*time.Second, "share ready")
+	return int(r.Int("port")), r.Str("host_key")
 }
 
 // Stop sends sig and waits up to timeout for the node to end; it returns

@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -44,5 +45,17 @@ last line without newline`
 	want := "dsftp: warning: a line for the user\n{\"not\":\"a record\"}\nlast line without newline"
 	if got := l.human.String(); got != want {
 		t.Errorf("human text %q, want %q", got, want)
+	}
+}
+
+// A node runs under its Wrap prefix, which execs it with the arguments
+// StartNode gives, in the same process.
+func TestNodeWrap(t *testing.T) {
+	echo := Require(t, "echo")[0]
+	o := NodeOptions{Binary: echo, Wrap: []string{"sh", "-c", `echo "wrapper $$"; exec "$@"`, "sh"}}
+	n := RunNode(t, o, 30*time.Second, "share", "dir")
+	want := fmt.Sprintf("wrapper %d\nshare --log-json dir\n", n.Cmd.Process.Pid)
+	if n.ExitCode() != 0 || n.Stdout() != want {
+		t.Errorf("wrapped node: exit %d, stdout %q; want %q", n.ExitCode(), n.Stdout(), want)
 	}
 }
