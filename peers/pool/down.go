@@ -107,11 +107,18 @@ func downError(peer peers.Peer, errs []error) *DownError {
 }
 
 // noteDown tells the Suspects that every route to peer failed in a dial
-// that began at since. A --peer peer is the user's own: it stays listed
+// that began at since, unless the peer was heard after since on another
+// connection (a dial that failed on a busy link, beside a connection
+// that still delivers). A --peer peer is the user's own: it stays listed
 // and fails fast with the cause.
-func (p *Pool) noteDown(peer peers.Peer, since time.Time, err error) {
+func (g *group) noteDown(peer peers.Peer, since time.Time, err error) {
+	p := g.pool
 	var de *DownError
 	if p.opts.Suspects == nil || peer.Source == peers.SourceFlag || !errors.As(err, &de) {
+		return
+	}
+	if heard := time.Unix(0, g.lastHeard.Load()); heard.After(since) {
+		p.log.Debug("a dial failed but the peer is heard on another connection", "peer", peerLabel(peer), "err", err)
 		return
 	}
 	if p.opts.Suspects.Suspect(peer.ID, since) {
@@ -127,10 +134,11 @@ const probeDelay = 250 * time.Millisecond
 var errProbed = errors.New("probe done")
 
 // lost runs after a connection of g ended without us closing it (the
-// peer closed it, or stopped answering keepalives). When it was the
-// group's last one, a dial checks at once whether the peer is still
+// peer closed it, or went silent). When it was the group's last one, a
+// dial (within probeBudget) checks at once whether the peer is still
 // there, so a peer that died leaves without waiting for someone to read
-// from it. The probe's own connection is not kept: a peer whose idle
+// from it; when it fails, requests fail fast with its cause for a
+// backoff, as after any failed dial. The probe's own connection is not kept: a peer whose idle
 // timeout closed ours must not be dialed again and again.
 func (g *group) lost(c *conn) {
 	g.mu.Lock()
@@ -154,13 +162,17 @@ func (g *group) lost(c *conn) {
 		// process and reset, where a moment later it is refused.
 		time.Sleep(probeDelay)
 		start := time.Now()
-		nc, _, err := g.pool.dial(peer, addrs, g)
+		nc, _, err := g.pool.dialWithin(peer, addrs, g, g.pool.opts.probeBudget())
 		g.mu.Lock()
 		g.probing = false
+		var wasDown bool
+		if err != nil {
+			wasDown = g.failedLocked(err, time.Now())
+		}
 		g.mu.Unlock()
 		if err != nil {
-			g.pool.log.Debug("peer did not answer after its connection ended", "peer", peerLabel(peer), "err", err)
-			g.pool.noteDown(peer, start, err)
+			g.pool.logDialFailure(peer, wasDown, err)
+			g.noteDown(peer, start, err)
 			return
 		}
 		nc.kill(errProbed)
