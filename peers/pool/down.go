@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"time"
@@ -58,10 +59,11 @@ func addrCause(err error) (cause syscall.Errno, answered bool) {
 	if errors.Is(err, ErrAuth) {
 		return 0, true
 	}
-	if errors.Is(err, syscall.ECONNRESET) {
-		// A dial is reset when the process behind the port dies (or
-		// turns connections away) after the kernel accepted it: nothing
-		// serves there, as with a refusal.
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A dial is reset, or closed before SSH began, when the process
+		// behind the port dies (or turns connections away) after the
+		// kernel or the process accepted it: nothing serves there, as
+		// with a refusal.
 		return syscall.ECONNREFUSED, false
 	}
 	for errno := range causeRank {

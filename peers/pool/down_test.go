@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,6 +30,7 @@ func TestDownErrorCause(t *testing.T) {
 		want syscall.Errno // 0: not down
 	}{
 		{"refused", []error{refused}, syscall.ECONNREFUSED},
+		{"closed before SSH began (a dying process)", []error{fmt.Errorf("ssh handshake: ssh: handshake failed: %w", io.EOF), relay}, syscall.ECONNREFUSED},
 		{"refused beats silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout), refused}, syscall.ECONNREFUSED},
 		{"unreachable beats silence", []error{context.DeadlineExceeded, unreach}, syscall.EHOSTUNREACH},
 		{"silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout)}, syscall.ETIMEDOUT},
@@ -42,6 +46,32 @@ func TestDownErrorCause(t *testing.T) {
 			t.Errorf("%s: down with %v, want an answer", c.name, de.Cause)
 		case c.want != 0 && (de == nil || de.Cause != c.want || Errno(de) != c.want || !errors.Is(de, c.want)):
 			t.Errorf("%s: %v, want cause %v", c.name, de, c.want)
+		}
+	}
+}
+
+// TestTransportLost: a request whose connection broke under it (the
+// peer died: reset, broken pipe) is asked again on a fresh connection;
+// an answer or a deadline is not.
+func TestTransportLost(t *testing.T) {
+	reset := fmt.Errorf("failed to send packet: %w", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)})
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{reset, true},
+		{fmt.Errorf("send: %w", syscall.EPIPE), true},
+		{errConnLost, true},
+		{errPeerClosed, true},
+		{io.ErrUnexpectedEOF, true},
+		{io.EOF, false},
+		{ErrTimeout, false},
+		{errSilent, false},
+		{os.ErrNotExist, false},
+	}
+	for _, c := range cases {
+		if got := transportLost(c.err); got != c.want {
+			t.Errorf("transportLost(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -299,9 +299,9 @@ func do[T any](ctx context.Context, p *Pool, peer peers.Peer, op, rel string, fn
 			return <-res, nil
 		}
 		// Every operation here only reads: one that met a connection
-		// the peer had just closed (its idle timeout, or it died) is
-		// asked again on a fresh one, which also tells why.
-		if attempt > 0 || !errors.Is(err, errConnLost) {
+		// the peer had just closed or reset (its idle timeout, or it
+		// died) is asked again on a fresh one, which also tells why.
+		if attempt > 0 || !transportLost(err) {
 			return zero, opError(op, peer, rel, err)
 		}
 	}
