@@ -27,11 +27,10 @@ import (
 // pulled out; the returned function plugs it back in.
 func pullCable(t *testing.T, ns string) (plug func()) {
 	t.Helper()
-	testenv.MustRunIn(t, ns, "nft", "add", "table", "inet", "cable")
-	for _, hook := range []string{"input", "output"} {
-		testenv.MustRunIn(t, ns, "nft", "add", "chain", "inet", "cable", hook,
-			fmt.Sprintf("{ type filter hook %s priority -300; policy drop; }", hook))
-	}
+	// One nft command: the cable goes at once.
+	testenv.MustRunIn(t, ns, "nft", "add table inet cable; "+
+		"add chain inet cable input { type filter hook input priority -300; policy drop; }; "+
+		"add chain inet cable output { type filter hook output priority -300; policy drop; }")
 	plugged := false
 	plug = func() {
 		if !plugged {

@@ -149,10 +149,10 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 				}
 			case <-time.After(100 * time.Millisecond):
 			}
-			if errors.Is(c.reason, errSilent) {
+			if err := c.silenced(); err != nil {
 				// The peer went silent: asking again on a fresh
 				// connection would only wait for the same silence.
-				return c.reason
+				return err
 			}
 			return errConnLost
 		case now := <-t.C:
@@ -194,6 +194,7 @@ type group struct {
 	upgrading   bool
 	nextUpgrade time.Time
 	probing     bool // a dial checks whether the peer is still there (down.go)
+	reprobing   bool // the peer is hidden and dialed now and then (down.go)
 	// heard is when this run of the peer (its Instance) was first seen:
 	// for a moment after, its share may not know our key yet.
 	heard time.Time
@@ -337,8 +338,8 @@ func (g *group) release(c *conn, err error) {
 	idle := c.inflight == 0
 	g.mu.Unlock()
 	if connBroken(err) {
-		c.kill(err)
 		g.lost(c)
+		c.kill(err)
 	} else if idle && c.retiring.Load() {
 		c.kill(errRetired)
 	}
@@ -412,6 +413,8 @@ func (g *group) startDialAheadLocked(ahead bool) {
 		g.mu.Unlock()
 		if closed {
 			c.kill(errPoolClosed)
+		} else {
+			g.reached(peer)
 		}
 		if wasDown {
 			g.pool.log.Info("peer reachable after failed attempts", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
@@ -431,8 +434,8 @@ func (g *group) watch(c *conn) {
 	go func() {
 		_ = c.ssh.Wait()
 		if !c.dead.Load() {
-			c.kill(errPeerClosed)
 			g.lost(c)
+			c.kill(errPeerClosed)
 		}
 	}()
 }

@@ -78,15 +78,46 @@ func TestTransportLost(t *testing.T) {
 
 // suspects records what the pool reports.
 type suspects struct {
-	mu  sync.Mutex
-	ids map[string]time.Time
+	mu    sync.Mutex
+	ids   map[string]time.Time
+	heard map[string]int
 }
 
 func (s *suspects) Suspect(id string, since time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.ids[id]; ok {
+		return false
+	}
 	s.ids[id] = since
 	return true
+}
+
+func (s *suspects) Heard(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ids[id]; !ok {
+		return false
+	}
+	delete(s.ids, id)
+	if s.heard == nil {
+		s.heard = map[string]int{}
+	}
+	s.heard[id]++
+	return true
+}
+
+func (s *suspects) Hidden(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	return ok
+}
+
+func (s *suspects) heardOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heard[id]
 }
 
 func (s *suspects) get(id string) (time.Time, bool) {

@@ -165,6 +165,7 @@ type Pool struct {
 	mu     sync.Mutex
 	groups map[string]*group // by peer ID
 	closed bool
+	stop   chan struct{} // closed by Close
 	warm   warmer
 
 	bytesRead atomic.Int64 // file data received (BytesRead)
@@ -202,7 +203,7 @@ func New(opts Options) (*Pool, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{},
+	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{}, stop: make(chan struct{}),
 		warm: warmer{wake: make(chan struct{}, 1), done: make(chan struct{})}}, nil
 }
 
@@ -221,6 +222,7 @@ func (p *Pool) Close() error {
 	p.mu.Lock()
 	if !p.closed {
 		close(p.warm.done)
+		close(p.stop)
 	}
 	p.closed = true
 	groups := p.groups

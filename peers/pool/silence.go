@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -51,6 +52,19 @@ func (g *group) sinceHeard(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, g.lastHeard.Load()))
 }
 
+// silenced returns errSilent when c was closed because its peer went
+// silent, nil otherwise.
+func (c *conn) silenced() error {
+	select {
+	case <-c.done:
+		if errors.Is(c.reason, errSilent) {
+			return c.reason
+		}
+	default:
+	}
+	return nil
+}
+
 // heardConn notes every read of the stream under an SSH connection.
 type heardConn struct {
 	net.Conn
@@ -86,8 +100,8 @@ func (c *conn) keepalive() {
 		case err := <-pong:
 			pong = nil
 			if err != nil {
-				c.kill(err)
 				c.g.lost(c)
+				c.kill(err)
 				return
 			}
 			c.noteHeard(time.Now())
@@ -101,8 +115,8 @@ func (c *conn) keepalive() {
 		quiet := c.sinceHeard(now)
 		unanswered := pong != nil && now.Sub(pinged) >= lostAfter-pingAfter
 		if unanswered && quiet >= lostAfter && (c.g.sinceHeard(now) >= lostAfter || quiet >= 2*opts.Timeout) {
-			c.kill(errSilent)
 			c.g.lost(c)
+			c.kill(errSilent)
 			return
 		}
 		if pong == nil && quiet >= pingAfter {

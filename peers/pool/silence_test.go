@@ -30,7 +30,7 @@ const silentBound = 15 * time.Second
 // handshakes and acknowledges, nothing answers) is reported to the
 // Suspects within 15 s with the default Timeout, without anyone reading;
 // a request in flight fails with ETIMEDOUT, and so does the next one, at
-// once; resumed, the peer answers again.
+// once; resumed, a dial of its own reaches it and reports it heard.
 func TestSilentPeerIsSuspected(t *testing.T) {
 	s := testenv.StartSSHD(t, t.TempDir())
 	peer := peerOf(t, s)
@@ -83,13 +83,18 @@ func TestSilentPeerIsSuspected(t *testing.T) {
 	}
 	t.Logf("the request after it failed in %v", time.Since(start).Round(time.Millisecond))
 
+	// Resumed, it is dialed again without a request and reported heard.
 	if err := s.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, silentBound, "the resumed peer to answer", func() bool {
-		_, err := p.Lstat(context.Background(), peer, "")
-		return err == nil
+	resumed := time.Now()
+	testenv.WaitFor(t, 2*reprobeEvery+silentBound, "the resumed peer to be heard", func() bool {
+		return sus.heardOf(peer.ID) == 1
 	})
+	t.Logf("resumed peer heard again %v after it resumed, without a request", time.Since(resumed).Round(time.Millisecond))
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Errorf("the resumed peer: %v", err)
+	}
 }
 
 // TestSlowBusyPeerStaysUp: a healthy peer over a long, narrow link
