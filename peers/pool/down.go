@@ -120,7 +120,8 @@ func downError(peer peers.Peer, errs []error) *DownError {
 // noteDown tells the Suspects that every route to peer failed in a dial
 // that began at since, unless the peer was heard after since on a
 // connection still open (a dial that failed on a busy link, beside a
-// connection that still delivers). A --peer peer is the user's own: it stays listed
+// connection that still delivers). A hidden peer is dialed again now
+// and then (reprobe). A --peer peer is the user's own: it stays listed
 // and fails fast with the cause.
 func (g *group) noteDown(peer peers.Peer, since time.Time, err error) {
 	p := g.pool
@@ -215,14 +216,15 @@ const probeDelay = 250 * time.Millisecond
 // is still there.
 var errProbed = errors.New("probe done")
 
-// lost runs when a connection of g ends without us closing it (the
-// peer closed it, or went silent), just before it is closed: requests
-// that the closing wakes find the probe under way and wait for it. When it was the group's last one, a
-// dial (within probeBudget) checks at once whether the peer is still
-// there, so a peer that died leaves without waiting for someone to read
-// from it; when it fails, requests fail fast with its cause for a
-// backoff, as after any failed dial. The probe's own connection is not kept: a peer whose idle
-// timeout closed ours must not be dialed again and again.
+// lost runs when a connection of g ends without us closing it (the peer
+// closed it, or went silent), just before it is closed, so that requests
+// the closing wakes find the probe under way. When it was the group's
+// last one, a dial (within probeBudget) checks at once whether the peer
+// is still there, so a peer that died leaves without waiting for
+// someone to read from it; when it fails, requests fail fast with its
+// cause for a backoff, as after any failed dial. The probe's own
+// connection is not kept: a peer whose idle timeout closed ours must not
+// be dialed again and again.
 func (g *group) lost(c *conn) {
 	g.mu.Lock()
 	others := false
