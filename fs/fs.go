@@ -23,6 +23,8 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/dsftp/dsftp/peers/pool"
 )
 
 // filesys is the state shared by all nodes.
@@ -43,9 +45,13 @@ type filesys struct {
 }
 
 func (fsys *filesys) logErr(op, rel string, err error, errno syscall.Errno) {
-	switch errno {
-	case syscall.ENOENT, syscall.EINTR, syscall.EACCES, syscall.ENOTSUP:
+	switch {
+	case errno == syscall.ENOENT, errno == syscall.EINTR, errno == syscall.EACCES, errno == syscall.ENOTSUP:
 		fsys.log.Debug(op, "path", rel, "err", err)
+	case errors.Is(err, pool.ErrUnreachable):
+		// The pool reported the peer gone once, with the cause; each
+		// operation that meets it says so with its errno.
+		fsys.log.Debug(op+" failed", "path", rel, "err", err)
 	default:
 		fsys.log.Warn(op+" failed", "path", rel, "err", err)
 	}

@@ -6,9 +6,10 @@ import "time"
 // since: the session pool calls it when every route to the peer failed in
 // a dial that began then. The peer keeps its entry (its client keys still
 // log in, its reverse connections are still taken, its name is kept for
-// it) and is listed again by the next advert of it (Upsert). Peers given
-// with --peer are never hidden: the user named them. It reports whether
-// the peer was hidden now.
+// it) and is listed again by the next advert of it (Upsert) or when a
+// dial reaches it again (Heard). Peers given with --peer are never
+// hidden: the user named them. It reports whether the peer was hidden
+// now.
 func (r *Registry) Suspect(id string, since time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -21,6 +22,22 @@ func (r *Registry) Suspect(id string, since time.Time) bool {
 	}
 	r.hidden[id] = true
 	r.journalLocked(NameChange{Name: e.DisplayName, ID: id, Removed: true})
+	r.changedLocked()
+	return true
+}
+
+// Heard lists the peer id again if it was hidden: a dial reached it (the
+// session pool calls it), news as good as an advert. It reports whether
+// the peer was hidden.
+func (r *Registry) Heard(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.byID[id]
+	if !ok || !r.hidden[id] {
+		return false
+	}
+	e.Updated = r.now()
+	r.unhideLocked(e)
 	r.changedLocked()
 	return true
 }

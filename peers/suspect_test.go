@@ -55,6 +55,23 @@ func TestSuspectHidesUntilHeard(t *testing.T) {
 		t.Error("still hidden")
 	}
 
+	// A dial that reached it lists it again, once.
+	now = now.Add(time.Second)
+	r.Suspect(bob.ID, now)
+	_, seq = r.ListSeq()
+	if !r.Heard(bob.ID) || r.Hidden(bob.ID) {
+		t.Error("bob still hidden after a dial reached it")
+	}
+	if r.Heard(bob.ID) {
+		t.Error("heard twice")
+	}
+	if changes, _, ok := r.Changes(seq); !ok || len(changes) != 1 || changes[0].Removed || changes[0].Name != "bob" {
+		t.Errorf("changes = %v, want bob listed again", changes)
+	}
+	if r.Suspect(bob.ID, now) {
+		t.Error("hidden again by a dial that began before it was heard")
+	}
+
 	// A newcomer (the same member back with a new key) is not kept from
 	// the name by a hidden peer: that one gets a suffix.
 	now = now.Add(time.Second)

@@ -85,14 +85,24 @@ func (p *deadPeerProbe) waitGone(t *testing.T, root, name string, since time.Tim
 // ECONNREFUSED, the real cause.
 func (p *deadPeerProbe) checkErrnos(t *testing.T) {
 	t.Helper()
-	t.Logf("reads of the killed peer: %v", p.errnos)
+	p.checkErrnosIn(t, "killed", syscall.ECONNREFUSED)
+}
+
+// checkErrnosIn wants every read of the gone peer to have failed with
+// one of want (its real causes), and some read to have failed.
+func (p *deadPeerProbe) checkErrnosIn(t *testing.T, how string, want ...syscall.Errno) {
+	t.Helper()
+	t.Logf("reads of the %s peer: %v", how, p.errnos)
+	failed := 0
 	for errno, n := range p.errnos {
-		if errno != syscall.ECONNREFUSED {
-			t.Errorf("%d reads of the killed peer failed with %v (%d), want ECONNREFUSED", n, errno.Error(), int(errno))
+		if !slices.Contains(want, errno) {
+			t.Errorf("%d reads of the %s peer failed with %v (%d), want one of %v", n, how, errno.Error(), int(errno), want)
+		} else {
+			failed += n
 		}
 	}
-	if p.errnos[syscall.ECONNREFUSED] == 0 {
-		t.Error("no read of the killed peer said ECONNREFUSED")
+	if failed == 0 {
+		t.Errorf("no read of the %s peer said %v", how, want)
 	}
 }
 

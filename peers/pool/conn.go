@@ -39,7 +39,13 @@ type conn struct {
 	lastData atomic.Int64
 	dmu      sync.Mutex
 	data     *sftpwire.Chan // lazily opened, for Readers
-	dead     atomic.Bool
+	// heard is when anything last arrived from the peer on this
+	// connection (UnixNano): bytes of its transport, SFTP data, a
+	// keepalive answer (silence.go).
+	heard atomic.Int64
+	dead  atomic.Bool
+	// reason is why kill closed the connection; set before done closes.
+	reason error
 	// retiring marks a reverse or relayed connection that a direct one
 	// has replaced: it takes no new requests and closes when its last
 	// one ends (upgrade.go).
@@ -61,7 +67,9 @@ type progressReader struct {
 func (p progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
-		p.c.lastData.Store(time.Now().UnixNano())
+		now := time.Now()
+		p.c.lastData.Store(now.UnixNano())
+		p.c.noteHeard(now)
 	}
 	return n, err
 }
@@ -86,10 +94,11 @@ func (c *conn) dataChan() (*sftpwire.Chan, error) {
 func (c *conn) kill(reason error) {
 	c.killOnce.Do(func() {
 		c.dead.Store(true)
+		c.reason = reason
 		close(c.done)
 		if errors.Is(reason, errPeerClosed) && c.g.idleFor(c) > 0 {
 			c.g.pool.log.Info("peer closed a connection with nothing in use (its idle timeout, or it stopped)", "peer", c.g.name(), "addr", c.addr)
-		} else if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) && !errors.Is(reason, errProbed) {
+		} else if !errors.Is(reason, errPoolClosed) && !errors.Is(reason, errIdle) && !errors.Is(reason, errRetired) && !errors.Is(reason, errProbed) && !errors.Is(reason, errSilent) {
 			c.g.pool.log.Warn("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
 		} else {
 			c.g.pool.log.Debug("closing connection to peer", "peer", c.g.name(), "addr", c.addr, "reason", reason)
@@ -140,6 +149,11 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 				}
 			case <-time.After(100 * time.Millisecond):
 			}
+			if err := c.silenced(); err != nil {
+				// The peer went silent: asking again on a fresh
+				// connection would only wait for the same silence.
+				return err
+			}
 			return errConnLost
 		case now := <-t.C:
 			last := time.Unix(0, c.lastData.Load())
@@ -156,44 +170,6 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 				next = h
 			}
 			t.Reset(next)
-		}
-	}
-}
-
-// keepalive pings the server every Timeout and closes the connection when
-// a ping goes unanswered for a Timeout, or when it has been idle too long.
-func (c *conn) keepalive() {
-	opts := &c.g.pool.opts
-	t := time.NewTicker(opts.Timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if c.g.idleFor(c) > opts.IdleTimeout {
-			c.kill(errIdle)
-			return
-		}
-		reply := make(chan error, 1)
-		go func() {
-			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
-			reply <- err
-		}()
-		select {
-		case <-c.done:
-			return
-		case err := <-reply:
-			if err != nil {
-				c.kill(err)
-				c.g.lost(c)
-				return
-			}
-		case <-time.After(opts.Timeout):
-			c.kill(errors.New("keepalive unanswered"))
-			c.g.lost(c)
-			return
 		}
 	}
 }
@@ -218,9 +194,13 @@ type group struct {
 	upgrading   bool
 	nextUpgrade time.Time
 	probing     bool // a dial checks whether the peer is still there (down.go)
+	reprobing   bool // the peer is hidden and dialed now and then (down.go)
 	// heard is when this run of the peer (its Instance) was first seen:
 	// for a moment after, its share may not know our key yet.
 	heard time.Time
+	// lastHeard is when anything last arrived from the peer on any of
+	// the group's connections (UnixNano, silence.go).
+	lastHeard atomic.Int64
 }
 
 // keyGrace is how long after a run of a peer is first seen a refused key
@@ -358,14 +338,30 @@ func (g *group) release(c *conn, err error) {
 	idle := c.inflight == 0
 	g.mu.Unlock()
 	if connBroken(err) {
-		c.kill(err)
 		g.lost(c)
+		c.kill(err)
 	} else if idle && c.retiring.Load() {
 		c.kill(errRetired)
 	}
 }
 
 func (g *group) startDialLocked() { g.startDialAheadLocked(false) }
+
+// failedLocked records a dial that failed at now with err: requests
+// fail fast with err until the backoff ends. It reports whether the peer
+// was down already.
+func (g *group) failedLocked(err error, now time.Time) (wasDown bool) {
+	g.lastErr = err
+	if g.backoff == 0 {
+		g.backoff = 500 * time.Millisecond
+	} else if g.backoff < 5*time.Second {
+		g.backoff *= 2
+	}
+	g.nextDial = now.Add(g.backoff)
+	wasDown = g.down
+	g.down = true
+	return wasDown
+}
 
 // startDialAheadLocked starts a dial; ahead marks one that no request
 // asked for (Warm). Its failure earns no backoff and does not mark the
@@ -399,19 +395,11 @@ func (g *group) startDialAheadLocked(ahead bool) {
 		}
 		if err != nil {
 			d.err = err
-			g.lastErr = err
-			if g.backoff == 0 {
-				g.backoff = 500 * time.Millisecond
-			} else if g.backoff < 5*time.Second {
-				g.backoff *= 2
-			}
-			g.nextDial = now.Add(g.backoff)
-			wasDown := g.down
-			g.down = true
+			wasDown := g.failedLocked(err, now)
 			g.mu.Unlock()
 			g.pool.logDialFailure(peer, wasDown, err)
 			close(d.done)
-			g.pool.noteDown(peer, start, err)
+			g.noteDown(peer, start, err)
 			return
 		}
 		g.good = addr
@@ -425,6 +413,8 @@ func (g *group) startDialAheadLocked(ahead bool) {
 		g.mu.Unlock()
 		if closed {
 			c.kill(errPoolClosed)
+		} else {
+			g.reached(peer)
 		}
 		if wasDown {
 			g.pool.log.Info("peer reachable after failed attempts", "peer", peerLabel(peer), "addr", addr, "route", g.pool.routeName(addr))
@@ -446,8 +436,8 @@ func (g *group) watch(c *conn) {
 	go func() {
 		_ = c.ssh.Wait()
 		if !c.dead.Load() {
-			c.kill(errPeerClosed)
 			g.lost(c)
+			c.kill(errPeerClosed)
 		}
 	}()
 }

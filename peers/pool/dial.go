@@ -49,10 +49,15 @@ type dialResult struct {
 // each dialStagger after the previous or as soon as the previous failed,
 // all racing in parallel; the whole dial is bounded by the pool's Timeout.
 func (p *Pool) dial(peer peers.Peer, addrs []string, g *group) (*conn, string, error) {
+	return p.dialWithin(peer, addrs, g, p.opts.Timeout)
+}
+
+// dialWithin is dial bounded by budget.
+func (p *Pool) dialWithin(peer peers.Peer, addrs []string, g *group, budget time.Duration) (*conn, string, error) {
 	if len(addrs) == 0 {
 		return nil, "", fmt.Errorf("peer %s has no address: %w", peerLabel(peer), ErrUnreachable)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	results := make(chan dialResult, len(addrs))
 	next, pending := 0, 0
@@ -136,7 +141,8 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 
 	cfg, closeAgent := p.clientConfig(peer, addr)
 	defer closeAgent()
-	sc, chans, reqs, err := ssh.NewClientConn(withReadBuffer(nc), addr, cfg)
+	c := &conn{g: g, addr: addr, done: make(chan struct{})}
+	sc, chans, reqs, err := ssh.NewClientConn(heardConn{withReadBuffer(nc), c}, addr, cfg)
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
@@ -151,7 +157,7 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		return nil, fmt.Errorf("ssh handshake: %w", err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
-	c := &conn{g: g, addr: addr, ssh: clientLink{client}, done: make(chan struct{})}
+	c.ssh = clientLink{client}
 	// The bulk session (listings, reads) opens alongside the metadata
 	// one: three round trips saved before the first listing over a long
 	// link. A failure here is retried at first use.
@@ -170,7 +176,9 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 		// dsftp share answers reads of up to 255 KiB.
 		c.piece = bigPiece
 	}
-	c.lastData.Store(time.Now().UnixNano())
+	now := time.Now()
+	c.lastData.Store(now.UnixNano())
+	c.noteHeard(now)
 	_ = nc.SetDeadline(time.Time{})
 	if !stop() {
 		cl.Close()

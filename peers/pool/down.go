@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"time"
@@ -13,10 +14,19 @@ import (
 
 // Suspects hears of peers that every route failed to reach. The registry
 // has it (Registry.Suspect): it stops listing such a peer until something
-// newer than since is heard from it.
+// newer than since is heard from it, an advert or a dial that reaches it
+// (Heard).
 type Suspects interface {
 	Suspect(id string, since time.Time) bool
+	Heard(id string) bool
+	Hidden(id string) bool
 }
+
+// reprobeEvery is how often a hidden peer is dialed again, so that one
+// back on the network (its cable plugged in again) is listed within
+// seconds, not at its next advert: a Discord member posts one every
+// 15 minutes. A failed dial costs a few packets.
+const reprobeEvery = 10 * time.Second
 
 // DownError says that no route reached a peer and none of them met the
 // peer itself: every address was refused, unreachable or timed out (or
@@ -58,10 +68,11 @@ func addrCause(err error) (cause syscall.Errno, answered bool) {
 	if errors.Is(err, ErrAuth) {
 		return 0, true
 	}
-	if errors.Is(err, syscall.ECONNRESET) {
-		// A dial is reset when the process behind the port dies (or
-		// turns connections away) after the kernel accepted it: nothing
-		// serves there, as with a refusal.
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A dial is reset, or closed before SSH began, when the process
+		// behind the port dies (or turns connections away) after the
+		// kernel or the process accepted it: nothing serves there, as
+		// with a refusal.
 		return syscall.ECONNREFUSED, false
 	}
 	for errno := range causeRank {
@@ -107,15 +118,94 @@ func downError(peer peers.Peer, errs []error) *DownError {
 }
 
 // noteDown tells the Suspects that every route to peer failed in a dial
-// that began at since. A --peer peer is the user's own: it stays listed
+// that began at since, unless the peer was heard after since on a
+// connection still open (a dial that failed on a busy link, beside a
+// connection that still delivers). A hidden peer is dialed again now
+// and then (reprobe). A --peer peer is the user's own: it stays listed
 // and fails fast with the cause.
-func (p *Pool) noteDown(peer peers.Peer, since time.Time, err error) {
+func (g *group) noteDown(peer peers.Peer, since time.Time, err error) {
+	p := g.pool
 	var de *DownError
 	if p.opts.Suspects == nil || peer.Source == peers.SourceFlag || !errors.As(err, &de) {
 		return
 	}
+	if g.heardOnLive(since) {
+		p.log.Debug("a dial failed but the peer is heard on another connection", "peer", peerLabel(peer), "err", err)
+		return
+	}
 	if p.opts.Suspects.Suspect(peer.ID, since) {
 		p.log.Info("peer is gone: every route to it failed", "peer", peerLabel(peer), "cause", de.Cause.Error())
+		g.mu.Lock()
+		start := !g.reprobing
+		g.reprobing = true
+		g.mu.Unlock()
+		if start {
+			go g.reprobe()
+		}
+	}
+}
+
+// heardOnLive reports whether a connection of g that is still open
+// heard from the peer after since.
+func (g *group) heardOnLive(since time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		if !c.dead.Load() && time.Unix(0, c.heard.Load()).After(since) {
+			return true
+		}
+	}
+	return false
+}
+
+// reprobe dials the hidden peer every reprobeEvery until a dial reaches
+// it (the registry lists it again), something else listed it again, it
+// left the registry (Forget) or the pool closed.
+func (g *group) reprobe() {
+	p := g.pool
+	defer func() {
+		g.mu.Lock()
+		g.reprobing = false
+		g.mu.Unlock()
+	}()
+	t := time.NewTicker(reprobeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		forgotten := p.groups[g.id] != g
+		p.mu.Unlock()
+		if forgotten || !p.opts.Suspects.Hidden(g.id) {
+			return
+		}
+		g.mu.Lock()
+		peer := g.peer.Clone()
+		addrs := g.orderAddrsLocked(p.routeAddrs(peer, peer.Addrs))
+		g.mu.Unlock()
+		c, _, err := p.dialWithin(peer, addrs, g, p.opts.probeBudget())
+		if err != nil && !errors.Is(err, ErrAuth) {
+			p.log.Debug("hidden peer still not reached", "peer", peerLabel(peer), "err", err)
+			continue
+		}
+		// Reached, or it answered and refused our keys: it is there.
+		if c != nil {
+			c.kill(errProbed)
+		}
+		g.reached(peer)
+		return
+	}
+}
+
+// reached runs after a dial reached the peer: a peer hidden because no
+// route reached it is listed again.
+func (g *group) reached(peer peers.Peer) {
+	s := g.pool.opts.Suspects
+	if s != nil && peer.Source != peers.SourceFlag && s.Heard(peer.ID) {
+		g.pool.log.Info("peer is back: a dial reached it", "peer", peerLabel(peer))
 	}
 }
 
@@ -126,12 +216,15 @@ const probeDelay = 250 * time.Millisecond
 // is still there.
 var errProbed = errors.New("probe done")
 
-// lost runs after a connection of g ended without us closing it (the
-// peer closed it, or stopped answering keepalives). When it was the
-// group's last one, a dial checks at once whether the peer is still
-// there, so a peer that died leaves without waiting for someone to read
-// from it. The probe's own connection is not kept: a peer whose idle
-// timeout closed ours must not be dialed again and again.
+// lost runs when a connection of g ends without us closing it (the peer
+// closed it, or went silent), just before it is closed, so that requests
+// the closing wakes find the probe under way. When it was the group's
+// last one, a dial (within probeBudget) checks at once whether the peer
+// is still there, so a peer that died leaves without waiting for
+// someone to read from it; when it fails, requests fail fast with its
+// cause for a backoff, as after any failed dial. The probe's own
+// connection is not kept: a peer whose idle timeout closed ours must not
+// be dialed again and again.
 func (g *group) lost(c *conn) {
 	g.mu.Lock()
 	others := false
@@ -140,11 +233,20 @@ func (g *group) lost(c *conn) {
 			others = true
 		}
 	}
-	if others || g.probing || g.dialing != nil || g.pool.isClosed() {
+	if others || g.probing || g.pool.isClosed() {
 		g.mu.Unlock()
 		return
 	}
 	g.probing = true
+	// Without a dial under way the probe is the group's dial: requests
+	// meanwhile wait for it rather than dial with the longer Timeout,
+	// and fail with its cause. Beside a dial under way (it may have
+	// begun long before and have most of Timeout left) it runs alone.
+	var d *dialCall
+	if g.dialing == nil {
+		d = &dialCall{done: make(chan struct{})}
+		g.dialing = d
+	}
 	peer := g.peer.Clone()
 	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
 	g.mu.Unlock()
@@ -154,7 +256,7 @@ func (g *group) lost(c *conn) {
 		// process and reset, where a moment later it is refused.
 		time.Sleep(probeDelay)
 		start := time.Now()
-		nc, _, err := g.pool.dial(peer, addrs, g)
+		nc, _, err := g.pool.dialWithin(peer, addrs, g, g.pool.opts.probeBudget())
 		// The probe ends once its verdict is told, so that whoever sees
 		// it over has seen the verdict too.
 		defer func() {
@@ -162,12 +264,26 @@ func (g *group) lost(c *conn) {
 			g.probing = false
 			g.mu.Unlock()
 		}()
+		g.mu.Lock()
+		var wasDown bool
 		if err != nil {
-			g.pool.log.Debug("peer did not answer after its connection ended", "peer", peerLabel(peer), "err", err)
-			g.pool.noteDown(peer, start, err)
+			wasDown = g.failedLocked(err, time.Now())
+		}
+		if d != nil {
+			g.dialing = nil
+			d.err = err
+		}
+		g.mu.Unlock()
+		if d != nil {
+			close(d.done)
+		}
+		if err != nil {
+			g.pool.logDialFailure(peer, wasDown, err)
+			g.noteDown(peer, start, err)
 			return
 		}
 		nc.kill(errProbed)
+		g.reached(peer)
 	}()
 }
 

@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +32,7 @@ func TestDownErrorCause(t *testing.T) {
 		want syscall.Errno // 0: not down
 	}{
 		{"refused", []error{refused}, syscall.ECONNREFUSED},
+		{"closed before SSH began (a dying process)", []error{fmt.Errorf("ssh handshake: ssh: handshake failed: %w", io.EOF), relay}, syscall.ECONNREFUSED},
 		{"refused beats silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout), refused}, syscall.ECONNREFUSED},
 		{"unreachable beats silence", []error{context.DeadlineExceeded, unreach}, syscall.EHOSTUNREACH},
 		{"silence", []error{fmt.Errorf("ssh handshake: %w", ErrTimeout)}, syscall.ETIMEDOUT},
@@ -48,17 +52,74 @@ func TestDownErrorCause(t *testing.T) {
 	}
 }
 
+// TestTransportLost: a request whose connection broke under it (the
+// peer died: reset, broken pipe) is asked again on a fresh connection;
+// an answer or a deadline is not.
+func TestTransportLost(t *testing.T) {
+	reset := fmt.Errorf("failed to send packet: %w", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)})
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{reset, true},
+		{fmt.Errorf("send: %w", syscall.EPIPE), true},
+		{errConnLost, true},
+		{errPeerClosed, true},
+		{io.ErrUnexpectedEOF, true},
+		{io.EOF, false},
+		{ErrTimeout, false},
+		{errSilent, false},
+		{os.ErrNotExist, false},
+	}
+	for _, c := range cases {
+		if got := transportLost(c.err); got != c.want {
+			t.Errorf("transportLost(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
 // suspects records what the pool reports.
 type suspects struct {
-	mu  sync.Mutex
-	ids map[string]time.Time
+	mu    sync.Mutex
+	ids   map[string]time.Time
+	heard map[string]int
 }
 
 func (s *suspects) Suspect(id string, since time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.ids[id]; ok {
+		return false
+	}
 	s.ids[id] = since
 	return true
+}
+
+func (s *suspects) Heard(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ids[id]; !ok {
+		return false
+	}
+	delete(s.ids, id)
+	if s.heard == nil {
+		s.heard = map[string]int{}
+	}
+	s.heard[id]++
+	return true
+}
+
+func (s *suspects) Hidden(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	return ok
+}
+
+func (s *suspects) heardOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heard[id]
 }
 
 func (s *suspects) get(id string) (time.Time, bool) {

@@ -101,6 +101,15 @@ func Errno(err error) syscall.Errno {
 	return syscall.EIO
 }
 
+// transportLost reports whether err is the connection breaking under a
+// request (closed, reset, a broken pipe), rather than an answer of the
+// server or a deadline: the transport's own errno says nothing of the
+// peer (EIO), a new dial does.
+func transportLost(err error) bool {
+	return errors.Is(err, errConnLost) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // connBroken reports whether err means the connection itself is unusable,
 // as opposed to an answer from a healthy server (no such file, EOF, …).
 func connBroken(err error) bool {

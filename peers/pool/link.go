@@ -171,7 +171,9 @@ func (p *Pool) reverseConn(ctx context.Context, o *route.Held, g *group) (*conn,
 	go func() { _, _ = c.dataChan() }()
 	c.sftp = cl
 	c.piece = bigPiece // a dsftp share
-	c.lastData.Store(time.Now().UnixNano())
+	now := time.Now()
+	c.lastData.Store(now.UnixNano())
+	c.noteHeard(now)
 	if !stop() {
 		cl.Close()
 		l.Close()

@@ -1,7 +1,8 @@
 // Package pool keeps SFTP sessions to peers: up to Options.Connections SSH
 // connections per peer, dialled on the first request or ahead of it (Warm;
-// all of a peer's addresses in parallel, happy-eyeballs style), kept alive with keepalive@openssh.com,
-// torn down when they stop answering, and closed when idle.
+// all of a peer's addresses in parallel, happy-eyeballs style), pinged
+// with keepalive@openssh.com when silent, torn down when the peer stops
+// answering, and closed when idle.
 //
 // Every remote operation runs under a deadline: it fails with ETIMEDOUT
 // when its connection has received no SFTP data for Options.Timeout (a
@@ -52,8 +53,10 @@ type Options struct {
 	Connections int
 	// Timeout is how long an operation may wait without any SFTP data
 	// arriving on its connection before it fails with ETIMEDOUT and the
-	// connection is closed. It also bounds dialing and is the keepalive
-	// interval. 0 means DefaultTimeout.
+	// connection is closed. It also bounds dialing and sets the silence
+	// a peer is allowed (silence.go): a connection that received nothing
+	// for Timeout/2 is pinged, and a peer silent for 4/5 of it is given up
+	// and probed. 0 means DefaultTimeout.
 	Timeout time.Duration
 	// HardTimeout bounds an operation even while its connection keeps
 	// receiving data for other requests. Zero means 4 × Timeout.
@@ -166,6 +169,7 @@ type Pool struct {
 	mu     sync.Mutex
 	groups map[string]*group // by peer ID
 	closed bool
+	stop   chan struct{} // closed by Close
 	warm   warmer
 
 	bytesRead atomic.Int64 // file data received (BytesRead)
@@ -203,7 +207,7 @@ func New(opts Options) (*Pool, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{},
+	return &Pool{opts: opts, log: opts.Logger, groups: map[string]*group{}, stop: make(chan struct{}),
 		warm: warmer{wake: make(chan struct{}, 1), done: make(chan struct{})}}, nil
 }
 
@@ -222,6 +226,7 @@ func (p *Pool) Close() error {
 	p.mu.Lock()
 	if !p.closed {
 		close(p.warm.done)
+		close(p.stop)
 	}
 	p.closed = true
 	groups := p.groups
@@ -300,9 +305,9 @@ func do[T any](ctx context.Context, p *Pool, peer peers.Peer, op, rel string, fn
 			return <-res, nil
 		}
 		// Every operation here only reads: one that met a connection
-		// the peer had just closed (its idle timeout, or it died) is
-		// asked again on a fresh one, which also tells why.
-		if attempt > 0 || !errors.Is(err, errConnLost) {
+		// the peer had just closed or reset (its idle timeout, or it
+		// died) is asked again on a fresh one, which also tells why.
+		if attempt > 0 || !transportLost(err) {
 			return zero, opError(op, peer, rel, err)
 		}
 	}

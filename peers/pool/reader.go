@@ -535,6 +535,11 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 		return 0, err, complete
 	}
 	if rerr != nil && rerr != io.EOF && connBroken(rerr) {
+		if err := r.c.silenced(); err != nil && transportLost(rerr) {
+			// The read ended because its peer went silent: that is
+			// the cause, not the transport's end.
+			rerr = err
+		}
 		r.c.kill(rerr)
 	}
 	r.pool.bytesRead.Add(int64(n))

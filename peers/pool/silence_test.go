@@ -1,0 +1,164 @@
+//go:build linux
+
+package pool
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsftp/dsftp/peers"
+	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/dsftp/dsftp/testdata/wanproxy"
+	"golang.org/x/crypto/ssh"
+)
+
+// silentBound is how long after a peer went silent it may still be
+// thought alive, with the default Timeout.
+const silentBound = 15 * time.Second
+
+// TestSilentPeerIsSuspected: a peer that goes silent without closing
+// anything (OpenSSH frozen with SIGSTOP: the kernel still completes TCP
+// handshakes and acknowledges, nothing answers) is reported to the
+// Suspects within 15 s with the default Timeout, without anyone reading;
+// a request in flight fails with ETIMEDOUT, and so does the next one, at
+// once; resumed, a dial of its own reaches it and reports it heard.
+func TestSilentPeerIsSuspected(t *testing.T) {
+	s := testenv.StartSSHD(t, t.TempDir())
+	peer := peerOf(t, s)
+	peer.Source = peers.SourceLAN
+	sus := &suspects{ids: map[string]time.Time{}}
+	p := newPool(t, Options{Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus})
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	if err := s.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Signal(syscall.SIGCONT) })
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	inFlight := make(chan result, 1)
+	go func() {
+		_, err := p.Lstat(context.Background(), peer, "")
+		inFlight <- result{err, time.Since(stopped)}
+	}()
+
+	testenv.WaitFor(t, 2*silentBound, "the silent peer to be reported", func() bool {
+		_, ok := sus.get(peer.ID)
+		return ok
+	})
+	took := time.Since(stopped)
+	t.Logf("silent peer reported %v after it froze", took.Round(time.Millisecond))
+	if took > silentBound {
+		t.Errorf("silent peer reported after %v, want at most %v", took, silentBound)
+	}
+	if since, _ := sus.get(peer.ID); since.Before(stopped) {
+		t.Errorf("reported as failing since %v, before it froze at %v", since, stopped)
+	}
+	select {
+	case r := <-inFlight:
+		t.Logf("the request in flight failed %v after the freeze: %v", r.took.Round(time.Millisecond), r.err)
+		if Errno(r.err) != syscall.ETIMEDOUT {
+			t.Errorf("request in flight: %v (errno %v), want ETIMEDOUT", r.err, Errno(r.err))
+		}
+	case <-time.After(silentBound):
+		t.Fatal("the request in flight did not end")
+	}
+	start := time.Now()
+	_, err := p.Lstat(context.Background(), peer, "")
+	if Errno(err) != syscall.ETIMEDOUT {
+		t.Errorf("request after the peer was reported: %v (errno %v), want ETIMEDOUT", err, Errno(err))
+	}
+	t.Logf("the request after it failed in %v", time.Since(start).Round(time.Millisecond))
+
+	// Resumed, it is dialed again without a request and reported heard.
+	if err := s.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	testenv.WaitFor(t, 2*reprobeEvery+silentBound, "the resumed peer to be heard", func() bool {
+		return sus.heardOf(peer.ID) == 1
+	})
+	t.Logf("resumed peer heard again %v after it resumed, without a request", time.Since(resumed).Round(time.Millisecond))
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Errorf("the resumed peer: %v", err)
+	}
+}
+
+// TestSlowBusyPeerStaysUp: a healthy peer over a long, narrow link
+// (80 ms round trip, 1 Mbit/s, the link full with a large read) is never
+// given up: the read completes, nothing is reported, and the connection
+// idle afterwards is kept (its keepalives answered) with the default
+// Timeout.
+func TestSlowBusyPeerStaysUp(t *testing.T) {
+	dir := t.TempDir()
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(dir, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := testenv.StartSSHD(t, dir)
+	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 40 * time.Millisecond, Rate: 1e6 / 8})
+	if err := proxy.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- proxy.Run(ctx) }()
+	peer := peerOf(t, s)
+	peer.Source = peers.SourceLAN
+	peer.Addrs = []string{proxy.Addr()}
+	sus := &suspects{ids: map[string]time.Time{}}
+	var logs testenv.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := newPool(t, Options{Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus, Logger: log})
+	t.Cleanup(func() {
+		p.Close()
+		cancel()
+		<-proxyDone
+	})
+
+	start := time.Now()
+	r, err := p.OpenReader(ctx, peer, "big", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read over the slow link: %d bytes, %v", len(got), err)
+	}
+	t.Logf("1 MiB read over 1 Mbit/s in %v", time.Since(start).Round(time.Millisecond))
+	// Idle for several keepalive rounds.
+	time.Sleep(2 * DefaultTimeout)
+	if _, ok := sus.get(peer.ID); ok {
+		t.Error("the slow peer was reported as gone")
+	}
+	g, _ := p.group(peer)
+	g.mu.Lock()
+	live := 0
+	for _, c := range g.conns {
+		if !c.dead.Load() {
+			live++
+		}
+	}
+	g.mu.Unlock()
+	if live == 0 {
+		t.Error("no connection to the slow peer left after idling")
+	}
+	if out := logs.String(); strings.Contains(out, "level=WARN") || strings.Contains(out, errSilent.Error()) || strings.Contains(out, "cannot reach") {
+		t.Errorf("the slow peer's connection was given up:\n%s", out)
+	}
+}
