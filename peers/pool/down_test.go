@@ -166,7 +166,7 @@ func TestKilledPeerIsSuspected(t *testing.T) {
 			}
 			if source == peers.SourceFlag {
 				testenv.WaitFor(t, 10*time.Second, "the pool's probe of the killed peer to fail", func() bool {
-					return strings.Contains(logs.String(), "peer did not answer after its connection ended") && !p.probing(peer.ID)
+					return strings.Contains(logs.String(), "cannot reach peer") && !p.probing(peer.ID)
 				})
 				if _, ok := sus.get(peer.ID); ok {
 					t.Error("a --peer peer was reported to the registry")
