@@ -24,13 +24,22 @@ type Config struct {
 	// endpoint with an ID refuses handshakes addressed to another ID.
 	ID string
 	// MaxHandshakes bounds incoming handshakes in progress (64), and
-	// MaxHandshakesPerSource those from one IP address (4).
+	// MaxHandshakesPerSource those from one source (4): an IPv4
+	// address or an IPv6 /64.
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
 	// MaxConns bounds live incoming QUIC connections, handshaking ones
-	// included (64), and MaxConnsPerSource those from one IP address (8).
+	// included (64), and MaxConnsPerSource those from one source (8).
 	MaxConns          int
 	MaxConnsPerSource int
+	// Member tells whether a source IP address is a live member's (one of
+	// its advertised UDP candidates). Strangers, the other sources, get
+	// at most MaxStrangerHandshakes (32) of the handshakes and
+	// MaxStrangerConns (32) of the connections, so that the rest stays
+	// free for members. Nil: every source counts as a member.
+	Member                func(netip.Addr) bool
+	MaxStrangerHandshakes int
+	MaxStrangerConns      int
 	// MaxStreams bounds the streams a peer may have open on one
 	// connection (16); each is one SSH connection.
 	MaxStreams int
@@ -59,6 +68,8 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxHandshakesPerSource, 4)
 	def(&c.MaxConns, 64)
 	def(&c.MaxConnsPerSource, 8)
+	def(&c.MaxStrangerHandshakes, max(1, c.MaxHandshakes/2))
+	def(&c.MaxStrangerConns, max(1, c.MaxConns/2))
 	def(&c.MaxStreams, 16)
 	def(&c.StreamWindow, 4<<20)
 	def(&c.ConnWindow, 8<<20)

@@ -9,26 +9,46 @@ import (
 )
 
 // limiter bounds the incoming QUIC connections: handshakes in progress
-// and live connections, in all and per source address. A connection counts
-// as handshaking from its first validated Initial (after Retry) until the
-// listener hands it over, and as live until it closes.
+// and live connections, in all, from strangers (sources that are no live
+// member's UDP address) and per source. A connection counts as
+// handshaking from its first validated Initial (after Retry) until the
+// listener hands it over, and as live until it closes. Strangers get only
+// part of the slots, so that silent connections from many addresses
+// cannot keep members out.
 type limiter struct {
 	maxHS, maxHSPer, maxConns, maxConnsPer int
+	maxStrangerHS, maxStrangerConns        int
+	member                                 func(netip.Addr) bool
 
-	mu      sync.Mutex
-	hs      int
-	conns   int
-	hsBy    map[netip.Addr]int
-	connsBy map[netip.Addr]int
-	refused uint64
+	mu            sync.Mutex
+	hs            int
+	conns         int
+	strangerHS    int
+	strangerConns int
+	hsBy          map[netip.Addr]int
+	connsBy       map[netip.Addr]int
+	refused       uint64
 }
 
 func newLimiter(c Config) *limiter {
 	return &limiter{
 		maxHS: c.MaxHandshakes, maxHSPer: c.MaxHandshakesPerSource,
 		maxConns: c.MaxConns, maxConnsPer: c.MaxConnsPerSource,
-		hsBy: map[netip.Addr]int{}, connsBy: map[netip.Addr]int{},
+		maxStrangerHS: c.MaxStrangerHandshakes, maxStrangerConns: c.MaxStrangerConns,
+		member: c.Member,
+		hsBy:   map[netip.Addr]int{}, connsBy: map[netip.Addr]int{},
 	}
+}
+
+// source is what the per-source limits count by: an IPv4 address, or an
+// IPv6 /64 (one subscriber's prefix, as the share's limits count it).
+func source(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip
+	}
+	p, _ := ip.Prefix(64)
+	return p.Addr()
 }
 
 var (
@@ -39,28 +59,35 @@ var (
 // slot is one admitted connection's place in the counts.
 type slot struct {
 	l           *limiter
-	ip          netip.Addr
+	src         netip.Addr
+	stranger    bool
 	handshaking bool
 	live        bool
 }
 
 // admit counts a new incoming connection from ip, or refuses it.
 func (l *limiter) admit(ip netip.Addr) (*slot, error) {
+	src := source(ip)
+	stranger := l.member != nil && !l.member(ip.Unmap())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.hs >= l.maxHS || l.hsBy[ip] >= l.maxHSPer:
+	case l.hs >= l.maxHS || l.hsBy[src] >= l.maxHSPer || stranger && l.strangerHS >= l.maxStrangerHS:
 		l.refused++
 		return nil, errTooManyHandshakes
-	case l.conns >= l.maxConns || l.connsBy[ip] >= l.maxConnsPer:
+	case l.conns >= l.maxConns || l.connsBy[src] >= l.maxConnsPer || stranger && l.strangerConns >= l.maxStrangerConns:
 		l.refused++
 		return nil, errTooManyConns
 	}
 	l.hs++
-	l.hsBy[ip]++
+	l.hsBy[src]++
 	l.conns++
-	l.connsBy[ip]++
-	return &slot{l: l, ip: ip, handshaking: true, live: true}, nil
+	l.connsBy[src]++
+	if stranger {
+		l.strangerHS++
+		l.strangerConns++
+	}
+	return &slot{l: l, src: src, stranger: stranger, handshaking: true, live: true}, nil
 }
 
 // established ends the handshake part of the slot.
@@ -78,7 +105,10 @@ func (s *slot) release() {
 	if s.live {
 		s.live = false
 		s.l.conns--
-		dec(s.l.connsBy, s.ip)
+		dec(s.l.connsBy, s.src)
+		if s.stranger {
+			s.l.strangerConns--
+		}
 	}
 }
 
@@ -87,7 +117,10 @@ func (s *slot) endHandshake() {
 	if s.handshaking {
 		s.handshaking = false
 		s.l.hs--
-		dec(s.l.hsBy, s.ip)
+		dec(s.l.hsBy, s.src)
+		if s.stranger {
+			s.l.strangerHS--
+		}
 	}
 }
 

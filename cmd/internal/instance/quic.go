@@ -58,7 +58,7 @@ func (in *Instance) startQUIC() {
 		port = bound.Port()
 	}
 	addr := netip.AddrPortFrom(bound.Addr(), port)
-	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log})
+	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log, Member: in.udpMember})
 	if err != nil {
 		fmt.Fprintf(in.cfg.Err, "dsftp: warning: %v; members behind NAT cannot punch through to this share (TCP works as before; --udp-port picks another port, --no-quic turns UDP off)\n", err)
 		return
@@ -95,6 +95,20 @@ func (in *Instance) startQUIC() {
 	case <-time.After(firstSTUNWait):
 		in.log.Info("no STUN answer yet; advertising the UDP path without its public address for now", "stun", r.STUN)
 	}
+}
+
+// udpMember tells whether ip is one of a live member's UDP candidates:
+// the endpoint keeps part of its handshake and connection slots for
+// those, whatever strangers hold.
+func (in *Instance) udpMember(ip netip.Addr) bool {
+	for _, e := range in.Registry.List() {
+		for _, c := range e.UDP {
+			if a, err := netip.ParseAddrPort(c); err == nil && a.Addr().Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serveQUIC hands every stream a peer opens to the share, which serves it
