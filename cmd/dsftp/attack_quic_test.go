@@ -22,9 +22,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ import (
 	"github.com/pkg/sftp"
 	"github.com/quic-go/quic-go"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
 )
 
 const quicHello = "hello over QUIC\n"
@@ -41,16 +44,24 @@ const quicHello = "hello over QUIC\n"
 // quicTarget is alice's share with QUIC on, and bob, a member whose
 // advert carries his key and his UDP address.
 type quicTarget struct {
+	t       *testing.T
+	f       *fakeDiscord
 	p       *testenv.Process
 	udp     netip.AddrPort
 	id      string
 	hostKey ssh.PublicKey
-	bob     *fakeMember
-	bobEP   *punch.Endpoint
+	bob     *quicMember
 }
 
-// startQUICTarget starts alice's share (logging JSON) and bob, and waits
-// until bob can read over QUIC.
+// quicMember is a member that reads alice's share over QUIC from its own
+// endpoint, as the pool does on a punched path.
+type quicMember struct {
+	*fakeMember
+	ep *punch.Endpoint
+}
+
+// startQUICTarget starts alice's share (logging JSON) and bob on
+// 127.0.0.1, and waits until bob can read over QUIC.
 func startQUICTarget(t *testing.T) *quicTarget {
 	t.Helper()
 	f := newFakeDiscord(t)
@@ -64,29 +75,39 @@ func startQUICTarget(t *testing.T) *quicTarget {
 	if alice == nil {
 		t.Fatal("no advert of alice's")
 	}
-	bob := newFakeMember(t, f, "bob")
-	ep, err := punch.Listen("127.0.0.1:0", punch.Config{ID: bob.fingerprint(), Logger: slog.New(slog.DiscardHandler)})
+	tg := &quicTarget{t: t, f: f, p: p, udp: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
+		id: ssh.FingerprintSHA256(alice.HostKey), hostKey: alice.HostKey}
+	tg.bob = tg.member("bob", source(1))
+	return tg
+}
+
+// member starts a member reading from ip, advertises it with its UDP
+// address, and waits until it can read over QUIC.
+func (tg *quicTarget) member(name string, ip netip.Addr) *quicMember {
+	t := tg.t
+	t.Helper()
+	m := &quicMember{fakeMember: newFakeMember(t, tg.f, name)}
+	ep, err := punch.Listen(netip.AddrPortFrom(ip, 0).String(), punch.Config{ID: m.fingerprint(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ep.Close() })
-	bob.advertiseUDP(t, []string{"127.0.0.1:1"}, []string{ep.Addr().String()})
-	tg := &quicTarget{p: p, udp: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
-		id: ssh.FingerprintSHA256(alice.HostKey), hostKey: alice.HostKey, bob: bob, bobEP: ep}
-	testenv.WaitFor(t, 15*time.Second, "bob to read alice's share over QUIC", func() bool {
-		_, err := tg.login(5 * time.Second)
+	m.ep = ep
+	m.advertiseUDP(t, []string{"127.0.0.1:1"}, []string{ep.Addr().String()})
+	testenv.WaitFor(t, 15*time.Second, name+" to read alice's share over QUIC", func() bool {
+		_, err := tg.login(m, 5*time.Second)
 		return err == nil
 	})
-	return tg
+	return m
 }
 
-// login is one of bob's logins over a new QUIC connection: handshake,
+// login is one of m's logins over a new QUIC connection: handshake,
 // stream, SSH login, read hello.txt. It returns how long that took.
-func (tg *quicTarget) login(timeout time.Duration) (time.Duration, error) {
+func (tg *quicTarget) login(m *quicMember, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	path, err := tg.bobEP.Dial(ctx, tg.udp, tg.id)
+	path, err := m.ep.Dial(ctx, tg.udp, tg.id)
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +119,7 @@ func (tg *quicTarget) login(timeout time.Duration) (time.Duration, error) {
 	deadline, _ := ctx.Deadline()
 	c.SetDeadline(deadline)
 	sc, chans, reqs, err := ssh.NewClientConn(c, tg.udp.String(), &ssh.ClientConfig{
-		User: "dsftp", Auth: []ssh.AuthMethod{ssh.PublicKeys(tg.bob.client)},
+		User: "dsftp", Auth: []ssh.AuthMethod{ssh.PublicKeys(m.client)},
 		HostKeyCallback: ssh.FixedHostKey(tg.hostKey),
 	})
 	if err != nil {
@@ -124,32 +145,33 @@ func (tg *quicTarget) login(timeout time.Duration) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// loginStats are how bob's logins during an attack went.
+// loginStats are how a member's logins during an attack went.
 type loginStats struct {
+	name         string
 	ok, attempts int
 	slowest      time.Duration // from the first attempt to the read
 }
 
 func (l loginStats) String() string {
-	return fmt.Sprintf("bob logged in %d times in %d attempts, slowest %v", l.ok, l.attempts, l.slowest.Round(time.Millisecond))
+	return fmt.Sprintf("%s logged in %d times in %d attempts, slowest %v", l.name, l.ok, l.attempts, l.slowest.Round(time.Millisecond))
 }
 
-// logins has bob log in n times, spaced by gap; a failed attempt is tried
+// logins has m log in n times, spaced by gap; a failed attempt is tried
 // again, as the pool does, for up to retry (0: once).
-func (tg *quicTarget) logins(t *testing.T, n int, gap, retry time.Duration) loginStats {
+func (tg *quicTarget) logins(t *testing.T, m *quicMember, n int, gap, retry time.Duration) loginStats {
 	t.Helper()
-	var st loginStats
+	st := loginStats{name: m.name}
 	for i := range n {
 		start := time.Now()
 		for {
 			st.attempts++
-			_, err := tg.login(15 * time.Second)
+			_, err := tg.login(m, 15*time.Second)
 			if err == nil {
 				st.ok++
 				st.slowest = max(st.slowest, time.Since(start))
 				break
 			}
-			t.Logf("bob's login %d over QUIC after %v: %v", i, time.Since(start).Round(time.Millisecond), err)
+			t.Logf("%s's login %d over QUIC after %v: %v", m.name, i, time.Since(start).Round(time.Millisecond), err)
 			if time.Since(start) >= retry {
 				break
 			}
@@ -230,11 +252,19 @@ func isRefused(err error) bool {
 	return errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused
 }
 
-// counts tallies outcomes, in all and per source.
+// counts tallies outcomes, in all and per source, and the connections
+// the share closed.
 type counts struct {
 	mu       sync.Mutex
 	total    [3]int
 	bySource map[netip.Addr]*[3]int
+	closed   int
+}
+
+func (c *counts) closedByShare() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed++
 }
 
 func (c *counts) add(src netip.Addr, o outcome) {
@@ -264,7 +294,7 @@ func (c *counts) maxTaken() int {
 func (c *counts) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return fmt.Sprintf("%d taken, %d refused, %d neither, from %d sources", c.total[taken], c.total[refused], c.total[failed], len(c.bySource))
+	return fmt.Sprintf("%d taken, %d refused, %d neither, from %d sources; %d closed by the share", c.total[taken], c.total[refused], c.total[failed], len(c.bySource), c.closed)
 }
 
 // socket opens a UDP socket on src.
@@ -347,7 +377,28 @@ func (a *quicAttacker) connect(src netip.Addr, stop <-chan struct{}, c *counts, 
 	select {
 	case <-stop:
 	case <-qc.Context().Done():
+		c.closedByShare()
 	}
+}
+
+// churn keeps n connections from src that open no stream, dialing again
+// as soon as one ends, until stop.
+func (a *quicAttacker) churn(src netip.Addr, n int, stop <-chan struct{}, c *counts) (wait func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a.connect(src, stop, c, nil)
+				time.Sleep(5 * time.Millisecond) // spares the shared CPUs
+			}
+		})
+	}
+	return wg.Wait
 }
 
 // attackFrom starts n attempts from each of the sources at once, each
@@ -442,7 +493,7 @@ func TestAttackQUICSilent(t *testing.T) {
 		var c counts
 		wait := attackFrom(t, srcs, n, stop, &c, attempt)
 		time.Sleep(time.Second)
-		bob := tg.logins(t, 5, 200*time.Millisecond, retry)
+		bob := tg.logins(t, tg.bob, 5, 200*time.Millisecond, retry)
 		during := tg.usage(t)
 		close(stop)
 		wait()
@@ -496,4 +547,258 @@ func checkLogBound(t *testing.T, by map[string]int) {
 			t.Errorf("the share logged %q %d times; want at most %d", msg, n, 2*9*5)
 		}
 	}
+}
+
+// captureConn keeps the first datagram a QUIC client sends, and sends
+// nothing.
+type captureConn struct {
+	net.PacketConn
+	once  sync.Once
+	first chan []byte
+}
+
+func (c *captureConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	c.once.Do(func() { c.first <- slices.Clone(b) })
+	return len(b), nil
+}
+
+// initialPacket is a QUIC Initial addressed to the share, as quic-go's
+// client sends it first (its ClientHello, padded to a full datagram).
+func (a *quicAttacker) initialPacket(t *testing.T) []byte {
+	t.Helper()
+	uc, err := socket(source(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &captureConn{PacketConn: uc, first: make(chan []byte, 1)}
+	tr := &quic.Transport{Conn: cc}
+	defer uc.Close()
+	defer tr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Dial(ctx, net.UDPAddrFromAddrPort(a.target), a.tls, &quic.Config{})
+	select {
+	case p := <-cc.first:
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("quic-go sent no Initial packet")
+		return nil
+	}
+}
+
+// flood sends, from each source, rate datagrams a second to the share
+// until stop: the Initial replayed (each asks for a Retry) and garbage of
+// the same size, in turns. It returns how many went out.
+func (a *quicAttacker) flood(srcs []netip.Addr, pps int, initial []byte, stop <-chan struct{}) (wait func() int64) {
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	to := net.UDPAddrFromAddrPort(a.target)
+	for _, src := range srcs {
+		wg.Go(func() {
+			uc, err := socket(src)
+			if err != nil {
+				return
+			}
+			defer uc.Close()
+			lim := rate.NewLimiter(rate.Limit(pps), pps/20+1)
+			garbage := randomBytes(len(initial))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if lim.Wait(context.Background()) != nil {
+					return
+				}
+				p := initial
+				if i%2 == 1 {
+					p = garbage
+				}
+				if _, err := uc.WriteTo(p, to); err == nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	return func() int64 { wg.Wait(); return sent.Load() }
+}
+
+// TestAttackQUICFlood: QUIC Initial packets and garbage datagrams at
+// 10,000 a second in all, first from 8 loopback addresses, then from one,
+// for 10 s each. bob logs in over QUIC and reads a file during each, the
+// share's memory and log stay bounded, and its CPU use is reported.
+func TestAttackQUICFlood(t *testing.T) {
+	tg := startQUICTarget(t)
+	a := newQUICAttacker(tg)
+	initial := a.initialPacket(t)
+	start := tg.usage(t)
+	const pps, span = 10000, 10 * time.Second
+
+	for _, srcs := range [][]netip.Addr{sources(10, 8), sources(30, 1)} {
+		from := len(tg.p.Output.String())
+		before := tg.usage(t)
+		stop := make(chan struct{})
+		wait := a.flood(srcs, pps/len(srcs), initial, stop)
+		time.Sleep(time.Second)
+		bob := tg.logins(t, tg.bob, 5, span/6, 15*time.Second)
+		during := tg.usage(t)
+		close(stop)
+		sent := wait()
+		took := during.at.Sub(before.at)
+		n, by := tg.logRecords(from)
+		t.Logf("flood from %d sources: %d datagrams in %v (%.0f a second); %v; share RSS %s before, %s during (peak %s), CPU %.2f cores; %d log records %v",
+			len(srcs), sent, took.Round(100*time.Millisecond), float64(sent)/took.Seconds(), bob,
+			mib(before.rss), mib(during.rss), mib(during.hwm), cpuShare(before, during), n, by)
+		if sent < int64(pps*span.Seconds()/2) {
+			t.Errorf("only %d datagrams sent; the flood did not flood", sent)
+		}
+		if bob.ok < 5 {
+			t.Errorf("flood from %d sources: %v; want 5", len(srcs), bob)
+		}
+		if n > quicFloodLogs {
+			t.Errorf("flood from %d sources: the share logged %d records; want at most %d", len(srcs), n, quicFloodLogs)
+		}
+	}
+	end := tg.usage(t)
+	t.Logf("share RSS %s at the start, %s at the end, peak %s", mib(start.rss), mib(end.rss), mib(end.hwm))
+	if grew := end.hwm - start.rss; grew > quicAttackMemory {
+		t.Errorf("the share's RSS peaked %s above the start; want at most %s", mib(grew), mib(quicAttackMemory))
+	}
+}
+
+// quicFloodLogs bounds the records a flood of packets that never make a
+// connection may cause: bob's logins, none for the flood itself.
+const quicFloodLogs = 5 * 4
+
+// versionLines opens every stream one connection from src allows, sends
+// an SSH version line on each and counts the streams the share answered
+// with its own (let in to log in) and those it closed without.
+func (a *quicAttacker) versionLines(t *testing.T, src netip.Addr) (opened, answered, closed int) {
+	t.Helper()
+	uc, err := socket(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: uc}
+	defer uc.Close()
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(a.target), a.tls, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.CloseWithError(0, "")
+	var streams []*quic.Stream
+	for {
+		s, err := qc.OpenStream()
+		if err != nil {
+			var limit *quic.StreamLimitReachedError
+			if !errors.As(err, &limit) {
+				t.Fatalf("open stream %d: %v", len(streams)+1, err)
+			}
+			break
+		}
+		if _, err := s.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		wg.Go(func() {
+			s.SetReadDeadline(time.Now().Add(4 * time.Second))
+			buf := make([]byte, 8)
+			_, err := io.ReadFull(s, buf)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && string(buf) == "SSH-2.0-":
+				answered++
+			case errors.Is(err, os.ErrDeadlineExceeded):
+			default:
+				closed++
+			}
+		})
+	}
+	wg.Wait()
+	return len(streams), answered, closed
+}
+
+// TestAttackQUICPerSource: one source cannot take more than its share.
+// From one address: 10 stalled handshakes at once, of which the share
+// keeps 4; 12 connections at once, each using a stream, of which it keeps
+// 8; on one connection, 16 streams (the 17th cannot be opened), of which
+// the share's pre-login limit for one source lets 8 log in, as over TCP.
+// bob logs in from another address meanwhile. carol, a member behind the
+// same address as an attacker who keeps 8 connections that open no
+// stream (dialing again whenever one ends), logs in 5 times: each time
+// her connection takes the place of an idle one (before: refused).
+func TestAttackQUICPerSource(t *testing.T) {
+	tg := startQUICTarget(t)
+	a := newQUICAttacker(tg)
+	from := len(tg.p.Output.String())
+
+	stop := make(chan struct{})
+	var hs counts
+	wait := attackFrom(t, sources(50, 1), 10, stop, &hs, a.stallHandshake)
+	bob := tg.logins(t, tg.bob, 3, 100*time.Millisecond, 0)
+	close(stop)
+	wait()
+	t.Logf("stalled handshakes from one source: %v; %v", &hs, bob)
+	if hs.total[taken] != 4 || hs.total[refused] != 6 {
+		t.Errorf("stalled handshakes from one source: %v; want 4 taken, 6 refused", &hs)
+	}
+	if bob.ok < 3 {
+		t.Errorf("during stalled handshakes from one source: %v; want 3", bob)
+	}
+
+	opened, answered, closed := a.versionLines(t, source(51))
+	t.Logf("streams on one connection: %d opened (the next refused by the stream limit), %d answered with a version line, %d closed", opened, answered, closed)
+	if opened != 16 {
+		t.Errorf("opened %d streams on one connection; want 16", opened)
+	}
+	if answered > 8 || answered == 0 || closed < opened-8 {
+		t.Errorf("%d of %d streams from one source answered, %d closed; want 1 to 8 (the pre-login limit per source), the rest closed", answered, opened, closed)
+	}
+
+	stop = make(chan struct{})
+	var cs counts
+	wait = attackFrom(t, sources(52, 1), 12, stop, &cs, func(src netip.Addr, stop <-chan struct{}, c *counts) {
+		a.connect(src, stop, c, func(qc *quic.Conn) {
+			if s, err := qc.OpenStream(); err == nil {
+				s.Write([]byte("S"))
+			}
+		})
+	})
+	close(stop)
+	wait()
+	t.Logf("connections with a stream from one source: %v", &cs)
+	if cs.total[taken] != 8 || cs.total[refused] != 4 {
+		t.Errorf("connections with a stream from one source: %v; want 8 taken, 4 refused", &cs)
+	}
+
+	carolAddr := source(53)
+	carol := tg.member("carol", carolAddr)
+	stop = make(chan struct{})
+	var idle counts
+	wait = a.churn(carolAddr, 8, stop, &idle)
+	testenv.WaitFor(t, 15*time.Second, "the attacker to hold carol's address's 8 connections", func() bool {
+		idle.mu.Lock()
+		defer idle.mu.Unlock()
+		return idle.total[taken]-idle.closed >= 8
+	})
+	time.Sleep(time.Second) // past the idle grace
+	ca := tg.logins(t, carol, 5, 200*time.Millisecond, 15*time.Second)
+	close(stop)
+	wait()
+	t.Logf("attacker on carol's address: %v; %v", &idle, ca)
+	if ca.ok < 5 {
+		t.Errorf("beside an attacker on her address: %v; want 5", ca)
+	}
+	n, by := tg.logRecords(from)
+	t.Logf("%d log records: %v", n, by)
+	checkLogBound(t, by)
 }

@@ -212,8 +212,8 @@ func (e *Endpoint) acceptConns() {
 		if err != nil {
 			return
 		}
-		if s, ok := c.Context().Value(slotKey{}).(*slot); ok {
-			s.established()
+		if s := slotOf(c); s != nil {
+			s.established(c)
 		}
 		e.offer(c)
 		e.serveStreams(c)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // limiter bounds the incoming QUIC connections: handshakes in progress
@@ -27,7 +28,9 @@ type limiter struct {
 	strangerConns int
 	hsBy          map[netip.Addr]int
 	connsBy       map[netip.Addr]int
+	bySource      map[netip.Addr][]*slot // live, oldest first (idle.go)
 	refused       uint64
+	evicted       uint64
 }
 
 func newLimiter(c Config) *limiter {
@@ -36,7 +39,7 @@ func newLimiter(c Config) *limiter {
 		maxConns: c.MaxConns, maxConnsPer: c.MaxConnsPerSource,
 		maxStrangerHS: c.MaxStrangerHandshakes, maxStrangerConns: c.MaxStrangerConns,
 		member: c.Member,
-		hsBy:   map[netip.Addr]int{}, connsBy: map[netip.Addr]int{},
+		hsBy:   map[netip.Addr]int{}, connsBy: map[netip.Addr]int{}, bySource: map[netip.Addr][]*slot{},
 	}
 }
 
@@ -63,21 +66,32 @@ type slot struct {
 	stranger    bool
 	handshaking bool
 	live        bool
+	idle        // what idle.go needs
 }
 
-// admit counts a new incoming connection from ip, or refuses it.
+// admit counts a new incoming connection from ip, or refuses it. A source
+// at its connection limit gets in in the place of its oldest idle
+// connection, which is closed (idle.go).
 func (l *limiter) admit(ip netip.Addr) (*slot, error) {
 	src := source(ip)
 	stranger := l.member != nil && !l.member(ip.Unmap())
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var victim *slot
 	switch {
 	case l.hs >= l.maxHS || l.hsBy[src] >= l.maxHSPer || stranger && l.strangerHS >= l.maxStrangerHS:
 		l.refused++
 		return nil, errTooManyHandshakes
-	case l.conns >= l.maxConns || l.connsBy[src] >= l.maxConnsPer || stranger && l.strangerConns >= l.maxStrangerConns:
+	case l.conns >= l.maxConns || stranger && l.strangerConns >= l.maxStrangerConns:
 		l.refused++
 		return nil, errTooManyConns
+	case l.connsBy[src] >= l.maxConnsPer:
+		if victim = l.idlestLocked(src, now); victim == nil {
+			l.refused++
+			return nil, errTooManyConns
+		}
+		victim.evictLocked()
 	}
 	l.hs++
 	l.hsBy[src]++
@@ -87,20 +101,20 @@ func (l *limiter) admit(ip netip.Addr) (*slot, error) {
 		l.strangerHS++
 		l.strangerConns++
 	}
-	return &slot{l: l, src: src, stranger: stranger, handshaking: true, live: true}, nil
-}
-
-// established ends the handshake part of the slot.
-func (s *slot) established() {
-	s.l.mu.Lock()
-	defer s.l.mu.Unlock()
-	s.endHandshake()
+	sl := &slot{l: l, src: src, stranger: stranger, handshaking: true, live: true}
+	l.bySource[src] = append(l.bySource[src], sl)
+	return sl, nil
 }
 
 // release frees the slot when its connection is gone.
 func (s *slot) release() {
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
+	s.releaseLocked()
+}
+
+// releaseLocked; the caller holds the lock.
+func (s *slot) releaseLocked() {
 	s.endHandshake()
 	if s.live {
 		s.live = false
@@ -109,6 +123,7 @@ func (s *slot) release() {
 		if s.stranger {
 			s.l.strangerConns--
 		}
+		s.l.unlistLocked(s)
 	}
 }
 
@@ -137,12 +152,13 @@ type Stats struct {
 	Handshakes int    // in progress
 	Conns      int    // live, handshaking ones included
 	Refused    uint64 // refused by a limit since the start
+	Evicted    uint64 // idle ones closed to make room for their source's newcomers
 }
 
 func (l *limiter) stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Handshakes: l.hs, Conns: l.conns, Refused: l.refused}
+	return Stats{Handshakes: l.hs, Conns: l.conns, Refused: l.refused, Evicted: l.evicted}
 }
 
 type slotKey struct{}
