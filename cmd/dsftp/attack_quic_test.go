@@ -345,6 +345,28 @@ func (a *quicAttacker) stallHandshake(src netip.Addr, stop <-chan struct{}, c *c
 	<-res
 }
 
+// answers reports whether the share answers a new handshake from src
+// (rather than refusing it); the probe then gives up at once.
+func (a *quicAttacker) answers(src netip.Addr) bool {
+	uc, err := socket(src)
+	if err != nil {
+		return false
+	}
+	tr := &quic.Transport{Conn: uc}
+	defer uc.Close()
+	defer tr.Close()
+	var answered atomic.Bool
+	conf := a.tls.Clone()
+	conf.VerifyPeerCertificate = func([][]byte, [][]*x509.Certificate) error {
+		answered.Store(true)
+		return errors.New("probe only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = tr.Dial(ctx, net.UDPAddrFromAddrPort(a.target), conf, &quic.Config{})
+	return answered.Load()
+}
+
 // connect completes a handshake from src and keeps the connection alive
 // with keep-alives until stop, calling use on it first; it counts it as
 // taken or refused.
@@ -743,16 +765,30 @@ func TestAttackQUICPerSource(t *testing.T) {
 
 	stop := make(chan struct{})
 	var hs counts
+	held := time.Now()
 	wait := attackFrom(t, sources(50, 1), 10, stop, &hs, a.stallHandshake)
 	bob := tg.logins(t, tg.bob, 3, 100*time.Millisecond, 0)
+	// The stalled handshakes end on the share's side, freeing the
+	// source's slots, within the handshake timeout.
+	testenv.WaitFor(t, 30*time.Second, "the share to answer the stalled source again", func() bool {
+		if a.answers(source(50)) {
+			return true
+		}
+		time.Sleep(500 * time.Millisecond)
+		return false
+	})
+	freed := time.Since(held)
 	close(stop)
 	wait()
-	t.Logf("stalled handshakes from one source: %v; %v", &hs, bob)
+	t.Logf("stalled handshakes from one source: %v; %v; the source was answered again after %v", &hs, bob, freed.Round(100*time.Millisecond))
 	if hs.total[taken] != 4 || hs.total[refused] != 6 {
 		t.Errorf("stalled handshakes from one source: %v; want 4 taken, 6 refused", &hs)
 	}
 	if bob.ok < 3 {
 		t.Errorf("during stalled handshakes from one source: %v; want 3", bob)
+	}
+	if freed > 21*time.Second {
+		t.Errorf("the stalled handshakes held the source's slots for %v; want at most 20 s", freed)
 	}
 
 	opened, answered, closed := a.versionLines(t, source(51))
