@@ -43,7 +43,8 @@ type Config struct {
 	// MaxStreams bounds the streams a peer may have open on one
 	// connection (16); each is one SSH connection.
 	MaxStreams int
-	// HandshakeTimeout ends a handshake that stalls this long (10 s).
+	// HandshakeTimeout ends a handshake that stalls this long (10 s);
+	// one that goes on takes at most twice as long (quic-go's limit).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that hears nothing this long (75 s:
 	// three keep-alives lost).
