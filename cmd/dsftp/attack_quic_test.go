@@ -22,11 +22,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,7 +167,7 @@ func (tg *quicTarget) logins(t *testing.T, m *quicMember, n int, gap, retry time
 		start := time.Now()
 		for {
 			st.attempts++
-			_, err := tg.login(m, 15*time.Second)
+			_, err := tg.login(m, 8*time.Second)
 			if err == nil {
 				st.ok++
 				st.slowest = max(st.slowest, time.Since(start))
@@ -213,12 +215,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // logRecords counts the share's --log-json records written after the
 // output's first from bytes, in all and by message.
 func (tg *quicTarget) logRecords(from int) (int, map[string]int) {
-	ls := jsonLogs(tg.p.Output.String()[from:])
-	by := map[string]int{}
-	for _, l := range ls {
-		by[fmt.Sprint(l["msg"])]++
-	}
-	return len(ls), by
+	return jsonLogsOf(tg.p.Output.String()[from:])
 }
 
 // quicAttacker dials alice's QUIC endpoint as a stranger: a server name
@@ -540,7 +537,7 @@ func TestAttackQUICSilent(t *testing.T) {
 	}, 8, 0)
 	phase("connections of silent streams", 10, func(src netip.Addr, stop <-chan struct{}, c *counts) {
 		a.connect(src, stop, c, silentStreams)
-	}, 8, 15*time.Second)
+	}, 8, 20*time.Second)
 
 	end := tg.usage(t)
 	n, by := tg.logRecords(from)
@@ -588,6 +585,9 @@ func (c *captureConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 // client sends it first (its ClientHello, padded to a full datagram).
 func (a *quicAttacker) initialPacket(t *testing.T) []byte {
 	t.Helper()
+	// The capturing socket is no *net.UDPConn, which quic-go would print a
+	// warning about.
+	t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	uc, err := socket(source(1))
 	if err != nil {
 		t.Fatal(err)
@@ -663,7 +663,7 @@ func TestAttackQUICFlood(t *testing.T) {
 		stop := make(chan struct{})
 		wait := a.flood(srcs, pps/len(srcs), initial, stop)
 		time.Sleep(time.Second)
-		bob := tg.logins(t, tg.bob, 5, span/6, 15*time.Second)
+		bob := tg.logins(t, tg.bob, 5, span/6, 20*time.Second)
 		during := tg.usage(t)
 		close(stop)
 		sent := wait()
@@ -827,7 +827,7 @@ func TestAttackQUICPerSource(t *testing.T) {
 		return idle.total[taken]-idle.closed >= 8
 	})
 	time.Sleep(time.Second) // past the idle grace
-	ca := tg.logins(t, carol, 5, 200*time.Millisecond, 15*time.Second)
+	ca := tg.logins(t, carol, 5, 200*time.Millisecond, 20*time.Second)
 	close(stop)
 	wait()
 	t.Logf("attacker on carol's address: %v; %v", &idle, ca)
@@ -837,4 +837,198 @@ func TestAttackQUICPerSource(t *testing.T) {
 	n, by := tg.logRecords(from)
 	t.Logf("%d log records: %v", n, by)
 	checkLogBound(t, by)
+}
+
+// attackerEnv, set to "HOST:PORT FINGERPRINT", makes this test binary the
+// attacker of TestAttackQUICRealMount instead of running tests: it runs
+// inside the test's network namespace, where test code cannot move.
+const attackerEnv = "DSFTP_QUIC_ATTACKER"
+
+func init() {
+	if spec := os.Getenv(attackerEnv); spec != "" {
+		os.Exit(runQUICAttacker(spec))
+	}
+}
+
+// runQUICAttacker attacks from 24 loopback addresses at once, until it is
+// killed: 8 hold handshakes stalled after Retry (4 each, again as they
+// end), 8 hold connections that open no stream (8 each, dialing again as
+// one ends), 8 hold connections of silent streams (8 each). It prints
+// the tallies every 2 s.
+func runQUICAttacker(spec string) int {
+	target, id, ok := strings.Cut(spec, " ")
+	addr, err := netip.ParseAddrPort(target)
+	if !ok || err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want HOST:PORT FINGERPRINT\n", attackerEnv, spec)
+		return 2
+	}
+	a := &quicAttacker{target: addr, tls: &tls.Config{
+		MinVersion: tls.VersionTLS13, NextProtos: []string{punch.ALPN},
+		ServerName: punch.ServerName(id, randomFingerprint()), InsecureSkipVerify: true,
+	}}
+	never := make(chan struct{})
+	var hs, idle, silent counts
+	again := func(n int, attempt func()) {
+		for range n {
+			go func() {
+				for {
+					t0 := time.Now()
+					attempt()
+					if time.Since(t0) < time.Second {
+						time.Sleep(100 * time.Millisecond) // refused: spares the shared CPUs
+					}
+				}
+			}()
+		}
+	}
+	for i, src := range sources(10, 24) {
+		switch i % 3 {
+		case 0:
+			again(4, func() {
+				stop := make(chan struct{})
+				time.AfterFunc(12*time.Second, func() { close(stop) })
+				a.stallHandshake(src, stop, &hs)
+			})
+		case 1:
+			again(8, func() { a.connect(src, never, &idle, nil) })
+		default:
+			again(8, func() { a.connect(src, never, &silent, silentStreams) })
+		}
+	}
+	for range time.Tick(2 * time.Second) {
+		fmt.Printf("stalled handshakes: %v\nconnections that open no stream: %v\nconnections of silent streams: %v\n", &hs, &idle, &silent)
+	}
+	return 0
+}
+
+// startSTUN runs coturn as a STUN server on 127.0.0.1:3478 in namespace
+// ns and returns its address.
+func startSTUN(t *testing.T, ns string) string {
+	t.Helper()
+	bin := testenv.Require(t, "turnserver")[0]
+	dir := t.TempDir()
+	conf := strings.Join([]string{"listening-port=3478", "listening-ip=127.0.0.1", "stun-only", "fingerprint",
+		"no-tls", "no-dtls", "no-cli", "no-software-attribute", "userdb=" + filepath.Join(dir, "turndb"),
+		"pidfile=" + filepath.Join(dir, "turnserver.pid"), "log-file=stdout", "simple-log"}, "\n") + "\n"
+	f := filepath.Join(dir, "turnserver.conf")
+	if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartIn(t, ns, nil, bin, "-c", f)
+	p.WaitOutput(t, "Total General servers", 15*time.Second)
+	return "127.0.0.1:3478"
+}
+
+// TestAttackQUICRealMount: in a network namespace of its own, alice's
+// share takes the attacks of TestAttackQUICSilent from 24 addresses at
+// once, and its TCP port refuses bob, so that only the UDP path is left.
+// bob starts a real `dsftp mount` during the attack: it punches a QUIC
+// path to alice, logs in over it and reads her files.
+func TestAttackQUICRealMount(t *testing.T) {
+	testenv.RequireFUSE(t)
+	nsenter := testenv.Require(t, "nsenter", "nft")[0]
+	bin := testenv.Binary(t)
+	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
+	ns := testenv.NewNetns(t, "quic")
+	tokA, tokB := fmt.Sprintf("tokalice%d", os.Getpid()), fmt.Sprintf("tokbob%d", os.Getpid())
+	fd := testenv.StartIn(t, ns, nil, fake, "-listen", "127.0.0.1:0", "-bot", tokA, "-bot", tokB)
+	fd.WaitOutput(t, `"url"`, 20*time.Second)
+	api := regexp.MustCompile(`"url":"([^"]+)"`).FindStringSubmatch(fd.Output.String())[1]
+	stun := startSTUN(t, ns)
+	env := func(tok string) []string {
+		return []string{"DSFTP_DISCORD_TOKEN=" + tok, "DSFTP_DISCORD_API=" + api, "XDG_CONFIG_HOME=" + t.TempDir()}
+	}
+
+	dir := t.TempDir()
+	const files = 6
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.txt", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := testenv.StartIn(t, ns, env(tokA), bin, "share", dir, "--listen", "127.0.0.1:0", "--name", "alice",
+		"--log-json", "--no-upnp", "--stun", stun)
+	alice.WaitOutput(t, "advertising in Discord", 60*time.Second)
+	m := portRE.FindStringSubmatch(alice.Output.String())
+	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(alice.Output.String())
+	if m == nil || fp == "" {
+		t.Fatalf("no port or host key in alice's output:\n%s", alice.Output.String())
+	}
+	port := m[1]
+	// Only the UDP path is left between members: alice's TCP port answers
+	// with a reset.
+	for _, cmd := range [][]string{
+		{"add", "table", "inet", "quicattack"},
+		{"add", "chain", "inet", "quicattack", "in", "{ type filter hook input priority 0; }"},
+		{"add", "rule", "inet", "quicattack", "in", "tcp", "dport", port, "reject", "with", "tcp", "reset"},
+	} {
+		testenv.MustRunIn(t, ns, "nft", cmd...)
+	}
+
+	pid := alice.Cmd.Process.Pid
+	calm := vmStatus(t, pid, "VmRSS")
+	from := len(alice.Output.String())
+	attacker := testenv.StartIn(t, ns, []string{attackerEnv + "=127.0.0.1:" + port + " " + fp}, os.Args[0])
+	time.Sleep(5 * time.Second)
+	before := vmStatus(t, pid, "VmRSS")
+
+	mnt := t.TempDir()
+	testenv.CleanupUnmount(t, mnt)
+	start := time.Now()
+	bob := testenv.Start(t, env(tokB), nsenter, "--net=/run/netns/"+ns, bin, "mount", mnt, "--share", t.TempDir(),
+		"--name", "bob", "--no-upnp", "--stun", stun, "--timeout", "10s", "--log-level", "debug")
+	var first time.Duration
+	testenv.WaitFor(t, 60*time.Second, "bob's mount to read alice's file during the attack", func() bool {
+		b, err := os.ReadFile(filepath.Join(mnt, "alice", "f0.txt"))
+		if err == nil && string(b) == "file 0\n" {
+			first = time.Since(start)
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	var slowest time.Duration
+	for i := 1; i < files; i++ {
+		t0 := time.Now()
+		b, err := os.ReadFile(filepath.Join(mnt, "alice", fmt.Sprintf("f%d.txt", i)))
+		if err != nil || string(b) != fmt.Sprintf("file %d\n", i) {
+			t.Errorf("bob read alice's f%d.txt during the attack: %q, %v", i, b, err)
+		}
+		slowest = max(slowest, time.Since(t0))
+	}
+	during := vmStatus(t, pid, "VmRSS")
+	peak := vmStatus(t, pid, "VmHWM")
+	tallies := attacker.Output.String()
+	if i := strings.LastIndex(tallies, "stalled handshakes:"); i >= 0 {
+		tallies = tallies[i:]
+	}
+	n, by := jsonLogsOf(alice.Output.String()[from:])
+	t.Logf("bob's mount read alice's first file %v after it started, %d more in at most %v each; alice's RSS %s before the attack, %s 5 s into it, %s during bob's reads (peak %s); the attacker's tallies:\n%s%d log records of alice's: %v",
+		first.Round(100*time.Millisecond), files-1, slowest.Round(time.Millisecond), mib(calm), mib(before), mib(during), mib(peak), tallies, n, by)
+	if !regexp.MustCompile(`msg="peer reached over a punched QUIC path" peer=alice\b`).MatchString(bob.Output.String()) {
+		t.Errorf("bob's mount did not reach alice over a punched QUIC path:\n%s", bob.Output.String())
+	}
+	if !strings.Contains(tallies, "refused") || strings.Contains(tallies, " 0 taken") {
+		t.Errorf("the attack did not reach the limits:\n%s", tallies)
+	}
+	if grew := peak - calm; grew > quicAttackMemory {
+		t.Errorf("alice's RSS peaked %s above its level before the attack; want at most %s", mib(grew), mib(quicAttackMemory))
+	}
+	checkLogBound(t, by)
+	if err := bob.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bob.Wait(30 * time.Second); !ok {
+		t.Fatal("bob's mount still running 30 s after SIGTERM")
+	}
+}
+
+// jsonLogsOf counts the --log-json records in out, in all and by message.
+func jsonLogsOf(out string) (int, map[string]int) {
+	ls := jsonLogs(out)
+	by := map[string]int{}
+	for _, l := range ls {
+		by[fmt.Sprint(l["msg"])]++
+	}
+	return len(ls), by
 }
