@@ -114,11 +114,10 @@
 // cmd/internal/instance (quic.go, punched.go) runs one Endpoint per share
 // on the TCP listener's port number (--udp-port another, --no-quic none;
 // a UDP port that is taken is one warning, TCP works as before), with the
-// host key fingerprint as ID and the addresses of live members' UDP
-// candidates as members (Config.Member), and hands every accepted stream
-// to share.ServeStream. WatchPublic runs with the --stun servers
-// (DefaultSTUN unless given; --stun none: off); the bring-up waits up to
-// 2 s for the
+// host key fingerprint as ID, the sources of live members' UDP candidates
+// as members (Config.Member; IPv6 by /64), and hands every stream to
+// share.ServeStream. WatchPublic runs with the --stun servers (DefaultSTUN
+// unless given; --stun none: off); the bring-up waits up to 2 s for the
 // first answer, so the first advert already carries the public address.
 // Adverts carry the candidates (the public address first, then the local
 // addresses with the UDP port; the local ones are dropped first when the

@@ -32,8 +32,9 @@ type Config struct {
 	// included (64), and MaxConnsPerSource those from one source (8).
 	MaxConns          int
 	MaxConnsPerSource int
-	// Member tells whether a source IP address is a live member's (one of
-	// its advertised UDP candidates). Strangers, the other sources, get
+	// Member tells whether a source (see [Source]) is a live member's:
+	// one of its advertised UDP candidates is there. Strangers, the other
+	// sources, get
 	// at most MaxStrangerHandshakes (32) of the handshakes and
 	// MaxStrangerConns (32) of the connections, so that the rest stays
 	// free for members. Nil: every source counts as a member.

@@ -43,9 +43,9 @@ func newLimiter(c Config) *limiter {
 	}
 }
 
-// source is what the per-source limits count by: an IPv4 address, or an
-// IPv6 /64 (one subscriber's prefix, as the share's limits count it).
-func source(ip netip.Addr) netip.Addr {
+// Source is what the per-source limits count ip as: the IPv4 address, or
+// the IPv6 /64 (one subscriber's prefix, as the share's limits count it).
+func Source(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is4() {
 		return ip
@@ -73,8 +73,8 @@ type slot struct {
 // at its connection limit gets in in the place of its oldest idle
 // connection, which is closed (idle.go).
 func (l *limiter) admit(ip netip.Addr) (*slot, error) {
-	src := source(ip)
-	stranger := l.member != nil && !l.member(ip.Unmap())
+	src := Source(ip)
+	stranger := l.member != nil && !l.member(src)
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -9,7 +9,7 @@ import (
 // gets in beyond it, within its own per-source limit.
 func TestLimiterStrangers(t *testing.T) {
 	member := netip.MustParseAddr("192.0.2.1")
-	l := newLimiter(Config{Member: func(ip netip.Addr) bool { return ip == member }}.withDefaults())
+	l := newLimiter(Config{Member: func(src netip.Addr) bool { return src == member }}.withDefaults())
 	for i := range 32 {
 		if _, err := l.admit(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); err != nil {
 			t.Fatalf("stranger %d: %v", i, err)

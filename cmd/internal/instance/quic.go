@@ -97,13 +97,15 @@ func (in *Instance) startQUIC() {
 	}
 }
 
-// udpMember tells whether ip is one of a live member's UDP candidates:
-// the endpoint keeps part of its handshake and connection slots for
-// those, whatever strangers hold.
-func (in *Instance) udpMember(ip netip.Addr) bool {
+// udpMember tells whether source src (punch.Source: an IPv4 address, an
+// IPv6 /64) holds one of a live member's UDP candidates: the endpoint
+// keeps part of its handshake and connection slots for those, whatever
+// strangers hold. A member's IPv6 candidates count by their /64, as its
+// packets may leave from another of its addresses there.
+func (in *Instance) udpMember(src netip.Addr) bool {
 	for _, e := range in.Registry.List() {
 		for _, c := range e.UDP {
-			if a, err := netip.ParseAddrPort(c); err == nil && a.Addr().Unmap() == ip {
+			if a, err := netip.ParseAddrPort(c); err == nil && punch.Source(a.Addr()) == src {
 				return true
 			}
 		}
