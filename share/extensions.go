@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/dsftp/dsftp/share/limits"
@@ -95,6 +96,14 @@ func globalRequests(ext ConnExtension, reqs <-chan *ssh.Request) {
 			_ = req.Reply(false, nil)
 		}
 	}
+}
+
+// Penalised reports whether connections from ip's source are refused for
+// now, for failed or stalled logins: the share's UDP path refuses that
+// source's handshakes too, before they cost a connection.
+func (s *Server) Penalised(ip netip.Addr) bool {
+	_, blocked := s.gate.Blocked(limits.SourceOf(net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))), time.Now())
+	return blocked
 }
 
 // ServeStream serves one SSH connection arriving over stream c instead of

@@ -754,7 +754,9 @@ func (a *quicAttacker) versionLines(t *testing.T, src netip.Addr) (opened, answe
 // keeps 4; 12 connections at once, each using a stream, of which it keeps
 // 8; on one connection, 16 streams (the 17th cannot be opened), of which
 // the share's pre-login limit for one source lets 8 log in, as over TCP.
-// bob logs in from another address meanwhile. carol, a member behind the
+// A source whose streams stay silent is penalised by the share and then
+// refused at the QUIC handshake too. bob logs in from another address
+// meanwhile. carol, a member behind the
 // same address as an attacker who keeps 8 connections that open no
 // stream (dialing again whenever one ends), logs in 5 times: each time
 // her connection takes the place of an idle one (before: refused).
@@ -798,6 +800,35 @@ func TestAttackQUICPerSource(t *testing.T) {
 	}
 	if answered > 8 || answered == 0 || closed < opened-8 {
 		t.Errorf("%d of %d streams from one source answered, %d closed; want 1 to 8 (the pre-login limit per source), the rest closed", answered, opened, closed)
+	}
+
+	// A source the share penalises for silent logins is refused at the
+	// QUIC handshake as well.
+	penalised := source(54)
+	silentFrom := time.Now()
+	stop = make(chan struct{})
+	var pc counts
+	wait = attackFrom(t, []netip.Addr{penalised}, 1, stop, &pc, func(src netip.Addr, stop <-chan struct{}, c *counts) {
+		a.connect(src, stop, c, func(qc *quic.Conn) {
+			for range 4 {
+				if s, err := qc.OpenStream(); err == nil {
+					s.Write([]byte("S"))
+				}
+			}
+		})
+	})
+	testenv.WaitFor(t, 20*time.Second, "the share to refuse the silent source's handshakes", func() bool {
+		if !a.answers(penalised) {
+			return true
+		}
+		time.Sleep(500 * time.Millisecond)
+		return false
+	})
+	close(stop)
+	wait()
+	t.Logf("a source whose 4 streams stayed silent: %v; its handshakes were refused %v after it connected", &pc, time.Since(silentFrom).Round(100*time.Millisecond))
+	if !a.answers(source(55)) {
+		t.Error("the share refused a handshake from an address it does not penalise")
 	}
 
 	stop = make(chan struct{})

@@ -76,7 +76,9 @@
 // connection. Strangers, sources that are none of a live member's UDP
 // candidates ([Config.Member]), get at most 32 of the handshakes and 32
 // of the connections, so that handshakes and connections from many
-// addresses that never log in cannot keep members out. A handshake ends
+// addresses that never log in cannot keep members out. A source that the
+// share refuses for failed or stalled logins ([Config.Refuse]) is refused
+// at the handshake too, before it costs a connection. A handshake ends
 // after 10 s without a packet from the client, and after 20 s at most
 // (quic-go's handshake timeout is twice its idle timeout).
 //

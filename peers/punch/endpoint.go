@@ -41,6 +41,10 @@ type Config struct {
 	Member                func(netip.Addr) bool
 	MaxStrangerHandshakes int
 	MaxStrangerConns      int
+	// Refuse tells whether a source is refused for now (the share
+	// penalises it for failed or stalled logins): its handshakes are
+	// refused before they cost a connection. Nil: none is.
+	Refuse func(netip.Addr) bool
 	// MaxStreams bounds the streams a peer may have open on one
 	// connection (16); each is one SSH connection.
 	MaxStreams int

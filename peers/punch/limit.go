@@ -19,7 +19,7 @@ import (
 type limiter struct {
 	maxHS, maxHSPer, maxConns, maxConnsPer int
 	maxStrangerHS, maxStrangerConns        int
-	member                                 func(netip.Addr) bool
+	member, refuse                         func(netip.Addr) bool
 
 	mu            sync.Mutex
 	hs            int
@@ -38,8 +38,8 @@ func newLimiter(c Config) *limiter {
 		maxHS: c.MaxHandshakes, maxHSPer: c.MaxHandshakesPerSource,
 		maxConns: c.MaxConns, maxConnsPer: c.MaxConnsPerSource,
 		maxStrangerHS: c.MaxStrangerHandshakes, maxStrangerConns: c.MaxStrangerConns,
-		member: c.Member,
-		hsBy:   map[netip.Addr]int{}, connsBy: map[netip.Addr]int{}, bySource: map[netip.Addr][]*slot{},
+		member: c.Member, refuse: c.Refuse,
+		hsBy: map[netip.Addr]int{}, connsBy: map[netip.Addr]int{}, bySource: map[netip.Addr][]*slot{},
 	}
 }
 
@@ -55,6 +55,7 @@ func Source(ip netip.Addr) netip.Addr {
 }
 
 var (
+	errRefusedSource     = errors.New("source refused for failed or stalled logins")
 	errTooManyHandshakes = errors.New("too many QUIC handshakes in progress")
 	errTooManyConns      = errors.New("too many QUIC connections")
 )
@@ -74,10 +75,15 @@ type slot struct {
 // connection, which is closed (idle.go).
 func (l *limiter) admit(ip netip.Addr) (*slot, error) {
 	src := Source(ip)
+	refuse := l.refuse != nil && l.refuse(src)
 	stranger := l.member != nil && !l.member(src)
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if refuse {
+		l.refused++
+		return nil, errRefusedSource
+	}
 	var victim *slot
 	switch {
 	case l.hs >= l.maxHS || l.hsBy[src] >= l.maxHSPer || stranger && l.strangerHS >= l.maxStrangerHS:

@@ -61,3 +61,19 @@ func TestLimiterIPv6Prefix(t *testing.T) {
 		t.Fatalf("stats %+v after a release; want 4 and 4", st)
 	}
 }
+
+// A source that Refuse names is refused before it takes a slot, member
+// or not; others are not.
+func TestLimiterRefuse(t *testing.T) {
+	bad := netip.MustParseAddr("198.51.100.7")
+	l := newLimiter(Config{Refuse: func(src netip.Addr) bool { return src == bad }}.withDefaults())
+	if _, err := l.admit(bad); err == nil {
+		t.Fatal("a refused source was admitted")
+	}
+	if _, err := l.admit(netip.MustParseAddr("198.51.100.8")); err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	if st := l.stats(); st.Handshakes != 1 || st.Refused != 1 {
+		t.Fatalf("stats %+v; want 1 handshake, 1 refused", st)
+	}
+}

@@ -58,7 +58,8 @@ func (in *Instance) startQUIC() {
 		port = bound.Port()
 	}
 	addr := netip.AddrPortFrom(bound.Addr(), port)
-	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log, Member: in.udpMember})
+	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log,
+		Member: in.udpMember, Refuse: in.Share.Penalised})
 	if err != nil {
 		fmt.Fprintf(in.cfg.Err, "dsftp: warning: %v; members behind NAT cannot punch through to this share (TCP works as before; --udp-port picks another port, --no-quic turns UDP off)\n", err)
 		return
