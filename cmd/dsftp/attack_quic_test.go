@@ -751,8 +751,8 @@ func (a *quicAttacker) versionLines(t *testing.T, src netip.Addr) (opened, answe
 
 // TestAttackQUICPerSource: one source cannot take more than its share.
 // From one address: 10 stalled handshakes at once, of which the share
-// keeps 4; 12 connections at once, each using a stream, of which it keeps
-// 8; on one connection, 16 streams (the 17th cannot be opened), of which
+// keeps 4; 12 connections one after the other, each using a stream, of
+// which it keeps 8; on one connection, 16 streams (the 17th cannot be opened), of which
 // the share's pre-login limit for one source lets 8 log in, as over TCP.
 // A source whose streams stay silent is penalised by the share and then
 // refused at the QUIC handshake too. bob logs in from another address
@@ -831,17 +831,23 @@ func TestAttackQUICPerSource(t *testing.T) {
 		t.Error("the share refused a handshake from an address it does not penalise")
 	}
 
+	// One after the other, so that the 4 handshakes a source may have in
+	// progress are not what refuses them.
 	stop = make(chan struct{})
 	var cs counts
-	wait = attackFrom(t, sources(52, 1), 12, stop, &cs, func(src netip.Addr, stop <-chan struct{}, c *counts) {
-		a.connect(src, stop, c, func(qc *quic.Conn) {
-			if s, err := qc.OpenStream(); err == nil {
-				s.Write([]byte("S"))
-			}
+	var holders sync.WaitGroup
+	for i := range 12 {
+		holders.Go(func() {
+			a.connect(source(52), stop, &cs, func(qc *quic.Conn) {
+				if s, err := qc.OpenStream(); err == nil {
+					s.Write([]byte("S"))
+				}
+			})
 		})
-	})
+		testenv.WaitFor(t, 15*time.Second, "the connection to be counted", func() bool { return cs.n() == i+1 })
+	}
 	close(stop)
-	wait()
+	holders.Wait()
 	t.Logf("connections with a stream from one source: %v", &cs)
 	if cs.total[taken] != 8 || cs.total[refused] != 4 {
 		t.Errorf("connections with a stream from one source: %v; want 8 taken, 4 refused", &cs)
