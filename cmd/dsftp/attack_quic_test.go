@@ -8,7 +8,9 @@ package main
 // connections that go silent, floods, and one source asking for more
 // than its share. Throughout, a member (bob) logs in over QUIC the way
 // the pool does on a punched path (a punch.Endpoint dials, one SSH
-// connection per stream) and reads a file.
+// connection per stream) and reads a file; in TestAttackQUICRealMount,
+// in a network namespace, bob is a real `dsftp mount` whose only route
+// to the share is a punched QUIC path.
 
 import (
 	"context"
@@ -608,7 +610,7 @@ func (a *quicAttacker) initialPacket(t *testing.T) []byte {
 	}
 }
 
-// flood sends, from each source, rate datagrams a second to the share
+// flood sends, from each source, pps datagrams a second to the share
 // until stop: the Initial replayed (each asks for a Retry) and garbage of
 // the same size, in turns. It returns how many went out.
 func (a *quicAttacker) flood(srcs []netip.Addr, pps int, initial []byte, stop <-chan struct{}) (wait func() int64) {
