@@ -650,8 +650,8 @@ func (a *quicAttacker) flood(srcs []netip.Addr, pps int, initial []byte, stop <-
 
 // TestAttackQUICFlood: QUIC Initial packets and garbage datagrams at
 // 10,000 a second in all, first from 8 loopback addresses, then from one,
-// for 10 s each. bob logs in over QUIC and reads a file during each, the
-// share's memory and log stay bounded, and its CPU use is reported.
+// for 10 s each. bob logs in over QUIC and reads a file during each, and
+// the share's memory, CPU use and log stay bounded.
 func TestAttackQUICFlood(t *testing.T) {
 	tg := startQUICTarget(t)
 	a := newQUICAttacker(tg)
@@ -683,6 +683,9 @@ func TestAttackQUICFlood(t *testing.T) {
 		if n > quicFloodLogs {
 			t.Errorf("flood from %d sources: the share logged %d records; want at most %d", len(srcs), n, quicFloodLogs)
 		}
+		if c := cpuShare(before, during); c > quicFloodCPU {
+			t.Errorf("flood from %d sources: the share used %.2f cores; want at most %.1f", len(srcs), c, quicFloodCPU)
+		}
 	}
 	end := tg.usage(t)
 	t.Logf("share RSS %s at the start, %s at the end, peak %s", mib(start.rss), mib(end.rss), mib(end.hwm))
@@ -690,6 +693,10 @@ func TestAttackQUICFlood(t *testing.T) {
 		t.Errorf("the share's RSS peaked %s above the start; want at most %s", mib(grew), mib(quicAttackMemory))
 	}
 }
+
+// quicFloodCPU bounds the share's CPU use under the flood, in cores: 5
+// times what the race detector's build measured (0.4).
+const quicFloodCPU = 2.0
 
 // quicFloodLogs bounds the records a flood of packets that never make a
 // connection may cause: bob's logins, none for the flood itself.

@@ -106,7 +106,7 @@
 // gets a Retry, smaller than the Initial (no amplification); nothing of
 // this is logged. Measured by cmd/dsftp's attack_quic_test.go with a share
 // on loopback: 10,000 Initials and garbage datagrams a second, from 8
-// addresses or from one, cost 0.2 of a core and under 4 MiB, and 144
+// addresses or from one, cost 0.2 of a core and about 4 MiB, and 144
 // stalled handshakes, 240 idle connections or 240 connections of silent
 // streams from 24 addresses raised the share's RSS by at most 12 MiB
 // while a member logged in each time.
