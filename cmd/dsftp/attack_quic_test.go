@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/punch"
 	"github.com/dsftp/dsftp/testdata/testenv"
@@ -73,8 +75,10 @@ func startQUICTarget(t *testing.T) *quicTarget {
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte(quicHello), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, port := startDiscordShare(t, f, f.bot(), "alice", dir, "--log-json")
+	p := testenv.Start(t, f.env(t, f.bot()), testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0", "--name", "alice", "--log-json")
+	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
 	p.WaitOutput(t, "share listening on UDP (QUIC)", 10*time.Second)
+	port := readyPort(t, p)
 	alice, _ := f.advertOf("alice")
 	if alice == nil {
 		t.Fatal("no advert of alice's")
@@ -995,12 +999,11 @@ func TestAttackQUICRealMount(t *testing.T) {
 	alice := testenv.StartIn(t, ns, env(tokA), bin, "share", dir, "--listen", "127.0.0.1:0", "--name", "alice",
 		"--log-json", "--no-upnp", "--stun", stun)
 	alice.WaitOutput(t, "advertising in Discord", 60*time.Second)
-	m := portRE.FindStringSubmatch(alice.Output.String())
+	port := strconv.Itoa(readyPort(t, alice))
 	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(alice.Output.String())
-	if m == nil || fp == "" {
-		t.Fatalf("no port or host key in alice's output:\n%s", alice.Output.String())
+	if fp == "" {
+		t.Fatalf("no host key in alice's output:\n%s", alice.Output.String())
 	}
-	port := m[1]
 	// Only the UDP path is left between members: alice's TCP port answers
 	// with a reset.
 	for _, cmd := range [][]string{
@@ -1071,10 +1074,26 @@ func TestAttackQUICRealMount(t *testing.T) {
 
 // jsonLogsOf counts the --log-json records in out, in all and by message.
 func jsonLogsOf(out string) (int, map[string]int) {
-	ls := jsonLogs(out)
-	by := map[string]int{}
-	for _, l := range ls {
-		by[fmt.Sprint(l["msg"])]++
+	n, by := 0, map[string]int{}
+	for _, l := range strings.Split(out, "\n") {
+		var r struct{ Msg *string }
+		if json.Unmarshal([]byte(strings.TrimSpace(l)), &r) == nil && r.Msg != nil {
+			n++
+			by[*r.Msg]++
+		}
 	}
-	return len(ls), by
+	return n, by
+}
+
+var readyRE = regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`)
+
+// readyPort is the port of a share's banner line.
+func readyPort(t *testing.T, p *testenv.Process) int {
+	t.Helper()
+	m := readyRE.FindStringSubmatch(p.Output.String())
+	if m == nil {
+		t.Fatalf("no port in the share's output:\n%s", p.Output.String())
+	}
+	port, _ := strconv.Atoi(m[1])
+	return port
 }
