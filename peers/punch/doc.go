@@ -90,11 +90,13 @@
 // opens a new connection every 0.5 s for each of the source's slots.
 //
 // A connection carries at most 16 streams at once. Each stream is one SSH
-// connection that share.ServeStream counts against the connection's
-// source address exactly like a TCP connection: before login at most 8
-// per source and 64 in all (--max-startups), with the same version and
-// login graces and penalties, so streams that never speak are cut after
-// 5 s and their source is then refused for a while.
+// connection that the share counts against the connection's source
+// address like a TCP connection: before login at most 8 per source and 64
+// in all (--max-startups), with the same version and login graces and
+// penalties, so streams that never speak are cut after 5 s and their
+// source is then refused for a while. Streams from a member's source
+// (share.Server.ServeMemberStream) count against 64 pre-login slots of
+// their own instead, so strangers' silent streams do not keep members out.
 //
 // Each connection's receive buffers are at most 8 MiB (4 MiB per stream),
 // so data that a peer sends and nobody reads holds at most 64 x 8 MiB =

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -115,15 +116,30 @@ func (in *Instance) udpMember(src netip.Addr) bool {
 }
 
 // serveQUIC hands every stream a peer opens to the share, which serves it
-// like a TCP connection from the stream's UDP source address.
+// like a TCP connection from the stream's UDP source address; a stream
+// from a member's address has a pre-login budget of its own.
 func (in *Instance) serveQUIC() error {
 	for {
 		c, err := in.quic.Accept(in.ctx)
 		if err != nil {
 			return nil
 		}
-		go func() { _ = in.Share.ServeStream(c, "", "") }()
+		go func() {
+			if in.udpMember(punch.Source(addrOf(c.RemoteAddr()))) {
+				_ = in.Share.ServeMemberStream(c)
+				return
+			}
+			_ = in.Share.ServeStream(c, "", "")
+		}()
 	}
+}
+
+// addrOf is a UDP address's IP, IPv4-mapped IPv6 unmapped.
+func addrOf(a net.Addr) netip.Addr {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // setPublicUDP records what STUN learnt and re-advertises it.
