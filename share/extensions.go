@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/dsftp/dsftp/share/limits"
@@ -97,6 +98,14 @@ func globalRequests(ext ConnExtension, reqs <-chan *ssh.Request) {
 	}
 }
 
+// Penalised reports whether connections from ip's source are refused for
+// now, for failed or stalled logins: the share's UDP path refuses that
+// source's handshakes too, before they cost a connection.
+func (s *Server) Penalised(ip netip.Addr) bool {
+	_, blocked := s.gate.Blocked(limits.SourceOf(net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))), time.Now())
+	return blocked
+}
+
 // ServeStream serves one SSH connection arriving over stream c instead of
 // the listener: a relay to this share, where the member holding our
 // reverse connection (host key fingerprint holder) opened a channel over
@@ -112,6 +121,23 @@ func (s *Server) ServeStream(c net.Conn, holder, clientKey string) error {
 		src = limits.SourceOf(c.RemoteAddr())
 	}
 	st, err := s.gate.Admit(src, nil, time.Now())
+	return s.serveAdmitted(c, src, st, err)
+}
+
+// ServeMemberStream serves one SSH connection arriving over stream c from
+// a source address that a live member's advert names (the UDP path knows
+// its members' public addresses): like ServeStream with no holder, but
+// before login it counts against the members' own budget
+// (limits.Gate.AdmitMember), so that strangers holding every pre-login
+// slot do not keep members out. It returns when the connection ends.
+func (s *Server) ServeMemberStream(c net.Conn) error {
+	src := limits.SourceOf(c.RemoteAddr())
+	st, err := s.gate.AdmitMember(src, time.Now())
+	return s.serveAdmitted(c, src, st, err)
+}
+
+// serveAdmitted serves c once the gate decided about it (err: refused).
+func (s *Server) serveAdmitted(c net.Conn, src limits.Source, st *limits.Startup, err error) error {
 	if err != nil {
 		c.Close()
 		s.logRefused(src, c.RemoteAddr(), err)

@@ -24,17 +24,32 @@ type Config struct {
 	// endpoint with an ID refuses handshakes addressed to another ID.
 	ID string
 	// MaxHandshakes bounds incoming handshakes in progress (64), and
-	// MaxHandshakesPerSource those from one IP address (4).
+	// MaxHandshakesPerSource those from one source (4): an IPv4
+	// address or an IPv6 /64.
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
 	// MaxConns bounds live incoming QUIC connections, handshaking ones
-	// included (64), and MaxConnsPerSource those from one IP address (8).
+	// included (64), and MaxConnsPerSource those from one source (8).
 	MaxConns          int
 	MaxConnsPerSource int
+	// Member tells whether a source (see [Source]) is a live member's:
+	// one of its advertised UDP candidates is there. Strangers, the other
+	// sources, get
+	// at most MaxStrangerHandshakes (32) of the handshakes and
+	// MaxStrangerConns (32) of the connections, so that the rest stays
+	// free for members. Nil: every source counts as a member.
+	Member                func(netip.Addr) bool
+	MaxStrangerHandshakes int
+	MaxStrangerConns      int
+	// Refuse tells whether a source is refused for now (the share
+	// penalises it for failed or stalled logins): its handshakes are
+	// refused before they cost a connection. Nil: none is.
+	Refuse func(netip.Addr) bool
 	// MaxStreams bounds the streams a peer may have open on one
 	// connection (16); each is one SSH connection.
 	MaxStreams int
-	// HandshakeTimeout ends a handshake that stalls this long (10 s).
+	// HandshakeTimeout ends a handshake that stalls this long (10 s);
+	// one that goes on takes at most twice as long (quic-go's limit).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that hears nothing this long (75 s:
 	// three keep-alives lost).
@@ -68,6 +83,8 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxHandshakesPerSource, 4)
 	def(&c.MaxConns, 64)
 	def(&c.MaxConnsPerSource, 8)
+	def(&c.MaxStrangerHandshakes, max(1, c.MaxHandshakes/2))
+	def(&c.MaxStrangerConns, max(1, c.MaxConns/2))
 	def(&c.MaxStreams, 16)
 	def(&c.StreamWindow, 4<<20)
 	def(&c.ConnWindow, 8<<20)
@@ -220,8 +237,8 @@ func (e *Endpoint) acceptConns() {
 		if err != nil {
 			return
 		}
-		if s, ok := c.Context().Value(slotKey{}).(*slot); ok {
-			s.established()
+		if s := slotOf(c); s != nil {
+			s.established(c)
 		}
 		e.offer(c)
 		e.serveStreams(c)

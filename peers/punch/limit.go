@@ -6,32 +6,56 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // limiter bounds the incoming QUIC connections: handshakes in progress
-// and live connections, in all and per source address. A connection counts
-// as handshaking from its first validated Initial (after Retry) until the
-// listener hands it over, and as live until it closes.
+// and live connections, in all, from strangers (sources that are no live
+// member's UDP address) and per source. A connection counts as
+// handshaking from its first validated Initial (after Retry) until the
+// listener hands it over, and as live until it closes. Strangers get only
+// part of the slots, so that silent connections from many addresses
+// cannot keep members out.
 type limiter struct {
 	maxHS, maxHSPer, maxConns, maxConnsPer int
+	maxStrangerHS, maxStrangerConns        int
+	member, refuse                         func(netip.Addr) bool
 
-	mu      sync.Mutex
-	hs      int
-	conns   int
-	hsBy    map[netip.Addr]int
-	connsBy map[netip.Addr]int
-	refused uint64
+	mu            sync.Mutex
+	hs            int
+	conns         int
+	strangerHS    int
+	strangerConns int
+	hsBy          map[netip.Addr]int
+	connsBy       map[netip.Addr]int
+	bySource      map[netip.Addr][]*slot // live, oldest first (idle.go)
+	refused       uint64
+	evicted       uint64
 }
 
 func newLimiter(c Config) *limiter {
 	return &limiter{
 		maxHS: c.MaxHandshakes, maxHSPer: c.MaxHandshakesPerSource,
 		maxConns: c.MaxConns, maxConnsPer: c.MaxConnsPerSource,
-		hsBy: map[netip.Addr]int{}, connsBy: map[netip.Addr]int{},
+		maxStrangerHS: c.MaxStrangerHandshakes, maxStrangerConns: c.MaxStrangerConns,
+		member: c.Member, refuse: c.Refuse,
+		hsBy: map[netip.Addr]int{}, connsBy: map[netip.Addr]int{}, bySource: map[netip.Addr][]*slot{},
 	}
 }
 
+// Source is what the per-source limits count ip as: the IPv4 address, or
+// the IPv6 /64 (one subscriber's prefix, as the share's limits count it).
+func Source(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip
+	}
+	p, _ := ip.Prefix(64)
+	return p.Addr()
+}
+
 var (
+	errRefusedSource     = errors.New("source refused for failed or stalled logins")
 	errTooManyHandshakes = errors.New("too many QUIC handshakes in progress")
 	errTooManyConns      = errors.New("too many QUIC connections")
 )
@@ -39,46 +63,73 @@ var (
 // slot is one admitted connection's place in the counts.
 type slot struct {
 	l           *limiter
-	ip          netip.Addr
+	src         netip.Addr
+	stranger    bool
 	handshaking bool
 	live        bool
+	idle        // what idle.go needs
 }
 
-// admit counts a new incoming connection from ip, or refuses it.
+// admit counts a new incoming connection from ip, or refuses it. A source
+// at its connection limit gets in in the place of its oldest idle
+// connection, which is closed (idle.go).
 func (l *limiter) admit(ip netip.Addr) (*slot, error) {
+	src := Source(ip)
+	refuse := l.refuse != nil && l.refuse(src)
+	stranger := l.member != nil && !l.member(src)
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if refuse {
+		l.refused++
+		return nil, errRefusedSource
+	}
+	var victim *slot
 	switch {
-	case l.hs >= l.maxHS || l.hsBy[ip] >= l.maxHSPer:
+	case l.hs >= l.maxHS || l.hsBy[src] >= l.maxHSPer || stranger && l.strangerHS >= l.maxStrangerHS:
 		l.refused++
 		return nil, errTooManyHandshakes
-	case l.conns >= l.maxConns || l.connsBy[ip] >= l.maxConnsPer:
+	case l.conns >= l.maxConns || stranger && l.strangerConns >= l.maxStrangerConns:
 		l.refused++
 		return nil, errTooManyConns
+	case l.connsBy[src] >= l.maxConnsPer:
+		if victim = l.idlestLocked(src, now); victim == nil {
+			l.refused++
+			return nil, errTooManyConns
+		}
+		victim.evictLocked()
 	}
 	l.hs++
-	l.hsBy[ip]++
+	l.hsBy[src]++
 	l.conns++
-	l.connsBy[ip]++
-	return &slot{l: l, ip: ip, handshaking: true, live: true}, nil
-}
-
-// established ends the handshake part of the slot.
-func (s *slot) established() {
-	s.l.mu.Lock()
-	defer s.l.mu.Unlock()
-	s.endHandshake()
+	l.connsBy[src]++
+	if stranger {
+		l.strangerHS++
+		l.strangerConns++
+	}
+	sl := &slot{l: l, src: src, stranger: stranger, handshaking: true, live: true}
+	l.bySource[src] = append(l.bySource[src], sl)
+	return sl, nil
 }
 
 // release frees the slot when its connection is gone.
 func (s *slot) release() {
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
+	s.releaseLocked()
+}
+
+// releaseLocked; the caller holds the lock.
+func (s *slot) releaseLocked() {
 	s.endHandshake()
 	if s.live {
 		s.live = false
 		s.l.conns--
-		dec(s.l.connsBy, s.ip)
+		dec(s.l.connsBy, s.src)
+		if s.stranger {
+			s.l.strangerConns--
+		}
+		s.l.unlistLocked(s)
 	}
 }
 
@@ -87,7 +138,10 @@ func (s *slot) endHandshake() {
 	if s.handshaking {
 		s.handshaking = false
 		s.l.hs--
-		dec(s.l.hsBy, s.ip)
+		dec(s.l.hsBy, s.src)
+		if s.stranger {
+			s.l.strangerHS--
+		}
 	}
 }
 
@@ -104,12 +158,13 @@ type Stats struct {
 	Handshakes int    // in progress
 	Conns      int    // live, handshaking ones included
 	Refused    uint64 // refused by a limit since the start
+	Evicted    uint64 // idle ones closed to make room for their source's newcomers
 }
 
 func (l *limiter) stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Handshakes: l.hs, Conns: l.conns, Refused: l.refused}
+	return Stats{Handshakes: l.hs, Conns: l.conns, Refused: l.refused, Evicted: l.evicted}
 }
 
 type slotKey struct{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -12,13 +13,28 @@ import (
 
 // streamConn is one QUIC stream as a net.Conn, with the addresses of the
 // connection it belongs to (the share's per-source limits key on them).
+// On an incoming connection it counts in the connection's slot while open
+// (idle.go).
 type streamConn struct {
 	*quic.Stream
-	conn *quic.Conn
+	conn   *quic.Conn
+	slot   *slot
+	closed sync.Once
 }
 
 func newStreamConn(s *quic.Stream, c *quic.Conn) *streamConn {
-	return &streamConn{Stream: s, conn: c}
+	sc := &streamConn{Stream: s, conn: c, slot: slotOf(c)}
+	if sc.slot != nil {
+		sc.slot.streamOpened()
+	}
+	return sc
+}
+
+// slotOf is the limiter's slot of an incoming connection, nil for one
+// this side dialed.
+func slotOf(c *quic.Conn) *slot {
+	s, _ := c.Context().Value(slotKey{}).(*slot)
+	return s
 }
 
 func (s *streamConn) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
@@ -27,6 +43,9 @@ func (s *streamConn) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 // Close ends both directions: a net.Conn's user is done with it, while
 // quic's Close only ends the sending side.
 func (s *streamConn) Close() error {
+	if s.slot != nil {
+		s.closed.Do(s.slot.streamClosed)
+	}
 	s.Stream.CancelRead(0)
 	return s.Stream.Close()
 }

@@ -165,7 +165,7 @@ func FuzzParseBindingSuccess(f *testing.F) {
 }
 
 func FuzzParseServerName(f *testing.F) {
-	f.Add(serverName("A", "B"))
+	f.Add(ServerName("A", "B"))
 	f.Add("0123456789abcdef.0123456789abcdef.dsftp")
 	f.Add("..dsftp")
 	f.Fuzz(func(t *testing.T, s string) {

@@ -53,7 +53,7 @@ func clientTLS(self, peer string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{ALPN},
-		ServerName:         serverName(peer, self),
+		ServerName:         ServerName(peer, self),
 		InsecureSkipVerify: true, // authentication is the SSH host key inside the stream
 	}
 }
@@ -93,10 +93,11 @@ func idHash(id string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// serverName addresses a handshake: "TO.FROM.dsftp", each an idHash. The
-// acceptor refuses names not addressed to it, and a punch recognises the
-// peer's dial by the FROM part.
-func serverName(to, from string) string {
+// ServerName addresses a handshake from member from to member to (their
+// IDs): "TO.FROM.dsftp", each an idHash. The acceptor refuses names not
+// addressed to it, and a punch recognises the peer's dial by the FROM
+// part.
+func ServerName(to, from string) string {
 	return idHash(to) + "." + idHash(from) + ".dsftp"
 }
 

@@ -25,13 +25,14 @@ type Gate struct {
 	opts Options
 	pen  *penalties
 
-	mu       sync.Mutex
-	startups int
-	srcStart map[Source]int
-	srcList  map[Source][]*Startup // TCP ones, oldest first (silent.go)
-	conns    int
-	srcConns map[Source]int
-	keyConns map[string]int
+	mu             sync.Mutex
+	startups       int
+	memberStartups int // members.go
+	srcStart       map[Source]int
+	srcList        map[Source][]*Startup // TCP ones, oldest first (silent.go)
+	conns          int
+	srcConns       map[Source]int
+	keyConns       map[string]int
 }
 
 // New makes a Gate; zero options take their defaults (see
@@ -98,11 +99,15 @@ func Refuse(c net.Conn) {
 	c.Close()
 }
 
-// leaveStartupLocked frees a pre-login slot of src. g.mu is held.
-func (g *Gate) leaveStartupLocked(src Source) {
-	g.startups--
-	if g.srcStart[src]--; g.srcStart[src] <= 0 {
-		delete(g.srcStart, src)
+// leaveStartupLocked frees st's pre-login slot. g.mu is held.
+func (g *Gate) leaveStartupLocked(st *Startup) {
+	if st.member {
+		g.memberStartups--
+	} else {
+		g.startups--
+	}
+	if g.srcStart[st.src]--; g.srcStart[st.src] <= 0 {
+		delete(g.srcStart, st.src)
 	}
 }
 

@@ -21,8 +21,9 @@ type Startup struct {
 	src Source
 	// conn is the TCP connection, or nil for one that never gives way
 	// to a newer one (a relayed stream).
-	conn  net.Conn
-	hello atomic.Bool // its version line was read
+	conn   net.Conn
+	member bool        // admitted by AdmitMember
+	hello  atomic.Bool // its version line was read
 	// Under the gate's lock: dropped is set when the connection gave its
 	// slot to a newer one (the slot is no longer its to free), left once
 	// Leave ran.
@@ -84,7 +85,7 @@ func (st *Startup) Leave() (dropped bool) {
 		}
 	}
 	if !st.dropped {
-		g.leaveStartupLocked(st.src)
+		g.leaveStartupLocked(st)
 	}
 	return st.dropped
 }

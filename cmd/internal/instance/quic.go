@@ -2,6 +2,7 @@ package instance
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -60,7 +61,8 @@ func (in *Instance) startQUIC() {
 		port = bound.Port()
 	}
 	addr := netip.AddrPortFrom(bound.Addr(), port)
-	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log})
+	ep, err := punch.Listen(addr.String(), punch.Config{ID: in.self.id(), Logger: in.log,
+		Member: in.udpMember, Refuse: in.Share.Penalised})
 	if err != nil {
 		fmt.Fprintf(in.cfg.Err, "dsftp: warning: %v; members behind NAT cannot punch through to this share (TCP works as before; --udp-port picks another port, --no-quic turns UDP off)\n", err)
 		return
@@ -98,16 +100,47 @@ func (in *Instance) startQUIC() {
 	}
 }
 
+// udpMember tells whether source src (punch.Source: an IPv4 address, an
+// IPv6 /64) holds one of a live member's UDP candidates: the endpoint
+// keeps part of its handshake and connection slots for those, whatever
+// strangers hold. A member's IPv6 candidates count by their /64, as its
+// packets may leave from another of its addresses there.
+func (in *Instance) udpMember(src netip.Addr) bool {
+	for _, e := range in.Registry.List() {
+		for _, c := range e.UDP {
+			if a, err := netip.ParseAddrPort(c); err == nil && punch.Source(a.Addr()) == src {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // serveQUIC hands every stream a peer opens to the share, which serves it
-// like a TCP connection from the stream's UDP source address.
+// like a TCP connection from the stream's UDP source address; a stream
+// from a member's address has a pre-login budget of its own.
 func (in *Instance) serveQUIC() error {
 	for {
 		c, err := in.quic.Accept(in.ctx)
 		if err != nil {
 			return nil
 		}
-		go func() { _ = in.Share.ServeStream(c, "", "") }()
+		go func() {
+			if in.udpMember(punch.Source(addrOf(c.RemoteAddr()))) {
+				_ = in.Share.ServeMemberStream(c)
+				return
+			}
+			_ = in.Share.ServeStream(c, "", "")
+		}()
 	}
+}
+
+// addrOf is a UDP address's IP, IPv4-mapped IPv6 unmapped.
+func addrOf(a net.Addr) netip.Addr {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // setPublicUDP records what STUN learnt and re-advertises it.
