@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +34,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsftp/dsftp/cmd/internal/instance"
 	"github.com/dsftp/dsftp/peers/advert"
 	"github.com/dsftp/dsftp/peers/punch"
 	"github.com/dsftp/dsftp/testdata/testenv"
@@ -52,7 +50,7 @@ const quicHello = "hello over QUIC\n"
 type quicTarget struct {
 	t       *testing.T
 	f       *fakeDiscord
-	p       *testenv.Process
+	p       *testenv.Node
 	udp     netip.AddrPort
 	id      string
 	hostKey ssh.PublicKey
@@ -75,10 +73,10 @@ func startQUICTarget(t *testing.T) *quicTarget {
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte(quicHello), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := testenv.Start(t, f.env(t, f.bot()), testenv.Binary(t), "share", dir, "--listen", "127.0.0.1:0", "--name", "alice", "--log-json")
-	p.WaitOutput(t, "advertising in Discord", 60*time.Second)
-	p.WaitOutput(t, "share listening on UDP (QUIC)", 10*time.Second)
-	port := readyPort(t, p)
+	p := testenv.StartNode(t, testenv.NodeOptions{Env: f.env(t, f.bot())}, "share", dir, "--listen", "127.0.0.1:0", "--name", "alice")
+	p.WaitRecord(t, 60*time.Second, "advertising in Discord")
+	p.WaitRecord(t, 10*time.Second, "share listening on UDP (QUIC)")
+	port, _ := p.ShareReady(t)
 	alice, _ := f.advertOf("alice")
 	if alice == nil {
 		t.Fatal("no advert of alice's")
@@ -218,10 +216,10 @@ func cpuShare(a, b usage) float64 { return (b.cpu - a.cpu).Seconds() / b.at.Sub(
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// logRecords counts the share's --log-json records written after the
-// output's first from bytes, in all and by message.
+// logRecords counts the share's records after its first from (see
+// recordCount), in all and by message.
 func (tg *quicTarget) logRecords(from int) (int, map[string]int) {
-	return jsonLogsOf(tg.p.Output.String()[from:])
+	return recordsSince(tg.p, from)
 }
 
 // quicAttacker dials alice's QUIC endpoint as a stranger: a server name
@@ -509,7 +507,7 @@ func silentStreams(qc *quic.Conn) {
 func TestAttackQUICSilent(t *testing.T) {
 	tg := startQUICTarget(t)
 	a := newQUICAttacker(tg)
-	from := len(tg.p.Output.String())
+	from := recordCount(tg.p)
 	start := tg.usage(t)
 	srcs := sources(10, 24)
 
@@ -666,7 +664,7 @@ func TestAttackQUICFlood(t *testing.T) {
 	const pps, span = 10000, 10 * time.Second
 
 	for _, srcs := range [][]netip.Addr{sources(10, 8), sources(30, 1)} {
-		from := len(tg.p.Output.String())
+		from := recordCount(tg.p)
 		before := tg.usage(t)
 		stop := make(chan struct{})
 		wait := a.flood(srcs, pps/len(srcs), initial, stop)
@@ -778,7 +776,7 @@ func (a *quicAttacker) versionLines(t *testing.T, src netip.Addr) (opened, answe
 func TestAttackQUICPerSource(t *testing.T) {
 	tg := startQUICTarget(t)
 	a := newQUICAttacker(tg)
-	from := len(tg.p.Output.String())
+	from := recordCount(tg.p)
 
 	stop := make(chan struct{})
 	var hs counts
@@ -978,8 +976,7 @@ func startSTUN(t *testing.T, ns string) string {
 // path to alice, logs in over it and reads her files.
 func TestAttackQUICRealMount(t *testing.T) {
 	testenv.RequireFUSE(t)
-	nsenter := testenv.Require(t, "nsenter", "nft")[0]
-	bin := testenv.Binary(t)
+	testenv.Require(t, "nsenter", "nft")
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")
 	ns := testenv.NewNetns(t, "quic")
 	tokA, tokB := fmt.Sprintf("tokalice%d", os.Getpid()), fmt.Sprintf("tokbob%d", os.Getpid())
@@ -998,14 +995,11 @@ func TestAttackQUICRealMount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alice := testenv.StartIn(t, ns, env(tokA), bin, "share", dir, "--listen", "127.0.0.1:0", "--name", "alice",
-		"--log-json", "--no-upnp", "--stun", stun)
-	alice.WaitOutput(t, "advertising in Discord", 60*time.Second)
-	port := strconv.Itoa(readyPort(t, alice))
-	fp := regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`).FindString(alice.Output.String())
-	if fp == "" {
-		t.Fatalf("no host key in alice's output:\n%s", alice.Output.String())
-	}
+	alice := testenv.StartNode(t, testenv.NodeOptions{NS: ns, Env: env(tokA)}, "share", dir, "--listen", "127.0.0.1:0", "--name", "alice",
+		"--no-upnp", "--stun", stun)
+	alice.WaitRecord(t, 60*time.Second, "advertising in Discord")
+	sharePort, fp := alice.ShareReady(t)
+	port := strconv.Itoa(sharePort)
 	// Only the UDP path is left between members: alice's TCP port answers
 	// with a reset.
 	for _, cmd := range [][]string{
@@ -1018,7 +1012,7 @@ func TestAttackQUICRealMount(t *testing.T) {
 
 	pid := alice.Cmd.Process.Pid
 	calm := vmStatus(t, pid, "VmRSS")
-	from := len(alice.Output.String())
+	from := recordCount(alice)
 	attacker := testenv.StartIn(t, ns, []string{attackerEnv + "=127.0.0.1:" + port + " " + fp}, os.Args[0])
 	time.Sleep(5 * time.Second)
 	before := vmStatus(t, pid, "VmRSS")
@@ -1026,7 +1020,7 @@ func TestAttackQUICRealMount(t *testing.T) {
 	mnt := t.TempDir()
 	testenv.CleanupUnmount(t, mnt)
 	start := time.Now()
-	bob := testenv.Start(t, env(tokB), nsenter, "--net=/run/netns/"+ns, bin, "mount", mnt, "--share", t.TempDir(),
+	bob := testenv.StartNode(t, testenv.NodeOptions{NS: ns, NetOnly: true, Env: env(tokB)}, "mount", mnt, "--share", t.TempDir(),
 		"--name", "bob", "--no-upnp", "--stun", stun, "--timeout", "10s", "--log-level", "debug")
 	var first time.Duration
 	testenv.WaitFor(t, 60*time.Second, "bob's mount to read alice's file during the attack", func() bool {
@@ -1053,11 +1047,11 @@ func TestAttackQUICRealMount(t *testing.T) {
 	if i := strings.LastIndex(tallies, "stalled handshakes:"); i >= 0 {
 		tallies = tallies[i:]
 	}
-	n, by := jsonLogsOf(alice.Output.String()[from:])
+	n, by := recordsSince(alice, from)
 	t.Logf("bob's mount read alice's first file %v after it started, %d more in at most %v each; alice's RSS %s before the attack, %s 5 s into it, %s during bob's reads (peak %s); the attacker's tallies:\n%s%d log records of alice's: %v",
 		first.Round(100*time.Millisecond), files-1, slowest.Round(time.Millisecond), mib(calm), mib(before), mib(during), mib(peak), tallies, n, by)
-	if !regexp.MustCompile(`msg="peer reached over a punched QUIC path" peer=alice\b`).MatchString(bob.Output.String()) {
-		t.Errorf("bob's mount did not reach alice over a punched QUIC path:\n%s", bob.Output.String())
+	if bob.Count("peer reached over a punched QUIC path", "peer", "alice") == 0 {
+		t.Error("bob's mount did not reach alice over a punched QUIC path")
 	}
 	if !strings.Contains(tallies, "refused") || strings.Contains(tallies, " 0 taken") {
 		t.Errorf("the attack did not reach the limits:\n%s", tallies)
@@ -1066,36 +1060,21 @@ func TestAttackQUICRealMount(t *testing.T) {
 		t.Errorf("alice's RSS peaked %s above its level before the attack; want at most %s", mib(grew), mib(quicAttackMemory))
 	}
 	checkLogBound(t, by)
-	if err := bob.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := bob.Wait(30 * time.Second); !ok {
-		t.Fatal("bob's mount still running 30 s after SIGTERM")
-	}
+	_ = bob.Stop(t, syscall.SIGTERM, 30*time.Second)
 }
 
-// jsonLogsOf counts the --log-json records in out, in all and by message.
-func jsonLogsOf(out string) (int, map[string]int) {
-	n, by := 0, map[string]int{}
-	for _, l := range strings.Split(out, "\n") {
-		var r struct{ Msg *string }
-		if json.Unmarshal([]byte(strings.TrimSpace(l)), &r) == nil && r.Msg != nil {
-			n++
-			by[*r.Msg]++
-		}
-	}
-	return n, by
+// recordCount is the number of records n has written so far.
+func recordCount(n *testenv.Node) int {
+	return len(n.Where(func(testenv.Record) bool { return true }))
 }
 
-var readyRE = regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`)
-
-// readyPort is the port of a share's banner line.
-func readyPort(t *testing.T, p *testenv.Process) int {
-	t.Helper()
-	m := readyRE.FindStringSubmatch(p.Output.String())
-	if m == nil {
-		t.Fatalf("no port in the share's output:\n%s", p.Output.String())
+// recordsSince counts n's records after its first from, in all and by
+// message.
+func recordsSince(n *testenv.Node, from int) (int, map[string]int) {
+	recs := n.Where(func(testenv.Record) bool { return true })[from:]
+	by := map[string]int{}
+	for _, r := range recs {
+		by[r.Msg]++
 	}
-	port, _ := strconv.Atoi(m[1])
-	return port
+	return len(recs), by
 }
