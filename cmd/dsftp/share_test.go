@@ -211,3 +211,21 @@ func TestShareFreePort(t *testing.T) {
 		t.Errorf("the password appears %d times in the output (logs included); want only in the banner", strings.Count(p.Output.String(), pw[1]))
 	}
 }
+
+// dsftp share does not punch (only a process that reads members does), so
+// a relay would let nobody in: --turn is one warning there, and the share
+// works.
+func TestTURNIgnoredByShare(t *testing.T) {
+	tmp := t.TempDir()
+	key := testenv.NewKey(t, tmp, "client")
+	p := startShareBinary(t, tmp, "--listen", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)),
+		"--authorized-keys", key.Path+".pub", "--turn", "turn://u:SECRETX@127.0.0.1:9")
+	// The warning is terminal text for the user: its wording is the
+	// subject, and so is the absence of the password from all output.
+	testenv.WaitFor(t, 10*time.Second, "the warning that --turn is ignored", func() bool {
+		return strings.Contains(p.Text(), "dsftp: warning: --turn works with dsftp mount, with Discord and QUIC on; it is ignored here")
+	})
+	if strings.Contains(p.Output.String(), "SECRETX") {
+		t.Errorf("output shows the TURN password:\n%s", p.Output)
+	}
+}

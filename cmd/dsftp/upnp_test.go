@@ -3,14 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
 func TestUPnPFlags(t *testing.T) {
@@ -140,19 +137,5 @@ func TestTURNFlags(t *testing.T) {
 	f, _ = parse()
 	if _, err := f.check(); err == nil || !strings.Contains(err.Error(), "$"+envTURN) || strings.Contains(err.Error(), "SECRET") {
 		t.Errorf("bad %s: %v; want an error naming it without the password", envTURN, err)
-	}
-}
-
-// dsftp share does not punch (only a process that reads members does), so
-// a relay would let nobody in: --turn is one warning there, and the share
-// works.
-func TestTURNIgnoredByShare(t *testing.T) {
-	tmp := t.TempDir()
-	key := testenv.NewKey(t, tmp, "client")
-	p := startShareBinary(t, tmp, "--listen", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)),
-		"--authorized-keys", key.Path+".pub", "--turn", "turn://u:SECRETX@127.0.0.1:9")
-	p.WaitOutput(t, "dsftp: warning: --turn works with dsftp mount, with Discord and QUIC on; it is ignored here", 10*time.Second)
-	if strings.Contains(p.Output.String(), "SECRETX") {
-		t.Errorf("output shows the TURN password:\n%s", p.Output)
 	}
 }
