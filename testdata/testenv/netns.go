@@ -86,7 +86,10 @@ func MustRun(t testing.TB, name string, args ...string) string {
 // and error. A deadline of timeout keeps a stuck tool from hanging the test.
 func RunIn(ns string, timeout time.Duration, name string, args ...string) (string, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
-	cmd.WaitDelay = time.Second
+	// A child left holding the output pipe must not hang the test; a
+	// loaded machine may take a while to drain the pipe of one that did
+	// not.
+	cmd.WaitDelay = 10 * time.Second
 	var out SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -37,11 +37,25 @@ func StartTmux(t testing.TB, dir string, width, height int, argv ...string) *Tmu
 		t.Fatalf("tmux server pid: %v", err)
 	}
 	x.pid = pid
+	pane, err := strconv.Atoi(strings.TrimSpace(x.run("display-message", "-p", "-t", "main", "#{pane_pid}")))
+	if err != nil {
+		t.Fatalf("tmux pane pid: %v", err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last tmux screen:\n%s", x.Screen())
 		}
-		_ = syscall.Kill(x.pid, syscall.SIGKILL)
+		// The pane's program first, by SIGKILL: a shell hung up by its
+		// server's end writes its history into dir, racing the removal
+		// of the test's temporary directories.
+		for _, p := range []int{pane, x.pid} {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		if !Poll(10*time.Second, 20*time.Millisecond, func() bool {
+			return syscall.Kill(pane, 0) == syscall.ESRCH && syscall.Kill(x.pid, 0) == syscall.ESRCH
+		}) {
+			t.Errorf("tmux (pid %d) or its pane's program (pid %d) still running 10 s after SIGKILL", x.pid, pane)
+		}
 	})
 	return x
 }
