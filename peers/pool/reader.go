@@ -529,15 +529,19 @@ func (r *Reader) readRange(ctx context.Context, b []byte, off int64) (int, error
 		if err == nil {
 			err = errConnLost
 		}
+		if cause := r.c.timedOut(); cause != nil && transportLost(err) {
+			err = cause
+		}
 		if connBroken(err) {
 			r.c.kill(err)
 		}
 		return 0, err, complete
 	}
 	if rerr != nil && rerr != io.EOF && connBroken(rerr) {
-		if err := r.c.silenced(); err != nil && transportLost(rerr) {
-			// The read ended because its peer went silent: that is
-			// the cause, not the transport's end.
+		if err := r.c.timedOut(); err != nil && transportLost(rerr) {
+			// The read ended because its peer went silent (or another
+			// request's deadline passed): that is the cause, not the
+			// transport's end.
 			rerr = err
 		}
 		r.c.kill(rerr)

@@ -65,6 +65,20 @@ func (c *conn) silenced() error {
 	return nil
 }
 
+// timedOut returns the reason c was closed when that was a timeout (its
+// peer's silence, or a request's deadline), nil otherwise: a read caught
+// in the close reports that cause, not the transport's end (EIO).
+func (c *conn) timedOut() error {
+	select {
+	case <-c.done:
+		if errors.Is(c.reason, ErrTimeout) {
+			return c.reason
+		}
+	default:
+	}
+	return nil
+}
+
 // heardConn notes every read of the stream under an SSH connection.
 type heardConn struct {
 	net.Conn
