@@ -78,16 +78,17 @@ type contentFlight struct {
 	want  int
 }
 
-// dirRun is how one directory's files are being opened, followed in two
-// orders at once: by name (the listing's order: grep -r, tar, rsync) and
-// by inode number (cp -r and other coreutils sort a directory by inode
-// before copying it).
+// dirRun is how one directory's files are being opened, followed in three
+// orders at once: as listed (the order READDIR gave the kernel, which is
+// the peer's: grep -r, find and tar walk a directory so), by name (rsync,
+// shell globs) and by inode number (cp -r and other coreutils sort a
+// directory by inode before copying it).
 type dirRun struct {
 	o    [orders]orderRun
 	used time.Time
 }
 
-const orders = 2 // byName, byIno
+const orders = 3 // byName, byIno, as listed
 
 // orderRun follows the opens of a directory's files in one order;
 // positions are indexes into that order.
@@ -503,23 +504,29 @@ func (d *dirListing) firstFile(k int) int {
 	return -1
 }
 
-// at maps position j in order k (0: by name, 1: by inode) to an index
-// into the listing.
+// order maps position j in order k (0: by name, 1: by inode, 2: as
+// listed) to an index into the listing.
 func (d *dirListing) order(k, j int) int {
-	if k == 0 {
+	switch k {
+	case 0:
 		d.byNameOnce()
 		return int(d.byName[j])
+	case 1:
+		d.byInoOnce()
+		return int(d.byIno[j])
 	}
-	d.byInoOnce()
-	return int(d.byIno[j])
+	return j
 }
 
 // pos maps an index into the listing to its position in order k.
 func (d *dirListing) pos(k, i int) int {
-	if k == 0 {
+	switch k {
+	case 0:
 		d.byNameOnce()
 		return int(d.namePos[i])
+	case 1:
+		d.byInoOnce()
+		return int(d.inoPosIdx[i])
 	}
-	d.byInoOnce()
-	return int(d.inoPosIdx[i])
+	return i
 }
