@@ -52,7 +52,8 @@ const (
 	prefetchSeqGap      = 16      // the same once a run is going (parallel readers)
 	prefetchRuns        = 256     // directories whose reading order is tracked
 	prefetchMomentum    = 2 * time.Second
-	prefetchDirsAhead   = 16 // directories after the reader's to fetch into
+	prefetchDirsAhead   = 16   // directories after the reader's to fetch into
+	prefetchOpened      = 4096 // files whose opens are remembered
 )
 
 // contentEntry is the start (or all) of one file's content.
@@ -109,9 +110,11 @@ type orderRun struct {
 // see notes the open of position i and reports whether it lay in the
 // window already scheduled. A step forward counts as in order when it is
 // short (a reader skipping a file or two); once a run is going, longer
-// ones too, and small steps back, as parallel readers overtake each
-// other.
-func (o *orderRun) see(i int) (expected bool) {
+// ones too and any step inside the window fetched, as parallel readers
+// overtake each other (xargs -P16 -n8 cat opens files 0, 8, …, 120,
+// then 1, 9, …, in whatever order its processes get there); but a long
+// step back to a file opened before (again) starts over: a second pass.
+func (o *orderRun) see(i int, again bool) (expected bool) {
 	expected = o.window > 0 && i <= o.ahead
 	gap := prefetchStartGap
 	if o.streak >= 2 {
@@ -119,10 +122,10 @@ func (o *orderRun) see(i int) (expected bool) {
 	}
 	o.fresh = false
 	switch {
-	case i > o.last && i-o.last <= gap:
+	case i > o.last && (i-o.last <= gap || o.streak >= 2 && expected):
 		o.streak++
 		o.fresh = true
-	case i <= o.last && o.last-i <= gap && o.streak >= 2:
+	case i <= o.last && (o.last-i <= gap || !again && o.last-i <= o.window) && o.streak >= 2:
 	default:
 		o.streak, o.window, o.ahead, o.last = 1, 0, i, i
 	}
@@ -161,6 +164,10 @@ type prefetcher struct {
 	runs     map[string]*dirRun // by key(peer, dir)
 	momentum map[string]momentum
 	listedAt map[string]time.Time // by key(peer, dir): when a reader opened it to read it
+	// openedAt is when a reader opened each file: one opened already is
+	// not fetched again (the kernel caches what it read), when parallel
+	// readers make another order look followed for a while.
+	openedAt map[string]time.Time
 	stats    prefetchStats
 }
 
@@ -182,7 +189,8 @@ func newPrefetcher(fsys *filesys, maxMem int64) *prefetcher {
 	}
 	return &prefetcher{fsys: fsys, maxMem: maxMem, maxIn: min(prefetchInflightMax, maxMem/4),
 		entries: map[string]*contentEntry{}, lru: list.New(), flights: map[string]*contentFlight{},
-		runs: map[string]*dirRun{}, momentum: map[string]momentum{}, listedAt: map[string]time.Time{}}
+		runs: map[string]*dirRun{}, momentum: map[string]momentum{}, listedAt: map[string]time.Time{},
+		openedAt: map[string]time.Time{}}
 }
 
 // listed notes that a reader opened peerID's dir to read it: a walk opens
@@ -224,15 +232,21 @@ func (pf *prefetcher) opened(p peers.Peer, peerID, rel string) (expected bool) {
 		run = pf.newRunLocked(rk, peerID, d, i, now)
 	}
 	run.used = now
+	if len(pf.openedAt) >= prefetchOpened {
+		clear(pf.openedAt) // at worst a file is fetched again
+	}
+	fk := key(peerID, rel)
+	_, again := pf.openedAt[fk]
+	pf.openedAt[fk] = now
 	wasActive := run.active()
 	for k := range run.o {
-		if run.o[k].see(d.pos(k, i)) && k == wasActive {
+		if run.o[k].see(d.pos(k, i), again) && k == wasActive {
 			expected = true
 		}
 	}
 	k := run.active()
 	if k < 0 {
-		if wasActive >= 0 {
+		if wasActive >= 0 && run.o[wasActive].window == 0 {
 			pf.logLocked("prefetch stopped: files opened out of order", peerID, dir)
 		}
 		return expected
@@ -360,6 +374,9 @@ func (pf *prefetcher) tryStartLocked(p peers.Peer, peerID, dir string, e *dirEnt
 	}
 	k := key(peerID, crel)
 	if old := pf.entries[k]; old != nil && old.matches(&ce.attr) {
+		return true
+	}
+	if at, ok := pf.openedAt[k]; ok && time.Since(at) < pf.fsys.opts.AttrTTL {
 		return true
 	}
 	if pf.flights[k] != nil {

@@ -391,6 +391,52 @@ func TestNodePrefetchListingOrder(t *testing.T) {
 	}
 }
 
+// TestNodePrefetchParallelReaders: `ls | xargs -P16 -n8 cat` opens the
+// listed files as 16 readers of 8 files each, started in order (0, 8,
+// …, 120), then interleaved in whatever order the processes get there:
+// still followed, and no file is fetched twice.
+func TestNodePrefetchParallelReaders(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	names, want := fakeSiblings(fake, id, "d", 256, 4<<10, 1)
+	x := newTestFS(t, fake, prefetchOptions(), "alice")
+
+	if _, errno := x.list("alice/d"); errno != 0 {
+		t.Fatal(errno)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var order []string
+	for batch := 0; batch < len(names); batch += 16 * 8 {
+		for r := range 8 {
+			procs := rng.Perm(16)
+			if batch == 0 && r == 0 {
+				procs = identityPerm(16) // xargs starts them in order
+			}
+			for _, p := range procs {
+				order = append(order, names[batch+8*p+r])
+			}
+		}
+	}
+	x.readFiles("alice/d", order, want)
+	st := x.prefetchStats()
+	if st.hits < len(names)-8 {
+		t.Fatalf("prefetch of %d files read by 16 parallel readers: %+v, want at least %d hits", len(names), st, len(names)-8)
+	}
+	for _, n := range names {
+		if c := fake.count(opFetch, id, "d/"+n) + fake.count(opOpen, id, "d/"+n); c > 1 {
+			t.Fatalf("%s fetched or opened %d times, want once", n, c)
+		}
+	}
+}
+
+func identityPerm(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}
+
 // TestNodePrefetchedFileGrows: a file served from the prefetch that grew
 // on the peer reads on past its old end (tail -f) once a stat saw it.
 func TestNodePrefetchedFileGrows(t *testing.T) {
