@@ -54,6 +54,7 @@ const (
 	prefetchMomentum    = 2 * time.Second
 	prefetchDirsAhead   = 16   // directories after the reader's to fetch into
 	prefetchOpened      = 4096 // files whose opens are remembered
+	prefetchScanMax     = 1024 // parent's entries looked at for the next directories
 )
 
 // contentEntry is the start (or all) of one file's content.
@@ -334,7 +335,10 @@ func (pf *prefetcher) scheduleNextLocked(p peers.Peer, peerID, dir string, k int
 		return
 	}
 	counted, dirs := 0, 0
-	for j := pd.pos(k, at) + 1; j < pd.len() && counted < n && dirs < prefetchDirsAhead; j++ {
+	from := pd.pos(k, at) + 1
+	// Bounded: this runs at every open near a directory's end, under
+	// pf.mu, and the parent may hold many thousands of files.
+	for j := from; j < min(pd.len(), from+prefetchScanMax) && counted < n && dirs < prefetchDirsAhead; j++ {
 		e := pd.at(pd.order(k, j))
 		if e.fileType() != syscall.S_IFDIR || strings.HasPrefix(e.name, ".") {
 			continue
