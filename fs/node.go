@@ -204,6 +204,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	n.lastListing = d
 	n.mu.Unlock()
 	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
+	n.fsys.pf.listed(n.peerID, n.rel)
 	h := &dirHandle{n: n, d: d, dots: n.dots(), last: -1}
 	if stale {
 		// Without FOPEN_KEEP_CACHE the kernel drops its copy of the

@@ -27,7 +27,10 @@ import (
 //
 // Like read-ahead it starts small (after two opens in order), doubles its
 // window while it hits, halves it on misses, and stops at the first open
-// out of order, so random access costs at most a few files. Small files
+// out of order, so random access costs at most a few files. A walk starts
+// at once, at the first file of a directory just listed, and goes on into
+// the next directories of the parent's listing (newRunLocked,
+// scheduleNextLocked). Small files
 // are fetched whole, big ones only their first prefetchPrefix bytes.
 //
 // Correctness: an entry is keyed by peer, path, size and mtime, and served
@@ -41,13 +44,17 @@ const (
 	prefetchWhole       = 1 << 20 // files up to this size are fetched whole
 	prefetchPrefix      = 256 << 10
 	prefetchInflightMax = 8 << 20 // bytes being fetched at once, at most
-	prefetchFlightsMax  = 32      // fetches at once, at most
+	prefetchFlightsMax  = 256     // fetches at once, at most
 	prefetchStartWindow = 4       // files ahead after two opens in order
-	prefetchMaxWindow   = 64      // files ahead, at most
+	prefetchWalkWindow  = 128     // files ahead when a walk starts on a directory
+	prefetchMaxWindow   = 256     // files ahead, at most
 	prefetchStartGap    = 3       // a later file at most this far on counts as in order
 	prefetchSeqGap      = 16      // the same once a run is going (parallel readers)
 	prefetchRuns        = 256     // directories whose reading order is tracked
 	prefetchMomentum    = 2 * time.Second
+	prefetchDirsAhead   = 16   // directories after the reader's to fetch into
+	prefetchOpened      = 4096 // files whose opens are remembered
+	prefetchScanMax     = 1024 // parent's entries looked at for the next directories
 )
 
 // contentEntry is the start (or all) of one file's content.
@@ -78,16 +85,17 @@ type contentFlight struct {
 	want  int
 }
 
-// dirRun is how one directory's files are being opened, followed in two
-// orders at once: by name (the listing's order: grep -r, tar, rsync) and
-// by inode number (cp -r and other coreutils sort a directory by inode
-// before copying it).
+// dirRun is how one directory's files are being opened, followed in three
+// orders at once: as listed (the order READDIR gave the kernel, which is
+// the peer's: grep -r, find and tar walk a directory so), by name (rsync,
+// shell globs) and by inode number (cp -r and other coreutils sort a
+// directory by inode before copying it).
 type dirRun struct {
 	o    [orders]orderRun
 	used time.Time
 }
 
-const orders = 2 // byName, byIno
+const orders = 3 // byName, byIno, as listed
 
 // orderRun follows the opens of a directory's files in one order;
 // positions are indexes into that order.
@@ -97,14 +105,17 @@ type orderRun struct {
 	streak int  // opens in order
 	window int  // files ahead to keep fetched; 0: off
 	fresh  bool // the last open moved forward in this order
+	beyond int  // files scheduled in the directories after this one
 }
 
 // see notes the open of position i and reports whether it lay in the
 // window already scheduled. A step forward counts as in order when it is
 // short (a reader skipping a file or two); once a run is going, longer
-// ones too, and small steps back, as parallel readers overtake each
-// other.
-func (o *orderRun) see(i int) (expected bool) {
+// ones too and any step inside the window fetched, as parallel readers
+// overtake each other (xargs -P16 -n8 cat opens files 0, 8, …, 120,
+// then 1, 9, …, in whatever order its processes get there); but a long
+// step back to a file opened before (again) starts over: a second pass.
+func (o *orderRun) see(i int, again bool) (expected bool) {
 	expected = o.window > 0 && i <= o.ahead
 	gap := prefetchStartGap
 	if o.streak >= 2 {
@@ -112,10 +123,10 @@ func (o *orderRun) see(i int) (expected bool) {
 	}
 	o.fresh = false
 	switch {
-	case i > o.last && i-o.last <= gap:
+	case i > o.last && (i-o.last <= gap || o.streak >= 2 && expected):
 		o.streak++
 		o.fresh = true
-	case i <= o.last && o.last-i <= gap && o.streak >= 2:
+	case i <= o.last && (o.last-i <= gap || !again && o.last-i <= o.window) && o.streak >= 2:
 	default:
 		o.streak, o.window, o.ahead, o.last = 1, 0, i, i
 	}
@@ -153,6 +164,11 @@ type prefetcher struct {
 	inBytes  int64
 	runs     map[string]*dirRun // by key(peer, dir)
 	momentum map[string]momentum
+	listedAt map[string]time.Time // by key(peer, dir): when a reader opened it to read it
+	// openedAt is when a reader opened each file: one opened already is
+	// not fetched again (the kernel caches what it read), when parallel
+	// readers make another order look followed for a while.
+	openedAt map[string]time.Time
 	stats    prefetchStats
 }
 
@@ -174,7 +190,22 @@ func newPrefetcher(fsys *filesys, maxMem int64) *prefetcher {
 	}
 	return &prefetcher{fsys: fsys, maxMem: maxMem, maxIn: min(prefetchInflightMax, maxMem/4),
 		entries: map[string]*contentEntry{}, lru: list.New(), flights: map[string]*contentFlight{},
-		runs: map[string]*dirRun{}, momentum: map[string]momentum{}}
+		runs: map[string]*dirRun{}, momentum: map[string]momentum{}, listedAt: map[string]time.Time{},
+		openedAt: map[string]time.Time{}}
+}
+
+// listed notes that a reader opened peerID's dir to read it: a walk opens
+// its first file next.
+func (pf *prefetcher) listed(peerID, dir string) {
+	if pf == nil {
+		return
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if len(pf.listedAt) >= prefetchRuns {
+		clear(pf.listedAt) // only the last moments count
+	}
+	pf.listedAt[key(peerID, dir)] = time.Now()
 }
 
 // opened notes that the reader opens rel and schedules fetches of the
@@ -202,15 +233,21 @@ func (pf *prefetcher) opened(p peers.Peer, peerID, rel string) (expected bool) {
 		run = pf.newRunLocked(rk, peerID, d, i, now)
 	}
 	run.used = now
+	if len(pf.openedAt) >= prefetchOpened {
+		clear(pf.openedAt) // at worst a file is fetched again
+	}
+	fk := key(peerID, rel)
+	_, again := pf.openedAt[fk]
+	pf.openedAt[fk] = now
 	wasActive := run.active()
 	for k := range run.o {
-		if run.o[k].see(d.pos(k, i)) && k == wasActive {
+		if run.o[k].see(d.pos(k, i), again) && k == wasActive {
 			expected = true
 		}
 	}
 	k := run.active()
 	if k < 0 {
-		if wasActive >= 0 {
+		if wasActive >= 0 && run.o[wasActive].window == 0 {
 			pf.logLocked("prefetch stopped: files opened out of order", peerID, dir)
 		}
 		return expected
@@ -238,8 +275,22 @@ func (pf *prefetcher) newRunLocked(rk, peerID string, d *dirListing, i int, now 
 	for k := range run.o {
 		o := &run.o[k]
 		o.last, o.ahead = -1, d.pos(k, i)
-		if ok && now.Sub(m.at) < prefetchMomentum && d.pos(k, i) == d.firstFile(k) {
-			o.streak, o.window = 1, max(prefetchStartWindow, m.window/2)
+		if d.pos(k, i) != d.firstFile(k) {
+			continue
+		}
+		// The first file of a directory is where a walk (grep -r, cp -r,
+		// tar) starts, the more so right after the directory was read:
+		// the next files are fetched now rather than after another open's
+		// two round trips, and as many as the link can carry in one round
+		// trip for a walk. A single file opened at random costs at most
+		// prefetchStartWindow files more (prefetchWalkWindow right after
+		// a listing), once per directory.
+		o.last, o.ahead, o.streak, o.window = d.pos(k, i)-1, d.pos(k, i)-1, 1, prefetchStartWindow
+		if now.Sub(pf.listedAt[rk]) < prefetchMomentum {
+			o.window = prefetchWalkWindow
+		}
+		if ok && now.Sub(m.at) < prefetchMomentum {
+			o.window = max(o.window, m.window/2)
 		}
 	}
 	pf.runs[rk] = run
@@ -251,36 +302,99 @@ func (pf *prefetcher) newRunLocked(rk, peerID string, d *dirListing, i int, now 
 func (pf *prefetcher) scheduleLocked(p peers.Peer, peerID, dir string, d *dirListing, k int, run *orderRun, i int) {
 	j := max(run.ahead+1, i+1)
 	for ; j < d.len() && j <= i+run.window; j++ {
-		if len(pf.flights) >= prefetchFlightsMax {
-			return
-		}
-		e := d.at(d.order(k, j))
 		run.ahead = j
-		if e.fileType() != syscall.S_IFREG || strings.HasPrefix(e.name, ".") {
-			continue
-		}
-		crel := path.Join(dir, e.name)
-		ce, ok := pf.fsys.attrOf(peerID, crel)
-		if !ok || ce.errno != 0 || ce.attr.Mode&0o444 == 0 || ce.attr.Size == 0 {
-			continue // unknown, unreadable, or nothing to fetch
-		}
-		k := key(peerID, crel)
-		if old := pf.entries[k]; old != nil && old.matches(&ce.attr) {
-			continue
-		}
-		if pf.flights[k] != nil {
-			continue
-		}
-		want := int(min(ce.attr.Size, prefetchPrefix))
-		if ce.attr.Size <= prefetchWhole {
-			want = int(ce.attr.Size)
-		}
-		if pf.inBytes+int64(want) > pf.maxIn || !pf.makeRoomLocked(int64(want)) {
+		if !pf.tryStartLocked(p, peerID, dir, d.at(d.order(k, j))) {
 			run.ahead = j - 1 // try again at the next open
 			return
 		}
-		pf.startLocked(p, k, crel, want, ce.attr)
 	}
+	if n, done, _ := d.state(); done && j >= n && i+run.window >= n {
+		pf.scheduleNextLocked(p, peerID, dir, k, run, i+run.window-(n-1))
+	}
+}
+
+// scheduleNextLocked carries a run that reached the end of its directory
+// on into the directories after it in the parent's listing, in the same
+// order, as a walk (grep -r, cp -r, tar) goes on there: their first
+// files, up to n in all (the rest of the window), are fetched while the
+// reader finishes this one, so the next directory's first open does not
+// cost two round trips. Only directories whose listing is cached count
+// (the walk lists a directory before it reads it); it stops at the first
+// that is not.
+func (pf *prefetcher) scheduleNextLocked(p peers.Peer, peerID, dir string, k int, run *orderRun, n int) {
+	if dir == "" {
+		return // the peer's root has no siblings
+	}
+	parent := parentRel(dir)
+	pd, ok := pf.fsys.cache.dir(peerID, parent)
+	if !ok {
+		return
+	}
+	at := pd.index(path.Base(dir))
+	if at < 0 {
+		return
+	}
+	counted, dirs := 0, 0
+	from := pd.pos(k, at) + 1
+	// Bounded: this runs at every open near a directory's end, under
+	// pf.mu, and the parent may hold many thousands of files.
+	for j := from; j < min(pd.len(), from+prefetchScanMax) && counted < n && dirs < prefetchDirsAhead; j++ {
+		e := pd.at(pd.order(k, j))
+		if e.fileType() != syscall.S_IFDIR || strings.HasPrefix(e.name, ".") {
+			continue
+		}
+		sub := path.Join(parent, e.name)
+		sd, ok := pf.fsys.cache.dir(peerID, sub)
+		if !ok || !sd.complete() {
+			return
+		}
+		dirs++
+		for q := 0; q < sd.len() && counted < n; q++ {
+			if counted++; counted <= run.beyond {
+				continue // scheduled at an earlier open
+			}
+			if !pf.tryStartLocked(p, peerID, sub, sd.at(sd.order(k, q))) {
+				return // try again at the next open
+			}
+			run.beyond = counted
+		}
+	}
+}
+
+// tryStartLocked starts fetching dir's entry e unless it is not a file to
+// fetch ahead or is fetched already. It reports false when a bound (fetches
+// in flight, memory) left it unfetched.
+func (pf *prefetcher) tryStartLocked(p peers.Peer, peerID, dir string, e *dirEntry) bool {
+	if len(pf.flights) >= prefetchFlightsMax {
+		return false
+	}
+	if e.fileType() != syscall.S_IFREG || strings.HasPrefix(e.name, ".") {
+		return true
+	}
+	crel := path.Join(dir, e.name)
+	ce, ok := pf.fsys.attrOf(peerID, crel)
+	if !ok || ce.errno != 0 || ce.attr.Mode&0o444 == 0 || ce.attr.Size == 0 {
+		return true // unknown, unreadable, or nothing to fetch
+	}
+	k := key(peerID, crel)
+	if old := pf.entries[k]; old != nil && old.matches(&ce.attr) {
+		return true
+	}
+	if at, ok := pf.openedAt[k]; ok && time.Since(at) < pf.fsys.opts.AttrTTL {
+		return true
+	}
+	if pf.flights[k] != nil {
+		return true
+	}
+	want := int(min(ce.attr.Size, prefetchPrefix))
+	if ce.attr.Size <= prefetchWhole {
+		want = int(ce.attr.Size)
+	}
+	if pf.inBytes+int64(want) > pf.maxIn || !pf.makeRoomLocked(int64(want)) {
+		return false
+	}
+	pf.startLocked(p, k, crel, want, ce.attr)
+	return true
 }
 
 // makeRoomLocked evicts the oldest entries until want more bytes (and
@@ -503,23 +617,29 @@ func (d *dirListing) firstFile(k int) int {
 	return -1
 }
 
-// at maps position j in order k (0: by name, 1: by inode) to an index
-// into the listing.
+// order maps position j in order k (0: by name, 1: by inode, 2: as
+// listed) to an index into the listing.
 func (d *dirListing) order(k, j int) int {
-	if k == 0 {
+	switch k {
+	case 0:
 		d.byNameOnce()
 		return int(d.byName[j])
+	case 1:
+		d.byInoOnce()
+		return int(d.byIno[j])
 	}
-	d.byInoOnce()
-	return int(d.byIno[j])
+	return j
 }
 
 // pos maps an index into the listing to its position in order k.
 func (d *dirListing) pos(k, i int) int {
-	if k == 0 {
+	switch k {
+	case 0:
 		d.byNameOnce()
 		return int(d.namePos[i])
+	case 1:
+		d.byInoOnce()
+		return int(d.inoPosIdx[i])
 	}
-	d.byInoOnce()
-	return int(d.inoPosIdx[i])
+	return i
 }

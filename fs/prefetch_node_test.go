@@ -328,28 +328,113 @@ func TestNodePrefetchBigFile(t *testing.T) {
 	}
 }
 
-// TestNodePrefetchMomentum: a reader that read one directory in order
-// and starts on the next keeps its pace: the second file there is
-// fetched ahead already (a new reader's would not be).
-func TestNodePrefetchMomentum(t *testing.T) {
+// TestNodePrefetchWalk: a walk (grep -r, cp -r) lists a directory, then
+// reads its files, then goes on to the next directory. Only the first
+// file of the first directory is opened on the peer: the rest of it is
+// fetched from that open on, and the next directory's files while the
+// reader finishes this one.
+func TestNodePrefetchWalk(t *testing.T) {
 	fake := newFakeRemote(t)
 	id := peerID("alice")
 	names, want := fakeSiblings(fake, id, "d1", 20, 1<<10, 1)
 	fakeSiblings(fake, id, "d2", 20, 1<<10, 1)
 	x := newTestFS(t, fake, prefetchOptions(), "alice")
 
-	for _, d := range []string{"d1", "d2"} {
-		if _, errno := x.list("alice/" + d); errno != 0 {
+	for _, d := range []string{"alice", "alice/d1", "alice/d2"} {
+		if _, errno := x.list(d); errno != 0 {
 			t.Fatal(errno)
 		}
+	}
+	for _, d := range []string{"d1", "d2"} {
 		x.readFiles("alice/"+d, names, want)
 	}
-	if n := fake.count(opOpen, id, "d1/f001.txt"); n != 1 {
-		t.Fatalf("the second file of the first directory opened %d times on the peer, want 1 (nothing ahead yet)", n)
+	if n := fake.total(opOpen, id); n != 1 {
+		t.Fatalf("a walk of 2 × %d files opened %d on the peer, want 1 (the first)", len(names), n)
 	}
-	if n := fake.count(opOpen, id, "d2/f001.txt"); n != 0 {
-		t.Fatalf("the second file of the next directory opened on the peer (%d): the reader's pace was lost", n)
+	if n := fake.count(opOpen, id, "d1/"+names[0]); n != 1 {
+		t.Fatalf("the first file opened %d times on the peer, want 1 (nothing fetched before it)", n)
 	}
+	if st := x.prefetchStats(); st.hits != 2*len(names)-1 || st.misses != 0 {
+		t.Fatalf("prefetch of a walk: %+v, want %d hits and no misses", st, 2*len(names)-1)
+	}
+}
+
+// TestNodePrefetchListingOrder: a reader going in the order the peer
+// listed the directory (grep -r, find; the fake lists by name reversed)
+// is followed too.
+func TestNodePrefetchListingOrder(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	names, want := fakeSiblings(fake, id, "d", 40, 4<<10, 1)
+	slices.Reverse(names)
+	x := newTestFS(t, fake, prefetchOptions(), "alice")
+
+	es, errno := x.list("alice/d")
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	var listed []string
+	for _, e := range es {
+		if e.Name != "." && e.Name != ".." {
+			listed = append(listed, e.Name)
+		}
+	}
+	if !slices.Equal(listed, names) {
+		t.Fatalf("the fake lists %v, want %v (by name reversed)", listed, names)
+	}
+	x.readFiles("alice/d", names, want)
+	if n := fake.total(opOpen, id); n > 1 {
+		t.Fatalf("%d files read in listing order opened %d on the peer, want 1", len(names), n)
+	}
+	if st := x.prefetchStats(); st.hits != len(names)-1 || st.misses != 0 {
+		t.Fatalf("prefetch in listing order: %+v, want %d hits and no misses", st, len(names)-1)
+	}
+}
+
+// TestNodePrefetchParallelReaders: `ls | xargs -P16 -n8 cat` opens the
+// listed files as 16 readers of 8 files each, started in order (0, 8,
+// …, 120), then interleaved in whatever order the processes get there:
+// still followed, and no file is fetched twice.
+func TestNodePrefetchParallelReaders(t *testing.T) {
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	names, want := fakeSiblings(fake, id, "d", 256, 4<<10, 1)
+	x := newTestFS(t, fake, prefetchOptions(), "alice")
+
+	if _, errno := x.list("alice/d"); errno != 0 {
+		t.Fatal(errno)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var order []string
+	for batch := 0; batch < len(names); batch += 16 * 8 {
+		for r := range 8 {
+			procs := rng.Perm(16)
+			if batch == 0 && r == 0 {
+				procs = identityPerm(16) // xargs starts them in order
+			}
+			for _, p := range procs {
+				order = append(order, names[batch+8*p+r])
+			}
+		}
+	}
+	x.readFiles("alice/d", order, want)
+	st := x.prefetchStats()
+	if st.hits < len(names)-8 {
+		t.Fatalf("prefetch of %d files read by 16 parallel readers: %+v, want at least %d hits", len(names), st, len(names)-8)
+	}
+	for _, n := range names {
+		if c := fake.count(opFetch, id, "d/"+n) + fake.count(opOpen, id, "d/"+n); c > 1 {
+			t.Fatalf("%s fetched or opened %d times, want once", n, c)
+		}
+	}
+}
+
+func identityPerm(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	return p
 }
 
 // TestNodePrefetchedFileGrows: a file served from the prefetch that grew

@@ -52,6 +52,7 @@ var (
 	extra    = flag.String("dsftp-flags", "", "extra flags for every `dsftp mount`, space-separated (for experiments)")
 	profDir  = flag.String("cpuprofile", "", "write a CPU profile of every dsftp mount (its whole life: with -par-only, mostly the parallel read) to `DIR`/mount-N.pprof")
 	parOnly  = flag.Bool("par-only", false, "measure only the parallel small-file read, on a fresh mount (for quicker experiments)")
+	parXargs = flag.Bool("par-xargs", false, "read the parallel row's files with `ls | sed | xargs -P16 -n8 cat` (16 cat processes of 8 files each, in name order) instead of 16 readers of our own")
 	oldBin   = flag.String("dsftp-old", "", "a second dsftp binary to benchmark as client \"dsftp-old\" (add it to -clients), e.g. main's build for before/after")
 )
 
@@ -320,7 +321,12 @@ func evict(p string) {
 func measureParallel(s *server, c client, mnt, root string) float64 {
 	pids := clientPIDs(s, mnt)
 	cpu0, srv0, flt0 := cpuSeconds(pids), serverCPU(s), minorFaults(pids)
-	d := parallelRead(filepath.Join(root, "par"), 16)
+	var d float64
+	if *parXargs {
+		d = timeCmdTo(io.Discard, "sh", "-c", `cd "$1" && ls par | sed 's|^|par/|' | xargs -P16 -n8 cat`, "sh", root)
+	} else {
+		d = parallelRead(filepath.Join(root, "par"), 16)
+	}
 	if *verbose || *parOnly {
 		fmt.Fprintf(os.Stderr, "  %s: parallel read %.3f s, client CPU %.2f s (%d minor faults, peak RSS %.0f MiB), server CPU %.2f s\n",
 			c.name, d, cpuSeconds(pids)-cpu0, minorFaults(pids)-flt0, peakRSSMiB(pids[0]), serverCPU(s)-srv0)

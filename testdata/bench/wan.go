@@ -178,6 +178,11 @@ func runWAN(work string, servers []*server) {
 	if *oldBin != "" {
 		clients = slices.Insert(clients, 1, client{"dsftp-old", func(s *server, dir string) (*exec.Cmd, error) { return mountDsftp(*oldBin, s, dir) }})
 	}
+	// -clients leaves out dsftp or sshfs (sshfs takes most of the time);
+	// -dsftp-old always runs when given.
+	clients = slices.DeleteFunc(clients, func(c client) bool {
+		return c.name != "dsftp-old" && !slices.Contains(strings.Split(*only1, ","), c.name)
+	})
 	for _, ws := range wanSettings {
 		// results[server][client][workload] = samples
 		results := map[string]map[string]map[string][]float64{}
