@@ -110,6 +110,9 @@ func (m *fakeMember) floodOnce(c *memberConn, port int, hostKey ssh.PublicKey) s
 // from the flood's start through the minute's summaries (before the
 // program-wide log limiter: 47,578).
 func TestAttackLogFlood(t *testing.T) {
+	// Most of its minute waits for the limiter's summaries: it runs
+	// beside the others.
+	t.Parallel()
 	f := newFakeDiscord(t)
 	p, port := startDiscordShare(t, f, f.bot(), "alice", t.TempDir())
 	alice, _ := f.advertOf("alice")

@@ -270,7 +270,7 @@ func TestSlowLinkPeerStays(t *testing.T) {
 	t.Logf("1 MiB read over 1 Mbit/s with a 2 s queue in %v", time.Since(start).Round(time.Millisecond))
 
 	// Idle: only keepalives go over alice's connections to bob.
-	const idle = 30 * time.Second
+	const idle = 15 * time.Second // three keepalive periods (--timeout/2)
 	before := nftBytes(t, hosts[0].Name, "in") + nftBytes(t, hosts[0].Name, "out")
 	time.Sleep(idle)
 	after := nftBytes(t, hosts[0].Name, "in") + nftBytes(t, hosts[0].Name, "out")
