@@ -110,6 +110,7 @@ func TestGetThroughDiscord(t *testing.T) {
 // reads her file; its advert is a client-only one; the others never list
 // it, and `dsftp peers` shows it only in its CLIENT table.
 func TestMountNoShareThroughDiscord(t *testing.T) {
+	t.Parallel()
 	testenv.RequireFUSE(t)
 	f := newFakeDiscord(t)
 	a := startDiscordMount(t, f, f.bot(), "alice")

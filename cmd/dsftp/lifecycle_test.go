@@ -176,6 +176,7 @@ func TestMountNotify(t *testing.T) {
 // -buildvcs=false; `make install` installs the binary, man pages and
 // completion.
 func TestVersionFromClone(t *testing.T) {
+	t.Parallel()
 	testenv.Require(t, "git", "make")
 	root := testenv.ModuleRoot(t)
 	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
