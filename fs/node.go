@@ -174,15 +174,22 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	rel := path.Join(n.rel, name)
-	if _, hit := n.fsys.attrOf(n.peerID, rel); !hit {
-		// A fresh listing of the parent that lacks the name answers a
-		// lookup of a missing file without a round trip.
-		// A cut listing proves nothing.
-		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
-			return nil, syscall.ENOENT
+	if e, hit := n.fsys.attrOf(n.peerID, rel); hit {
+		// `ls -l` of a listed directory: one look at the caches per
+		// file.
+		if e.errno != 0 {
+			return nil, e.errno
 		}
-		n.fsys.speculateListing(n.peerID, rel)
+		out.Attr = e.attr
+		return n.childInode(ctx, name, rel, &out.Attr), 0
 	}
+	// A fresh listing of the parent that lacks the name answers a
+	// lookup of a missing file without a round trip.
+	// A cut listing proves nothing.
+	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
+		return nil, syscall.ENOENT
+	}
+	n.fsys.speculateListing(n.peerID, rel)
 	if errno := n.attr(ctx, rel, &out.Attr); errno != 0 {
 		return nil, errno
 	}
