@@ -18,15 +18,50 @@ import (
 // node.OnForget), and looks the name up again when asked, answered from
 // the cached listing. An inode in use (an open file, a working
 // directory) stays; it is asked again at the next pass.
+//
+// Files the kernel looked up go first, then the rest (entries READDIRPLUS
+// described, directories): `ls -l` of a directory bigger than the
+// budget looks up the files described by name only, and is done with
+// each; pushing out the described ones instead would make it look those
+// up too, each pushing out another. A directory goes last: dropping it
+// drops every name below it.
 type inodeBudget struct {
 	max  int
 	kick chan struct{}
 
 	mu      sync.Mutex
-	live    int     // counted nodes the kernel has not forgotten
-	pending int     // of them, invalidated and not yet forgotten
-	queue   []*node // counted nodes, oldest first (forgotten ones skipped)
-	head    int
+	live    int // counted nodes the kernel has not forgotten
+	pending int // of them, invalidated and not yet forgotten
+	queues  [2]nodeQueue
+}
+
+// Eviction classes, in the order they are pushed out.
+const (
+	lookedUpFile = iota
+	otherNode
+)
+
+// nodeQueue holds counted nodes, oldest first (forgotten ones skipped).
+type nodeQueue struct {
+	nodes []*node
+	head  int
+}
+
+func (q *nodeQueue) push(n *node) { q.nodes = append(q.nodes, n) }
+
+func (q *nodeQueue) len() int { return len(q.nodes) - q.head }
+
+func (q *nodeQueue) pop() *node {
+	n := q.nodes[q.head]
+	q.nodes[q.head] = nil
+	q.head++
+	if q.head > 1024 && q.head > len(q.nodes)/2 {
+		// Drop the consumed front, so the queue holds about the live
+		// nodes.
+		q.nodes = append(q.nodes[:0], q.nodes[q.head:]...)
+		q.head = 0
+	}
+	return n
 }
 
 // Node states in the budget (node.budget, under inodeBudget.mu).
@@ -52,12 +87,13 @@ func (b *inodeBudget) room() bool {
 	return b.live-b.pending < b.max
 }
 
-// add counts a node just made for the kernel.
-func (b *inodeBudget) add(n *node) {
+// add counts a node just made for the kernel, of class lookedUpFile or
+// otherNode.
+func (b *inodeBudget) add(n *node, class int) {
 	b.mu.Lock()
-	n.budget = counted
+	n.budget, n.class = counted, uint8(class)
 	b.live++
-	b.queue = append(b.queue, n)
+	b.queues[class].push(n)
 	over := b.live-b.pending > b.max
 	b.mu.Unlock()
 	if over {
@@ -84,38 +120,29 @@ func (b *inodeBudget) forgot(n *node) {
 }
 
 // next returns the oldest counted node to invalidate while the budget is
-// exceeded, marking it invalidated and putting it back at the end (it
-// is looked at again if the kernel keeps it), or nil.
+// exceeded, marking it invalidated and putting it back at the end of its
+// queue (it is looked at again if the kernel keeps it), or nil.
 func (b *inodeBudget) next() *node {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	defer b.compactLocked()
-	for tries := len(b.queue) - b.head; tries > 0 && b.live-b.pending > b.max; tries-- {
-		n := b.queue[b.head]
-		b.queue[b.head] = nil
-		b.head++
-		switch n.budget {
-		case notCounted:
-			continue
-		case invalidated:
-			b.queue = append(b.queue, n) // waiting for its FORGET
-			continue
+	for i := range b.queues {
+		q := &b.queues[i]
+		for tries := q.len(); tries > 0 && b.live-b.pending > b.max; tries-- {
+			n := q.pop()
+			switch n.budget {
+			case notCounted:
+				continue
+			case invalidated:
+				q.push(n) // waiting for its FORGET
+				continue
+			}
+			n.budget = invalidated
+			b.pending++
+			q.push(n)
+			return n
 		}
-		n.budget = invalidated
-		b.pending++
-		b.queue = append(b.queue, n)
-		return n
 	}
 	return nil
-}
-
-// compactLocked drops the queue's consumed front once it is half of it,
-// so the queue holds about the live nodes.
-func (b *inodeBudget) compactLocked() {
-	if b.head > 1024 && b.head > len(b.queue)/2 {
-		b.queue = append(b.queue[:0], b.queue[b.head:]...)
-		b.head = 0
-	}
 }
 
 // run invalidates nodes past the budget until ctx ends. Invalidations
@@ -157,10 +184,13 @@ func (b *inodeBudget) retryPending() {
 	if b.pending == 0 {
 		return
 	}
-	for _, n := range b.queue[b.head:] {
-		if n != nil && n.budget == invalidated {
-			n.budget = counted
-			b.pending--
+	for i := range b.queues {
+		q := &b.queues[i]
+		for _, n := range q.nodes[q.head:] {
+			if n != nil && n.budget == invalidated {
+				n.budget = counted
+				b.pending--
+			}
 		}
 	}
 	if b.live > b.max {

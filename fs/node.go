@@ -34,7 +34,7 @@ type node struct {
 	openedNsec  uint32
 	opened      bool
 
-	budget uint8 // its state in fsys.inodes, under that budget's lock
+	budget, class uint8 // its state and class in fsys.inodes, under that budget's lock
 }
 
 var (
@@ -64,15 +64,20 @@ func (n *node) OnForget() { n.fsys.inodes.forgot(n) }
 
 // childInode is the inode of the child name (path rel) with attributes
 // a: the one the kernel already has when it is the same file, else a
-// new one, counted in the inode budget.
-func (n *node) childInode(ctx context.Context, name, rel string, a *fuse.Attr) *fusefs.Inode {
+// new one, counted in the inode budget (lookedUp: for a LOOKUP, not
+// READDIRPLUS).
+func (n *node) childInode(ctx context.Context, name, rel string, a *fuse.Attr, lookedUp bool) *fusefs.Inode {
 	st := fusefs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino}
 	if c := n.GetChild(name); c != nil && c.StableAttr() == st {
 		return c
 	}
 	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
 	in := n.NewInode(ctx, child, st)
-	n.fsys.inodes.add(child)
+	class := otherNode
+	if lookedUp && st.Mode != syscall.S_IFDIR {
+		class = lookedUpFile
+	}
+	n.fsys.inodes.add(child, class)
 	return in
 }
 
@@ -181,7 +186,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 			return nil, e.errno
 		}
 		out.Attr = e.attr
-		return n.childInode(ctx, name, rel, &out.Attr), 0
+		return n.childInode(ctx, name, rel, &out.Attr, true), 0
 	}
 	// A fresh listing of the parent that lacks the name answers a
 	// lookup of a missing file without a round trip.
@@ -193,7 +198,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if errno := n.attr(ctx, rel, &out.Attr); errno != 0 {
 		return nil, errno
 	}
-	return n.childInode(ctx, name, rel, &out.Attr), 0
+	return n.childInode(ctx, name, rel, &out.Attr, true), 0
 }
 
 // Readdir serves go-fuse's generic path (go-fuse uses OpendirHandle
@@ -327,7 +332,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	n := h.n
 	rel := childRel(n.rel, name)
 	e.attr(n.fsys.owner, inoOf(n.peerID, rel), &out.Attr)
-	return n.childInode(ctx, name, rel, &out.Attr), 0
+	return n.childInode(ctx, name, rel, &out.Attr, false), 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
