@@ -5,6 +5,7 @@ package fs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,10 @@ import (
 type inodeBudget struct {
 	max  int
 	kick chan struct{}
+	// free is max-(live-pending), kept beside them for room, which
+	// READDIRPLUS asks for every entry of a listing: a million of them
+	// must not queue on mu.
+	free atomic.Int64
 
 	mu      sync.Mutex
 	live    int // counted nodes the kernel has not forgotten
@@ -76,16 +81,17 @@ const (
 const retryPinned = 5 * time.Second
 
 func newInodeBudget(max int) *inodeBudget {
-	return &inodeBudget{max: max, kick: make(chan struct{}, 1)}
+	b := &inodeBudget{max: max, kick: make(chan struct{}, 1)}
+	b.free.Store(int64(max))
+	return b
 }
 
 // room reports whether another inode fits without pushing one out: then
 // READDIRPLUS may describe an entry whole.
-func (b *inodeBudget) room() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.live-b.pending < b.max
-}
+func (b *inodeBudget) room() bool { return b.free.Load() > 0 }
+
+// updateLocked sets free after live or pending changed.
+func (b *inodeBudget) updateLocked() { b.free.Store(int64(b.max - (b.live - b.pending))) }
 
 // add counts a node just made for the kernel, of class lookedUpFile or
 // otherNode.
@@ -93,6 +99,7 @@ func (b *inodeBudget) add(n *node, class int) {
 	b.mu.Lock()
 	n.budget, n.class = counted, uint8(class)
 	b.live++
+	b.updateLocked()
 	b.queues[class].push(n)
 	over := b.live-b.pending > b.max
 	b.mu.Unlock()
@@ -117,6 +124,7 @@ func (b *inodeBudget) forgot(n *node) {
 		b.live--
 	}
 	n.budget = notCounted
+	b.updateLocked()
 }
 
 // next returns the oldest counted node to invalidate while the budget is
@@ -138,6 +146,7 @@ func (b *inodeBudget) next() *node {
 			}
 			n.budget = invalidated
 			b.pending++
+			b.updateLocked()
 			q.push(n)
 			return n
 		}
@@ -193,6 +202,7 @@ func (b *inodeBudget) retryPending() {
 			}
 		}
 	}
+	b.updateLocked()
 	if b.live > b.max {
 		select {
 		case b.kick <- struct{}{}:
