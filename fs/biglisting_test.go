@@ -174,8 +174,8 @@ func TestNodeCutListingCached(t *testing.T) {
 // TestNodeListingMemoryBound: a listing keeps its entries' attributes
 // itself, so listing and looking up a directory far bigger than the
 // attribute cache leaves that cache empty and asks the peer nothing more;
-// READDIRPLUS describes (and so makes inodes for) only the first
-// CacheSize entries; cached listings never hold more than their budget,
+// READDIRPLUS describes (and so makes inodes for) only the entries that
+// fit the inode budget of CacheSize inodes; cached listings never hold more than their budget,
 // and a listing pushed out is fetched again when asked.
 func TestNodeListingMemoryBound(t *testing.T) {
 	const cacheSize, maxListing = 50, 400
@@ -213,8 +213,9 @@ func TestNodeListingMemoryBound(t *testing.T) {
 			described++
 		}
 	}
-	if described != cacheSize {
-		t.Fatalf("READDIRPLUS described %d entries, want the first %d", described, cacheSize)
+	// The inode budget is CacheSize inodes, a's own among them.
+	if described != cacheSize-1 {
+		t.Fatalf("READDIRPLUS described %d entries, want the first %d (a's inode and theirs fill the budget of %d)", described, cacheSize-1, cacheSize)
 	}
 	for i := range maxListing {
 		rel := fmt.Sprintf("alice/a/f%05d", i)
@@ -321,5 +322,69 @@ func TestInProcessListingStreams(t *testing.T) {
 	}
 	if c := fake.count(opReadDir, alice, "big"); c != 1 {
 		t.Fatalf("%d READDIRs, want 1", c)
+	}
+}
+
+// TestInProcessInodeBudget: through the kernel, `ls -l` of a directory
+// ten times the inode budget (CacheSize) ends with the mount holding at
+// most the budget's inodes (the kernel is told to drop the oldest, and
+// forgets them), every file's attributes right and answered from the
+// listing, and a file pushed out is looked up again when asked.
+func TestInProcessInodeBudget(t *testing.T) {
+	testenv.RequireFUSE(t)
+	const budget, total = 200, 2000
+	fake := newFakeRemote(t)
+	alice := peerID("alice")
+	fillDir(fake, alice, "big", total)
+	reg := peers.NewRegistry("")
+	addPeers(reg, "alice")
+	mnt := t.TempDir()
+	testenv.CleanupUnmount(t, mnt)
+	ready := make(chan struct{})
+	m, err := New(mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute, CacheSize: budget,
+		Logger: testLogger(t), Ready: func() { close(ready) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-runDone
+	})
+	<-ready
+
+	dir := filepath.Join(mnt, "alice", "big")
+	lsl := func() {
+		t.Helper()
+		names := dirNames(t, dir)
+		if len(names) != total {
+			t.Fatalf("listed %d names, want %d", len(names), total)
+		}
+		for _, name := range names {
+			fi, err := os.Lstat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.Mode().IsRegular() || fi.Size() != 0 {
+				t.Fatalf("%s: mode %v, size %d; want an empty file", name, fi.Mode(), fi.Size())
+			}
+		}
+	}
+	lsl()
+	inodes := m.root.fsys.inodes
+	eventually(t, 15*time.Second, fmt.Sprintf("the mount to hold at most %d inodes", budget), func() bool {
+		return inodes.count() <= budget
+	})
+	lsl()
+	eventually(t, 15*time.Second, fmt.Sprintf("the mount to hold at most %d inodes after a second ls -l", budget), func() bool {
+		return inodes.count() <= budget
+	})
+	if n := fake.total(opLstat, alice); n > 1 {
+		t.Errorf("%d LSTATs reached the peer; want at most 1 (big itself): the listing answers the rest", n)
+	}
+	if n := fake.count(opReadDir, alice, "big"); n != 1 {
+		t.Errorf("%d READDIRs; want 1", n)
 	}
 }

@@ -41,6 +41,7 @@ type filesys struct {
 	prefetchSem chan struct{}                // bounds background listing fetches
 	prefetch    *prefetchBudget
 	pf          *prefetcher     // sibling prefetch; nil when off
+	inodes      *inodeBudget    // bounds the inodes held for the kernel
 	ctx         context.Context // ends at unmount; stops prefetching
 }
 
@@ -126,6 +127,7 @@ func New(dir string, opts Options) (*Mount, error) {
 		return nil, explainMountError(dir, err, opts)
 	}
 	m := &Mount{Dir: dir, fstype: "fuse." + mo.Name, server: server, auto: au, root: root, cancel: cancel, done: make(chan struct{})}
+	go root.fsys.inodes.run(ctx)
 	go func() {
 		defer close(m.done)
 		root.follow(ctx)
@@ -152,7 +154,8 @@ func newRoot(ctx context.Context, opts Options) *rootNode {
 	fsys := &filesys{opts: opts, owner: newOwner(opts), log: opts.Logger, start: time.Now(),
 		cache:   newCache(opts.CacheSize, max(opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*dirListing{}, prefetchSem: make(chan struct{}, prefetchParallel),
-		prefetch: newPrefetchBudget(), cutWarned: newCutWarned(), ctx: ctx}
+		prefetch: newPrefetchBudget(), cutWarned: newCutWarned(), ctx: ctx,
+		inodes: newInodeBudget(opts.CacheSize)}
 	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	return &rootNode{fsys: fsys, children: map[string]string{}}
 }

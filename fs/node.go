@@ -33,6 +33,8 @@ type node struct {
 	openedMtime uint64
 	openedNsec  uint32
 	opened      bool
+
+	budget, class uint8 // its state and class in fsys.inodes, under that budget's lock
 }
 
 var (
@@ -54,7 +56,30 @@ var (
 	_ fusefs.NodeSymlinker      = (*node)(nil)
 	_ fusefs.NodeLinker         = (*node)(nil)
 	_ fusefs.NodeMknoder        = (*node)(nil)
+	_ fusefs.NodeOnForgetter    = (*node)(nil)
 )
+
+// OnForget: the kernel forgot the node; it leaves the inode budget.
+func (n *node) OnForget() { n.fsys.inodes.forgot(n) }
+
+// childInode is the inode of the child name (path rel) with attributes
+// a: the one the kernel already has when it is the same file, else a
+// new one, counted in the inode budget (lookedUp: for a LOOKUP, not
+// READDIRPLUS).
+func (n *node) childInode(ctx context.Context, name, rel string, a *fuse.Attr, lookedUp bool) *fusefs.Inode {
+	st := fusefs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino}
+	if c := n.GetChild(name); c != nil && c.StableAttr() == st {
+		return c
+	}
+	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
+	in := n.NewInode(ctx, child, st)
+	class := otherNode
+	if lookedUp && st.Mode != syscall.S_IFDIR {
+		class = lookedUpFile
+	}
+	n.fsys.inodes.add(child, class)
+	return in
+}
 
 // peer returns the current registry entry of the node's peer; a peer that
 // left has no files any more.
@@ -154,21 +179,26 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	rel := path.Join(n.rel, name)
-	if _, hit := n.fsys.attrOf(n.peerID, rel); !hit {
-		// A fresh listing of the parent that lacks the name answers a
-		// lookup of a missing file without a round trip.
-		// A cut listing proves nothing.
-		if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
-			return nil, syscall.ENOENT
+	if e, hit := n.fsys.attrOf(n.peerID, rel); hit {
+		// `ls -l` of a listed directory: one look at the caches per
+		// file.
+		if e.errno != 0 {
+			return nil, e.errno
 		}
-		n.fsys.speculateListing(n.peerID, rel)
+		out.Attr = e.attr
+		return n.childInode(ctx, name, rel, &out.Attr, true), 0
 	}
+	// A fresh listing of the parent that lacks the name answers a
+	// lookup of a missing file without a round trip.
+	// A cut listing proves nothing.
+	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
+		return nil, syscall.ENOENT
+	}
+	n.fsys.speculateListing(n.peerID, rel)
 	if errno := n.attr(ctx, rel, &out.Attr); errno != 0 {
 		return nil, errno
 	}
-	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
-	st := fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: out.Attr.Ino}
-	return n.NewInode(ctx, child, st), 0
+	return n.childInode(ctx, name, rel, &out.Attr, true), 0
 }
 
 // Readdir serves go-fuse's generic path (go-fuse uses OpendirHandle
@@ -222,11 +252,11 @@ func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
 
 // READDIRPLUS describes an entry to the kernel whole (name, attributes
 // and an inode, so `ls -l` asks nothing more), but every entry so
-// described costs an inode here for as long as the kernel keeps it. The
-// first CacheSize entries of a listing are described so; beyond them the
-// kernel gets names only (as READDIR), so listing a huge directory
-// creates at most CacheSize inodes, and `ls -l` looks the rest up,
-// answered from the listing.
+// described costs an inode here for as long as the kernel keeps it.
+// Entries are described so while the inode budget (CacheSize inodes,
+// inodes.go) has room; beyond it the kernel gets names only (as
+// READDIR), so listing a huge directory does not push out the inodes
+// in use, and `ls -l` looks the rest up, answered from the listing.
 
 // dirHandle serves one opendir's listing: "." and "..", then the
 // entries, waiting for those still arriving from the peer.
@@ -287,13 +317,13 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 // Lookup answers READDIRPLUS for the entry just served, from the listing
-// (go-fuse asks right after Readdirent). For entries past CacheSize it
-// declines: the kernel then takes the name alone.
+// (go-fuse asks right after Readdirent). When the inode budget is full
+// it declines: the kernel then takes the name alone.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	h.mu.Lock()
 	i := h.last
 	h.mu.Unlock()
-	if i < 0 || i >= h.n.fsys.opts.CacheSize {
+	if i < 0 || !h.n.fsys.inodes.room() {
 		return nil, syscall.ENOENT
 	}
 	e := h.d.at(i)
@@ -303,9 +333,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	n := h.n
 	rel := childRel(n.rel, name)
 	e.attr(n.fsys.owner, inoOf(n.peerID, rel), &out.Attr)
-	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
-	st := fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: out.Attr.Ino}
-	return n.NewInode(ctx, child, st), 0
+	return n.childInode(ctx, name, rel, &out.Attr, false), 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

@@ -43,7 +43,8 @@ type Options struct {
 	// AttrTTL is how long attributes, listings and negative lookups are
 	// cached, here and in the kernel. Negative means no caching.
 	AttrTTL time.Duration
-	// CacheSize bounds the number of cached attribute entries.
+	// CacheSize bounds the number of cached attribute entries, and the
+	// inodes of peers' files held for the kernel (inodes.go).
 	CacheSize int
 	// MaxListing caps the entries of one directory listing: a peer's
 	// directory with more shows only the first MaxListing it sends (and

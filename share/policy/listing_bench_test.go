@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkListing10k lists a directory of 10,000 files of 4 KiB through
@@ -39,7 +40,7 @@ func BenchmarkListing10k(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			vc.mu.Lock()
-			vc.cur, vc.old = map[verdictKey]verdict{}, nil
+			vc.cur, vc.old = map[uint64]packedVerdict{}, nil
 			vc.mu.Unlock()
 			b.StartTimer()
 			list(b)
@@ -66,7 +67,7 @@ func BenchmarkVerdictCacheMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		c := newVerdictCache()
 		for i := range maxVerdicts {
-			c.putLocked(verdictKey{ino: uint64(i)}, verdict{tlen: 5, sum: uint64(i)})
+			c.putLocked(verdictKey{ino: uint64(i)}, verdict{tlen: 5, sum: uint64(i)}, time.Now())
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -57,8 +57,9 @@ func TestListingVerdictsRemembered(t *testing.T) {
 	}
 }
 
-// TestVerdictCacheBound: the cache never holds more than maxVerdicts, and
-// keeps the most recent ones.
+// TestVerdictCacheBound: the cache never holds more than its bound, keeps
+// the most recent verdicts once its generation is old enough, and
+// remembers no verdict on a file changed within the settle time.
 func TestVerdictCacheBound(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
@@ -70,18 +71,19 @@ func TestVerdictCacheBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newVerdictCache()
-	c.settle = 0
+	c.settle, c.max = 0, 1024
 	k, _ := keyOf(fi)
-	for i := range 3 * maxVerdicts {
+	now := time.Now()
+	for i := range 3 * c.max {
 		k.ino = uint64(i)
 		c.mu.Lock()
-		c.putLocked(k, verdict{why: "x"})
+		c.putLocked(k, verdict{why: "x"}, now.Add(time.Duration(i)*time.Second))
 		c.mu.Unlock()
-		if c.len() > maxVerdicts {
-			t.Fatalf("after %d verdicts the cache holds %d; bound %d", i+1, c.len(), maxVerdicts)
+		if c.len() > c.max {
+			t.Fatalf("after %d verdicts the cache holds %d; bound %d", i+1, c.len(), c.max)
 		}
 	}
-	c.put(fi, verdict{why: "real"}, time.Now().Add(time.Hour))
+	c.put(fi, verdict{why: "real"}, now.Add(time.Hour*24))
 	if v, ok := c.get(fi); !ok || v.why != "real" {
 		t.Errorf("the latest verdict is gone: %v %v", v, ok)
 	}
@@ -89,6 +91,39 @@ func TestVerdictCacheBound(t *testing.T) {
 	fresh.put(fi, verdict{}, time.Now())
 	if _, ok := fresh.get(fi); ok {
 		t.Errorf("a verdict on a file changed %v ago was remembered; settle is %v", time.Since(fi.ModTime()), fresh.settle)
+	}
+}
+
+// TestVerdictCacheBiggerDirectory: a directory of more files than the
+// cache holds, listed again within a generation's lifetime, reads only
+// the files beyond the cache's size, not every file again.
+func TestVerdictCacheBiggerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	const n, bound = 150, 100
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d.txt", i)), []byte("text\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _ := testView(t, dir, nil)
+	vc := v.secrets.verdicts
+	vc.settle, vc.max = 0, bound
+	for round := range 3 {
+		before := vc.scans.Load()
+		if got := names(t, v, "/"); len(got) != n {
+			t.Fatalf("round %d listed %d files; want %d", round, len(got), n)
+		}
+		scanned := vc.scans.Load() - before
+		want := int64(n - bound)
+		if round == 0 {
+			want = n
+		}
+		if scanned != want {
+			t.Errorf("listing %d scanned %d of %d files with room for %d verdicts; want %d", round+1, scanned, n, bound, want)
+		}
+		if vc.len() > bound {
+			t.Errorf("the cache holds %d verdicts; bound %d", vc.len(), bound)
+		}
 	}
 }
 

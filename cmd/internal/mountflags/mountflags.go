@@ -33,7 +33,7 @@ type Flags struct {
 // Register adds the flags to fl.
 func (f *Flags) Register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.AttrTTL, "attr-ttl", fs.DefaultAttrTTL, "cache attributes and listings for this long (0 disables)")
-	fl.IntVar(&f.CacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached")
+	fl.IntVar(&f.CacheSize, "cache-size", fs.DefaultCacheSize, "most attribute entries cached, and most of the peers' files the kernel holds at once (beyond it the oldest are dropped, and looked up again when asked)")
 	fl.IntVar(&f.MaxListing, "max-listing", fs.DefaultMaxListing, "most entries shown of one peer directory; bigger listings are cut, with a warning")
 	fl.IntVar(&f.PrefetchMB, "prefetch-memory", fs.DefaultPrefetchMemory>>20, "`MiB` of file contents fetched ahead of a reader going through a directory's files in order (0 disables)")
 	fl.BoolVar(&f.Create, "create", false, "create MOUNTPOINT if it does not exist")
