@@ -43,7 +43,12 @@ type conn struct {
 	// connection (UnixNano): bytes of its transport, SFTP data, a
 	// keepalive answer (silence.go).
 	heard atomic.Int64
-	dead  atomic.Bool
+	// holding is until when (Unix ns) the peer may rightly hold back
+	// every reply: a global request in flight whose answer comes late on
+	// purpose (a dial-back check, answered after a fixed delay), and SSH
+	// answers global requests, keepalives too, in order.
+	holding atomic.Int64
+	dead    atomic.Bool
 	// reason is why kill closed the connection; set before done closes.
 	reason error
 	// retiring marks a reverse or relayed connection that a direct one

@@ -225,6 +225,12 @@ func (p *Pool) SendRequest(ctx context.Context, peer peers.Peer, name string, pa
 		return false, nil, err
 	}
 	defer g.release(c, nil)
+	if d, ok := ctx.Deadline(); ok {
+		until := d.UnixNano()
+		if old := c.holding.Load(); until > old && c.holding.CompareAndSwap(old, until) {
+			defer c.holding.CompareAndSwap(until, 0)
+		}
+	}
 	type answer struct {
 		ok      bool
 		payload []byte

@@ -128,7 +128,8 @@ func (c *conn) keepalive() {
 		now := time.Now()
 		quiet := c.sinceHeard(now)
 		unanswered := pong != nil && now.Sub(pinged) >= lostAfter-pingAfter
-		if unanswered && quiet >= lostAfter && (c.g.sinceHeard(now) >= lostAfter || quiet >= 2*opts.Timeout) {
+		held := now.UnixNano() < c.holding.Load()
+		if unanswered && !held && quiet >= lostAfter && (c.g.sinceHeard(now) >= lostAfter || quiet >= 2*opts.Timeout) {
 			c.g.lost(c)
 			c.kill(errSilent)
 			return
