@@ -262,7 +262,10 @@ func TestListingBombDefaultLimit(t *testing.T) {
 	bomb := startBombServer(t, 4, 50_000_000)
 	key := testenv.NewKey(t, t.TempDir(), "id")
 	mnt := mountDir(t)
-	m := startMount(t, mnt, "--timeout", "10s", "--identity", key.Path, "--peer", "hostile="+bomb.url)
+	// The pool's hard deadline (4 × --timeout) bounds one listing: a
+	// million entries under the race detector on a loaded machine took
+	// over 40 s; the cap, not the deadline, is under test here.
+	m := startMount(t, mnt, "--timeout", "30s", "--identity", key.Path, "--peer", "hostile="+bomb.url)
 	start := time.Now()
 	dir := filepath.Join(mnt, "hostile", "d1")
 	for range 2 {

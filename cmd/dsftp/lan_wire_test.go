@@ -200,6 +200,7 @@ func startPeersListener(t *testing.T, port int, extra ...string) *testenv.Node {
 // adverts and the queries crosses the port, and the sharers never hear of
 // the listeners.
 func TestPeersOnLAN(t *testing.T) {
+	t.Parallel()
 	port := testenv.FreeUDPPort(t)
 	sniff := sniffLAN(t, port)
 	// The listeners start first: sharers announce at once on start, and

@@ -219,6 +219,7 @@ func TestNameClaimDuringRestartBinary(t *testing.T) {
 // of the observer's known_names: she gets "alice" back, the stranger a
 // suffix, and the file still gives "alice" to her key.
 func TestNameFloodDiscordBinary(t *testing.T) {
+	t.Parallel()
 	testenv.RequireFUSE(t)
 	f := newFakeDiscord(t)
 	obs := startDiscordMount(t, f, f.bot(), "observer")
