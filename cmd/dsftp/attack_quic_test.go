@@ -975,6 +975,7 @@ func startSTUN(t *testing.T, ns string) string {
 // bob starts a real `dsftp mount` during the attack: it punches a QUIC
 // path to alice, logs in over it and reads her files.
 func TestAttackQUICRealMount(t *testing.T) {
+	t.Parallel()
 	testenv.RequireFUSE(t)
 	testenv.Require(t, "nsenter", "nft")
 	fake := testenv.BuildProgram(t, "./testdata/discordfake/cmd/fakediscord")

@@ -159,6 +159,7 @@ func TestConsoleNotices(t *testing.T) {
 // and so does not warn that none answered. It runs in a namespace of its
 // own, so no search leaves the test.
 func TestLANOnlyNoUPnP(t *testing.T) {
+	t.Parallel()
 	testenv.RequireRoot(t)
 	testenv.Require(t, "ip")
 	ns := testenv.NewNetns(t, "lanupnp")
