@@ -250,12 +250,14 @@ func (g *group) lost(c *conn) {
 	peer := g.peer.Clone()
 	addrs := g.orderAddrsLocked(g.pool.routeAddrs(peer, peer.Addrs))
 	g.mu.Unlock()
+	// Anything heard of the peer from here on (an advert of its next run
+	// with new addresses) outweighs this probe, which dials what was known.
+	start := time.Now()
 	go func() {
 		// A peer that was killed closes its connections a moment before
 		// its listening socket: a dial at once may be taken by the dying
 		// process and reset, where a moment later it is refused.
 		time.Sleep(probeDelay)
-		start := time.Now()
 		nc, _, err := g.pool.dialWithin(peer, addrs, g, g.pool.opts.probeBudget())
 		// The probe ends once its verdict is told, so that whoever sees
 		// it over has seen the verdict too.
