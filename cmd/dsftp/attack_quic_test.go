@@ -99,7 +99,7 @@ func (tg *quicTarget) member(name string, ip netip.Addr) *quicMember {
 	}
 	t.Cleanup(func() { ep.Close() })
 	m.ep = ep
-	m.advertiseUDP(t, []string{"127.0.0.1:1"}, []string{ep.Addr().String()})
+	m.post(t, advert.Advert{Addrs: []string{"127.0.0.1:1"}, UDP: []string{ep.Addr().String()}})
 	testenv.WaitFor(t, 15*time.Second, name+" to read alice's share over QUIC", func() bool {
 		_, err := tg.login(m, 5*time.Second)
 		return err == nil
@@ -452,26 +452,6 @@ func sources(first, n int) []netip.Addr {
 		out = append(out, source(first+i))
 	}
 	return out
-}
-
-// advertiseUDP posts the member's advert with UDP candidates as well.
-func (m *fakeMember) advertiseUDP(t testing.TB, addrs, udp []string) {
-	t.Helper()
-	m.seq++
-	now := time.Now()
-	text, err := advert.Encode(advert.Advert{
-		Name: m.name, Addrs: addrs, UDP: udp, Guild: m.f.guild, Channel: m.f.channel,
-		ClientKeys: []string{advert.MarshalKey(m.client.PublicKey())}, Instance: m.inst, Seq: m.seq,
-		Issued: now.Unix(), Expires: now.Add(10 * time.Minute).Unix(),
-	}, m.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := m.f.Post(m.token, m.f.channel, text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.msgs = append(m.msgs, id)
 }
 
 // silentStreams opens every stream the connection allows: half send one

@@ -54,13 +54,20 @@ func (m *fakeMember) fingerprint() string { return ssh.FingerprintSHA256(m.host.
 // dial) and unreachable as given, live for ten minutes.
 func (m *fakeMember) advertise(t testing.TB, addrs []string, unreachable bool) {
 	t.Helper()
+	m.post(t, advert.Advert{Addrs: addrs, Unreachable: unreachable})
+}
+
+// post signs and posts a, filled in with the member's name, keys, run and
+// channel, live for ten minutes.
+func (m *fakeMember) post(t testing.TB, a advert.Advert) {
+	t.Helper()
 	m.seq++
 	now := time.Now()
-	text, err := advert.Encode(advert.Advert{
-		Name: m.name, Addrs: addrs, Unreachable: unreachable, Guild: m.f.guild, Channel: m.f.channel,
-		ClientKeys: []string{advert.MarshalKey(m.client.PublicKey())}, Instance: m.inst, Seq: m.seq,
-		Issued: now.Unix(), Expires: now.Add(10 * time.Minute).Unix(),
-	}, m.host)
+	a.Name, a.Guild, a.Channel = m.name, m.f.guild, m.f.channel
+	a.ClientKeys = []string{advert.MarshalKey(m.client.PublicKey())}
+	a.Instance, a.Seq = m.inst, m.seq
+	a.Issued, a.Expires = now.Unix(), now.Add(10*time.Minute).Unix()
+	text, err := advert.Encode(a, m.host)
 	if err != nil {
 		t.Fatal(err)
 	}
