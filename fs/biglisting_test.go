@@ -267,21 +267,7 @@ func TestInProcessListingStreams(t *testing.T) {
 	reg := peers.NewRegistry("")
 	addPeers(reg, "alice")
 	mnt := t.TempDir()
-	testenv.CleanupUnmount(t, mnt)
-	ready := make(chan struct{})
-	m, err := New(mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute,
-		Logger: testLogger(t), Ready: func() { close(ready) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-runDone
-	})
-	<-ready
+	runInProcess(t, mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute})
 
 	// Without streaming, the first names would wait for the hold: let it
 	// go after a while so that fails an assertion instead of hanging.
@@ -289,7 +275,7 @@ func TestInProcessListingStreams(t *testing.T) {
 		select {
 		case <-time.After(10 * time.Second):
 			hold.let()
-		case <-ctx.Done():
+		case <-t.Context().Done():
 		}
 	}()
 	dir := filepath.Join(mnt, "alice", "big")
@@ -339,21 +325,7 @@ func TestInProcessInodeBudget(t *testing.T) {
 	reg := peers.NewRegistry("")
 	addPeers(reg, "alice")
 	mnt := t.TempDir()
-	testenv.CleanupUnmount(t, mnt)
-	ready := make(chan struct{})
-	m, err := New(mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute, CacheSize: budget,
-		Logger: testLogger(t), Ready: func() { close(ready) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-runDone
-	})
-	<-ready
+	m := runInProcess(t, mnt, Options{Registry: reg, Pool: fake, AttrTTL: time.Minute, CacheSize: budget})
 
 	dir := filepath.Join(mnt, "alice", "big")
 	lsl := func() {

@@ -209,3 +209,26 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// runInProcess mounts a filesystem with o (and the test's logger) at mnt
+// in this process, serves it until the test ends and returns once it is
+// mounted.
+func runInProcess(t *testing.T, mnt string, o Options) *Mount {
+	t.Helper()
+	testenv.CleanupUnmount(t, mnt)
+	ready := make(chan struct{})
+	o.Logger, o.Ready = testLogger(t), func() { close(ready) }
+	m, err := New(mnt, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-runDone
+	})
+	<-ready
+	return m
+}
