@@ -191,8 +191,15 @@ func TestShareFreePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:0", "--password")
 	port, _ := p.ShareReady(t)
-	m := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)`).FindStringSubmatch(p.Stdout())
-	if m == nil || m[1] != strconv.Itoa(port) || port == 0 {
+	// The record (stderr) can come before the banner (stdout) is whole:
+	// the banner's wording is the subject here, so wait for its line.
+	ready := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)\n`)
+	var m []string
+	testenv.WaitFor(t, 10*time.Second, "the banner's ready line", func() bool {
+		m = ready.FindStringSubmatch(p.Stdout())
+		return m != nil
+	})
+	if m[1] != strconv.Itoa(port) || port == 0 {
 		t.Fatalf("the ready line does not say port %d:\n%s", port, p.Stdout())
 	}
 	testenv.WaitTCP(t, "127.0.0.1:"+m[1], 10*time.Second)
