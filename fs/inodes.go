@@ -20,15 +20,23 @@ import (
 // the cached listing. An inode in use (an open file, a working
 // directory) stays; it is asked again at the next pass.
 //
-// Files the kernel looked up go first, then the rest (entries READDIRPLUS
-// described, directories): `ls -l` of a directory bigger than the
-// budget looks up the files described by name only, and is done with
-// each; pushing out the described ones instead would make it look those
-// up too, each pushing out another. A directory goes last: dropping it
-// drops every name below it.
+// READDIRPLUS describes every entry of a listing whole, whatever its size,
+// and the oldest are pushed out as the new ones come: `ls -l` (and cp,
+// rsync, find -ls), which looks at the entries of each getdents before
+// the next, finds every entry described and asks nothing more. Files the
+// kernel looked up go first, then files READDIRPLUS described, then
+// directories: a program that lists everything before it looks at
+// anything finds the oldest entries pushed out and looks each up, and
+// those lookups push out each other, not the entries it has yet to look
+// at. A directory goes last: dropping it drops every name below it (the
+// directory being listed among them).
 type inodeBudget struct {
-	max  int
-	kick chan struct{}
+	max int
+	// slack is how far past max READDIRPLUS may still describe entries
+	// while run pushes the oldest out, so the mount's inodes never run
+	// far ahead of the kernel's forgetting.
+	slack int
+	kick  chan struct{}
 	// free is max-(live-pending), kept beside them for room, which
 	// READDIRPLUS asks for every entry of a listing: a million of them
 	// must not queue on mu.
@@ -37,13 +45,15 @@ type inodeBudget struct {
 	mu      sync.Mutex
 	live    int // counted nodes the kernel has not forgotten
 	pending int // of them, invalidated and not yet forgotten
-	queues  [2]nodeQueue
+	queues  [classes]nodeQueue
 }
 
 // Eviction classes, in the order they are pushed out.
 const (
 	lookedUpFile = iota
-	otherNode
+	describedFile
+	directory
+	classes
 )
 
 // nodeQueue holds counted nodes, oldest first (forgotten ones skipped).
@@ -81,20 +91,19 @@ const (
 const retryPinned = 5 * time.Second
 
 func newInodeBudget(max int) *inodeBudget {
-	b := &inodeBudget{max: max, kick: make(chan struct{}, 1)}
+	b := &inodeBudget{max: max, slack: max / 4, kick: make(chan struct{}, 1)}
 	b.free.Store(int64(max))
 	return b
 }
 
-// room reports whether another inode fits without pushing one out: then
-// READDIRPLUS may describe an entry whole.
-func (b *inodeBudget) room() bool { return b.free.Load() > 0 }
+// room reports whether READDIRPLUS may describe an entry whole: past the
+// budget by less than the slack.
+func (b *inodeBudget) room() bool { return b.free.Load() > -int64(b.slack) }
 
 // updateLocked sets free after live or pending changed.
 func (b *inodeBudget) updateLocked() { b.free.Store(int64(b.max - (b.live - b.pending))) }
 
-// add counts a node just made for the kernel, of class lookedUpFile or
-// otherNode.
+// add counts a node just made for the kernel, of one of the classes.
 func (b *inodeBudget) add(n *node, class int) {
 	b.mu.Lock()
 	n.budget, n.class = counted, uint8(class)

@@ -28,6 +28,11 @@ type node struct {
 	// The listing served at the last opendir, for FOPEN_KEEP_CACHE on
 	// directories.
 	lastListing *dirListing
+	// namesCached: an open that let the kernel cache the listing served
+	// some entries as names only (READDIR, not READDIRPLUS). The
+	// kernel's copy then makes `ls -l` look up every such entry, one
+	// request each, so the next opendir drops it.
+	namesCached bool
 	// Size and mtime at the last open, for FOPEN_KEEP_CACHE.
 	openedSize  uint64
 	openedMtime uint64
@@ -73,8 +78,11 @@ func (n *node) childInode(ctx context.Context, name, rel string, a *fuse.Attr, l
 	}
 	child := &node{fsys: n.fsys, peerID: n.peerID, rel: rel}
 	in := n.NewInode(ctx, child, st)
-	class := otherNode
-	if lookedUp && st.Mode != syscall.S_IFDIR {
+	class := describedFile
+	switch {
+	case st.Mode == syscall.S_IFDIR:
+		class = directory
+	case lookedUp:
 		class = lookedUpFile
 	}
 	n.fsys.inodes.add(child, class)
@@ -178,6 +186,7 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	n.fsys.lookups.Add(1)
 	rel := path.Join(n.rel, name)
 	if e, hit := n.fsys.attrOf(n.peerID, rel); hit {
 		// `ls -l` of a listed directory: one look at the caches per
@@ -230,16 +239,17 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 		return nil, 0, errno
 	}
 	n.mu.Lock()
-	stale := n.lastListing != nil && n.lastListing != d
+	drop := n.lastListing != nil && n.lastListing != d || n.namesCached
 	n.lastListing = d
+	n.namesCached = false
 	n.mu.Unlock()
 	n.fsys.prefetchSubdirs(n.peerID, n.rel, d, prefetchDepth)
 	n.fsys.pf.listed(n.peerID, n.rel)
-	h := &dirHandle{n: n, d: d, dots: n.dots(), last: -1}
-	if stale {
-		// Without FOPEN_KEEP_CACHE the kernel drops its copy of the
-		// older listing at this open and reads this one from us; the
-		// next open may cache it again.
+	h := &dirHandle{n: n, d: d, dots: n.dots(), last: -1, caching: !drop}
+	if drop {
+		// Without FOPEN_KEEP_CACHE the kernel drops its copy (an older
+		// listing, or names without attributes) at this open and reads
+		// this one from us; the next open may cache it again.
 		return h, 0, 0
 	}
 	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
@@ -252,11 +262,10 @@ func (n *node) listing(ctx context.Context) (*dirListing, syscall.Errno) {
 
 // READDIRPLUS describes an entry to the kernel whole (name, attributes
 // and an inode, so `ls -l` asks nothing more), but every entry so
-// described costs an inode here for as long as the kernel keeps it.
-// Entries are described so while the inode budget (CacheSize inodes,
-// inodes.go) has room; beyond it the kernel gets names only (as
-// READDIR), so listing a huge directory does not push out the inodes
-// in use, and `ls -l` looks the rest up, answered from the listing.
+// described costs an inode here for as long as the kernel keeps it: the
+// inode budget (CacheSize inodes, inodes.go) pushes the oldest out. The
+// kernel asks for READDIRPLUS only where the entries are looked at
+// (CAP_READDIRPLUS_AUTO): a bare listing gets names alone.
 
 // dirHandle serves one opendir's listing: "." and "..", then the
 // entries, waiting for those still arriving from the peer.
@@ -267,6 +276,12 @@ type dirHandle struct {
 	dots [2]fuse.DirEntry
 	pos  int // offset of the next entry: 0 and 1 are . and ..
 	last int // index in d of the entry served last, -1 for none
+	// described: the entry served last went out with its attributes
+	// (Lookup followed, READDIRPLUS).
+	described bool
+	// caching: opened with FOPEN_CACHE_DIR, so what it serves fills the
+	// kernel's copy of the listing.
+	caching bool
 }
 
 var (
@@ -278,6 +293,10 @@ var (
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.caching && h.last >= 0 && !h.described {
+		h.n.cacheNamesOnly()
+	}
+	h.described = false
 	var e fuse.DirEntry
 	if h.pos < len(h.dots) {
 		e = h.dots[h.pos]
@@ -333,7 +352,21 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	n := h.n
 	rel := childRel(n.rel, name)
 	e.attr(n.fsys.owner, inoOf(n.peerID, rel), &out.Attr)
-	return n.childInode(ctx, name, rel, &out.Attr, false), 0
+	ino := n.childInode(ctx, name, rel, &out.Attr, false)
+	h.mu.Lock()
+	if h.last == i {
+		h.described = true
+	}
+	h.mu.Unlock()
+	return ino, 0
+}
+
+// cacheNamesOnly notes that the kernel's copy of the listing holds
+// entries without attributes.
+func (n *node) cacheNamesOnly() {
+	n.mu.Lock()
+	n.namesCached = true
+	n.mu.Unlock()
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

@@ -28,6 +28,11 @@ type rootNode struct {
 	mu sync.Mutex
 	// children maps display names to peer IDs; only sync writes it.
 	children map[string]string
+	// leaving maps the names taken out of children whose kernel entries
+	// are still being dropped (notify) to their peer IDs: Readdir lists
+	// them until then, so a peer no longer listed is no longer found
+	// either (thousands of departures take a while to tell the kernel).
+	leaving map[string]string
 	// sorted is the Readdir answer, built on demand after changes.
 	sorted []fuse.DirEntry
 	// seq is the registry change that children reflects.
@@ -98,6 +103,7 @@ func (r *rootNode) sync(ctx context.Context) {
 			}
 			r.RmChild(c.Name)
 			delete(r.children, c.Name)
+			r.leaving[c.Name] = c.ID
 			removed = append(removed, c.Name)
 			r.fsys.log.Info("peer left", "peer", c.Name)
 		} else {
@@ -187,6 +193,9 @@ func (r *rootNode) resync(ctx context.Context, notify bool) {
 		}
 		r.RmChild(name)
 		delete(r.children, name)
+		if notify {
+			r.leaving[name] = id
+		}
 		changed = append(changed, name)
 		if !liveIDs[id] {
 			r.fsys.opts.Pool.Forget(id)
@@ -215,8 +224,8 @@ func (r *rootNode) resync(ctx context.Context, notify bool) {
 	}
 }
 
-// notify drops the kernel's cached entries of the changed names and its
-// cached root listing.
+// notify drops the kernel's cached entries of the changed names, then
+// the names that left (see leaving) and the kernel's cached root listing.
 func (r *rootNode) notify(changed []string) {
 	for _, name := range changed {
 		// Drops a cached (possibly negative) dentry; ENOENT just means
@@ -225,6 +234,14 @@ func (r *rootNode) notify(changed []string) {
 			r.fsys.log.Debug("notify entry", "name", name, "errno", errno)
 		}
 	}
+	r.mu.Lock()
+	for _, name := range changed {
+		if _, ok := r.leaving[name]; ok {
+			delete(r.leaving, name)
+			r.sorted = nil
+		}
+	}
+	r.mu.Unlock()
 	if len(changed) > 0 {
 		_ = r.NotifyContent(0, 0)
 	}
@@ -256,9 +273,14 @@ func (r *rootNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	r.mu.Lock()
 	if r.sorted == nil {
-		es := make([]fuse.DirEntry, 0, len(r.children))
+		es := make([]fuse.DirEntry, 0, len(r.children)+len(r.leaving))
 		for name, id := range r.children {
 			es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
+		}
+		for name, id := range r.leaving {
+			if _, back := r.children[name]; !back {
+				es = append(es, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inoOf(id, "")})
+			}
 		}
 		sortEntries(es)
 		dots := dotEntries(rootIno, rootIno)
