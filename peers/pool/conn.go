@@ -117,10 +117,30 @@ func (c *conn) kill(reason error) {
 
 var errIdle = errors.New("idle")
 
+// progressKey is the context key of an operation's progress counter
+// (withProgress).
+type progressKey struct{}
+
+// progressStep is how many units (listed entries) an operation must
+// deliver per HardTimeout to keep going past it: a listing of a million
+// entries over a slow link (about 110 MB from OpenSSH, over 40 s at
+// 20 Mbit/s) finishes, while a peer that drips entries to hold a request
+// open is still cut: at most --max-listing / progressStep hard timeouts
+// (40 of 40 s with the defaults), for a listing no bigger than any other.
+var progressStep int64 = 25000
+
+// withProgress returns ctx carrying n, which the operation adds to as it
+// delivers.
+func withProgress(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, progressKey{}, n)
+}
+
 // call runs fn (which uses c) and returns its error, or returns early:
 // with ErrTimeout (closing c) when no SFTP data arrived for the pool's
 // Timeout or the hard deadline passed, with context.Canceled when ctx is
-// cancelled (the kernel interrupted the request; c stays open).
+// cancelled (the kernel interrupted the request; c stays open). An
+// operation that reports progress (withProgress) moves its hard deadline
+// on while it delivers at least progressStep units per HardTimeout.
 func (c *conn) call(ctx context.Context, fn func() error) error {
 	if c.dead.Load() {
 		return errConnLost
@@ -128,9 +148,11 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 	opts := &c.g.pool.opts
 	start := time.Now()
 	hard := start.Add(opts.HardTimeout)
+	prog, _ := ctx.Value(progressKey{}).(*atomic.Int64)
+	var progressed int64
 	done := make(chan error, 1)
 	go func() { done <- fn() }()
-	t := time.NewTimer(opts.Timeout)
+	t := time.NewTimer(min(opts.Timeout, opts.HardTimeout))
 	defer t.Stop()
 	for {
 		select {
@@ -166,6 +188,10 @@ func (c *conn) call(ctx context.Context, fn func() error) error {
 				last = start
 			}
 			quiet := now.Sub(last)
+			if quiet < opts.Timeout && !now.Before(hard) && prog != nil && prog.Load()-progressed >= progressStep {
+				progressed = prog.Load()
+				hard = now.Add(opts.HardTimeout)
+			}
 			if quiet >= opts.Timeout || !now.Before(hard) {
 				c.kill(ErrTimeout)
 				return ErrTimeout

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/peers/pool/internal/sftpwire"
@@ -45,12 +46,18 @@ func (p *Pool) ReadDirEach(ctx context.Context, peer peers.Peer, rel string, lim
 		truncated bool
 		refused   bool
 	}
+	// A long listing that keeps arriving outlives the hard deadline.
+	var listed atomic.Int64
+	ctx = withProgress(ctx, &listed)
 	r, err := do(ctx, p, peer, "readdir", rel, func(c *conn) (result, error) {
 		d, err := c.dataChan()
 		if err != nil {
 			return result{}, err
 		}
-		trunc, err := d.ReadDirEach(ctx, RemotePath(peer, rel), limit, each)
+		trunc, err := d.ReadDirEach(ctx, RemotePath(peer, rel), limit, func(es []DirEntry) bool {
+			listed.Add(int64(len(es)))
+			return each(es)
+		})
 		if errors.Is(err, sftpwire.ErrRefused) {
 			// Not the connection's fault: it must not be closed for it.
 			return result{refused: true}, nil

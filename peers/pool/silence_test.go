@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -160,5 +162,65 @@ func TestSlowBusyPeerStaysUp(t *testing.T) {
 	}
 	if out := logs.String(); strings.Contains(out, "level=WARN") || strings.Contains(out, errSilent.Error()) || strings.Contains(out, "cannot reach") {
 		t.Errorf("the slow peer's connection was given up:\n%s", out)
+	}
+}
+
+// TestLongListingOutlivesHardTimeout: a listing that keeps arriving over
+// a narrow link for longer than HardTimeout completes, as long as it
+// delivers progressStep entries per HardTimeout; the same listing held
+// to a rate it cannot reach fails with ETIMEDOUT at the hard deadline.
+func TestLongListingOutlivesHardTimeout(t *testing.T) {
+	const entries = 20000
+	dir := t.TempDir()
+	for i := range entries {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("IMG_%07d.jpg", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	s := testenv.StartSSHD(t, dir)
+	// About 2.5 MB of NAME replies at 1 MB/s: 2.5 s, over twice the
+	// hard timeout.
+	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 5 * time.Millisecond, Rate: 1e6})
+	if err := proxy.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- proxy.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-proxyDone
+	})
+	peer := peerOf(t, s)
+	peer.Addrs = []string{proxy.Addr()}
+	defer func(step int64) { progressStep = step }(progressStep)
+
+	for _, c := range []struct {
+		step    int64
+		wantErr bool
+	}{
+		{step: 1000},
+		{step: entries * 10, wantErr: true},
+	} {
+		progressStep = c.step
+		p := newPool(t, Options{Identities: []ssh.Signer{s.Client.Signer}, Timeout: 5 * time.Second, HardTimeout: time.Second})
+		if _, err := p.Lstat(ctx, peer, ""); err != nil { // connected before the clock starts
+			t.Fatal(err)
+		}
+		start := time.Now()
+		es, _, err := p.ReadDirLimit(ctx, peer, "", 0)
+		took := time.Since(start).Round(time.Millisecond)
+		switch {
+		case c.wantErr && !errors.Is(err, ErrTimeout):
+			t.Errorf("with %d entries needed per hard timeout: %d entries in %v, %v; want ETIMEDOUT", c.step, len(es), took, err)
+		case !c.wantErr && (err != nil || len(es) != entries):
+			t.Errorf("with %d entries needed per hard timeout: %d entries in %v, %v; want all %d", c.step, len(es), took, err, entries)
+		case !c.wantErr && took < 2*time.Second:
+			t.Errorf("the listing took %v: the link is not narrow enough to test the hard timeout", took)
+		}
+		t.Logf("step %d: %d entries in %v, %v", c.step, len(es), took, err)
+		p.Close()
 	}
 }
