@@ -403,6 +403,15 @@ func TestInProcessBareListing(t *testing.T) {
 	if made := fsys.inodes.count() - before; made > total/2 {
 		t.Fatalf("ls -f made %d inodes for %d entries: the bare listing was described whole", made, total)
 	}
+	dirNode := m.root.GetChild("alice").GetChild("dir").Operations().(*node)
+	namesCached := func() bool {
+		dirNode.mu.Lock()
+		defer dirNode.mu.Unlock()
+		return dirNode.namesCached
+	}
+	if !namesCached() {
+		t.Fatal("after ls -f the kernel's copy of the listing holds names only, and the node does not know")
+	}
 	for i := range 2 {
 		lookups := fsys.lookups.Load()
 		if got := ls("-l", "dir"); got != total+1 {
@@ -410,6 +419,11 @@ func TestInProcessBareListing(t *testing.T) {
 		}
 		if n := fsys.lookups.Load() - lookups; n > 1 {
 			t.Errorf("ls -l #%d after ls -f looked up %d of %d entries; want none (READDIRPLUS describes them) but the directory itself", i+1, n, total)
+		}
+		// The second ls -l let the kernel keep the listing, all of it
+		// with attributes: a third is served by the kernel alone.
+		if namesCached() {
+			t.Fatalf("after ls -l #%d the kernel's copy of the listing is taken for names only", i+1)
 		}
 	}
 

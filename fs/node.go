@@ -296,11 +296,10 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if h.caching && h.last >= 0 && !h.described {
 		h.n.cacheNamesOnly()
 	}
-	h.described = false
+	h.last, h.described = -1, false
 	var e fuse.DirEntry
 	if h.pos < len(h.dots) {
 		e = h.dots[h.pos]
-		h.last = -1
 	} else {
 		i := h.pos - len(h.dots)
 		n, _, errno := h.d.wait(ctx, i)
