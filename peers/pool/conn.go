@@ -215,6 +215,7 @@ type group struct {
 	conns    []*conn
 	dialing  *dialCall
 	nextDial time.Time     // no new dial before this (backoff)
+	failedAt time.Time     // when the last dial failed
 	backoff  time.Duration // current backoff step
 	lastErr  error         // why the last dial failed
 	good     string        // address that worked last
@@ -283,11 +284,14 @@ func (g *group) acquire(ctx context.Context, peer peers.Peer) (*conn, error) {
 		if g.peer.Instance != peer.Instance {
 			g.heard = time.Now()
 		}
-		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable || g.peer.Instance != peer.Instance {
+		if !slices.Equal(g.peer.Addrs, peer.Addrs) || g.peer.Unreachable != peer.Unreachable || g.peer.Instance != peer.Instance ||
+			peer.Updated.After(g.failedAt) && !g.failedAt.IsZero() {
 			// New addresses (a re-advert after a router reboot or a
 			// move) have not failed yet: dial them now, not after the
 			// backoff the old ones earned; and try them directly now
-			// if the peer is reached through another member.
+			// if the peer is reached through another member. So does
+			// an advert that came after the last dial failed (a cable
+			// plugged back in): the peer says it is there again.
 			g.nextDial = time.Time{}
 			g.backoff = 0
 			g.nextUpgrade = time.Time{}
@@ -389,6 +393,7 @@ func (g *group) failedLocked(err error, now time.Time) (wasDown bool) {
 		g.backoff *= 2
 	}
 	g.nextDial = now.Add(g.backoff)
+	g.failedAt = now
 	wasDown = g.down
 	g.down = true
 	return wasDown

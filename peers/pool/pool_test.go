@@ -389,3 +389,58 @@ func TestErrno(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshAdvertSkipsBackoff: a peer whose dial failed and whose advert
+// then comes again (a cable plugged back in, the same address) is dialed
+// at once, not refused with the old error until the backoff ends.
+func TestFreshAdvertSkipsBackoff(t *testing.T) {
+	s := testenv.StartSSHD(t, t.TempDir())
+	peer := peerOf(t, s)
+	// A port nobody listens on yet: refused, then forwarded to sshd.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	peer.Addrs = []string{addr}
+	peer.Updated = time.Now()
+	p := newPool(t, Options{Timeout: 5 * time.Second, Identities: []ssh.Signer{s.Client.Signer}})
+	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
+		t.Fatal("a refused port answered")
+	}
+	fwd, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Close() })
+	go func() {
+		for {
+			c, err := fwd.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", s.Addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() {
+					io.Copy(up, c)
+					up.Close() // the pool closed its end: sshd's ends too
+				}()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	// The same advert as before: refused at once by the backoff.
+	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
+		t.Fatal("answered within the backoff without news of the peer")
+	}
+	peer.Updated = time.Now()
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Fatalf("after a fresh advert: %v; want the peer dialed at once", err)
+	}
+}
