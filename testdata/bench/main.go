@@ -87,10 +87,27 @@ var metrics = []string{
 }
 
 // higherBetter marks throughput metrics.
-var higherBetter = map[string]bool{metrics[0]: true}
+var higherBetter = map[string]bool{}
+
+// labelMetrics names the sequential read and the parallel one after the
+// flags that set their sizes.
+func labelMetrics() {
+	size := fmt.Sprintf("%d MiB", *bigSize>>20)
+	if *bigSize == 1<<30 {
+		size = "1 GiB"
+	}
+	metrics[0] = fmt.Sprintf("seq read %s, cold (MiB/s)", size)
+	how := "16 parallel"
+	if *parXargs {
+		how = "xargs -P16 -n8 cat"
+	}
+	metrics[5] = fmt.Sprintf("%s × 64 KiB, %s (s)", thousands(*nPar), how)
+	higherBetter[metrics[0]] = true
+}
 
 func main() {
 	flag.Parse()
+	labelMetrics()
 	if os.Geteuid() != 0 {
 		fatal("bench needs root (sshd, FUSE mounts, dropping caches)")
 	}
