@@ -18,6 +18,7 @@ import (
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/testdata/testenv"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // fillDir puts n empty files big/f0000… on peer id.
@@ -442,4 +443,57 @@ func TestInProcessBareListing(t *testing.T) {
 	if n := fake.total(opLstat, alice); n > 2 {
 		t.Errorf("%d LSTATs reached the peer; want at most 2 (dir and big): the listings answer the rest", n)
 	}
+}
+
+// TestInProcessRelistAfterExpiry: a program that reads a directory and
+// looks at its names only after the listing expired (AttrTTL) gets the
+// directory listed again after a few lookups asked the peer, and the
+// rest answered from the new listing, not one LSTAT per name.
+func TestInProcessRelistAfterExpiry(t *testing.T) {
+	testenv.RequireFUSE(t)
+	const total, ttl = 3000, 500 * time.Millisecond
+	fake := newFakeRemote(t)
+	alice := peerID("alice")
+	fillDir(fake, alice, "dir", total)
+	reg := peers.NewRegistry("")
+	addPeers(reg, "alice")
+	mnt := t.TempDir()
+	runInProcess(t, mnt, Options{Registry: reg, Pool: fake, AttrTTL: ttl, CacheSize: 2 * total})
+
+	dir := filepath.Join(mnt, "alice", "dir")
+	names := dirNames(t, dir)
+	if len(names) != total {
+		t.Fatalf("listed %d names, want %d", len(names), total)
+	}
+	// As du does: relative to the directory's descriptor, opened before,
+	// so the directory itself is not looked up again (that lookup would
+	// fetch its listing beside it: speculateListing).
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The scenario: the listing and the kernel's entries expire before
+	// the program looks at the names.
+	time.Sleep(ttl + 100*time.Millisecond)
+	lstats := fake.total(opLstat, alice)
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(f.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked := fake.total(opLstat, alice) - lstats
+	// Listed again at least once, and never without relistMin lookups
+	// missing first (under the race detector the lookups can outlast
+	// the new listing too).
+	if got, most := fake.count(opReadDir, alice, "dir"), 1+asked/relistMin; got < 2 || got > most {
+		t.Errorf("%d READDIRs of dir with %d lookups asking the peer; want 2 to %d", got, asked, most)
+	}
+	// relistMin lookups go to the peer before the listing is asked for
+	// again, a few more while it arrives; without it, every name would.
+	if asked > total/4 {
+		t.Errorf("%d of %d lookups after the listing expired went to the peer", asked, total)
+	}
+	t.Logf("%d of %d lookups after the listing expired went to the peer", asked, total)
 }

@@ -43,6 +43,7 @@ type filesys struct {
 	prefetch    *prefetchBudget
 	pf          *prefetcher     // sibling prefetch; nil when off
 	inodes      *inodeBudget    // bounds the inodes held for the kernel
+	relist      *relister       // lists a directory again after lookups miss (relist.go)
 	ctx         context.Context // ends at unmount; stops prefetching
 	// lookups counts the kernel's LOOKUPs of peers' names: `ls -l`
 	// should need none where READDIRPLUS described the entries.
@@ -165,7 +166,7 @@ func newRoot(ctx context.Context, opts Options) *rootNode {
 		cache:   newCache(opts.CacheSize, max(opts.MaxListing, opts.CacheSize), ttl),
 		flights: map[string]*dirListing{}, prefetchSem: make(chan struct{}, prefetchParallel),
 		prefetch: newPrefetchBudget(), cutWarned: newCutWarned(), ctx: ctx,
-		inodes: newInodeBudget(opts.CacheSize)}
+		inodes: newInodeBudget(opts.CacheSize), relist: newRelister()}
 	fsys.pf = newPrefetcher(fsys, opts.PrefetchMemory)
 	return &rootNode{fsys: fsys, children: map[string]string{}, leaving: map[string]string{}}
 }

@@ -163,6 +163,7 @@ func (fsys *filesys) runFlight(ctx context.Context, k string, d *dirListing, lim
 		// (the fetch ended well: nothing adds to it any more).
 		d.prefetched.Store(d.background())
 		fsys.cache.putDir(d.peerID, d.rel, d)
+		fsys.relist.listed(d.peerID, d.rel, d.len())
 	}
 	d.finish(truncated, gaveUp, errno)
 	delete(fsys.flights, k)

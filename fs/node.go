@@ -203,6 +203,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 	if d, ok := n.fsys.cache.dir(n.peerID, n.rel); ok && d.complete() && !d.has(name) {
 		return nil, syscall.ENOENT
 	}
+	n.fsys.lookupMissed(n.peerID, n.rel)
 	n.fsys.speculateListing(n.peerID, rel)
 	if errno := n.attr(ctx, rel, &out.Attr); errno != 0 {
 		return nil, errno
