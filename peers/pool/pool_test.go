@@ -19,6 +19,7 @@ import (
 
 	"github.com/dsftp/dsftp/peers"
 	"github.com/dsftp/dsftp/testdata/testenv"
+	"github.com/dsftp/dsftp/testdata/wanproxy"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -409,32 +410,19 @@ func TestFreshAdvertSkipsBackoff(t *testing.T) {
 	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
 		t.Fatal("a refused port answered")
 	}
-	fwd, err := net.Listen("tcp", addr)
-	if err != nil {
+	// The peer is back at the same address.
+	fwd := wanproxy.New(s.Addr, wanproxy.Link{})
+	if err := fwd.ListenAt(addr); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fwd.Close() })
-	go func() {
-		for {
-			c, err := fwd.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", s.Addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() {
-					io.Copy(up, c)
-					up.Close() // the pool closed its end: sshd's ends too
-				}()
-				io.Copy(c, up)
-			}()
-		}
-	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- fwd.Run(ctx) }()
+	t.Cleanup(func() {
+		p.Close()
+		cancel()
+		<-fwdDone
+	})
 	// The same advert as before: refused at once by the backoff.
 	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
 		t.Fatal("answered within the backoff without news of the peer")

@@ -58,8 +58,12 @@ func (p *Proxy) BytesToTarget() int64 { return p.up.Load() }
 func New(target string, link Link) *Proxy { return &Proxy{Target: target, Link: link} }
 
 // Listen binds 127.0.0.1:0.
-func (p *Proxy) Listen() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (p *Proxy) Listen() error { return p.ListenAt("127.0.0.1:0") }
+
+// ListenAt binds addr: a test can have the proxy appear on an address a
+// client was refused at before.
+func (p *Proxy) ListenAt(addr string) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
