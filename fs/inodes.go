@@ -21,9 +21,9 @@ import (
 // directory) stays; it is asked again at the next pass.
 //
 // READDIRPLUS describes every entry of a listing whole, whatever its size,
-// and the oldest are pushed out as the new ones come: `ls -l` (and cp,
-// rsync, find -ls), which looks at the entries of each getdents before
-// the next, finds every entry described and asks nothing more. Files the
+// and the oldest are pushed out as the new ones come: `ls -l` and
+// rsync, which look at the entries of each getdents before the next,
+// find every entry described and ask nothing more. Files the
 // kernel looked up go first, then files READDIRPLUS described, then
 // directories: a program that lists everything before it looks at
 // anything finds the oldest entries pushed out and looks each up, and
