@@ -4,7 +4,6 @@ package fs_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -339,21 +338,11 @@ func TestPrefetchRandomAccess(t *testing.T) {
 	}
 	want := writeFiles(t, filepath.Join(src, "d"), 100, 16<<10, 1, numbered("f"))
 	sshd := testenv.StartSSHD(t, src)
-	proxy := wanproxy.New(sshd.Addr, wanproxy.Link{})
-	if err := proxy.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- proxy.Run(ctx) }()
+	proxy := wanproxy.New(sshd.Addr, wanproxy.Link{}).Serve(t)
 	mnt := mountDir(t)
 	url := strings.Replace(sshd.URL(), sshd.Addr, proxy.Addr(), 1)
 	m := startMount(t, mnt, "--identity", sshd.Client.Path, "--peer", "a="+url)
-	t.Cleanup(func() {
-		m.stop(t) // before the proxy goes
-		cancel()
-		<-proxyDone
-	})
+	t.Cleanup(func() { m.stop(t) }) // before the proxy goes
 	pd := filepath.Join(mnt, "a")
 	if _, err := os.ReadDir(filepath.Join(pd, "d")); err != nil { // connected, listed
 		t.Fatal(err)

@@ -415,14 +415,7 @@ func TestFreshAdvertSkipsBackoff(t *testing.T) {
 	if err := fwd.ListenAt(addr); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- fwd.Run(ctx) }()
-	t.Cleanup(func() {
-		p.Close()
-		cancel()
-		<-fwdDone
-	})
+	fwd.Serve(t)
 	// The same advert as before: refused at once by the backoff.
 	if _, err := p.Lstat(context.Background(), peer, ""); err == nil {
 		t.Fatal("answered within the backoff without news of the peer")

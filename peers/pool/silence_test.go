@@ -112,13 +112,8 @@ func TestSlowBusyPeerStaysUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := testenv.StartSSHD(t, dir)
-	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 40 * time.Millisecond, Rate: 1e6 / 8})
-	if err := proxy.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- proxy.Run(ctx) }()
+	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 40 * time.Millisecond, Rate: 1e6 / 8}).Serve(t)
+	ctx := context.Background()
 	peer := peerOf(t, s)
 	peer.Source = peers.SourceLAN
 	peer.Addrs = []string{proxy.Addr()}
@@ -126,11 +121,6 @@ func TestSlowBusyPeerStaysUp(t *testing.T) {
 	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p := newPool(t, Options{Identities: []ssh.Signer{s.Client.Signer}, Suspects: sus, Logger: log})
-	t.Cleanup(func() {
-		p.Close()
-		cancel()
-		<-proxyDone
-	})
 
 	start := time.Now()
 	r, err := p.OpenReader(ctx, peer, "big", -1)
@@ -182,17 +172,8 @@ func TestLongListingOutlivesHardTimeout(t *testing.T) {
 	s := testenv.StartSSHD(t, dir)
 	// About 2.5 MB of NAME replies at 1 MB/s: 2.5 s, over twice the
 	// hard timeout.
-	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 5 * time.Millisecond, Rate: 1e6})
-	if err := proxy.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- proxy.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-proxyDone
-	})
+	proxy := wanproxy.New(s.Addr, wanproxy.Link{Delay: 5 * time.Millisecond, Rate: 1e6}).Serve(t)
+	ctx := context.Background()
 	peer := peerOf(t, s)
 	peer.Addrs = []string{proxy.Addr()}
 	defer func(step int64) { progressStep = step }(progressStep)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -73,6 +74,28 @@ func (p *Proxy) ListenAt(addr string) error {
 
 // Addr is the address clients dial.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Serve runs the proxy until the test ends (on 127.0.0.1:0 unless Listen
+// or ListenAt bound it before) and returns it. Cleanups run last first:
+// clients set up after Serve are closed before the proxy stops.
+func (p *Proxy) Serve(t testing.TB) *Proxy {
+	t.Helper()
+	if p.ln == nil {
+		if err := p.Listen(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("wanproxy: %v", err)
+		}
+	})
+	return p
+}
 
 // Run serves until ctx ends, then closes every connection it made.
 func (p *Proxy) Run(ctx context.Context) error {
