@@ -24,13 +24,17 @@ import (
 )
 
 // startShareBinary runs `dsftp share` with args and waits for its ready
-// line.
+// record and the banner's ready line.
 func startShareBinary(t *testing.T, args ...string) *testenv.Node {
 	t.Helper()
 	p := testenv.StartNode(t, testenv.NodeOptions{}, append([]string{"share"}, args...)...)
 	p.ShareReady(t)
+	p.WaitStdout(t, 10*time.Second, readyLine)
 	return p
 }
+
+// readyLine is the banner's last line: the banner above it is whole.
+var readyLine = regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)$`)
 
 // TestShareBinary runs the real binary: the banner shows the address, the
 // fingerprint OpenSSH then sees, and a working sftp command line; sftp -b
@@ -191,14 +195,7 @@ func TestShareFreePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startShareBinary(t, dir, "--listen", "127.0.0.1:0", "--password")
 	port, _ := p.ShareReady(t)
-	// The record (stderr) can come before the banner (stdout) is whole:
-	// the banner's wording is the subject here, so wait for its line.
-	ready := regexp.MustCompile(regexp.QuoteMeta(instance.ReadyPrefix) + `(\d+)\n`)
-	var m []string
-	testenv.WaitFor(t, 10*time.Second, "the banner's ready line", func() bool {
-		m = ready.FindStringSubmatch(p.Stdout())
-		return m != nil
-	})
+	m := readyLine.FindStringSubmatch(p.Stdout())
 	if m[1] != strconv.Itoa(port) || port == 0 {
 		t.Fatalf("the ready line does not say port %d:\n%s", port, p.Stdout())
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,19 @@ func (n *Node) ExitCode() int {
 func (n *Node) Stdout() string {
 	n.flush()
 	return n.stdout.String()
+}
+
+// WaitStdout waits until the node's stdout holds line (a whole line),
+// and returns what it wrote so far. Its log records (stderr) can arrive
+// before what it printed at the same moment.
+func (n *Node) WaitStdout(t testing.TB, timeout time.Duration, line *regexp.Regexp) string {
+	t.Helper()
+	var out string
+	WaitFor(t, timeout, "stdout to show "+line.String(), func() bool {
+		out = n.Stdout()
+		return line.MatchString(out)
+	})
+	return out
 }
 
 // Text is the node's human output: stdout and the stderr lines that are
