@@ -6,14 +6,17 @@ package main
 // shares the attacker's address.
 
 import (
+	"bufio"
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -214,10 +217,95 @@ func holdSilent(addr string, n int, stop <-chan struct{}) (wait func(), opened *
 	return wg.Wait, opened
 }
 
+// slowlorisEnv names, in the environment of this test binary run again,
+// the address and number of connections for holdSilent (see TestMain).
+const slowlorisEnv = "DSFTP_TEST_SLOWLORIS"
+
+// slowlorisMain is the test binary run again as an attacker: holdSilent
+// until its standard input closes, writing the count of connections
+// opened every 50 ms.
+func slowlorisMain(spec string) {
+	addr, ns, _ := strings.Cut(spec, ",")
+	n, err := strconv.Atoi(ns)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want ADDR,N\n", slowlorisEnv, spec)
+		os.Exit(2)
+	}
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	wait, opened := holdSilent(addr, n, stop)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			wait()
+			fmt.Printf("opened %d\n", opened.Load())
+			return
+		case <-t.C:
+			fmt.Printf("opened %d\n", opened.Load())
+		}
+	}
+}
+
+// startSlowloris runs holdSilent(addr, n) in a process of its own, as an
+// attacker on another machine behind the same address would: its
+// goroutines do not delay the test's own client. It ends with the test.
+func startSlowloris(t *testing.T, addr string, n int) (opened *atomic.Int64) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", slowlorisEnv, addr, n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the slowloris: %v", err)
+	}
+	opened = &atomic.Int64{}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "opened "); ok {
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					opened.Store(n)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		in.Close()
+		done := make(chan error, 1)
+		go func() { <-read; done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the slowloris process: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Error("the slowloris process did not end within 20 s of its stdin closing")
+		}
+	})
+	return opened
+}
+
 // TestAttackSlowlorisSameAddress: 40 silent connections from 127.0.0.1,
-// re-opened as they close, while a friend on the same address (as behind
-// one carrier-grade NAT) logs in 10 times with an accepted key: at least
-// 9 get in (before silent connections were dropped to make room: 0).
+// re-opened as they close (about 1,000 a second), while a friend on the
+// same address (as behind one carrier-grade NAT) logs in 10 times with an
+// accepted key: every login gets in, within the three connections dsftp's
+// pool makes (before silent connections were dropped to make room: 0).
 func TestAttackSlowlorisSameAddress(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "shared")
@@ -232,27 +320,37 @@ func TestAttackSlowlorisSameAddress(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	_, fp := startShareBinary(t, dir, "--listen", addr, "--authorized-keys", key.Path+".pub", "--discovery", "off").ShareReady(t)
 
-	stop := make(chan struct{})
-	wait, opened := holdSilent(addr, 40, stop)
-	defer func() { close(stop); wait() }()
+	opened := startSlowloris(t, addr, 40)
 	testenv.WaitFor(t, 15*time.Second, "the slowloris to open its connections", func() bool { return opened.Load() >= 40 })
 	// Past the 5 s version grace the share cuts the silent ones, and
 	// they are opened anew.
 	testenv.WaitFor(t, 20*time.Second, "the share to cut the silent connections", func() bool { return opened.Load() >= 80 })
 
-	const logins = 10
-	ok := 0
+	// The friend dials as dsftp's pool does: a connection closed during
+	// the SSH handshake is tried again, up to pool.busyTries (3) in all.
+	const logins, tries = 10, 3
+	ok, first := 0, 0
 	for i := range logins {
-		if err := friendLogin(addr, fp, key.Signer); err != nil {
-			t.Logf("friend's login %d: %v", i, err)
-		} else {
-			ok++
+		for try := 1; try <= tries; try++ {
+			err := friendLogin(addr, fp, key.Signer)
+			if err == nil {
+				ok++
+				if try == 1 {
+					first++
+				}
+				break
+			}
+			t.Logf("friend's login %d, connection %d: %v", i, try, err)
+			if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
+				break
+			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Logf("friend: %d of %d logins from the attacker's address; the attacker opened %d silent connections", ok, logins, opened.Load())
-	if ok < 9 {
-		t.Errorf("%d of %d logins from the slowloris' address succeeded; want at least 9", ok, logins)
+	t.Logf("friend: %d of %d logins from the attacker's address (%d with the first connection); the attacker opened %d silent connections",
+		ok, logins, first, opened.Load())
+	if ok < logins {
+		t.Errorf("%d of %d logins from the slowloris' address succeeded within %d connections each; want all", ok, logins, tries)
 	}
 }
 

@@ -3,9 +3,19 @@
 package main
 
 import (
-	"github.com/dsftp/dsftp/testdata/testenv"
+	"os"
 	"testing"
+
+	"github.com/dsftp/dsftp/testdata/testenv"
 )
 
-// TestMain removes the programs the tests built.
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain removes the programs the tests built; run again with
+// slowlorisEnv set, the test binary is the attacker of
+// TestAttackSlowlorisSameAddress instead.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(slowlorisEnv); spec != "" {
+		slowlorisMain(spec)
+		return
+	}
+	testenv.Main(m)
+}

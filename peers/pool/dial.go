@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,20 +111,56 @@ func (p *Pool) dialWithin(peer peers.Peer, addrs []string, g *group, budget time
 	return nil, "", fmt.Errorf("dial peer %s: %w", peerLabel(peer), errors.Join(errs...))
 }
 
+// busyTries is how many TCP connections one dial of an address makes
+// while each is closed by the share before the SSH handshake is done. A
+// share that is busy admitting connections closes new ones early: OpenSSH
+// past MaxStartups, and a dsftp share whose address is shared with a
+// flood of silent connections (it closes the oldest silent one from an
+// address, which on a busy machine can be ours before our version line
+// left). Another try costs a round trip or two and is admitted like any
+// other.
+const busyTries = 3
+
 // dialAddr connects to one address; ctx bounds everything up to a working
 // SFTP session.
 func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *group) (*conn, error) {
+	for try := 1; ; try++ {
+		c, handshaking, err := p.dialAddrOnce(ctx, peer, addr, g)
+		if err == nil || !handshaking || !closedEarly(err) || try == busyTries || ctx.Err() != nil || !isDirect(addr) {
+			return c, err
+		}
+		p.log.Debug("connection closed during the SSH handshake: trying again", "peer", peerLabel(peer), "addr", addr, "try", try, "err", err)
+	}
+}
+
+// closedEarly reports whether err is a connection reset or closed by the
+// other end, as a busy share does before a login.
+func closedEarly(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// isDirect reports whether addr is a host:port dialed over TCP, not a
+// route (reverse, punched, TURN, relay) whose far end is not a TCP accept.
+func isDirect(addr string) bool {
+	_, relay := route.RelayOf(addr)
+	return addr != route.Reverse && addr != route.Punched && addr != route.TURN && !relay
+}
+
+// dialAddrOnce makes one connection to addr; handshaking reports that it
+// failed while connecting or in the SSH handshake, before any host key
+// check or login.
+func (p *Pool) dialAddrOnce(ctx context.Context, peer peers.Peer, addr string, g *group) (_ *conn, handshaking bool, _ error) {
 	if addr == route.Reverse && p.opts.Routes != nil {
 		c, err := p.dialReverseSFTP(ctx, peer, g)
 		if !errors.Is(err, errOldReverse) {
-			return c, err
+			return c, false, err
 		}
 		// The member runs an older dsftp: a complete SSH connection
 		// inside a channel, as before.
 	}
 	nc, err := p.dialStream(ctx, peer, addr)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	// The SSH and SFTP handshakes take no context: closing the socket
 	// when ctx ends unblocks them.
@@ -146,15 +183,15 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	if err != nil {
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
-			return nil, hk
+			return nil, false, hk
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+			return nil, false, fmt.Errorf("ssh handshake: %w", ErrTimeout)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("log in as %q: %w: %v", cfg.User, ErrAuth, err)
+			return nil, false, fmt.Errorf("log in as %q: %w: %v", cfg.User, ErrAuth, err)
 		}
-		return nil, fmt.Errorf("ssh handshake: %w", err)
+		return nil, true, fmt.Errorf("ssh handshake: %w", err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	c.ssh = clientLink{client}
@@ -165,7 +202,7 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	cl, err := startSFTP(c.ssh, c)
 	if err != nil {
 		client.Close()
-		return nil, err
+		return nil, false, err
 	}
 	c.sftp = cl
 	c.piece = smallPiece
@@ -183,10 +220,10 @@ func (p *Pool) dialAddr(ctx context.Context, peer peers.Peer, addr string, g *gr
 	if !stop() {
 		cl.Close()
 		client.Close()
-		return nil, fmt.Errorf("ssh handshake: %w", ErrTimeout)
+		return nil, false, fmt.Errorf("ssh handshake: %w", ErrTimeout)
 	}
 	ok = true
-	return c, nil
+	return c, false, nil
 }
 
 // startSFTP opens an SFTP session on l for c, whose progress it

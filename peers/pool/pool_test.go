@@ -425,3 +425,52 @@ func TestFreshAdvertSkipsBackoff(t *testing.T) {
 		t.Fatalf("after a fresh advert: %v; want the peer dialed at once", err)
 	}
 }
+
+// TestBusyShareTriedAgain: a share that resets new connections before
+// login (busy: OpenSSH past MaxStartups, a dsftp share making room
+// from a flooded address) is dialed again at once, a few times; one that
+// always does fails with the reset.
+func TestBusyShareTriedAgain(t *testing.T) {
+	s := testenv.StartSSHD(t, t.TempDir())
+	peer := peerOf(t, s)
+	front := func(resets int) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		t.Cleanup(func() { l.Close(); wg.Wait() })
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				if resets < 0 || n < resets {
+					_ = c.(*net.TCPConn).SetLinger(0)
+					c.Close()
+					continue
+				}
+				b, err := net.Dial("tcp", s.Addr)
+				if err != nil {
+					c.Close()
+					continue
+				}
+				wg.Go(func() { _, _ = io.Copy(b, c); b.Close() })
+				wg.Go(func() { _, _ = io.Copy(c, b); c.Close() })
+				t.Cleanup(func() { c.Close(); b.Close() })
+			}
+		})
+		return l.Addr().String()
+	}
+	p := newPool(t, Options{Timeout: 5 * time.Second, Identities: []ssh.Signer{s.Client.Signer}})
+	peer.Addrs = []string{front(busyTries - 1)}
+	if _, err := p.Lstat(context.Background(), peer, ""); err != nil {
+		t.Fatalf("a share that reset %d connections before login: %v; want the next one used", busyTries-1, err)
+	}
+	always := peers.Peer{ID: "busy", Name: "busy", Addrs: []string{front(-1)}, HostKeyFingerprint: peer.HostKeyFingerprint}
+	_, err := p.Lstat(context.Background(), always, "")
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
+		t.Errorf("a share that resets every connection: %v; want the reset", err)
+	}
+}
