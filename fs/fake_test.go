@@ -42,6 +42,10 @@ type fakeRemote struct {
 	forgot []string
 	closed bool
 
+	// lstatRTT is how long each LSTAT takes, as over a link: what
+	// makes a round trip worth saving.
+	lstatRTT atomic.Int64 // a time.Duration
+
 	waiting atomic.Int64  // calls held by a frozen peer right now
 	sent    atomic.Int64  // file content bytes sent by Fetch and reads
 	listed  atomic.Int64  // listing entries handed over
@@ -337,6 +341,9 @@ func (f *fakeRemote) Lstat(ctx context.Context, peer peers.Peer, rel string) (os
 	n, err := f.begin(ctx, opLstat, peer, rel)
 	if err != nil {
 		return nil, err
+	}
+	if rtt := time.Duration(f.lstatRTT.Load()); rtt > 0 {
+		time.Sleep(rtt)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

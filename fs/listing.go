@@ -110,6 +110,13 @@ func (fsys *filesys) listDir(ctx context.Context, peerID, rel string) (*dirListi
 		}
 		k := key(peerID, rel)
 		fsys.flightMu.Lock()
+		if d, ok := fsys.cache.dir(peerID, rel); ok {
+			// A flight ended since the look above (it caches and ends
+			// under flightMu).
+			fsys.flightMu.Unlock()
+			fsys.opened(d)
+			return d, 0
+		}
 		d, inFlight := fsys.flights[k]
 		if !inFlight {
 			d = newDirListing(peerID, rel)
@@ -343,6 +350,11 @@ func (fsys *filesys) prefetchOne(ctx context.Context, peerID, rel string, depth 
 	k := key(peerID, rel)
 	fsys.flightMu.Lock()
 	if _, busy := fsys.flights[k]; busy {
+		fsys.flightMu.Unlock()
+		return
+	}
+	if _, ok := fsys.cache.dir(peerID, rel); ok {
+		// A flight ended since the look above.
 		fsys.flightMu.Unlock()
 		return
 	}
