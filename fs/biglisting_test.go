@@ -500,3 +500,62 @@ func TestInProcessRelistAfterExpiry(t *testing.T) {
 	}
 	t.Logf("%d of %d lookups after the listing expired went to the peer", asked, total)
 }
+
+// TestInProcessLookupFromArrivingListing: while a directory's listing is
+// on its way (here held by the peer after its first 1,000 entries), a
+// lookup of a name that has arrived is answered from it, not by a round
+// trip of its own.
+func TestInProcessLookupFromArrivingListing(t *testing.T) {
+	testenv.RequireFUSE(t)
+	const total, arrived, ttl = 3000, 1000, 500 * time.Millisecond
+	fake := newFakeRemote(t)
+	alice := peerID("alice")
+	fillDir(fake, alice, "dir", total)
+	reg := peers.NewRegistry("")
+	addPeers(reg, "alice")
+	mnt := t.TempDir()
+	runInProcess(t, mnt, Options{Registry: reg, Pool: fake, AttrTTL: ttl, CacheSize: 2 * total})
+
+	dir := filepath.Join(mnt, "alice", "dir")
+	names := dirNames(t, dir) // sorted: the fake lists them in reverse
+	if len(names) != total {
+		t.Fatalf("listed %d names, want %d", len(names), total)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	time.Sleep(ttl + 100*time.Millisecond) // the listing expires
+
+	hold := fake.holdListing(alice, "dir", arrived)
+	listed := make(chan error, 1)
+	go func() {
+		// Another reader lists the directory again.
+		g, err := os.Open(dir)
+		if err == nil {
+			_, err = g.Readdirnames(-1)
+			g.Close()
+		}
+		listed <- err
+	}()
+	select {
+	case <-hold.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listing did not reach the peer")
+	}
+	lstats := fake.total(opLstat, alice)
+	for _, name := range names[total-arrived:] {
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(f.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.total(opLstat, alice) - lstats; n > 0 {
+		t.Errorf("%d of %d lookups of names the arriving listing holds reached the peer; want none", n, arrived)
+	}
+	close(hold.release)
+	if err := <-listed; err != nil {
+		t.Errorf("the other reader's listing: %v", err)
+	}
+}

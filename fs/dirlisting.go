@@ -332,6 +332,20 @@ func (d *dirListing) find(name string) (*dirEntry, int, bool) {
 	return nil, -1, false
 }
 
+// arriving finds name in a listing still being fetched, among the
+// entries that have arrived.
+func (d *dirListing) arriving(name string) (*dirEntry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	i, ok := d.seen[maphash.String(seed, name)] // seen is nil once done
+	if !ok {
+		return nil, false
+	}
+	// Entries never move once added (chunks are allocated whole).
+	e := d.entryLocked(int(i))
+	return e, e.name == name
+}
+
 // has reports whether a finished listing holds name.
 func (d *dirListing) has(name string) bool {
 	_, _, ok := d.find(name)

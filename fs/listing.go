@@ -235,16 +235,32 @@ func (fsys *filesys) attrOf(peerID, rel string) (attrEntry, bool) {
 		return a, ok
 	}
 	d, dok := fsys.cache.dir(peerID, parentRel(rel))
+	if !dok {
+		d, dok = fsys.flight(peerID, parentRel(rel))
+	}
 	if !dok || (ok && !a.at.Before(d.start)) {
 		return a, ok
 	}
 	e, _, found := d.find(path.Base(rel))
+	if !found {
+		// A listing on its way (a relisting, a listing another reader
+		// opened) answers for the names that have arrived.
+		e, found = d.arriving(path.Base(rel))
+	}
 	if !found {
 		return a, ok
 	}
 	out := attrEntry{at: d.start}
 	e.attr(fsys.owner, inoOf(peerID, rel), &out.attr)
 	return out, true
+}
+
+// flight is the listing of rel being fetched, if any.
+func (fsys *filesys) flight(peerID, rel string) (*dirListing, bool) {
+	fsys.flightMu.Lock()
+	defer fsys.flightMu.Unlock()
+	d, ok := fsys.flights[key(peerID, rel)]
+	return d, ok
 }
 
 // warnCut says that a listing was cut at the limit, once per directory
