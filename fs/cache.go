@@ -91,7 +91,9 @@ func (c *cache) dir(peerID, rel string) (*dirListing, bool) {
 
 // putDir caches d, evicting the least recently used listings while the
 // total number of cached entries exceeds the budget. A listing larger
-// than the whole budget is not cached.
+// than the whole budget is not cached, nor is a prefetched one (fetched
+// ahead, nobody opened it) that would push out others: a guess never
+// pushes out what someone listed.
 func (c *cache) putDir(peerID, rel string, d *dirListing) {
 	if c == nil || int64(d.len()) > c.dirBudget {
 		return
@@ -99,6 +101,9 @@ func (c *cache) putDir(peerID, rel string, d *dirListing) {
 	k := key(peerID, rel)
 	c.dirMu.Lock()
 	defer c.dirMu.Unlock()
+	if d.prefetched.Load() && c.dirEntries.Load()+int64(d.len()) > c.dirBudget {
+		return
+	}
 	// Add replaces an existing value without calling the eviction
 	// callback: account for the old one here.
 	c.dirs.Remove(k)

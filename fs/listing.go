@@ -27,7 +27,7 @@ import (
 // entries are never prefetched: reading one stops at that many, and the
 // directory is remembered as too big for a while.
 const (
-	prefetchMaxSubdirs = 256 // directories with more subdirectories are not prefetched
+	prefetchMaxSubdirs = 256 // subdirectories of one directory fetched ahead, the first in its listing's order
 	prefetchParallel   = 8   // listings fetched at once in the background
 	prefetchDepth      = 2   // levels below an opened directory fetched ahead
 	prefetchMaxEntries = 10000
@@ -298,7 +298,10 @@ func (fsys *filesys) prefetchSubdirs(peerID, rel string, d *dirListing, depth in
 			continue
 		}
 		if len(todo) == prefetchMaxSubdirs {
-			return
+			// A walk (grep -r, find, du) visits them in this order:
+			// the first are ahead of it; a directory of hundreds
+			// (.git/objects has 258) is not left out whole.
+			break
 		}
 		crel := childRel(rel, e.name)
 		if _, ok := fsys.cache.dir(peerID, crel); ok {

@@ -42,6 +42,11 @@ func TestLookupStartsListing(t *testing.T) {
 	m := startMount(t, mnt, "--attr-ttl", "1s", "--identity", sshd.Client.Path, "--peer", "a="+sshd.URL())
 	peer := filepath.Join(mnt, "a")
 
+	// A file first, in the root never listed: its lookup starts a
+	// listing of it too, which fails quietly.
+	if fi, err := os.Stat(filepath.Join(peer, "turns")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("stat turns: %v, %v; want a regular file", fi, err)
+	}
 	// Straight to paths whose parents were never listed.
 	if b, err := os.ReadFile(filepath.Join(peer, "many", "d1", "f01.txt")); err != nil || len(b) != 101 {
 		t.Fatalf("many/d1/f01.txt: %d bytes, %v; want 101", len(b), err)

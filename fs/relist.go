@@ -51,25 +51,30 @@ func (r *relister) listed(peerID, rel string, n int) {
 }
 
 // missed counts a lookup of a name in dir that its listing could not
-// answer, and reports whether dir is to be listed again now.
-func (r *relister) missed(peerID, dir string) bool {
+// answer, and reports whether dir is to be listed again now; known is
+// false for a directory not listed whole lately.
+func (r *relister) missed(peerID, dir string) (again, known bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st, ok := r.dirs.Get(key(peerID, dir))
 	if !ok {
-		return false // never listed whole: nothing to list again
+		return false, false
 	}
 	st.misses++
 	if st.misses < max(relistMin, st.size/relistShare) {
-		return false
+		return false, true
 	}
 	st.misses = 0
-	return true
+	return true, true
 }
 
 // lookupMissed is called before the peer is asked for the attributes of
-// a name in dir: when dir's listing has expired and enough names missed
-// since, it is listed again in the background.
+// a name in dir. A directory not listed lately is fetched in the
+// background, as a prefetch: a program that looks at names it did not
+// list (git status, make, a compiler's includes, git's loose objects)
+// looks at their siblings next, and the listing answers those, as its
+// entries arrive. A directory whose listing has expired is listed again
+// once enough names missed since (see relistMin).
 func (fsys *filesys) lookupMissed(peerID, dir string) {
 	if fsys.cache == nil {
 		return
@@ -77,7 +82,12 @@ func (fsys *filesys) lookupMissed(peerID, dir string) {
 	if _, ok := fsys.cache.dir(peerID, dir); ok {
 		return // fresh: the name is not in it, or the lookup is its own
 	}
-	if !fsys.relist.missed(peerID, dir) {
+	again, known := fsys.relist.missed(peerID, dir)
+	if !known {
+		fsys.speculateListing(peerID, dir)
+		return
+	}
+	if !again {
 		return
 	}
 	go func() {
