@@ -63,8 +63,10 @@ func TestShellCompletion(t *testing.T) {
 			}
 			// A race-enabled binary sleeps 1 s at exit unless told not
 			// to; every Tab runs it.
+			// fish keeps its runtime files in XDG_RUNTIME_DIR, else in
+			// $TMPDIR/fish.$USER, which would outlive the test.
 			argv := append([]string{"env", "TERM=xterm", "HOME=" + dir, "GORACE=atexit_sleep_ms=0", "DSFTP_DISCORD_TOKEN=",
-				"XDG_CONFIG_HOME=" + filepath.Join(dir, ".config"),
+				"XDG_CONFIG_HOME=" + filepath.Join(dir, ".config"), "XDG_RUNTIME_DIR=" + dir, "TMPDIR=" + dir,
 				"PATH=" + filepath.Dir(bin) + ":/usr/bin:/bin"}, sh.argv...)
 			x := testenv.StartTmux(t, dir, 160, 40, argv...)
 			x.WaitScreen(`[#$>] ?$`, 10*time.Second) // the shell's first prompt
