@@ -25,6 +25,13 @@ import (
 // source's slots.
 const idleGrace = 500 * time.Millisecond
 
+// unusedGrace is idleGrace for a connection that has never had a stream.
+// Such a connection serves nobody yet, and a friend's newcomer finds one
+// past it far more often: an attacker that dials again whenever a slot
+// passes the grace keeps the slots young, and the friend only gets in
+// while one is older (CI saw a friend refused for 20 s at 500 ms).
+const unusedGrace = 100 * time.Millisecond
+
 // errCodeIdle is the application error code of a connection closed to
 // make room.
 const errCodeIdle quic.ApplicationErrorCode = 0x1d1e
@@ -33,6 +40,7 @@ const errCodeIdle quic.ApplicationErrorCode = 0x1d1e
 type idle struct {
 	conn      *quic.Conn // nil until the handshake completes
 	streams   int
+	used      bool // a stream was opened on it
 	idleSince time.Time
 }
 
@@ -49,6 +57,7 @@ func (s *slot) streamOpened() {
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
 	s.streams++
+	s.used = true
 }
 
 func (s *slot) streamClosed() {
@@ -60,10 +69,15 @@ func (s *slot) streamClosed() {
 }
 
 // idlestLocked is src's oldest established connection that has been
-// without a stream for idleGrace, or nil.
+// without a stream for idleGrace (unusedGrace if it never had one), or
+// nil.
 func (l *limiter) idlestLocked(src netip.Addr, now time.Time) *slot {
 	for _, s := range l.bySource[src] {
-		if s.conn != nil && s.streams == 0 && now.Sub(s.idleSince) >= idleGrace {
+		grace := idleGrace
+		if !s.used {
+			grace = unusedGrace
+		}
+		if s.conn != nil && s.streams == 0 && now.Sub(s.idleSince) >= grace {
 			return s
 		}
 	}
