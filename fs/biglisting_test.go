@@ -159,8 +159,10 @@ func TestNodeCutListingCached(t *testing.T) {
 			t.Fatalf("getattr %s: %v, ino %d want %d", e.Name, errno, out.Ino, e.Ino)
 		}
 	}
-	if c := fake.total(opLstat, id); c != 1 {
-		t.Fatalf("lookups of a cut listing's entries made %d LSTATs, want 1 (big itself)", c)
+	// big's own lookup asks the peer unless the root's listing, which
+	// that lookup fetched, answered a later one first.
+	if c := fake.total(opLstat, id); c > 1 {
+		t.Fatalf("lookups of a cut listing's entries made %d LSTATs, want at most 1 (big itself)", c)
 	}
 
 	// After AttrTTL the listing is fetched again, and cut again, quietly.
@@ -239,8 +241,8 @@ func TestNodeListingMemoryBound(t *testing.T) {
 	if got := c.attrs.Len(); got > 1 {
 		t.Fatalf("the attribute cache holds %d entries after a listing's lookups, want at most 1 (a itself)", got)
 	}
-	if lst := fake.total(opLstat, id); lst != 1 {
-		t.Fatalf("lookups answered by the listing made %d LSTATs, want 1 (a itself)", lst)
+	if lst := fake.total(opLstat, id); lst > 1 {
+		t.Fatalf("lookups answered by the listing made %d LSTATs, want at most 1 (a itself)", lst)
 	}
 
 	// Listing b pushes a out: the budget is max(MaxListing, CacheSize).

@@ -318,8 +318,8 @@ func TestNodeListingFillsAttrCache(t *testing.T) {
 	if _, errno := x.list("alice/d"); errno != 0 {
 		t.Fatal(errno)
 	}
-	if n := fake.total(opLstat, id); n != 1 {
-		t.Fatalf("lookups after a listing made %d LSTATs, want 1 (of d itself)", n)
+	if n := fake.total(opLstat, id); n > 1 {
+		t.Fatalf("lookups after a listing made %d LSTATs, want at most 1 (of d itself)", n)
 	}
 	if n := fake.count(opReadDir, id, "d"); n != 1 {
 		t.Fatalf("two listings within AttrTTL made %d READDIRs, want 1", n)
