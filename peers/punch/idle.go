@@ -10,7 +10,8 @@ import (
 
 // A source at its limit of connections is not locked out by connections
 // that hold no stream: a newcomer from it takes the place of its oldest
-// connection that has had no stream open for idleGrace, as the share's
+// connection that has had no stream open for idleGrace (unusedGrace if it
+// never had one), as the share's
 // pre-login limit lets a newcomer take a silent connection's place. So a
 // friend behind the same address as an attacker (one carrier-grade NAT)
 // still gets in, and a path that carries an SSH connection is never the
@@ -26,10 +27,10 @@ import (
 const idleGrace = 500 * time.Millisecond
 
 // unusedGrace is idleGrace for a connection that has never had a stream.
-// Such a connection serves nobody yet, and a friend's newcomer finds one
-// past it far more often: an attacker that dials again whenever a slot
-// passes the grace keeps the slots young, and the friend only gets in
-// while one is older (CI saw a friend refused for 20 s at 500 ms).
+// Such a connection serves nobody yet. An attacker that dials again
+// whenever a slot passes the grace keeps its slots young, and a friend
+// on its address gets in only while one is older: the shorter the grace,
+// the more often that is.
 const unusedGrace = 100 * time.Millisecond
 
 // errCodeIdle is the application error code of a connection closed to
