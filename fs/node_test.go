@@ -519,3 +519,66 @@ func TestNodeOpenFileAttrs(t *testing.T) {
 		t.Errorf("%d lstats of a file nobody holds open; want none (cached for AttrTTL)", n)
 	}
 }
+
+// TestNodeLookupListsItsDirectory: a lookup in a directory whose listing
+// was never fetched (here its own speculative listing failed) fetches
+// it in the background, and the lookups of its other names are answered
+// from it, not by an LSTAT each.
+func TestNodeLookupListsItsDirectory(t *testing.T) {
+	const n = 50
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	fillDir(fake, id, "d", n)
+	fake.fault(id, opReadDir, "d", errors.New("not now"))
+	x := newTestFS(t, fake, Options{AttrTTL: time.Minute}, "alice")
+	x.mustLookup("alice/d")
+	eventually(t, 10*time.Second, "the lookup's own listing of d to fail", func() bool {
+		_, busy := x.root.fsys.flight(id, "d")
+		return fake.count(opReadDir, id, "d") == 1 && !busy
+	})
+	fake.fault(id, opReadDir, "d", nil)
+
+	x.mustLookup("alice/d/f00000")
+	eventually(t, 10*time.Second, "d's listing", func() bool {
+		_, ok := x.root.fsys.cache.dir(id, "d")
+		return ok
+	})
+	for i := 1; i < n; i++ {
+		x.mustLookup(fmt.Sprintf("alice/d/f%05d", i))
+	}
+	if got := fake.total(opLstat, id); got > 2 {
+		t.Errorf("%d LSTATs for %d lookups in d; want at most 2 (d, and the first name)", got, n)
+	}
+}
+
+// TestNodePrefetchManySubdirs: a directory of more subdirectories than
+// prefetchMaxSubdirs gets its first prefetchMaxSubdirs listings fetched
+// ahead, not none.
+func TestNodePrefetchManySubdirs(t *testing.T) {
+	const subdirs = prefetchMaxSubdirs + 44
+	fake := newFakeRemote(t)
+	id := peerID("alice")
+	for i := range subdirs {
+		fake.dir(id, fmt.Sprintf("top/d%03d", i))
+	}
+	x := newTestFS(t, fake, Options{AttrTTL: time.Minute}, "alice")
+	if _, errno := x.list("alice/top"); errno != 0 {
+		t.Fatal(errno)
+	}
+	fetched := func() int {
+		k := 0
+		for i := range subdirs {
+			if fake.count(opReadDir, id, fmt.Sprintf("top/d%03d", i)) > 0 {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, 10*time.Second, fmt.Sprintf("%d subdirectories fetched ahead", prefetchMaxSubdirs), func() bool {
+		return fetched() >= prefetchMaxSubdirs
+	})
+	time.Sleep(100 * time.Millisecond)
+	if got := fetched(); got != prefetchMaxSubdirs {
+		t.Errorf("%d of %d subdirectories fetched ahead; want the first %d", got, subdirs, prefetchMaxSubdirs)
+	}
+}
